@@ -1,0 +1,2 @@
+// Child-process entry point forked by the supervisor.
+export {};
