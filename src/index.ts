@@ -1,4 +1,37 @@
 // child-log-agg: public named exports only.
+export { Aggregator } from "./aggregator.js";
+export type { AggregatorState, StopOptions, WriteOptions } from "./aggregator.js";
+export type {
+  AggregatorOptions,
+  SinkOptions,
+  QueueOptions,
+  BatchOptions,
+  RetryOptions,
+  WhenFull,
+} from "./options.js";
+export type {
+  AggregatorEvents,
+  DropReason,
+  DropEvent,
+  RetryEvent,
+  DeadLetterEvent,
+  DeliveredEvent,
+  SourceReadyEvent,
+  SourceExitEvent,
+  SourceRestartEvent,
+  SourceFailedEvent,
+  SourceErrorEvent,
+  SinkErrorEvent,
+} from "./events.js";
+export type {
+  DeliveryReport,
+  MetricsSnapshot,
+  SinkCounters,
+  SinkMetricsSnapshot,
+  SourceCounters,
+  SourceMetricsSnapshot,
+  DropCounts,
+} from "./report.js";
 export {
   AggregatorError,
   InvalidOptionError,
@@ -13,3 +46,10 @@ export type { LogRecord, LogRecordInput, LogLevel } from "./record.js";
 export { normalizeLevel, parseTimestamp, syslogSeverity, LOG_LEVELS } from "./record.js";
 export { Outcome } from "./sinks/sink.js";
 export type { Sink, Batch, SendResult, RecordOutcome, SendContext, SinkLifecycleContext, SinkMetrics } from "./sinks/sink.js";
+export { MemorySink } from "./sinks/memory.js";
+export type { MemorySinkOptions, FailNextOptions, RuleOptions, RecordPredicate, WaitForCountOptions } from "./sinks/memory.js";
+export { FileSink } from "./sinks/file.js";
+export type { FileSinkOptions, FileRotateOptions, FsyncPolicy } from "./sinks/file.js";
+export { ConsoleSink } from "./sinks/console.js";
+export type { ConsoleSinkOptions, ConsoleFormat } from "./sinks/console.js";
+export type { SourceDefinition } from "./sources/runtime.js";

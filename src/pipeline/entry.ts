@@ -3,7 +3,7 @@ import type { LogRecord } from "../record.js";
 
 /** Ack bookkeeping for one source: the engine reports each entry's seq once every sink settled it. */
 export interface AckTarget {
-  readonly name: string;
+  readonly name: string | undefined;
   settle(seq: number): void;
 }
 
@@ -14,7 +14,9 @@ export interface AckTarget {
 export class Entry {
   /** Parsed form, materialized on first use (records from children arrive as JSON text). */
   private rec: LogRecord | undefined;
-  /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
+  /** When the router admitted it (ms); the batcher's maxWaitMs counts from here. */
+  admittedAt = 0;
+    /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
   pending = 0;
 
   constructor(

@@ -1,0 +1,550 @@
+// Aggregator: the public façade. Owns the sources (collector children), the router and one lane per sink,
+// and turns their outcomes into typed events, metrics and the DeliveryReport that stop() resolves to.
+import { EventEmitter } from "eventemitter3";
+import { hostname } from "node:os";
+import { AggregatorError, DuplicateNameError, InvalidOptionError, UnknownSinkError } from "./errors.js";
+import type { AggregatorEvents, DropReason } from "./events.js";
+import {
+  type AggregatorOptions,
+  type ResolvedAggregatorOptions,
+  type SinkOptions,
+  checkName,
+  resolveAggregatorOptions,
+  resolveSinkOptions,
+} from "./options.js";
+import { AckTracker } from "./pipeline/ack-tracker.js";
+import { type AckTarget, Entry } from "./pipeline/entry.js";
+import { Ring } from "./pipeline/ring.js";
+import { Router, type Producer } from "./pipeline/router.js";
+import { describe, serializeRecord } from "./pipeline/serialize.js";
+import { type PipelineHooks, SinkPipeline } from "./pipeline/sink-pipeline.js";
+import type { LogRecord, LogRecordInput } from "./record.js";
+import {
+  type DeliveryReport,
+  type DropCounts,
+  type MetricsSnapshot,
+  type SinkCounters,
+  type SourceCounters,
+  type SourceMetricsSnapshot,
+  toPrometheus,
+} from "./report.js";
+import type { Sink } from "./sinks/sink.js";
+import type { SourceDefinition, SourceHost, SourceRuntime } from "./sources/runtime.js";
+import { redact } from "./util/redact.js";
+
+export type AggregatorState = "idle" | "starting" | "running" | "stopping" | "stopped";
+
+export interface StopOptions {
+  /** Hard deadline for the whole stop: collectors, drain, checkpoints, sink close. @default 10_000 */
+  timeoutMs?: number;
+}
+
+export interface WriteOptions {
+  /** Source name the records are reported under. @default "host" */
+  source?: string;
+}
+
+interface SinkSlot {
+  pipeline: SinkPipeline;
+  opened: Promise<void> | undefined;
+}
+
+/** In-process producer behind `write()`: parks records while `block` queues are full. */
+class HostProducer implements Producer {
+  readonly inbox = new Ring<Entry>(64);
+  admittedTotal = 0;
+  enqueuedTotal = 0;
+  emitted = 0;
+  private waiters: Array<{ upTo: number; resolve: () => void; reject: (e: Error) => void }> = [];
+  readonly acks: AckTracker;
+  private seq = 0;
+
+  constructor(readonly name: string) {
+    this.acks = new AckTracker(name);
+  }
+
+  nextSeq(): number {
+    return this.seq++;
+  }
+
+  onAdmitted(count: number): void {
+    this.admittedTotal += count;
+    while (this.waiters.length > 0 && this.waiters[0]!.upTo <= this.admittedTotal) this.waiters.shift()!.resolve();
+  }
+
+  wait(upTo: number): Promise<void> {
+    if (upTo <= this.admittedTotal) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+  }
+
+  failWaiters(error: Error): void {
+    for (const w of this.waiters.splice(0)) w.reject(error);
+  }
+}
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * Ships logs from supervised collector children (and in-process writes) to sinks, each sink on its own
+ * bounded, batching, retrying lane.
+ *
+ * ```ts
+ * const agg = new Aggregator({ queue: { whenFull: "block" } })
+ *   .addSource(new CommandSource({ name: "worker", command: "node", args: ["worker.js"], parser: "json" }))
+ *   .addSink(new MemorySink({ name: "mem" }));
+ * await agg.start();
+ * const report = await agg.stop({ timeoutMs: 10_000 });
+ * ```
+ */
+export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncDisposable {
+  private readonly options: ResolvedAggregatorOptions;
+  private readonly router = new Router();
+  private readonly sinks = new Map<string, SinkSlot>();
+  private readonly sources = new Map<string, { def: SourceDefinition; runtime: SourceRuntime | undefined }>();
+  private readonly writers = new Map<string, HostProducer>();
+  private readonly preRoutingDrops: DropCounts = {};
+  private readonly hooks: PipelineHooks;
+  private _state: AggregatorState = "idle";
+  private startedAt: number | undefined;
+  private stopping: Promise<DeliveryReport> | undefined;
+  private readonly host: SourceHost;
+
+  constructor(options?: AggregatorOptions) {
+    super();
+    this.options = resolveAggregatorOptions(options);
+    this.router.onUnrouted = (entry) => {
+      entry.pending = 1;
+      entry.settleOne();
+    };
+    this.hooks = this.makeHooks();
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const self = this;
+    this.host = {
+      router: this.router,
+      checkpointDir: this.options.checkpointDir,
+      hostName: this.options.hostName ?? hostname(),
+      credit: this.options.credit,
+      emit: (event, ...args) => {
+        (self.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args);
+      },
+      dropUnserializable: (source, count, detail) => this.countPreRoutingDrop("unserializable", count, detail, source),
+    };
+  }
+
+  get state(): AggregatorState {
+    return this._state;
+  }
+
+  /** Add a source (a collector that runs in its own child process). Chainable; works before and after start(). */
+  addSource(source: SourceDefinition): this {
+    this.assertNotStopped("addSource");
+    if (source === null || typeof source !== "object" || typeof source.createRuntime !== "function") {
+      throw new InvalidOptionError(
+        `Expected a source (FileSource, CommandSource, ScriptSource or NetworkSource), got ${describe(source)}`,
+      );
+    }
+    checkName("source.name", source.name);
+    if (this.sources.has(source.name) || this.writers.has(source.name)) {
+      throw new DuplicateNameError(`A source named "${source.name}" already exists`, { source: source.name });
+    }
+    const slot: { def: SourceDefinition; runtime: SourceRuntime | undefined } = { def: source, runtime: undefined };
+    this.sources.set(source.name, slot);
+    if (this._state === "running") {
+      void this.startSource(slot).catch(() => {
+        // Reported through "source:failed"; the aggregator keeps running.
+      });
+    }
+    return this;
+  }
+
+  /** Stop a source: its collector stops reading, what it read is delivered, then it exits. */
+  async removeSource(name: string, options: StopOptions = {}): Promise<SourceCounters> {
+    const slot = this.sources.get(name);
+    if (slot === undefined) throw new InvalidOptionError(`No source named ${describe(name)}`);
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    this.sources.delete(name);
+    const rt = slot.runtime;
+    if (rt === undefined) return emptySourceCounters();
+    await rt.stopInput(deadline);
+    await waitUntil(() => rt.inbox.length === 0, deadline, () => this.router.pump());
+    await rt.close(deadline);
+    this.router.removeProducer(rt);
+    return rt.counters();
+  }
+
+  /** Add a sink with its own queue, batching, retry policy, dead-letter route and filter. Chainable. */
+  addSink(sink: Sink, options?: SinkOptions): this {
+    this.assertNotStopped("addSink");
+    if (sink === null || typeof sink !== "object" || typeof sink.send !== "function") {
+      throw new InvalidOptionError(`Expected a sink (an object with \`name\` and \`send(batch, ctx)\`), got ${describe(sink)}`);
+    }
+    checkName("sink.name", sink.name);
+    if (this.sinks.has(sink.name)) throw new DuplicateNameError(`A sink named "${sink.name}" already exists`, { sink: sink.name });
+    const resolved = resolveSinkOptions(options, this.options, {
+      batch: sink.pipelineDefaults?.batch,
+      concurrency: sink.pipelineDefaults?.concurrency,
+    });
+    if (resolved.deadLetter === sink.name) {
+      throw new InvalidOptionError(`Sink "${sink.name}" cannot be its own dead-letter sink`, { sink: sink.name });
+    }
+    if (resolved.deadLetter !== undefined && this._state === "running" && !this.sinks.has(resolved.deadLetter)) {
+      throw new UnknownSinkError(`Dead-letter sink "${resolved.deadLetter}" of sink "${sink.name}" does not exist`, { sink: sink.name });
+    }
+    const pipeline = new SinkPipeline(sink, resolved, this.hooks);
+    const slot: SinkSlot = { pipeline, opened: undefined };
+    this.sinks.set(sink.name, slot);
+    this.rebuildRoutes();
+    if (this._state === "running") void this.openSink(slot).catch(() => undefined);
+    return this;
+  }
+
+  /** Stop routing to a sink, drain what it holds (until the deadline), close it. */
+  async removeSink(name: string, options: StopOptions = {}): Promise<SinkCounters> {
+    const slot = this.sinks.get(name);
+    if (slot === undefined) throw new InvalidOptionError(`No sink named ${describe(name)}`);
+    for (const other of this.sinks.values()) {
+      if (other.pipeline.deadLetter === name && other !== slot) {
+        throw new InvalidOptionError(`Sink "${name}" is the dead-letter sink of "${other.pipeline.name}"; remove that one first`);
+      }
+    }
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    const p = slot.pipeline;
+    this.sinks.delete(name);
+    this.rebuildRoutes();
+    if (slot.opened !== undefined) {
+      await withDeadline(p.drain(), deadline);
+    }
+    p.abandon("sinkRemoved");
+    await this.closeSink(p, deadline);
+    this.router.pump();
+    return p.report();
+  }
+
+  /** Open the sinks, then start every collector; resolves when all said ready. */
+  async start(): Promise<void> {
+    if (this._state !== "idle") {
+      throw new AggregatorError("ERR_INVALID_STATE", `start() called while the aggregator is ${this._state}`);
+    }
+    for (const slot of this.sinks.values()) {
+      const dl = slot.pipeline.deadLetter;
+      if (dl !== undefined && !this.sinks.has(dl)) {
+        throw new UnknownSinkError(`Dead-letter sink "${dl}" of sink "${slot.pipeline.name}" does not exist`, {
+          sink: slot.pipeline.name,
+        });
+      }
+    }
+    this._state = "starting";
+    this.startedAt = Date.now();
+    this.rebuildRoutes();
+    try {
+      await Promise.all([...this.sinks.values()].map((s) => this.openSink(s)));
+      await Promise.all([...this.sources.values()].map((s) => this.startSource(s)));
+    } catch (error) {
+      // Leave nothing running behind a failed start.
+      this._state = "running";
+      await this.stop({ timeoutMs: 5_000 }).catch(() => undefined);
+      throw error;
+    }
+    this._state = "running";
+  }
+
+  /**
+   * Write records from the host process itself. Resolves once every record is admitted to the queues
+   * (it waits while a `block` queue is full, so await it). Unserializable records are dropped, counted and announced.
+   */
+  write(records: LogRecordInput | readonly LogRecordInput[], options: WriteOptions = {}): Promise<void> {
+    if (this._state === "stopping" || this._state === "stopped") {
+      return Promise.reject(new AggregatorError("ERR_AGGREGATOR_STOPPED", `write() after stop()`));
+    }
+    const name = options.source ?? "host";
+    let w = this.writers.get(name);
+    if (w === undefined) {
+      if (this.sources.has(name)) {
+        return Promise.reject(new DuplicateNameError(`"${name}" is a collector source; write() needs another source name`));
+      }
+      w = new HostProducer(name);
+      this.writers.set(name, w);
+      this.router.addProducer(w);
+    }
+    const list = Array.isArray(records) ? (records as readonly LogRecordInput[]) : [records as LogRecordInput];
+    const now = new Date().toISOString();
+    const target: AckTarget = w.acks;
+    let bad = 0;
+    let firstError: Error | undefined;
+    for (let i = 0; i < list.length; i++) {
+      const s = serializeRecord(list[i]!, now);
+      if (!s.ok) {
+        bad++;
+        firstError ??= s.error;
+        continue;
+      }
+      w.inbox.push(new Entry(s.json, Buffer.byteLength(s.json), target, w.nextSeq(), s.record));
+      w.enqueuedTotal++;
+    }
+    w.emitted += list.length - bad;
+    if (bad > 0) this.countPreRoutingDrop("unserializable", bad, firstError?.message ?? "unserializable", name, firstError);
+    this.router.pump();
+    return w.enqueuedTotal <= w.admittedTotal ? RESOLVED : w.wait(w.enqueuedTotal);
+  }
+
+  /**
+   * Stop collectors (they flush what they read), drain every queue, commit final positions, close the sinks.
+   * Never takes longer than `timeoutMs`; whatever was not delivered by then is `pending` in the report.
+   */
+  stop(options: StopOptions = {}): Promise<DeliveryReport> {
+    if (this.stopping !== undefined) return this.stopping;
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
+      return Promise.reject(new InvalidOptionError(`Expected \`timeoutMs\` to be a non-negative number, got ${describe(timeoutMs)}`));
+    }
+    this.stopping = this.doStop(timeoutMs);
+    return this.stopping;
+  }
+
+  private async doStop(timeoutMs: number): Promise<DeliveryReport> {
+    const t0 = Date.now();
+    const deadline = t0 + timeoutMs;
+    const wasStarted = this._state !== "idle";
+    this._state = "stopping";
+    const runtimes = [...this.sources.values()].map((s) => s.runtime).filter((r): r is SourceRuntime => r !== undefined);
+    // 1. Collectors stop reading and hand over what they have.
+    await Promise.all(runtimes.map((r) => r.stopInput(deadline).catch(() => undefined)));
+    // 2. Drain: inboxes into queues, queues into sinks.
+    let timedOut = false;
+    if (wasStarted) {
+      const drained = (async () => {
+        await waitUntil(() => this.router.waiting === 0, deadline, () => this.router.pump());
+        await Promise.all([...this.sinks.values()].map((s) => s.pipeline.drain()));
+      })();
+      timedOut = !(await withDeadline(drained, deadline));
+    } else {
+      timedOut = this.router.waiting > 0 || [...this.sinks.values()].some((s) => s.pipeline.held > 0);
+    }
+    for (const s of this.sinks.values()) s.pipeline.abandon();
+    // 3. Final checkpoints and process exit (positions committed are only what every sink settled).
+    await Promise.all(runtimes.map((r) => r.close(deadline).catch(() => undefined)));
+    // 4. Close sinks within what is left.
+    await Promise.all([...this.sinks.values()].map((s) => this.closeSink(s.pipeline, deadline)));
+    for (const w of this.writers.values()) w.failWaiters(new AggregatorError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
+    this._state = "stopped";
+    return this.buildReport(t0, timedOut);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  /** A typed snapshot of every counter and gauge. */
+  metrics(): MetricsSnapshot {
+    const sources: Record<string, SourceMetricsSnapshot> = {};
+    for (const [name, slot] of this.sources) {
+      sources[name] = slot.runtime?.snapshot() ?? { ...emptySourceCounters(), kind: slot.def.kind, state: "idle", pid: undefined };
+    }
+    for (const [name, w] of this.writers) {
+      sources[name] = { ...writerCounters(w), kind: "write", state: this._state === "running" ? "running" : "idle", pid: process.pid };
+    }
+    const sinks: MetricsSnapshot["sinks"] = {};
+    for (const [name, slot] of this.sinks) sinks[name] = slot.pipeline.snapshot();
+    return {
+      state: this._state,
+      uptimeMs: this.startedAt === undefined ? 0 : Date.now() - this.startedAt,
+      sources,
+      sinks,
+      dropped: { ...this.preRoutingDrops },
+    };
+  }
+
+  /** Prometheus text exposition of `metrics()`. */
+  prometheus(): string {
+    return toPrometheus(this.metrics());
+  }
+
+  // ---- internals ----
+
+  private assertNotStopped(call: string): void {
+    if (this._state === "stopping" || this._state === "stopped") {
+      throw new AggregatorError("ERR_AGGREGATOR_STOPPED", `${call}() called after stop()`);
+    }
+  }
+
+  private rebuildRoutes(): void {
+    const dlqTargets = new Set<string>();
+    for (const s of this.sinks.values()) if (s.pipeline.deadLetter !== undefined) dlqTargets.add(s.pipeline.deadLetter);
+    // A sink that is some other sink's dead-letter target receives only dead letters, not the fan-out.
+    const routes = [...this.sinks.values()].filter((s) => !dlqTargets.has(s.pipeline.name)).map((s) => s.pipeline);
+    this.router.setRoutes(routes);
+  }
+
+  private openSink(slot: SinkSlot): Promise<void> {
+    if (slot.opened !== undefined) return slot.opened;
+    const p = slot.pipeline;
+    slot.opened = (async () => {
+      try {
+        const controller = new AbortController();
+        await p.sink.open?.({ signal: controller.signal });
+      } catch (error) {
+        p.markFailed();
+        const err =
+          error instanceof AggregatorError
+            ? error
+            : new AggregatorError("ERR_SINK_OPEN", `sink "${p.name}" failed to open: ${errorMessage(error)}`, { sink: p.name, cause: error });
+        this.emit("sink:error", { sink: p.name, error: err });
+        throw err;
+      }
+      p.startSending();
+    })();
+    return slot.opened;
+  }
+
+  private async closeSink(p: SinkPipeline, deadline: number): Promise<void> {
+    if (p.sink.close === undefined) return;
+    const controller = new AbortController();
+    try {
+      const ok = await withDeadline(Promise.resolve(p.sink.close({ signal: controller.signal })), deadline);
+      if (!ok) controller.abort();
+    } catch (error) {
+      this.emit("sink:error", {
+        sink: p.name,
+        error: new AggregatorError("ERR_SINK_SEND", `sink "${p.name}" failed to close: ${errorMessage(error)}`, { sink: p.name, cause: error }),
+      });
+    }
+  }
+
+  private async startSource(slot: { def: SourceDefinition; runtime: SourceRuntime | undefined }): Promise<void> {
+    const rt = slot.def.createRuntime(this.host);
+    slot.runtime = rt;
+    this.router.addProducer(rt);
+    await rt.start();
+  }
+
+  private countPreRoutingDrop(reason: DropReason, count: number, detail: string, source?: string, error?: Error): void {
+    this.preRoutingDrops[reason] = (this.preRoutingDrops[reason] ?? 0) + count;
+    this.emit("drop", { sink: undefined, source, reason, count, detail: redact(detail), error });
+  }
+
+  private makeHooks(): PipelineHooks {
+    return {
+      delivered: (p, count) => {
+        if (this.listenerCount("delivered") > 0) this.emit("delivered", { sink: p.name, count });
+      },
+      dropped: (p, reason, entries, detail, error) => {
+        const src = entries[0]?.source?.name;
+        const uniform = entries.every((e) => e.source?.name === src);
+        this.emit("drop", {
+          sink: p.name,
+          source: uniform ? src : undefined,
+          reason,
+          count: entries.length,
+          detail: detail === undefined ? undefined : redact(detail),
+          error,
+        });
+      },
+      retry: (event) => this.emit("retry", event),
+      sinkError: (p, error) => this.emit("sink:error", { sink: p.name, error }),
+      capacity: () => this.router.pump(),
+      deadLetter: (p, entries, reasons, attempts) => this.routeDeadLetters(p, entries, reasons, attempts),
+    };
+  }
+
+  private routeDeadLetters(p: SinkPipeline, entries: readonly Entry[], reasons: readonly string[], attempts: readonly number[]): boolean {
+    const target = p.deadLetter === undefined ? undefined : this.sinks.get(p.deadLetter)?.pipeline;
+    if (target === undefined) return false;
+    const at = new Date().toISOString();
+    for (let i = 0; i < entries.length; i++) {
+      const original = entries[i]!;
+      const record: LogRecord = {
+        ...original.record,
+        dead_letter: { sink: p.name, reason: reasons[i], attempts: attempts[i], "@timestamp": at },
+      };
+      const s = serializeRecord(record, at);
+      // The original serialized fine, so this can only fail if the reason text itself is odd; keep the original then.
+      const json = s.ok ? s.json : original.json;
+      // The DLQ entry's ack settles the original entry in the sink that rejected it: at-least-once across the hop.
+      const ack: AckTarget = { name: original.source?.name, settle: () => p.settleHeld(original) };
+      const e = new Entry(json, Buffer.byteLength(json), ack, 0, s.ok ? s.record : undefined);
+      e.pending = 1;
+      e.admittedAt = Date.now();
+      target.accept(e, true);
+    }
+    this.emit("deadLetter", { sink: p.name, deadLetter: target.name, count: entries.length, reason: reasons[0] ?? "rejected" });
+    return true;
+  }
+
+  private buildReport(t0: number, timedOut: boolean): DeliveryReport {
+    const sources: DeliveryReport["sources"] = {};
+    for (const [name, slot] of this.sources) {
+      sources[name] = { ...(slot.runtime?.counters() ?? emptySourceCounters()), kind: slot.def.kind };
+    }
+    for (const [name, w] of this.writers) sources[name] = { ...writerCounters(w), kind: "write" };
+    const sinks: DeliveryReport["sinks"] = {};
+    const totals = { received: 0, delivered: 0, deadLettered: 0, dropped: 0, pending: 0 };
+    for (const [name, slot] of this.sinks) {
+      const r = slot.pipeline.report();
+      sinks[name] = r;
+      totals.received += r.received;
+      totals.delivered += r.delivered;
+      totals.deadLettered += r.deadLettered;
+      totals.dropped += r.droppedTotal;
+      totals.pending += r.pending;
+    }
+    let preDrops = 0;
+    for (const n of Object.values(this.preRoutingDrops)) preDrops += n ?? 0;
+    totals.dropped += preDrops;
+    const stoppedAt = Date.now();
+    return {
+      startedAt: this.startedAt === undefined ? undefined : new Date(this.startedAt).toISOString(),
+      stoppedAt: new Date(stoppedAt).toISOString(),
+      durationMs: stoppedAt - t0,
+      timedOut,
+      sources,
+      sinks,
+      dropped: { ...this.preRoutingDrops },
+      totals,
+    };
+  }
+}
+
+function writerCounters(w: HostProducer): SourceCounters {
+  return {
+    ...emptySourceCounters(),
+    emitted: w.emitted,
+    admitted: w.admittedTotal,
+    waiting: w.inbox.length,
+  };
+}
+
+export function emptySourceCounters(): SourceCounters {
+  return { emitted: 0, admitted: 0, bytesRead: 0, linesRead: 0, parseErrors: 0, restarts: 0, waiting: 0, collector: {} };
+}
+
+function errorMessage(error: unknown): string {
+  return redact(error instanceof Error ? error.message : String(error));
+}
+
+/** Resolve true if `p` settles before the deadline, false otherwise (p keeps running). */
+export async function withDeadline(p: Promise<unknown>, deadline: number): Promise<boolean> {
+  const ms = deadline - Date.now();
+  if (ms <= 0) {
+    // Still give an already-settled promise its chance.
+    return Promise.race([p.then(() => true, () => true), Promise.resolve(false)]);
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([p.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Poll a condition (calling `kick` each time) until it holds or the deadline passes. */
+async function waitUntil(cond: () => boolean, deadline: number, kick: () => void): Promise<boolean> {
+  for (;;) {
+    kick();
+    if (cond()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, Math.min(20, Math.max(1, deadline - Date.now()))));
+  }
+}

@@ -1,0 +1,109 @@
+// The typed event map of Aggregator. Events are telemetry: every failure is also owned by a promise or the report.
+import type { AggregatorError, CollectorError, SinkError } from "./errors.js";
+
+/** Why records were dropped. Stable strings; the README's table explains each. */
+export type DropReason =
+  /** The sink's queue was full and its policy is `dropNewest` or `dropOldest`. */
+  | "queueFull"
+  /** One record is larger than the sink's `queue.maxBytes`. */
+  | "tooLarge"
+  /** The sink rejected the record and the sink has no `deadLetter`. */
+  | "rejected"
+  /** `retry.maxAttempts` ran out and the sink has no `deadLetter`. */
+  | "retriesExhausted"
+  /** The dead-letter sink itself rejected or gave up on the record. */
+  | "deadLetterFailed"
+  /** The record could not be serialized to JSON (cycles, BigInt…). */
+  | "unserializable"
+  /** `removeSink()` reached its deadline with records still held. */
+  | "sinkRemoved";
+
+export interface DropEvent {
+  /** The sink that dropped the records; `undefined` when dropped before routing (e.g. unserializable). */
+  sink: string | undefined;
+  /** The source the records came from, when known and uniform. */
+  source?: string | undefined;
+  reason: DropReason;
+  count: number;
+  /** Why, in words (a sink's rejection reason, the serializer's error…). Redacted. */
+  detail?: string;
+  error?: AggregatorError | Error;
+}
+
+export interface RetryEvent {
+  sink: string;
+  count: number;
+  /** The attempt that failed (1 = first send). */
+  attempt: number;
+  delayMs: number;
+  reason: string;
+  /** True when the whole batch failed (the sink backs off before sending anything else). */
+  wholeBatch: boolean;
+}
+
+export interface DeadLetterEvent {
+  sink: string;
+  deadLetter: string;
+  count: number;
+  reason: string;
+}
+
+export interface SourceReadyEvent {
+  source: string;
+  pid: number | undefined;
+}
+
+export interface SourceExitEvent {
+  source: string;
+  pid: number | undefined;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  forceKilled: boolean;
+  /** True when the exit was asked for (stop, removeSource). */
+  expected: boolean;
+  restarts: number;
+  stderrTail: string[];
+}
+
+export interface SourceRestartEvent {
+  source: string;
+  /** Restarts so far, including this one. */
+  restarts: number;
+  delayMs: number;
+}
+
+export interface SourceFailedEvent {
+  source: string;
+  error: CollectorError;
+}
+
+export interface SourceErrorEvent {
+  source: string;
+  error: AggregatorError;
+}
+
+export interface SinkErrorEvent {
+  sink: string;
+  error: SinkError | AggregatorError;
+}
+
+export interface DeliveredEvent {
+  sink: string;
+  count: number;
+}
+
+/** The event map: `agg.on("drop", (e) => …)` gets a typed `DropEvent`. */
+export interface AggregatorEvents {
+  drop: [event: DropEvent];
+  retry: [event: RetryEvent];
+  deadLetter: [event: DeadLetterEvent];
+  delivered: [event: DeliveredEvent];
+  "source:ready": [event: SourceReadyEvent];
+  "source:exit": [event: SourceExitEvent];
+  "source:restart": [event: SourceRestartEvent];
+  "source:failed": [event: SourceFailedEvent];
+  "source:error": [event: SourceErrorEvent];
+  "sink:error": [event: SinkErrorEvent];
+  /** Errors not owned by one source or sink (checkpoint writes, for example). */
+  error: [error: AggregatorError];
+}

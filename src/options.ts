@@ -1,0 +1,271 @@
+// Public option shapes (loose, documented) and their resolution into the strict internal form, validated once.
+import { InvalidOptionError } from "./errors.js";
+import type { LogRecord } from "./record.js";
+import { describe } from "./pipeline/serialize.js";
+
+/** What a sink's queue does when it is full. */
+export type WhenFull = "block" | "dropNewest" | "dropOldest";
+
+export interface QueueOptions {
+  /** Records a sink may hold (waiting, in flight and awaiting retry). @default 100_000 */
+  maxRecords?: number;
+  /** Bytes (serialized JSON) a sink may hold. @default 67_108_864 (64 MiB) */
+  maxBytes?: number;
+  /**
+   * `block` pauses producers (children stop reading through credits) until there is room;
+   * `dropNewest` drops the arriving record; `dropOldest` drops the oldest waiting record. Drops are counted.
+   * @default "block"
+   */
+  whenFull?: WhenFull;
+}
+
+export interface BatchOptions {
+  /** A batch leaves when it holds this many records. @default 5_000 */
+  maxRecords?: number;
+  /** A batch leaves when its records' JSON reaches this many bytes. @default 5_242_880 (5 MiB) */
+  maxBytes?: number;
+  /** A batch leaves this long after its first record arrived, full or not. @default 1_000 */
+  maxWaitMs?: number;
+}
+
+export interface RetryOptions {
+  /** First backoff ceiling; each attempt doubles it (full jitter: the delay is random in [0, ceiling]). @default 500 */
+  baseDelayMs?: number;
+  /** Upper bound of the computed backoff. @default 30_000 */
+  maxDelayMs?: number;
+  /** Growth factor of the ceiling per attempt. @default 2 */
+  factor?: number;
+  /** Attempts per record before it is dead-lettered (or dropped). @default Infinity */
+  maxAttempts?: number;
+  /** A server's Retry-After is honoured up to this many milliseconds. @default 300_000 */
+  maxRetryAfterMs?: number;
+}
+
+export interface SinkOptions {
+  /** Queue bound and overflow policy of this sink. Defaults to the aggregator's `queue`. */
+  queue?: QueueOptions;
+  /** Batching of this sink. Defaults to the aggregator's `batch` (then the sink's own suggestion). */
+  batch?: BatchOptions;
+  /** Retry policy of this sink. Defaults to the aggregator's `retry`. */
+  retry?: RetryOptions;
+  /** Name of another sink that receives records this sink rejected or gave up on. */
+  deadLetter?: string;
+  /** Only records for which this returns true are sent to this sink (others count as `filtered`). */
+  filter?: (record: LogRecord) => boolean;
+  /** Batches in flight at once. @default 1 (or the sink's suggestion) */
+  concurrency?: number;
+  /** A send that has not settled after this long is aborted and retried. @default 120_000 */
+  sendTimeoutMs?: number;
+}
+
+export interface AggregatorOptions {
+  /** Directory where sources keep their positions (file offsets). Omit for no persistence. */
+  checkpointDir?: string;
+  /** Default queue options of every sink. */
+  queue?: QueueOptions;
+  /** Default batch options of every sink. */
+  batch?: BatchOptions;
+  /** Default retry options of every sink. */
+  retry?: RetryOptions;
+  /** `host.name` put on records that lack one. @default os.hostname() */
+  hostName?: string;
+  /** Records (and bytes) a collector child may have sent but not yet had admitted to the queues. */
+  credit?: { records?: number; bytes?: number };
+}
+
+export interface ResolvedQueue {
+  maxRecords: number;
+  maxBytes: number;
+  whenFull: WhenFull;
+}
+export interface ResolvedBatch {
+  maxRecords: number;
+  maxBytes: number;
+  maxWaitMs: number;
+}
+export interface ResolvedRetry {
+  baseDelayMs: number;
+  maxDelayMs: number;
+  factor: number;
+  maxAttempts: number;
+  maxRetryAfterMs: number;
+}
+export interface ResolvedSinkOptions {
+  queue: ResolvedQueue;
+  batch: ResolvedBatch;
+  retry: ResolvedRetry;
+  deadLetter: string | undefined;
+  filter: ((record: LogRecord) => boolean) | undefined;
+  concurrency: number;
+  sendTimeoutMs: number;
+}
+
+export const DEFAULT_QUEUE: ResolvedQueue = { maxRecords: 100_000, maxBytes: 64 * 1024 * 1024, whenFull: "block" };
+export const DEFAULT_BATCH: ResolvedBatch = { maxRecords: 5_000, maxBytes: 5 * 1024 * 1024, maxWaitMs: 1_000 };
+export const DEFAULT_RETRY: ResolvedRetry = {
+  baseDelayMs: 500,
+  maxDelayMs: 30_000,
+  factor: 2,
+  maxAttempts: Number.POSITIVE_INFINITY,
+  maxRetryAfterMs: 300_000,
+};
+
+const WHEN_FULL: readonly WhenFull[] = ["block", "dropNewest", "dropOldest"];
+
+/** Throws InvalidOptionError unless `value` is undefined or an integer ≥ min (Infinity allowed when `infinite`). */
+export function checkInt(path: string, value: unknown, min: number, infinite = false): void {
+  if (value === undefined) return;
+  const ok =
+    typeof value === "number" &&
+    ((Number.isInteger(value) && value >= min) || (infinite && value === Number.POSITIVE_INFINITY));
+  if (!ok) {
+    const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer ≥ ${min}`;
+    throw new InvalidOptionError(`Expected \`${path}\` to be ${what}${infinite ? " or Infinity" : ""}, got ${describe(value)}`);
+  }
+}
+
+export function checkNumber(path: string, value: unknown, min: number): void {
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
+    throw new InvalidOptionError(`Expected \`${path}\` to be a number ≥ ${min}, got ${describe(value)}`);
+  }
+}
+
+export function checkObject(path: string, value: unknown): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidOptionError(`Expected \`${path}\` to be an object, got ${describe(value)}`);
+  }
+}
+
+export function checkName(path: string, value: unknown): asserts value is string {
+  if (typeof value !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/.test(value)) {
+    throw new InvalidOptionError(
+      `Expected \`${path}\` to be a name of 1–128 letters, digits, \`_\`, \`.\`, \`:\` or \`-\` (starting with a letter or digit), got ${describe(value)}`,
+    );
+  }
+}
+
+export function resolveQueue(path: string, input: QueueOptions | undefined, base: ResolvedQueue): ResolvedQueue {
+  checkObject(path, input);
+  checkInt(`${path}.maxRecords`, input?.maxRecords, 1);
+  checkInt(`${path}.maxBytes`, input?.maxBytes, 1);
+  const whenFull = input?.whenFull ?? base.whenFull;
+  if (!WHEN_FULL.includes(whenFull)) {
+    throw new InvalidOptionError(
+      `Expected \`${path}.whenFull\` to be one of "block", "dropNewest", "dropOldest", got ${describe(whenFull)}`,
+    );
+  }
+  return {
+    maxRecords: input?.maxRecords ?? base.maxRecords,
+    maxBytes: input?.maxBytes ?? base.maxBytes,
+    whenFull,
+  };
+}
+
+export function resolveBatch(path: string, input: BatchOptions | undefined, base: ResolvedBatch): ResolvedBatch {
+  checkObject(path, input);
+  checkInt(`${path}.maxRecords`, input?.maxRecords, 1);
+  checkInt(`${path}.maxBytes`, input?.maxBytes, 1);
+  checkInt(`${path}.maxWaitMs`, input?.maxWaitMs, 0);
+  return {
+    maxRecords: input?.maxRecords ?? base.maxRecords,
+    maxBytes: input?.maxBytes ?? base.maxBytes,
+    maxWaitMs: input?.maxWaitMs ?? base.maxWaitMs,
+  };
+}
+
+export function resolveRetry(path: string, input: RetryOptions | undefined, base: ResolvedRetry): ResolvedRetry {
+  checkObject(path, input);
+  checkInt(`${path}.baseDelayMs`, input?.baseDelayMs, 0);
+  checkInt(`${path}.maxDelayMs`, input?.maxDelayMs, 0);
+  checkNumber(`${path}.factor`, input?.factor, 1);
+  checkInt(`${path}.maxAttempts`, input?.maxAttempts, 1, true);
+  checkInt(`${path}.maxRetryAfterMs`, input?.maxRetryAfterMs, 0);
+  const out: ResolvedRetry = {
+    baseDelayMs: input?.baseDelayMs ?? base.baseDelayMs,
+    maxDelayMs: input?.maxDelayMs ?? base.maxDelayMs,
+    factor: input?.factor ?? base.factor,
+    maxAttempts: input?.maxAttempts ?? base.maxAttempts,
+    maxRetryAfterMs: input?.maxRetryAfterMs ?? base.maxRetryAfterMs,
+  };
+  if (out.maxDelayMs < out.baseDelayMs) {
+    throw new InvalidOptionError(
+      `Expected \`${path}.maxDelayMs\` (${out.maxDelayMs}) to be ≥ \`${path}.baseDelayMs\` (${out.baseDelayMs})`,
+    );
+  }
+  return out;
+}
+
+export interface ResolvedAggregatorOptions {
+  checkpointDir: string | undefined;
+  queue: ResolvedQueue;
+  batch: ResolvedBatch;
+  retry: ResolvedRetry;
+  hostName: string | undefined;
+  credit: { records: number; bytes: number };
+}
+
+export function resolveAggregatorOptions(input: AggregatorOptions | undefined): ResolvedAggregatorOptions {
+  checkObject("options", input);
+  const o = input ?? {};
+  if (o.checkpointDir !== undefined && (typeof o.checkpointDir !== "string" || o.checkpointDir.length === 0)) {
+    throw new InvalidOptionError(`Expected \`checkpointDir\` to be a non-empty path string, got ${describe(o.checkpointDir)}`);
+  }
+  if (o.hostName !== undefined && typeof o.hostName !== "string") {
+    throw new InvalidOptionError(`Expected \`hostName\` to be a string, got ${describe(o.hostName)}`);
+  }
+  checkObject("credit", o.credit);
+  checkInt("credit.records", o.credit?.records, 1);
+  checkInt("credit.bytes", o.credit?.bytes, 1024);
+  return {
+    checkpointDir: o.checkpointDir,
+    queue: resolveQueue("queue", o.queue, DEFAULT_QUEUE),
+    batch: resolveBatch("batch", o.batch, DEFAULT_BATCH),
+    retry: resolveRetry("retry", o.retry, DEFAULT_RETRY),
+    hostName: o.hostName,
+    credit: { records: o.credit?.records ?? 8_192, bytes: o.credit?.bytes ?? 8 * 1024 * 1024 },
+  };
+}
+
+export function resolveSinkOptions(
+  input: SinkOptions | undefined,
+  defaults: ResolvedAggregatorOptions,
+  suggested: { batch?: Partial<ResolvedBatch>; concurrency?: number } | undefined,
+): ResolvedSinkOptions {
+  checkObject("sink options", input);
+  const o = input ?? {};
+  if (o.filter !== undefined && typeof o.filter !== "function") {
+    throw new InvalidOptionError(`Expected \`filter\` to be a function, got ${describe(o.filter)}`);
+  }
+  if (o.deadLetter !== undefined) checkName("deadLetter", o.deadLetter);
+  checkInt("concurrency", o.concurrency, 1);
+  checkInt("sendTimeoutMs", o.sendTimeoutMs, 1);
+  const batchBase: ResolvedBatch = { ...defaults.batch, ...stripUndefined(suggested?.batch) };
+  const queue = resolveQueue("queue", o.queue, defaults.queue);
+  const batch = resolveBatch("batch", o.batch, batchBase);
+  if (batch.maxRecords > queue.maxRecords) {
+    if (o.batch?.maxRecords !== undefined) {
+      throw new InvalidOptionError(
+        `Expected \`batch.maxRecords\` (${batch.maxRecords}) to be ≤ \`queue.maxRecords\` (${queue.maxRecords})`,
+      );
+    }
+    batch.maxRecords = queue.maxRecords; // only the defaults disagree: a small queue implies small batches
+  }
+  return {
+    queue,
+    batch,
+    retry: resolveRetry("retry", o.retry, defaults.retry),
+    deadLetter: o.deadLetter,
+    filter: o.filter,
+    concurrency: o.concurrency ?? suggested?.concurrency ?? 1,
+    sendTimeoutMs: o.sendTimeoutMs ?? 120_000,
+  };
+}
+
+function stripUndefined<T extends object>(o: T | undefined): Partial<T> {
+  const out: Partial<T> = {};
+  if (o === undefined) return out;
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (out as Record<string, unknown>)[k] = v;
+  return out;
+}

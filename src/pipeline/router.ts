@@ -1,0 +1,151 @@
+// Fan-out with admission control: copies each entry to every sink lane, but only when every `block` lane has room.
+// Producers (collector channels, in-host writers) park entries in their own inbox; the router admits them
+// round-robin, so one chatty source cannot starve the others, and tells each producer how many it admitted
+// (children turn that into credits).
+import type { Entry } from "./entry.js";
+import { Ring } from "./ring.js";
+import type { SinkPipeline } from "./sink-pipeline.js";
+
+export interface Producer {
+  readonly name: string;
+  readonly inbox: Ring<Entry>;
+  /** `count` entries left the inbox for the queues. */
+  onAdmitted(count: number): void;
+}
+
+/** Entries a producer may pass per turn before the next producer gets its turn. */
+const TURN = 512;
+
+export class Router {
+  private routes: SinkPipeline[] = [];
+  private blockingRoutes: SinkPipeline[] = [];
+  private hasFilters = false;
+  private readonly producers: Producer[] = [];
+  private rr = 0;
+  private pumping = false;
+  private again = false;
+  private readonly mask: boolean[] = [];
+  /** Called when every sink's filter left an entry out: it is settled at once. */
+  onUnrouted: ((entry: Entry) => void) | undefined;
+
+  /** Lanes that receive fan-out (dead-letter-only sinks are excluded by the caller). */
+  setRoutes(routes: SinkPipeline[]): void {
+    this.routes = routes;
+    this.blockingRoutes = routes.filter((p) => p.blocks);
+    this.hasFilters = routes.some((p) => p.options.filter !== undefined);
+    this.pump();
+  }
+
+  addProducer(p: Producer): void {
+    this.producers.push(p);
+  }
+
+  removeProducer(p: Producer): void {
+    const i = this.producers.indexOf(p);
+    if (i >= 0) this.producers.splice(i, 1);
+  }
+
+  /** Entries waiting in every inbox. */
+  get waiting(): number {
+    let n = 0;
+    for (const p of this.producers) n += p.inbox.length;
+    return n;
+  }
+
+  /** Admit as much as the queues allow, fairly across producers. Safe to call often. */
+  pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.again = false;
+        this.pumpOnce();
+      } while (this.again);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private pumpOnce(): void {
+    const producers = this.producers;
+    let progress = true;
+    while (progress) {
+      progress = false;
+      const n = producers.length;
+      if (n === 0) return;
+      const now = Date.now();
+      for (let k = 0; k < n; k++) {
+        const p = producers[(this.rr + k) % n]!;
+        const inbox = p.inbox;
+        let admitted = 0;
+        while (admitted < TURN && inbox.length > 0) {
+          const e = inbox.peek()!;
+          if (!this.canAdmit(e)) break;
+          inbox.shift();
+          e.admittedAt = now;
+          this.route(e);
+          admitted++;
+        }
+        if (admitted > 0) {
+          progress = true;
+          p.onAdmitted(admitted);
+        }
+      }
+      this.rr = (this.rr + 1) % Math.max(1, producers.length);
+    }
+  }
+
+  private canAdmit(e: Entry): boolean {
+    const routes = this.routes;
+    // No sink yet: hold entries (producers feel backpressure) rather than drop them.
+    if (routes.length === 0) return false;
+    if (this.hasFilters) {
+      const mask = this.mask;
+      mask.length = routes.length;
+      let ok = true;
+      for (let i = 0; i < routes.length; i++) {
+        const p = routes[i]!;
+        const f = p.options.filter;
+        let pass = true;
+        if (f !== undefined) {
+          try {
+            pass = f(e.record) === true;
+          } catch {
+            pass = false; // a throwing filter excludes the record from that sink rather than crashing the host
+          }
+        }
+        mask[i] = pass;
+        if (pass && p.blocks && !p.hasRoom(e.bytes)) ok = false;
+      }
+      return ok;
+    }
+    const blocking = this.blockingRoutes;
+    for (let i = 0; i < blocking.length; i++) if (!blocking[i]!.hasRoom(e.bytes)) return false;
+    return true;
+  }
+
+  private route(e: Entry): void {
+    const routes = this.routes;
+    if (!this.hasFilters) {
+      e.pending = routes.length;
+      for (let i = 0; i < routes.length; i++) routes[i]!.accept(e);
+      return;
+    }
+    const mask = this.mask;
+    let targets = 0;
+    for (let i = 0; i < routes.length; i++) if (mask[i]) targets++;
+    if (targets === 0) {
+      for (let i = 0; i < routes.length; i++) routes[i]!.counters.filtered++;
+      this.onUnrouted?.(e);
+      return;
+    }
+    e.pending = targets;
+    for (let i = 0; i < routes.length; i++) {
+      if (mask[i]) routes[i]!.accept(e);
+      else routes[i]!.counters.filtered++;
+    }
+  }
+}

@@ -1,0 +1,573 @@
+// One sink's private lane: bounded queue → batcher → bounded-concurrency sends → per-record outcomes →
+// deliver / retry with backoff / dead letter / counted drop. A slow sink only ever fills its own lane.
+//
+//   accept(entry) ─▶ waiting (Ring) ──batch at maxRecords | maxBytes | maxWaitMs──▶ send (p-queue, concurrency N)
+//                      ▲                                                              │
+//                      │        retry groups (per-record attempts, due times) ◀── retry outcomes
+//                      │                                                              │
+//   held/heldBytes ────┴── counts everything above until settled ◀── delivered | dead-lettered | dropped
+import PQueue from "p-queue";
+import { AggregatorError, SinkError } from "../errors.js";
+import type { DropReason, RetryEvent } from "../events.js";
+import type { ResolvedSinkOptions } from "../options.js";
+import type { SinkCounters, SinkMetricsSnapshot } from "../report.js";
+import type { RecordOutcome, SendResult, Sink } from "../sinks/sink.js";
+import { redact } from "../util/redact.js";
+import { backoffDelay } from "./backoff.js";
+import { EntryBatch } from "./batch.js";
+import type { Entry } from "./entry.js";
+import { Ring } from "./ring.js";
+
+/** What a pipeline tells the aggregator. Kept as one object so the hot path makes no closures. */
+export interface PipelineHooks {
+  delivered(pipeline: SinkPipeline, count: number): void;
+  dropped(pipeline: SinkPipeline, reason: DropReason, entries: readonly Entry[], detail: string | undefined, error?: Error): void;
+  retry(event: RetryEvent): void;
+  /** Hand rejected entries to the dead-letter sink. Each original entry is settled by the DLQ later. */
+  deadLetter(pipeline: SinkPipeline, entries: readonly Entry[], reasons: readonly string[], attempts: readonly number[]): boolean;
+  sinkError(pipeline: SinkPipeline, error: SinkError | AggregatorError): void;
+  /** Room was freed: producers waiting on a `block` queue may go on. */
+  capacity(): void;
+}
+
+interface RetryGroup {
+  entries: Entry[];
+  attempts: number[];
+  dueAt: number;
+}
+
+const NO_ATTEMPTS: readonly number[] = [];
+
+export class SinkPipeline {
+  readonly counters: SinkCounters = {
+    received: 0,
+    delivered: 0,
+    deadLettered: 0,
+    dropped: {},
+    droppedTotal: 0,
+    retried: 0,
+    filtered: 0,
+    pending: 0,
+  };
+  sendErrors = 0;
+  /** Records admitted and not yet settled (waiting + in flight + awaiting retry). */
+  held = 0;
+  heldBytes = 0;
+  /** False while the sink is not open yet: records queue, nothing is sent. */
+  private sending = false;
+  private closed = false;
+  private flushing = false;
+  private failed = false;
+  private readonly waiting = new Ring<Entry>(1024);
+  private waitingBytes = 0;
+  private readonly retries: RetryGroup[] = [];
+  private readonly sends: PQueue;
+  private readonly controllers = new Set<AbortController>();
+  private backoffUntil = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = 0;
+  private drainWaiters: Array<() => void> = [];
+  /** Set by abandon(reason): in-flight entries that come back undelivered are dropped with it. */
+  private abandonDrop: DropReason | undefined;
+
+  constructor(
+    readonly sink: Sink,
+    readonly options: ResolvedSinkOptions,
+    private readonly hooks: PipelineHooks,
+    private readonly random: () => number = Math.random,
+  ) {
+    this.sends = new PQueue({ concurrency: options.concurrency });
+  }
+
+  get name(): string {
+    return this.sink.name;
+  }
+
+  get deadLetter(): string | undefined {
+    return this.options.deadLetter;
+  }
+
+  get blocks(): boolean {
+    return this.options.queue.whenFull === "block";
+  }
+
+  /** Room for one more entry of `bytes` without exceeding the bounds. */
+  hasRoom(bytes: number): boolean {
+    const q = this.options.queue;
+    if (this.held >= q.maxRecords) return false;
+    // An entry larger than the whole byte bound is dropped as `tooLarge` by accept(), so it never blocks.
+    return this.heldBytes + bytes <= q.maxBytes || bytes > q.maxBytes;
+  }
+
+  /**
+   * Take an entry routed to this sink. The caller set `entry.pending` for every target beforehand.
+   * With `force` (dead letters), the bound may be exceeded by what one batch rejected.
+   */
+  accept(entry: Entry, force = false): void {
+    const q = this.options.queue;
+    if (this.closed) {
+      this.dropOne(entry, "sinkRemoved", "sink was removed");
+      return;
+    }
+    if (entry.bytes > q.maxBytes) {
+      this.counters.received++;
+      this.dropOne(entry, "tooLarge", `record of ${entry.bytes} bytes exceeds queue.maxBytes ${q.maxBytes}`);
+      return;
+    }
+    if (!force && !this.hasRoom(entry.bytes)) {
+      this.counters.received++;
+      if (q.whenFull === "dropOldest" && this.evictOldestFor(entry.bytes)) {
+        // fell through: room made, queue it below (received already counted)
+        this.enqueue(entry);
+        return;
+      }
+      // dropNewest, or dropOldest with nothing evictable (everything in flight), or block reached via a race.
+      this.dropOne(entry, "queueFull", `queue full (${this.held} records, ${this.heldBytes} bytes held)`);
+      return;
+    }
+    this.counters.received++;
+    this.enqueue(entry);
+  }
+
+  private enqueue(entry: Entry): void {
+    this.held++;
+    this.heldBytes += entry.bytes;
+    this.waiting.push(entry);
+    this.waitingBytes += entry.bytes;
+    const b = this.options.batch;
+    if (this.waiting.length >= b.maxRecords || this.waitingBytes >= b.maxBytes) this.dispatch();
+    else if (!this.dispatchQueued) {
+      // Coalesce: entries admitted in the same tick join one batch (maxWaitMs 0 means "end of this tick").
+      this.dispatchQueued = true;
+      queueMicrotask(this.queuedDispatch);
+    }
+  }
+
+  private dispatchQueued = false;
+  private readonly queuedDispatch = (): void => {
+    this.dispatchQueued = false;
+    this.dispatch();
+  };
+
+  /** Drop waiting entries, oldest first, until `bytes` more fit. Returns false if that is impossible. */
+  private evictOldestFor(bytes: number): boolean {
+    const q = this.options.queue;
+    const evicted: Entry[] = [];
+    while (
+      this.waiting.length > 0 &&
+      (this.held >= q.maxRecords || this.heldBytes + bytes > q.maxBytes)
+    ) {
+      const old = this.waiting.shift()!;
+      this.waitingBytes -= old.bytes;
+      this.held--;
+      this.heldBytes -= old.bytes;
+      evicted.push(old);
+    }
+    if (evicted.length > 0) {
+      this.countDrop("queueFull", evicted.length);
+      for (const e of evicted) e.settleOne();
+      this.hooks.dropped(this, "queueFull", evicted, "queue full: oldest records dropped (dropOldest)");
+    }
+    return this.held < q.maxRecords && this.heldBytes + bytes <= q.maxBytes;
+  }
+
+  private dropOne(entry: Entry, reason: DropReason, detail: string): void {
+    this.countDrop(reason, 1);
+    entry.settleOne();
+    this.hooks.dropped(this, reason, [entry], detail);
+  }
+
+  private countDrop(reason: DropReason, n: number): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + n;
+    this.counters.droppedTotal += n;
+  }
+
+  /** Start sending (after the sink opened). */
+  startSending(): void {
+    this.sending = true;
+    this.dispatch();
+  }
+
+  /** Send everything without waiting for `maxWaitMs`; resolves when nothing is held. Retries keep their backoff. */
+  drain(): Promise<void> {
+    this.flushing = true;
+    this.dispatch();
+    if (this.held === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /**
+   * Give up: abort sends in flight and stop sending. Held entries stay counted as pending;
+   * with `dropReason` they are dropped (and settled) instead.
+   */
+  abandon(dropReason?: DropReason): void {
+    this.closed = true;
+    this.sending = false;
+    this.clearTimer();
+    for (const c of this.controllers) c.abort(new AggregatorError("ERR_INVALID_STATE", `sink "${this.name}" abandoned at its deadline`));
+    this.counters.pending = this.held;
+    this.abandonDrop = dropReason;
+    if (dropReason !== undefined && this.held > 0) {
+      const all: Entry[] = this.waiting.drain();
+      for (const g of this.retries.splice(0)) all.push(...g.entries);
+      // In-flight entries are settled when their aborted sends return (see finishSend).
+      this.waitingBytes = 0;
+      this.settleMany(all);
+      this.countDrop(dropReason, all.length);
+      this.hooks.dropped(this, dropReason, all, "sink removed before its queue drained");
+      this.counters.pending = this.held;
+    }
+  }
+
+  private dispatch(): void {
+    if (!this.sending || this.closed) return;
+    const batch = this.options.batch;
+    const slots = this.options.concurrency;
+    while (this.sends.pending + this.sends.size < slots) {
+      const now = Date.now();
+      if (now < this.backoffUntil) {
+        this.armTimer(this.backoffUntil);
+        return;
+      }
+      const group = this.dueRetryGroup(now);
+      if (group !== undefined) {
+        this.launch(group.entries, group.attempts);
+        continue;
+      }
+      const n = this.waiting.length;
+      if (n === 0) break;
+      const full = n >= batch.maxRecords || this.waitingBytes >= batch.maxBytes;
+      const dueAt = this.waiting.peek()!.admittedAt + batch.maxWaitMs;
+      if (!full && !this.flushing && now < dueAt) {
+        this.armTimer(dueAt);
+        break;
+      }
+      this.launch(this.takeBatch(), NO_ATTEMPTS);
+    }
+    // Wake up for the next retry group or the next partial batch, whichever comes first.
+    let next = Number.POSITIVE_INFINITY;
+    for (const g of this.retries) if (g.dueAt < next) next = g.dueAt;
+    if (this.waiting.length > 0 && this.sends.pending + this.sends.size < slots) {
+      next = Math.min(next, this.waiting.peek()!.admittedAt + batch.maxWaitMs);
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armTimer(next);
+  }
+
+  private dueRetryGroup(now: number): RetryGroup | undefined {
+    let best = -1;
+    for (let i = 0; i < this.retries.length; i++) {
+      const g = this.retries[i]!;
+      if (g.dueAt <= now && (best < 0 || g.dueAt < this.retries[best]!.dueAt)) best = i;
+    }
+    return best < 0 ? undefined : this.retries.splice(best, 1)[0];
+  }
+
+  private takeBatch(): Entry[] {
+    const { maxRecords, maxBytes } = this.options.batch;
+    const out: Entry[] = [];
+    let bytes = 0;
+    while (this.waiting.length > 0 && out.length < maxRecords) {
+      const e = this.waiting.peek()!;
+      if (out.length > 0 && bytes + e.bytes > maxBytes) break;
+      this.waiting.shift();
+      this.waitingBytes -= e.bytes;
+      bytes += e.bytes;
+      out.push(e);
+    }
+    return out;
+  }
+
+  private armTimer(at: number): void {
+    if (this.timer !== undefined) {
+      if (this.timerAt <= at) return;
+      clearTimeout(this.timer);
+    }
+    this.timerAt = at;
+    this.timer = setTimeout(this.onTimer, Math.max(0, at - Date.now()));
+    this.timer.unref?.();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private readonly onTimer = (): void => {
+    this.timer = undefined;
+    this.dispatch();
+  };
+
+  private launch(entries: Entry[], attempts: readonly number[]): void {
+    let maxAttempt = 0;
+    for (const a of attempts) if (a > maxAttempt) maxAttempt = a;
+    const batch = new EntryBatch(entries, maxAttempt + 1);
+    // Dispatch again once p-queue has released the slot (its add() promise settles after `pending` drops).
+    void this.sends.add(() => this.runSend(batch, attempts)).then(this.queuedDispatch, this.queuedDispatch);
+  }
+
+  private async runSend(batch: EntryBatch, attempts: readonly number[]): Promise<void> {
+    const controller = new AbortController();
+    this.controllers.add(controller);
+    const timeout = setTimeout(() => {
+      const err = new SinkError("ERR_SINK_TIMEOUT", `send to sink "${this.name}" did not settle within ${this.options.sendTimeoutMs} ms`, { sink: this.name });
+      controller.abort(err);
+    }, this.options.sendTimeoutMs);
+    timeout.unref?.();
+    let result: SendResult;
+    let error: unknown;
+    let threw = false;
+    try {
+      result = await raceAbort(this.sink.send(batch, { signal: controller.signal }), controller.signal);
+    } catch (e) {
+      threw = true;
+      error = e;
+    } finally {
+      clearTimeout(timeout);
+      this.controllers.delete(controller);
+    }
+    this.finishSend(batch, attempts, threw, result, error);
+  }
+
+  private finishSend(batch: EntryBatch, attempts: readonly number[], threw: boolean, result: SendResult, error: unknown): void {
+    const entries = batch.entries;
+    if (this.closed) {
+      // Abandoned at a deadline: whatever the sink says now, the report already counts these as pending.
+      // Delivered ones are still settled so that sources can commit them.
+      if (!threw && isAllDelivered(result)) this.deliver(entries as Entry[]);
+      else if (this.abandonDrop !== undefined) {
+        this.countDrop(this.abandonDrop, entries.length);
+        this.settleMany(entries);
+        this.hooks.dropped(this, this.abandonDrop, entries, "sink removed before this batch was delivered");
+      }
+      this.counters.pending = this.held;
+      this.afterSend();
+      return;
+    }
+    if (threw) {
+      const se = toSinkError(error, this.name);
+      this.sendErrors++;
+      this.hooks.sinkError(this, se);
+      if (se.retryable === false) this.reject(entries, attempts, se.message, "rejected");
+      else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, se.retryAfterMs, true);
+    } else if (result === undefined || result === null || (result as RecordOutcome).status === "delivered") {
+      this.deliver(entries as Entry[]);
+    } else if ("outcomes" in result) {
+      this.applyOutcomes(batch, attempts, result.outcomes);
+    } else if (result.status === "retry") {
+      this.sendErrors++;
+      this.retry(entries, attempts, result.reason ?? "retry", result.retryAfterMs, true);
+    } else if (result.status === "rejected") {
+      this.reject(entries, attempts, result.reason, "rejected");
+    } else {
+      const se = new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" returned an unknown result`, { sink: this.name });
+      this.sendErrors++;
+      this.hooks.sinkError(this, se);
+      this.retry(entries, attempts, se.message, undefined, true);
+    }
+    this.afterSend();
+  }
+
+  private applyOutcomes(batch: EntryBatch, attempts: readonly number[], outcomes: readonly RecordOutcome[]): void {
+    const entries = batch.entries;
+    if (!Array.isArray(outcomes) || outcomes.length !== entries.length) {
+      const se = new SinkError(
+        "ERR_SINK_PROTOCOL",
+        `sink "${this.name}" returned ${Array.isArray(outcomes) ? outcomes.length : "no"} outcomes for a batch of ${entries.length}`,
+        { sink: this.name },
+      );
+      this.sendErrors++;
+      this.hooks.sinkError(this, se);
+      this.retry(entries, attempts, se.message, undefined, true);
+      return;
+    }
+    const delivered: Entry[] = [];
+    let retryEntries: Entry[] | undefined;
+    let retryAttempts: number[] | undefined;
+    let retryAfter: number | undefined;
+    let retryReason = "retry";
+    let rejEntries: Entry[] | undefined;
+    let rejAttempts: number[] | undefined;
+    let rejReasons: string[] | undefined;
+    for (let i = 0; i < entries.length; i++) {
+      const o = outcomes[i]!;
+      const e = entries[i]!;
+      if (o === undefined || o === null || o.status === "delivered") {
+        delivered.push(e);
+      } else if (o.status === "retry") {
+        (retryEntries ??= []).push(e);
+        (retryAttempts ??= []).push(attempts[i] ?? 0);
+        if (o.reason !== undefined) retryReason = o.reason;
+        if (o.retryAfterMs !== undefined) retryAfter = Math.max(retryAfter ?? 0, o.retryAfterMs);
+      } else {
+        (rejEntries ??= []).push(e);
+        (rejAttempts ??= []).push((attempts[i] ?? 0) + 1);
+        (rejReasons ??= []).push(redact(String(o.reason ?? "rejected")));
+      }
+    }
+    if (delivered.length > 0) this.deliver(delivered);
+    if (rejEntries !== undefined) this.toDeadLetterOrDrop(rejEntries, rejAttempts!, rejReasons!, "rejected");
+    if (retryEntries !== undefined) this.retry(retryEntries, retryAttempts!, retryReason, retryAfter, false);
+  }
+
+  private deliver(entries: Entry[]): void {
+    this.counters.delivered += entries.length;
+    this.settleMany(entries);
+    this.hooks.delivered(this, entries.length);
+  }
+
+  private reject(entries: readonly Entry[], attempts: readonly number[], reason: string, dropReason: DropReason): void {
+    const n = entries.length;
+    const reasons = new Array<string>(n).fill(redact(reason));
+    const att = new Array<number>(n);
+    for (let i = 0; i < n; i++) att[i] = (attempts[i] ?? 0) + 1;
+    this.toDeadLetterOrDrop(entries, att, reasons, dropReason);
+  }
+
+  private toDeadLetterOrDrop(entries: readonly Entry[], attempts: readonly number[], reasons: readonly string[], dropReason: DropReason): void {
+    if (this.options.deadLetter !== undefined && this.hooks.deadLetter(this, entries, reasons, attempts)) {
+      // The dead-letter sink settles each original entry (through its own ack) once it has it for good.
+      this.counters.deadLettered += entries.length;
+      return;
+    }
+    this.countDrop(dropReason, entries.length);
+    this.settleMany(entries);
+    this.hooks.dropped(this, dropReason, entries, reasons[0]);
+  }
+
+  private retry(entries: readonly Entry[], attempts: readonly number[], reason: string, retryAfterMs: number | undefined, wholeBatch: boolean): void {
+    const policy = this.options.retry;
+    const again: Entry[] = [];
+    const againAttempts: number[] = [];
+    let exhausted: Entry[] | undefined;
+    let exhaustedAttempts: number[] | undefined;
+    let maxAttempt = 0;
+    for (let i = 0; i < entries.length; i++) {
+      const made = (attempts[i] ?? 0) + 1;
+      if (made >= policy.maxAttempts) {
+        (exhausted ??= []).push(entries[i]!);
+        (exhaustedAttempts ??= []).push(made);
+      } else {
+        again.push(entries[i]!);
+        againAttempts.push(made);
+        if (made > maxAttempt) maxAttempt = made;
+      }
+    }
+    if (exhausted !== undefined) {
+      const why = redact(`gave up after ${policy.maxAttempts} attempt(s): ${reason}`);
+      this.toDeadLetterOrDrop(exhausted, exhaustedAttempts!, new Array<string>(exhausted.length).fill(why), "retriesExhausted");
+    }
+    if (again.length === 0) return;
+    const delayMs = backoffDelay(maxAttempt, policy, retryAfterMs, this.random);
+    const dueAt = Date.now() + delayMs;
+    this.retries.push({ entries: again, attempts: againAttempts, dueAt });
+    // A whole-batch failure says the destination is unwell: hold new batches back too, so we probe, not hammer.
+    if (wholeBatch && dueAt > this.backoffUntil) this.backoffUntil = dueAt;
+    this.counters.retried += again.length;
+    this.hooks.retry({ sink: this.name, count: again.length, attempt: maxAttempt, delayMs, reason: redact(reason), wholeBatch });
+  }
+
+  /** Settle entries this sink held (called by the DLQ chain too). */
+  settleMany(entries: readonly Entry[]): void {
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!;
+      this.held--;
+      this.heldBytes -= e.bytes;
+      e.settleOne();
+    }
+  }
+
+  settleHeld(entry: Entry): void {
+    this.held--;
+    this.heldBytes -= entry.bytes;
+    entry.settleOne();
+    if (this.held === 0) this.resolveDrain();
+    this.hooks.capacity();
+  }
+
+  private afterSend(): void {
+    if (this.held === 0) this.resolveDrain();
+    this.hooks.capacity();
+  }
+
+  private resolveDrain(): void {
+    if (this.drainWaiters.length === 0) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Mark the sink failed (open() threw): records stay queued and are reported pending. */
+  markFailed(): void {
+    this.failed = true;
+  }
+
+  snapshot(): SinkMetricsSnapshot {
+    let transport: Record<string, number> = {};
+    try {
+      transport = { ...(this.sink.metrics?.() ?? {}) };
+    } catch {
+      transport = {};
+    }
+    const state = this.failed
+      ? "failed"
+      : this.closed
+        ? "closed"
+        : !this.sending
+          ? "idle"
+          : Date.now() < this.backoffUntil
+            ? "backoff"
+            : "open";
+    return {
+      ...this.counters,
+      dropped: { ...this.counters.dropped },
+      pending: this.held,
+      queueRecords: this.held,
+      queueBytes: this.heldBytes,
+      inFlightBatches: this.sends.pending,
+      sendErrors: this.sendErrors,
+      state,
+      transport,
+    };
+  }
+
+  /** Counters for the report; `pending` is what is still held. */
+  report(): SinkCounters {
+    return { ...this.counters, dropped: { ...this.counters.dropped }, pending: this.held };
+  }
+}
+
+function isAllDelivered(result: SendResult): boolean {
+  if (result === undefined || result === null) return true;
+  if ("outcomes" in result) return false;
+  return result.status === "delivered";
+}
+
+function toSinkError(error: unknown, sink: string): SinkError {
+  if (error instanceof SinkError) return error;
+  if (error instanceof AggregatorError) {
+    const se = new SinkError(error.code, error.message, { sink, cause: error });
+    return se;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return new SinkError("ERR_SINK_SEND", `sink "${sink}" failed to send: ${message}`, { sink, cause: error });
+}
+
+/** Settle with the sink's promise, or reject as soon as the signal aborts (a sink that ignores its signal can't hang us). */
+function raceAbort<T>(value: Promise<T> | T, signal: AbortSignal): Promise<T> {
+  if (!(value instanceof Promise)) return Promise.resolve(value);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    value.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}

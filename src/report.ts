@@ -1,0 +1,143 @@
+// Typed metrics snapshot, the DeliveryReport returned by stop(), and their Prometheus text exposition.
+import type { DropReason } from "./events.js";
+
+export type DropCounts = Partial<Record<DropReason, number>>;
+
+export interface SinkCounters {
+  /** Records routed to this sink (after its filter). */
+  received: number;
+  delivered: number;
+  deadLettered: number;
+  /** Drops by reason; their sum is `droppedTotal`. */
+  dropped: DropCounts;
+  droppedTotal: number;
+  /** Record-attempts that failed and were scheduled again. */
+  retried: number;
+  /** Records the sink's filter left out (not part of `received`). */
+  filtered: number;
+  /** Records held now: waiting, in flight or awaiting retry. At the end of `stop()`: not delivered by the deadline. */
+  pending: number;
+}
+
+export interface SinkMetricsSnapshot extends SinkCounters {
+  queueRecords: number;
+  queueBytes: number;
+  inFlightBatches: number;
+  sendErrors: number;
+  state: "idle" | "open" | "backoff" | "closed" | "failed";
+  /** Counters the sink itself reports (requests, bytes, statuses, latency buckets). */
+  transport: Record<string, number>;
+}
+
+export interface SourceCounters {
+  /** Records the collector produced and sent to the host. */
+  emitted: number;
+  /** Records accepted into the sink queues. */
+  admitted: number;
+  /** Bytes the collector read from its input, when it knows. */
+  bytesRead: number;
+  /** Lines the collector read from its input. */
+  linesRead: number;
+  /** Lines the parser could not parse (they are still shipped as plain messages). */
+  parseErrors: number;
+  restarts: number;
+  /** Records received by the host but not yet admitted (waiting for queue room). */
+  waiting: number;
+  /** Counters the collector reports (rotations, truncations, invalid UTF-8, truncated lines…). */
+  collector: Record<string, number>;
+}
+
+export interface SourceMetricsSnapshot extends SourceCounters {
+  kind: string;
+  state: "idle" | "starting" | "running" | "restarting" | "stopping" | "stopped" | "failed";
+  pid: number | undefined;
+}
+
+export interface MetricsSnapshot {
+  state: string;
+  uptimeMs: number;
+  sources: Record<string, SourceMetricsSnapshot>;
+  sinks: Record<string, SinkMetricsSnapshot>;
+  /** Drops that happened before routing (no sink), by reason. */
+  dropped: DropCounts;
+}
+
+/** What `stop()` resolves to: what was and wasn't delivered. */
+export interface DeliveryReport {
+  startedAt: string | undefined;
+  stoppedAt: string;
+  durationMs: number;
+  /** True when the deadline passed before every queue drained. */
+  timedOut: boolean;
+  sources: Record<string, SourceCounters & { kind: string }>;
+  sinks: Record<string, SinkCounters>;
+  /** Drops before routing (no sink), by reason. */
+  dropped: DropCounts;
+  totals: { received: number; delivered: number; deadLettered: number; dropped: number; pending: number };
+}
+
+function escapeLabel(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
+}
+
+function metricName(s: string): string {
+  return s.replace(/[^a-zA-Z0-9_]/g, "_");
+}
+
+/** Prometheus text exposition (format 0.0.4) of a metrics snapshot. */
+export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): string {
+  const lines: string[] = [];
+  const families = new Map<string, { type: string; help: string; samples: string[] }>();
+  const add = (name: string, type: "counter" | "gauge", help: string, labels: Record<string, string>, value: number): void => {
+    const full = `${prefix}_${name}`;
+    let fam = families.get(full);
+    if (fam === undefined) {
+      fam = { type, help, samples: [] };
+      families.set(full, fam);
+    }
+    const l = Object.entries(labels)
+      .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
+      .join(",");
+    fam.samples.push(`${full}${l ? `{${l}}` : ""} ${Number.isFinite(value) ? value : 0}`);
+  };
+  add("uptime_seconds", "gauge", "Seconds since start()", {}, m.uptimeMs / 1000);
+  for (const [source, s] of Object.entries(m.sources)) {
+    const l = { source };
+    add("source_emitted_total", "counter", "Records a collector sent to the host", l, s.emitted);
+    add("source_admitted_total", "counter", "Records admitted to the sink queues", l, s.admitted);
+    add("source_lines_read_total", "counter", "Lines read by a collector", l, s.linesRead);
+    add("source_bytes_read_total", "counter", "Bytes read by a collector", l, s.bytesRead);
+    add("source_parse_errors_total", "counter", "Lines that failed to parse (shipped as plain text)", l, s.parseErrors);
+    add("source_restarts_total", "counter", "Collector restarts", l, s.restarts);
+    add("source_waiting_records", "gauge", "Records received but waiting for queue room", l, s.waiting);
+    add("source_up", "gauge", "1 when the collector is running", l, s.state === "running" ? 1 : 0);
+    for (const [k, v] of Object.entries(s.collector)) {
+      add(`collector_${metricName(k)}`, "counter", "Collector-specific counter", l, v);
+    }
+  }
+  for (const [sink, s] of Object.entries(m.sinks)) {
+    const l = { sink };
+    add("sink_received_total", "counter", "Records routed to a sink", l, s.received);
+    add("sink_delivered_total", "counter", "Records delivered", l, s.delivered);
+    add("sink_dead_lettered_total", "counter", "Records sent to the dead-letter sink", l, s.deadLettered);
+    add("sink_retried_total", "counter", "Record attempts scheduled again", l, s.retried);
+    add("sink_filtered_total", "counter", "Records left out by the sink's filter", l, s.filtered);
+    add("sink_send_errors_total", "counter", "Sends that failed as a whole", l, s.sendErrors);
+    for (const [reason, n] of Object.entries(s.dropped)) {
+      add("sink_dropped_total", "counter", "Records dropped, by reason", { sink, reason }, n ?? 0);
+    }
+    add("sink_queue_records", "gauge", "Records held by the sink (waiting, in flight, awaiting retry)", l, s.queueRecords);
+    add("sink_queue_bytes", "gauge", "Bytes held by the sink", l, s.queueBytes);
+    add("sink_in_flight_batches", "gauge", "Batches being sent", l, s.inFlightBatches);
+    for (const [k, v] of Object.entries(s.transport)) {
+      add(`sink_transport_${metricName(k)}`, "gauge", "Sink transport counter", l, v);
+    }
+  }
+  for (const [reason, n] of Object.entries(m.dropped)) {
+    add("dropped_total", "counter", "Records dropped before routing, by reason", { reason }, n ?? 0);
+  }
+  for (const [name, fam] of families) {
+    lines.push(`# HELP ${name} ${fam.help}`, `# TYPE ${name} ${fam.type}`, ...fam.samples);
+  }
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,465 @@
+// An in-process sink for tests and demos: keeps what it receives, and injects the failures a real destination has.
+import type { LogRecord } from "../record.js";
+import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkMetrics } from "./sink.js";
+import { Outcome } from "./sink.js";
+import { InvalidOptionError, SinkError } from "../errors.js";
+import { checkInt, checkName, checkNumber, checkObject } from "../options.js";
+import { describe } from "../pipeline/serialize.js";
+import { WaitForTimeoutError } from "../testing/wait-for.js";
+import { checkAborted, sleep, untilSettledOrAborted } from "./abort.js";
+
+// `waitForCount` times out on real time even under fake timers (which only the latency should follow).
+const realSetTimeout = globalThis.setTimeout;
+const realClearTimeout = globalThis.clearTimeout;
+
+/** Decides per record; `index` is the record's position in `batch`. */
+export type RecordPredicate = (record: LogRecord, index: number, batch: Batch) => boolean;
+
+export interface MemorySinkOptions {
+  /** Unique sink name. */
+  name: string;
+  /** Every send waits this long before it answers (abortable by the send's signal; follows fake timers). @default 0 */
+  latencyMs?: number;
+  /** The first N sends fail as a whole-batch retry (same as calling `failNext(n)`). @default 0 */
+  failNext?: number;
+  /** Records matching this are rejected (same as calling `rejectWhen(predicate)`). */
+  rejectWhen?: RecordPredicate;
+  /** Batch and concurrency suggestions handed to the engine (to test how it honours them). @default undefined */
+  pipelineDefaults?: Sink["pipelineDefaults"];
+}
+
+export interface FailNextOptions {
+  /** Put into the retry outcome (a server's Retry-After). @default undefined */
+  retryAfterMs?: number;
+  /** Retry reason. @default "injected_failure" */
+  reason?: string;
+  /** Throw a retryable `SinkError` instead of returning a retry outcome (both mean "retry the batch"). @default false */
+  throw?: boolean;
+}
+
+export interface RuleOptions {
+  /** Apply the rule to at most this many records, then forget it. @default Infinity */
+  times?: number;
+  /** (`retryWhen` only) put into the outcome as the server's Retry-After. @default undefined */
+  retryAfterMs?: number;
+}
+
+export interface WaitForCountOptions {
+  /** Reject after this many milliseconds of real time. @default 5000 */
+  timeout?: number;
+  /** Stop waiting early (rejects with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+interface Rule {
+  readonly status: "rejected" | "retry";
+  readonly when: RecordPredicate;
+  readonly reason: string;
+  readonly retryAfterMs: number | undefined;
+  remaining: number;
+}
+
+interface Waiter {
+  readonly n: number;
+  readonly resolve: () => void;
+}
+
+/**
+ * Keeps every delivered record, in delivery order, and injects faults on demand.
+ *
+ * Storage: the batch's canonical JSON strings are kept (one array push per record, no copy, no parse);
+ * `records` parses them lazily, once, on first read. Records read back are therefore exactly what a
+ * JSON-speaking sink would have shipped, and independent of the objects the producer still holds.
+ *
+ * Faults (all can be set at construction or at run time, and cleared with `clearFaults()`):
+ * - `failNext(n)`: the next n sends (counted when a send begins; an aborted send gives its turn back) fail as a
+ *   whole-batch retry.
+ * - `rejectWhen(pred)` / `retryWhen(pred)`: per-record outcomes; the first matching rule wins.
+ * - `setLatency(ms)`, `block()`/`unblock()`, `neverAnswer()`: sends that take long or hang.
+ *
+ * An aborted send (its `signal` fired while it waited) throws a retryable `SinkError` (`ERR_SINK_SEND`,
+ * `cause` = the signal's reason) and stores nothing: its records were not delivered and stay pending.
+ */
+export class MemorySink implements Sink {
+  readonly name: string;
+  readonly pipelineDefaults: Sink["pipelineDefaults"];
+
+  private lines: string[] = [];
+  private parsed: LogRecord[] = [];
+  private latency: number;
+  private failures = 0;
+  private failOptions: FailNextOptions = {};
+  private rules: Rule[] = [];
+  private gate: { promise: Promise<void>; release: () => void } | undefined;
+  private hang = false;
+  private waiters: Waiter[] = [];
+
+  private sendCount = 0;
+  private deliveredCount = 0;
+  private deliveredBytes = 0;
+  private failedSendCount = 0;
+  private abortedSendCount = 0;
+  private rejectedCount = 0;
+  private retriedCount = 0;
+  private inFlightCount = 0;
+  private openCount = 0;
+  private closeCount = 0;
+  private isClosed = false;
+
+  constructor(options: MemorySinkOptions) {
+    checkObject("options", options);
+    if (options === undefined) throw new InvalidOptionError("Expected `options` to be an object, got `undefined`");
+    checkName("name", options.name);
+    checkNumber("latencyMs", options.latencyMs, 0);
+    checkInt("failNext", options.failNext, 0);
+    checkPredicate("rejectWhen", options.rejectWhen, true);
+    checkObject("pipelineDefaults", options.pipelineDefaults);
+    this.name = options.name;
+    this.latency = options.latencyMs ?? 0;
+    this.failures = options.failNext ?? 0;
+    this.pipelineDefaults = options.pipelineDefaults;
+    if (options.rejectWhen !== undefined) this.rejectWhen(options.rejectWhen);
+  }
+
+  // ── reading ─────────────────────────────────────────────────────────────────────────────────────
+
+  /** Delivered records in order, parsed on first read. The array grows on later reads; `clear()` starts a new one. */
+  get records(): readonly LogRecord[] {
+    const lines = this.lines;
+    const parsed = this.parsed;
+    for (let i = parsed.length; i < lines.length; i++) parsed.push(JSON.parse(lines[i]!) as LogRecord);
+    return parsed;
+  }
+
+  /** Delivered records as their canonical JSON lines (no trailing newline), in order. */
+  get json(): readonly string[] {
+    return this.lines;
+  }
+
+  /** Records currently held (delivered since construction or the last `clear()`). */
+  get count(): number {
+    return this.lines.length;
+  }
+
+  /** The first held record matching `predicate`. */
+  find(predicate: (record: LogRecord, index: number) => boolean): LogRecord | undefined {
+    const records = this.records;
+    for (let i = 0; i < records.length; i++) if (predicate(records[i]!, i)) return records[i];
+    return undefined;
+  }
+
+  /** The `message` of every held record, in order. */
+  messages(): string[] {
+    return this.records.map((r) => r.message);
+  }
+
+  /** Forget the held records. Counters (`sends`, `delivered`…) keep counting. */
+  clear(): void {
+    this.lines = [];
+    this.parsed = [];
+  }
+
+  /**
+   * Resolve once at least `n` records are held. Rejects after `timeout` ms (real time, even under fake
+   * timers) with a `WaitForTimeoutError` saying how many arrived and what the sink did meanwhile.
+   */
+  waitForCount(n: number, options: WaitForCountOptions = {}): Promise<void> {
+    checkInt("n", n, 0);
+    checkObject("options", options);
+    const timeout = options.timeout ?? 5000;
+    checkNumber("timeout", timeout, 0);
+    const signal = options.signal;
+    if (this.lines.length >= n) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const started = this.deliveredCount;
+      const waiter: Waiter = {
+        n,
+        resolve: () => {
+          realClearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        },
+      };
+      const drop = (): void => {
+        const i = this.waiters.indexOf(waiter);
+        if (i !== -1) this.waiters.splice(i, 1);
+      };
+      const onAbort = (): void => {
+        realClearTimeout(timer);
+        drop();
+        reject(signal!.reason);
+      };
+      const timer = realSetTimeout(() => {
+        drop();
+        signal?.removeEventListener("abort", onAbort);
+        reject(
+          new WaitForTimeoutError(
+            `MemorySink "${this.name}": expected at least ${n} records within ${timeout} ms, got ${this.lines.length} ` +
+              `(${this.deliveredCount - started} arrived while waiting; sends: ${this.sendCount}, failed sends: ` +
+              `${this.failedSendCount}, aborted sends: ${this.abortedSendCount}, rejected: ${this.rejectedCount}, ` +
+              `retry: ${this.retriedCount}, in flight: ${this.inFlightCount})`,
+            this.lines.length,
+            undefined,
+          ),
+        );
+      }, timeout);
+      if (signal !== undefined) {
+        if (signal.aborted) return onAbort();
+        signal.addEventListener("abort", onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
+    });
+  }
+
+  // ── fault injection ─────────────────────────────────────────────────────────────────────────────
+
+  /** The next `n` sends (counted when a send begins) fail as a whole-batch retry. Replaces an earlier `failNext`. */
+  failNext(n: number, options: FailNextOptions = {}): this {
+    checkInt("n", n, 0);
+    checkObject("options", options);
+    checkNumber("retryAfterMs", options.retryAfterMs, 0);
+    checkReason("reason", options.reason);
+    this.failures = n;
+    this.failOptions = { ...options };
+    return this;
+  }
+
+  /** Reject matching records (the engine dead-letters or drops them) with `reason`. */
+  rejectWhen(predicate: RecordPredicate, reason = "rejected_by_test", options: RuleOptions = {}): this {
+    return this.addRule("rejected", predicate, reason, options);
+  }
+
+  /** Answer "retry" for matching records (the engine resends only them). Use `times` to let a resend pass. */
+  retryWhen(predicate: RecordPredicate, reason = "retry_by_test", options: RuleOptions = {}): this {
+    return this.addRule("retry", predicate, reason, options);
+  }
+
+  /** Every send from now on waits `ms` before answering (abortable). */
+  setLatency(ms: number): this {
+    checkNumber("ms", ms, 0);
+    this.latency = ms;
+    return this;
+  }
+
+  /** Sends (waiting and new) hang until `unblock()` or until their signal aborts. */
+  block(): this {
+    if (this.gate === undefined) {
+      let release!: () => void;
+      const promise = new Promise<void>((resolve) => (release = resolve));
+      this.gate = { promise, release };
+    }
+    return this;
+  }
+
+  /** Let the sends held by `block()` go on. */
+  unblock(): this {
+    const gate = this.gate;
+    this.gate = undefined;
+    gate?.release();
+    return this;
+  }
+
+  /** Sends that begin while this is on never answer; only their signal ends them. */
+  neverAnswer(on = true): this {
+    this.hang = on;
+    return this;
+  }
+
+  /** Remove every fault: failures, rules, latency, hang; and `unblock()`. Held records stay. */
+  clearFaults(): this {
+    this.failures = 0;
+    this.failOptions = {};
+    this.rules = [];
+    this.latency = 0;
+    this.hang = false;
+    return this.unblock();
+  }
+
+  // ── counters ────────────────────────────────────────────────────────────────────────────────────
+
+  /** Calls of `send`. */
+  get sends(): number {
+    return this.sendCount;
+  }
+  /** Records delivered since construction (not reset by `clear()`). */
+  get delivered(): number {
+    return this.deliveredCount;
+  }
+  /** Sends failed by `failNext`. */
+  get failedSends(): number {
+    return this.failedSendCount;
+  }
+  /** Sends ended by their signal. */
+  get abortedSends(): number {
+    return this.abortedSendCount;
+  }
+  /** Records answered "rejected". */
+  get rejected(): number {
+    return this.rejectedCount;
+  }
+  /** Records answered "retry" by a `retryWhen` rule. */
+  get retried(): number {
+    return this.retriedCount;
+  }
+  /** Sends that have begun and not yet answered. */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+  /** Calls of `open()`. */
+  get opens(): number {
+    return this.openCount;
+  }
+  /** Times the sink went from open to closed (repeated `close()` calls count once). */
+  get closes(): number {
+    return this.closeCount;
+  }
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  metrics(): SinkMetrics {
+    return {
+      sends: this.sendCount,
+      records: this.deliveredCount,
+      bytes: this.deliveredBytes,
+      failed_sends: this.failedSendCount,
+      aborted_sends: this.abortedSendCount,
+      rejected_records: this.rejectedCount,
+      retry_records: this.retriedCount,
+      in_flight: this.inFlightCount,
+      held_records: this.lines.length,
+    };
+  }
+
+  // ── Sink ────────────────────────────────────────────────────────────────────────────────────────
+
+  open(): void {
+    this.openCount++;
+    this.isClosed = false;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    this.closeCount++;
+  }
+
+  async send(batch: Batch, ctx?: SendContext): Promise<SendResult> {
+    this.sendCount++;
+    const signal = ctx?.signal;
+    // Decided when the send begins, so concurrent sends fail in call order.
+    const fail = this.failures > 0;
+    if (fail) this.failures--;
+    const failOptions = this.failOptions;
+    this.inFlightCount++;
+    try {
+      checkAborted(this.name, signal);
+      if (this.gate !== undefined) await untilSettledOrAborted(this.name, this.gate.promise, signal);
+      if (this.latency > 0) await sleep(this.name, this.latency, signal);
+      if (this.hang) await untilSettledOrAborted(this.name, new Promise<never>(() => {}), signal);
+      checkAborted(this.name, signal);
+    } catch (error) {
+      this.abortedSendCount++;
+      // An aborted send never answered, so it did not use up an injected failure.
+      if (fail) this.failures++;
+      throw error;
+    } finally {
+      this.inFlightCount--;
+    }
+    if (fail) {
+      this.failedSendCount++;
+      const reason = failOptions.reason ?? "injected_failure";
+      if (failOptions.throw === true) {
+        const error = new SinkError("ERR_SINK_SEND", `MemorySink "${this.name}": injected failure (${reason})`, {
+          sink: this.name,
+        });
+        if (failOptions.retryAfterMs !== undefined) error.retryAfterMs = failOptions.retryAfterMs;
+        throw error;
+      }
+      return Outcome.retry(reason, failOptions.retryAfterMs);
+    }
+    return this.rules.length === 0 ? this.deliverAll(batch) : this.judge(batch);
+  }
+
+  private deliverAll(batch: Batch): RecordOutcome {
+    const json = batch.json;
+    const lines = this.lines;
+    for (let i = 0; i < json.length; i++) lines.push(json[i]!);
+    this.deliveredCount += json.length;
+    this.deliveredBytes += batch.bytes;
+    this.wake();
+    return Outcome.delivered;
+  }
+
+  private judge(batch: Batch): SendResult {
+    const json = batch.json;
+    const records = batch.records;
+    const n = json.length;
+    const outcomes = new Array<RecordOutcome>(n);
+    let allDelivered = true;
+    for (let i = 0; i < n; i++) {
+      const rule = this.match(records[i]!, i, batch);
+      if (rule === undefined) {
+        outcomes[i] = Outcome.delivered;
+        this.lines.push(json[i]!);
+        this.deliveredCount++;
+        this.deliveredBytes += Buffer.byteLength(json[i]!);
+        continue;
+      }
+      allDelivered = false;
+      if (rule.status === "rejected") {
+        this.rejectedCount++;
+        outcomes[i] = Outcome.reject(rule.reason);
+      } else {
+        this.retriedCount++;
+        outcomes[i] = Outcome.retry(rule.reason, rule.retryAfterMs);
+      }
+    }
+    this.wake();
+    return allDelivered ? Outcome.delivered : Outcome.perRecord(outcomes);
+  }
+
+  private match(record: LogRecord, index: number, batch: Batch): Rule | undefined {
+    const rules = this.rules;
+    for (let r = 0; r < rules.length; r++) {
+      const rule = rules[r]!;
+      if (!rule.when(record, index, batch)) continue;
+      if (--rule.remaining === 0) rules.splice(r, 1);
+      return rule;
+    }
+    return undefined;
+  }
+
+  private addRule(status: Rule["status"], when: RecordPredicate, reason: string, options: RuleOptions): this {
+    checkPredicate("predicate", when, false);
+    checkReason("reason", reason);
+    checkObject("options", options);
+    checkInt("times", options.times, 1, true);
+    checkNumber("retryAfterMs", options.retryAfterMs, 0);
+    this.rules.push({ status, when, reason, retryAfterMs: options.retryAfterMs, remaining: options.times ?? Infinity });
+    return this;
+  }
+
+  private wake(): void {
+    if (this.waiters.length === 0) return;
+    const held = this.lines.length;
+    const ready = this.waiters.filter((w) => held >= w.n);
+    if (ready.length === 0) return;
+    this.waiters = this.waiters.filter((w) => held < w.n);
+    for (const w of ready) w.resolve();
+  }
+}
+
+function checkPredicate(path: string, value: unknown, optional: boolean): void {
+  if (optional && value === undefined) return;
+  if (typeof value !== "function") {
+    throw new InvalidOptionError(`Expected \`${path}\` to be a function, got ${describe(value)}`);
+  }
+}
+
+function checkReason(path: string, value: unknown): void {
+  if (value === undefined) return;
+  if (typeof value !== "string" || value.length === 0) {
+    throw new InvalidOptionError(`Expected \`${path}\` to be a non-empty string, got ${describe(value)}`);
+  }
+}

@@ -1,0 +1,74 @@
+// Per-record outcomes: rejected → dead letter with reason; retry → resent alone; delivered → never resent.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { Aggregator, MemorySink, Outcome } from "../../../src/index.js";
+import { ScriptedSink, numbered } from "../../helpers/sinks.js";
+
+describe("per-record outcomes", () => {
+  beforeEach(() => vi.useFakeTimers());
+  afterEach(() => vi.useRealTimers());
+
+  it("dead-letters record 3, resends only record 5, resends nothing else", async () => {
+    const sink = new ScriptedSink("es", (batch, call) => {
+      if (call > 0) return undefined;
+      return Outcome.perRecord(
+        batch.records.map((r) =>
+          r.n === 3 ? Outcome.reject("mapper_parsing_exception: failed to parse [n]") : r.n === 5 ? Outcome.retry("http_429") : Outcome.delivered,
+        ),
+      );
+    });
+    const dlq = new MemorySink({ name: "dlq" });
+    const agg = new Aggregator()
+      .addSink(sink, { deadLetter: "dlq", batch: { maxRecords: 8, maxWaitMs: 0 }, retry: { baseDelayMs: 10 } })
+      .addSink(dlq, { batch: { maxWaitMs: 0 } });
+    await agg.start();
+    await agg.write(numbered(8));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(sink.calls.map((c) => c.ids)).toEqual([[0, 1, 2, 3, 4, 5, 6, 7], [5]]);
+    expect(sink.calls[1]!.attempt).toBe(2);
+    expect(dlq.records.map((r) => r.n)).toEqual([3]);
+    expect(dlq.records[0]!.dead_letter).toMatchObject({
+      sink: "es",
+      reason: "mapper_parsing_exception: failed to parse [n]",
+      attempts: 1,
+    });
+    const report = await agg.stop();
+    expect(report.sinks.es).toMatchObject({ received: 8, delivered: 7, deadLettered: 1, retried: 1, pending: 0, droppedTotal: 0 });
+    // the dead-letter sink receives only dead letters, not the fan-out
+    expect(report.sinks.dlq).toMatchObject({ received: 1, delivered: 1 });
+  });
+
+  it("a wrong number of outcomes is a coded sink error and the batch is retried whole", async () => {
+    const sink = new ScriptedSink("s", (_b, call) => (call === 0 ? Outcome.perRecord([Outcome.delivered]) : undefined));
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 3, maxWaitMs: 0 }, retry: { baseDelayMs: 1 } });
+    const codes: string[] = [];
+    agg.on("sink:error", (e) => codes.push(e.error.code));
+    await agg.start();
+    await agg.write(numbered(3));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(codes).toEqual(["ERR_SINK_PROTOCOL"]);
+    expect(sink.calls.map((c) => c.ids)).toEqual([[0, 1, 2], [0, 1, 2]]);
+    await agg.stop();
+  });
+
+  it("a thrown non-retryable SinkError rejects the batch; a thrown plain error retries it", async () => {
+    const { SinkError } = await import("../../../src/index.js");
+    const sink = new ScriptedSink("s", (batch, call) => {
+      if (call === 0) {
+        const e = new SinkError("ERR_SINK_REJECTED", "401 unauthorized");
+        e.retryable = false;
+        throw e;
+      }
+      if (call === 1) throw new Error("socket hang up");
+      return undefined;
+    });
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 2, maxWaitMs: 0 }, retry: { baseDelayMs: 1 } });
+    await agg.start();
+    await agg.write(numbered(2));
+    await vi.advanceTimersByTimeAsync(0);
+    await agg.write(numbered(2, 2));
+    await vi.advanceTimersByTimeAsync(100);
+    const report = await agg.stop();
+    expect(report.sinks.s).toMatchObject({ received: 4, delivered: 2, dropped: { rejected: 2 }, retried: 2 });
+    expect(sink.calls.map((c) => c.ids)).toEqual([[0, 1], [2, 3], [2, 3]]);
+  });
+});

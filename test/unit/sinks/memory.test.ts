@@ -1,0 +1,273 @@
+// MemorySink is the engine's test double: its storage, waits and every injected fault must behave exactly as documented.
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { MemorySink } from "../../../src/sinks/memory.js";
+import { createBatch } from "../../../src/testing/create-batch.js";
+import { WaitForTimeoutError } from "../../../src/testing/wait-for.js";
+import { InvalidOptionError, SinkError } from "../../../src/errors.js";
+import type { RecordOutcome, SendResult } from "../../../src/sinks/sink.js";
+
+const ctx = () => ({ signal: new AbortController().signal });
+const msgs = (...m: string[]) => createBatch(m.map((message) => ({ message, "@timestamp": "2024-05-01T10:00:00.000Z" })));
+
+/** The value a promise rejected with; fails the test if it resolved. */
+async function rejectionOf<E = Error>(promise: unknown): Promise<E> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as E;
+  }
+  throw new Error("expected the promise to reject");
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe("MemorySink storage", () => {
+  it("keeps records in delivery order, as records, JSON lines and messages", async () => {
+    const sink = new MemorySink({ name: "mem" });
+    expect(await sink.send(msgs("a", "b"), ctx())).toEqual({ status: "delivered" });
+    await sink.send(msgs("c"), ctx());
+    expect(sink.count).toBe(3);
+    expect(sink.messages()).toEqual(["a", "b", "c"]);
+    expect(sink.records.map((r) => r.message)).toEqual(["a", "b", "c"]);
+    expect(sink.json[0]).toBe(JSON.stringify({ message: "a", "@timestamp": "2024-05-01T10:00:00.000Z" }));
+    expect(sink.find((r) => r.message === "b")).toMatchObject({ message: "b" });
+    expect(sink.find((r) => r.message === "z")).toBeUndefined();
+  });
+
+  it("returns records independent of the producer's objects", async () => {
+    const input = { message: "original", "@timestamp": "2024-05-01T10:00:00.000Z", log: { level: "info" as const } };
+    const sink = new MemorySink({ name: "mem" });
+    await sink.send(createBatch([input]), ctx());
+    input.message = "mutated after send";
+    expect(sink.records[0]!.message).toBe("original");
+  });
+
+  it("clear() forgets held records but not the counters", async () => {
+    const sink = new MemorySink({ name: "mem" });
+    await sink.send(msgs("a", "b"), ctx());
+    expect(sink.records).toHaveLength(2);
+    sink.clear();
+    expect(sink.count).toBe(0);
+    expect(sink.records).toHaveLength(0);
+    await sink.send(msgs("c"), ctx());
+    expect(sink.messages()).toEqual(["c"]);
+    expect(sink.delivered).toBe(3);
+    expect(sink.sends).toBe(2);
+    expect(sink.metrics()).toMatchObject({ sends: 2, records: 3, held_records: 1 });
+  });
+
+  it("holds a million records as their JSON lines (parsing is deferred to the first read of `records`)", async () => {
+    const json = Array.from({ length: 1000 }, (_, i) => `{"@timestamp":"2024-05-01T10:00:00.000Z","message":"m${i}"}`);
+    const batch = { length: 1000, json, records: [], sources: [], bytes: 1000 * 55, attempt: 1 } as never;
+    const sink = new MemorySink({ name: "mem" });
+    for (let i = 0; i < 1000; i++) await sink.send(batch, ctx());
+    expect(sink.count).toBe(1_000_000);
+    expect(sink.json[999_999]).toBe(json[999]);
+    expect(sink.metrics()).toMatchObject({ records: 1_000_000 });
+  });
+
+  it("counts bytes and records in metrics()", async () => {
+    const sink = new MemorySink({ name: "mem" });
+    const batch = msgs("a", "bb");
+    await sink.send(batch, ctx());
+    expect(sink.metrics()).toMatchObject({ sends: 1, records: 2, bytes: batch.bytes });
+  });
+});
+
+describe("MemorySink.waitForCount", () => {
+  it("resolves once enough records arrived, including ones delivered later", async () => {
+    const sink = new MemorySink({ name: "mem" });
+    await sink.send(msgs("a"), ctx());
+    await sink.waitForCount(1);
+    const waiting = sink.waitForCount(3, { timeout: 5000 });
+    await sink.send(msgs("b"), ctx());
+    await sink.send(msgs("c", "d"), ctx());
+    await expect(waiting).resolves.toBeUndefined();
+  });
+
+  it("rejects with how many arrived and what the sink did", async () => {
+    const sink = new MemorySink({ name: "slow" });
+    await sink.send(msgs("a", "b"), ctx());
+    sink.failNext(1);
+    await sink.send(msgs("c"), ctx());
+    const error = await rejectionOf(sink.waitForCount(5, { timeout: 20 }));
+    expect(error).toBeInstanceOf(WaitForTimeoutError);
+    expect(error.message).toContain('MemorySink "slow": expected at least 5 records within 20 ms, got 2');
+    expect(error.message).toContain("sends: 2, failed sends: 1");
+  });
+
+  it("times out on real time under fake timers", async () => {
+    vi.useFakeTimers();
+    const sink = new MemorySink({ name: "mem" });
+    await expect(sink.waitForCount(1, { timeout: 10 })).rejects.toThrow(/got 0/);
+  });
+});
+
+describe("MemorySink fault injection", () => {
+  it("failNext(n) fails n whole batches as retry, then delivers", async () => {
+    const sink = new MemorySink({ name: "mem", failNext: 1 });
+    sink.failNext(2, { retryAfterMs: 250, reason: "http_503" });
+    const results: SendResult[] = [];
+    for (let i = 0; i < 3; i++) results.push(await sink.send(msgs(`try${i}`), ctx()));
+    expect(results[0]).toEqual({ status: "retry", reason: "http_503", retryAfterMs: 250, error: undefined });
+    expect(results[1]).toMatchObject({ status: "retry", reason: "http_503" });
+    expect(results[2]).toEqual({ status: "delivered" });
+    expect(sink.messages()).toEqual(["try2"]);
+    expect(sink.failedSends).toBe(2);
+  });
+
+  it("failNext from the constructor, and the throwing variant", async () => {
+    const sink = new MemorySink({ name: "mem", failNext: 1 });
+    expect(await sink.send(msgs("a"), ctx())).toMatchObject({ status: "retry", reason: "injected_failure" });
+    sink.failNext(1, { throw: true, retryAfterMs: 10 });
+    const error = await rejectionOf<SinkError>(sink.send(msgs("b"), ctx()));
+    expect(error).toBeInstanceOf(SinkError);
+    expect(error.retryable).toBe(true);
+    expect(error.retryAfterMs).toBe(10);
+    expect(sink.count).toBe(0);
+  });
+
+  it("rejectWhen gives per-record outcomes with reasons and keeps only delivered records", async () => {
+    const sink = new MemorySink({ name: "mem", rejectWhen: (r) => r.message === "bad-1" });
+    sink.rejectWhen((r) => r.message.startsWith("bad"), "mapper_parsing_exception");
+    const result = (await sink.send(msgs("ok-0", "bad-1", "ok-2", "bad-3"), ctx())) as { outcomes: RecordOutcome[] };
+    expect(result.outcomes).toEqual([
+      { status: "delivered" },
+      { status: "rejected", reason: "rejected_by_test", error: undefined },
+      { status: "delivered" },
+      { status: "rejected", reason: "mapper_parsing_exception", error: undefined },
+    ]);
+    expect(sink.messages()).toEqual(["ok-0", "ok-2"]);
+    expect(sink.rejected).toBe(2);
+    expect(await sink.send(msgs("ok-4"), ctx())).toEqual({ status: "delivered" });
+  });
+
+  it("retryWhen with times lets the resend through", async () => {
+    const sink = new MemorySink({ name: "mem" }).retryWhen((r) => r.message === "five", "http_429", {
+      times: 1,
+      retryAfterMs: 100,
+    });
+    const first = (await sink.send(msgs("four", "five", "six"), ctx())) as { outcomes: RecordOutcome[] };
+    expect(first.outcomes.map((o) => o.status)).toEqual(["delivered", "retry", "delivered"]);
+    expect(first.outcomes[1]).toMatchObject({ reason: "http_429", retryAfterMs: 100 });
+    expect(await sink.send(msgs("five"), ctx())).toEqual({ status: "delivered" });
+    expect(sink.messages()).toEqual(["four", "six", "five"]);
+    expect(sink.retried).toBe(1);
+  });
+
+  it("latency delays the answer and follows fake timers", async () => {
+    vi.useFakeTimers();
+    const sink = new MemorySink({ name: "mem", latencyMs: 500 });
+    let answered = false;
+    const pending = Promise.resolve(sink.send(msgs("a"), ctx())).then((r) => ((answered = true), r));
+    await vi.advanceTimersByTimeAsync(499);
+    expect(answered).toBe(false);
+    expect(sink.inFlight).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await pending).toEqual({ status: "delivered" });
+    expect(sink.count).toBe(1);
+  });
+
+  it("an abort during latency ends the send at once, stores nothing and keeps the injected failure", async () => {
+    vi.useFakeTimers();
+    const sink = new MemorySink({ name: "mem" }).setLatency(10_000).failNext(1);
+    const controller = new AbortController();
+    const pending = Promise.resolve(sink.send(msgs("a"), { signal: controller.signal }));
+    const settled = rejectionOf<SinkError>(pending);
+    controller.abort(new Error("stop deadline"));
+    const error = await settled;
+    expect(error).toBeInstanceOf(SinkError);
+    expect(error.code).toBe("ERR_SINK_SEND");
+    expect(error.message).toContain("send aborted (stop deadline)");
+    expect(error.retryable).toBe(true);
+    expect(sink.count).toBe(0);
+    expect(sink.abortedSends).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+    sink.setLatency(0);
+    expect(await sink.send(msgs("b"), ctx())).toMatchObject({ status: "retry" });
+  });
+
+  it("an already aborted signal fails the send without storing", async () => {
+    const sink = new MemorySink({ name: "mem" });
+    const controller = new AbortController();
+    controller.abort();
+    await expect(Promise.resolve(sink.send(msgs("a"), { signal: controller.signal }))).rejects.toBeInstanceOf(SinkError);
+    expect(sink.count).toBe(0);
+  });
+
+  it("block() holds sends until unblock(), in order", async () => {
+    const sink = new MemorySink({ name: "mem" }).block();
+    const p1 = sink.send(msgs("a"), ctx());
+    const p2 = sink.send(msgs("b"), ctx());
+    await Promise.resolve();
+    expect(sink.inFlight).toBe(2);
+    expect(sink.count).toBe(0);
+    sink.unblock();
+    await Promise.all([p1, p2]);
+    expect(sink.messages()).toEqual(["a", "b"]);
+    expect(sink.inFlight).toBe(0);
+  });
+
+  it("a blocked send ends when its signal aborts", async () => {
+    const sink = new MemorySink({ name: "mem" }).block();
+    const controller = new AbortController();
+    const pending = Promise.resolve(sink.send(msgs("a"), { signal: controller.signal }));
+    controller.abort();
+    await expect(pending).rejects.toThrow(/send aborted/);
+    sink.unblock();
+    expect(sink.count).toBe(0);
+  });
+
+  it("neverAnswer() hangs until aborted, even across unblock()", async () => {
+    const sink = new MemorySink({ name: "mem" }).neverAnswer();
+    const controller = new AbortController();
+    let settled = false;
+    const pending = Promise.resolve(sink.send(msgs("a"), { signal: controller.signal })).finally(() => (settled = true));
+    sink.unblock();
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect(settled).toBe(false);
+    controller.abort();
+    await expect(pending).rejects.toBeInstanceOf(SinkError);
+    sink.neverAnswer(false);
+    expect(await sink.send(msgs("b"), ctx())).toEqual({ status: "delivered" });
+  });
+
+  it("clearFaults() removes every fault", async () => {
+    const sink = new MemorySink({ name: "mem", latencyMs: 5 })
+      .failNext(3)
+      .rejectWhen(() => true)
+      .retryWhen(() => true)
+      .block()
+      .neverAnswer();
+    sink.clearFaults();
+    expect(await sink.send(msgs("a"), ctx())).toEqual({ status: "delivered" });
+  });
+
+  it("open/close are counted, and close is idempotent", () => {
+    const sink = new MemorySink({ name: "mem" });
+    sink.open();
+    sink.close();
+    sink.close();
+    expect(sink.opens).toBe(1);
+    expect(sink.closes).toBe(1);
+    expect(sink.closed).toBe(true);
+  });
+});
+
+describe("MemorySink options", () => {
+  it("rejects bad options with what was expected and what arrived", () => {
+    expect(() => new MemorySink({ name: "mem", latencyMs: -1 })).toThrow(InvalidOptionError);
+    expect(() => new MemorySink({ name: "mem", latencyMs: -1 })).toThrow("Expected `latencyMs` to be a number ≥ 0, got `-1` (number)");
+    expect(() => new MemorySink({ name: "mem", failNext: 1.5 })).toThrow("Expected `failNext` to be a non-negative integer, got `1.5` (number)");
+    expect(() => new MemorySink({ name: "" })).toThrow(/Expected `name` to be a name/);
+    expect(() => new MemorySink(undefined as never)).toThrow("Expected `options` to be an object, got `undefined`");
+    expect(() => new MemorySink({ name: "m", rejectWhen: "x" as never })).toThrow("Expected `rejectWhen` to be a function, got `\"x\"` (string)");
+    const sink = new MemorySink({ name: "mem" });
+    expect(() => sink.setLatency(Number.NaN)).toThrow(InvalidOptionError);
+    expect(() => sink.failNext(-1)).toThrow(InvalidOptionError);
+    expect(() => sink.rejectWhen(() => true, "")).toThrow("Expected `reason` to be a non-empty string");
+    expect(() => sink.retryWhen(() => true, "r", { times: 0 })).toThrow(InvalidOptionError);
+  });
+});
