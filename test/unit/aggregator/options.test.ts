@@ -1,0 +1,58 @@
+// Bad options are coded errors thrown synchronously by the call that received them.
+import { describe, expect, it } from "vitest";
+import { Aggregator, AggregatorError, MemorySink, type Sink } from "../../../src/index.js";
+
+const sink = (name: string): Sink => ({ name, send() {} });
+
+type Case = [title: string, act: () => unknown, code: string, text: RegExp];
+
+const cases: Case[] = [
+  ["negative queue size", () => new Aggregator({ queue: { maxRecords: -1 } }), "ERR_INVALID_OPTION", /Expected `queue.maxRecords` to be a positive integer, got `-1` \(number\)/],
+  ["fractional batch bytes", () => new Aggregator({ batch: { maxBytes: 1.5 } }), "ERR_INVALID_OPTION", /`batch.maxBytes`.*`1.5`/],
+  ["negative maxWaitMs", () => new Aggregator({ batch: { maxWaitMs: -5 } }), "ERR_INVALID_OPTION", /`batch.maxWaitMs` to be a non-negative integer/],
+  ["unknown whenFull", () => new Aggregator({ queue: { whenFull: "dropAll" as never } }), "ERR_INVALID_OPTION", /one of "block", "dropNewest", "dropOldest", got `"dropAll"`/],
+  ["retry cap below base", () => new Aggregator({ retry: { baseDelayMs: 1000, maxDelayMs: 10 } }), "ERR_INVALID_OPTION", /maxDelayMs/],
+  ["maxAttempts zero", () => new Aggregator({ retry: { maxAttempts: 0 } }), "ERR_INVALID_OPTION", /maxAttempts/],
+  ["options not an object", () => new Aggregator(42 as never), "ERR_INVALID_OPTION", /Expected `options` to be an object, got `42`/],
+  ["duplicate sink names", () => new Aggregator().addSink(sink("x")).addSink(sink("x")), "ERR_DUPLICATE_NAME", /"x" already exists/],
+  ["non-function filter", () => new Aggregator().addSink(sink("x"), { filter: "level:error" as never }), "ERR_INVALID_OPTION", /Expected `filter` to be a function, got `"level:error"` \(string\)/],
+  ["sink without send", () => new Aggregator().addSink({ name: "x" } as never), "ERR_INVALID_OPTION", /Expected a sink/],
+  ["bad sink name", () => new Aggregator().addSink(sink("has space")), "ERR_INVALID_OPTION", /sink.name/],
+  ["own dead letter", () => new Aggregator().addSink(sink("x"), { deadLetter: "x" }), "ERR_INVALID_OPTION", /own dead-letter/],
+  ["batch larger than queue", () => new Aggregator().addSink(sink("x"), { queue: { maxRecords: 10 }, batch: { maxRecords: 20 } }), "ERR_INVALID_OPTION", /batch.maxRecords/],
+  ["zero concurrency", () => new Aggregator().addSink(sink("x"), { concurrency: 0 }), "ERR_INVALID_OPTION", /concurrency/],
+  ["not a source", () => new Aggregator().addSource({} as never), "ERR_INVALID_OPTION", /Expected a source/],
+];
+
+describe("option validation", () => {
+  it.each(cases)("%s", (_title, act, code, text) => {
+    let thrown: unknown;
+    try {
+      act();
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toBeInstanceOf(AggregatorError);
+    expect((thrown as AggregatorError).code).toBe(code);
+    expect((thrown as Error).message).toMatch(text);
+  });
+
+  it("an unknown dead-letter sink fails start(), before anything runs", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator().addSink(m, { deadLetter: "nope" });
+    await expect(agg.start()).rejects.toMatchObject({ code: "ERR_UNKNOWN_SINK" });
+    expect(m.opens).toBe(0);
+  });
+
+  it("an unknown dead-letter sink fails addSink() once running", async () => {
+    const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+    await agg.start();
+    expect(() => agg.addSink(sink("x"), { deadLetter: "nope" })).toThrow(expect.objectContaining({ code: "ERR_UNKNOWN_SINK" }));
+    await agg.stop();
+  });
+
+  it("accepts 0 where 0 makes sense (?? not ||)", () => {
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 }, retry: { baseDelayMs: 0, maxDelayMs: 0 } });
+    expect(agg.state).toBe("idle");
+  });
+});

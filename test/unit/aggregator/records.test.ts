@@ -1,0 +1,72 @@
+// Records: unserializable input is dropped with a counted reason and an event; missing fields are filled in.
+import { describe, expect, it } from "vitest";
+import { Aggregator, MemorySink, type DropEvent } from "../../../src/index.js";
+
+describe("record intake", () => {
+  it("drops cyclic and BigInt records with a counted reason and an event, never a crash", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(m);
+    const drops: DropEvent[] = [];
+    agg.on("drop", (e) => drops.push(e));
+    await agg.start();
+    const cyclic: Record<string, unknown> = { message: "loop" };
+    cyclic.self = cyclic;
+    await agg.write([{ message: "ok 1" }, cyclic, { message: "big", n: 10n }, { message: "ok 2" }]);
+    await m.waitForCount(2);
+    expect(m.messages()).toEqual(["ok 1", "ok 2"]);
+    expect(drops).toHaveLength(1);
+    expect(drops[0]).toMatchObject({ sink: undefined, source: "host", reason: "unserializable", count: 2 });
+    expect(drops[0]!.detail).toMatch(/circular/i);
+    const report = await agg.stop();
+    expect(report.dropped).toEqual({ unserializable: 2 });
+    expect(report.totals.dropped).toBe(2);
+    expect(agg.metrics().dropped).toEqual({ unserializable: 2 });
+  });
+
+  it("fills @timestamp and message, normalizes log.level, and never mutates the caller's object", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(m);
+    await agg.start();
+    const input = { "@timestamp": 1700000000, log: { level: "WARNING" }, user: "ann" };
+    await agg.write(input as never);
+    await m.waitForCount(1);
+    expect(m.records[0]).toEqual({ "@timestamp": "2023-11-14T22:13:20.000Z", message: "", log: { level: "warn" }, user: "ann" });
+    expect(input).toEqual({ "@timestamp": 1700000000, log: { level: "WARNING" }, user: "ann" });
+    await agg.stop();
+  });
+
+  it("rejects write() after stop with a coded error", async () => {
+    const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+    await agg.start();
+    await agg.stop();
+    await expect(agg.write({ message: "late" })).rejects.toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
+  });
+
+  it("records with no sink yet wait (backpressure) instead of being lost", async () => {
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } });
+    await agg.start();
+    let done = false;
+    const w = agg.write([{ message: "a" }, { message: "b" }]).then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 5));
+    expect(done).toBe(false);
+    const m = new MemorySink({ name: "m" });
+    agg.addSink(m);
+    await w;
+    await m.waitForCount(2);
+    await agg.stop();
+  });
+
+  it("a filter routes records per sink and counts the rest as filtered", async () => {
+    const errors = new MemorySink({ name: "errors" });
+    const all = new MemorySink({ name: "all" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } })
+      .addSink(errors, { filter: (r) => r.log?.level === "error" })
+      .addSink(all);
+    await agg.start();
+    await agg.write([{ message: "x", log: { level: "info" } }, { message: "y", log: { level: "error" } }]);
+    const report = await agg.stop();
+    expect(errors.messages()).toEqual(["y"]);
+    expect(all.messages()).toEqual(["x", "y"]);
+    expect(report.sinks.errors).toMatchObject({ received: 1, delivered: 1, filtered: 1 });
+  });
+});

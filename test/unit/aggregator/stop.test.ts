@@ -1,0 +1,60 @@
+// stop(): never hangs past its deadline; drains healthy sinks completely; the report's numbers add up.
+import { describe, expect, it } from "vitest";
+import { Aggregator, MemorySink } from "../../../src/index.js";
+import { ScriptedSink, numbered } from "../../helpers/sinks.js";
+
+describe("stop", () => {
+  it("with a sink that never answers, resolves by the deadline and reports what is pending", async () => {
+    const stuck = new MemorySink({ name: "stuck" }).neverAnswer();
+    const ok = new MemorySink({ name: "ok" });
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 0 } }).addSink(stuck).addSink(ok);
+    await agg.start();
+    await agg.write(numbered(250));
+    await ok.waitForCount(250);
+    const report = await agg.stop({ timeoutMs: 300 });
+    expect(report.timedOut).toBe(true);
+    expect(report.sinks.stuck).toMatchObject({ received: 250, delivered: 0, pending: 250 });
+    expect(report.sinks.ok).toMatchObject({ received: 250, delivered: 250, pending: 0 });
+    expect(report.totals.pending).toBe(250);
+    // the stuck send was aborted through its signal
+    expect(stuck.abortedSends).toBeGreaterThan(0);
+  });
+
+  it("with healthy sinks drains everything: in = delivered + dead-lettered + dropped", async () => {
+    const a = new MemorySink({ name: "a" }).rejectWhen((r) => (r.n as number) % 10 === 0, "bad_doc");
+    const b = new MemorySink({ name: "b" });
+    const dlq = new MemorySink({ name: "dlq" });
+    const c = new ScriptedSink("c", () => ({ status: "rejected", reason: "never" }));
+    const agg = new Aggregator({ batch: { maxRecords: 500, maxWaitMs: 50 } })
+      .addSink(a, { deadLetter: "dlq" })
+      .addSink(b, { queue: { maxRecords: 1_000, whenFull: "dropNewest" } })
+      .addSink(c)
+      .addSink(dlq);
+    await agg.start();
+    for (let i = 0; i < 5_000; i += 1_000) await agg.write(numbered(1_000, i));
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.timedOut).toBe(false);
+    for (const [name, s] of Object.entries(report.sinks)) {
+      expect(s.pending, name).toBe(0);
+      expect(s.delivered + s.deadLettered + s.droppedTotal, name).toBe(s.received);
+    }
+    expect(report.sinks.a).toMatchObject({ received: 5_000, delivered: 4_500, deadLettered: 500 });
+    expect(report.sinks.dlq).toMatchObject({ received: 500, delivered: 500 });
+    expect(report.sinks.c).toMatchObject({ received: 5_000, dropped: { rejected: 5_000 } });
+    expect(report.sources.host).toMatchObject({ emitted: 5_000, admitted: 5_000, waiting: 0 });
+    expect(report.totals.received).toBe(report.totals.delivered + report.totals.deadLettered + report.totals.dropped);
+  });
+
+  it("is idempotent and supports `await using`", async () => {
+    const m = new MemorySink({ name: "m" });
+    {
+      await using agg = new Aggregator().addSink(m);
+      await agg.start();
+      await agg.write({ message: "hi" });
+      const [r1, r2] = await Promise.all([agg.stop(), agg.stop()]);
+      expect(r1).toBe(r2);
+    }
+    expect(m.count).toBe(1);
+    expect(m.closed).toBe(true);
+  });
+});
