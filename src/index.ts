@@ -53,3 +53,7 @@ export type { FileSinkOptions, FileRotateOptions, FsyncPolicy } from "./sinks/fi
 export { ConsoleSink } from "./sinks/console.js";
 export type { ConsoleSinkOptions, ConsoleFormat } from "./sinks/console.js";
 export type { SourceDefinition } from "./sources/runtime.js";
+export { CommandSource } from "./sources/command-source.js";
+export type { CommandSourceOptions } from "./sources/command-source.js";
+export type { CollectorSourceOptions } from "./sources/collector-source.js";
+export type { RestartOptions } from "./sources/restart-policy.js";

@@ -29,15 +29,16 @@ export interface LogRecord {
 /** Input accepted where a record is expected: `@timestamp` and `message` are filled in when missing. */
 export type LogRecordInput = Partial<LogRecord> & Record<string, unknown>;
 
-const LEVEL_WORDS: Record<string, LogLevel> = {
-  trace: "trace", trc: "trace", verbose: "trace", finest: "trace", finer: "trace", silly: "trace",
+// Null prototype: a level word such as "constructor" or "__proto__" must not hit Object.prototype members.
+const LEVEL_WORDS: Record<string, LogLevel | undefined> = Object.assign(Object.create(null) as Record<string, LogLevel>, {
+  trace: "trace", trc: "trace", verbose: "trace", finest: "trace", finer: "trace", silly: "trace", v: "trace",
   debug: "debug", dbg: "debug", fine: "debug", config: "debug", d: "debug",
   info: "info", inf: "info", information: "info", informational: "info", notice: "info", log: "info", i: "info",
   warn: "warn", warning: "warn", wrn: "warn", w: "warn",
-  error: "error", err: "error", eror: "error", severe: "error", e: "error",
+  error: "error", err: "error", eror: "error", severe: "error", e: "error", dpanic: "error",
   fatal: "fatal", ftl: "fatal", crit: "fatal", critical: "fatal", alert: "fatal", emerg: "fatal",
   emergency: "fatal", panic: "fatal", f: "fatal",
-};
+} satisfies Record<string, LogLevel>);
 
 // Syslog severity (RFC 5424): 0 emerg … 7 debug.
 const SYSLOG: readonly LogLevel[] = ["fatal", "fatal", "fatal", "error", "warn", "info", "info", "debug"];
@@ -82,40 +83,212 @@ export function syslogSeverity(level: LogLevel | undefined): number {
   }
 }
 
-const ISO_LIKE = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?$/i;
+// Apache / nginx `$time_local` (Common Log Format): 15/Jan/2024:10:00:00 +0000
+const CLF = /^(\d{2})\/([A-Za-z]{3})\/(\d{4}):(\d{2}):(\d{2}):(\d{2})(?: ([+-])(\d{2})(\d{2}))?$/;
+const MONTHS: Record<string, number | undefined> = Object.assign(Object.create(null) as Record<string, number>, {
+  jan: 1, feb: 2, mar: 3, apr: 4, may: 5, jun: 6, jul: 7, aug: 8, sep: 9, oct: 10, nov: 11, dec: 12,
+});
+const NUMERIC = /^\d+(\.\d+)?$/;
+// Years past 9999 would serialize as "+010000-…", which Elasticsearch and most consumers reject.
+const MAX_EPOCH_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 /**
- * Parse a timestamp into an ISO 8601 UTC string. Accepts ISO 8601 (with or without zone; no zone
- * means UTC), `Date`, and epoch numbers or numeric strings in seconds, milliseconds, microseconds or
- * nanoseconds (told apart by magnitude). Returns `undefined` when the value is not a timestamp.
+ * Parse a timestamp into an ISO 8601 UTC string with millisecond precision. Accepts:
+ * - ISO 8601 / RFC 3339, also with a space for `T`, `,` before the fraction, lowercase `t`/`z`, `UTC`,
+ *   `+hh`, `+hhmm` or `+hh:mm` offsets, and date only; without a zone the time is read as UTC (never
+ *   the host's local zone, so results are the same on every machine);
+ * - Common Log Format `15/Jan/2024:10:00:00 +0000` (nginx/Apache `time_local`);
+ * - `Date`, and epoch numbers, bigints or numeric strings in seconds, milliseconds, microseconds or
+ *   nanoseconds, told apart by magnitude (< 1e11 s, < 1e14 ms, < 1e17 µs, else ns).
+ * Sub-millisecond digits are truncated (not rounded). Returns `undefined` when the value is not a valid
+ * timestamp (calendar-invalid dates such as Feb 30 included) or lies outside years 0000–9999.
  */
 export function parseTimestamp(value: unknown): string | undefined {
-  if (value instanceof Date) return Number.isNaN(value.getTime()) ? undefined : value.toISOString();
-  if (typeof value === "bigint") return fromEpoch(Number(value));
+  if (value instanceof Date) return fromMs(value.getTime());
+  if (typeof value === "bigint") return value < 0n ? undefined : fromEpoch(Number(value));
   if (typeof value === "number") return fromEpoch(value);
   if (typeof value !== "string") return undefined;
-  const s = value.trim();
-  if (s.length === 0) return undefined;
-  if (/^\d+(\.\d+)?$/.test(s)) return fromEpoch(Number(s));
-  if (ISO_LIKE.test(s)) {
-    // A zone-less timestamp is read as UTC, never in the host's local zone (reproducible across machines).
-    const hasZone = /(Z|[+-]\d{2}:?\d{2})$/i.test(s);
-    const normalized = s.replace(" ", "T") + (hasZone ? "" : "Z");
-    const ms = Date.parse(normalized.replace(/([+-]\d{2})(\d{2})$/, "$1:$2"));
-    if (Number.isNaN(ms)) return undefined;
-    // Keep sub-millisecond digits that Date drops? ES date_nanos would; ECS asks for ms, so ms it is.
-    return new Date(ms).toISOString();
+  const s = value.length > 0 && (value.charCodeAt(0) <= 32 || value.charCodeAt(value.length - 1) <= 32) ? value.trim() : value;
+  if (s.length === 0 || s.length > 64) return undefined;
+  const c = s.charCodeAt(0);
+  if (c < 48 || c > 57) return undefined;
+  if (NUMERIC.test(s)) return fromEpochString(s);
+  const iso = parseIso(s);
+  if (iso !== null) return iso;
+  const m = CLF.exec(s);
+  if (m !== null) {
+    const month = MONTHS[m[2]!.toLowerCase()];
+    if (month === undefined) return undefined;
+    const offsetMin = m[7] === undefined ? 0 : (m[7] === "-" ? -1 : 1) * (+m[8]! * 60 + +m[9]!);
+    return fromParts(+m[3]!, month, +m[1]!, +m[4]!, +m[5]!, +m[6]!, 0, offsetMin);
   }
   return undefined;
+}
+
+/**
+ * ISO 8601 / RFC 3339 and the relaxations seen in logs: space instead of `T`, comma before the fraction (Python's
+ * and log4j's default), lowercase `t`/`z`, `UTC`, an optional space before the zone, `+hh`, `+hhmm`, `+hh:mm`, date
+ * only. Hand-scanned rather than a regex with captures: this runs once per line. Returns `null` when `s` does not
+ * have the shape, `undefined` when it has the shape but is not a valid date.
+ */
+function parseIso(s: string): string | undefined | null {
+  const n = s.length;
+  if (n < 10 || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45) return null;
+  const y = digits(s, 0, 4);
+  const mo = digits(s, 5, 2);
+  const d = digits(s, 8, 2);
+  if (y < 0 || mo < 0 || d < 0) return null;
+  let h = 0, mi = 0, sec = 0, ms = 0, offsetMin = 0;
+  let i = 10;
+  let c = s.charCodeAt(i);
+  if (i < n && (c === 84 || c === 116 || c === 32) && digits(s, i + 1, 2) >= 0) {
+    // [Tt ]hh:mm[:ss[(.|,)fraction]]
+    h = digits(s, i + 1, 2);
+    mi = s.charCodeAt(i + 3) === 58 ? digits(s, i + 4, 2) : -1;
+    if (mi < 0) return null;
+    i += 6;
+    if (s.charCodeAt(i) === 58) {
+      sec = digits(s, i + 1, 2);
+      if (sec < 0) return null;
+      i += 3;
+      c = s.charCodeAt(i);
+      if (c === 46 || c === 44) {
+        const start = ++i;
+        while (i < n && (c = s.charCodeAt(i)) >= 48 && c <= 57) i++;
+        const len = i - start;
+        if (len === 0) return null;
+        // Truncate to milliseconds: the first three digits, right-padded.
+        ms = digits(s, start, Math.min(len, 3)) * (len === 1 ? 100 : len === 2 ? 10 : 1);
+      }
+    }
+  }
+  if (i < n && s.charCodeAt(i) === 32 && i + 1 < n) i++;
+  if (i < n) {
+    c = s.charCodeAt(i);
+    if (c === 90 || c === 122) {
+      i++;
+    } else if (c === 85 && s.startsWith("UTC", i)) {
+      i += 3;
+    } else if (c === 43 || c === 45) {
+      const oh = digits(s, i + 1, 2);
+      if (oh < 0) return null;
+      i += 3;
+      let om = 0;
+      if (s.charCodeAt(i) === 58) {
+        om = digits(s, i + 1, 2);
+        if (om < 0) return null;
+        i += 3;
+      } else if (i < n) {
+        om = digits(s, i, 2);
+        if (om < 0) return null;
+        i += 2;
+      }
+      if (oh > 23 || om > 59) return undefined;
+      offsetMin = (c === 45 ? -1 : 1) * (oh * 60 + om);
+    }
+  }
+  if (i !== n) return null;
+  return fromParts(y, mo, d, h, mi, sec, ms, offsetMin);
+}
+
+// The value of `len` ASCII digits at `at`, or -1 when any is not a digit (or out of range).
+function digits(s: string, at: number, len: number): number {
+  if (at + len > s.length) return -1;
+  let v = 0;
+  for (let k = at; k < at + len; k++) {
+    const c = s.charCodeAt(k) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+function fromParts(y: number, mo: number, d: number, h: number, mi: number, sec: number, ms: number, offsetMin: number): string | undefined {
+  // Date.UTC silently rolls Feb 30 over to Mar 1; a log line with an impossible date is not a timestamp.
+  if (mo < 1 || mo > 12 || d < 1 || d > daysInMonth(y, mo) || h > 23 || mi > 59 || sec > 60) return undefined;
+  // Plain arithmetic instead of Date objects: this runs per line, and Date + toISOString cost several times more.
+  // (Second 60, a leap second, rolls into the next minute.)
+  return fromMs(daysFromCivil(y, mo, d) * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms - offsetMin * 60_000);
+}
+
+// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm; valid for every year we accept).
+function daysFromCivil(y: number, m: number, d: number): number {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m > 2 ? m - 3 : m + 9) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146_097 + doe - 719_468;
+}
+
+function daysInMonth(y: number, mo: number): number {
+  if (mo === 2) return (y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28;
+  return mo === 4 || mo === 6 || mo === 9 || mo === 11 ? 30 : 31;
 }
 
 function fromEpoch(n: number): string | undefined {
   if (!Number.isFinite(n) || n < 0) return undefined;
   let ms: number;
-  if (n < 1e11) ms = n * 1000; // seconds (until year 5138)
-  else if (n < 1e14) ms = n; // milliseconds
-  else if (n < 1e17) ms = n / 1e3; // microseconds
-  else ms = n / 1e6; // nanoseconds
-  const d = new Date(Math.floor(ms));
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
+  // Seconds with a fraction: go through whole microseconds so 1700000000.123 does not become …122.999.
+  if (n < 1e11) ms = Math.floor(Math.round(n * 1e6) / 1e3);
+  else if (n < 1e14) ms = Math.floor(n); // milliseconds
+  else if (n < 1e17) ms = Math.floor(n / 1e3); // microseconds
+  else ms = Math.floor(n / 1e6); // nanoseconds
+  return fromMs(ms);
+}
+
+// Numeric strings: split at the decimal point so long nanosecond values keep their millisecond digits exactly.
+function fromEpochString(s: string): string | undefined {
+  const dot = s.indexOf(".");
+  const int = dot === -1 ? s : s.slice(0, dot);
+  const digits = int.replace(/^0+(?=\d)/, "");
+  if (digits.length > 21) return undefined;
+  const n = Number(int);
+  if (n < 1e11) {
+    const frac = dot === -1 ? "" : s.slice(dot + 1);
+    return fromMs(n * 1000 + (frac.length === 0 ? 0 : Number(frac.slice(0, 3).padEnd(3, "0"))));
+  }
+  // ms / µs / ns: keep the integer part only, dropping the sub-ms digits as text (exact for any length).
+  let msDigits: string;
+  if (n < 1e14) msDigits = digits;
+  else if (n < 1e17) msDigits = digits.slice(0, -3);
+  else msDigits = digits.slice(0, -6);
+  return fromMs(Number(msDigits));
+}
+
+const MIN_EPOCH_MS = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+
+function fromMs(ms: number): string | undefined {
+  if (!Number.isFinite(ms) || ms > MAX_EPOCH_MS || ms < MIN_EPOCH_MS) return undefined;
+  return isoFromMs(Math.floor(ms));
+}
+
+/** Same output as `new Date(ms).toISOString()` for years 0000–9999, without allocating a Date (a hot path). */
+function isoFromMs(ms: number): string {
+  const days = Math.floor(ms / 86_400_000);
+  let rem = ms - days * 86_400_000;
+  const h = Math.floor(rem / 3_600_000);
+  rem -= h * 3_600_000;
+  const mi = Math.floor(rem / 60_000);
+  rem -= mi * 60_000;
+  const sec = Math.floor(rem / 1000);
+  const milli = rem - sec * 1000;
+  // Civil date from days since the epoch (H. Hinnant's algorithm).
+  const z = days + 719_468;
+  const era = Math.floor(z / 146_097);
+  const doe = z - era * 146_097;
+  const yoe = Math.floor((doe - Math.floor(doe / 1460) + Math.floor(doe / 36_524) - Math.floor(doe / 146_096)) / 365);
+  const doy = doe - (365 * yoe + Math.floor(yoe / 4) - Math.floor(yoe / 100));
+  const mp = Math.floor((5 * doy + 2) / 153);
+  const d = doy - Math.floor((153 * mp + 2) / 5) + 1;
+  const m = mp < 10 ? mp + 3 : mp - 9;
+  const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
+  return (
+    (y < 10 ? "000" : y < 100 ? "00" : y < 1000 ? "0" : "") + y + "-" + pad2(m) + "-" + pad2(d) + "T" + pad2(h) + ":" +
+    pad2(mi) + ":" + pad2(sec) + "." + (milli < 10 ? "00" : milli < 100 ? "0" : "") + milli + "Z"
+  );
+}
+
+function pad2(n: number): string {
+  return n < 10 ? "0" + n : "" + n;
 }

@@ -1,2 +1,113 @@
-// Child-process entry point forked by the supervisor.
-export {};
+// Child-process entry point forked by the supervisor: one collector per process, talking to the host on fd 3.
+//
+//   host ──INIT──▶ build collector ──READY──▶ host
+//        ◀──RECORDS (credit-limited)── collector reads input
+//   host ──STOP──▶ stop reading, flush ──DRAINED──▶ host ──EXIT──▶ exit(0)
+//   host gone (fd 3 closed, or re-parented) ──▶ kill own process group, exit
+import { FrameType } from "../channel/protocol.js";
+import type { CollectorSpec } from "../sources/specs.js";
+import { ChildChannel } from "./runtime/channel.js";
+import { type CollectorRun, runCommand } from "./runtime/command.js";
+
+let run: CollectorRun | undefined;
+let spec: CollectorSpec | undefined;
+let stopping = false;
+const parentPid = process.ppid;
+
+function shutdownHard(code: number): never {
+  // Take whatever this collector started with it (the command runs in our process group).
+  try {
+    process.kill(-process.pid, "SIGKILL");
+  } catch {
+    // not a group leader (started by hand): fall through
+  }
+  process.exit(code);
+}
+
+const channel = new ChildChannel({
+  init(value) {
+    spec = value as CollectorSpec;
+    try {
+      channel.begin(spec.seq, spec.credit);
+      run = start(spec);
+      channel.send(FrameType.READY, { pid: process.pid });
+      sendStats();
+    } catch (error) {
+      fatal("ERR_COLLECTOR_START", error);
+    }
+  },
+  credit() {
+    // ChildChannel resumes through onCredit
+  },
+  stop() {
+    if (stopping || run === undefined) return;
+    stopping = true;
+    void run.stop(spec?.killAfterMs ?? 5_000).then(async () => {
+      sendStats();
+      channel.send(FrameType.DRAINED, {});
+      await channel.drain();
+    });
+  },
+  exit() {
+    void channel.drain().then(() => process.exit(0));
+  },
+  hostGone() {
+    shutdownHard(0);
+  },
+});
+channel.onCredit = () => run?.resume();
+
+function start(s: CollectorSpec): CollectorRun {
+  switch (s.kind) {
+    case "command": {
+      const r = runCommand(s, channel);
+      void r.done.then(async (exit) => {
+        channel.flush();
+        sendStats();
+        if (stopping) return; // the host asked; DRAINED follows from stop()
+        channel.send(FrameType.FATAL, {
+          code: "ERR_COLLECTOR_CRASHED",
+          message: exit.error ?? `command exited with ${exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`}`,
+          exitCode: exit.code,
+          signal: exit.signal,
+        });
+        await channel.drain();
+        process.exit(exit.code === 0 ? 0 : 1);
+      });
+      return r;
+    }
+    default:
+      throw new Error(`unknown collector kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
+  }
+}
+
+function sendStats(): void {
+  if (run !== undefined) channel.send(FrameType.STATS, run.counters());
+}
+
+function fatal(code: string, error: unknown): void {
+  channel.send(FrameType.FATAL, { code, message: error instanceof Error ? error.message : String(error) });
+  void channel.drain().then(() => shutdownHard(1));
+}
+
+// Stats once a second; and if we were re-parented (host died without closing the pipe), leave.
+const ticker = setInterval(() => {
+  if (process.ppid !== parentPid) shutdownHard(0);
+  sendStats();
+}, 1_000);
+ticker.unref();
+
+process.on("uncaughtException", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
+process.on("unhandledRejection", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
+process.on("SIGTERM", () => {
+  // Host-initiated stop arrives as STOP on the channel; a bare SIGTERM means "stop now".
+  if (run === undefined) process.exit(0);
+  if (!stopping) {
+    stopping = true;
+    void run.stop(spec?.killAfterMs ?? 5_000).then(async () => {
+      sendStats();
+      await channel.drain();
+      process.exit(0);
+    });
+  }
+});

@@ -9,8 +9,8 @@ import type { SinkPipeline } from "./sink-pipeline.js";
 export interface Producer {
   readonly name: string;
   readonly inbox: Ring<Entry>;
-  /** `count` entries left the inbox for the queues. */
-  onAdmitted(count: number): void;
+  /** `count` entries (`bytes` in all) left the inbox for the queues. */
+  onAdmitted(count: number, bytes: number): void;
 }
 
 /** Entries a producer may pass per turn before the next producer gets its turn. */
@@ -81,17 +81,19 @@ export class Router {
         const p = producers[(this.rr + k) % n]!;
         const inbox = p.inbox;
         let admitted = 0;
+        let bytes = 0;
         while (admitted < TURN && inbox.length > 0) {
           const e = inbox.peek()!;
           if (!this.canAdmit(e)) break;
           inbox.shift();
           e.admittedAt = now;
+          bytes += e.bytes;
           this.route(e);
           admitted++;
         }
         if (admitted > 0) {
           progress = true;
-          p.onAdmitted(admitted);
+          p.onAdmitted(admitted, bytes);
         }
       }
       this.rr = (this.rr + 1) % Math.max(1, producers.length);

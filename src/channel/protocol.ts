@@ -1,0 +1,157 @@
+// The wire protocol between host and collector child, on a dedicated pipe (fd 3), never on the child's stdout.
+//
+//   frame := u32 BE payload length | u8 type | payload
+//
+//   child → host                                  host → child
+//   READY    {pid}                                INIT    {spec}          (first frame, once)
+//   RECORDS  u32 count | u32 hdrLen | hdr JSON    CREDIT  {records, bytes} (more room in the host's inbox)
+//            | records as JSON lines (\n-joined)  STOP    {}              (stop reading, flush, say DRAINED)
+//   STATS    {counters}                           EXIT    {}              (host is done with you)
+//   LOG      {level, message}
+//   FATAL    {code, message}
+//   DRAINED  {}
+//
+// RECORDS carries many records per frame (no per-record IPC message). Its header holds the seq of the first
+// record and, optionally, position deltas (`pos`) that become checkpoints once every record up to it is settled.
+
+export const FrameType = {
+  READY: 1,
+  RECORDS: 2,
+  STATS: 3,
+  LOG: 4,
+  FATAL: 5,
+  DRAINED: 6,
+  INIT: 16,
+  CREDIT: 17,
+  STOP: 18,
+  EXIT: 19,
+} as const;
+export type FrameType = (typeof FrameType)[keyof typeof FrameType];
+
+const KNOWN = new Set<number>(Object.values(FrameType));
+
+/** Largest frame either side accepts; a larger length prefix is a protocol error (garbage, not a frame). */
+export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+export interface RecordsHeader {
+  /** Seq of the first record in the frame; the others follow contiguously. */
+  seq: number;
+  /** Position deltas after the last record of this frame (opaque to the host; stored as checkpoints). */
+  pos?: Record<string, unknown>;
+}
+
+export function encodeFrame(type: FrameType, payload: Buffer | string): Buffer {
+  const body = typeof payload === "string" ? Buffer.from(payload) : payload;
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out.writeUInt32BE(body.length, 0);
+  out[4] = type;
+  body.copy(out, 5);
+  return out;
+}
+
+export function encodeJson(type: FrameType, value: unknown): Buffer {
+  return encodeFrame(type, JSON.stringify(value));
+}
+
+/** One RECORDS frame from already-serialized records (each a JSON text without newlines). */
+export function encodeRecords(header: RecordsHeader, lines: readonly string[]): Buffer {
+  const hdr = Buffer.from(JSON.stringify(header));
+  const body = lines.join("\n");
+  const bodyLen = Buffer.byteLength(body);
+  const payloadLen = 8 + hdr.length + bodyLen;
+  const out = Buffer.allocUnsafe(5 + payloadLen);
+  out.writeUInt32BE(payloadLen, 0);
+  out[4] = FrameType.RECORDS;
+  out.writeUInt32BE(lines.length, 5);
+  out.writeUInt32BE(hdr.length, 9);
+  hdr.copy(out, 13);
+  out.write(body, 13 + hdr.length);
+  return out;
+}
+
+export interface DecodedRecords {
+  header: RecordsHeader;
+  /** JSON text of each record. */
+  lines: string[];
+  /** UTF-8 byte length of each record. */
+  sizes: number[];
+}
+
+export class ProtocolError extends Error {}
+
+export function decodeRecords(payload: Buffer): DecodedRecords {
+  if (payload.length < 8) throw new ProtocolError("RECORDS frame shorter than its header");
+  const count = payload.readUInt32BE(0);
+  const hdrLen = payload.readUInt32BE(4);
+  if (8 + hdrLen > payload.length) throw new ProtocolError("RECORDS header length exceeds the frame");
+  let header: RecordsHeader;
+  try {
+    header = JSON.parse(payload.toString("utf8", 8, 8 + hdrLen)) as RecordsHeader;
+  } catch {
+    throw new ProtocolError("RECORDS header is not JSON");
+  }
+  if (typeof header?.seq !== "number" || !Number.isSafeInteger(header.seq) || header.seq < 0) {
+    throw new ProtocolError("RECORDS header has no valid seq");
+  }
+  const lines: string[] = new Array(count);
+  const sizes: number[] = new Array(count);
+  let start = 8 + hdrLen;
+  for (let i = 0; i < count; i++) {
+    let end = payload.indexOf(10, start);
+    if (end < 0) end = payload.length;
+    if (i < count - 1 && end === payload.length) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
+    lines[i] = payload.toString("utf8", start, end);
+    sizes[i] = end - start;
+    start = end + 1;
+  }
+  if (count > 0 && start < payload.length) throw new ProtocolError(`RECORDS frame holds more than ${count} records`);
+  return { header, lines, sizes };
+}
+
+/**
+ * Incremental decoder. Push bytes as they arrive; complete frames come out in order. A length over `maxFrameBytes`
+ * or an unknown type is a ProtocolError (the caller treats the peer as broken), never an unbounded buffer.
+ */
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(
+    private readonly onFrame: (type: FrameType, payload: Buffer) => void,
+    private readonly maxFrameBytes = MAX_FRAME_BYTES,
+  ) {}
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    while (this.buffered >= 5) {
+      const head = this.peek(5);
+      const len = head.readUInt32BE(0);
+      const type = head[4]!;
+      if (len > this.maxFrameBytes) throw new ProtocolError(`frame of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
+      if (!KNOWN.has(type)) throw new ProtocolError(`unknown frame type ${type}`);
+      if (this.buffered < 5 + len) return;
+      const frame = this.take(5 + len);
+      this.onFrame(type as FrameType, frame.subarray(5));
+    }
+  }
+
+  private peek(n: number): Buffer {
+    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
+    this.chunks = [Buffer.concat(this.chunks)];
+    return this.chunks[0]!;
+  }
+
+  private take(n: number): Buffer {
+    let first = this.chunks[0]!;
+    if (first.length < n) {
+      first = Buffer.concat(this.chunks);
+      this.chunks = [first];
+    }
+    const out = first.subarray(0, n);
+    if (first.length === n) this.chunks.shift();
+    else this.chunks[0] = first.subarray(n);
+    this.buffered -= n;
+    return out;
+  }
+}

@@ -1,0 +1,278 @@
+// Turns the byte chunks of a file or pipe into text lines with exact byte offsets: those offsets become file
+// checkpoints, so every byte belongs to exactly one emitted line and `end` of one line is `start` of the next.
+//
+//   chunk ─┬─ fast path: a whole line inside the chunk, decoded straight from it (no copy)
+//          └─ slow path: bytes without a terminator yet are copied into `pending` (at most maxLineBytes of them)
+//
+// Memory stays bounded by maxLineBytes whatever the input: a 10 MB line without a newline never sits in memory.
+import { InvalidOptionError } from "../errors.js";
+import { describe } from "../pipeline/serialize.js";
+
+/** Bits of the `flags` argument passed with each line. */
+export const LineFlags = {
+  /** A piece of a line longer than `maxLineBytes` (mode `"split"`): the line continues in the next emitted line. */
+  SPLIT: 1,
+  /** A line longer than `maxLineBytes` cut to that size (mode `"truncate"`); `end` still covers the whole line. */
+  TRUNCATED: 2,
+  /** The bytes were not valid UTF-8; invalid sequences were replaced with U+FFFD. */
+  INVALID_UTF8: 4,
+  /** Emitted by `flush()` without a terminator (the last line of a file that does not end in a newline). */
+  UNTERMINATED: 8,
+} as const;
+
+/** Receives each line: its text (no terminator), the offset of its first byte, and the offset after its terminator. */
+export type LineHandler = (line: string, start: number, end: number, flags: number) => void;
+
+export interface LineSplitterOptions {
+  /**
+   * Longest line kept, in bytes (terminator excluded). Longer lines are split or truncated per `overlong`.
+   * @default 1048576 (1 MiB)
+   */
+  maxLineBytes?: number;
+  /**
+   * What to do with longer lines: `"split"` emits them in pieces of at most `maxLineBytes` (nothing is lost; each
+   * piece is flagged SPLIT), `"truncate"` keeps the first `maxLineBytes` and skips the rest up to the newline
+   * (flagged TRUNCATED). Cuts never fall inside a UTF-8 character.
+   * @default "split"
+   */
+  overlong?: "split" | "truncate";
+  /**
+   * Treat a lone `\r` (old Mac OS line ends) as a line end. Off by default because a lone `\r` inside a line is far
+   * more common today (progress bars, terminal output) than a classic Mac file. `\r\n` is always one line end, and
+   * the `\r` is never part of the text.
+   * @default false
+   */
+  crIsLineEnd?: boolean;
+  /**
+   * Absolute offset of the first byte pushed (the checkpoint a tail resumes from).
+   * @default 0
+   */
+  startOffset?: number;
+  /**
+   * Drop a UTF-8 byte-order mark at offset 0 from the first line's text (offsets still count it).
+   * @default true
+   */
+  stripBom?: boolean;
+}
+
+/** Counters for the collector's metrics. */
+export interface LineSplitterStats {
+  lines: number;
+  /** Pieces emitted by mode "split" beyond each overlong line's first. */
+  split: number;
+  truncated: number;
+  invalidUtf8: number;
+}
+
+const MIN_LINE_BYTES = 16;
+const REPLACEMENT_CHAR = "\uFFFD";
+
+/**
+ * Splits byte chunks into lines. Push chunks in order with {@link push}; call {@link flush} at end of input (or when a
+ * partial last line has been idle long enough) to emit what is pending. Lines end at `\n` or `\r\n` (and lone `\r`
+ * with `crIsLineEnd`). Invalid UTF-8 becomes U+FFFD, flagged and counted.
+ */
+export class LineSplitter {
+  readonly stats: LineSplitterStats = { lines: 0, split: 0, truncated: 0, invalidUtf8: 0 };
+  readonly #onLine: LineHandler;
+  readonly #max: number;
+  readonly #truncate: boolean;
+  readonly #cr: boolean;
+  readonly #stripBom: boolean;
+  /** Absolute offset of chunk[0] of the chunk being pushed; after push, of the next byte to come. */
+  #base: number;
+  /** Absolute offset where the pending (not yet emitted) line starts. */
+  #lineStart: number;
+  #pending: Buffer[] = [];
+  #pendingLen = 0;
+  /** Truncate mode: the pending line is over the limit; further bytes up to the newline are skipped. */
+  #discarding = false;
+  /** crIsLineEnd: the previous chunk ended in `\r`; the line ends there unless this chunk starts with `\n`. */
+  #crHeld = false;
+
+  constructor(options: LineSplitterOptions, onLine: LineHandler) {
+    const max = options.maxLineBytes ?? 1024 * 1024;
+    if (!Number.isInteger(max) || max < MIN_LINE_BYTES) {
+      throw new InvalidOptionError(`Expected \`maxLineBytes\` to be an integer of at least ${MIN_LINE_BYTES}, got ${describe(max)}`);
+    }
+    const overlong = options.overlong ?? "split";
+    if (overlong !== "split" && overlong !== "truncate") {
+      throw new InvalidOptionError(`Expected \`overlong\` to be "split" or "truncate", got ${describe(overlong)}`);
+    }
+    const start = options.startOffset ?? 0;
+    if (!Number.isSafeInteger(start) || start < 0) {
+      throw new InvalidOptionError(`Expected \`startOffset\` to be a non-negative integer, got ${describe(start)}`);
+    }
+    if (typeof onLine !== "function") {
+      throw new InvalidOptionError(`Expected \`onLine\` to be a function, got ${describe(onLine)}`);
+    }
+    this.#onLine = onLine;
+    this.#max = max;
+    this.#truncate = overlong === "truncate";
+    this.#cr = options.crIsLineEnd ?? false;
+    this.#stripBom = options.stripBom ?? true;
+    this.#base = start;
+    this.#lineStart = start;
+  }
+
+  /** Absolute offset after the last emitted line: what a checkpoint may commit once that line is acked. */
+  get offset(): number {
+    return this.#lineStart;
+  }
+
+  /** Absolute offset after the last byte pushed. */
+  get position(): number {
+    return this.#base;
+  }
+
+  /** Bytes held for a line without a terminator yet (at most `maxLineBytes`). */
+  get pendingBytes(): number {
+    return this.#pendingLen;
+  }
+
+  /** True when bytes after the last emitted line are waiting for their terminator (or for `flush()`). */
+  get hasPending(): boolean {
+    return this.#lineStart < this.#base;
+  }
+
+  push(chunk: Buffer): void {
+    const n = chunk.length;
+    let pos = 0;
+    if (this.#crHeld) {
+      this.#crHeld = false;
+      // The held `\r` was the line end, or the first half of `\r\n`.
+      const after = n > 0 && chunk[0] === 10 ? 1 : 0;
+      this.#emitPending(this.#base + after, 0);
+      pos = after;
+    }
+    // Next `\r` in the chunk, searched again only once passed (searching per line would be quadratic).
+    let cr = -2;
+    while (pos < n) {
+      let nl = chunk.indexOf(10, pos);
+      let termLen = 1;
+      if (this.#cr) {
+        if (cr !== -1 && cr < pos) cr = chunk.indexOf(13, pos);
+        if (cr !== -1 && (nl === -1 || cr < nl)) {
+          if (cr + 1 === n) {
+            // Cannot tell `\r` from `\r\n` until the next byte arrives.
+            this.#append(chunk, pos, cr);
+            this.#crHeld = true;
+            this.#base += n;
+            return;
+          }
+          if (chunk[cr + 1] === 10) termLen = 2;
+          nl = cr;
+        }
+      }
+      if (nl === -1) {
+        this.#append(chunk, pos, n);
+        break;
+      }
+      let contentEnd = nl;
+      if (termLen === 1 && chunk[nl] === 10) {
+        if (nl > pos && chunk[nl - 1] === 13) contentEnd = nl - 1;
+        else if (nl === pos) this.#dropPendingCR();
+      }
+      const after = this.#base + nl + termLen;
+      if (this.#lineStart === this.#base + pos && this.#pendingLen === 0 && !this.#discarding && contentEnd - pos <= this.#max) {
+        this.#emit(chunk, pos, contentEnd, after, 0); // fast path: the whole line is in this chunk
+      } else {
+        this.#append(chunk, pos, contentEnd);
+        this.#emitPending(after, 0);
+      }
+      pos = nl + termLen;
+    }
+    this.#base += n;
+  }
+
+  /** Emit a pending partial line (flagged UNTERMINATED). No-op when nothing is pending. */
+  flush(): void {
+    if (this.#crHeld) {
+      this.#crHeld = false;
+      this.#emitPending(this.#base, 0);
+      return;
+    }
+    if (this.#lineStart < this.#base) this.#emitPending(this.#base, LineFlags.UNTERMINATED);
+  }
+
+  // Copy chunk[s, e) into pending, enforcing maxLineBytes; in split mode full pieces are emitted on the way.
+  #append(chunk: Buffer, s: number, e: number): void {
+    while (s < e) {
+      if (this.#discarding) return;
+      const room = this.#max - this.#pendingLen;
+      if (e - s <= room) {
+        // A copy, not a view: a view would keep the whole (often 64 KiB) chunk alive for a short tail.
+        this.#pending.push(Buffer.from(chunk.subarray(s, e)));
+        this.#pendingLen += e - s;
+        return;
+      }
+      let cut = charBoundary(chunk, s, s + room);
+      if (cut === s && this.#pendingLen === 0) cut = s + room; // cannot happen with max >= 16; never loop forever
+      if (cut > s) {
+        this.#pending.push(Buffer.from(chunk.subarray(s, cut)));
+        this.#pendingLen += cut - s;
+      }
+      if (this.#truncate) {
+        this.#discarding = true;
+        return;
+      }
+      this.#emitPending(this.#lineStart + this.#pendingLen, LineFlags.SPLIT);
+      s = cut;
+    }
+  }
+
+  // Emit the pending bytes as one line ending at absolute offset `end`.
+  #emitPending(end: number, flags: number): void {
+    const buf = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingLen);
+    if (this.#discarding) {
+      flags |= LineFlags.TRUNCATED;
+      this.stats.truncated++;
+      this.#discarding = false;
+    }
+    if ((flags & LineFlags.SPLIT) !== 0) this.stats.split++;
+    this.#pending = [];
+    this.#pendingLen = 0;
+    this.#emit(buf, 0, buf.length, end, flags);
+  }
+
+  #emit(buf: Buffer, s: number, e: number, end: number, flags: number): void {
+    const start = this.#lineStart;
+    if (start === 0 && this.#stripBom && e - s >= 3 && buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
+    const text = buf.toString("utf8", s, e);
+    if (text.includes(REPLACEMENT_CHAR) && isInvalidUtf8(text, buf, s, e)) {
+      flags |= LineFlags.INVALID_UTF8;
+      this.stats.invalidUtf8++;
+    }
+    this.#lineStart = end;
+    this.stats.lines++;
+    this.#onLine(text, start, end, flags);
+  }
+
+  // `\r` at the end of the previous chunk and `\n` at the start of this one: the `\r` is part of the terminator.
+  #dropPendingCR(): void {
+    const last = this.#pending[this.#pending.length - 1];
+    if (last !== undefined && !this.#discarding && last[last.length - 1] === 13) {
+      this.#pending[this.#pending.length - 1] = last.subarray(0, last.length - 1);
+      this.#pendingLen--;
+    }
+  }
+}
+
+// Largest cut <= limit that does not fall inside a UTF-8 sequence (looks back at most 3 continuation bytes).
+function charBoundary(buf: Buffer, start: number, limit: number): number {
+  let cut = limit;
+  for (let k = 0; k < 3 && cut > start && (buf[cut]! & 0xc0) === 0x80; k++) cut--;
+  return (buf[cut]! & 0xc0) === 0x80 ? limit : cut;
+}
+
+// The decoder writes U+FFFD for invalid bytes, but a valid EF BF BD in the input decodes to the same character:
+// count both to tell them apart. Only runs for lines that contain U+FFFD at all.
+function isInvalidUtf8(text: string, buf: Buffer, s: number, e: number): boolean {
+  let chars = 0;
+  for (let i = text.indexOf(REPLACEMENT_CHAR); i !== -1; i = text.indexOf(REPLACEMENT_CHAR, i + 1)) chars++;
+  let encoded = 0;
+  for (let i = buf.indexOf(0xef, s); i !== -1 && i + 2 < e; i = buf.indexOf(0xef, i + 1)) {
+    if (buf[i + 1] === 0xbf && buf[i + 2] === 0xbd) encoded++;
+  }
+  return chars !== encoded;
+}

@@ -1,0 +1,72 @@
+// Child-side parsing: compile a ParserSpec once into a per-line function, and build ECS records from its output.
+//
+//   bytes ─▶ LineSplitter ─▶ MultilineJoiner (optional) ─▶ Parser ─▶ buildRecord ─▶ channel frame
+//
+// Multiline joining runs on raw text before parsing, so a Java trace under a plain or regex parser stays one event.
+import { InvalidOptionError } from "../../errors.js";
+import { describe } from "../../pipeline/serialize.js";
+import { parseJson } from "./json.js";
+import { parseLogfmt } from "./logfmt.js";
+import { parsePlain } from "./plain.js";
+import { createRegexParser } from "./regex.js";
+import { stripProtoKeys } from "./safe-keys.js";
+import { isBlank, stripCR } from "./text.js";
+import type { ParseFunction, ParsedLine, Parser, ParserSpec } from "./types.js";
+
+export type { ParseErrorReason, ParsedLine, Parser, ParseFunction, ParserSpec, RegexParserSpec } from "./types.js";
+export { MAX_JSON_DEPTH } from "./types.js";
+export { buildRecord, MESSAGE_KEYS, LEVEL_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./build-record.js";
+export { parseJson } from "./json.js";
+export { parseLogfmt } from "./logfmt.js";
+export { parsePlain, sniffLevel } from "./plain.js";
+export { createRegexParser } from "./regex.js";
+
+// A function parser's result is user data of unknown shape: bound the __proto__ walk.
+const FUNCTION_WALK_DEPTH = 64;
+const FUNCTION_WALK_NODES = 10_000;
+
+/**
+ * Validate a parser spec and compile it. Throws `InvalidOptionError` synchronously for a bad spec; the returned
+ * parser never throws.
+ *
+ * - `"json"`, `"logfmt"`, `"plain"`: see `parseJson`, `parseLogfmt`, `parsePlain`.
+ * - `{ regex, flags? }`: see `createRegexParser` (named groups required).
+ * - a function `(line) => fields`: a plain object (or null-prototype object) becomes the fields; `null` or
+ *   `undefined` means "no structure", the line stays a plain message and it is *not* an error; throwing gives
+ *   `error: "parser_threw"`, any other return value (string, array, number) `error: "invalid_result"`.
+ *
+ * Every parser returns `blank: true` (never an error) for empty or whitespace-only lines, and strips one trailing
+ * `\r`. `optionName` names the option in error messages.
+ */
+export function createParser(spec: ParserSpec, optionName = "parser"): Parser {
+  if (spec === "json") return parseJson;
+  if (spec === "logfmt") return parseLogfmt;
+  if (spec === "plain") return parsePlain;
+  if (typeof spec === "function") return functionParser(spec);
+  if (typeof spec === "object" && spec !== null && !Array.isArray(spec) && "regex" in spec) {
+    return createRegexParser(spec, optionName);
+  }
+  throw new InvalidOptionError(
+    `Expected \`${optionName}\` to be "json", "logfmt", "plain", { regex } or a function, got ${describe(spec)}`,
+  );
+}
+
+function functionParser(fn: ParseFunction): Parser {
+  return (input: string): ParsedLine => {
+    const line = stripCR(input);
+    if (isBlank(line)) return { line, fields: undefined, blank: true };
+    let result: unknown;
+    let dropped = 0;
+    try {
+      result = fn(line);
+      if (result === null || result === undefined) return { line, fields: undefined };
+      if (typeof result !== "object" || Array.isArray(result)) return { line, fields: undefined, error: "invalid_result" };
+      // Inside the try: a throwing getter on the user's object is the parser's failure, not the collector's.
+      dropped = stripProtoKeys(result, FUNCTION_WALK_DEPTH, FUNCTION_WALK_NODES);
+    } catch {
+      return { line, fields: undefined, error: "parser_threw" };
+    }
+    const fields = result as Record<string, unknown>;
+    return dropped > 0 ? { line, fields, droppedKeys: dropped } : { line, fields };
+  };
+}

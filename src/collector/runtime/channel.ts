@@ -1,0 +1,147 @@
+// Child side of the channel: reads the host's frames from fd 3 and sends records in credit-limited frames.
+import { Socket } from "node:net";
+import {
+  type FrameType as FT,
+  FrameDecoder,
+  FrameType,
+  type RecordsHeader,
+  encodeJson,
+  encodeRecords,
+} from "../../channel/protocol.js";
+
+export interface HostMessages {
+  init(spec: unknown): void;
+  credit(records: number, bytes: number): void;
+  stop(): void;
+  exit(): void;
+  /** The host is gone (pipe closed): exit without delay. */
+  hostGone(): void;
+}
+
+/** Records per frame before it is sent without waiting for the end of the tick. */
+const FRAME_RECORDS = 1024;
+/** Bytes per frame before it is sent without waiting for the end of the tick. */
+const FRAME_BYTES = 256 * 1024;
+
+/**
+ * Buffers serialized records into RECORDS frames and tracks credit. `push()` returns false once credit is spent:
+ * the collector must stop reading its input until `onCredit` fires.
+ */
+export class ChildChannel {
+  private readonly socket: Socket;
+  private lines: string[] = [];
+  private bytes = 0;
+  private seq = 0;
+  private pos: Record<string, unknown> | undefined;
+  private creditRecords = 0;
+  private creditBytes = 0;
+  private flushQueued = false;
+  private gone = false;
+  /** Called when credit arrives after it ran out. */
+  onCredit: () => void = () => {};
+
+  constructor(handlers: HostMessages, fd = 3) {
+    this.socket = new Socket({ fd, readable: true, writable: true });
+    const decoder = new FrameDecoder((type: FT, payload: Buffer) => {
+      const json = (): unknown => JSON.parse(payload.toString("utf8"));
+      switch (type) {
+        case FrameType.INIT:
+          handlers.init(json());
+          break;
+        case FrameType.CREDIT: {
+          const c = json() as { records: number; bytes: number };
+          const wasOut = !this.hasCredit;
+          this.creditRecords += c.records;
+          this.creditBytes += c.bytes;
+          handlers.credit(c.records, c.bytes);
+          if (wasOut && this.hasCredit) this.onCredit();
+          break;
+        }
+        case FrameType.STOP:
+          handlers.stop();
+          break;
+        case FrameType.EXIT:
+          handlers.exit();
+          break;
+        default:
+          break;
+      }
+    });
+    this.socket.on("data", (chunk: Buffer) => decoder.push(chunk));
+    const onGone = (): void => {
+      if (this.gone) return;
+      this.gone = true;
+      handlers.hostGone();
+    };
+    this.socket.on("end", onGone);
+    this.socket.on("close", onGone);
+    this.socket.on("error", onGone);
+  }
+
+  get hasCredit(): boolean {
+    return this.creditRecords > 0 && this.creditBytes > 0;
+  }
+
+  /** Start numbering at `seq` with the host's initial credit window. */
+  begin(seq: number, credit: { records: number; bytes: number }): void {
+    this.seq = seq;
+    this.creditRecords = credit.records;
+    this.creditBytes = credit.bytes;
+  }
+
+  /** Queue one serialized record. Returns false when credit is spent (stop reading). */
+  push(json: string, bytes: number): boolean {
+    this.lines.push(json);
+    this.bytes += bytes;
+    this.creditRecords--;
+    this.creditBytes -= bytes;
+    if (this.lines.length >= FRAME_RECORDS || this.bytes >= FRAME_BYTES) this.flush();
+    else if (!this.flushQueued) {
+      this.flushQueued = true;
+      setImmediate(this.flushSoon);
+    }
+    return this.hasCredit;
+  }
+
+  /** Record a position delta that applies after the records pushed so far (checkpoint material). */
+  position(key: string, value: unknown): void {
+    (this.pos ??= {})[key] = value;
+  }
+
+  private readonly flushSoon = (): void => {
+    this.flushQueued = false;
+    this.flush();
+  };
+
+  flush(): void {
+    if (this.lines.length === 0 && this.pos === undefined) return;
+    const header: RecordsHeader = { seq: this.seq };
+    if (this.pos !== undefined) header.pos = this.pos;
+    const frame = encodeRecords(header, this.lines);
+    this.seq += this.lines.length;
+    this.lines = [];
+    this.bytes = 0;
+    this.pos = undefined;
+    this.write(frame);
+  }
+
+  send(type: FT, value: unknown): void {
+    this.write(encodeJson(type, value));
+  }
+
+  private write(buf: Buffer): void {
+    if (this.gone) return;
+    this.socket.write(buf);
+  }
+
+  /** Resolves when everything written has been handed to the OS. */
+  drain(): Promise<void> {
+    this.flush();
+    if (this.gone || this.socket.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => this.socket.once("drain", () => resolve()));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,97 @@
+// Child-side per-stream pipeline: bytes → lines (exact offsets) → optional multiline join → parse → ECS record
+// → channel. One instance per input stream (a command's stdout, its stderr, one tailed file).
+import { LineFlags, LineSplitter } from "../line-splitter.js";
+import { MultilineJoiner, type MultilineEvent, type MultilineSpec } from "../multiline.js";
+import { buildRecord, createParser, type Parser, type ParserSpec, type RecordContext } from "../parse/index.js";
+
+export interface LinePipelineOptions {
+  parser: ParserSpec;
+  multiline?: MultilineSpec | undefined;
+  maxLineBytes?: number | undefined;
+  /** Context copied into every record (source, host, fields, stream, filePath, defaultLevel). */
+  context: Omit<RecordContext, "now" | "offset">;
+  /** Put `log.offset` on records (file sources). */
+  offsets?: boolean;
+  startOffset?: number;
+}
+
+export interface LineCounters {
+  linesRead: number;
+  bytesRead: number;
+  parseErrors: number;
+  blankLines: number;
+  invalidUtf8: number;
+  truncatedLines: number;
+}
+
+/** Where finished records go: returns false when the channel is out of credit. */
+export type RecordOut = (json: string, bytes: number, end: number) => boolean;
+
+export class LinePipeline {
+  readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0 };
+  private readonly splitter: LineSplitter;
+  private readonly joiner: MultilineJoiner | undefined;
+  private readonly parser: Parser;
+  private readonly ctx: RecordContext;
+  private now = "";
+
+  constructor(
+    private readonly options: LinePipelineOptions,
+    private readonly out: RecordOut,
+  ) {
+    this.parser = createParser(options.parser);
+    this.ctx = { ...options.context, now: "" };
+    this.joiner =
+      options.multiline === undefined
+        ? undefined
+        : new MultilineJoiner(options.multiline, (e: MultilineEvent) => this.emit(e.text, e.start, e.end));
+    this.splitter = new LineSplitter(
+      { maxLineBytes: options.maxLineBytes, startOffset: options.startOffset ?? 0 },
+      (line, start, end, flags) => {
+        this.counters.linesRead++;
+        if (flags & LineFlags.INVALID_UTF8) this.counters.invalidUtf8++;
+        if (flags & (LineFlags.TRUNCATED | LineFlags.SPLIT)) this.counters.truncatedLines++;
+        if (this.joiner !== undefined) this.joiner.push(line, start, end);
+        else this.emit(line, start, end);
+      },
+    );
+  }
+
+  /** Feed bytes as they were read. */
+  push(chunk: Buffer): void {
+    this.counters.bytesRead += chunk.length;
+    // One arrival time per chunk: cheap, and lines read together share it.
+    this.now = new Date().toISOString();
+    this.splitter.push(chunk);
+  }
+
+  /** End of input: emit a partial last line and any open multiline event. */
+  end(): void {
+    this.now = new Date().toISOString();
+    this.splitter.flush();
+    this.joiner?.flush();
+    this.joiner?.close();
+  }
+
+  private emit(text: string, start: number, end: number): void {
+    const parsed = this.parser(text);
+    if (parsed.blank) {
+      this.counters.blankLines++;
+      return;
+    }
+    if (parsed.error !== undefined) this.counters.parseErrors++;
+    const ctx = this.ctx;
+    ctx.now = this.now || new Date().toISOString();
+    if (this.options.offsets) ctx.offset = start;
+    const record = buildRecord(parsed, ctx);
+    let json: string;
+    try {
+      json = JSON.stringify(record);
+    } catch {
+      // buildRecord owns every object it returns; only a pathological parse function result can get here.
+      this.counters.parseErrors++;
+      json = JSON.stringify({ "@timestamp": ctx.now, message: text, error: { type: "parse", message: "unserializable" } });
+    }
+    this.out(json, Buffer.byteLength(json), end);
+  }
+}

@@ -1,0 +1,125 @@
+// Spawning and ending one collector process: its own process group, an explicit execArgv, the channel on fd 3,
+// stdout drained and stderr's last lines kept (for exit reports), SIGTERM then SIGKILL to the whole group.
+import { type ChildProcess, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import type { Socket } from "node:net";
+import { redact } from "../util/redact.js";
+
+/** The built collector entry point: next to the bundle in dist/, or dist/ when running from the sources. */
+export function collectorEntry(): string {
+  const candidates = [
+    new URL("./collector/main.js", import.meta.url),
+    new URL("../../dist/collector/main.js", import.meta.url),
+  ];
+  for (const c of candidates) {
+    const p = fileURLToPath(c);
+    if (existsSync(p)) return p;
+  }
+  return fileURLToPath(candidates[0]!);
+}
+
+export interface SpawnedCollector {
+  readonly child: ChildProcess;
+  readonly channel: Socket;
+  readonly pid: number | undefined;
+  readonly stderrTail: string[];
+  readonly startedAt: number;
+  forceKilled: boolean;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const STDERR_LINES = 20;
+
+export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string }): SpawnedCollector {
+  const child = spawn(process.execPath, [...options.execArgv, collectorEntry()], {
+    // fd 3 is the channel (a duplex socket pair); stdout/stderr are piped so prints can't corrupt anything.
+    stdio: ["ignore", "pipe", "pipe", "pipe"],
+    detached: true,
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+    windowsHide: true,
+  });
+  const stderrTail: string[] = [];
+  let partial = "";
+  child.stderr?.setEncoding("utf8");
+  child.stderr?.on("data", (s: string) => {
+    const parts = (partial + s).split("\n");
+    partial = parts.pop() ?? "";
+    if (partial.length > 4096) partial = partial.slice(-4096);
+    for (const line of parts) {
+      stderrTail.push(redact(line.length > 1000 ? line.slice(0, 1000) + "…" : line));
+      if (stderrTail.length > STDERR_LINES) stderrTail.shift();
+    }
+  });
+  // User collector code may print; read and discard so the pipe never fills and blocks it.
+  child.stdout?.resume();
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("exit", (code, signal) => {
+      if (partial) stderrTail.push(redact(partial.slice(0, 1000)));
+      resolve({ code, signal });
+    });
+    child.once("error", () => resolve({ code: null, signal: null }));
+  });
+  return {
+    child,
+    channel: child.stdio[3] as Socket,
+    pid: child.pid,
+    stderrTail,
+    startedAt: Date.now(),
+    forceKilled: false,
+    exited,
+  };
+}
+
+function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, signal);
+  } catch {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** SIGTERM the group, SIGKILL it after `killAfterMs` (or at `deadline`, whichever is first). */
+export async function terminate(c: SpawnedCollector, killAfterMs: number, deadline = Number.POSITIVE_INFINITY): Promise<void> {
+  if (c.child.exitCode !== null || c.child.signalCode !== null) {
+    killGroup(c.pid, "SIGKILL"); // leftovers of the group (a command that outlived its collector)
+    return;
+  }
+  killGroup(c.pid, "SIGTERM");
+  const wait = Math.max(0, Math.min(killAfterMs, deadline - Date.now()));
+  let timer: NodeJS.Timeout | undefined;
+  const killed = await Promise.race([
+    c.exited.then(() => false),
+    new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(true), wait);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (killed) {
+    c.forceKilled = true;
+    killGroup(c.pid, "SIGKILL");
+    await c.exited;
+  } else {
+    killGroup(c.pid, "SIGKILL");
+  }
+}
+
+/** Kill every live collector group when the host exits, so no collector outlives a host that exits normally. */
+const live = new Set<SpawnedCollector>();
+let exitHook = false;
+export function track(c: SpawnedCollector): void {
+  live.add(c);
+  void c.exited.then(() => live.delete(c));
+  if (!exitHook) {
+    exitHook = true;
+    process.once("exit", () => {
+      for (const x of live) killGroup(x.pid, "SIGKILL");
+    });
+  }
+}

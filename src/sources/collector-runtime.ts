@@ -1,0 +1,336 @@
+// Host side of one source: supervises its collector child (ready handshake, restarts with backoff, crash-loop
+// breaker), decodes its frames into entries for the router, and grants credit as the router admits them.
+//
+//   spawn ─▶ INIT ─▶ READY? ──no (timeout/exit)──▶ coded error, restart per policy
+//                      │yes
+//                      ▼
+//   RECORDS ─▶ entries ─▶ inbox ─▶ router admits ─▶ CREDIT back ─▶ child reads more
+//   exit (unexpected) ─▶ policy.onExit ─▶ restart after delay | breaker: "source:failed"
+import { AggregatorError, CollectorError } from "../errors.js";
+import { FrameDecoder, FrameType, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
+import { AckTracker } from "../pipeline/ack-tracker.js";
+import { Entry } from "../pipeline/entry.js";
+import { Ring } from "../pipeline/ring.js";
+import type { SourceCounters, SourceMetricsSnapshot } from "../report.js";
+import { redact } from "../util/redact.js";
+import { type SpawnedCollector, spawnCollector, terminate, track } from "./child-process.js";
+import { type ResolvedRestart, RestartPolicy } from "./restart-policy.js";
+import type { SourceHost, SourceRuntime } from "./runtime.js";
+import type { CollectorSpec } from "./specs.js";
+
+export interface CollectorRuntimeOptions {
+  name: string;
+  kind: string;
+  /** Builds the INIT spec for an incarnation (seq and credit filled in per start). */
+  spec: (base: { name: string; hostName: string; seq: number; credit: { records: number; bytes: number }; killAfterMs: number }) => CollectorSpec;
+  restart: ResolvedRestart;
+  startTimeoutMs: number;
+  killAfterMs: number;
+  execArgv: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+type State = SourceMetricsSnapshot["state"];
+
+export class CollectorRuntime implements SourceRuntime {
+  readonly inbox = new Ring<Entry>(1024);
+  readonly acks: AckTracker;
+  private state: State = "idle";
+  private proc: SpawnedCollector | undefined;
+  private nextSeq = 0;
+  private readonly policy: RestartPolicy;
+  private restarts = 0;
+  private emitted = 0;
+  private admitted = 0;
+  private collector: Record<string, number> = {};
+  /** Counters of earlier incarnations, so totals survive restarts. */
+  private carried: Record<string, number> = {};
+  private restartTimer: NodeJS.Timeout | undefined;
+  private drainedResolve: (() => void) | undefined;
+  private expectedExit = false;
+  private failedError: CollectorError | undefined;
+
+  constructor(
+    private readonly host: SourceHost,
+    private readonly o: CollectorRuntimeOptions,
+  ) {
+    this.acks = new AckTracker(o.name);
+    this.policy = new RestartPolicy(o.restart);
+  }
+
+  get name(): string {
+    return this.o.name;
+  }
+
+  get kind(): string {
+    return this.o.kind;
+  }
+
+  start(): Promise<void> {
+    return this.launch();
+  }
+
+  /** One incarnation: spawn, INIT, wait for READY. */
+  private launch(): Promise<void> {
+    this.state = this.restarts > 0 ? "restarting" : "starting";
+    const proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
+    this.proc = proc;
+    track(proc);
+    this.expectedExit = false;
+    let ready = false;
+    const seqStart = this.nextSeq;
+    return new Promise<void>((resolve, reject) => {
+      const fail = (error: CollectorError): void => {
+        if (ready) return;
+        ready = true; // settle once
+        clearTimeout(timer);
+        reject(error);
+      };
+      const timer = setTimeout(() => {
+        const err = this.collectorError(
+          "ERR_COLLECTOR_START_TIMEOUT",
+          `collector "${this.name}" did not say ready within ${this.o.startTimeoutMs} ms`,
+          proc,
+        );
+        fail(err);
+        void terminate(proc, 0);
+      }, this.o.startTimeoutMs);
+      timer.unref();
+
+      const decoder = new FrameDecoder((type, payload) => {
+        if (proc !== this.proc) return; // a late frame from an old incarnation
+        switch (type) {
+          case FrameType.READY:
+            if (!ready) {
+              ready = true;
+              clearTimeout(timer);
+              this.state = "running";
+              this.host.emit("source:ready", { source: this.name, pid: proc.pid });
+              resolve();
+            }
+            break;
+          case FrameType.RECORDS:
+            this.onRecords(payload);
+            break;
+          case FrameType.STATS:
+            this.collector = JSON.parse(payload.toString("utf8")) as Record<string, number>;
+            break;
+          case FrameType.DRAINED:
+            this.drainedResolve?.();
+            break;
+          case FrameType.FATAL: {
+            const f = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string };
+            const err = this.collectorError("ERR_COLLECTOR_CRASHED", `collector "${this.name}": ${f.message ?? "fatal error"}`, proc);
+            if (!ready) fail(err);
+            else this.host.emit("source:error", { source: this.name, error: err });
+            break;
+          }
+          case FrameType.LOG:
+            break;
+          default:
+            throw new ProtocolError(`unexpected frame type ${type} from a collector`);
+        }
+      });
+      proc.channel.on("data", (chunk: Buffer) => {
+        try {
+          decoder.push(chunk);
+        } catch (error) {
+          // Garbage on the channel: this incarnation is broken. Kill it; the exit path restarts it.
+          const err = this.collectorError(
+            "ERR_CHANNEL_PROTOCOL",
+            `collector "${this.name}" sent an invalid frame: ${error instanceof Error ? error.message : String(error)}`,
+            proc,
+          );
+          proc.channel.removeAllListeners("data");
+          if (!ready) fail(err);
+          else this.host.emit("source:error", { source: this.name, error: err });
+          void terminate(proc, 0);
+        }
+      });
+      proc.channel.on("error", () => {
+        // EPIPE/ECONNRESET when the child dies: the exit handler reports it.
+      });
+      void proc.exited.then((exit) => {
+        clearTimeout(timer);
+        if (!ready) {
+          fail(
+            this.collectorError(
+              "ERR_COLLECTOR_CRASHED",
+              `collector "${this.name}" exited before it was ready (${exit.signal ?? `code ${exit.code}`})`,
+              proc,
+            ),
+          );
+        }
+        this.onExit(proc, exit);
+      });
+      const spec = this.o.spec({
+        name: this.name,
+        hostName: this.host.hostName,
+        seq: seqStart,
+        credit: this.host.credit,
+        killAfterMs: this.o.killAfterMs,
+      });
+      proc.channel.write(encodeJson(FrameType.INIT, spec));
+    });
+  }
+
+  private onRecords(payload: Buffer): void {
+    let decoded;
+    try {
+      decoded = decodeRecords(payload);
+    } catch (error) {
+      throw error instanceof ProtocolError ? error : new ProtocolError(String(error));
+    }
+    const { header, lines, sizes } = decoded;
+    if (header.seq !== this.nextSeq) {
+      throw new ProtocolError(`records out of sequence: expected seq ${this.nextSeq}, got ${header.seq}`);
+    }
+    const target = this.acks;
+    let bad = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const json = lines[i]!;
+      // Records are built and serialized by our own collector code; a line that is not an object is a bug or
+      // corruption: count it rather than ship garbage.
+      if (json.charCodeAt(0) !== 123 /* { */) {
+        bad++;
+        target.settle(this.nextSeq + i);
+        continue;
+      }
+      this.inbox.push(new Entry(json, sizes[i]!, target, this.nextSeq + i));
+    }
+    this.nextSeq += lines.length;
+    this.emitted += lines.length - bad;
+    if (bad > 0) this.host.dropUnserializable(this.name, bad, "collector sent a record that is not a JSON object");
+    this.host.router.pump();
+  }
+
+  onAdmitted(count: number, bytes: number): void {
+    this.admitted += count;
+    const proc = this.proc;
+    if (proc === undefined || proc.child.exitCode !== null) return;
+    // Credit back exactly what left the inbox. (Entries of an earlier incarnation credit the new one: it started
+    // with a full window, so it may briefly hold more than one window; bounded by two.)
+    proc.channel.write(encodeJson(FrameType.CREDIT, { records: count, bytes }));
+  }
+
+  private onExit(proc: SpawnedCollector, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
+    if (proc !== this.proc) return;
+    this.carryCounters();
+    const expected = this.expectedExit || this.state === "stopping" || this.state === "stopped";
+    this.host.emit("source:exit", {
+      source: this.name,
+      pid: proc.pid,
+      exitCode: exit.code,
+      signal: exit.signal,
+      forceKilled: proc.forceKilled,
+      expected,
+      restarts: this.restarts,
+      stderrTail: [...proc.stderrTail],
+    });
+    this.drainedResolve?.();
+    if (expected) return;
+    const delay = this.policy.onExit(Date.now(), Date.now() - proc.startedAt);
+    if (delay === undefined) {
+      this.state = "failed";
+      this.failedError = this.collectorError(
+        "ERR_COLLECTOR_FAILED",
+        `collector "${this.name}" crashed ${this.o.restart.maxRestarts + 1} times within ${this.o.restart.windowMs} ms; giving up`,
+        proc,
+        exit,
+      );
+      this.host.emit("source:failed", { source: this.name, error: this.failedError });
+      return;
+    }
+    this.state = "restarting";
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (this.state !== "restarting") return;
+      this.restarts++;
+      this.host.emit("source:restart", { source: this.name, restarts: this.restarts, delayMs: delay });
+      this.launch().catch((error: unknown) => {
+        if (error instanceof AggregatorError) this.host.emit("source:error", { source: this.name, error });
+      });
+    }, delay);
+    this.restartTimer.unref();
+  }
+
+  private carryCounters(): void {
+    for (const [k, v] of Object.entries(this.collector)) this.carried[k] = (this.carried[k] ?? 0) + v;
+    this.collector = {};
+  }
+
+  async stopInput(deadline: number): Promise<void> {
+    if (this.restartTimer !== undefined) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = undefined;
+    }
+    const proc = this.proc;
+    const running = this.state === "running";
+    this.state = "stopping";
+    if (proc === undefined || !running || proc.child.exitCode !== null) return;
+    const drained = new Promise<void>((resolve) => {
+      this.drainedResolve = resolve;
+    });
+    proc.channel.write(encodeJson(FrameType.STOP, {}));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+    clearTimeout(timer);
+  }
+
+  async close(deadline: number): Promise<void> {
+    this.state = "stopping";
+    this.expectedExit = true;
+    const proc = this.proc;
+    if (proc !== undefined) {
+      if (proc.child.exitCode === null && proc.child.signalCode === null) {
+        try {
+          proc.channel.write(encodeJson(FrameType.EXIT, {}));
+        } catch {
+          // channel already gone
+        }
+      }
+      await terminate(proc, this.o.killAfterMs, deadline);
+    }
+    this.state = "stopped";
+  }
+
+  private collectorError(
+    code: "ERR_COLLECTOR_START_TIMEOUT" | "ERR_COLLECTOR_CRASHED" | "ERR_COLLECTOR_FAILED" | "ERR_CHANNEL_PROTOCOL",
+    message: string,
+    proc: SpawnedCollector,
+    exit?: { code: number | null; signal: NodeJS.Signals | null },
+  ): CollectorError {
+    const err = new CollectorError(code, message, { source: this.name });
+    err.exitCode = exit?.code ?? proc.child.exitCode;
+    err.signal = exit?.signal ?? proc.child.signalCode;
+    err.forceKilled = proc.forceKilled;
+    err.restarts = this.restarts;
+    err.stderrTail = proc.stderrTail.map(redact);
+    return err;
+  }
+
+  counters(): SourceCounters {
+    const c: Record<string, number> = { ...this.carried };
+    for (const [k, v] of Object.entries(this.collector)) c[k] = (c[k] ?? 0) + v;
+    const { linesRead = 0, bytesRead = 0, parseErrors = 0, ...rest } = c;
+    return {
+      emitted: this.emitted,
+      admitted: this.admitted,
+      bytesRead,
+      linesRead,
+      parseErrors,
+      restarts: this.restarts,
+      waiting: this.inbox.length,
+      collector: rest,
+    };
+  }
+
+  snapshot(): SourceMetricsSnapshot {
+    return { ...this.counters(), kind: this.kind, state: this.state, pid: this.proc?.pid };
+  }
+
+  /** The error that marked this source failed (crash loop), if any. */
+  get failure(): CollectorError | undefined {
+    return this.failedError;
+  }
+}

@@ -1,0 +1,101 @@
+// Options every collector-backed source shares (parsing, enrichment, supervision), validated once.
+import { InvalidOptionError } from "../errors.js";
+import { checkInt, checkName, checkObject } from "../options.js";
+import { describe } from "../pipeline/serialize.js";
+import type { MultilineSpec } from "../collector/multiline.js";
+import { createParser } from "../collector/parse/index.js";
+import { MultilineJoiner } from "../collector/multiline.js";
+import { type RestartOptions, type ResolvedRestart, resolveRestart } from "./restart-policy.js";
+import type { WireParserSpec } from "./specs.js";
+
+export interface CollectorSourceOptions {
+  /** Unique source name; becomes `service.name` on records that lack one. */
+  name: string;
+  /**
+   * How a line becomes fields: `"json"`, `"logfmt"`, `"plain"`, or `{ regex }` with named groups.
+   * Lines that fail to parse are shipped as plain messages and counted as parse errors.
+   * @default "plain"
+   */
+  parser?: WireParserSpec | { regex: RegExp | string; flags?: string };
+  /** Join multi-line events (`"java"`, `"python"`, `"go"`, or `{ startPattern | continuePattern, maxLines, timeoutMs }`). */
+  multiline?: MultilineSpec;
+  /** Fields merged into every record (enrichment), e.g. `{ service: { environment: "prod" } }`. */
+  fields?: Record<string, unknown>;
+  /** Longer lines are split into pieces of this size (counted). @default 1_048_576 */
+  maxLineBytes?: number;
+  /** Restart policy of the collector process. */
+  restart?: RestartOptions;
+  /** The collector must say ready within this long. @default 10_000 */
+  startTimeoutMs?: number;
+  /** On stop: SIGTERM, then SIGKILL to the whole process group after this long. @default 5_000 */
+  killAfterMs?: number;
+  /** Node flags for the collector process (it never inherits the host's). @default [] */
+  execArgv?: string[];
+}
+
+export interface ResolvedCollectorOptions {
+  name: string;
+  parser: WireParserSpec;
+  multiline: MultilineSpec | undefined;
+  fields: Record<string, unknown> | undefined;
+  maxLineBytes: number | undefined;
+  restart: ResolvedRestart;
+  startTimeoutMs: number;
+  killAfterMs: number;
+  execArgv: string[];
+}
+
+export function resolveCollectorOptions(o: CollectorSourceOptions): ResolvedCollectorOptions {
+  checkObject("options", o);
+  if (o === undefined) throw new InvalidOptionError("Expected source options, got `undefined`");
+  checkName("name", o.name);
+  checkInt("maxLineBytes", o.maxLineBytes, 16);
+  checkInt("startTimeoutMs", o.startTimeoutMs, 1);
+  checkInt("killAfterMs", o.killAfterMs, 0);
+  checkObject("fields", o.fields);
+  if (o.execArgv !== undefined && (!Array.isArray(o.execArgv) || o.execArgv.some((a) => typeof a !== "string"))) {
+    throw new InvalidOptionError(`Expected \`execArgv\` to be an array of strings, got ${describe(o.execArgv)}`);
+  }
+  let parser: WireParserSpec = "plain";
+  if (o.parser !== undefined) {
+    if (typeof o.parser === "function") {
+      throw new InvalidOptionError("Expected `parser` to be \"json\", \"logfmt\", \"plain\" or { regex }; parse functions belong in a ScriptSource collector");
+    }
+    // Compile once here so a bad parser fails in the constructor, not in the child.
+    createParser(o.parser as never);
+    parser =
+      typeof o.parser === "object" && o.parser !== null
+        ? {
+            regex: o.parser.regex instanceof RegExp ? o.parser.regex.source : String(o.parser.regex),
+            flags: o.parser.flags ?? (o.parser.regex instanceof RegExp ? o.parser.regex.flags : undefined),
+          }
+        : o.parser;
+  }
+  if (o.multiline !== undefined) {
+    if (typeof o.multiline === "object" && o.multiline !== null) {
+      for (const k of ["startPattern", "continuePattern"] as const) {
+        const v = (o.multiline as Record<string, unknown>)[k];
+        if (v instanceof RegExp) {
+          throw new InvalidOptionError(`Expected \`multiline.${k}\` to be a pattern string (it crosses into the collector process), got a RegExp`);
+        }
+      }
+    }
+    new MultilineJoiner(o.multiline, () => {}).close(); // validates
+  }
+  try {
+    JSON.stringify(o.fields);
+  } catch (error) {
+    throw new InvalidOptionError(`Expected \`fields\` to be JSON-serializable: ${(error as Error).message}`);
+  }
+  return {
+    name: o.name,
+    parser,
+    multiline: o.multiline,
+    fields: o.fields,
+    maxLineBytes: o.maxLineBytes,
+    restart: resolveRestart("restart", o.restart),
+    startTimeoutMs: o.startTimeoutMs ?? 10_000,
+    killAfterMs: o.killAfterMs ?? 5_000,
+    execArgv: o.execArgv ?? [],
+  };
+}

@@ -1,0 +1,84 @@
+// CommandSource: a long-lived command whose stdout and stderr lines become records, run by a supervised collector.
+import { InvalidOptionError } from "../errors.js";
+import { checkObject } from "../options.js";
+import { describe } from "../pipeline/serialize.js";
+import { normalizeLevel, type LogLevel } from "../record.js";
+import { CollectorRuntime } from "./collector-runtime.js";
+import { type CollectorSourceOptions, type ResolvedCollectorOptions, resolveCollectorOptions } from "./collector-source.js";
+import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
+import type { CommandSpec } from "./specs.js";
+
+export interface CommandSourceOptions extends CollectorSourceOptions {
+  /** The program to run. Without `shell`, it is executed directly (no shell parsing, no injection). */
+  command: string;
+  /** Arguments, passed as they are. @default [] */
+  args?: string[];
+  /** Run through a shell (`true` = /bin/sh, or a shell path). Only when you need pipes or globs. @default false */
+  shell?: boolean | string;
+  /** Working directory of the command. @default the host's cwd */
+  cwd?: string;
+  /** Extra environment variables for the command. */
+  env?: Record<string, string>;
+  /** Start from the host's environment (then apply `env`). @default true */
+  inheritEnv?: boolean;
+  /** Level of stderr lines that carry none. @default "warn" */
+  stderrLevel?: LogLevel;
+}
+
+export class CommandSource implements SourceDefinition {
+  readonly kind = "command";
+  private readonly o: ResolvedCollectorOptions;
+  private readonly command: Omit<CommandSpec, keyof import("./specs.js").BaseSpec | "kind">;
+
+  constructor(options: CommandSourceOptions) {
+    this.o = resolveCollectorOptions(options);
+    if (typeof options.command !== "string" || options.command.length === 0) {
+      throw new InvalidOptionError(`Expected \`command\` to be a non-empty string, got ${describe(options.command)}`);
+    }
+    if (options.args !== undefined && (!Array.isArray(options.args) || options.args.some((a) => typeof a !== "string"))) {
+      throw new InvalidOptionError(`Expected \`args\` to be an array of strings, got ${describe(options.args)}`);
+    }
+    if (options.shell !== undefined && typeof options.shell !== "boolean" && typeof options.shell !== "string") {
+      throw new InvalidOptionError(`Expected \`shell\` to be a boolean or a shell path, got ${describe(options.shell)}`);
+    }
+    checkObject("env", options.env);
+    if (options.stderrLevel !== undefined && normalizeLevel(options.stderrLevel) !== options.stderrLevel) {
+      throw new InvalidOptionError(`Expected \`stderrLevel\` to be one of trace, debug, info, warn, error, fatal, got ${describe(options.stderrLevel)}`);
+    }
+    this.command = {
+      command: options.command,
+      args: options.args ?? [],
+      shell: options.shell ?? false,
+      cwd: options.cwd,
+      env: options.env,
+      inheritEnv: options.inheritEnv ?? true,
+      stderrLevel: options.stderrLevel,
+    };
+  }
+
+  get name(): string {
+    return this.o.name;
+  }
+
+  /** @internal */
+  createRuntime(host: SourceHost): SourceRuntime {
+    const o = this.o;
+    return new CollectorRuntime(host, {
+      name: o.name,
+      kind: this.kind,
+      restart: o.restart,
+      startTimeoutMs: o.startTimeoutMs,
+      killAfterMs: o.killAfterMs,
+      execArgv: o.execArgv,
+      spec: (base) => ({
+        ...base,
+        kind: "command",
+        parser: o.parser,
+        multiline: o.multiline,
+        fields: o.fields,
+        maxLineBytes: o.maxLineBytes,
+        ...this.command,
+      }),
+    });
+  }
+}

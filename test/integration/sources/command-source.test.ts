@@ -1,0 +1,96 @@
+// CommandSource through real collector children: records arrive, stderr is tagged, crashes restart, loops trip.
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { Aggregator, CommandSource, MemorySink, type SourceExitEvent } from "../../../src/index.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+const fixture = fileURLToPath(new URL("../../fixtures/emit-lines.mjs", import.meta.url));
+
+describe("CommandSource", () => {
+  it("ships every stdout line parsed as JSON and every stderr line tagged, with the report counting them", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
+      .addSource(new CommandSource({ name: "worker", command: process.execPath, args: [fixture, "5000", "0", "hold"], parser: "json" }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(5500, { timeout: 20_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    const out = mem.records.filter((r) => r.stream === "stdout");
+    const err = mem.records.filter((r) => r.stream === "stderr");
+    expect(out.map((r) => r.n)).toEqual(Array.from({ length: 5000 }, (_, i) => i));
+    expect(out[7]).toMatchObject({ message: "line 7", log: { level: "warn" }, service: { name: "worker" } });
+    expect(err).toHaveLength(500);
+    expect(err[0]).toMatchObject({ message: "progress 10", log: { level: "warn" } });
+    expect(report.timedOut).toBe(false);
+    expect(report.sources.worker).toMatchObject({ kind: "command", emitted: 5500, admitted: 5500, parseErrors: 500, linesRead: 5500 });
+    expect(report.sinks.mem).toMatchObject({ received: 5500, delivered: 5500, pending: 0 });
+  });
+
+  it("restarts a command that exits, with backoff, and reports the exit like a result", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const exits: SourceExitEvent[] = [];
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(
+        new CommandSource({
+          name: "flaky",
+          command: process.execPath,
+          args: [fixture, "20", "3"],
+          parser: "json",
+          restart: { baseDelayMs: 10, maxDelayMs: 50, maxRestarts: 100 },
+        }),
+      )
+      .addSink(mem);
+    agg.on("source:exit", (e) => exits.push(e));
+    const restarts: number[] = [];
+    agg.on("source:restart", (e) => restarts.push(e.restarts));
+    await agg.start();
+    await waitFor(() => restarts.length >= 2, { timeout: 20_000, message: () => `2 restarts, saw ${restarts.length}` });
+    await mem.waitForCount(60, { timeout: 20_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(exits[0]).toMatchObject({ source: "flaky", exitCode: 1, expected: false, forceKilled: false });
+    expect(report.sources.flaky!.restarts).toBeGreaterThanOrEqual(2);
+    // each incarnation ships all 20 lines (and 2 stderr lines): nothing lost across restarts
+    const ns = mem.records.filter((r) => r.stream === "stdout").map((r) => r.n as number);
+    expect(ns.slice(0, 40)).toEqual([...Array.from({ length: 20 }, (_, i) => i), ...Array.from({ length: 20 }, (_, i) => i)]);
+  });
+
+  it("a crash-looping command trips the breaker and fires source:failed while the others keep delivering", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(
+        new CommandSource({
+          name: "looper",
+          command: process.execPath,
+          args: [fixture, "1", "2"],
+          restart: { baseDelayMs: 1, maxDelayMs: 5, maxRestarts: 3, windowMs: 60_000 },
+        }),
+      )
+      .addSource(new CommandSource({ name: "steady", command: process.execPath, args: [fixture, "100", "0", "hold"], parser: "json" }))
+      .addSink(mem);
+    const failed = new Promise<{ source: string; code: string; restarts: number | undefined }>((resolve) =>
+      agg.on("source:failed", (e) => resolve({ source: e.source, code: e.error.code, restarts: e.error.restarts })),
+    );
+    await agg.start();
+    const f = await failed;
+    expect(f).toEqual({ source: "looper", code: "ERR_COLLECTOR_FAILED", restarts: 3 });
+    expect(agg.metrics().sources.looper!.state).toBe("failed");
+    await waitFor(() => mem.records.filter((r) => r.service?.name === "steady" && r.stream === "stdout").length === 100, {
+      timeout: 20_000,
+      message: "100 records from the steady source",
+    });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sources.steady!.emitted).toBe(110);
+  });
+
+  it("runs no shell unless asked: shell metacharacters reach the program as plain arguments", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new CommandSource({ name: "echo", command: "echo", args: ["$HOME; echo injected"], restart: { maxRestarts: 0 } }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(1);
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(mem.messages()).toEqual(["$HOME; echo injected"]);
+    expect(report.sinks.mem!.delivered).toBe(1);
+  });
+});
