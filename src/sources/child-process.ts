@@ -2,21 +2,33 @@
 // stdout drained and stderr's last lines kept (for exit reports), SIGTERM then SIGKILL to the whole group.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { fileURLToPath } from "node:url";
+import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Socket } from "node:net";
 import { redact } from "../util/redact.js";
 
-/** The built collector entry point: next to the bundle in dist/, or dist/ when running from the sources. */
-export function collectorEntry(): string {
-  const candidates = [
-    new URL("./collector/main.js", import.meta.url),
-    new URL("../../dist/collector/main.js", import.meta.url),
-  ];
+/**
+ * The collector entry point and the Node flags it needs. Installed: dist/collector/main.js beside the bundle.
+ * Running from the TypeScript sources (this repo's tests and examples under tsx): the child runs from source
+ * too, through tsx's loader resolved by absolute URL, so it never runs a stale build.
+ */
+export function collectorEntry(): { file: string; execArgv: string[] } {
+  const here = import.meta.url;
+  if (here.endsWith(".ts")) {
+    const src = fileURLToPath(new URL("../collector/main.ts", here));
+    try {
+      const tsx = createRequire(here).resolve("tsx");
+      if (existsSync(src)) return { file: src, execArgv: ["--import", pathToFileURL(tsx).href] };
+    } catch {
+      // no tsx: fall back to the build
+    }
+  }
+  const candidates = [new URL("./collector/main.js", here), new URL("../../dist/collector/main.js", here)];
   for (const c of candidates) {
     const p = fileURLToPath(c);
-    if (existsSync(p)) return p;
+    if (existsSync(p)) return { file: p, execArgv: [] };
   }
-  return fileURLToPath(candidates[0]!);
+  return { file: fileURLToPath(candidates[0]!), execArgv: [] };
 }
 
 export interface SpawnedCollector {
@@ -32,7 +44,8 @@ export interface SpawnedCollector {
 const STDERR_LINES = 20;
 
 export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string }): SpawnedCollector {
-  const child = spawn(process.execPath, [...options.execArgv, collectorEntry()], {
+  const entry = collectorEntry();
+  const child = spawn(process.execPath, [...entry.execArgv, ...options.execArgv, entry.file], {
     // fd 3 is the channel (a duplex socket pair); stdout/stderr are piped so prints can't corrupt anything.
     stdio: ["ignore", "pipe", "pipe", "pipe"],
     detached: true,

@@ -1,0 +1,861 @@
+// FileTailer: follows the files matched by globs inside a collector child, across rotation and truncation, and
+// hands out lines with exact byte offsets so that acknowledged positions can be checkpointed.
+//
+//   start()                                      one loop, no concurrent I/O on a file:
+//     │  load checkpoints, initial scan          ┌─▶ scan globs (every globIntervalMs, or sooner on a hint)
+//     ▼                                          │   poll open files: fstat → truncation / fingerprint / deleted;
+//   loop ───────────────────────────────────────┤         stat(path) → renamed away (rotation)
+//     ▲  sleep pollIntervalMs (fs.watch, resume, │   read round-robin, one chunk per file per turn, while
+//     │  grant, stop wake it early)              │         not paused and credit remains → handler(lines)
+//     └──────────────────────────────────────────┴── housekeeping: partial-line timeout, close rotated at EOF
+//
+// Identity: device + inode while the file exists, plus a fingerprint of its first bytes (file-identity.ts). A
+// renamed file keeps its identity, so a glob that also matches `app.log.1` never reads it twice; a fingerprint
+// mismatch against a checkpoint means the inode was reused: the file starts at 0.
+//
+// Truncation (copytruncate): fstat size < read offset, or the leading bytes changed → restart at 0 under a new
+// fileKey (late acks for the old content cannot move the new one's checkpoint). The pre-truncation fingerprint and
+// position are remembered for a while: if the copy (`app.log.1`) is matched by the globs, it is recognized by its
+// fingerprint and read from where the original stopped, so only lines written between the copy and the truncate
+// that the tailer had not read are lost (the copytruncate window, inherent to that rotation method).
+//
+// Offsets: `offset` is a line's first byte, `end` the byte after its newline. Commit `end` values (a contiguous
+// acknowledged watermark) through `commit(fileKey, end)`; only those reach the checkpoint file.
+//
+// Usage inside a collector child (credits in lines/bytes from the host, acks back from the host):
+//   const store = new CheckpointStore({ dir: checkpointDir, source: name });
+//   const tailer = new FileTailer({ paths, startAt, checkpoints: store, credit: { lines: 0, bytes: 0 } },
+//     (lines) => channel.write(lines));     // a returned promise holds the next read
+//   tailer.on("problem", report).on("checkpointError", report);
+//   await tailer.start();                   // initial scan done → say "ready"
+//   onCredit: tailer.grant(lines, bytes)    onAck: tailer.commit(fileKey, end)    onStop: await tailer.stop()
+import { constants } from "node:fs";
+import { open, stat, type FileHandle } from "node:fs/promises";
+import path from "node:path";
+import { EventEmitter } from "eventemitter3";
+import { AggregatorError } from "../../errors.js";
+import type { CheckpointStore } from "../checkpoint-store.js";
+import { DirWatcher } from "./dir-watcher.js";
+import { fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
+import { scanGlobs, type GlobProblem } from "./glob.js";
+import { LineAssembler, type AssembledLine } from "./line-assembler.js";
+import { resolveTailerOptions, type FileTailerOptions, type ResolvedTailerOptions } from "./options.js";
+
+import type { FileTailerEvents, FileTailerStats, OpenReason, TailFileInfo, TailHandler, TailLine, TailProblem } from "./types.js";
+
+export type { FileTailerOptions } from "./options.js";
+export type { FileTailerEvents, FileTailerStats, OpenReason, TailFileInfo, TailHandler, TailLine, TailProblem } from "./types.js";
+
+interface TrackedFile {
+  id: string;
+  device: string;
+  inode: string;
+  fileKey: string;
+  /** Path lines report (where the file was discovered). */
+  path: string;
+  /** A path known to lead to this file, or undefined once it was renamed away to somewhere unmatched. */
+  currentPath: string | undefined;
+  handle: FileHandle | undefined;
+  assembler: LineAssembler;
+  fingerprint: Fingerprint;
+  lastSize: number;
+  lastMtimeNs: bigint;
+  /** Read returned 0 bytes since the last growth. */
+  eof: boolean;
+  lastDataAt: number;
+  partialSince: number;
+  rotated: boolean;
+  deleted: boolean;
+  committed: number;
+  lastSeen: number;
+}
+
+interface Retired {
+  hash: string;
+  offset: number;
+  at: number;
+}
+
+interface PendingCopy {
+  path: string;
+  hash: string;
+  since: number;
+}
+
+/** How many chunks one file may read per cycle before the others (and rotation checks) get a turn. */
+const MAX_CHUNKS_PER_FILE_PER_CYCLE = 16;
+/** How long a truncated file's old fingerprint is remembered to recognize its copytruncate copy. */
+const RETIRED_TTL_MS = 5 * 60_000;
+const MAX_RETIRED = 32;
+/**
+ * A new file that starts like a file we are reading waits this long for the original to be truncated (copytruncate
+ * copies first: a big file can take a while). If it is not, it is a distinct file and is read from its start.
+ */
+const COPY_DECISION_MS = 30_000;
+/** Closed files that no scan matched for this long are forgotten (the checkpoint store remembers longer). */
+const FORGET_CLOSED_MS = 60 * 60_000;
+
+export class FileTailer extends EventEmitter<FileTailerEvents> {
+  readonly #o: ResolvedTailerOptions;
+  readonly #handler: TailHandler;
+  readonly #store: CheckpointStore | undefined;
+  /** identityKey → file. Insertion order = discovery order, so older (rotated) files are read first. */
+  readonly #files = new Map<string, TrackedFile>();
+  readonly #byKey = new Map<string, TrackedFile>();
+  readonly #pending = new Map<string, PendingCopy>();
+  #retired: Retired[] = [];
+  /** path → kind of the problem already reported for it (report once until it changes). */
+  readonly #reported = new Map<string, TailProblem["kind"]>();
+  readonly #buffer: Buffer;
+  readonly #watcher: DirWatcher | undefined;
+  readonly #credit: { lines: number; bytes: number };
+  readonly #stats: Omit<FileTailerStats, "filesOpen" | "filesTracked">;
+  #state: "idle" | "running" | "stopping" | "stopped" = "idle";
+  #paused = false;
+  #loop: Promise<void> | undefined;
+  #nextScanAt = 0;
+  #scanRequested = false;
+  #woken = false;
+  #wake: (() => void) | undefined;
+  #sleepTimer: NodeJS.Timeout | undefined;
+  #keySeq = 0;
+  readonly #onStoreError = (error: AggregatorError): void => {
+    this.emit("checkpointError", error);
+  };
+
+  constructor(options: FileTailerOptions, handler: TailHandler) {
+    super();
+    this.#o = resolveTailerOptions(options);
+    if (typeof handler !== "function") {
+      throw new AggregatorError("ERR_INVALID_OPTION", "Expected the FileTailer handler to be a function");
+    }
+    this.#handler = handler;
+    this.#store = this.#o.checkpoints;
+    this.#buffer = Buffer.allocUnsafe(this.#o.readChunkBytes);
+    this.#credit = { ...this.#o.credit };
+    this.#watcher = this.#o.watch ? new DirWatcher((eventType) => this.#hint(eventType)) : undefined;
+    this.#stats = {
+      cycles: 0, scans: 0, opened: 0, closed: 0, rotations: 0, truncations: 0, deletions: 0, fingerprintMismatches: 0,
+      copytruncateCopies: 0, resumedFromCheckpoint: 0, linesEmitted: 0, bytesRead: 0, linesTruncated: 0, linesSplit: 0,
+      partialLinesEmitted: 0, partialBytesDiscarded: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
+      accessDenied: 0, symlinkLoops: 0, ioErrors: 0, handlerErrors: 0,
+    };
+  }
+
+  /**
+   * Loads checkpoints, opens the files the globs match now (at their checkpoint, else per `startAt`) and starts
+   * following. Resolves once the initial scan is done (a good moment for the collector to say "ready").
+   */
+  async start(): Promise<void> {
+    if (this.#state !== "idle") {
+      throw new AggregatorError("ERR_INVALID_STATE", `FileTailer.start() called while ${this.#state}`);
+    }
+    this.#state = "running";
+    if (this.#store !== undefined) {
+      this.#store.on("error", this.#onStoreError);
+      await this.#store.load();
+    }
+    await this.#scan(true);
+    this.#nextScanAt = Date.now() + this.#o.globIntervalMs;
+    this.#loop = this.#run();
+  }
+
+  /**
+   * Stops reading, closes every descriptor and flushes checkpoints. Complete lines are handed out as they are
+   * read, so none is left behind; an unterminated last line is not emitted (on restart it is re-read from the
+   * checkpoint, by then perhaps complete). Resolves true when checkpoints are on disk (or there is no store).
+   */
+  async stop(): Promise<boolean> {
+    if (this.#state === "stopped") return true;
+    const wasRunning = this.#state === "running";
+    this.#state = "stopping";
+    this.#wakeUp();
+    if (wasRunning) await this.#loop;
+    for (const file of this.#files.values()) await this.#closeHandle(file, "stopped");
+    this.#watcher?.close();
+    this.#state = "stopped";
+    if (this.#store === undefined) return true;
+    const ok = await this.#store.flush();
+    this.#store.off("error", this.#onStoreError);
+    return ok;
+  }
+
+  /** No reads start while paused (a read in flight completes); stat polling and rescans go on. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#wakeUp();
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /**
+   * Adds flow-control credit (see the `credit` option). Reading stops when either count reaches 0; the last read
+   * may overshoot by the lines of one chunk. Without the `credit` option credit is unlimited and this is a no-op.
+   */
+  grant(lines: number, bytes: number): void {
+    if (!(lines >= 0) || !(bytes >= 0)) {
+      throw new AggregatorError("ERR_INVALID_OPTION", `Expected grant(lines, bytes) to be non-negative, got ${lines}, ${bytes}`);
+    }
+    this.#credit.lines += lines;
+    this.#credit.bytes += bytes;
+    this.#wakeUp();
+  }
+
+  /** Remaining credit. */
+  get credit(): { lines: number; bytes: number } {
+    return { ...this.#credit };
+  }
+
+  /**
+   * Records that every line of `fileKey` with `end ≤ endOffset` was acknowledged. Persisted (debounced) by the
+   * checkpoint store. Returns false for an unknown key (the file was deleted or truncated since: nothing to keep).
+   */
+  commit(fileKey: string, endOffset: number): boolean {
+    const file = this.#byKey.get(fileKey);
+    if (file !== undefined && endOffset > file.committed) file.committed = endOffset;
+    return this.#store?.commit(fileKey, endOffset) ?? file !== undefined;
+  }
+
+  /** Writes pending checkpoints now. */
+  async flush(): Promise<boolean> {
+    return this.#store?.flush() ?? true;
+  }
+
+  stats(): FileTailerStats {
+    let open = 0;
+    for (const file of this.#files.values()) if (file.handle !== undefined) open++;
+    return { filesOpen: open, filesTracked: this.#files.size, ...this.#stats };
+  }
+
+  files(): TailFileInfo[] {
+    return [...this.#files.values()].map((f) => ({
+      fileKey: f.fileKey,
+      path: f.path,
+      device: f.device,
+      inode: f.inode,
+      open: f.handle !== undefined,
+      position: f.assembler.position,
+      lineStart: f.assembler.lineStart,
+      heldBytes: f.assembler.heldBytes,
+      committed: f.committed,
+      rotated: f.rotated,
+      deleted: f.deleted,
+    }));
+  }
+
+  // ── loop ────────────────────────────────────────────────────────────────────────────────────────────────────
+
+  async #run(): Promise<void> {
+    while (this.#state === "running") {
+      this.#woken = false;
+      let more = false;
+      try {
+        more = await this.#cycle();
+      } catch (error) {
+        // Per-file errors are handled where they happen; this is a last line of defence so the loop never dies.
+        this.#problem({ kind: "io", error });
+      }
+      if (this.#state !== "running") break;
+      if (more && this.#canRead()) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      } else if (!this.#woken) {
+        await this.#sleep(this.#o.pollIntervalMs);
+      }
+    }
+  }
+
+  /** One pass. Returns true when a file still has unread bytes and reading was cut short to share the loop. */
+  async #cycle(): Promise<boolean> {
+    const now = Date.now();
+    if (this.#scanRequested || now >= this.#nextScanAt) {
+      this.#scanRequested = false;
+      this.#nextScanAt = now + this.#o.globIntervalMs;
+      await this.#scan(false);
+    }
+    await this.#resolvePending();
+    for (const file of [...this.#files.values()]) {
+      if (file.handle !== undefined && this.#state === "running") await this.#poll(file);
+    }
+    const more = await this.#readAll();
+    await this.#housekeeping();
+    this.#stats.cycles++;
+    return more;
+  }
+
+  #canRead(): boolean {
+    return this.#state === "running" && !this.#paused && this.#credit.lines > 0 && this.#credit.bytes > 0;
+  }
+
+  #sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wake = resolve;
+      this.#sleepTimer = setTimeout(() => {
+        this.#wake = undefined;
+        resolve();
+      }, ms);
+    });
+  }
+
+  #wakeUp(): void {
+    this.#woken = true;
+    if (this.#sleepTimer !== undefined) clearTimeout(this.#sleepTimer);
+    this.#sleepTimer = undefined;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  #hint(eventType: string): void {
+    // "change": a file grew, a poll suffices. "rename": an entry appeared, vanished or moved: rescan now, so new
+    // files and rotations show up promptly (a rescan per write would be wasteful under load).
+    if (eventType === "rename") this.#scanRequested = true;
+    this.#wakeUp();
+  }
+
+  // ── discovery ───────────────────────────────────────────────────────────────────────────────────────────────
+
+  async #scan(initial: boolean): Promise<void> {
+    const now = Date.now();
+    this.#stats.scans++;
+    const paths = await scanGlobs(this.#o.patterns, this.#o.cwd, (p) => this.#globProblem(p));
+    const seenPaths = new Set<string>();
+    const pathOwner = new Map<string, string>();
+    for (const p of paths) {
+      if (this.#excluded(p)) continue;
+      seenPaths.add(p);
+      let s;
+      try {
+        s = await stat(p, { bigint: true });
+      } catch (error) {
+        this.#fsProblem(p, error);
+        continue;
+      }
+      if (!s.isFile()) {
+        this.#problem({ kind: "not-regular", path: p });
+        continue;
+      }
+      const id = identityKey(s.dev, s.ino);
+      pathOwner.set(p, id);
+      const known = this.#files.get(id);
+      if (known !== undefined) {
+        known.lastSeen = now;
+        this.#store?.touch(known.fileKey);
+        if (known.currentPath !== p && !(known.currentPath !== undefined && (await this.#leadsTo(known.currentPath, id)))) {
+          // Renamed to another matched name (app.log → app.log.1): same identity, so it is not read again.
+          known.currentPath = p;
+          this.#markRotated(known, p);
+          this.#upsertStore(known);
+        }
+        if (known.handle === undefined && !known.deleted && (Number(s.size) !== known.assembler.position || s.mtimeNs !== known.lastMtimeNs)) {
+          await this.#reopen(known, p);
+        }
+        continue;
+      }
+      if (this.#pending.has(id)) continue;
+      await this.#discover(p, initial);
+    }
+    // Closed files whose path now leads elsewhere are no longer at that path.
+    for (const file of [...this.#files.values()]) {
+      if (file.handle !== undefined) continue;
+      if (file.currentPath !== undefined && pathOwner.get(file.currentPath) !== file.id) file.currentPath = undefined;
+      if (file.currentPath === undefined && now - file.lastSeen > FORGET_CLOSED_MS) this.#forget(file);
+    }
+    for (const p of [...this.#reported.keys()]) if (!seenPaths.has(p)) this.#reported.delete(p);
+    this.#syncWatcher();
+  }
+
+  async #leadsTo(p: string, id: string): Promise<boolean> {
+    try {
+      const s = await stat(p, { bigint: true });
+      return identityKey(s.dev, s.ino) === id;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Opens a file not tracked yet and decides where to start reading. */
+  async #discover(p: string, initial: boolean, skipCopyCheck = false): Promise<void> {
+    const handle = await this.#openRegular(p);
+    if (handle === undefined) return;
+    let keep = false;
+    try {
+      const s = await handle.stat({ bigint: true });
+      const id = identityKey(s.dev, s.ino);
+      // Between the scan's stat and open() the path may have been replaced by an already tracked file.
+      if (this.#files.has(id)) return;
+      const size = Number(s.size);
+      const n = this.#o.fingerprintBytes;
+      const prefix = await readPrefix(handle, n);
+      const fingerprint = fingerprintOf(prefix, n);
+      const device = String(s.dev);
+      const inode = String(s.ino);
+      let offset: number;
+      let reason: OpenReason;
+      let fileKey: string | undefined;
+      const entry = this.#store?.findByIdentity(device, inode);
+      const sameContent = entry !== undefined && prefixMatches(prefix, { bytes: entry.fingerprintBytes, hash: entry.fingerprint });
+      // Shorter than what was fingerprinted: truncated (or replaced by a shorter file; either way start at 0).
+      const shrunk = entry !== undefined && prefix.length < entry.fingerprintBytes;
+      if (entry !== undefined && (sameContent || shrunk)) {
+        if (sameContent && entry.offset <= size) {
+          offset = entry.offset;
+          reason = "checkpoint";
+          fileKey = entry.fileKey;
+          this.#stats.resumedFromCheckpoint++;
+        } else {
+          // Truncated while we were not running.
+          offset = 0;
+          reason = "checkpoint-truncated";
+          this.#stats.truncations++;
+        }
+      } else if (entry !== undefined) {
+        // Same device+inode, different content: the inode was reused by a new file.
+        offset = 0;
+        reason = "fingerprint-mismatch";
+        this.#stats.fingerprintMismatches++;
+      } else {
+        const copy = skipCopyCheck || fingerprint.bytes < n ? undefined : this.#takeRetired(fingerprint.hash);
+        if (copy !== undefined) {
+          offset = Math.min(copy.offset, size);
+          reason = "copytruncate-copy";
+          this.#stats.copytruncateCopies++;
+        } else if (!skipCopyCheck && fingerprint.bytes === n && this.#liveWithFingerprint(fingerprint.hash)) {
+          // Looks like a copy of a file we are reading that has not been truncated (yet). Decide once the
+          // original is truncated (copytruncate) or after rotateWaitMs (a distinct file with the same start).
+          this.#pending.set(id, { path: p, hash: fingerprint.hash, since: Date.now() });
+          return;
+        } else if (initial) {
+          offset = this.#o.startAt === "end" ? size : 0;
+          reason = this.#o.startAt === "end" ? "start-end" : "start-beginning";
+        } else {
+          offset = 0;
+          reason = "new-file";
+        }
+      }
+      const now = Date.now();
+      const file: TrackedFile = {
+        id,
+        device,
+        inode,
+        fileKey: fileKey ?? this.#newKey(id),
+        path: p,
+        currentPath: p,
+        handle,
+        assembler: new LineAssembler(this.#o.maxLineBytes, this.#o.overlong, offset),
+        fingerprint,
+        lastSize: size,
+        lastMtimeNs: s.mtimeNs,
+        eof: offset >= size,
+        lastDataAt: now,
+        partialSince: now,
+        rotated: false,
+        deleted: false,
+        committed: offset,
+        lastSeen: now,
+      };
+      this.#files.set(id, file);
+      this.#byKey.set(file.fileKey, file);
+      this.#upsertStore(file, offset);
+      keep = true;
+      this.#stats.opened++;
+      this.emit("open", { path: p, fileKey: file.fileKey, offset, reason });
+    } catch (error) {
+      this.#fsProblem(p, error);
+    } finally {
+      if (!keep) await handle.close().catch(() => undefined);
+    }
+  }
+
+  /** Reopens a closed file that a scan found changed; verifies it is still the same content. */
+  async #reopen(file: TrackedFile, p: string): Promise<void> {
+    const handle = await this.#openRegular(p);
+    if (handle === undefined) return;
+    try {
+      const s = await handle.stat({ bigint: true });
+      if (identityKey(s.dev, s.ino) !== file.id) {
+        await handle.close();
+        return;
+      }
+      file.handle = handle;
+      file.eof = false;
+      file.lastDataAt = Date.now();
+      file.lastSize = -1; // forces the fingerprint check in poll()
+      this.#stats.opened++;
+      this.emit("open", { path: p, fileKey: file.fileKey, offset: file.assembler.position, reason: "reopen" });
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      this.#fsProblem(p, error);
+    }
+  }
+
+  /** open() that never blocks on a FIFO and never keeps a descriptor to anything but a regular file. */
+  async #openRegular(p: string): Promise<FileHandle | undefined> {
+    let handle: FileHandle;
+    try {
+      // O_NONBLOCK: if a FIFO slipped in between stat and open, open() must not wait for a writer.
+      handle = await open(p, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch (error) {
+      this.#fsProblem(p, error);
+      return undefined;
+    }
+    try {
+      const s = await handle.stat();
+      if (!s.isFile()) {
+        await handle.close();
+        this.#problem({ kind: "not-regular", path: p });
+        return undefined;
+      }
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      this.#fsProblem(p, error);
+      return undefined;
+    }
+    this.#reported.delete(p);
+    return handle;
+  }
+
+  async #resolvePending(): Promise<void> {
+    if (this.#pending.size === 0) return;
+    const now = Date.now();
+    for (const [id, pending] of [...this.#pending]) {
+      const retired = this.#retired.some((r) => r.hash === pending.hash);
+      const expired = now - pending.since >= COPY_DECISION_MS;
+      if (!retired && !expired && this.#liveWithFingerprint(pending.hash)) continue;
+      this.#pending.delete(id);
+      // The original was truncated → read the copy from where the original stopped; otherwise it is a distinct
+      // file that happens to start like another one (or the original vanished): read it from the start.
+      await this.#discover(pending.path, false, !retired);
+    }
+  }
+
+  #liveWithFingerprint(hash: string): boolean {
+    for (const file of this.#files.values()) {
+      if (file.fingerprint.bytes === this.#o.fingerprintBytes && file.fingerprint.hash === hash && !file.deleted) return true;
+    }
+    return false;
+  }
+
+  #takeRetired(hash: string): Retired | undefined {
+    const now = Date.now();
+    this.#retired = this.#retired.filter((r) => now - r.at < RETIRED_TTL_MS);
+    const index = this.#retired.findIndex((r) => r.hash === hash);
+    if (index === -1) return undefined;
+    const [found] = this.#retired.splice(index, 1);
+    return found;
+  }
+
+  // ── polling ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+  async #poll(file: TrackedFile): Promise<void> {
+    const handle = file.handle!;
+    let s;
+    try {
+      s = await handle.stat({ bigint: true });
+    } catch (error) {
+      this.#fsProblem(file.path, error);
+      await this.#closeHandle(file, "error");
+      return;
+    }
+    const size = Number(s.size);
+    this.#store?.touch(file.fileKey);
+    if (size < file.assembler.position) {
+      this.#truncated(file, size);
+    } else if (size !== file.lastSize || s.mtimeNs !== file.lastMtimeNs) {
+      await this.#checkFingerprint(file, handle, size);
+    }
+    file.lastSize = size;
+    file.lastMtimeNs = s.mtimeNs;
+    if (size > file.assembler.position) file.eof = false;
+
+    if (!file.deleted && s.nlink === 0n) {
+      file.deleted = true;
+      file.rotated = true;
+      file.currentPath = undefined;
+      this.#stats.deletions++;
+      this.emit("delete", { path: file.path, fileKey: file.fileKey });
+      this.#scanRequested = true;
+      return;
+    }
+    if (file.currentPath !== undefined && !(await this.#leadsTo(file.currentPath, file.id))) {
+      const formerPath = file.currentPath;
+      file.currentPath = undefined;
+      this.#markRotated(file, undefined);
+      // Pick up the replacement now rather than at the next rescan, and find where the old file went.
+      this.#scanRequested = true;
+      if (!this.#excluded(formerPath)) {
+        try {
+          const replacement = await stat(formerPath, { bigint: true });
+          const id = identityKey(replacement.dev, replacement.ino);
+          if (replacement.isFile() && !this.#files.has(id) && !this.#pending.has(id)) await this.#discover(formerPath, false);
+        } catch {
+          // Nothing there yet; the rescan will see it when it appears.
+        }
+      }
+    }
+  }
+
+  /** The path the file was discovered at no longer leads to it. Counted once per file. */
+  #markRotated(file: TrackedFile, newPath: string | undefined): void {
+    if (file.rotated || newPath === file.path) return;
+    file.rotated = true;
+    this.#stats.rotations++;
+    this.emit("rotate", { path: file.path, fileKey: file.fileKey, ...(newPath === undefined ? {} : { newPath }) });
+  }
+
+  /**
+   * Copytruncate followed by fast writes can leave the size above our offset: the changed first bytes give it away.
+   * Also grows a short file's fingerprint toward fingerprintBytes.
+   */
+  async #checkFingerprint(file: TrackedFile, handle: FileHandle, size: number): Promise<void> {
+    let prefix: Buffer;
+    try {
+      prefix = await readPrefix(handle, this.#o.fingerprintBytes);
+    } catch (error) {
+      this.#fsProblem(file.path, error);
+      return;
+    }
+    if (file.fingerprint.bytes > 0 && !prefixMatches(prefix, file.fingerprint)) {
+      this.#truncated(file, size);
+      file.fingerprint = fingerprintOf(prefix, this.#o.fingerprintBytes);
+      this.#upsertStore(file);
+      return;
+    }
+    if (prefix.length > file.fingerprint.bytes) {
+      file.fingerprint = fingerprintOf(prefix, this.#o.fingerprintBytes);
+      this.#upsertStore(file);
+    }
+  }
+
+  #truncated(file: TrackedFile, size: number): void {
+    const previousOffset = file.assembler.position;
+    const lineStart = file.assembler.lineStart;
+    if (file.assembler.hasPartial) this.#stats.partialBytesDiscarded += previousOffset - lineStart;
+    if (file.fingerprint.bytes === this.#o.fingerprintBytes) {
+      this.#retired.push({ hash: file.fingerprint.hash, offset: lineStart, at: Date.now() });
+      if (this.#retired.length > MAX_RETIRED) this.#retired.shift();
+    }
+    const previousFileKey = file.fileKey;
+    this.#byKey.delete(previousFileKey);
+    this.#store?.remove(previousFileKey);
+    file.fileKey = this.#newKey(file.id);
+    this.#byKey.set(file.fileKey, file);
+    file.assembler.reset(0);
+    file.committed = 0;
+    file.fingerprint = { bytes: 0, hash: "" };
+    file.lastSize = -1;
+    file.eof = false;
+    file.partialSince = Date.now();
+    this.#stats.truncations++;
+    this.#upsertStore(file, 0);
+    this.emit("truncate", { path: file.path, fileKey: file.fileKey, previousFileKey, previousOffset, size });
+  }
+
+  // ── reading ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+  /** Round-robin: one chunk per file per turn. Returns true when some file was left with unread bytes. */
+  async #readAll(): Promise<boolean> {
+    const chunks = new Map<TrackedFile, number>();
+    let progressed = true;
+    while (progressed) {
+      progressed = false;
+      for (const file of this.#files.values()) {
+        if (!this.#canRead()) return this.#anyUnread();
+        if (file.handle === undefined || file.eof) continue;
+        const count = chunks.get(file) ?? 0;
+        if (count >= MAX_CHUNKS_PER_FILE_PER_CYCLE) continue;
+        chunks.set(file, count + 1);
+        if (await this.#readChunk(file)) progressed = true;
+      }
+    }
+    return this.#anyUnread();
+  }
+
+  #anyUnread(): boolean {
+    for (const file of this.#files.values()) if (file.handle !== undefined && !file.eof) return true;
+    return false;
+  }
+
+  async #readChunk(file: TrackedFile): Promise<boolean> {
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await file.handle!.read(this.#buffer, 0, this.#buffer.length, file.assembler.position));
+    } catch (error) {
+      this.#fsProblem(file.path, error);
+      await this.#closeHandle(file, "error");
+      return false;
+    }
+    if (bytesRead === 0) {
+      file.eof = true;
+      return false;
+    }
+    const now = Date.now();
+    file.lastDataAt = now;
+    this.#stats.bytesRead += bytesRead;
+    const out: AssembledLine[] = [];
+    file.assembler.push(this.#buffer.subarray(0, bytesRead), out);
+    if (file.assembler.hasPartial) file.partialSince = now;
+    // A short read from a regular file means we reached its end; the next poll sees any growth.
+    if (bytesRead < this.#buffer.length) file.eof = true;
+    if (out.length > 0) await this.#deliver(file, out);
+    return true;
+  }
+
+  async #deliver(file: TrackedFile, lines: AssembledLine[]): Promise<void> {
+    const batch: TailLine[] = new Array(lines.length);
+    let bytes = 0;
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i]!;
+      const line: TailLine = { text: l.text, path: file.path, fileKey: file.fileKey, offset: l.offset, end: l.end };
+      if (l.truncated) {
+        line.truncated = true;
+        this.#stats.linesTruncated++;
+      }
+      if (l.split) {
+        line.split = true;
+        this.#stats.linesSplit++;
+      }
+      if (l.partial) {
+        line.partial = true;
+        this.#stats.partialLinesEmitted++;
+      }
+      if (l.invalidUtf8) {
+        line.invalidUtf8 = true;
+        this.#stats.invalidUtf8Lines++;
+      }
+      bytes += l.end - l.offset;
+      batch[i] = line;
+    }
+    this.#stats.linesEmitted += lines.length;
+    this.#credit.lines -= lines.length;
+    this.#credit.bytes -= bytes;
+    try {
+      const result = this.#handler(batch);
+      if (result !== undefined && typeof (result as Promise<unknown>).then === "function") await result;
+    } catch (error) {
+      this.#stats.handlerErrors++;
+      this.emit("problem", { kind: "handler", path: file.path, error });
+    }
+  }
+
+  // ── housekeeping ────────────────────────────────────────────────────────────────────────────────────────────
+
+  async #housekeeping(): Promise<void> {
+    const now = Date.now();
+    for (const file of [...this.#files.values()]) {
+      if (file.handle === undefined || !file.eof || this.#state !== "running") continue;
+      const timeout = this.#o.partialLineTimeoutMs;
+      if (timeout !== false && file.assembler.hasPartial && now - file.partialSince >= timeout) {
+        await this.#emitPartial(file);
+      }
+      const idle = now - file.lastDataAt;
+      if (file.rotated && idle >= this.#o.rotateWaitMs) {
+        // Nothing more will be appended (the writer has moved on): its unterminated tail is a line of its own.
+        await this.#emitPartial(file);
+        await this.#closeHandle(file, file.deleted ? "deleted" : "rotated");
+        if (file.deleted) this.#forget(file);
+      } else if (!file.rotated && idle >= this.#o.closeInactiveMs) {
+        await this.#closeHandle(file, "inactive");
+      }
+    }
+  }
+
+  async #emitPartial(file: TrackedFile): Promise<void> {
+    const line = file.assembler.takePartial();
+    if (line !== undefined) await this.#deliver(file, [line]);
+  }
+
+  async #closeHandle(file: TrackedFile, reason: "rotated" | "deleted" | "inactive" | "error" | "stopped"): Promise<void> {
+    const handle = file.handle;
+    if (handle === undefined) return;
+    file.handle = undefined;
+    await handle.close().catch(() => undefined);
+    this.#stats.closed++;
+    this.emit("close", { path: file.path, fileKey: file.fileKey, offset: file.assembler.position, reason });
+  }
+
+  #forget(file: TrackedFile): void {
+    this.#files.delete(file.id);
+    this.#byKey.delete(file.fileKey);
+    // A deleted file cannot come back; its position is useless. Renamed-away files keep their checkpoint until
+    // the store forgets it.
+    if (file.deleted) this.#store?.remove(file.fileKey);
+  }
+
+  // ── helpers ─────────────────────────────────────────────────────────────────────────────────────────────────
+
+  #newKey(id: string): string {
+    return `${id}:${Date.now().toString(36)}${(this.#keySeq++).toString(36)}`;
+  }
+
+  #upsertStore(file: TrackedFile, offset?: number): void {
+    this.#store?.upsert({
+      fileKey: file.fileKey,
+      path: file.currentPath ?? file.path,
+      device: file.device,
+      inode: file.inode,
+      fingerprint: file.fingerprint.hash,
+      fingerprintBytes: file.fingerprint.bytes,
+      ...(offset === undefined ? {} : { offset }),
+    });
+  }
+
+  #excluded(p: string): boolean {
+    const { full, base } = this.#o.exclude;
+    if (full.some((re) => re.test(p))) return true;
+    if (base.length === 0) return false;
+    const name = path.basename(p);
+    return base.some((re) => re.test(name));
+  }
+
+  #syncWatcher(): void {
+    if (this.#watcher === undefined) return;
+    const dirs = new Set<string>();
+    for (const file of this.#files.values()) {
+      if (file.currentPath !== undefined) dirs.add(path.dirname(file.currentPath));
+    }
+    for (const pending of this.#pending.values()) dirs.add(path.dirname(pending.path));
+    this.#watcher.sync(dirs);
+  }
+
+  #globProblem(problem: GlobProblem): void {
+    this.#problem({ kind: problem.kind, path: problem.path, error: problem.error });
+  }
+
+  #fsProblem(p: string, error: unknown): void {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === "ENOENT") return; // gone between scan and open: not a problem
+    const kind: TailProblem["kind"] =
+      code === "EACCES" || code === "EPERM" ? "access-denied" : code === "ELOOP" ? "symlink-loop" : code === "EISDIR" ? "not-regular" : "io";
+    this.#problem({ kind, path: p, error });
+  }
+
+  #problem(problem: TailProblem): void {
+    if (problem.path !== undefined) {
+      if (this.#reported.get(problem.path) === problem.kind) return;
+      this.#reported.set(problem.path, problem.kind);
+    }
+    switch (problem.kind) {
+      case "access-denied":
+        this.#stats.accessDenied++;
+        break;
+      case "not-regular":
+        this.#stats.notRegularSkipped++;
+        break;
+      case "symlink-loop":
+        this.#stats.symlinkLoops++;
+        break;
+      case "handler":
+        this.#stats.handlerErrors++;
+        break;
+      default:
+        this.#stats.ioErrors++;
+    }
+    this.emit("problem", problem);
+  }
+}

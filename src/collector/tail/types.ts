@@ -1,0 +1,111 @@
+// Public types of the FileTailer: the line shape handed to the handler, events, counters and the file snapshot.
+import type { AggregatorError } from "../../errors.js";
+
+/** One line read from a file. */
+export interface TailLine {
+  /** The line without its `\n` (and one `\r` before it). Invalid UTF-8 is replaced by U+FFFD. */
+  text: string;
+  /** Path the file was discovered at (stays the same after the file is renamed by rotation). */
+  path: string;
+  /** Opaque identity of the file's current content generation; pass it back to commit(). */
+  fileKey: string;
+  /** Byte offset of the line's first byte. */
+  offset: number;
+  /** Byte offset just after the line's newline: the value to commit once the line is acknowledged. */
+  end: number;
+  /** The line was longer than maxLineBytes and was cut (overlong "truncate"). */
+  truncated?: true;
+  /** A maxLineBytes piece of a longer line (overlong "split"); the line continues in the next one. */
+  split?: true;
+  /** Emitted without a newline (idle timeout, or the rotated file closed). */
+  partial?: true;
+  /** The line had invalid UTF-8 (replaced by U+FFFD). */
+  invalidUtf8?: true;
+}
+
+/** Receives lines in file order per file. A returned promise is awaited before the next read (backpressure). */
+export type TailHandler = (lines: TailLine[]) => void | Promise<unknown>;
+
+export type OpenReason =
+  | "start-beginning"
+  | "start-end"
+  | "new-file"
+  | "checkpoint"
+  | "checkpoint-truncated"
+  | "fingerprint-mismatch"
+  | "copytruncate-copy"
+  | "reopen";
+
+export interface TailProblem {
+  kind: "access-denied" | "not-regular" | "symlink-loop" | "io" | "handler";
+  path?: string;
+  error?: unknown;
+}
+
+export interface FileTailerEvents {
+  open: [info: { path: string; fileKey: string; offset: number; reason: OpenReason }];
+  /**
+   * The path the file was discovered at no longer leads to it (renamed away or replaced). It is read to EOF and
+   * closed after rotateWaitMs without growth; if the glob matches its new name (`newPath`), a rescan reopens it
+   * when it grows, at its position.
+   */
+  rotate: [info: { path: string; fileKey: string; newPath?: string }];
+  /** The file shrank below the read offset or its first bytes changed: reading restarts at 0 under a new key. */
+  truncate: [info: { path: string; fileKey: string; previousFileKey: string; previousOffset: number; size: number }];
+  /** The file was unlinked. It is read to EOF, then closed and its checkpoint dropped. */
+  delete: [info: { path: string; fileKey: string }];
+  close: [info: { path: string; fileKey: string; offset: number; reason: "rotated" | "deleted" | "inactive" | "error" | "stopped" }];
+  /** Something could not be read. Counted in stats(); reported once per path until it changes. Never fatal. */
+  problem: [problem: TailProblem];
+  /** A checkpoint write failed (code ERR_CHECKPOINT); forwarded from the store. Tailing continues. */
+  checkpointError: [error: AggregatorError];
+}
+
+export interface FileTailerStats {
+  /** Loop passes so far (tests and health checks can wait for "n more passes" instead of sleeping). */
+  cycles: number;
+  /** Glob rescans so far. */
+  scans: number;
+  filesOpen: number;
+  filesTracked: number;
+  opened: number;
+  closed: number;
+  rotations: number;
+  truncations: number;
+  deletions: number;
+  fingerprintMismatches: number;
+  copytruncateCopies: number;
+  resumedFromCheckpoint: number;
+  linesEmitted: number;
+  bytesRead: number;
+  linesTruncated: number;
+  /** Pieces of overlong lines (overlong "split") that continue in the next line. */
+  linesSplit: number;
+  partialLinesEmitted: number;
+  /** Bytes of an unterminated line dropped when its file was truncated under it. */
+  partialBytesDiscarded: number;
+  invalidUtf8Lines: number;
+  notRegularSkipped: number;
+  accessDenied: number;
+  symlinkLoops: number;
+  ioErrors: number;
+  handlerErrors: number;
+}
+
+export interface TailFileInfo {
+  fileKey: string;
+  path: string;
+  device: string;
+  inode: string;
+  open: boolean;
+  /** Bytes consumed (read offset). */
+  position: number;
+  /** Start of the first byte not yet emitted as a line. */
+  lineStart: number;
+  /** Bytes of the unterminated line held in memory. */
+  heldBytes: number;
+  /** Highest committed (acknowledged) end offset seen by commit(). */
+  committed: number;
+  rotated: boolean;
+  deleted: boolean;
+}

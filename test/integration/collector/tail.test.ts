@@ -1,0 +1,490 @@
+// FileTailer against real files in a temp dir: start positions, new files, checkpoints, flow control, rotation,
+// truncation and hostile inputs. Waits are bounded polls on observable state (lines, stats().cycles), never sleeps.
+import { execFileSync } from "node:child_process";
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { appendFile, mkdtemp, rm } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { CheckpointStore } from "../../../src/collector/checkpoint-store.js";
+import { FileTailer, type FileTailerOptions, type TailLine, type TailProblem } from "../../../src/collector/tail/tailer.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+let dir: string;
+const tailers: FileTailer[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), "cla-tail-"));
+});
+
+afterEach(async () => {
+  for (const t of tailers.splice(0)) await t.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function numbered(from: number, to: number, prefix = "line"): string {
+  let s = "";
+  for (let i = from; i <= to; i++) s += `${prefix} ${i}\n`;
+  return s;
+}
+
+/** A started tailer with fast test timings and a line collector. */
+async function tail(options: Partial<FileTailerOptions> & Pick<FileTailerOptions, "paths">, handler?: (lines: TailLine[]) => void) {
+  const lines: TailLine[] = [];
+  const problems: TailProblem[] = [];
+  const tailer = new FileTailer(
+    { pollIntervalMs: 10, globIntervalMs: 50, rotateWaitMs: 100, cwd: dir, ...options },
+    handler ?? ((batch) => void lines.push(...batch)),
+  );
+  tailer.on("problem", (p) => problems.push(p));
+  tailers.push(tailer);
+  await tailer.start();
+  return { tailer, lines, problems, texts: () => lines.map((l) => l.text) };
+}
+
+/** Waits until the tailer has run `n` more full passes (scan/poll/read): "nothing happened for n passes". */
+async function passes(tailer: FileTailer, n: number): Promise<void> {
+  const target = tailer.stats().cycles + n;
+  await waitFor(() => tailer.stats().cycles >= target, { timeout: 10_000, message: `${n} more tailer passes` });
+}
+
+describe("FileTailer: start positions and discovery", () => {
+  it("startAt beginning reads existing content with exact byte offsets; CRLF is stripped", async () => {
+    writeFileSync(path.join(dir, "a.log"), "first\r\nsecond\nthird\n");
+    const { lines, texts } = await tail({ paths: ["*.log"], startAt: "beginning" });
+    await waitFor(() => lines.length === 3, { message: () => `3 lines, got ${JSON.stringify(texts())}` });
+    expect(texts()).toEqual(["first", "second", "third"]);
+    expect(lines.map((l) => [l.offset, l.end])).toEqual([[0, 7], [7, 14], [14, 20]]);
+    expect(lines[0]!.path).toBe(path.join(dir, "a.log"));
+  });
+
+  it("startAt end skips existing content and reads only what is appended", async () => {
+    const file = path.join(dir, "a.log");
+    writeFileSync(file, numbered(1, 5));
+    const { tailer, lines, texts } = await tail({ paths: ["a.log"], startAt: "end" });
+    await passes(tailer, 3);
+    expect(lines).toHaveLength(0);
+    appendFileSync(file, "after 1\nafter 2\n");
+    await waitFor(() => lines.length === 2, { message: () => `2 appended lines, got ${JSON.stringify(texts())}` });
+    expect(texts()).toEqual(["after 1", "after 2"]);
+    expect(lines[0]!.offset).toBe(Buffer.byteLength(numbered(1, 5)));
+  });
+
+  it("a file that appears after start is read from its first byte even with startAt end", async () => {
+    const { tailer, lines, texts } = await tail({ paths: ["**/*.log"], startAt: "end" });
+    const opens: string[] = [];
+    tailer.on("open", (e) => opens.push(e.reason));
+    mkdirSync(path.join(dir, "sub", "deeper"), { recursive: true });
+    writeFileSync(path.join(dir, "sub", "deeper", "late.log"), "early bird\nsecond\n");
+    await waitFor(() => lines.length === 2, { message: () => `2 lines of the late file, got ${JSON.stringify(texts())}` });
+    expect(texts()).toEqual(["early bird", "second"]);
+    expect(opens).toEqual(["new-file"]);
+  });
+
+  it("exclude patterns (base name and full path) are not read", async () => {
+    writeFileSync(path.join(dir, "keep.log"), "keep\n");
+    writeFileSync(path.join(dir, "old.log.gz"), "binary\n");
+    mkdirSync(path.join(dir, "skip"));
+    writeFileSync(path.join(dir, "skip", "x.log"), "skipped\n");
+    const { tailer, texts } = await tail({ paths: ["**/*.{log,gz}"], exclude: ["*.gz", "skip/**"] });
+    await waitFor(() => texts().length === 1, { message: "the kept file" });
+    await passes(tailer, 3);
+    expect(texts()).toEqual(["keep"]);
+  });
+});
+
+describe("FileTailer: checkpoints", () => {
+  it("resumes at the committed offset after a restart: nothing before it, everything after it", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    writeFileSync(file, numbered(1, 100));
+    const store1 = new CheckpointStore({ dir: cpDir, source: "files" });
+    const first = await tail({ paths: ["app.log"], checkpoints: store1 });
+    await waitFor(() => first.lines.length === 100, { message: "100 lines in the first run" });
+    // The sinks acknowledged lines 1..40 only.
+    const acked = first.lines[39]!;
+    expect(first.tailer.commit(acked.fileKey, acked.end)).toBe(true);
+    await first.tailer.stop();
+    const saved = JSON.parse(readFileSync(store1.file, "utf8")) as { files: { offset: number; fileKey: string }[] };
+    expect(saved.files).toEqual([expect.objectContaining({ offset: acked.end, fileKey: acked.fileKey })]);
+
+    appendFileSync(file, numbered(101, 150));
+    const store2 = new CheckpointStore({ dir: cpDir, source: "files" });
+    // startAt "end" would skip everything if the checkpoint were ignored.
+    const second = await tail({ paths: ["app.log"], checkpoints: store2, startAt: "end" });
+    await waitFor(() => second.lines.length === 110, { message: () => `110 lines (41..150), got ${second.lines.length}` });
+    await passes(second.tailer, 3);
+    expect(second.texts()).toEqual(numbered(41, 150).trimEnd().split("\n"));
+    expect(second.lines[0]!.offset).toBe(acked.end);
+    expect(second.lines[0]!.fileKey).toBe(acked.fileKey);
+    expect(second.tailer.stats().resumedFromCheckpoint).toBe(1);
+  });
+
+  it("never persists the read offset: without a commit a restart re-reads (at-least-once)", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 10));
+    const cpDir = path.join(dir, "cp");
+    const first = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => first.lines.length === 10, { message: "10 lines" });
+    await first.tailer.stop();
+    const second = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => second.lines.length === 10, { message: "the same 10 lines again" });
+    expect(second.lines[0]!.offset).toBe(0);
+  });
+
+  it("a checkpoint whose fingerprint no longer matches (inode reused by other content) starts at 0", async () => {
+    // Real inode reuse cannot be forced portably (tmpfs hands out fresh inode numbers). Rewriting the file in place
+    // keeps device+inode and changes the first bytes, which is exactly what the tailer sees on inode reuse.
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    writeFileSync(file, numbered(1, 200, "old"));
+    const first = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => first.lines.length === 200, { message: "200 old lines" });
+    const last = first.lines.at(-1)!;
+    first.tailer.commit(last.fileKey, last.end);
+    await first.tailer.stop();
+
+    writeFileSync(file, numbered(1, 300, "new")); // same inode, longer than the old offset, different head
+    const reasons: string[] = [];
+    const second = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    second.tailer.on("open", (e) => reasons.push(e.reason));
+    await waitFor(() => second.lines.length === 300, { message: () => `300 new lines, got ${second.lines.length}` });
+    expect(second.lines[0]).toMatchObject({ text: "new 1", offset: 0 });
+    expect(second.tailer.stats().fingerprintMismatches).toBe(1);
+    expect(second.lines[0]!.fileKey).not.toBe(last.fileKey);
+  });
+
+  it("a file truncated while the tailer was down starts at 0", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    writeFileSync(file, numbered(1, 50));
+    const first = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => first.lines.length === 50, { message: "50 lines" });
+    first.tailer.commit(first.lines[49]!.fileKey, first.lines[49]!.end);
+    await first.tailer.stop();
+    truncateSync(file, 0);
+    appendFileSync(file, numbered(1, 3)); // same head, shorter than the checkpoint
+    const second = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => second.lines.length === 3, { message: "3 lines from offset 0" });
+    expect(second.texts()).toEqual(["line 1", "line 2", "line 3"]);
+    expect(second.tailer.stats().truncations).toBe(1);
+  });
+});
+
+describe("FileTailer: checkpoint failures and idle files", () => {
+  it("a checkpoint write failure is reported (ERR_CHECKPOINT) and tailing goes on; it recovers when writable", async () => {
+    const blocker = path.join(dir, "blocker");
+    writeFileSync(blocker, "a file where the checkpoint directory should be");
+    const store = new CheckpointStore({ dir: path.join(blocker, "cp"), source: "s", flushIntervalMs: 60_000 });
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, "one\n");
+    const { tailer, lines } = await tail({ paths: ["app.log"], checkpoints: store });
+    const codes: string[] = [];
+    tailer.on("checkpointError", (e) => codes.push(e.code));
+    await waitFor(() => lines.length === 1, { message: "the first line" });
+    tailer.commit(lines[0]!.fileKey, lines[0]!.end);
+    expect(await tailer.flush()).toBe(false);
+    expect(codes).toEqual(["ERR_CHECKPOINT"]);
+    appendFileSync(file, "two\n");
+    await waitFor(() => lines.length === 2, { message: "tailing continues after the failed write" });
+    rmSync(blocker);
+    mkdirSync(blocker);
+    expect(await tailer.flush()).toBe(true);
+    expect(store.entries()[0]!.offset).toBe(4);
+  });
+
+  it("closes a file idle for closeInactiveMs and reopens it where it left off when it grows", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, "one\n");
+    const { tailer, lines } = await tail({ paths: ["app.log"], closeInactiveMs: 20 });
+    const events: string[] = [];
+    tailer.on("close", (e) => events.push(`close ${e.reason}`));
+    tailer.on("open", (e) => events.push(`open ${e.reason}`));
+    await waitFor(() => events.includes("close inactive"), { message: "the idle file closed" });
+    expect(tailer.stats().filesOpen).toBe(0);
+    appendFileSync(file, "two\n");
+    await waitFor(() => lines.length === 2, { message: "the appended line after reopening" });
+    expect(lines[1]).toMatchObject({ text: "two", offset: 4, fileKey: lines[0]!.fileKey });
+    expect(events.slice(0, 2)).toEqual(["close inactive", "open reopen"]);
+  });
+});
+
+describe("FileTailer: flow control", () => {
+  it("pause() stops reading (the offset stays put for many passes); resume() delivers everything", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 10));
+    const { tailer, lines } = await tail({ paths: ["app.log"] });
+    await waitFor(() => lines.length === 10, { message: "10 lines before pausing" });
+    tailer.pause();
+    const before = tailer.files()[0]!.position;
+    await appendFile(file, numbered(11, 5000));
+    await passes(tailer, 20);
+    expect(tailer.files()[0]!.position).toBe(before);
+    expect(lines).toHaveLength(10);
+    tailer.resume();
+    await waitFor(() => lines.length === 5000, { message: () => `5000 lines after resume, got ${lines.length}` });
+    expect(lines.map((l) => l.text)).toEqual(numbered(1, 5000).trimEnd().split("\n"));
+  });
+
+  it("credit: reading stops when the line credit is spent (overshoot ≤ one chunk) and grant() continues", async () => {
+    const file = path.join(dir, "app.log");
+    const chunk = 4096;
+    writeFileSync(file, numbered(1, 20_000));
+    const { tailer, lines } = await tail({ paths: ["app.log"], credit: { lines: 100, bytes: Infinity }, readChunkBytes: chunk });
+    await waitFor(() => lines.length >= 100, { message: "the first 100 lines" });
+    await passes(tailer, 10);
+    const maxLinesPerChunk = Math.ceil(chunk / "line 1\n".length);
+    expect(lines.length).toBeLessThanOrEqual(100 + maxLinesPerChunk);
+    expect(tailer.files()[0]!.position).toBeLessThanOrEqual(Buffer.byteLength(numbered(1, 100)) + chunk);
+    const stalled = lines.length;
+    await passes(tailer, 5);
+    expect(lines.length).toBe(stalled);
+    tailer.grant(1_000_000, Infinity);
+    await waitFor(() => lines.length === 20_000, { message: () => `20000 lines after grant, got ${lines.length}` });
+  });
+
+  it("a handler that returns a promise holds further reads until it settles", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 3000));
+    const lines: TailLine[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let calls = 0;
+    const { tailer } = await tail({ paths: ["app.log"], readChunkBytes: 1024 }, (batch) => {
+      lines.push(...batch);
+      calls++;
+      return calls === 1 ? gate : undefined;
+    });
+    await waitFor(() => calls === 1, { message: "the first batch" });
+    await passes(tailer, 0);
+    const held = lines.length;
+    expect(held).toBeLessThan(3000);
+    release();
+    await waitFor(() => lines.length === 3000, { message: "all lines after the handler settled" });
+    expect(calls).toBeGreaterThan(1);
+  });
+});
+
+describe("FileTailer: rotation, truncation, deletion", () => {
+  it("rename rotation: reads the old file to EOF (also what is written after the rename), then the new one", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 100));
+    const { tailer, lines, texts } = await tail({ paths: ["app.log"], rotateWaitMs: 60_000 });
+    const events: string[] = [];
+    tailer.on("rotate", () => events.push("rotate"));
+    await waitFor(() => lines.length === 100, { message: "100 lines" });
+    renameSync(file, `${file}.1`);
+    await waitFor(() => events.length === 1, { message: "the rotate event" });
+    appendFileSync(`${file}.1`, numbered(101, 120)); // a writer that has not reopened yet
+    writeFileSync(file, numbered(121, 130));
+    await waitFor(() => lines.length === 130, { message: () => `130 lines, got ${lines.length}` });
+    expect([...texts()].sort()).toEqual(numbered(1, 130).trimEnd().split("\n").sort());
+    const keys = new Set(lines.map((l) => l.fileKey));
+    expect(keys.size).toBe(2);
+    expect(tailer.stats().rotations).toBe(1);
+  });
+
+  it("rotated files matched by the glob (app.log*) are not read twice, and close after rotateWaitMs", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 100));
+    const { tailer, lines } = await tail({ paths: ["app.log*"], rotateWaitMs: 20 });
+    await waitFor(() => lines.length === 100, { message: "100 lines" });
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, numbered(101, 110));
+    await waitFor(() => lines.length === 110, { message: "the new file's 10 lines" });
+    renameSync(`${file}.1`, `${file}.2`);
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, numbered(111, 115));
+    await waitFor(() => lines.length === 115, { message: "the third file's lines" });
+    const scans = tailer.stats().scans;
+    await waitFor(() => tailer.stats().scans >= scans + 3, { message: "3 more rescans" });
+    expect(lines).toHaveLength(115);
+    expect(new Set(lines.map((l) => l.text)).size).toBe(115);
+  });
+
+  it("copytruncate (size shrinks below the offset) restarts at 0, counted", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 50));
+    const { tailer, lines } = await tail({ paths: ["app.log"] });
+    const truncates: number[] = [];
+    tailer.on("truncate", (e) => truncates.push(e.previousOffset));
+    await waitFor(() => lines.length === 50, { message: "50 lines" });
+    truncateSync(file, 0);
+    await waitFor(() => truncates.length === 1, { message: "the truncate event" });
+    appendFileSync(file, "after truncate\n");
+    await waitFor(() => lines.length === 51, { message: "the line written after the truncate" });
+    expect(lines[50]).toMatchObject({ text: "after truncate", offset: 0 });
+    expect(lines[50]!.fileKey).not.toBe(lines[0]!.fileKey);
+    expect(truncates).toEqual([Buffer.byteLength(numbered(1, 50))]);
+    expect(tailer.stats().truncations).toBe(1);
+  });
+
+  it("truncate and refill past the old offset before a poll is caught by the changed first bytes", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 200, "old"));
+    const { tailer, lines } = await tail({ paths: ["app.log"] });
+    await waitFor(() => lines.length === 200, { message: "200 lines" });
+    tailer.pause();
+    writeFileSync(file, numbered(1, 400, "new")); // O_TRUNC then a longer write: size never looks smaller
+    tailer.resume();
+    await waitFor(() => lines.length === 600, { message: () => `400 new lines, got ${lines.length - 200}` });
+    expect(lines[200]).toMatchObject({ text: "new 1", offset: 0 });
+    expect(tailer.stats().truncations).toBe(1);
+  });
+
+  it("deleted while open: read to EOF, delete event, closed, checkpoint entry dropped", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 20));
+    const store = new CheckpointStore({ dir: path.join(dir, "cp"), source: "s" });
+    const { tailer, lines } = await tail({ paths: ["app.log"], checkpoints: store, rotateWaitMs: 10 });
+    const closes: string[] = [];
+    tailer.on("close", (e) => closes.push(e.reason));
+    await waitFor(() => lines.length === 20, { message: "20 lines" });
+    tailer.pause();
+    appendFileSync(file, numbered(21, 30));
+    unlinkSync(file);
+    tailer.resume();
+    await waitFor(() => closes.includes("deleted"), { message: "the file closed as deleted" });
+    expect(lines).toHaveLength(30);
+    expect(tailer.stats()).toMatchObject({ deletions: 1, filesOpen: 0 });
+    expect(store.entries()).toEqual([]);
+  });
+});
+
+describe("FileTailer: hostile input", () => {
+  it("skips a directory, a FIFO and a symlink loop matched by the glob, counted once, and keeps tailing", async () => {
+    mkdirSync(path.join(dir, "dir.log"));
+    execFileSync("mkfifo", [path.join(dir, "fifo.log")]);
+    symlinkSync("loop.log", path.join(dir, "loop.log")); // a link to itself: ELOOP on stat
+    writeFileSync(path.join(dir, "ok.log"), "fine\n");
+    const { tailer, lines, problems } = await tail({ paths: ["*.log"] });
+    await waitFor(() => lines.length === 1, { message: "the regular file's line" });
+    await waitFor(() => tailer.stats().scans >= 4, { message: "a few rescans" });
+    expect(tailer.stats()).toMatchObject({ notRegularSkipped: 2, symlinkLoops: 1 });
+    expect(problems.map((p) => `${p.kind} ${path.basename(p.path!)}`).sort()).toEqual([
+      "not-regular dir.log",
+      "not-regular fifo.log",
+      "symlink-loop loop.log",
+    ]);
+    appendFileSync(path.join(dir, "ok.log"), "still tailing\n");
+    await waitFor(() => lines.length === 2, { message: "tailing goes on" });
+  });
+
+  it("a directory symlink loop under ** is reported, not followed forever", async () => {
+    mkdirSync(path.join(dir, "a"));
+    symlinkSync("..", path.join(dir, "a", "up")); // a/up/a/up/... forever
+    writeFileSync(path.join(dir, "a", "x.log"), "x\n");
+    const { tailer, lines } = await tail({ paths: ["**/*.log"] });
+    await waitFor(() => lines.length === 1, { message: "x.log" });
+    await passes(tailer, 3);
+    expect(lines).toHaveLength(1); // found via a/x.log, and not again via a/up/a/x.log (same identity)
+    expect(tailer.stats().symlinkLoops).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a tracked path that becomes a directory: the old file is closed, the directory counted, no crash", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, "one\n");
+    const { tailer, lines } = await tail({ paths: ["app.log", "other.log"], rotateWaitMs: 10 });
+    await waitFor(() => lines.length === 1, { message: "one line" });
+    unlinkSync(file);
+    mkdirSync(file);
+    await waitFor(() => tailer.stats().notRegularSkipped === 1 && tailer.stats().filesOpen === 0, {
+      message: () => `the directory counted and the old file closed, stats ${JSON.stringify(tailer.stats())}`,
+    });
+    writeFileSync(path.join(dir, "other.log"), "two\n");
+    await waitFor(() => lines.length === 2, { message: "another file still tailed" });
+  });
+
+  it("EACCES on a matched file is reported and counted (skipped when running as root)", async (ctx) => {
+    if (process.getuid?.() === 0) ctx.skip(); // root ignores file modes: EACCES cannot be produced by chmod
+    const file = path.join(dir, "secret.log");
+    writeFileSync(file, "hidden\n");
+    chmodSync(file, 0o000);
+    const { tailer, problems } = await tail({ paths: ["*.log"] });
+    await waitFor(() => problems.some((p) => p.kind === "access-denied"), { message: "an access-denied problem" });
+    await passes(tailer, 5);
+    expect(tailer.stats().accessDenied).toBe(1);
+  });
+
+  it("a 10 MB line without newline keeps memory bounded; the newline yields one truncated line", async () => {
+    const file = path.join(dir, "big.log");
+    writeFileSync(file, "");
+    const maxLineBytes = 64 * 1024;
+    const readChunkBytes = 64 * 1024;
+    const { tailer, lines } = await tail({
+      paths: ["big.log"],
+      maxLineBytes,
+      readChunkBytes,
+      overlong: "truncate",
+      partialLineTimeoutMs: false,
+    });
+    let maxHeld = 0;
+    const piece = Buffer.alloc(1024 * 1024, "é"); // 2-byte characters: the cut must not split one
+    for (let i = 0; i < 10; i++) {
+      await appendFile(file, piece);
+      await waitFor(
+        () => {
+          const f = tailer.files()[0]!;
+          maxHeld = Math.max(maxHeld, f.heldBytes);
+          return f.position === (i + 1) * piece.length;
+        },
+        { message: `the tailer consumed ${i + 1} MB` },
+      );
+    }
+    expect(maxHeld).toBeLessThanOrEqual(maxLineBytes + readChunkBytes);
+    expect(lines).toHaveLength(0);
+    await appendFile(file, "\nnext\n");
+    await waitFor(() => lines.length === 2, { message: "the truncated line and the next one" });
+    expect(lines[0]!.truncated).toBe(true);
+    expect(Buffer.byteLength(lines[0]!.text)).toBeLessThanOrEqual(maxLineBytes);
+    expect(Buffer.byteLength(lines[0]!.text)).toBeGreaterThan(maxLineBytes - 4);
+    expect(lines[0]!.text).not.toContain("\uFFFD");
+    expect(lines[0]!.end).toBe(10 * piece.length + 1);
+    expect(lines[1]).toMatchObject({ text: "next", offset: 10 * piece.length + 1 });
+    expect(tailer.stats().linesTruncated).toBe(1);
+  });
+
+  it("overlong split (the default) emits maxLineBytes pieces with exact offsets, nothing lost", async () => {
+    const file = path.join(dir, "long.log");
+    writeFileSync(file, `${"a".repeat(40)}\nshort\n`);
+    const { tailer, lines } = await tail({ paths: ["long.log"], maxLineBytes: 16 });
+    await waitFor(() => lines.length === 4, { message: "3 pieces and the short line" });
+    expect(lines.map((l) => [l.text.length, l.offset, l.end, l.split ?? false])).toEqual([
+      [16, 0, 16, true],
+      [16, 16, 32, true],
+      [8, 32, 41, false],
+      [5, 41, 47, false],
+    ]);
+    expect(tailer.stats().linesSplit).toBe(2);
+  });
+
+  it("invalid UTF-8 is replaced and counted; a genuine U+FFFD is not counted", async () => {
+    const file = path.join(dir, "bin.log");
+    writeFileSync(file, Buffer.concat([Buffer.from([0x61, 0xff, 0xfe, 0x62, 0x0a]), Buffer.from("ok \uFFFD\n")]));
+    const { tailer, lines } = await tail({ paths: ["bin.log"] });
+    await waitFor(() => lines.length === 2, { message: "2 lines" });
+    expect(lines[0]).toMatchObject({ text: "a\uFFFD\uFFFDb", invalidUtf8: true });
+    expect(lines[1]!.invalidUtf8).toBeUndefined();
+    expect(tailer.stats().invalidUtf8Lines).toBe(1);
+  });
+
+  it("a partial last line is emitted after partialLineTimeoutMs; the rest becomes the next line", async () => {
+    const file = path.join(dir, "p.log");
+    writeFileSync(file, "complete\nhalf");
+    const { lines } = await tail({ paths: ["p.log"], partialLineTimeoutMs: 30 });
+    await waitFor(() => lines.length === 2, { message: "the complete line and the partial one" });
+    expect(lines[1]).toMatchObject({ text: "half", partial: true, offset: 9, end: 13 });
+    appendFileSync(file, " two\n");
+    await waitFor(() => lines.length === 3, { message: "the continuation" });
+    expect(lines[2]).toMatchObject({ text: " two", offset: 13, end: 18 });
+  });
+
+  it("rejects invalid options synchronously with what was expected and what arrived", () => {
+    expect(() => new FileTailer({ paths: [] }, () => undefined)).toThrow(/Expected `paths` to be a non-empty array of glob strings, got an array/);
+    expect(() => new FileTailer({ paths: ["x"], pollIntervalMs: -1 }, () => undefined)).toThrow(
+      "Expected `pollIntervalMs` to be an integer between 1 and 60000, got `-1` (number)",
+    );
+    expect(() => new FileTailer({ paths: ["x"], startAt: "middle" as never }, () => undefined)).toThrow(/startAt/);
+  });
+});
+
