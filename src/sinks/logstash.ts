@@ -1,0 +1,154 @@
+// LogstashSink: ships records to Logstash's `http` input (one request per batch) or `tcp` input (json_lines over TCP/TLS).
+import { gzipSync } from "node:zlib";
+import { InvalidOptionError } from "../errors.js";
+import { describe } from "../pipeline/serialize.js";
+import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
+import { Outcome } from "./sink.js";
+import { SinkStats } from "./stats.js";
+import { HttpClient, classifyResponse } from "./transport/http-post.js";
+import type { Endpoint, ReconnectOptions } from "./transport/options.js";
+import { endpointOption, enumOption, headersOption, intOption, nameOption, reconnectOption, resolveAuth } from "./transport/options.js";
+import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
+import { StreamConnection } from "./transport/stream-connection.js";
+import type { SinkTlsOptions } from "./transport/tls.js";
+import { resolveTls } from "./transport/tls.js";
+
+export interface LogstashSinkOptions {
+  /** Unique sink name. */
+  name: string;
+  /**
+   * `http://host:8080` / `https://…` for the `http` input (port 8080 by default; the path is sent as given), or
+   * `tcp://host:5000` / `tls://host:5000` for the `tcp` input with `codec => json_lines` (the port is required).
+   * HTTP userinfo (`http://user:pass@host`) becomes basic auth and is never printed.
+   */
+  url: string | URL;
+  /**
+   * HTTP body format: `ndjson` (`application/x-ndjson`, one JSON document per line, every line ends with `\n`;
+   * map it to `json_lines` in the input's `additional_codecs`) or `json_array` (`application/json`, one array the
+   * default `json` codec splits into events). @default "ndjson"
+   */
+  format?: "ndjson" | "json_array";
+  /** HTTP: `Content-Encoding: gzip` bodies. @default "none" */
+  compression?: "gzip" | "none";
+  /** HTTP basic credentials (alternative to URL userinfo; the input's `user`/`password`). */
+  auth?: { username: string; password: string };
+  /** HTTP: extra headers. Never printed. */
+  headers?: Record<string, string>;
+  /** TLS for `tls://` and `https://`; `cert` + `key` for mutual TLS (the tcp input requires it by default). */
+  tls?: SinkTlsOptions;
+  /** Connect deadline. @default 10000 */
+  connectTimeoutMs?: number;
+  /** HTTP: deadline of a whole request. TCP/TLS: a write that makes no progress this long fails. @default 30000 */
+  requestTimeoutMs?: number;
+  /** TCP/TLS reconnect backoff (a send during the backoff returns `retry` at once). */
+  reconnect?: ReconnectOptions;
+}
+
+// The http input answers with its `response_code` setting, which may be 200, 201, 202 or 204.
+const isDelivered = (status: number): boolean => status >= 200 && status <= 204;
+
+export class LogstashSink implements Sink {
+  readonly name: string;
+  readonly pipelineDefaults?: Sink["pipelineDefaults"];
+  private readonly endpoint: Endpoint;
+  private readonly format: "ndjson" | "json_array";
+  private readonly gzip: boolean;
+  private readonly stats = new SinkStats();
+  private readonly stream: StreamConnection | undefined;
+  private readonly http: HttpClient | undefined;
+
+  constructor(options: LogstashSinkOptions) {
+    if (options === null || typeof options !== "object") {
+      throw new InvalidOptionError(`Expected LogstashSink options to be an object, got ${describe(options)}`);
+    }
+    this.name = nameOption(options.name);
+    const ep = endpointOption(options.url, ["http:", "https:", "tcp:", "tls:"], { "http:": 8080, "https:": 8080 });
+    this.endpoint = ep;
+    const isHttp = ep.protocol === "http:" || ep.protocol === "https:";
+    if (!isHttp && ep.username !== undefined) {
+      throw new InvalidOptionError(`Expected \`url\` without credentials for ${ep.protocol}// (the tcp input has no auth), got userinfo`);
+    }
+    this.format = enumOption("format", options.format, ["ndjson", "json_array"], "ndjson");
+    this.gzip = enumOption("compression", options.compression, ["gzip", "none"], "none") === "gzip";
+    if (!isHttp && (options.format !== undefined || options.compression !== undefined)) {
+      throw new InvalidOptionError(`Expected no \`format\`/\`compression\` with ${ep.protocol}// (json_lines is plain), got one`);
+    }
+    const connectTimeoutMs = intOption("connectTimeoutMs", options.connectTimeoutMs, 10_000, 1, 600_000);
+    const requestTimeoutMs = intOption("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, 3_600_000);
+    const reconnect = reconnectOption(options.reconnect);
+    const headers = headersOption(options.headers);
+    const needsTls = ep.protocol === "tls:" || ep.protocol === "https:";
+    if (!needsTls && options.tls !== undefined) {
+      throw new InvalidOptionError(`Expected no \`tls\` option with ${ep.protocol}// (use tls:// or https://), got an object`);
+    }
+    const tls = needsTls ? resolveTls(options.tls, ep.hostname) : undefined;
+    const auth = resolveAuth(options.auth, ep);
+
+    if (isHttp) {
+      headers["content-type"] ??= this.format === "ndjson" ? "application/x-ndjson" : "application/json";
+      if (this.gzip) headers["content-encoding"] = "gzip";
+      this.http = new HttpClient({
+        sink: this.name,
+        endpoint: ep,
+        tls,
+        headers,
+        auth,
+        requestTimeoutMs,
+        connectTimeoutMs,
+        maxSockets: 4,
+        stats: this.stats,
+      });
+    } else {
+      if (Object.keys(headers).length > 0) throw new InvalidOptionError(`Expected no \`headers\` with ${ep.protocol}//, got some`);
+      this.stream = new StreamConnection({
+        sink: this.name,
+        display: ep.display,
+        host: ep.hostname,
+        port: ep.port,
+        tls,
+        connectTimeoutMs,
+        writeTimeoutMs: requestTimeoutMs,
+        reconnect,
+        stats: this.stats,
+      });
+      this.pipelineDefaults = { concurrency: 1 };
+    }
+  }
+
+  async open(ctx: SinkLifecycleContext): Promise<void> {
+    if (this.stream === undefined) return;
+    try {
+      await this.stream.open(ctx.signal);
+    } catch (error) {
+      // A certificate problem (including a refused client certificate) will not heal by itself: fail start().
+      if ((error as { code?: unknown }).code === "ERR_TLS") throw error;
+    }
+  }
+
+  async send(batch: Batch, ctx: SendContext): Promise<SendResult> {
+    if (batch.length === 0) return Outcome.delivered;
+    if (this.http !== undefined) {
+      // Canonical JSON is reused as-is: no re-serialization.
+      const text = this.format === "ndjson" ? batch.json.join("\n") + "\n" : `[${batch.json.join(",")}]`;
+      const body = this.gzip ? gzipSync(text) : Buffer.from(text, "utf8");
+      const res = await this.http.post(body, {}, ctx.signal);
+      return classifyResponse(this.name, this.endpoint.display, res, isDelivered);
+    }
+    const r = await this.stream!.write(packLines(batch.json, "\n", STREAM_SEGMENT_BYTES), ctx.signal);
+    if (r.error === undefined) return Outcome.delivered;
+    if (r.flushed === 0) return Outcome.retry(r.reason ?? "connection_error", r.retryAfterMs, r.error);
+    const out = new Array<RecordOutcome>(batch.length);
+    const retry = Outcome.retry(r.reason ?? "connection_error", r.retryAfterMs, r.error);
+    for (let i = 0; i < batch.length; i++) out[i] = i < r.flushed ? Outcome.delivered : retry;
+    return Outcome.perRecord(out);
+  }
+
+  async close(): Promise<void> {
+    if (this.stream !== undefined) await this.stream.close();
+    this.http?.close();
+  }
+
+  metrics(): SinkMetrics {
+    return this.stats.snapshot();
+  }
+}

@@ -1,0 +1,149 @@
+// GELF over UDP on 127.0.0.1, every datagram checked by the test's own decoder (test/helpers/receivers/gelf-udp.ts).
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import type { LogRecordInput } from "../../../src/record.js";
+import { GelfSink, type GelfSinkOptions } from "../../../src/sinks/gelf.js";
+import { DEFAULT_GELF_LEVELS, toGelf } from "../../../src/sinks/gelf-message.js";
+import type { RecordOutcome, SendResult } from "../../../src/sinks/sink.js";
+import { createBatch } from "../../../src/testing/create-batch.js";
+import { GelfUdpReceiver } from "../../helpers/receivers/gelf-udp.js";
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function setup(o: Partial<GelfSinkOptions> = {}, maxDatagram = 1420): Promise<{ sink: GelfSink; rx: GelfUdpReceiver }> {
+  const rx = await GelfUdpReceiver.start({ maxDatagram });
+  const sink = new GelfSink({ name: "gelf", url: `udp://127.0.0.1:${rx.port}`, host: "test-host", ...o });
+  await sink.open({ signal: new AbortController().signal });
+  cleanups.push(() => rx.close(), () => sink.close());
+  return { sink, rx };
+}
+
+/** Incompressible-ish printable text (base64 of random bytes) of `n` characters. */
+const noise = (n: number): string => randomBytes(Math.ceil((n * 3) / 4) + 3).toString("base64").slice(0, n);
+const record = (message: string, extra: Record<string, unknown> = {}): LogRecordInput => ({
+  "@timestamp": "2024-05-01T12:00:00.123Z",
+  message,
+  log: { level: "warn" },
+  ...extra,
+});
+const expectedJson = (r: LogRecordInput): string =>
+  JSON.stringify(toGelf(createBatch([r]).records[0]!, { host: "test-host", levels: DEFAULT_GELF_LEVELS, flattenDepth: 4 }));
+
+function outcomesOf(result: SendResult, n: number): RecordOutcome[] {
+  if (result === undefined) return new Array<RecordOutcome>(n).fill({ status: "delivered" });
+  if ("outcomes" in result) return [...result.outcomes];
+  return new Array<RecordOutcome>(n).fill(result);
+}
+
+async function received(rx: GelfUdpReceiver, n: number): Promise<void> {
+  await vi.waitFor(
+    () => {
+      if (rx.messages.length < n) throw new Error(`receiver decoded ${rx.messages.length}/${n} messages (${rx.incomplete} incomplete, errors: ${rx.errors.slice(0, 3).join("; ")})`);
+    },
+    { timeout: 10_000, interval: 5 },
+  );
+}
+
+describe("GelfSink over UDP", () => {
+  it.each([
+    ["100 B, unchunked", 100, {} as Partial<GelfSinkOptions>, 1420, (c: number) => c === 1] as const,
+    ["10 KB, chunked at the WAN size", 10_000, {}, 1420, (c: number) => c > 1 && c <= 128],
+    ["1 MB, chunked at the LAN size", 1_000_000, { chunkSize: "lan" as const }, 8192, (c: number) => c > 64 && c <= 128],
+    ["10 KB, zlib", 10_000, { compression: "zlib" as const }, 1420, (c: number) => c > 1],
+    ["10 KB, uncompressed", 10_000, { compression: "none" as const }, 1420, (c: number) => c > 5],
+  ] as [string, number, Partial<GelfSinkOptions>, number, (c: number) => boolean][])("%s: headers, ids and payload are correct", async (_name, size, o, maxDatagram, chunksOk) => {
+    const { sink, rx } = await setup(o, maxDatagram);
+    const r = record(noise(size), { seq: 1, "user.ok": true });
+    const result = await sink.send(createBatch([r]), { signal: new AbortController().signal });
+    expect(outcomesOf(result, 1).map((x) => x.status)).toEqual(["delivered"]);
+    await received(rx, 1);
+    expect(rx.errors).toEqual([]);
+    const m = rx.messages[0]!;
+    expect(m.text).toBe(expectedJson(r));
+    expect(chunksOk(m.chunks)).toBe(true);
+    // Messages that fit one datagram uncompressed are sent uncompressed (documented on `compression`).
+    expect(m.compression).toBe(m.chunks === 1 ? "none" : (o.compression ?? "gzip"));
+    expect(m.message).toMatchObject({ version: "1.1", host: "test-host", level: 4, timestamp: 1714564800.123, _seq: 1, _user_ok: "true" });
+    expect(m.message.short_message).toBe(r.message);
+    expect(rx.datagrams).toBe(m.chunks);
+    expect(sink.metrics().datagrams).toBe(m.chunks);
+  });
+
+  it("an exact multiple of the chunk data size yields no empty trailing chunk", async () => {
+    const chunkSize = 512;
+    const { sink, rx } = await setup({ chunkSize, compression: "none" }, chunkSize);
+    const baseLen = expectedJson(record("")).length;
+    // The "-" placeholder is replaced by the message itself: adjust so the JSON is exactly 5 × 500 bytes.
+    const r = record("m".repeat(5 * (chunkSize - 12) - baseLen + 1));
+    expect(Buffer.byteLength(expectedJson(r))).toBe(5 * (chunkSize - 12));
+    await sink.send(createBatch([r]), { signal: new AbortController().signal });
+    await received(rx, 1);
+    expect(rx.errors).toEqual([]);
+    expect(rx.messages[0]!.chunks).toBe(5);
+    expect(rx.messages[0]!.datagramSizes).toEqual([512, 512, 512, 512, 512]);
+    expect(rx.datagrams).toBe(5);
+  });
+
+  it("a message needing more than 128 chunks is truncated by the documented rule, never sent broken", async () => {
+    const { sink, rx } = await setup();
+    const original = noise(1_000_000);
+    const r = record(`${original.slice(0, 200)}\n${original}`);
+    const result = await sink.send(createBatch([r]), { signal: new AbortController().signal });
+    expect(outcomesOf(result, 1)[0]!.status).toBe("delivered");
+    await received(rx, 1);
+    expect(rx.errors).toEqual([]);
+    const m = rx.messages[0]!;
+    expect(m.chunks).toBeLessThanOrEqual(128);
+    expect(m.chunks).toBeGreaterThan(64);
+    expect(m.message._gelf_truncated).toBe("true");
+    // full_message is cut first; the short first line survives intact.
+    expect(m.message.short_message).toBe(original.slice(0, 200));
+    const full = m.message.full_message as string | undefined;
+    if (full !== undefined) {
+      expect(full.endsWith("…")).toBe(true);
+      expect(r.message!.startsWith(full.slice(0, -1))).toBe(true);
+    }
+    expect(sink.metrics().truncated).toBe(1);
+  });
+
+  it("a message too large even after truncation is rejected with a counted reason and nothing is sent for it", async () => {
+    const { sink, rx } = await setup();
+    const huge = record("small", { blob: noise(1_000_000) });
+    const fine = record("fine");
+    const result = await sink.send(createBatch([huge, fine]), { signal: new AbortController().signal });
+    const outcomes = outcomesOf(result, 2);
+    expect(outcomes[0]).toMatchObject({ status: "rejected", reason: "gelf_message_too_large" });
+    expect(outcomes[1]!.status).toBe("delivered");
+    await received(rx, 1);
+    expect(rx.messages.map((m) => m.message.short_message)).toEqual(["fine"]);
+    expect(rx.datagrams).toBe(1);
+    expect(sink.metrics().rejected_too_large).toBe(1);
+  });
+
+  it("100k chunked messages: every id unique, every message reassembled, no loss", async () => {
+    // A tiny chunk size makes every small message chunked, so 100k messages exercise 100k ids.
+    const chunkSize = 100;
+    // Uncompressed keeps it fast (zlib setup per tiny message dominates otherwise); ids do not depend on compression.
+    const { sink, rx } = await setup({ chunkSize, compression: "none" }, chunkSize);
+    const total = 100_000;
+    const perBatch = 5_000;
+    for (let b = 0; b < total / perBatch; b++) {
+      const records: LogRecordInput[] = [];
+      for (let i = 0; i < perBatch; i++) records.push(record(`m${b * perBatch + i}`, { n: b * perBatch + i }));
+      const result = await sink.send(createBatch(records), { signal: new AbortController().signal });
+      expect(result === undefined || ("status" in result && result.status === "delivered")).toBe(true);
+    }
+    await received(rx, total);
+    expect(rx.errors).toEqual([]);
+    expect(rx.incomplete).toBe(0);
+    expect(rx.messages).toHaveLength(total);
+    expect(rx.ids.size).toBe(total);
+    expect(rx.messages.every((m) => m.chunks >= 2)).toBe(true);
+    const seen = new Set(rx.messages.map((m) => m.message._n as number));
+    expect(seen.size).toBe(total);
+    expect(sink.metrics().datagrams).toBe(rx.datagrams);
+  });
+});
