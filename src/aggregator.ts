@@ -282,7 +282,14 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       w.enqueuedTotal++;
     }
     w.emitted += list.length - bad;
-    if (bad > 0) this.countPreRoutingDrop("unserializable", bad, firstError?.message ?? "unserializable", name, firstError);
+    if (bad > 0) {
+      const detail = firstError?.message ?? "unserializable";
+      const error = new AggregatorError("ERR_RECORD_UNSERIALIZABLE", `${bad} record(s) could not be serialized: ${detail}`, {
+        source: name,
+        cause: firstError,
+      });
+      this.countPreRoutingDrop("unserializable", bad, detail, name, error);
+    }
     this.router.pump();
     return w.enqueuedTotal <= w.admittedTotal ? RESOLVED : w.wait(w.enqueuedTotal);
   }

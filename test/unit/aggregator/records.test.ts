@@ -17,6 +17,7 @@ describe("record intake", () => {
     expect(drops).toHaveLength(1);
     expect(drops[0]).toMatchObject({ sink: undefined, source: "host", reason: "unserializable", count: 2 });
     expect(drops[0]!.detail).toMatch(/circular/i);
+    expect(drops[0]!.error).toMatchObject({ code: "ERR_RECORD_UNSERIALIZABLE" });
     const report = await agg.stop();
     expect(report.dropped).toEqual({ unserializable: 2 });
     expect(report.totals.dropped).toBe(2);
