@@ -516,12 +516,13 @@ function writerCounters(w: HostProducer): SourceCounters {
     ...emptySourceCounters(),
     emitted: w.emitted,
     admitted: w.admittedTotal,
+    settled: w.acks.watermark,
     waiting: w.inbox.length,
   };
 }
 
 export function emptySourceCounters(): SourceCounters {
-  return { emitted: 0, admitted: 0, bytesRead: 0, linesRead: 0, parseErrors: 0, restarts: 0, waiting: 0, collector: {} };
+  return { emitted: 0, admitted: 0, settled: 0, bytesRead: 0, linesRead: 0, parseErrors: 0, restarts: 0, waiting: 0, collector: {} };
 }
 
 function errorMessage(error: unknown): string {

@@ -34,6 +34,11 @@ export interface SourceCounters {
   emitted: number;
   /** Records accepted into the sink queues. */
   admitted: number;
+  /**
+   * Records settled by every sink (delivered, dead-lettered and delivered there, or dropped by policy), counted as a
+   * gap-free prefix: the ack watermark up to which positions may be committed.
+   */
+  settled: number;
   /** Bytes the collector read from its input, when it knows. */
   bytesRead: number;
   /** Lines the collector read from its input. */
@@ -105,6 +110,7 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     const l = { source };
     add("source_emitted_total", "counter", "Records a collector sent to the host", l, s.emitted);
     add("source_admitted_total", "counter", "Records admitted to the sink queues", l, s.admitted);
+    add("source_settled_total", "counter", "Records settled by every sink (ack watermark)", l, s.settled);
     add("source_lines_read_total", "counter", "Lines read by a collector", l, s.linesRead);
     add("source_bytes_read_total", "counter", "Bytes read by a collector", l, s.bytesRead);
     add("source_parse_errors_total", "counter", "Lines that failed to parse (shipped as plain text)", l, s.parseErrors);

@@ -316,6 +316,7 @@ export class CollectorRuntime implements SourceRuntime {
     return {
       emitted: this.emitted,
       admitted: this.admitted,
+      settled: this.acks.watermark,
       bytesRead,
       linesRead,
       parseErrors,
