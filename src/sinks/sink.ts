@@ -87,7 +87,7 @@ const DELIVERED: RecordOutcome = Object.freeze({ status: "delivered" });
 
 /** Constructors for outcomes, so sinks stay short and allocate nothing on the all-delivered path. */
 export const Outcome = {
-  delivered: DELIVERED,
+  delivered: DELIVERED as RecordOutcome,
   retry(reason?: string, retryAfterMs?: number, error?: unknown): RecordOutcome {
     return { status: "retry", reason, retryAfterMs, error };
   },

@@ -1,0 +1,242 @@
+// Checks the package as users get it: `npm pack` (which builds through `prepack`), install the tarball into a
+// scratch project, then `import` and `require` it, fork a collector from the installed copy, and type-check a consumer.
+import { execFile } from "node:child_process";
+import { cp, mkdir, mkdtemp, readdir, readFile, realpath, rm, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, relative, sep } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+
+// Not copied into the packing checkout: build output (rebuilt by prepack), dependencies (linked), VCS data.
+const NOT_COPIED = new Set(["node_modules", "dist", ".git", "coverage", ".log-agg"]);
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+// The inner npm must see the scratch project, not the lifecycle of the `npm test` that may be running this suite.
+function childEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (!/^npm_(lifecycle_|package_|config_local_prefix$|command$)/i.test(k)) env[k] = v;
+  }
+  return env;
+}
+
+function run(file: string, args: readonly string[], cwd: string, timeout = 90_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { cwd, env: childEnv(), timeout, maxBuffer: 32 * 1024 * 1024 }, (error, stdout, stderr) => {
+      if (error !== null && typeof error.code !== "number") return reject(Object.assign(error, { stdout, stderr }));
+      resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr });
+    });
+  });
+}
+
+function ok(what: string, r: Run): Run {
+  if (r.code !== 0) throw new Error(`${what} exited with ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`);
+  return r;
+}
+
+// The consumer flow, shared by the ESM and the CJS script: a CommandSource (a real collector child forked from the
+// installed package) and 1000 in-host writes into a MemorySink, then stop() and print one JSON line.
+const FLOW = String.raw`
+async function main({ Aggregator, MemorySink, CommandSource }, testing, collector, resolved) {
+  const fs = require("node:fs");
+  const emitter = "for (let i = 0; i < 3; i++) console.log(JSON.stringify({ message: 'hi ' + i, n: i })); setInterval(() => {}, 1 << 30);";
+  const mem = new MemorySink({ name: "mem" });
+  const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
+    .addSource(new CommandSource({ name: "cmd", command: process.execPath, args: ["-e", emitter], parser: "json" }))
+    .addSink(mem);
+  let collectorArgv = null;
+  agg.on("source:ready", (e) => {
+    if (fs.existsSync("/proc/" + e.pid + "/cmdline")) collectorArgv = fs.readFileSync("/proc/" + e.pid + "/cmdline", "utf8").split("\0");
+  });
+  await agg.start();
+  const records = Array.from({ length: 1000 }, (_, i) => ({ message: "record " + i, log: { level: "info" }, n: i }));
+  await agg.write(records);
+  await testing.waitFor(() => mem.records.filter((r) => r.service?.name === "cmd").length >= 3, {
+    timeout: 20000,
+    message: () => "3 records from the command, got " + JSON.stringify(mem.messages().filter((m) => m.startsWith("hi"))),
+  });
+  const report = await agg.stop({ timeoutMs: 10000 });
+  const probe = testing.createBatch([{ message: "probe" }]);
+  console.log(JSON.stringify({
+    resolved,
+    collectorArgv,
+    collectorExports: Object.keys(collector),
+    batch: { length: probe.length, json: probe.json },
+    written: mem.records.filter((r) => r.service?.name !== "cmd").map((r) => r.message),
+    fromCommand: mem.records.filter((r) => r.service?.name === "cmd").map((r) => r.message),
+    report,
+  }));
+}
+`;
+
+const ESM = `import * as lib from "child-log-agg";
+import * as testing from "child-log-agg/testing";
+import * as collector from "child-log-agg/collector";
+import { createRequire } from "node:module";
+const require = createRequire(import.meta.url);
+${FLOW}
+await main(lib, testing, collector, import.meta.resolve("child-log-agg"));
+`;
+
+const CJS = `"use strict";
+${FLOW}
+main(require("child-log-agg"), require("child-log-agg/testing"), require("child-log-agg/collector"), require.resolve("child-log-agg"))
+  .catch((error) => { console.error(error); process.exitCode = 1; });
+`;
+
+// A TypeScript consumer of the shipped declarations, as ESM (.mts) and as CJS (.cts, require(esm) under nodenext).
+const CONSUMER = `import { Aggregator, MemorySink, Outcome, type DeliveryReport, type DropEvent, type Sink } from "child-log-agg";
+import { createBatch, waitFor, type WaitForOptions } from "child-log-agg/testing";
+import "child-log-agg/collector";
+
+export const agg: Aggregator = new Aggregator({ queue: { whenFull: "dropOldest" } }).addSink(new MemorySink({ name: "m" }));
+agg.on("drop", (e: DropEvent) => void e.count);
+export const stopped: Promise<DeliveryReport> = agg.stop();
+export const sink: Sink = { name: "custom", send: (batch) => (batch.length > 0 ? Outcome.delivered : undefined) };
+export const batchLength: number = createBatch([{ message: "x" }]).length;
+export const waited: Promise<boolean> = waitFor(() => true, { timeout: 1 } satisfies WaitForOptions);
+// @ts-expect-error the declarations are real types, not \`any\`: metrics() is not a number
+export const wrong: number = agg.metrics();
+// @ts-expect-error "dropAll" is not a whenFull policy
+export const badOptions = new Aggregator({ queue: { whenFull: "dropAll" } });
+`;
+
+describe("the packed tarball, installed into a scratch project", () => {
+  let scratch = "";
+  let app = "";
+  let entries: string[] = [];
+
+  beforeAll(async () => {
+    scratch = await mkdtemp(join(tmpdir(), "cla-pack-"));
+    // Pack from a copy of the checkout: prepack's `tsup` cleans dist/, and other test files fork the repo's
+    // dist/collector/main.js while this one runs. The copy builds exactly what the current sources build.
+    const checkout = join(scratch, "checkout");
+    await cp(root, checkout, {
+      recursive: true,
+      filter: (src) => !NOT_COPIED.has(relative(root, src).split(sep)[0]!) && !src.endsWith(".tgz"),
+    });
+    await symlink(join(root, "node_modules"), join(checkout, "node_modules"), "dir");
+    ok("npm pack", await run("npm", ["pack", "--pack-destination", scratch], checkout));
+    const tarballs = (await readdir(scratch)).filter((f) => f.endsWith(".tgz"));
+    expect(tarballs).toHaveLength(1);
+    const tarball = join(scratch, tarballs[0]!);
+    entries = ok("tar -tzf", await run("tar", ["-tzf", tarball], scratch)).stdout
+      .split("\n")
+      .filter((l) => l.length > 0)
+      .map((l) => l.replace(/^package\//, ""));
+
+    app = join(scratch, "app");
+    await mkdir(app);
+    await writeFile(join(app, "package.json"), JSON.stringify({ name: "scratch-app", private: true, version: "0.0.0" }));
+    ok("npm install", await run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline"], app));
+    await writeFile(join(app, "esm.mjs"), ESM);
+    await writeFile(join(app, "cjs.cjs"), CJS);
+    await writeFile(join(app, "consumer.mts"), CONSUMER);
+    await writeFile(join(app, "consumer.cts"), CONSUMER);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (scratch !== "") await rm(scratch, { recursive: true, force: true });
+  });
+
+  it("ships the entry points, the forked collector entry and type declarations, and no sources or tests", () => {
+    for (const f of [
+      "package.json",
+      "dist/index.js",
+      "dist/index.d.ts",
+      "dist/collector.js",
+      "dist/collector.d.ts",
+      "dist/testing.js",
+      "dist/testing.d.ts",
+      "dist/collector/main.js",
+    ]) {
+      expect(entries, f).toContain(f);
+    }
+    expect(entries.filter((f) => /^(src|test|examples|bench|\.ci)\//.test(f) || f.endsWith(".tgz"))).toEqual([]);
+    expect(entries.filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))).toEqual([]);
+  });
+
+  it.each([
+    ["import", "esm.mjs"],
+    ["require", "cjs.cjs"],
+  ])("%s gives a working Aggregator: 1000 writes and a forked CommandSource are delivered to a MemorySink", async (_how, script) => {
+    const r = ok(script, await run(process.execPath, [script], app, 60_000));
+    // The library never prints, and require(esm) raises no warning on the supported Node versions.
+    expect(r.stderr).toBe("");
+    const lines = r.stdout.trim().split("\n");
+    expect(lines, r.stdout).toHaveLength(1);
+    const out = JSON.parse(lines[0]!) as {
+      resolved: string;
+      collectorArgv: string[] | null;
+      collectorExports: string[];
+      batch: { length: number; json: string[] };
+      written: string[];
+      fromCommand: string[];
+      report: {
+        timedOut: boolean;
+        sinks: Record<string, { received: number; delivered: number; pending: number; droppedTotal: number }>;
+        sources: Record<string, { kind: string; emitted: number; admitted: number }>;
+        totals: { received: number; delivered: number; dropped: number; pending: number };
+      };
+    };
+    const installed = await realpath(join(app, "node_modules", "child-log-agg"));
+    const resolved = out.resolved.startsWith("file:") ? fileURLToPath(out.resolved) : out.resolved;
+    expect(await realpath(resolved)).toBe(join(installed, "dist", "index.js"));
+
+    expect(out.written).toEqual(Array.from({ length: 1000 }, (_, i) => `record ${i}`));
+    expect(out.fromCommand).toEqual(["hi 0", "hi 1", "hi 2"]);
+    expect(out.report.timedOut).toBe(false);
+    expect(out.report.sinks.mem).toMatchObject({ received: 1003, delivered: 1003, pending: 0, droppedTotal: 0 });
+    expect(out.report.sources.host).toMatchObject({ kind: "write", emitted: 1000, admitted: 1000 });
+    expect(out.report.sources.cmd).toMatchObject({ kind: "command", emitted: 3, admitted: 3 });
+    expect(out.report.totals).toMatchObject({ received: 1003, delivered: 1003, dropped: 0, pending: 0 });
+    // child-log-agg/testing works from the installed copy, and child-log-agg/collector loads.
+    expect(out.batch.length).toBe(1);
+    expect(JSON.parse(out.batch.json[0]!)).toMatchObject({ message: "probe" });
+    expect(Array.isArray(out.collectorExports)).toBe(true);
+    // The collector child runs the installed dist/collector/main.js (not the repo's), under the same node.
+    if (process.platform === "linux") {
+      expect(out.collectorArgv, "collector argv from /proc").not.toBeNull();
+      const argv = out.collectorArgv!.filter((a) => a.length > 0);
+      expect(await realpath(argv[argv.length - 1]!)).toBe(join(installed, "dist", "collector", "main.js"));
+    }
+  });
+
+  it("a TypeScript consumer type-checks against the shipped declarations (ESM and CJS under nodenext)", async () => {
+    const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
+    const r = await run(
+      process.execPath,
+      [
+        tsc,
+        "--noEmit",
+        "--strict",
+        "--skipLibCheck",
+        "--module",
+        "nodenext",
+        "--moduleResolution",
+        "nodenext",
+        "--target",
+        "es2022",
+        "--typeRoots",
+        join(root, "node_modules", "@types"),
+        "--types",
+        "node",
+        "consumer.mts",
+        "consumer.cts",
+      ],
+      app,
+    );
+    expect(r.stdout + r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    // The check reads the installed declarations: the consumer names them, and they are there.
+    const dts = await readFile(join(app, "node_modules", "child-log-agg", "dist", "index.d.ts"), "utf8");
+    expect(dts).toContain("declare class Aggregator");
+  });
+});
