@@ -24,23 +24,13 @@ import {
 import type { GelfMappingOptions } from "./gelf-message.js";
 import { DEFAULT_GELF_LEVELS, defaultGelfMapping, fitGelf, toGelf } from "./gelf-message.js";
 import { HttpClient, classifyResponse } from "./transport/http-post.js";
-import type { Endpoint, ReconnectOptions } from "./transport/options.js";
-import {
-  boolOption,
-  endpointOption,
-  enumOption,
-  headersOption,
-  intOption,
-  nameOption,
-  reconnectOption,
-  resolveAuth,
-} from "./transport/options.js";
+import type { Endpoint } from "./transport/options.js";
+import { boolOption, endpointOption, enumOption, intOption, nameOption } from "./transport/options.js";
 import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
-import { StreamConnection } from "./transport/stream-connection.js";
-import type { SinkTlsOptions } from "./transport/tls.js";
-import { resolveTls } from "./transport/tls.js";
+import type { StreamConnection } from "./transport/stream-connection.js";
+import { type ConnectionOptions, openStream, resolveConnection } from "./transport/connection.js";
 
-export interface GelfSinkOptions {
+export interface GelfSinkOptions extends ConnectionOptions {
   /** Unique sink name. */
   name: string;
   /**
@@ -75,18 +65,6 @@ export interface GelfSinkOptions {
   bulk?: boolean;
   /** HTTP: parallel requests inside one `send`. @default 8 */
   concurrency?: number;
-  /** HTTP: extra headers (e.g. the input's `authorization_header_name`/`value`). Never printed. */
-  headers?: Record<string, string>;
-  /** HTTP: basic credentials (alternative to URL userinfo). */
-  auth?: { username: string; password: string };
-  /** TLS for `tls://` and `https://`. Verification is on unless `tls.insecureSkipVerify` is set. */
-  tls?: SinkTlsOptions;
-  /** Connect deadline. @default 10000 */
-  connectTimeoutMs?: number;
-  /** HTTP: deadline of a whole request. TCP/TLS: a write that makes no progress this long fails. @default 30000 */
-  requestTimeoutMs?: number;
-  /** TCP/TLS reconnect backoff (a send during the backoff returns `retry` at once). */
-  reconnect?: ReconnectOptions;
 }
 
 type Transport = "udp" | "stream" | "http";
@@ -159,29 +137,11 @@ export class GelfSink implements Sink {
     this.maxBodyBytes = intOption("maxBodyBytes", options.maxBodyBytes, 65_536, 256, 1 << 30);
     this.bulk = boolOption("bulk", options.bulk, false);
     this.concurrency = intOption("concurrency", options.concurrency, 8, 1, 256);
-    const connectTimeoutMs = intOption("connectTimeoutMs", options.connectTimeoutMs, 10_000, 1, 600_000);
-    const requestTimeoutMs = intOption("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, 3_600_000);
-    const reconnect = reconnectOption(options.reconnect);
-    const headers = headersOption(options.headers);
-    const needsTls = ep.protocol === "tls:" || ep.protocol === "https:";
-    if (!needsTls && options.tls !== undefined) {
-      throw new InvalidOptionError(`Expected no \`tls\` option with ${ep.protocol}// (use tls:// or https://), got an object`);
-    }
-    const tls = needsTls ? resolveTls(options.tls, ep.hostname) : undefined;
-    const auth = resolveAuth(options.auth, ep);
+    const conn = resolveConnection(options, ep);
+    const { connectTimeoutMs, requestTimeoutMs, headers, tls, auth } = conn;
 
     if (this.transport === "stream") {
-      this.stream = new StreamConnection({
-        sink: this.name,
-        display: ep.display,
-        host: ep.hostname,
-        port: ep.port,
-        tls,
-        connectTimeoutMs,
-        writeTimeoutMs: requestTimeoutMs,
-        reconnect,
-        stats: this.stats,
-      });
+      this.stream = openStream(this.name, ep, conn, this.stats);
       this.pipelineDefaults = { concurrency: 1 };
     } else if (this.transport === "http") {
       if (this.compression === "gzip") headers["content-encoding"] = "gzip";

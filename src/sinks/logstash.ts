@@ -6,14 +6,13 @@ import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycle
 import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
 import { HttpClient, classifyResponse } from "./transport/http-post.js";
-import type { Endpoint, ReconnectOptions } from "./transport/options.js";
-import { endpointOption, enumOption, headersOption, intOption, nameOption, reconnectOption, resolveAuth } from "./transport/options.js";
+import type { Endpoint } from "./transport/options.js";
+import { endpointOption, enumOption, nameOption } from "./transport/options.js";
 import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
-import { StreamConnection } from "./transport/stream-connection.js";
-import type { SinkTlsOptions } from "./transport/tls.js";
-import { resolveTls } from "./transport/tls.js";
+import type { StreamConnection } from "./transport/stream-connection.js";
+import { type ConnectionOptions, openStream, resolveConnection } from "./transport/connection.js";
 
-export interface LogstashSinkOptions {
+export interface LogstashSinkOptions extends ConnectionOptions {
   /** Unique sink name. */
   name: string;
   /**
@@ -30,18 +29,6 @@ export interface LogstashSinkOptions {
   format?: "ndjson" | "json_array";
   /** HTTP: `Content-Encoding: gzip` bodies. @default "none" */
   compression?: "gzip" | "none";
-  /** HTTP basic credentials (alternative to URL userinfo; the input's `user`/`password`). */
-  auth?: { username: string; password: string };
-  /** HTTP: extra headers. Never printed. */
-  headers?: Record<string, string>;
-  /** TLS for `tls://` and `https://`; `cert` + `key` for mutual TLS (the tcp input requires it by default). */
-  tls?: SinkTlsOptions;
-  /** Connect deadline. @default 10000 */
-  connectTimeoutMs?: number;
-  /** HTTP: deadline of a whole request. TCP/TLS: a write that makes no progress this long fails. @default 30000 */
-  requestTimeoutMs?: number;
-  /** TCP/TLS reconnect backoff (a send during the backoff returns `retry` at once). */
-  reconnect?: ReconnectOptions;
 }
 
 // The http input answers with its `response_code` setting, which may be 200, 201, 202 or 204.
@@ -73,16 +60,8 @@ export class LogstashSink implements Sink {
     if (!isHttp && (options.format !== undefined || options.compression !== undefined)) {
       throw new InvalidOptionError(`Expected no \`format\`/\`compression\` with ${ep.protocol}// (json_lines is plain), got one`);
     }
-    const connectTimeoutMs = intOption("connectTimeoutMs", options.connectTimeoutMs, 10_000, 1, 600_000);
-    const requestTimeoutMs = intOption("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, 3_600_000);
-    const reconnect = reconnectOption(options.reconnect);
-    const headers = headersOption(options.headers);
-    const needsTls = ep.protocol === "tls:" || ep.protocol === "https:";
-    if (!needsTls && options.tls !== undefined) {
-      throw new InvalidOptionError(`Expected no \`tls\` option with ${ep.protocol}// (use tls:// or https://), got an object`);
-    }
-    const tls = needsTls ? resolveTls(options.tls, ep.hostname) : undefined;
-    const auth = resolveAuth(options.auth, ep);
+    const conn = resolveConnection(options, ep);
+    const { connectTimeoutMs, requestTimeoutMs, headers, tls, auth } = conn;
 
     if (isHttp) {
       headers["content-type"] ??= this.format === "ndjson" ? "application/x-ndjson" : "application/json";
@@ -99,18 +78,7 @@ export class LogstashSink implements Sink {
         stats: this.stats,
       });
     } else {
-      if (Object.keys(headers).length > 0) throw new InvalidOptionError(`Expected no \`headers\` with ${ep.protocol}//, got some`);
-      this.stream = new StreamConnection({
-        sink: this.name,
-        display: ep.display,
-        host: ep.hostname,
-        port: ep.port,
-        tls,
-        connectTimeoutMs,
-        writeTimeoutMs: requestTimeoutMs,
-        reconnect,
-        stats: this.stats,
-      });
+      this.stream = openStream(this.name, ep, conn, this.stats);
       this.pipelineDefaults = { concurrency: 1 };
     }
   }

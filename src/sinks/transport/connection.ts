@@ -1,0 +1,65 @@
+// The connection options every network sink shares (timeouts, TLS, auth, headers, reconnect), resolved once,
+// and the one way to build a persistent stream connection from them.
+import type * as tls from "node:tls";
+import { InvalidOptionError } from "../../errors.js";
+import type { SinkStats } from "../stats.js";
+import type { Endpoint, ReconnectOptions, ResolvedReconnect } from "./options.js";
+import { headersOption, intOption, reconnectOption, resolveAuth } from "./options.js";
+import { StreamConnection } from "./stream-connection.js";
+import type { SinkTlsOptions } from "./tls.js";
+import { resolveTls } from "./tls.js";
+
+export interface ConnectionOptions {
+  /** HTTP basic credentials (alternative to URL userinfo). */
+  auth?: { username: string; password: string };
+  /** HTTP: extra headers. Never printed. */
+  headers?: Record<string, string>;
+  /** TLS for `tls://` and `https://`; `cert` + `key` for mutual TLS. Verification is on unless `tls.insecureSkipVerify` is set. */
+  tls?: SinkTlsOptions;
+  /** Connect deadline. @default 10000 */
+  connectTimeoutMs?: number;
+  /** HTTP: deadline of a whole request. TCP/TLS: a write that makes no progress this long fails. @default 30000 */
+  requestTimeoutMs?: number;
+  /** TCP/TLS reconnect backoff (a send during the backoff returns `retry` at once). */
+  reconnect?: ReconnectOptions;
+}
+
+export interface ResolvedConnection {
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+  reconnect: ResolvedReconnect;
+  headers: Record<string, string>;
+  tls: tls.ConnectionOptions | undefined;
+  auth: ReturnType<typeof resolveAuth>;
+}
+
+export function resolveConnection(options: ConnectionOptions, ep: Endpoint): ResolvedConnection {
+  const needsTls = ep.protocol === "tls:" || ep.protocol === "https:";
+  if (!needsTls && options.tls !== undefined) {
+    throw new InvalidOptionError(`Expected no \`tls\` option with ${ep.protocol}// (use tls:// or https://), got an object`);
+  }
+  return {
+    connectTimeoutMs: intOption("connectTimeoutMs", options.connectTimeoutMs, 10_000, 1, 600_000),
+    requestTimeoutMs: intOption("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, 3_600_000),
+    reconnect: reconnectOption(options.reconnect),
+    headers: headersOption(options.headers),
+    tls: needsTls ? resolveTls(options.tls, ep.hostname) : undefined,
+    auth: resolveAuth(options.auth, ep),
+  };
+}
+
+/** A persistent TCP/TLS connection to `ep` (headers make no sense there and are refused). */
+export function openStream(sink: string, ep: Endpoint, c: ResolvedConnection, stats: SinkStats): StreamConnection {
+  if (Object.keys(c.headers).length > 0) throw new InvalidOptionError(`Expected no \`headers\` with ${ep.protocol}//, got some`);
+  return new StreamConnection({
+    sink,
+    display: ep.display,
+    host: ep.hostname,
+    port: ep.port,
+    tls: c.tls,
+    connectTimeoutMs: c.connectTimeoutMs,
+    writeTimeoutMs: c.requestTimeoutMs,
+    reconnect: c.reconnect,
+    stats,
+  });
+}
