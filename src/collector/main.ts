@@ -36,14 +36,8 @@ const channel = new ChildChannel({
       fatal("ERR_COLLECTOR_START", error);
     }
   },
-  credit() {
-    // ChildChannel resumes through onCredit
-  },
   stop() {
-    if (stopping || run === undefined) return;
-    stopping = true;
-    void run.stop(spec?.killAfterMs ?? 5_000).then(async () => {
-      sendStats();
+    void stopReading()?.then(async () => {
       channel.send(FrameType.DRAINED, {});
       await channel.drain();
     });
@@ -81,6 +75,13 @@ function start(s: CollectorSpec): CollectorRun {
   }
 }
 
+/** Stop reading input once (STOP frame or SIGTERM); resolves when what was read is pushed. */
+function stopReading(): Promise<void> | undefined {
+  if (stopping || run === undefined) return undefined;
+  stopping = true;
+  return run.stop(spec?.killAfterMs ?? 5_000).then(sendStats);
+}
+
 function sendStats(): void {
   if (run !== undefined) channel.send(FrameType.STATS, run.counters());
 }
@@ -102,12 +103,8 @@ process.on("unhandledRejection", (error) => fatal("ERR_COLLECTOR_CRASHED", error
 process.on("SIGTERM", () => {
   // Host-initiated stop arrives as STOP on the channel; a bare SIGTERM means "stop now".
   if (run === undefined) process.exit(0);
-  if (!stopping) {
-    stopping = true;
-    void run.stop(spec?.killAfterMs ?? 5_000).then(async () => {
-      sendStats();
-      await channel.drain();
-      process.exit(0);
-    });
-  }
+  void stopReading()?.then(async () => {
+    await channel.drain();
+    process.exit(0);
+  });
 });

@@ -39,6 +39,7 @@ interface RetryGroup {
 const NO_ATTEMPTS: readonly number[] = [];
 
 export class SinkPipeline {
+  /** Counters; `pending` is not kept here but derived from `held` by report() and snapshot(). */
   readonly counters: SinkCounters = {
     received: 0,
     delivered: 0,
@@ -166,7 +167,7 @@ export class SinkPipeline {
     if (evicted.length > 0) {
       this.countDrop("queueFull", evicted.length);
       for (const e of evicted) e.settleOne();
-      this.hooks.dropped(this, "queueFull", evicted, "queue full: oldest records dropped (dropOldest)");
+      for (const e of evicted) this.noteDrop("queueFull", e, "queue full: oldest records dropped (dropOldest)");
     }
     return this.held < q.maxRecords && this.heldBytes + bytes <= q.maxBytes;
   }
@@ -174,8 +175,28 @@ export class SinkPipeline {
   private dropOne(entry: Entry, reason: DropReason, detail: string): void {
     this.countDrop(reason, 1);
     entry.settleOne();
-    this.hooks.dropped(this, reason, [entry], detail);
+    this.noteDrop(reason, entry, detail);
   }
+
+  /**
+   * Admission drops happen one record at a time; announce them once per tick and reason, not once per record
+   * (a flood of per-record events is its own outage). Counters are exact either way.
+   */
+  private noteDrop(reason: DropReason, entry: Entry, detail: string): void {
+    const pending = this.dropNotes.get(reason);
+    if (pending === undefined) {
+      this.dropNotes.set(reason, { entries: [entry], detail });
+      if (this.dropNotes.size === 1) queueMicrotask(this.flushDropNotes);
+    } else {
+      pending.entries.push(entry);
+    }
+  }
+
+  private readonly dropNotes = new Map<DropReason, { entries: Entry[]; detail: string }>();
+  private readonly flushDropNotes = (): void => {
+    for (const [reason, note] of this.dropNotes) this.hooks.dropped(this, reason, note.entries, note.detail);
+    this.dropNotes.clear();
+  };
 
   private countDrop(reason: DropReason, n: number): void {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + n;
@@ -205,7 +226,6 @@ export class SinkPipeline {
     this.sending = false;
     this.clearTimer();
     for (const c of this.controllers) c.abort(new AggregatorError("ERR_INVALID_STATE", `sink "${this.name}" abandoned at its deadline`));
-    this.counters.pending = this.held;
     this.abandonDrop = dropReason;
     if (dropReason !== undefined && this.held > 0) {
       const all: Entry[] = this.waiting.drain();
@@ -215,7 +235,6 @@ export class SinkPipeline {
       this.settleMany(all);
       this.countDrop(dropReason, all.length);
       this.hooks.dropped(this, dropReason, all, "sink removed before its queue drained");
-      this.counters.pending = this.held;
     }
   }
 
@@ -339,7 +358,6 @@ export class SinkPipeline {
         this.settleMany(entries);
         this.hooks.dropped(this, this.abandonDrop, entries, "sink removed before this batch was delivered");
       }
-      this.counters.pending = this.held;
       this.afterSend();
       return;
     }

@@ -175,13 +175,8 @@ export class CollectorRuntime implements SourceRuntime {
   }
 
   private onRecords(payload: Buffer): void {
-    let decoded;
-    try {
-      decoded = decodeRecords(payload);
-    } catch (error) {
-      throw error instanceof ProtocolError ? error : new ProtocolError(String(error));
-    }
-    const { header, lines, sizes } = decoded;
+    // Throws ProtocolError on a malformed frame; the channel's data handler turns that into a restart.
+    const { header, lines, sizes } = decodeRecords(payload);
     if (header.seq !== this.nextSeq) {
       throw new ProtocolError(`records out of sequence: expected seq ${this.nextSeq}, got ${header.seq}`);
     }

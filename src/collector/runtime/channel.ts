@@ -11,7 +11,6 @@ import {
 
 export interface HostMessages {
   init(spec: unknown): void;
-  credit(records: number, bytes: number): void;
   stop(): void;
   exit(): void;
   /** The host is gone (pipe closed): exit without delay. */
@@ -53,7 +52,6 @@ export class ChildChannel {
           const wasOut = !this.hasCredit;
           this.creditRecords += c.records;
           this.creditBytes += c.bytes;
-          handlers.credit(c.records, c.bytes);
           if (wasOut && this.hasCredit) this.onCredit();
           break;
         }
