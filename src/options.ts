@@ -1,7 +1,10 @@
 // Public option shapes (loose, documented) and their resolution into the strict internal form, validated once.
 import { InvalidOptionError } from "./errors.js";
+import { checkInt, checkName, checkNumber, checkObject } from "./util/validate.js";
 import type { LogRecord } from "./record.js";
 import { describe } from "./pipeline/serialize.js";
+
+export { checkInt, checkName, checkNumber, checkObject } from "./util/validate.js";
 
 /** What a sink's queue does when it is full. */
 export type WhenFull = "block" | "dropNewest" | "dropOldest";
@@ -111,40 +114,6 @@ export const DEFAULT_RETRY: ResolvedRetry = {
 };
 
 const WHEN_FULL: readonly WhenFull[] = ["block", "dropNewest", "dropOldest"];
-
-/** Throws InvalidOptionError unless `value` is undefined or an integer ≥ min (Infinity allowed when `infinite`). */
-export function checkInt(path: string, value: unknown, min: number, infinite = false): void {
-  if (value === undefined) return;
-  const ok =
-    typeof value === "number" &&
-    ((Number.isInteger(value) && value >= min) || (infinite && value === Number.POSITIVE_INFINITY));
-  if (!ok) {
-    const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer ≥ ${min}`;
-    throw new InvalidOptionError(`Expected \`${path}\` to be ${what}${infinite ? " or Infinity" : ""}, got ${describe(value)}`);
-  }
-}
-
-export function checkNumber(path: string, value: unknown, min: number): void {
-  if (value === undefined) return;
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
-    throw new InvalidOptionError(`Expected \`${path}\` to be a number ≥ ${min}, got ${describe(value)}`);
-  }
-}
-
-export function checkObject(path: string, value: unknown): void {
-  if (value === undefined) return;
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new InvalidOptionError(`Expected \`${path}\` to be an object, got ${describe(value)}`);
-  }
-}
-
-export function checkName(path: string, value: unknown): asserts value is string {
-  if (typeof value !== "string" || !/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/.test(value)) {
-    throw new InvalidOptionError(
-      `Expected \`${path}\` to be a name of 1–128 letters, digits, \`_\`, \`.\`, \`:\` or \`-\` (starting with a letter or digit), got ${describe(value)}`,
-    );
-  }
-}
 
 export function resolveQueue(path: string, input: QueueOptions | undefined, base: ResolvedQueue): ResolvedQueue {
   checkObject(path, input);

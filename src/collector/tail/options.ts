@@ -1,6 +1,7 @@
 // FileTailer's public options (loose, documented) and their one-time resolution into a strict internal shape.
 import path from "node:path";
 import { InvalidOptionError } from "../../errors.js";
+import { requireInt } from "../../util/validate.js";
 import { describe } from "../../pipeline/serialize.js";
 import type { CheckpointStore } from "../checkpoint-store.js";
 import { expandBraces, globRegExp } from "./glob.js";
@@ -115,7 +116,7 @@ export function resolveTailerOptions(options: FileTailerOptions): ResolvedTailer
     throw new InvalidOptionError(`Expected \`startAt\` to be "beginning" or "end", got ${describe(options.startAt)}`);
   }
   const partial = options.partialLineTimeoutMs ?? 5000;
-  if (partial !== false) integer("partialLineTimeoutMs", partial, 1, 86_400_000);
+  if (partial !== false) requireInt("partialLineTimeoutMs", partial, 1, 86_400_000);
   const credit = options.credit ?? { lines: Infinity, bytes: Infinity };
   if (typeof credit !== "object" || credit === null || !(credit.lines >= 0) || !(credit.bytes >= 0)) {
     throw new InvalidOptionError(
@@ -133,26 +134,19 @@ export function resolveTailerOptions(options: FileTailerOptions): ResolvedTailer
     exclude,
     cwd: path.resolve(cwd),
     startAt,
-    pollIntervalMs: integer("pollIntervalMs", options.pollIntervalMs ?? 250, 1, 60_000),
-    globIntervalMs: integer("globIntervalMs", options.globIntervalMs ?? 2000, 1, 3_600_000),
-    readChunkBytes: integer("readChunkBytes", options.readChunkBytes ?? 65_536, 64, 16 * 1024 * 1024),
-    maxLineBytes: integer("maxLineBytes", options.maxLineBytes ?? 1_048_576, 16, 256 * 1024 * 1024),
+    pollIntervalMs: requireInt("pollIntervalMs", options.pollIntervalMs ?? 250, 1, 60_000),
+    globIntervalMs: requireInt("globIntervalMs", options.globIntervalMs ?? 2000, 1, 3_600_000),
+    readChunkBytes: requireInt("readChunkBytes", options.readChunkBytes ?? 65_536, 64, 16 * 1024 * 1024),
+    maxLineBytes: requireInt("maxLineBytes", options.maxLineBytes ?? 1_048_576, 16, 256 * 1024 * 1024),
     overlong,
     partialLineTimeoutMs: partial,
-    fingerprintBytes: integer("fingerprintBytes", options.fingerprintBytes ?? 1024, 1, 65_536),
-    rotateWaitMs: integer("rotateWaitMs", options.rotateWaitMs ?? 5000, 0, 3_600_000),
-    closeInactiveMs: integer("closeInactiveMs", options.closeInactiveMs ?? 300_000, 1, 86_400_000),
+    fingerprintBytes: requireInt("fingerprintBytes", options.fingerprintBytes ?? 1024, 1, 65_536),
+    rotateWaitMs: requireInt("rotateWaitMs", options.rotateWaitMs ?? 5000, 0, 3_600_000),
+    closeInactiveMs: requireInt("closeInactiveMs", options.closeInactiveMs ?? 300_000, 1, 86_400_000),
     watch,
     checkpoints: options.checkpoints,
     credit: { lines: credit.lines, bytes: credit.bytes },
   };
-}
-
-function integer(name: string, value: unknown, min: number, max: number): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be an integer between ${min} and ${max}, got ${describe(value)}`);
-  }
-  return value;
 }
 
 function stringList(name: string, value: unknown, allowEmpty: boolean): string[] {
@@ -177,3 +171,4 @@ function compile(name: string, pattern: string): RegExp {
     throw new InvalidOptionError(`Expected \`${name}\` entry to be a valid glob, got ${describe(pattern)}`, { cause: error });
   }
 }
+

@@ -1,5 +1,6 @@
 // Public options of the Elasticsearch sink, and their one-time resolution into the strict shape `send` relies on.
 import type { Client } from "@elastic/elasticsearch";
+import { nameOption } from "../../util/validate.js";
 import { InvalidOptionError } from "../../errors.js";
 import { describe } from "../../pipeline/serialize.js";
 import type { LogRecord } from "../../record.js";
@@ -114,10 +115,7 @@ export function resolveEsOptions(options: ElasticsearchSinkOptions): { resolved:
   if (options === null || typeof options !== "object") {
     throw new InvalidOptionError(`Expected ElasticsearchSink options to be an object, got ${describe(options)}`);
   }
-  const { name } = options;
-  if (typeof name !== "string" || name.length === 0) {
-    throw new InvalidOptionError(`Expected \`name\` to be a non-empty string, got ${describe(name)}`);
-  }
+  const name = nameOption(options.name);
   const clientOptions: Record<string, unknown> = { ...options };
   for (const key of SINK_KEYS) delete clientOptions[key];
 

@@ -2,40 +2,9 @@
 import { InvalidOptionError } from "../../errors.js";
 import { describe } from "../../pipeline/serialize.js";
 
-/** Validate an optional integer in [min, max]; returns `fallback` when `value` is undefined. */
-export function intOption(name: string, value: unknown, fallback: number, min: number, max: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidOptionError(`Expected \`${name}\` to be an integer between ${min} and ${max}, got ${describe(value)}`);
-  }
-  return value;
-}
+import { intOption } from "../../util/validate.js";
 
-/** Validate an optional boolean. */
-export function boolOption(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw new InvalidOptionError(`Expected \`${name}\` to be a boolean, got ${describe(value)}`);
-  return value;
-}
-
-/** Validate an optional value taken from a fixed list. */
-export function enumOption<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
-    throw new InvalidOptionError(
-      `Expected \`${name}\` to be one of ${allowed.map((a) => `"${a}"`).join(", ")}, got ${describe(value)}`,
-    );
-  }
-  return value as T;
-}
-
-/** Validate a required non-empty string. */
-export function nameOption(value: unknown): string {
-  if (typeof value !== "string" || value.trim().length === 0) {
-    throw new InvalidOptionError(`Expected \`name\` to be a non-empty string, got ${describe(value)}`);
-  }
-  return value;
-}
+export { boolOption, enumOption, intOption, nameOption } from "../../util/validate.js";
 
 /** Validate optional extra HTTP headers: a plain object of string values. */
 export function headersOption(value: unknown): Record<string, string> {

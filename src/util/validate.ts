@@ -1,0 +1,81 @@
+// Option validators shared by the aggregator, the sources and the sinks, so that every "Expected …, got …"
+// message is worded the same way and a rule (what a valid name is) lives in one place.
+import { InvalidOptionError } from "../errors.js";
+import { describe } from "../pipeline/serialize.js";
+
+/** Source and sink names: used in events, metrics labels and `deadLetter` references. */
+const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
+
+/** Throws InvalidOptionError unless `value` is undefined or an integer ≥ min (Infinity allowed when `infinite`). */
+export function checkInt(path: string, value: unknown, min: number, infinite = false): void {
+  if (value === undefined) return;
+  const ok =
+    typeof value === "number" &&
+    ((Number.isInteger(value) && value >= min) || (infinite && value === Number.POSITIVE_INFINITY));
+  if (!ok) {
+    const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer ≥ ${min}`;
+    throw new InvalidOptionError(`Expected \`${path}\` to be ${what}${infinite ? " or Infinity" : ""}, got ${describe(value)}`);
+  }
+}
+
+export function checkNumber(path: string, value: unknown, min: number): void {
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
+    throw new InvalidOptionError(`Expected \`${path}\` to be a number ≥ ${min}, got ${describe(value)}`);
+  }
+}
+
+export function checkObject(path: string, value: unknown): void {
+  if (value === undefined) return;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new InvalidOptionError(`Expected \`${path}\` to be an object, got ${describe(value)}`);
+  }
+}
+
+export function checkName(path: string, value: unknown): asserts value is string {
+  if (typeof value !== "string" || value.length === 0) {
+    throw new InvalidOptionError(`Expected \`${path}\` to be a non-empty string, got ${describe(value)}`);
+  }
+  if (!NAME.test(value)) {
+    throw new InvalidOptionError(
+      `Expected \`${path}\` to be a name of 1–128 letters, digits, \`_\`, \`.\`, \`:\` or \`-\` (starting with a letter or digit), got ${describe(value)}`,
+    );
+  }
+}
+
+/** Validate a required integer in [min, max]. */
+export function requireInt(name: string, value: unknown, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidOptionError(`Expected \`${name}\` to be an integer between ${min} and ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Validate an optional integer in [min, max]; returns `fallback` when `value` is undefined. */
+export function intOption(name: string, value: unknown, fallback: number, min: number, max: number): number {
+  return value === undefined ? fallback : requireInt(name, value, min, max);
+}
+
+/** Validate an optional boolean. */
+export function boolOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") throw new InvalidOptionError(`Expected \`${name}\` to be a boolean, got ${describe(value)}`);
+  return value;
+}
+
+/** Validate an optional value taken from a fixed list. */
+export function enumOption<T extends string>(name: string, value: unknown, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || !(allowed as readonly string[]).includes(value)) {
+    throw new InvalidOptionError(
+      `Expected \`${name}\` to be one of ${allowed.map((a) => `"${a}"`).join(", ")}, got ${describe(value)}`,
+    );
+  }
+  return value as T;
+}
+
+/** Validate a required source or sink name (the same rule the aggregator applies). */
+export function nameOption(value: unknown): string {
+  checkName("name", value);
+  return value;
+}
