@@ -23,12 +23,12 @@ import {
 } from "./gelf-chunker.js";
 import type { GelfMappingOptions } from "./gelf-message.js";
 import { DEFAULT_GELF_LEVELS, defaultGelfMapping, fitGelf, toGelf } from "./gelf-message.js";
-import { HttpClient, classifyResponse } from "./transport/http-post.js";
+import { type HttpClient, classifyResponse } from "./transport/http-post.js";
 import type { Endpoint } from "./transport/options.js";
 import { boolOption, endpointOption, enumOption, intOption, nameOption } from "./transport/options.js";
 import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
 import type { StreamConnection } from "./transport/stream-connection.js";
-import { type ConnectionOptions, openStream, resolveConnection } from "./transport/connection.js";
+import { type ConnectionOptions, openHttp, openStream, resolveConnection } from "./transport/connection.js";
 
 export interface GelfSinkOptions extends ConnectionOptions {
   /** Unique sink name. */
@@ -138,7 +138,7 @@ export class GelfSink implements Sink {
     this.bulk = boolOption("bulk", options.bulk, false);
     this.concurrency = intOption("concurrency", options.concurrency, 8, 1, 256);
     const conn = resolveConnection(options, ep);
-    const { connectTimeoutMs, requestTimeoutMs, headers, tls, auth } = conn;
+    const { headers, auth } = conn;
 
     if (this.transport === "stream") {
       this.stream = openStream(this.name, ep, conn, this.stats);
@@ -147,17 +147,7 @@ export class GelfSink implements Sink {
       if (this.compression === "gzip") headers["content-encoding"] = "gzip";
       else if (this.compression === "zlib") headers["content-encoding"] = "deflate";
       headers["content-type"] ??= "application/json";
-      this.http = new HttpClient({
-        sink: this.name,
-        endpoint: ep,
-        tls,
-        headers,
-        auth,
-        requestTimeoutMs,
-        connectTimeoutMs,
-        maxSockets: this.concurrency,
-        stats: this.stats,
-      });
+      this.http = openHttp(this.name, ep, conn, this.stats, this.concurrency);
     } else {
       if (auth !== undefined || Object.keys(headers).length > 0) {
         throw new InvalidOptionError("Expected no `auth` or `headers` with udp:// (GELF UDP has no auth), got some");

@@ -5,12 +5,12 @@ import { describe } from "../pipeline/serialize.js";
 import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
 import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
-import { HttpClient, classifyResponse } from "./transport/http-post.js";
+import { type HttpClient, classifyResponse } from "./transport/http-post.js";
 import type { Endpoint } from "./transport/options.js";
 import { endpointOption, enumOption, nameOption } from "./transport/options.js";
 import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
 import type { StreamConnection } from "./transport/stream-connection.js";
-import { type ConnectionOptions, openStream, resolveConnection } from "./transport/connection.js";
+import { type ConnectionOptions, openHttp, openStream, resolveConnection } from "./transport/connection.js";
 
 export interface LogstashSinkOptions extends ConnectionOptions {
   /** Unique sink name. */
@@ -61,22 +61,12 @@ export class LogstashSink implements Sink {
       throw new InvalidOptionError(`Expected no \`format\`/\`compression\` with ${ep.protocol}// (json_lines is plain), got one`);
     }
     const conn = resolveConnection(options, ep);
-    const { connectTimeoutMs, requestTimeoutMs, headers, tls, auth } = conn;
+    const { headers } = conn;
 
     if (isHttp) {
       headers["content-type"] ??= this.format === "ndjson" ? "application/x-ndjson" : "application/json";
       if (this.gzip) headers["content-encoding"] = "gzip";
-      this.http = new HttpClient({
-        sink: this.name,
-        endpoint: ep,
-        tls,
-        headers,
-        auth,
-        requestTimeoutMs,
-        connectTimeoutMs,
-        maxSockets: 4,
-        stats: this.stats,
-      });
+      this.http = openHttp(this.name, ep, conn, this.stats, 4);
     } else {
       this.stream = openStream(this.name, ep, conn, this.stats);
       this.pipelineDefaults = { concurrency: 1 };

@@ -5,6 +5,7 @@ import { InvalidOptionError } from "../../errors.js";
 import type { SinkStats } from "../stats.js";
 import type { Endpoint, ReconnectOptions, ResolvedReconnect } from "./options.js";
 import { headersOption, intOption, reconnectOption, resolveAuth } from "./options.js";
+import { HttpClient } from "./http-post.js";
 import { StreamConnection } from "./stream-connection.js";
 import type { SinkTlsOptions } from "./tls.js";
 import { resolveTls } from "./tls.js";
@@ -60,6 +61,21 @@ export function openStream(sink: string, ep: Endpoint, c: ResolvedConnection, st
     connectTimeoutMs: c.connectTimeoutMs,
     writeTimeoutMs: c.requestTimeoutMs,
     reconnect: c.reconnect,
+    stats,
+  });
+}
+
+/** A keep-alive HTTP(S) client for `ep` with the resolved timeouts, TLS, auth and headers. */
+export function openHttp(sink: string, ep: Endpoint, c: ResolvedConnection, stats: SinkStats, maxSockets: number): HttpClient {
+  return new HttpClient({
+    sink,
+    endpoint: ep,
+    tls: c.tls,
+    headers: c.headers,
+    auth: c.auth,
+    requestTimeoutMs: c.requestTimeoutMs,
+    connectTimeoutMs: c.connectTimeoutMs,
+    maxSockets,
     stats,
   });
 }

@@ -11,6 +11,7 @@ import { FileSink } from "../../../src/sinks/file.js";
 import { createBatch } from "../../../src/testing/create-batch.js";
 import { InvalidOptionError, SinkError } from "../../../src/errors.js";
 import type { RecordOutcome } from "../../../src/sinks/sink.js";
+import { rejectionOf } from "../../helpers/rejection.js";
 
 const run = promisify(execFile);
 const ctx = () => ({ signal: new AbortController().signal });
@@ -19,15 +20,6 @@ const recs = (from: number, n: number, pad = 0) =>
   Array.from({ length: n }, (_, i) => ({ "@timestamp": TS, message: `m${from + i}${"x".repeat(pad)}`, seq: from + i }));
 const batchOf = (from: number, n: number, pad = 0) => createBatch(recs(from, n, pad));
 
-/** The value a promise rejected with; fails the test if it resolved. */
-async function rejectionOf<E = Error>(promise: unknown): Promise<E> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as E;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 async function readLines(path: string): Promise<unknown[]> {
   const text = await readFile(path, "utf8");

@@ -5,19 +5,11 @@ import { createBatch } from "../../../src/testing/create-batch.js";
 import { WaitForTimeoutError } from "../../../src/testing/wait-for.js";
 import { InvalidOptionError, SinkError } from "../../../src/errors.js";
 import type { RecordOutcome, SendResult } from "../../../src/sinks/sink.js";
+import { rejectionOf } from "../../helpers/rejection.js";
 
 const ctx = () => ({ signal: new AbortController().signal });
 const msgs = (...m: string[]) => createBatch(m.map((message) => ({ message, "@timestamp": "2024-05-01T10:00:00.000Z" })));
 
-/** The value a promise rejected with; fails the test if it resolved. */
-async function rejectionOf<E = Error>(promise: unknown): Promise<E> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as E;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 afterEach(() => {
   vi.useRealTimers();

@@ -2,16 +2,8 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { waitFor, WaitForTimeoutError } from "../../../src/testing/wait-for.js";
 import { InvalidOptionError } from "../../../src/errors.js";
+import { rejectionOf } from "../../helpers/rejection.js";
 
-/** The value a promise rejected with; fails the test if it resolved. */
-async function rejectionOf<E = Error>(promise: unknown): Promise<E> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as E;
-  }
-  throw new Error("expected the promise to reject");
-}
 
 afterEach(() => {
   vi.useRealTimers();
