@@ -6,7 +6,7 @@ import { normalizeLevel, type LogLevel } from "../record.js";
 import { CollectorRuntime } from "./collector-runtime.js";
 import { type CollectorSourceOptions, type ResolvedCollectorOptions, resolveCollectorOptions } from "./collector-source.js";
 import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
-import type { CommandSpec } from "./specs.js";
+import type { BaseSpec, CommandSpec } from "./specs.js";
 
 export interface CommandSourceOptions extends CollectorSourceOptions {
   /** The program to run. Without `shell`, it is executed directly (no shell parsing, no injection). */
@@ -28,7 +28,7 @@ export interface CommandSourceOptions extends CollectorSourceOptions {
 export class CommandSource implements SourceDefinition {
   readonly kind = "command";
   private readonly o: ResolvedCollectorOptions;
-  private readonly command: Omit<CommandSpec, keyof import("./specs.js").BaseSpec | "kind">;
+  private readonly command: Omit<CommandSpec, keyof BaseSpec | "kind">;
 
   constructor(options: CommandSourceOptions) {
     this.o = resolveCollectorOptions(options);

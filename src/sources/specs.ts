@@ -1,5 +1,5 @@
 // What the host sends a collector child in its INIT frame: plain JSON, one shape per source kind.
-import type { LogLevel } from "../record.js";
+import type { CommandSourceOptions } from "./command-source.js";
 import type { MultilineSpec } from "../collector/multiline.js";
 
 /** Parsers that can cross the process boundary (functions only exist in ScriptSource modules). */
@@ -19,15 +19,11 @@ export interface BaseSpec {
   killAfterMs: number;
 }
 
-export interface CommandSpec extends BaseSpec {
+/** The command half of CommandSourceOptions, as sent to the child (the public options are the source of truth). */
+export interface CommandSpec
+  extends BaseSpec,
+    Pick<CommandSourceOptions, "command" | "args" | "shell" | "cwd" | "env" | "inheritEnv" | "stderrLevel"> {
   kind: "command";
-  command: string;
-  args?: string[];
-  shell?: boolean | string;
-  cwd?: string;
-  env?: Record<string, string>;
-  inheritEnv?: boolean;
-  stderrLevel?: LogLevel;
 }
 
 export type CollectorSpec = CommandSpec;
