@@ -6,6 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { waitFor } from "../helpers/wait-for.js";
+import { FakeElasticsearch } from "../helpers/fake-elasticsearch.js";
+import { GelfUdpReceiver } from "../helpers/receivers/gelf-udp.js";
+import { StreamReceiver } from "../helpers/receivers/stream.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
@@ -44,7 +48,47 @@ describe("examples", () => {
     for (const l of lines.slice(0, 50)) expect(JSON.parse(l)).toHaveProperty("@timestamp");
   });
 
-  const others = readdirSync(join(root, "examples")).filter((f) => f.endsWith(".ts") && f !== "quickstart.ts");
+  it("elasticsearch.ts ships 100 documents to a bulk-API receiver, in daily indices with deterministic ids", async () => {
+    const es = await FakeElasticsearch.start();
+    try {
+      const { code, out } = await run("examples/elasticsearch.ts", { ES_URL: es.url, EXAMPLE_DIR: scratch });
+      expect(code, out).toBe(0);
+      expect(es.documentCount).toBe(100);
+      expect(new Set(es.stored.map((o) => o.meta._index))).toEqual(new Set(["logs-example-2026.11.28"]));
+      expect(es.stored.every((o) => typeof o.meta._id === "string" && o.op === "create")).toBe(true);
+    } finally {
+      await es.close();
+    }
+  });
+
+  it("logstash.ts ships 100 json_lines over TCP", async () => {
+    const rx = await StreamReceiver.start({ delimiter: "\n" });
+    try {
+      const { code, out } = await run("examples/logstash.ts", { LOGSTASH_URL: `tcp://127.0.0.1:${rx.port}` });
+      expect(code, out).toBe(0);
+      expect(rx.frames.map((f) => (JSON.parse(f) as { amount: number }).amount)).toEqual(Array.from({ length: 100 }, (_, i) => i * 3));
+    } finally {
+      await rx.close();
+    }
+  });
+
+  it("gelf.ts ships 100 GELF messages over UDP, multi-line ones with full_message", async () => {
+    const rx = await GelfUdpReceiver.start();
+    try {
+      const { code, out } = await run("examples/gelf.ts", { GELF_URL: `udp://127.0.0.1:${rx.port}` });
+      expect(code, out).toBe(0);
+      await waitFor(() => rx.messages.length === 100, { message: () => `100 GELF messages, got ${rx.messages.length}` });
+      const failed = rx.messages.filter((m) => m.message.level === 3);
+      expect(failed).toHaveLength(10);
+      expect(failed[0]!.message).toMatchObject({ short_message: "job 0 failed", _job_queue: "emails" });
+      expect(String(failed[0]!.message.full_message)).toContain("at runJob");
+    } finally {
+      await rx.close();
+    }
+  });
+
+  const needsServer = new Set(["quickstart.ts", "elasticsearch.ts", "logstash.ts", "gelf.ts"]);
+  const others = readdirSync(join(root, "examples")).filter((f) => f.endsWith(".ts") && !needsServer.has(f));
   it.each(others)("%s runs to completion with exit code 0", async (file) => {
     const { code, out } = await run(join("examples", file), { EXAMPLE_DIR: scratch });
     expect(code, out).toBe(0);
