@@ -7,7 +7,8 @@
 import { FrameType } from "../channel/protocol.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
-import { type CollectorRun, runCommand } from "./runtime/command.js";
+import { runCommand } from "./runtime/command.js";
+import type { CollectorRun } from "./runtime/run.js";
 
 let run: CollectorRun | undefined;
 let spec: CollectorSpec | undefined;
@@ -27,14 +28,15 @@ function shutdownHard(code: number): never {
 const channel = new ChildChannel({
   init(value) {
     spec = value as CollectorSpec;
-    try {
-      channel.begin(spec.seq, spec.credit);
-      run = start(spec);
-      channel.send(FrameType.READY, { pid: process.pid });
-      sendStats();
-    } catch (error) {
-      fatal("ERR_COLLECTOR_START", error);
-    }
+    channel.begin(spec.seq, spec.credit);
+    start(spec).then(
+      (r) => {
+        run = r;
+        channel.send(FrameType.READY, { pid: process.pid, info: r.info });
+        sendStats();
+      },
+      (error: unknown) => fatal("ERR_COLLECTOR_START", error),
+    );
   },
   stop() {
     void stopReading()?.then(async () => {
@@ -51,28 +53,34 @@ const channel = new ChildChannel({
 });
 channel.onCredit = () => run?.resume();
 
-function start(s: CollectorSpec): CollectorRun {
+/** One entry per collector kind; each gets its spec and the channel, and returns the handle main drives. */
+async function runnerFor(s: CollectorSpec): Promise<CollectorRun> {
   switch (s.kind) {
-    case "command": {
-      const r = runCommand(s, channel);
-      void r.done.then(async (exit) => {
-        channel.flush();
-        sendStats();
-        if (stopping) return; // the host asked; DRAINED follows from stop()
-        channel.send(FrameType.FATAL, {
-          code: "ERR_COLLECTOR_CRASHED",
-          message: exit.error ?? `command exited with ${exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`}`,
-          exitCode: exit.code,
-          signal: exit.signal,
-        });
-        await channel.drain();
-        process.exit(exit.code === 0 ? 0 : 1);
-      });
-      return r;
-    }
+    case "command":
+      return runCommand(s, channel);
     default:
       throw new Error(`unknown collector kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
   }
+}
+
+async function start(s: CollectorSpec): Promise<CollectorRun> {
+  const r = await runnerFor(s);
+  // A collector that ends by itself (a command exits, a script returns or throws) is a crash to the supervisor,
+  // which restarts it with backoff; one that was asked to stop says DRAINED from stop() instead.
+  void r.done.then(async (exit) => {
+    channel.flush();
+    sendStats();
+    if (stopping) return;
+    channel.send(FrameType.FATAL, {
+      code: "ERR_COLLECTOR_CRASHED",
+      message: exit.error ?? `${s.kind} exited with ${exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`}`,
+      exitCode: exit.code,
+      signal: exit.signal,
+    });
+    await channel.drain();
+    process.exit(exit.code === 0 ? 0 : 1);
+  });
+  return r;
 }
 
 /** Stop reading input once (STOP frame or SIGTERM); resolves when what was read is pushed. */

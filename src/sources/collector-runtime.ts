@@ -28,6 +28,8 @@ export interface CollectorRuntimeOptions {
   killAfterMs: number;
   execArgv: string[];
   env?: NodeJS.ProcessEnv;
+  /** Receives the collector's READY info (each incarnation). */
+  onReady?: (info: unknown) => void;
 }
 
 type State = SourceMetricsSnapshot["state"];
@@ -102,6 +104,7 @@ export class CollectorRuntime implements SourceRuntime {
         switch (type) {
           case FrameType.READY:
             if (!ready) {
+              this.o.onReady?.((JSON.parse(payload.toString("utf8")) as { info?: unknown }).info);
               ready = true;
               clearTimeout(timer);
               this.state = "running";

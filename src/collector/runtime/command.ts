@@ -2,18 +2,9 @@
 // time, and stops reading both when the host has no credit, so the command blocks on its own pipe.
 import { type ChildProcess, spawn } from "node:child_process";
 import type { ChildChannel } from "./channel.js";
+import type { CollectorRun } from "./run.js";
 import { LinePipeline, type LineCounters } from "./line-pipeline.js";
 import type { CommandSpec } from "../../sources/specs.js";
-
-export interface CollectorRun {
-  pause(): void;
-  resume(): void;
-  /** Stop reading; resolves when everything read is pushed. */
-  stop(killAfterMs: number): Promise<void>;
-  /** Resolves with the command's exit once its output is fully read. */
-  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }>;
-  counters(): Record<string, number>;
-}
 
 export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorRun {
   const child: ChildProcess = spawn(spec.command, spec.args ?? [], {

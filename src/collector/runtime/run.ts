@@ -1,0 +1,19 @@
+// What every collector kind (command, file, script, network) gives the child's main loop to drive it.
+
+export interface CollectorRun {
+  /** Out of credit: stop reading input (the channel said no to the last push). */
+  pause(): void;
+  /** Credit arrived: read again. */
+  resume(): void;
+  /** Stop reading; resolves when everything read so far is pushed to the channel. */
+  stop(killAfterMs: number): Promise<void>;
+  /**
+   * Resolves when the collector ended by itself (a command exited, a script's function returned). A collector
+   * that only ends when stopped never resolves it. `error` set means a crash (the supervisor restarts it).
+   */
+  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }>;
+  /** Sent with READY and handed to the host-side source (e.g. the addresses a network collector bound). */
+  readonly info?: unknown;
+  /** Counters for STATS frames: linesRead, bytesRead and parseErrors are summed into the source's report. */
+  counters(): Record<string, number>;
+}
