@@ -148,8 +148,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const slot: { def: SourceDefinition; runtime: SourceRuntime | undefined } = { def: source, runtime: undefined };
     this.sources.set(source.name, slot);
     if (this._state === "running") {
-      void this.startSource(slot).catch(() => {
-        // Reported through "source:failed"; the aggregator keeps running.
+      // Running: a source that cannot start is that source's problem, reported as an event; the rest goes on.
+      void this.startSource(slot).catch((error: unknown) => {
+        const err =
+          error instanceof AggregatorError
+            ? error
+            : new AggregatorError("ERR_COLLECTOR_CRASHED", `source "${source.name}" failed to start: ${errorMessage(error)}`, { source: source.name, cause: error });
+        this.emit("source:error", { source: source.name, error: err });
       });
     }
     return this;

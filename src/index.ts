@@ -65,6 +65,8 @@ export type { ParserSpec, RegexParserSpec } from "./collector/parse/index.js";
 export type { MultilineSpec, MultilinePreset } from "./collector/multiline.js";
 export type { SourceDefinition } from "./sources/runtime.js";
 export { CommandSource } from "./sources/command-source.js";
+export { FileSource } from "./sources/file-source.js";
+export type { FileSourceOptions } from "./sources/file-source.js";
 export type { CommandSourceOptions } from "./sources/command-source.js";
 export type { CollectorSourceOptions } from "./sources/collector-source.js";
 export type { RestartOptions } from "./sources/restart-policy.js";

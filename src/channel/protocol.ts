@@ -3,16 +3,16 @@
 //   frame := u32 BE payload length | u8 type | payload
 //
 //   child → host                                  host → child
-//   READY    {pid}                                INIT    {spec}          (first frame, once)
+//   READY    {pid, info}                          INIT    {spec}          (first frame, once)
 //   RECORDS  u32 count | u32 hdrLen | hdr JSON    CREDIT  {records, bytes} (more room in the host's inbox)
-//            | records as JSON lines (\n-joined)  STOP    {}              (stop reading, flush, say DRAINED)
-//   STATS    {counters}                           EXIT    {}              (host is done with you)
-//   LOG      {level, message}
+//            | records as JSON lines (\n-joined)  ACK     {seq}           (every record below seq is settled)
+//   STATS    {counters}                           STOP    {}              (stop reading, flush, say DRAINED)
+//   LOG      {level, message, code?}              EXIT    {}              (host is done with you)
 //   FATAL    {code, message}
 //   DRAINED  {}
 //
 // RECORDS carries many records per frame (no per-record IPC message). Its header holds the seq of the first
-// record and, optionally, position deltas (`pos`) that become checkpoints once every record up to it is settled.
+// record; the others follow contiguously. ACK lets a collector commit positions (file checkpoints) of settled records.
 
 export const FrameType = {
   READY: 1,
@@ -25,6 +25,7 @@ export const FrameType = {
   CREDIT: 17,
   STOP: 18,
   EXIT: 19,
+  ACK: 20,
 } as const;
 export type FrameType = (typeof FrameType)[keyof typeof FrameType];
 
@@ -36,8 +37,6 @@ export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
 export interface RecordsHeader {
   /** Seq of the first record in the frame; the others follow contiguously. */
   seq: number;
-  /** Position deltas after the last record of this frame (opaque to the host; stored as checkpoints). */
-  pos?: Record<string, unknown>;
 }
 
 export function encodeFrame(type: FrameType, payload: Buffer | string): Buffer {

@@ -8,6 +8,7 @@ import { FrameType } from "../channel/protocol.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
 import { runCommand } from "./runtime/command.js";
+import { runFile } from "./runtime/file.js";
 import type { CollectorRun } from "./runtime/run.js";
 
 let run: CollectorRun | undefined;
@@ -45,7 +46,10 @@ const channel = new ChildChannel({
     });
   },
   exit() {
-    void channel.drain().then(() => process.exit(0));
+    void finish();
+  },
+  ack(seq) {
+    run?.ack?.(seq);
   },
   hostGone() {
     shutdownHard(0);
@@ -58,6 +62,8 @@ async function runnerFor(s: CollectorSpec): Promise<CollectorRun> {
   switch (s.kind) {
     case "command":
       return runCommand(s, channel);
+    case "file":
+      return runFile(s, channel);
     default:
       throw new Error(`unknown collector kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
   }
@@ -81,6 +87,16 @@ async function start(s: CollectorSpec): Promise<CollectorRun> {
     process.exit(exit.code === 0 ? 0 : 1);
   });
   return r;
+}
+
+let finishing: Promise<void> | undefined;
+/** Persist final positions (once), flush the channel, exit. */
+function finish(): Promise<void> {
+  finishing ??= Promise.resolve(run?.close?.())
+    .catch(() => undefined)
+    .then(() => channel.drain())
+    .then(() => process.exit(0));
+  return finishing;
 }
 
 /** Stop reading input once (STOP frame or SIGTERM); resolves when what was read is pushed. */
@@ -109,10 +125,9 @@ ticker.unref();
 process.on("uncaughtException", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
 process.on("unhandledRejection", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
 process.on("SIGTERM", () => {
-  // Host-initiated stop arrives as STOP on the channel; a bare SIGTERM means "stop now".
-  if (run === undefined) process.exit(0);
-  void stopReading()?.then(async () => {
-    await channel.drain();
-    process.exit(0);
-  });
+  // Host-initiated stop arrives as STOP then EXIT on the channel; a bare SIGTERM means "stop now", cleanly.
+  void (async () => {
+    await stopReading();
+    await finish();
+  })();
 });

@@ -6,7 +6,7 @@
 //                      ▼
 //   RECORDS ─▶ entries ─▶ inbox ─▶ router admits ─▶ CREDIT back ─▶ child reads more
 //   exit (unexpected) ─▶ policy.onExit ─▶ restart after delay | breaker: "source:failed"
-import { AggregatorError, CollectorError } from "../errors.js";
+import { AggregatorError, CollectorError, type ErrorCode } from "../errors.js";
 import { FrameDecoder, FrameType, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
 import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
@@ -57,7 +57,25 @@ export class CollectorRuntime implements SourceRuntime {
     private readonly o: CollectorRuntimeOptions,
   ) {
     this.acks = new AckTracker(o.name);
+    this.acks.onAdvance(this.scheduleAck);
     this.policy = new RestartPolicy(o.restart);
+  }
+
+  private ackQueued = false;
+  /** Tell the collector how far records are settled, at most once per turn of the event loop. */
+  private readonly scheduleAck = (): void => {
+    if (this.ackQueued) return;
+    this.ackQueued = true;
+    setImmediate(() => {
+      this.ackQueued = false;
+      this.sendAck();
+    });
+  };
+
+  private sendAck(): void {
+    const proc = this.proc;
+    if (proc === undefined || proc.child.exitCode !== null || proc.channel.destroyed) return;
+    proc.channel.write(encodeJson(FrameType.ACK, { seq: this.acks.watermark }));
   }
 
   get name(): string {
@@ -128,8 +146,15 @@ export class CollectorRuntime implements SourceRuntime {
             else this.host.emit("source:error", { source: this.name, error: err });
             break;
           }
-          case FrameType.LOG:
+          case FrameType.LOG: {
+            // Collector diagnostics. Those with a code (a checkpoint write that failed, say) are coded errors.
+            const l = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string };
+            if (typeof l.code === "string" && l.code.startsWith("ERR_")) {
+              const err = new AggregatorError(l.code as ErrorCode, `collector "${this.name}": ${l.message ?? l.code}`, { source: this.name });
+              this.host.emit("source:error", { source: this.name, error: err });
+            }
             break;
+          }
           default:
             throw new ProtocolError(`unexpected frame type ${type} from a collector`);
         }
@@ -282,6 +307,7 @@ export class CollectorRuntime implements SourceRuntime {
     if (proc !== undefined) {
       if (proc.child.exitCode === null && proc.child.signalCode === null) {
         try {
+          this.sendAck(); // final positions first: the collector commits them before it exits
           proc.channel.write(encodeJson(FrameType.EXIT, {}));
         } catch {
           // channel already gone

@@ -13,6 +13,8 @@ export interface HostMessages {
   init(spec: unknown): void;
   stop(): void;
   exit(): void;
+  /** Every record with a seq below `seq` is settled by every sink. */
+  ack(seq: number): void;
   /** The host is gone (pipe closed): exit without delay. */
   hostGone(): void;
 }
@@ -31,7 +33,6 @@ export class ChildChannel {
   private lines: string[] = [];
   private bytes = 0;
   private seq = 0;
-  private pos: Record<string, unknown> | undefined;
   private creditRecords = 0;
   private creditBytes = 0;
   private flushQueued = false;
@@ -61,6 +62,9 @@ export class ChildChannel {
         case FrameType.EXIT:
           handlers.exit();
           break;
+        case FrameType.ACK:
+          handlers.ack((json() as { seq: number }).seq);
+          break;
         default:
           break;
       }
@@ -74,6 +78,11 @@ export class ChildChannel {
     this.socket.on("end", onGone);
     this.socket.on("close", onGone);
     this.socket.on("error", onGone);
+  }
+
+  /** Seq the next pushed record gets. */
+  get nextSeq(): number {
+    return this.seq + this.lines.length;
   }
 
   get hasCredit(): boolean {
@@ -101,25 +110,18 @@ export class ChildChannel {
     return this.hasCredit;
   }
 
-  /** Record a position delta that applies after the records pushed so far (checkpoint material). */
-  position(key: string, value: unknown): void {
-    (this.pos ??= {})[key] = value;
-  }
-
   private readonly flushSoon = (): void => {
     this.flushQueued = false;
     this.flush();
   };
 
   flush(): void {
-    if (this.lines.length === 0 && this.pos === undefined) return;
+    if (this.lines.length === 0) return;
     const header: RecordsHeader = { seq: this.seq };
-    if (this.pos !== undefined) header.pos = this.pos;
     const frame = encodeRecords(header, this.lines);
     this.seq += this.lines.length;
     this.lines = [];
     this.bytes = 0;
-    this.pos = undefined;
     this.write(frame);
   }
 

@@ -12,6 +12,10 @@ export interface CollectorRun {
    * that only ends when stopped never resolves it. `error` set means a crash (the supervisor restarts it).
    */
   readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }>;
+  /** Every record pushed with a seq below `seq` is settled by every sink: commit their positions. */
+  ack?(seq: number): void;
+  /** Last words before the process exits (the host is done): persist final positions. */
+  close?(): Promise<void>;
   /** Sent with READY and handed to the host-side source (e.g. the addresses a network collector bound). */
   readonly info?: unknown;
   /** Counters for STATS frames: linesRead, bytesRead and parseErrors are summed into the source's report. */

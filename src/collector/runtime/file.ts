@@ -1,0 +1,161 @@
+// The file collector: tails globs (rotation- and truncation-safe), parses and joins lines per file, and commits
+// a file's checkpoint only when the host says every record up to it is settled (ACK) — so a crash replays.
+//
+//   FileTailer ──lines──▶ per-file multiline ──▶ parse ──▶ record ──push──▶ channel (seq n)
+//                                                           └─ pending positions: (seq n, fileKey, end)
+//   host ACK(seq) ──▶ commit the positions of every record below seq ──▶ CheckpointStore (atomic, debounced)
+import { CheckpointStore } from "../checkpoint-store.js";
+import { MultilineJoiner } from "../multiline.js";
+import { buildRecord, createParser, type RecordContext } from "../parse/index.js";
+import { FileTailer } from "../tail/tailer.js";
+import type { TailLine } from "../tail/types.js";
+import { FrameType } from "../../channel/protocol.js";
+import { Ring } from "../../pipeline/ring.js";
+import type { FileSpec } from "../../sources/specs.js";
+import type { ChildChannel } from "./channel.js";
+import type { CollectorRun } from "./run.js";
+
+interface Position {
+  seq: number;
+  fileKey: string;
+  end: number;
+}
+
+export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<CollectorRun> {
+  const parser = createParser(spec.parser ?? "plain");
+  const store = spec.checkpointDir === undefined ? undefined : new CheckpointStore({ dir: spec.checkpointDir, source: spec.name });
+  const pending = new Ring<Position>(1024);
+  const joiners = new Map<string, MultilineJoiner>();
+  const ctx: RecordContext = { now: "", source: spec.name, host: spec.hostName, fields: spec.fields };
+  let parseErrors = 0;
+  let blankLines = 0;
+  let paused = false;
+
+  const emit = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
+    const parsed = parser(text);
+    if (parsed.blank) {
+      blankLines++;
+      // Nothing to ship, but its bytes are consumed: let the checkpoint move past it with the next record.
+      pending.push({ seq: channel.nextSeq, fileKey, end });
+      return;
+    }
+    if (parsed.error !== undefined) parseErrors++;
+    ctx.filePath = path;
+    ctx.offset = offset;
+    const json = JSON.stringify(buildRecord(parsed, ctx));
+    pending.push({ seq: channel.nextSeq, fileKey, end });
+    if (!channel.push(json, Buffer.byteLength(json)) && !paused) {
+      paused = true;
+      tailer.pause();
+    }
+  };
+
+  const joinerFor = (line: TailLine): MultilineJoiner => {
+    let j = joiners.get(line.fileKey);
+    if (j === undefined) {
+      const { path, fileKey } = line;
+      j = new MultilineJoiner(spec.multiline!, (e) => emit(e.text, path, fileKey, e.start, e.end));
+      joiners.set(fileKey, j);
+    }
+    return j;
+  };
+
+  const tailer = new FileTailer(
+    {
+      paths: spec.paths,
+      exclude: spec.exclude,
+      cwd: spec.cwd,
+      startAt: spec.startAt,
+      pollIntervalMs: spec.pollIntervalMs,
+      globIntervalMs: spec.globIntervalMs,
+      maxLineBytes: spec.maxLineBytes,
+      fingerprintBytes: spec.fingerprintBytes,
+      rotateWaitMs: spec.rotateWaitMs,
+      checkpoints: store,
+    },
+    (lines) => {
+      ctx.now = new Date().toISOString();
+      for (const line of lines) {
+        if (spec.multiline === undefined) emit(line.text, line.path, line.fileKey, line.offset, line.end);
+        else joinerFor(line).push(line.text, line.offset, line.end);
+      }
+    },
+  );
+  const report = (error: { code?: string; message: string }): void => {
+    channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message });
+  };
+  tailer.on("checkpointError", report);
+  tailer.on("close", (info) => {
+    // A closed file (rotated away, deleted) gets no more lines: emit what its joiner still holds.
+    const j = joiners.get(info.fileKey);
+    if (j !== undefined) {
+      j.flush();
+      j.close();
+      joiners.delete(info.fileKey);
+    }
+  });
+  await tailer.start();
+
+  let settled = false;
+  const done = new Promise<never>(() => {
+    // A file collector runs until it is stopped.
+  });
+  return {
+    done,
+    pause() {
+      paused = true;
+      tailer.pause();
+    },
+    resume() {
+      paused = false;
+      tailer.resume();
+    },
+    ack(seq: number) {
+      // Commit the furthest settled position per file (the tailer keeps it contiguous per file).
+      let last: Map<string, number> | undefined;
+      while (pending.length > 0 && pending.peek()!.seq < seq) {
+        const p = pending.shift()!;
+        (last ??= new Map()).set(p.fileKey, p.end);
+      }
+      if (last !== undefined) for (const [k, end] of last) tailer.commit(k, end);
+    },
+    async stop() {
+      await tailer.stop();
+      for (const j of joiners.values()) {
+        j.flush();
+        j.close();
+      }
+      joiners.clear();
+      channel.flush();
+    },
+    async close() {
+      if (settled) return;
+      settled = true;
+      await tailer.stop();
+      await tailer.flush();
+    },
+    counters() {
+      const t = tailer.stats();
+      return {
+        linesRead: t.linesEmitted,
+        bytesRead: t.bytesRead,
+        parseErrors,
+        blankLines,
+        pollCycles: t.cycles,
+        filesOpen: t.filesOpen,
+        rotations: t.rotations,
+        truncations: t.truncations,
+        deletions: t.deletions,
+        fingerprintMismatches: t.fingerprintMismatches,
+        resumedFromCheckpoint: t.resumedFromCheckpoint,
+        linesTruncated: t.linesTruncated,
+        linesSplit: t.linesSplit,
+        invalidUtf8: t.invalidUtf8Lines,
+        notRegularSkipped: t.notRegularSkipped,
+        accessDenied: t.accessDenied,
+        symlinkLoops: t.symlinkLoops,
+        ioErrors: t.ioErrors,
+      };
+    },
+  };
+}
