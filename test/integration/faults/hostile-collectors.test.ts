@@ -1,0 +1,88 @@
+// Collectors that misbehave: never ready, garbage on the channel, a 10 MB line. Coded errors, bounded memory,
+// and the host and the other sources keep working.
+import { describe, expect, it } from "vitest";
+import { Aggregator, CommandSource, MemorySink, type AggregatorError } from "../../../src/index.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+/** A collector process preloaded with `code` (runs before the collector's own entry point). */
+const preload = (code: string): string[] => ["--import", `data:text/javascript,${encodeURIComponent(code)}`];
+
+/** A steady source to prove the others keep delivering: prints `n` JSON lines, then idles. */
+const steady = (name: string, n: number) =>
+  new CommandSource({
+    name,
+    command: process.execPath,
+    args: ["-e", `for (let i = 0; i < ${n}; i++) console.log(JSON.stringify({ msg: "ok " + i, i })); setInterval(() => {}, 1e9)`],
+    parser: "json",
+  });
+
+async function withHealthyNeighbour(bad: CommandSource, expectCodes: string[]) {
+  const mem = new MemorySink({ name: "mem" });
+  const agg = new Aggregator({ batch: { maxWaitMs: 10 } }).addSource(steady("good", 50)).addSink(mem);
+  const errors: string[] = [];
+  const failed: AggregatorError[] = [];
+  agg.on("source:error", (e) => errors.push(e.error.code));
+  agg.on("source:failed", (e) => failed.push(e.error));
+  await agg.start();
+  agg.addSource(bad);
+  await waitFor(() => expectCodes.every((c) => errors.includes(c)), { timeout: 20_000, message: () => `errors ${expectCodes}, saw ${errors}` });
+  await waitFor(() => failed.length === 1, { timeout: 20_000, message: "the breaker to trip for the bad source" });
+  await waitFor(() => mem.records.filter((r) => r.service?.name === "good").length === 50, { message: "50 records from the good source" });
+  const report = await agg.stop({ timeoutMs: 10_000 });
+  return { report, failed: failed[0]! };
+}
+
+describe("hostile collectors", () => {
+  it("a collector that never says ready: ERR_COLLECTOR_START_TIMEOUT, then the breaker; the others deliver", async () => {
+    const bad = new CommandSource({
+      name: "stuck",
+      command: "true",
+      execArgv: preload("setInterval(() => {}, 1e9); await new Promise(() => {});"),
+      startTimeoutMs: 300,
+      restart: { baseDelayMs: 10, maxDelayMs: 20, maxRestarts: 1 },
+    });
+    const { report, failed } = await withHealthyNeighbour(bad, ["ERR_COLLECTOR_START_TIMEOUT"]);
+    expect(failed.code).toBe("ERR_COLLECTOR_FAILED");
+    expect(report.sources.good!.emitted).toBe(50);
+  });
+
+  it("garbage on the channel: ERR_CHANNEL_PROTOCOL, the process is killed and restarted, never a host crash", async () => {
+    const bad = new CommandSource({
+      name: "garbage",
+      command: "true",
+      execArgv: preload(`import { writeSync } from "node:fs"; writeSync(3, "this is not a frame, just bytes"); setInterval(() => {}, 1e9);`),
+      restart: { baseDelayMs: 10, maxDelayMs: 20, maxRestarts: 1 },
+    });
+    const { report, failed } = await withHealthyNeighbour(bad, ["ERR_CHANNEL_PROTOCOL"]);
+    expect(failed.code).toBe("ERR_COLLECTOR_FAILED");
+    expect(report.sources.garbage!.emitted).toBe(0);
+  });
+
+  it("a command printing 10 MB without a newline: split at maxLineBytes, counted, queue bytes within bounds", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const maxBytes = 1 << 20;
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 }, queue: { maxBytes, whenFull: "block" } })
+      .addSource(
+        new CommandSource({
+          name: "huge",
+          command: process.execPath,
+          args: ["-e", `process.stdout.write("x".repeat(10 * 1024 * 1024)); setInterval(() => {}, 1e9)`],
+          maxLineBytes: 65_536,
+        }),
+      )
+      .addSink(mem);
+    let maxQueueBytes = 0;
+    agg.on("delivered", () => (maxQueueBytes = Math.max(maxQueueBytes, agg.metrics().sinks.mem!.queueBytes)));
+    await agg.start();
+    // 159 full pieces leave as they fill; the 160th ends exactly at 10 MiB with no newline after it, so it is held
+    // (it may still grow) until the stream ends — stop() ends it.
+    await waitFor(() => mem.count >= 159, { timeout: 30_000, message: () => `159 pieces of 64 KiB, have ${mem.count}` });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    const total = mem.records.reduce((n, r) => n + r.message.length, 0);
+    expect(total).toBe(10 * 1024 * 1024);
+    expect(Math.max(...mem.records.map((r) => r.message.length))).toBeLessThanOrEqual(65_536);
+    expect(mem.count).toBe(160);
+    expect(report.sources.huge!.collector.truncatedLines).toBeGreaterThanOrEqual(159);
+    expect(maxQueueBytes).toBeLessThanOrEqual(maxBytes);
+  });
+});
