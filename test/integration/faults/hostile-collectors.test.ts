@@ -58,6 +58,30 @@ describe("hostile collectors", () => {
     expect(report.sources.garbage!.emitted).toBe(0);
   });
 
+  it("a collector that prints garbage on its own stdout and stderr still works: the channel is fd 3", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(
+        new CommandSource({
+          name: "noisy",
+          command: process.execPath,
+          args: ["-e", `for (let i = 0; i < 20; i++) console.log(JSON.stringify({ i }))`],
+          parser: "json",
+          restart: { maxRestarts: 0 },
+          // Preloaded into the collector process itself (not the command): binary noise and frame-like bytes.
+          execArgv: preload(
+            `const nl = String.fromCharCode(10); process.stdout.write(Buffer.from([0, 0, 0, 9, 2, 255, 254, 0, 1, 10])); process.stdout.write(("garbage" + String.fromCharCode(0) + nl).repeat(10000)); process.stderr.write("noise" + nl);`,
+          ),
+        }),
+      )
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(20, { timeout: 10_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.records.map((r) => r.i)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    expect(report.sources.noisy!.emitted).toBe(20);
+  });
+
   it("a command printing 10 MB without a newline: split at maxLineBytes, counted, queue bytes within bounds", async () => {
     const mem = new MemorySink({ name: "mem" });
     const maxBytes = 1 << 20;
