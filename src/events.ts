@@ -1,5 +1,6 @@
 // The typed event map of Aggregator. Events are telemetry: every failure is also owned by a promise or the report.
 import type { AggregatorError, CollectorError, SinkError } from "./errors.js";
+import type { LogLevel } from "./record.js";
 
 /** Why records were dropped. Stable strings; the README's table explains each. */
 export type DropReason =
@@ -82,6 +83,16 @@ export interface SourceErrorEvent {
   error: AggregatorError;
 }
 
+/** A collector's own diagnostics (a ScriptSource collector's `log.info(…)`): telemetry, not shipped to sinks. */
+export interface SourceLogEvent {
+  source: string;
+  level: LogLevel;
+  /** Redacted. */
+  message: string;
+  /** The fields passed with the message (JSON, redacted). */
+  fields?: Record<string, unknown>;
+}
+
 export interface SinkErrorEvent {
   sink: string;
   error: SinkError | AggregatorError;
@@ -103,6 +114,7 @@ export interface AggregatorEvents {
   "source:restart": [event: SourceRestartEvent];
   "source:failed": [event: SourceFailedEvent];
   "source:error": [event: SourceErrorEvent];
+  "source:log": [event: SourceLogEvent];
   "sink:error": [event: SinkErrorEvent];
   /** Errors not owned by one source or sink (checkpoint writes, for example). */
   error: [error: AggregatorError];

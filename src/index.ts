@@ -22,6 +22,7 @@ export type {
   SourceFailedEvent,
   SourceErrorEvent,
   SinkErrorEvent,
+  SourceLogEvent,
 } from "./events.js";
 export type {
   DeliveryReport,
@@ -66,6 +67,17 @@ export type { MultilineSpec, MultilinePreset } from "./collector/multiline.js";
 export type { SourceDefinition } from "./sources/runtime.js";
 export { CommandSource } from "./sources/command-source.js";
 export { FileSource } from "./sources/file-source.js";
+export { ScriptSource } from "./sources/script-source.js";
+export { NetworkSource } from "./sources/network-source.js";
+export type {
+  NetworkSourceOptions,
+  NetworkTlsOptions,
+  NetworkGelfOptions,
+  NetworkHttpOptions,
+  NetworkAddress,
+  NetworkProtocol,
+} from "./sources/network-source.js";
+export type { ScriptSourceOptions } from "./sources/script-source.js";
 export type { FileSourceOptions } from "./sources/file-source.js";
 export type { CommandSourceOptions } from "./sources/command-source.js";
 export type { CollectorSourceOptions } from "./sources/collector-source.js";

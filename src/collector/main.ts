@@ -8,7 +8,9 @@ import { FrameType } from "../channel/protocol.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
 import { runCommand } from "./runtime/command.js";
+import { runScript } from "./runtime/script.js";
 import { runFile } from "./runtime/file.js";
+import { runNetwork } from "./runtime/network.js";
 import type { CollectorRun } from "./runtime/run.js";
 
 let run: CollectorRun | undefined;
@@ -62,8 +64,12 @@ async function runnerFor(s: CollectorSpec): Promise<CollectorRun> {
   switch (s.kind) {
     case "command":
       return runCommand(s, channel);
+    case "script":
+      return runScript(s, channel);
     case "file":
       return runFile(s, channel);
+    case "network":
+      return runNetwork(s, channel);
     default:
       throw new Error(`unknown collector kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
   }

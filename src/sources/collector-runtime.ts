@@ -12,7 +12,8 @@ import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
 import { Ring } from "../pipeline/ring.js";
 import type { SourceCounters, SourceMetricsSnapshot } from "../report.js";
-import { redact } from "../util/redact.js";
+import { normalizeLevel } from "../record.js";
+import { redact, redactObject } from "../util/redact.js";
 import { type SpawnedCollector, spawnCollector, terminate, track } from "./child-process.js";
 import { type ResolvedRestart, RestartPolicy } from "./restart-policy.js";
 import type { SourceHost, SourceRuntime } from "./runtime.js";
@@ -148,10 +149,19 @@ export class CollectorRuntime implements SourceRuntime {
           }
           case FrameType.LOG: {
             // Collector diagnostics. Those with a code (a checkpoint write that failed, say) are coded errors.
-            const l = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string };
+            const l = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string; level?: unknown; fields?: unknown };
             if (typeof l.code === "string" && l.code.startsWith("ERR_")) {
               const err = new AggregatorError(l.code as ErrorCode, `collector "${this.name}": ${l.message ?? l.code}`, { source: this.name });
               this.host.emit("source:error", { source: this.name, error: err });
+            } else {
+              // Uncoded: a collector's own diagnostics (a ScriptSource's `log`), telemetry for the host, redacted.
+              const fields = typeof l.fields === "object" && l.fields !== null ? (redactObject(l.fields) as Record<string, unknown>) : undefined;
+              this.host.emit("source:log", {
+                source: this.name,
+                level: normalizeLevel(l.level) ?? "info",
+                message: redact(String(l.message ?? "")),
+                ...(fields === undefined ? {} : { fields }),
+              });
             }
             break;
           }

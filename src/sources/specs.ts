@@ -20,6 +20,32 @@ export interface BaseSpec {
   killAfterMs: number;
 }
 
+/** Schemes a NetworkSource listens on. */
+export type NetworkProtocol = "gelf+udp" | "gelf+tcp" | "gelf+tls" | "tcp" | "tls" | "http" | "https";
+
+/** One listener, resolved from its URL by NetworkSource. */
+export interface NetworkListenerSpec {
+  protocol: NetworkProtocol;
+  host: string;
+  port: number;
+  /** HTTP: the one path that takes POSTs. */
+  path?: string;
+  /** For `port: 0`: the port an earlier incarnation bound, tried first so senders keep working across restarts. */
+  preferPort?: number;
+}
+
+/** NetworkSourceOptions resolved (defaults applied) for the child. TLS strings are PEM text or file paths. */
+export interface NetworkSpec extends BaseSpec {
+  kind: "network";
+  listeners: NetworkListenerSpec[];
+  /** Explicit limit; undefined = per-protocol defaults. */
+  maxMessageBytes: number | undefined;
+  maxConnections: number;
+  gelf: { chunkTimeoutMs: number; maxPendingMessages: number; maxPendingBytes: number };
+  http: { maxBodyBytes: number; creditWaitMs: number };
+  tls?: { cert: string; key: string; ca?: string; passphrase?: string; requireClientCert: boolean };
+}
+
 /** The command half of CommandSourceOptions, as sent to the child (the public options are the source of truth). */
 export interface CommandSpec
   extends BaseSpec,
@@ -38,4 +64,13 @@ export interface FileSpec
   checkpointDir: string | undefined;
 }
 
-export type CollectorSpec = CommandSpec | FileSpec;
+/** What ScriptSource sends: the user's defineCollector() module and the JSON options for its function. */
+export interface ScriptSpec extends BaseSpec {
+  kind: "script";
+  /** `file:` URL of the module (resolved and checked by the ScriptSource constructor). */
+  module: string;
+  /** The source's `options`, handed to the collector function as they are. */
+  options: unknown;
+}
+
+export type CollectorSpec = CommandSpec | FileSpec | ScriptSpec | NetworkSpec;

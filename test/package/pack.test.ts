@@ -44,12 +44,13 @@ function ok(what: string, r: Run): Run {
 // The consumer flow, shared by the ESM and the CJS script: a CommandSource (a real collector child forked from the
 // installed package) and 1000 in-host writes into a MemorySink, then stop() and print one JSON line.
 const FLOW = String.raw`
-async function main({ Aggregator, MemorySink, CommandSource }, testing, collector, resolved) {
+async function main({ Aggregator, MemorySink, CommandSource, ScriptSource }, testing, collector, resolved) {
   const fs = require("node:fs");
   const emitter = "for (let i = 0; i < 3; i++) console.log(JSON.stringify({ message: 'hi ' + i, n: i })); setInterval(() => {}, 1 << 30);";
   const mem = new MemorySink({ name: "mem" });
   const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
     .addSource(new CommandSource({ name: "cmd", command: process.execPath, args: ["-e", emitter], parser: "json" }))
+    .addSource(new ScriptSource({ name: "script", module: require("node:path").join(process.cwd(), "my-collector.mjs") }))
     .addSink(mem);
   let collectorArgv = null;
   agg.on("source:ready", (e) => {
@@ -62,6 +63,7 @@ async function main({ Aggregator, MemorySink, CommandSource }, testing, collecto
     timeout: 20000,
     message: () => "3 records from the command, got " + JSON.stringify(mem.messages().filter((m) => m.startsWith("hi"))),
   });
+  await testing.waitFor(() => mem.records.some((r) => r.service?.name === "script"), { timeout: 20000, message: "a record from the script collector" });
   const report = await agg.stop({ timeoutMs: 10000 });
   const probe = testing.createBatch([{ message: "probe" }]);
   console.log(JSON.stringify({
@@ -69,7 +71,8 @@ async function main({ Aggregator, MemorySink, CommandSource }, testing, collecto
     collectorArgv,
     collectorExports: Object.keys(collector),
     batch: { length: probe.length, json: probe.json },
-    written: mem.records.filter((r) => r.service?.name !== "cmd").map((r) => r.message),
+    written: mem.records.filter((r) => r.service?.name === undefined).map((r) => r.message),
+    fromScript: mem.records.filter((r) => r.service?.name === "script").map((r) => r.message),
     fromCommand: mem.records.filter((r) => r.service?.name === "cmd").map((r) => r.message),
     report,
   }));
@@ -137,6 +140,15 @@ describe("the packed tarball, installed into a scratch project", () => {
     await writeFile(join(app, "package.json"), JSON.stringify({ name: "scratch-app", private: true, version: "0.0.0" }));
     ok("npm install", await run("npm", ["install", tarball, "--no-audit", "--no-fund", "--prefer-offline"], app));
     await writeFile(join(app, "esm.mjs"), ESM);
+    // A user's collector module, importing the kit from the installed package inside the collector child.
+    await writeFile(
+      join(app, "my-collector.mjs"),
+      'import { defineCollector } from "child-log-agg/collector";\n' +
+        'export default defineCollector(async ({ emit, signal }) => {\n' +
+        '  await emit({ message: "from script" });\n' +
+        '  await new Promise((resolve) => signal.addEventListener("abort", resolve));\n' +
+        "});\n",
+    );
     await writeFile(join(app, "cjs.cjs"), CJS);
     await writeFile(join(app, "consumer.mts"), CONSUMER);
     await writeFile(join(app, "consumer.cts"), CONSUMER);
@@ -179,6 +191,7 @@ describe("the packed tarball, installed into a scratch project", () => {
       batch: { length: number; json: string[] };
       written: string[];
       fromCommand: string[];
+      fromScript: string[];
       report: {
         timedOut: boolean;
         sinks: Record<string, { received: number; delivered: number; pending: number; droppedTotal: number }>;
@@ -192,11 +205,12 @@ describe("the packed tarball, installed into a scratch project", () => {
 
     expect(out.written).toEqual(Array.from({ length: 1000 }, (_, i) => `record ${i}`));
     expect(out.fromCommand).toEqual(["hi 0", "hi 1", "hi 2"]);
+    expect(out.fromScript).toEqual(["from script"]);
     expect(out.report.timedOut).toBe(false);
-    expect(out.report.sinks.mem).toMatchObject({ received: 1003, delivered: 1003, pending: 0, droppedTotal: 0 });
+    expect(out.report.sinks.mem).toMatchObject({ received: 1004, delivered: 1004, pending: 0, droppedTotal: 0 });
     expect(out.report.sources.host).toMatchObject({ kind: "write", emitted: 1000, admitted: 1000 });
     expect(out.report.sources.cmd).toMatchObject({ kind: "command", emitted: 3, admitted: 3 });
-    expect(out.report.totals).toMatchObject({ received: 1003, delivered: 1003, dropped: 0, pending: 0 });
+    expect(out.report.totals).toMatchObject({ received: 1004, delivered: 1004, dropped: 0, pending: 0 });
     // child-log-agg/testing works from the installed copy, and child-log-agg/collector loads.
     expect(out.batch.length).toBe(1);
     expect(JSON.parse(out.batch.json[0]!)).toMatchObject({ message: "probe" });

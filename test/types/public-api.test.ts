@@ -37,6 +37,7 @@ import {
   type SourceErrorEvent,
   type SourceExitEvent,
   type SourceFailedEvent,
+  type SourceLogEvent,
   type SourceReadyEvent,
   type SourceRestartEvent,
   type StopOptions,
@@ -56,6 +57,7 @@ describe("event map", () => {
       .on("source:exit", (e) => expectTypeOf(e).toEqualTypeOf<SourceExitEvent>())
       .on("source:restart", (e) => expectTypeOf(e).toEqualTypeOf<SourceRestartEvent>())
       .on("source:failed", (e) => expectTypeOf(e).toEqualTypeOf<SourceFailedEvent>())
+      .on("source:log", (e) => expectTypeOf(e).toEqualTypeOf<SourceLogEvent>())
       .on("source:error", (e) => expectTypeOf(e).toEqualTypeOf<SourceErrorEvent>())
       .on("sink:error", (e) => expectTypeOf(e).toEqualTypeOf<SinkErrorEvent>())
       .on("error", (e) => expectTypeOf(e).toEqualTypeOf<AggregatorError>());
@@ -78,6 +80,7 @@ describe("event map", () => {
       | "source:restart"
       | "source:failed"
       | "source:error"
+      | "source:log"
       | "sink:error"
       | "error"
     >();

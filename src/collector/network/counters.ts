@@ -1,0 +1,99 @@
+// The network collector's counters in one place, so every listener uses the same names and STATS sends them as is.
+// Each malformed or dropped input is counted by reason; nothing is dropped without a count.
+
+/** Counters sent to the host (they land in `report.sources[name]` and its `collector` map). */
+export interface NetworkCounters {
+  /** Messages received: lines, GELF frames and GELF datagrams (after reassembly), well-formed or not. */
+  linesRead: number;
+  /** Bytes received on every listener (compressed and chunk headers included). */
+  bytesRead: number;
+  /** Lines the parser could not parse; they are still shipped, as plain messages with `error.type: "parse"`. */
+  parseErrors: number;
+  blankLines: number;
+  invalidUtf8: number;
+  /** Lines longer than `maxMessageBytes`: dropped. */
+  oversizedLines: number;
+  datagrams: number;
+  /** UDP messages dropped because the host had no credit (UDP cannot slow a sender down). */
+  udpDroppedNoCredit: number;
+  connections: number;
+  connectionErrors: number;
+  tlsErrors: number;
+  /** Times the collector stopped reading because the host ran out of credit. */
+  pauses: number;
+  gelfInvalidJson: number;
+  gelfNotAnObject: number;
+  /** Neither a `short_message` nor a `message` string. */
+  gelfMissingMessage: number;
+  /** `host` present but not a non-blank string. */
+  gelfInvalidHost: number;
+  gelfDecompressFailed: number;
+  /** GELF frames or (decompressed, reassembled) messages over the size limit: dropped. */
+  gelfTooLarge: number;
+  /** Chunks with a bad header: too short, count 0 or over 128, sequence number ≥ count, or a count that changed. */
+  gelfChunkInvalid: number;
+  /** A second copy of a chunk slot (the first one wins). */
+  gelfChunkDuplicate: number;
+  /** Chunked messages still incomplete when their time ran out (or at stop). */
+  gelfChunksExpired: number;
+  /** Chunked messages dropped to keep reassembly within `maxPendingMessages` / `maxPendingBytes`. */
+  gelfChunksEvicted: number;
+  httpRequests: number;
+  /** 404 (wrong path), 405 (not POST), 415 (unknown Content-Encoding), 400 (undecodable body). */
+  httpBadRequest: number;
+  /** 413: body over `http.maxBodyBytes`. */
+  httpTooLarge: number;
+  /** 429: no credit within `http.creditWaitMs`. */
+  httpThrottled: number;
+}
+
+export function newCounters(): NetworkCounters {
+  return {
+    linesRead: 0,
+    bytesRead: 0,
+    parseErrors: 0,
+    blankLines: 0,
+    invalidUtf8: 0,
+    oversizedLines: 0,
+    datagrams: 0,
+    udpDroppedNoCredit: 0,
+    connections: 0,
+    connectionErrors: 0,
+    tlsErrors: 0,
+    pauses: 0,
+    gelfInvalidJson: 0,
+    gelfNotAnObject: 0,
+    gelfMissingMessage: 0,
+    gelfInvalidHost: 0,
+    gelfDecompressFailed: 0,
+    gelfTooLarge: 0,
+    gelfChunkInvalid: 0,
+    gelfChunkDuplicate: 0,
+    gelfChunksExpired: 0,
+    gelfChunksEvicted: 0,
+    httpRequests: 0,
+    httpBadRequest: 0,
+    httpTooLarge: 0,
+    httpThrottled: 0,
+  };
+}
+
+/** Reasons summed into `malformed`: input that was wrong on arrival (whether it was dropped or shipped flagged). */
+const MALFORMED: ReadonlyArray<keyof NetworkCounters> = [
+  "parseErrors",
+  "oversizedLines",
+  "gelfInvalidJson",
+  "gelfNotAnObject",
+  "gelfMissingMessage",
+  "gelfInvalidHost",
+  "gelfDecompressFailed",
+  "gelfTooLarge",
+  "gelfChunkInvalid",
+];
+
+/** The STATS payload: every counter plus `malformed`, their total, for one alert rule. */
+export function snapshotCounters(c: NetworkCounters): Record<string, number> {
+  let malformed = 0;
+  for (const k of MALFORMED) malformed += c[k];
+  return { ...c, malformed };
+}

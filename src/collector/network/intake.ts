@@ -1,0 +1,114 @@
+// Where every listener hands its decoded input: lines and GELF payloads become ECS records with the peer's address,
+// are pushed to the host, and out-of-credit pauses the listeners. One instance per network collector.
+import type { LogRecord } from "../../record.js";
+import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
+import { LineFlags } from "../line-splitter.js";
+import type { WireParserSpec } from "../../sources/specs.js";
+import type { NetworkCounters } from "./counters.js";
+import { decompressGelf, parseGelf } from "./gelf-decode.js";
+
+/** The sending end of a connection or datagram → ECS `client.ip` / `client.port`. One object per connection. */
+export interface Peer {
+  readonly ip: string;
+  readonly port: number;
+}
+
+/** What the intake needs from the channel (a ChildChannel in the collector; a fake in unit tests). */
+export interface RecordSink {
+  push(json: string, bytes: number): boolean;
+  readonly hasCredit: boolean;
+}
+
+export interface IntakeOptions {
+  source: string;
+  fields: Record<string, unknown> | undefined;
+  parser: WireParserSpec;
+  /** Decompressed GELF limit. */
+  maxGelfBytes: number;
+}
+
+/** `::ffff:10.0.0.1` (an IPv4 client on a dual-stack socket) → `10.0.0.1`. */
+export function peerOf(address: string | undefined, port: number | undefined): Peer {
+  const ip = address === undefined ? "" : address.startsWith("::ffff:") && address.includes(".") ? address.slice(7) : address;
+  return { ip, port: port ?? 0 };
+}
+
+export class Intake {
+  private readonly parser: Parser;
+  private readonly ctx: RecordContext;
+
+  constructor(
+    private readonly options: IntakeOptions,
+    private readonly out: RecordSink,
+    readonly counters: NetworkCounters,
+    /** Called when a push spent the last credit: the listeners stop reading. */
+    private readonly onOutOfCredit: () => void,
+  ) {
+    this.parser = createParser(options.parser);
+    // No `host`: records come from other machines, so our host name would be wrong on them.
+    this.ctx = { now: "", source: options.source, fields: options.fields };
+  }
+
+  get hasCredit(): boolean {
+    return this.out.hasCredit;
+  }
+
+  /** Take the arrival time once per read chunk or datagram: everything decoded from it shares it. */
+  stamp(): void {
+    this.ctx.now = new Date().toISOString();
+  }
+
+  /** A line from a LineSplitter (flags as it gives them) of a `tcp://`, `tls://` or HTTP body. */
+  line(text: string, flags: number, peer: Peer): void {
+    this.counters.linesRead++;
+    if ((flags & LineFlags.TRUNCATED) !== 0) {
+      // Half a JSON object is worse than none: drop it, counted.
+      this.counters.oversizedLines++;
+      return;
+    }
+    if ((flags & LineFlags.INVALID_UTF8) !== 0) this.counters.invalidUtf8++;
+    const parsed = this.parser(text);
+    if (parsed.blank === true) {
+      this.counters.blankLines++;
+      return;
+    }
+    if (parsed.error !== undefined) this.counters.parseErrors++;
+    this.ship(buildRecord(parsed, this.ctx), peer);
+  }
+
+  /** One GELF message: a UDP payload (reassembled) or a TCP frame; compressed or not. */
+  gelf(payload: Buffer, peer: Peer): void {
+    this.counters.linesRead++;
+    const bytes = decompressGelf(payload, this.options.maxGelfBytes);
+    if (typeof bytes === "string") {
+      this.counters[bytes]++;
+      return;
+    }
+    const parsed = parseGelf(bytes.toString("utf8"));
+    if (typeof parsed === "string") {
+      this.counters[parsed]++;
+      return;
+    }
+    this.ship(buildRecord(parsed, this.ctx), peer);
+  }
+
+  private ship(record: LogRecord, peer: Peer): void {
+    const client = record["client"];
+    // The connection's address is authoritative; a sender's own non-object `client` value is kept as `original`.
+    record["client"] =
+      client === undefined
+        ? { ip: peer.ip, port: peer.port }
+        : typeof client === "object" && client !== null && !Array.isArray(client)
+          ? { ...(client as Record<string, unknown>), ip: peer.ip, port: peer.port }
+          : { original: client, ip: peer.ip, port: peer.port };
+    let json: string;
+    try {
+      json = JSON.stringify(record);
+    } catch {
+      // Only a cyclic or BigInt value could get here, and JSON input has neither; keep the message anyway.
+      this.counters.parseErrors++;
+      json = JSON.stringify({ "@timestamp": record["@timestamp"], message: String(record.message), client: record["client"] });
+    }
+    if (!this.out.push(json, Buffer.byteLength(json))) this.onOutOfCredit();
+  }
+}

@@ -1,0 +1,377 @@
+// The script collector: loads the user's defineCollector() module in this child and runs its function with an
+// emit() that honours the host's credit, an AbortSignal for stop, its options and a diagnostics log.
+//
+//   import(module) ─▶ defineCollector() definition? ──no──▶ throw (main: FATAL → host start() rejects)
+//        │yes
+//   READY ─▶ fn({ emit, signal, options, log })
+//              emit ─▶ buildRecord ─▶ JSON ─▶ channel.push ──credit spent──▶ the promise waits for resume()
+//              log  ─▶ LOG frame (rate-limited) ─▶ host "source:log" event
+//   fn returns / throws ─▶ close() ─▶ done (the supervisor restarts it)
+//   STOP ─▶ abort signal ─▶ await fn (≤ killAfterMs) ─▶ close() ─▶ flush
+import { FrameType } from "../../channel/protocol.js";
+import { type CollectorContext, type CollectorDefinition, type CollectorLog, isCollectorDefinition } from "../../collector.js";
+import { describe } from "../../pipeline/serialize.js";
+import type { ScriptSpec } from "../../sources/specs.js";
+import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
+import type { ChildChannel } from "./channel.js";
+import type { CollectorRun } from "./run.js";
+
+/** A record whose JSON is larger is dropped and counted: far below the channel's frame limit, so one record can never break it. */
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
+/** LOG frames per second; more are counted as `logsDropped` (a chatty diagnostic loop must not flood the host). */
+const LOGS_PER_SECOND = 200;
+const MAX_LOG_MESSAGE = 8 * 1024;
+const MAX_LOG_FIELDS_BYTES = 16 * 1024;
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+export interface ScriptCounters {
+  /** Records and lines handed to emit(). */
+  linesRead: number;
+  /** Lines the parser (or `parse`) could not parse; still shipped as plain messages. */
+  parseErrors: number;
+  /** Blank lines, skipped. */
+  blankLines: number;
+  /** Not a record (number, null…), unserializable (cycles, BigInt) or larger than MAX_RECORD_BYTES: dropped. */
+  invalidRecords: number;
+  /** Records still waiting for credit when stop's grace period ended (or emitted after it): not shipped. */
+  unsent: number;
+  logs: number;
+  logsDropped: number;
+}
+
+interface Parked {
+  lines: string[];
+  index: number;
+  resolve: () => void;
+}
+
+/** `emit` and `log` of one incarnation: serializes at call time, pushes while there is credit, parks the rest. */
+class ScriptEmitter {
+  readonly counters: ScriptCounters = {
+    linesRead: 0,
+    parseErrors: 0,
+    blankLines: 0,
+    invalidRecords: 0,
+    unsent: 0,
+    logs: 0,
+    logsDropped: 0,
+  };
+  private readonly queue: Parked[] = [];
+  private readonly ctx: RecordContext;
+  private readonly parser: Parser;
+  private closed = false;
+  private idleWaiter: (() => void) | undefined;
+  private logWindow = 0;
+  private logsInWindow = 0;
+  private warnedInvalid = false;
+  readonly log: CollectorLog;
+
+  constructor(
+    spec: ScriptSpec,
+    private readonly channel: ChildChannel,
+    definition: CollectorDefinition<unknown>,
+  ) {
+    this.ctx = { now: "", source: spec.name, host: spec.hostName, fields: spec.fields };
+    this.parser = createParser(definition.parse ?? spec.parser ?? "plain");
+    this.log = {
+      debug: (m, f) => this.sendLog("debug", m, f),
+      info: (m, f) => this.sendLog("info", m, f),
+      warn: (m, f) => this.sendLog("warn", m, f),
+      error: (m, f) => this.sendLog("error", m, f),
+    };
+  }
+
+  readonly emit = (input: unknown): Promise<void> => {
+    this.ctx.now = new Date().toISOString();
+    if (this.closed) {
+      this.counters.unsent += Array.isArray(input) ? input.length : 1;
+      return RESOLVED;
+    }
+    const channel = this.channel;
+    if (this.queue.length === 0 && channel.hasCredit) {
+      // Fast path: nothing waits and there is credit; push straight through, allocate nothing per call.
+      if (Array.isArray(input)) {
+        let i = 0;
+        while (i < input.length && channel.hasCredit) this.pushLine(this.serialize(input[i++]));
+        if (i < input.length) return this.park(this.serializeAll(input, i));
+      } else {
+        this.pushLine(this.serialize(input));
+      }
+      return channel.hasCredit ? RESOLVED : this.park([]);
+    }
+    // Serialize now, not when credit returns: `@timestamp` is the time of the call, and the caller may reuse its objects.
+    return this.park(Array.isArray(input) ? this.serializeAll(input, 0) : this.serializeAll([input], 0));
+  };
+
+  /** Credit is back: push what waits, in call order; resolve each call once all its records are out and credit remains. */
+  resume(): void {
+    const q = this.queue;
+    const channel = this.channel;
+    while (q.length > 0 && channel.hasCredit) {
+      const p = q[0]!;
+      while (p.index < p.lines.length && channel.hasCredit) this.pushLine(p.lines[p.index++]!);
+      if (!channel.hasCredit) return;
+      q.shift();
+      p.resolve();
+    }
+    if (q.length === 0 && this.idleWaiter !== undefined) {
+      this.idleWaiter();
+      this.idleWaiter = undefined;
+    }
+  }
+
+  /**
+   * The source is stopping: calls whose records are all pushed and only wait for credit to come back resolve now,
+   * so a loop stalled by a blocked sink sees the abort and returns. Calls with records still unsent keep waiting.
+   */
+  releasePushed(): void {
+    const q = this.queue;
+    while (q.length > 0 && q[0]!.index === q[0]!.lines.length) q.shift()!.resolve();
+    if (q.length === 0 && this.idleWaiter !== undefined) {
+      this.idleWaiter();
+      this.idleWaiter = undefined;
+    }
+  }
+
+  /** Resolves when no emit() call waits for credit. */
+  idle(): Promise<void> {
+    if (this.queue.length === 0) return RESOLVED;
+    return new Promise((resolve) => {
+      this.idleWaiter = resolve;
+    });
+  }
+
+  /** Stop shipping: what waits is counted as `unsent` and its calls resolve (the collector is being torn down). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    let unsent = 0;
+    for (const p of this.queue.splice(0)) {
+      unsent += p.lines.length - p.index;
+      p.resolve();
+    }
+    this.counters.unsent += unsent;
+    if (unsent > 0) this.sendLog("warn", `${unsent} emitted records were still waiting for credit when the collector stopped; not shipped`);
+  }
+
+  private park(lines: string[]): Promise<void> {
+    return new Promise((resolve) => {
+      this.queue.push({ lines, index: 0, resolve });
+    });
+  }
+
+  private pushLine(json: string | undefined): void {
+    if (json !== undefined) this.channel.push(json, Buffer.byteLength(json));
+  }
+
+  private serializeAll(input: readonly unknown[], from: number): string[] {
+    const out: string[] = [];
+    for (let i = from; i < input.length; i++) {
+      const json = this.serialize(input[i]);
+      if (json !== undefined) out.push(json);
+    }
+    return out;
+  }
+
+  /** One record or line → JSON, or `undefined` when it is skipped (blank) or dropped (counted). */
+  private serialize(input: unknown): string | undefined {
+    this.counters.linesRead++;
+    let json: string;
+    try {
+      if (typeof input === "string") {
+        const parsed = this.parser(input);
+        if (parsed.blank) {
+          this.counters.blankLines++;
+          return undefined;
+        }
+        if (parsed.error !== undefined) this.counters.parseErrors++;
+        json = JSON.stringify(buildRecord(parsed, this.ctx));
+      } else if (typeof input === "object" && input !== null && !Array.isArray(input)) {
+        // An object is read like a parsed JSON line (same extraction, same enrichment) whose text is empty.
+        json = JSON.stringify(buildRecord({ line: "", fields: input as Record<string, unknown> }, this.ctx));
+      } else {
+        return this.invalid(`expected a record object or a string, got ${describe(input)}`);
+      }
+    } catch (error) {
+      return this.invalid(`the record cannot be serialized: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    if (json.length > MAX_RECORD_BYTES / 3 && Buffer.byteLength(json) > MAX_RECORD_BYTES) {
+      return this.invalid(`the record's JSON is larger than ${MAX_RECORD_BYTES} bytes`);
+    }
+    return json;
+  }
+
+  private invalid(reason: string): undefined {
+    this.counters.invalidRecords++;
+    if (!this.warnedInvalid) {
+      // Once per incarnation: the counter carries the rest.
+      this.warnedInvalid = true;
+      this.sendLog("warn", `emit() dropped a record: ${reason} (counted as invalidRecords)`);
+    }
+    return undefined;
+  }
+
+  sendLog(level: "debug" | "info" | "warn" | "error", message: unknown, fields?: unknown): void {
+    const now = Date.now();
+    const window = Math.floor(now / 1000);
+    if (window !== this.logWindow) {
+      this.logWindow = window;
+      this.logsInWindow = 0;
+    }
+    if (++this.logsInWindow > LOGS_PER_SECOND) {
+      this.counters.logsDropped++;
+      return;
+    }
+    this.counters.logs++;
+    let text = typeof message === "string" ? message : String(message);
+    if (text.length > MAX_LOG_MESSAGE) text = `${text.slice(0, MAX_LOG_MESSAGE)}…`;
+    let extra: unknown;
+    if (fields !== undefined) {
+      try {
+        const s = JSON.stringify(fields);
+        extra = s === undefined ? undefined : s.length > MAX_LOG_FIELDS_BYTES ? { truncated: true } : (JSON.parse(s) as unknown);
+      } catch {
+        extra = { unserializable: true };
+      }
+    }
+    this.channel.send(FrameType.LOG, extra === undefined ? { level, message: text } : { level, message: text, fields: extra });
+  }
+}
+
+/** Import the module and check that its default export is a defineCollector() definition. */
+async function loadDefinition(href: string): Promise<CollectorDefinition<unknown>> {
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(href)) as Record<string, unknown>;
+  } catch (error) {
+    const e = error as NodeJS.ErrnoException;
+    if (e?.code === "ERR_UNKNOWN_FILE_EXTENSION") {
+      throw new Error(
+        `cannot load collector module ${href}: Node cannot run it as it is. Compile it to JavaScript, or give the ScriptSource ` +
+          '`execArgv: ["--import", <file URL of tsx\'s loader>]` (resolve it with createRequire(import.meta.url).resolve("tsx"))',
+        { cause: error },
+      );
+    }
+    throw new Error(`cannot load collector module ${href}: ${e instanceof Error ? e.message : String(e)}`, { cause: error });
+  }
+  const definition = mod["default"];
+  if (!isCollectorDefinition(definition)) {
+    throw new Error(
+      `collector module ${href} must \`export default defineCollector(async ({ emit, signal, options, log }) => { … })\` ` +
+        `(from "child-log-agg/collector"); its default export is ${describe(definition)}`,
+    );
+  }
+  return definition;
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) return `${error.name}: ${error.message}`;
+  return `non-error thrown: ${describe(error)}`;
+}
+
+/** Resolves after `ms`, or at once through the returned `cancel`. */
+function delay(ms: number): { promise: Promise<false>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+/** Wait for `p` at most `ms`; true when it settled in time. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  const d = delay(ms);
+  const settled = await Promise.race([p.then(() => true as const), d.promise]);
+  d.cancel();
+  return settled;
+}
+
+export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promise<CollectorRun> {
+  const definition = await loadDefinition(spec.module);
+  const emitter = new ScriptEmitter(spec, channel, definition);
+  const controller = new AbortController();
+  const graceMs = spec.killAfterMs;
+  let stopping = false;
+  type Exit = Awaited<CollectorRun["done"]>;
+  let settleDone!: (exit: Exit) => void;
+  const done = new Promise<Exit>((resolve) => {
+    settleDone = resolve;
+  });
+
+  const context: CollectorContext<unknown> = {
+    emit: emitter.emit as CollectorContext<unknown>["emit"],
+    signal: controller.signal,
+    options: spec.options ?? {},
+    log: emitter.log,
+    name: spec.name,
+  };
+
+  const lifecycle = async (): Promise<void> => {
+    let failure: { error: unknown } | undefined;
+    try {
+      await definition.run(context);
+    } catch (error) {
+      failure = { error };
+    }
+    // Calls the function did not await still wait for credit: give them the grace period, then count the rest.
+    if (!(await within(emitter.idle(), graceMs))) emitter.close();
+    if (definition.close !== undefined) {
+      try {
+        const closed = within(Promise.resolve(definition.close(failure?.error)), graceMs);
+        if (!(await closed)) emitter.sendLog("warn", `close() did not finish within ${graceMs} ms`);
+      } catch (error) {
+        emitter.sendLog("warn", `close() threw: ${errorText(error)}`);
+      }
+    }
+    emitter.close();
+    channel.flush();
+    if (stopping) {
+      // A throw after abort (an aborted fetch, typically) is how many functions end: not a crash.
+      settleDone({ code: 0, signal: null });
+    } else if (failure !== undefined) {
+      const e = failure.error;
+      emitter.sendLog("error", "the collector function threw", { error: { message: errorText(e), stack: e instanceof Error ? e.stack : undefined } });
+      settleDone({ code: 1, signal: null, error: `the collector function threw ${errorText(e)}` });
+    } else {
+      settleDone({
+        code: 0,
+        signal: null,
+        error: "the collector function returned before the source was stopped (it should run until `signal` aborts)",
+      });
+    }
+  };
+
+  // Start after main has sent READY and registered this run for credit: a credit that arrived in between would
+  // otherwise be missed and leave emit() waiting forever. setImmediate runs before any further channel input.
+  const finished = new Promise<void>((resolve) => {
+    setImmediate(() => {
+      lifecycle()
+        .catch((error: unknown) => settleDone({ code: 1, signal: null, error: `script collector failed: ${errorText(error)}` }))
+        .finally(resolve);
+    });
+  });
+
+  return {
+    pause() {
+      // Nothing to stop reading: emit() itself parks when credit is spent.
+    },
+    resume() {
+      emitter.resume();
+    },
+    done,
+    async stop(killAfterMs: number) {
+      stopping = true;
+      controller.abort(new Error("the source is stopping"));
+      emitter.releasePushed();
+      if (!(await within(finished, killAfterMs))) {
+        emitter.sendLog("warn", `the collector function did not return within ${killAfterMs} ms of the abort signal`);
+        emitter.close();
+      }
+      channel.flush();
+    },
+    counters() {
+      return { ...emitter.counters };
+    },
+  };
+}

@@ -1,0 +1,150 @@
+// ScriptSource: runs the user's own collector module (its default export is `defineCollector(fn)`) in a supervised
+// child process, with the same restarts, credits and reports as the built-in collectors.
+import { statSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { InvalidOptionError } from "../errors.js";
+import { describe } from "../pipeline/serialize.js";
+import { safeUrl } from "../util/redact.js";
+import { CollectorRuntime } from "./collector-runtime.js";
+import { type CollectorSourceOptions, type ResolvedCollectorOptions, resolveCollectorOptions } from "./collector-source.js";
+import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
+
+export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multiline" | "maxLineBytes"> {
+  /**
+   * The collector module: a `file:` URL (`new URL("./my-collector.js", import.meta.url)`) or an absolute path.
+   * Its default export must be `defineCollector(…)` from `child-log-agg/collector`. It runs in the child under
+   * plain Node, so it must be JavaScript, unless `execArgv` loads a TypeScript loader, e.g.
+   * `execArgv: ["--import", pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href]` (an absolute URL:
+   * a bare `tsx` would be resolved from the child's working directory).
+   */
+  module: URL | string;
+  /**
+   * Handed to the collector function as `options`. Must be JSON (null, booleans, finite numbers, strings, arrays
+   * and plain objects): it crosses into the child process.
+   * @default {}
+   */
+  options?: unknown;
+  /**
+   * How strings passed to `emit` become fields: `"json"`, `"logfmt"`, `"plain"` or `{ regex }`. A `parse`
+   * function given to `defineCollector` takes precedence. Record objects are never parsed.
+   * @default "plain"
+   */
+  parser?: CollectorSourceOptions["parser"];
+}
+
+/** Deeper option trees than this are refused (they are configuration, not data). */
+const MAX_OPTIONS_DEPTH = 64;
+
+export class ScriptSource implements SourceDefinition {
+  readonly kind = "script";
+  private readonly o: ResolvedCollectorOptions;
+  private readonly module: string;
+  private readonly options: unknown;
+
+  constructor(options: ScriptSourceOptions) {
+    this.o = resolveCollectorOptions(options);
+    for (const key of ["multiline", "maxLineBytes"] as const) {
+      if ((options as CollectorSourceOptions)[key] !== undefined) {
+        throw new InvalidOptionError(
+          `Expected no \`${key}\` on a ScriptSource (its collector emits whole records), got ${describe((options as CollectorSourceOptions)[key])}`,
+        );
+      }
+    }
+    this.module = resolveModule(options.module);
+    checkJson("options", options.options, 0, new Set());
+    this.options = options.options === undefined ? {} : (JSON.parse(JSON.stringify(options.options)) as unknown);
+  }
+
+  get name(): string {
+    return this.o.name;
+  }
+
+  /** @internal */
+  createRuntime(host: SourceHost): SourceRuntime {
+    const o = this.o;
+    return new CollectorRuntime(host, {
+      name: o.name,
+      kind: this.kind,
+      restart: o.restart,
+      startTimeoutMs: o.startTimeoutMs,
+      killAfterMs: o.killAfterMs,
+      execArgv: o.execArgv,
+      spec: (base) => ({
+        ...base,
+        kind: "script",
+        parser: o.parser,
+        fields: o.fields,
+        module: this.module,
+        options: this.options,
+      }),
+    });
+  }
+}
+
+/** A file URL or absolute path of an existing file → its `file:` URL (what the child imports). */
+function resolveModule(value: unknown): string {
+  let url: URL;
+  if (value instanceof URL) {
+    url = value;
+  } else if (typeof value === "string" && value.startsWith("file:")) {
+    try {
+      url = new URL(value);
+    } catch {
+      throw new InvalidOptionError(`Expected \`module\` to be a valid file URL, got ${describe(value)}`);
+    }
+  } else if (typeof value === "string" && isAbsolute(value)) {
+    url = pathToFileURL(value);
+  } else {
+    throw new InvalidOptionError(
+      `Expected \`module\` to be a file URL or an absolute path (e.g. new URL("./my-collector.js", import.meta.url)), got ${describe(value)}`,
+    );
+  }
+  if (url.protocol !== "file:") {
+    throw new InvalidOptionError(`Expected \`module\` to be a file: URL, got ${describe(safeUrl(url))}`);
+  }
+  let path: string;
+  try {
+    path = fileURLToPath(url);
+  } catch (error) {
+    throw new InvalidOptionError(`Expected \`module\` to be a local file URL, got ${describe(url.href)}: ${(error as Error).message}`);
+  }
+  if (statSync(path, { throwIfNoEntry: false })?.isFile() !== true) {
+    throw new InvalidOptionError(`Expected \`module\` to name an existing file, got ${describe(path)}`);
+  }
+  return url.href;
+}
+
+/** Throws unless `value` survives JSON unchanged (the child gets a JSON copy), naming the offending path. */
+function checkJson(path: string, value: unknown, depth: number, seen: Set<object>): void {
+  const fail = (what: string): never => {
+    throw new InvalidOptionError(
+      `Expected \`${path}\` to be JSON (null, a boolean, a finite number, a string, an array or a plain object), got ${what}`,
+    );
+  };
+  if (value === null || typeof value === "string" || typeof value === "boolean") return;
+  if (value === undefined) {
+    if (depth === 0) return;
+    fail("`undefined`"); // in an array (JSON would turn it into null); object properties are skipped below
+  }
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) fail(describe(value));
+    return;
+  }
+  if (typeof value !== "object") fail(describe(value));
+  const obj = value as object;
+  if (seen.has(obj)) fail("a circular reference");
+  if (depth >= MAX_OPTIONS_DEPTH) fail(`a value nested deeper than ${MAX_OPTIONS_DEPTH} levels`);
+  seen.add(obj);
+  if (Array.isArray(obj)) {
+    for (let i = 0; i < obj.length; i++) checkJson(`${path}[${i}]`, obj[i], depth + 1, seen);
+  } else {
+    const proto: unknown = Object.getPrototypeOf(obj);
+    if (proto !== Object.prototype && proto !== null) {
+      fail(`an instance of ${(obj as { constructor?: { name?: string } }).constructor?.name ?? "a class"}`);
+    }
+    // An `undefined` property is dropped by JSON, as it would be by any JSON config: allowed.
+    for (const [k, v] of Object.entries(obj)) if (v !== undefined) checkJson(`${path}.${k}`, v, depth + 1, seen);
+  }
+  seen.delete(obj);
+}

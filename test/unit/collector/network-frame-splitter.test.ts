@@ -1,0 +1,34 @@
+// GELF TCP framing: NUL (or newline) ends a frame, frames cross reads, oversized frames are dropped with bounded memory.
+import { describe, expect, it } from "vitest";
+import { FrameSplitter } from "../../../src/collector/network/frame-splitter.js";
+
+function run(max: number, chunks: string[], flush = true): { frames: string[]; oversize: number } {
+  const frames: string[] = [];
+  let oversize = 0;
+  const s = new FrameSplitter(max, (f) => frames.push(f.toString()), () => oversize++);
+  for (const c of chunks) s.push(Buffer.from(c));
+  if (flush) s.flush();
+  return { frames, oversize };
+}
+
+describe("FrameSplitter", () => {
+  it("splits on NUL and newline, skipping empty frames", () => {
+    expect(run(100, ["a\0b\0\nc\n\0\0d\0"]).frames).toEqual(["a", "b", "c", "d"]);
+  });
+
+  it("joins frames that cross reads, byte by byte too", () => {
+    expect(run(100, ["ab", "c\0d", "e\0"]).frames).toEqual(["abc", "de"]);
+    expect(run(100, [..."hello\0world\0"]).frames).toEqual(["hello", "world"]);
+  });
+
+  it("emits an undelimited tail only at flush (connection end)", () => {
+    expect(run(100, ["a\0tail"], false).frames).toEqual(["a"]);
+    expect(run(100, ["a\0tail"]).frames).toEqual(["a", "tail"]);
+  });
+
+  it("drops a frame over the limit once, whether it arrives whole or in pieces, and goes on", () => {
+    expect(run(4, ["12345\0ok\0"])).toEqual({ frames: ["ok"], oversize: 1 });
+    expect(run(4, ["12", "34", "5", "67\0ok\0"])).toEqual({ frames: ["ok"], oversize: 1 });
+    expect(run(4, ["1234\0"])).toEqual({ frames: ["1234"], oversize: 0 });
+  });
+});
