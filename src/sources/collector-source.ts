@@ -6,7 +6,9 @@ import type { MultilineSpec } from "../collector/multiline.js";
 import { createParser } from "../collector/parse/index.js";
 import { MultilineJoiner } from "../collector/multiline.js";
 import { type RestartOptions, type ResolvedRestart, resolveRestart } from "./restart-policy.js";
-import type { WireParserSpec } from "./specs.js";
+import type { BaseSpec, CollectorSpec, WireParserSpec } from "./specs.js";
+import { CollectorRuntime } from "./collector-runtime.js";
+import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
 
 export interface CollectorSourceOptions {
   /** Unique source name; becomes `service.name` on records that lack one. */
@@ -98,4 +100,40 @@ export function resolveCollectorOptions(o: CollectorSourceOptions): ResolvedColl
     killAfterMs: o.killAfterMs ?? 5_000,
     execArgv: o.execArgv ?? [],
   };
+}
+
+/**
+ * What every collector-backed source shares: the resolved options, and how its runtime (a supervised child) is
+ * built. A subclass only says what its INIT spec adds to the common part, and may read READY info.
+ */
+export abstract class CollectorSource implements SourceDefinition {
+  abstract readonly kind: CollectorSpec["kind"];
+
+  constructor(protected readonly o: ResolvedCollectorOptions) {}
+
+  get name(): string {
+    return this.o.name;
+  }
+
+  /** The INIT spec of one incarnation: `base` holds the common fields; add the kind and its own. */
+  protected abstract spec(base: BaseSpec, host: SourceHost): CollectorSpec;
+
+  /** READY info of each incarnation (e.g. the ports a network collector bound). */
+  protected onReady(_info: unknown): void {}
+
+  /** @internal */
+  createRuntime(host: SourceHost): SourceRuntime {
+    const o = this.o;
+    return new CollectorRuntime(host, {
+      name: o.name,
+      kind: this.kind,
+      restart: o.restart,
+      startTimeoutMs: o.startTimeoutMs,
+      killAfterMs: o.killAfterMs,
+      execArgv: o.execArgv,
+      onReady: (info) => this.onReady(info),
+      spec: (base) =>
+        this.spec({ ...base, parser: o.parser, multiline: o.multiline, fields: o.fields, maxLineBytes: o.maxLineBytes }, host),
+    });
+  }
 }

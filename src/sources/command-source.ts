@@ -3,9 +3,7 @@ import { InvalidOptionError } from "../errors.js";
 import { checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
 import { normalizeLevel, type LogLevel } from "../record.js";
-import { CollectorRuntime } from "./collector-runtime.js";
-import { type CollectorSourceOptions, type ResolvedCollectorOptions, resolveCollectorOptions } from "./collector-source.js";
-import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
+import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
 import type { BaseSpec, CommandSpec } from "./specs.js";
 
 export interface CommandSourceOptions extends CollectorSourceOptions {
@@ -25,13 +23,12 @@ export interface CommandSourceOptions extends CollectorSourceOptions {
   stderrLevel?: LogLevel;
 }
 
-export class CommandSource implements SourceDefinition {
+export class CommandSource extends CollectorSource {
   readonly kind = "command";
-  private readonly o: ResolvedCollectorOptions;
   private readonly command: Omit<CommandSpec, keyof BaseSpec | "kind">;
 
   constructor(options: CommandSourceOptions) {
-    this.o = resolveCollectorOptions(options);
+    super(resolveCollectorOptions(options));
     if (typeof options.command !== "string" || options.command.length === 0) {
       throw new InvalidOptionError(`Expected \`command\` to be a non-empty string, got ${describe(options.command)}`);
     }
@@ -56,29 +53,7 @@ export class CommandSource implements SourceDefinition {
     };
   }
 
-  get name(): string {
-    return this.o.name;
-  }
-
-  /** @internal */
-  createRuntime(host: SourceHost): SourceRuntime {
-    const o = this.o;
-    return new CollectorRuntime(host, {
-      name: o.name,
-      kind: this.kind,
-      restart: o.restart,
-      startTimeoutMs: o.startTimeoutMs,
-      killAfterMs: o.killAfterMs,
-      execArgv: o.execArgv,
-      spec: (base) => ({
-        ...base,
-        kind: "command",
-        parser: o.parser,
-        multiline: o.multiline,
-        fields: o.fields,
-        maxLineBytes: o.maxLineBytes,
-        ...this.command,
-      }),
-    });
+  protected spec(base: BaseSpec): CommandSpec {
+    return { ...base, kind: "command", ...this.command };
   }
 }

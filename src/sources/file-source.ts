@@ -3,9 +3,9 @@
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { resolveTailerOptions } from "../collector/tail/options.js";
-import { CollectorRuntime } from "./collector-runtime.js";
-import { type CollectorSourceOptions, type ResolvedCollectorOptions, resolveCollectorOptions } from "./collector-source.js";
-import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
+import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
+import type { BaseSpec, FileSpec } from "./specs.js";
+import type { SourceHost } from "./runtime.js";
 
 export interface FileSourceOptions extends CollectorSourceOptions {
   /** Files to tail: paths or globs (`*`, `?`, `**`, `{a,b}`), re-scanned for new files. */
@@ -29,16 +29,15 @@ export interface FileSourceOptions extends CollectorSourceOptions {
   rotateWaitMs?: number;
 }
 
-export class FileSource implements SourceDefinition {
+export class FileSource extends CollectorSource {
   readonly kind = "file";
-  private readonly o: ResolvedCollectorOptions;
   private readonly tail: Pick<
     FileSourceOptions,
     "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs"
   >;
 
   constructor(options: FileSourceOptions) {
-    this.o = resolveCollectorOptions(options);
+    super(resolveCollectorOptions(options));
     if (!Array.isArray(options.paths) || options.paths.length === 0) {
       throw new InvalidOptionError(`Expected \`paths\` to be a non-empty array of paths or globs, got ${describe(options.paths)}`);
     }
@@ -56,30 +55,7 @@ export class FileSource implements SourceDefinition {
     resolveTailerOptions({ ...this.tail, maxLineBytes: options.maxLineBytes });
   }
 
-  get name(): string {
-    return this.o.name;
-  }
-
-  /** @internal */
-  createRuntime(host: SourceHost): SourceRuntime {
-    const o = this.o;
-    return new CollectorRuntime(host, {
-      name: o.name,
-      kind: this.kind,
-      restart: o.restart,
-      startTimeoutMs: o.startTimeoutMs,
-      killAfterMs: o.killAfterMs,
-      execArgv: o.execArgv,
-      spec: (base) => ({
-        ...base,
-        kind: "file",
-        parser: o.parser,
-        multiline: o.multiline,
-        fields: o.fields,
-        maxLineBytes: o.maxLineBytes,
-        checkpointDir: host.checkpointDir,
-        ...this.tail,
-      }),
-    });
+  protected spec(base: BaseSpec, host: SourceHost): FileSpec {
+    return { ...base, kind: "file", checkpointDir: host.checkpointDir, ...this.tail };
   }
 }

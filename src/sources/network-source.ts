@@ -6,9 +6,7 @@ import { isIP } from "node:net";
 import { InvalidOptionError } from "../errors.js";
 import { checkInt, checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
-import { CollectorRuntime } from "./collector-runtime.js";
-import { type CollectorSourceOptions, type ResolvedCollectorOptions, resolveCollectorOptions } from "./collector-source.js";
-import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
+import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
 import type { BaseSpec, NetworkListenerSpec, NetworkProtocol, NetworkSpec, WireParserSpec } from "./specs.js";
 
 export type { NetworkProtocol } from "./specs.js";
@@ -223,9 +221,8 @@ type NetworkPart = Omit<NetworkSpec, keyof BaseSpec | "kind">;
  * `host` → `host.name` (the sender's), `_foo` → `foo`; the peer → `client.ip` / `client.port`. A network source
  * never stamps the aggregator's own host name on records: they come from other machines.
  */
-export class NetworkSource implements SourceDefinition {
+export class NetworkSource extends CollectorSource {
   readonly kind = "network";
-  private readonly o: ResolvedCollectorOptions;
   private readonly network: NetworkPart;
   private bound: NetworkAddress[] = [];
 
@@ -239,7 +236,7 @@ export class NetworkSource implements SourceDefinition {
     if (loose.maxLineBytes !== undefined) {
       throw new InvalidOptionError(`Expected \`maxMessageBytes\` rather than \`maxLineBytes\` on a NetworkSource, got ${describe(loose.maxLineBytes)}`);
     }
-    this.o = resolveCollectorOptions({ ...options, parser: options.parser ?? "json" });
+    super(resolveCollectorOptions({ ...options, parser: options.parser ?? "json" }));
     const list = typeof options.listen === "string" ? [options.listen] : options.listen;
     if (!Array.isArray(list) || list.length === 0) {
       throw new InvalidOptionError(`Expected \`listen\` to be a URL or a non-empty array of URLs, got ${describe(options.listen)}`);
@@ -289,10 +286,6 @@ export class NetworkSource implements SourceDefinition {
     if (options.tls !== undefined) this.network.tls = resolveTlsOption(options.tls);
   }
 
-  get name(): string {
-    return this.o.name;
-  }
-
   /**
    * Where the collector listens, one entry per `listen` URL in the same order, with the ports it actually bound.
    * Empty until the source started (after `await aggregator.start()`). Updated by every (re)start; a restarted
@@ -302,32 +295,21 @@ export class NetworkSource implements SourceDefinition {
     return this.bound;
   }
 
-  /** @internal */
-  createRuntime(host: SourceHost): SourceRuntime {
-    const o = this.o;
-    return new CollectorRuntime(host, {
-      name: o.name,
-      kind: this.kind,
-      restart: o.restart,
-      startTimeoutMs: o.startTimeoutMs,
-      killAfterMs: o.killAfterMs,
-      execArgv: o.execArgv,
-      onReady: (info) => {
-        const addresses = (info as { addresses?: unknown } | undefined)?.addresses;
-        if (Array.isArray(addresses)) this.bound = addresses as NetworkAddress[];
-      },
-      spec: (base): NetworkSpec => ({
-        ...base,
-        kind: "network",
-        parser: o.parser,
-        fields: o.fields,
-        ...this.network,
-        // Port 0 picked a free port last time: ask for it again, so senders keep working across restarts.
-        listeners: this.network.listeners.map((l, i) => {
-          const prev = this.bound[i];
-          return l.port === 0 && prev !== undefined && prev.port > 0 ? { ...l, preferPort: prev.port } : l;
-        }),
+  protected override onReady(info: unknown): void {
+    const addresses = (info as { addresses?: unknown } | undefined)?.addresses;
+    if (Array.isArray(addresses)) this.bound = addresses as NetworkAddress[];
+  }
+
+  protected spec(base: BaseSpec): NetworkSpec {
+    return {
+      ...base,
+      kind: "network",
+      ...this.network,
+      // Port 0 picked a free port last time: ask for it again, so senders keep working across restarts.
+      listeners: this.network.listeners.map((l, i) => {
+        const prev = this.bound[i];
+        return l.port === 0 && prev !== undefined && prev.port > 0 ? { ...l, preferPort: prev.port } : l;
       }),
-    });
+    };
   }
 }

@@ -6,9 +6,8 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { safeUrl } from "../util/redact.js";
-import { CollectorRuntime } from "./collector-runtime.js";
-import { type CollectorSourceOptions, type ResolvedCollectorOptions, resolveCollectorOptions } from "./collector-source.js";
-import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
+import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
+import type { BaseSpec, ScriptSpec } from "./specs.js";
 
 export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multiline" | "maxLineBytes"> {
   /**
@@ -36,14 +35,13 @@ export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multi
 /** Deeper option trees than this are refused (they are configuration, not data). */
 const MAX_OPTIONS_DEPTH = 64;
 
-export class ScriptSource implements SourceDefinition {
+export class ScriptSource extends CollectorSource {
   readonly kind = "script";
-  private readonly o: ResolvedCollectorOptions;
   private readonly module: string;
   private readonly options: unknown;
 
   constructor(options: ScriptSourceOptions) {
-    this.o = resolveCollectorOptions(options);
+    super(resolveCollectorOptions(options));
     for (const key of ["multiline", "maxLineBytes"] as const) {
       if ((options as CollectorSourceOptions)[key] !== undefined) {
         throw new InvalidOptionError(
@@ -56,29 +54,8 @@ export class ScriptSource implements SourceDefinition {
     this.options = options.options === undefined ? {} : (JSON.parse(JSON.stringify(options.options)) as unknown);
   }
 
-  get name(): string {
-    return this.o.name;
-  }
-
-  /** @internal */
-  createRuntime(host: SourceHost): SourceRuntime {
-    const o = this.o;
-    return new CollectorRuntime(host, {
-      name: o.name,
-      kind: this.kind,
-      restart: o.restart,
-      startTimeoutMs: o.startTimeoutMs,
-      killAfterMs: o.killAfterMs,
-      execArgv: o.execArgv,
-      spec: (base) => ({
-        ...base,
-        kind: "script",
-        parser: o.parser,
-        fields: o.fields,
-        module: this.module,
-        options: this.options,
-      }),
-    });
+  protected spec(base: BaseSpec): ScriptSpec {
+    return { ...base, kind: "script", module: this.module, options: this.options };
   }
 }
 
