@@ -11,7 +11,7 @@ import { gunzipSync, inflateSync } from "node:zlib";
 import type { NetworkListenerSpec, NetworkSpec } from "../../sources/specs.js";
 import { LineSplitter } from "../line-splitter.js";
 import { type Intake, peerOf } from "./intake.js";
-import { type BoundAddress, type Listener, type ListenerFailure, bindPreferred, boundAddress, tlsServerOptions } from "./listener.js";
+import { type BoundAddress, type Listener, type ListenerFailure, listenServer, tlsServerOptions } from "./listener.js";
 
 /**
  * Bodies read at once per listener. Bodies are buffered whole (≤ maxBodyBytes) before they are decoded, so this
@@ -199,22 +199,12 @@ export async function listenHttp(
   onFailure: ListenerFailure,
 ): Promise<Listener> {
   const tlsOptions = spec.protocol === "https" ? await tlsServerOptions(network.tls) : undefined;
-  const server = await bindPreferred(
+  const { server, bound } = await listenServer(
     spec,
-    (port) =>
-      new Promise<Server>((resolve, reject) => {
-        const s = tlsOptions === undefined ? createHttpServer() : createHttpsServer(tlsOptions);
-        s.maxConnections = network.maxConnections;
-        s.once("error", reject);
-        s.listen(port, spec.host, () => {
-          s.removeListener("error", reject);
-          resolve(s);
-        });
-      }),
+    network,
+    () => (tlsOptions === undefined ? createHttpServer() : createHttpsServer(tlsOptions)),
+    tlsOptions === undefined ? undefined : () => intake.counters.tlsErrors++,
   );
-  if (tlsOptions !== undefined) server.on("tlsClientError", () => intake.counters.tlsErrors++);
-  const a = server.address();
-  const bound = typeof a === "object" && a !== null ? boundAddress(spec, a.address, a.port) : boundAddress(spec, spec.host, spec.port);
   const limits = {
     maxBodyBytes: network.http.maxBodyBytes,
     creditWaitMs: network.http.creditWaitMs,

@@ -1,6 +1,7 @@
 // The contract between the network collector and each of its listeners (UDP, TCP/TLS, HTTP), and the TLS server
 // options they share. Listeners decode; the Intake builds and ships records.
 import { readFile } from "node:fs/promises";
+import type { Server } from "node:net";
 import type { TlsOptions } from "node:tls";
 import type { NetworkListenerSpec, NetworkProtocol, NetworkSpec } from "../../sources/specs.js";
 
@@ -64,4 +65,33 @@ export async function bindPreferred<T>(spec: NetworkListenerSpec, bind: (port: n
     }
   }
   return bind(spec.port);
+}
+
+/**
+ * Listen with a TCP-based server (plain TCP, TLS, HTTP, HTTPS) made by `create`: preferred port first, connection
+ * cap, TLS handshake failures counted. Returns the server listening and the address it bound.
+ */
+export async function listenServer<S extends Server>(
+  spec: NetworkListenerSpec,
+  network: Pick<NetworkSpec, "maxConnections">,
+  create: () => S,
+  onTlsError: (() => void) | undefined,
+): Promise<{ server: S; bound: BoundAddress }> {
+  const server = await bindPreferred(
+    spec,
+    (port) =>
+      new Promise<S>((resolve, reject) => {
+        const s = create();
+        s.maxConnections = network.maxConnections;
+        s.once("error", reject);
+        s.listen(port, spec.host, () => {
+          s.removeListener("error", reject);
+          resolve(s);
+        });
+      }),
+  );
+  if (onTlsError !== undefined) server.on("tlsClientError", onTlsError);
+  const a = server.address();
+  const bound = typeof a === "object" && a !== null ? boundAddress(spec, a.address, a.port) : boundAddress(spec, spec.host, spec.port);
+  return { server, bound };
 }

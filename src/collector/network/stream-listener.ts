@@ -6,7 +6,7 @@ import type { NetworkListenerSpec, NetworkSpec } from "../../sources/specs.js";
 import { LineSplitter } from "../line-splitter.js";
 import { FrameSplitter } from "./frame-splitter.js";
 import { type Intake, peerOf } from "./intake.js";
-import { type BoundAddress, type Listener, type ListenerFailure, bindPreferred, boundAddress, tlsServerOptions } from "./listener.js";
+import { type BoundAddress, type Listener, type ListenerFailure, listenServer, tlsServerOptions } from "./listener.js";
 
 /** Keep-alive probes find peers that vanished without a FIN (a rebooted sender), so their sockets are freed. */
 const KEEPALIVE_MS = 60_000;
@@ -92,22 +92,12 @@ export async function listenStream(
       : new LineSplitter({ maxLineBytes: maxBytes, overlong: "truncate" }, (line, _s, _e, flags) => intake.line(line, flags, peer));
     listener.adopt(socket, decoder, intake);
   };
-  const server = await bindPreferred(
+  const { server, bound } = await listenServer(
     spec,
-    (port) =>
-      new Promise<Server>((resolve, reject) => {
-        const s = tlsOptions === undefined ? createTcpServer(onConnection) : createTlsServer(tlsOptions, onConnection);
-        s.maxConnections = network.maxConnections;
-        s.once("error", reject);
-        s.listen(port, spec.host, () => {
-          s.removeListener("error", reject);
-          resolve(s);
-        });
-      }),
+    network,
+    () => (tlsOptions === undefined ? createTcpServer(onConnection) : createTlsServer(tlsOptions, onConnection)),
+    tlsOptions === undefined ? undefined : () => intake.counters.tlsErrors++,
   );
-  if (tlsOptions !== undefined) server.on("tlsClientError", () => intake.counters.tlsErrors++);
-  const a = server.address();
-  const bound = typeof a === "object" && a !== null ? boundAddress(spec, a.address, a.port) : boundAddress(spec, spec.host, spec.port);
   listener = new StreamListener(server, bound, onFailure);
   return listener;
 }
