@@ -6,9 +6,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { waitFor } from "../../helpers/wait-for.js";
+import { waitFor } from "../helpers/wait-for.js";
 
-const fixture = fileURLToPath(new URL("../../fixtures/host-tail.ts", import.meta.url));
+const fixture = fileURLToPath(new URL("../fixtures/host-tail.ts", import.meta.url));
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 const dir = mkdtempSync(join(tmpdir(), "cla-hostkill-"));
 const hosts: ChildProcess[] = [];

@@ -5,8 +5,8 @@ import { appendFileSync, copyFileSync, mkdtempSync, renameSync, rmSync, truncate
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { Aggregator, FileSource, MemorySink } from "../../../src/index.js";
-import { waitFor } from "../../helpers/wait-for.js";
+import { Aggregator, FileSource, MemorySink } from "../../src/index.js";
+import { waitFor } from "../helpers/wait-for.js";
 
 const TOTAL = 200_000;
 const dir = mkdtempSync(join(tmpdir(), "cla-rotation-"));

@@ -1,8 +1,8 @@
 // Collectors that misbehave: never ready, garbage on the channel, a 10 MB line. Coded errors, bounded memory,
 // and the host and the other sources keep working.
 import { describe, expect, it } from "vitest";
-import { Aggregator, CommandSource, MemorySink, type AggregatorError } from "../../../src/index.js";
-import { waitFor } from "../../helpers/wait-for.js";
+import { Aggregator, CommandSource, MemorySink, type AggregatorError } from "../../src/index.js";
+import { waitFor } from "../helpers/wait-for.js";
 
 /** A collector process preloaded with `code` (runs before the collector's own entry point). */
 const preload = (code: string): string[] => ["--import", `data:text/javascript,${encodeURIComponent(code)}`];
