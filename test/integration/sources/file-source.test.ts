@@ -88,6 +88,25 @@ describe("FileSource", () => {
     expect(report.sources.app!.restarts).toBeGreaterThanOrEqual(1);
   });
 
+  it("a graceful stop commits final positions: the next run ships only what is new (no duplicates)", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, lines(0, 1_000));
+    const run = async (expected: number): Promise<number[]> => {
+      const mem = new MemorySink({ name: "mem" });
+      const agg = new Aggregator({ checkpointDir: join(dir, "cp"), batch: { maxWaitMs: 10 } })
+        .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20 }))
+        .addSink(mem);
+      await agg.start();
+      await mem.waitForCount(expected, { timeout: 20_000 });
+      const report = await agg.stop({ timeoutMs: 10_000 });
+      expect(report.timedOut).toBe(false);
+      return numbersIn(mem);
+    };
+    expect(await run(1_000)).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
+    appendFileSync(file, lines(1_000, 10));
+    expect(await run(10)).toEqual(Array.from({ length: 10 }, (_, i) => 1_000 + i));
+  });
+
   it("a blocked sink stops the tail: its read position stops advancing, memory stays within the bounds, then all arrive", async () => {
     const file = join(dir, "big.log");
     const total = 30_000;
