@@ -460,15 +460,16 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const at = new Date().toISOString();
     for (let i = 0; i < entries.length; i++) {
       const original = entries[i]!;
+      const reason = reasons[i] ?? "rejected";
       const record: LogRecord = {
         ...original.record,
-        dead_letter: { sink: p.name, reason: reasons[i], attempts: attempts[i], "@timestamp": at },
+        dead_letter: { sink: p.name, reason, attempts: attempts[i], "@timestamp": at },
       };
       const s = serializeRecord(record, at);
       // The original serialized fine, so this can only fail if the reason text itself is odd; keep the original then.
       const json = s.ok ? s.json : original.json;
       // The DLQ entry's ack settles the original entry in the sink that rejected it: at-least-once across the hop.
-      const ack: AckTarget = { name: original.source?.name, settle: () => p.settleHeld(original) };
+      const ack: AckTarget = { name: original.source?.name, settle: (_seq, delivered) => p.settleDeadLetter(original, delivered, reason) };
       const e = new Entry(json, Buffer.byteLength(json), ack, 0, s.ok ? s.record : undefined);
       e.pending = 1;
       e.admittedAt = Date.now();

@@ -4,7 +4,8 @@ import type { LogRecord } from "../record.js";
 /** Ack bookkeeping for one source: the engine reports each entry's seq once every sink settled it. */
 export interface AckTarget {
   readonly name: string | undefined;
-  settle(seq: number): void;
+  /** `delivered` says whether the last sink to settle delivered it (the dead-letter hop needs to know). */
+  settle(seq: number, delivered: boolean): void;
 }
 
 /**
@@ -34,7 +35,7 @@ export class Entry {
   }
 
   /** Called by each sink when it settled the entry (delivered, dead-lettered, dropped). */
-  settleOne(): void {
-    if (--this.pending === 0 && this.source !== undefined) this.source.settle(this.seq);
+  settleOne(delivered = false): void {
+    if (--this.pending === 0 && this.source !== undefined) this.source.settle(this.seq, delivered);
   }
 }

@@ -429,7 +429,7 @@ export class SinkPipeline {
 
   private deliver(entries: Entry[]): void {
     this.counters.delivered += entries.length;
-    this.settleMany(entries);
+    this.settleMany(entries, true);
     this.hooks.delivered(this, entries.length);
   }
 
@@ -443,8 +443,8 @@ export class SinkPipeline {
 
   private toDeadLetterOrDrop(entries: readonly Entry[], attempts: readonly number[], reasons: readonly string[], dropReason: DropReason): void {
     if (this.options.deadLetter !== undefined && this.hooks.deadLetter(this, entries, reasons, attempts)) {
-      // The dead-letter sink settles each original entry (through its own ack) once it has it for good.
-      this.counters.deadLettered += entries.length;
+      // The dead-letter sink settles each original entry through its own ack (settleDeadLetter), once it has it
+      // for good: counted as dead-lettered only then, so received = delivered + deadLettered + dropped + pending.
       return;
     }
     this.countDrop(dropReason, entries.length);
@@ -484,20 +484,27 @@ export class SinkPipeline {
     this.hooks.retry({ sink: this.name, count: again.length, attempt: maxAttempt, delayMs, reason: redact(reason), wholeBatch });
   }
 
-  /** Settle entries this sink held (called by the DLQ chain too). */
-  settleMany(entries: readonly Entry[]): void {
+  /** Settle entries this sink held. */
+  settleMany(entries: readonly Entry[], delivered = false): void {
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
       this.held--;
       this.heldBytes -= e.bytes;
-      e.settleOne();
+      e.settleOne(delivered);
     }
   }
 
-  settleHeld(entry: Entry): void {
+  /** The dead-letter sink settled the copy of `entry`: delivered there, or lost there too (`deadLetterFailed`). */
+  settleDeadLetter(entry: Entry, delivered: boolean, reason: string): void {
+    if (delivered) this.counters.deadLettered++;
+    else {
+      this.countDrop("deadLetterFailed", 1);
+      this.noteDrop("deadLetterFailed", entry, `the dead-letter sink did not take it either: ${reason}`);
+    }
     this.held--;
     this.heldBytes -= entry.bytes;
-    entry.settleOne();
+    // For the source, a record parked in the dead-letter sink counts as settled either way: nothing will retry it.
+    entry.settleOne(delivered);
     if (this.held === 0) this.resolveDrain();
     this.hooks.capacity();
   }

@@ -72,3 +72,31 @@ describe("per-record outcomes", () => {
     expect(sink.calls.map((c) => c.ids)).toEqual([[0, 1], [2, 3], [2, 3]]);
   });
 });
+
+describe("dead-letter accounting", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("counts a record dead-lettered only once the dead-letter sink has it; a stuck DLQ leaves it pending, not both", async () => {
+    const main = new MemorySink({ name: "main" }).rejectWhen((r) => (r.n as number) % 10 === 0, "bad");
+    const dlq = new MemorySink({ name: "dlq" }).neverAnswer();
+    const agg = new Aggregator({ batch: { maxWaitMs: 1 } }).addSink(main, { deadLetter: "dlq" }).addSink(dlq);
+    await agg.start();
+    await agg.write(numbered(100));
+    const r = await agg.stop({ timeoutMs: 300 });
+    expect(r.sinks.main).toMatchObject({ received: 100, delivered: 90, deadLettered: 0, droppedTotal: 0, pending: 10 });
+    expect(r.sinks.main!.delivered + r.sinks.main!.deadLettered + r.sinks.main!.droppedTotal + r.sinks.main!.pending).toBe(100);
+  });
+
+  it("a record the dead-letter sink rejects too is dropped as deadLetterFailed, counted and announced", async () => {
+    const main = new MemorySink({ name: "main" }).rejectWhen((r) => (r.n as number) % 10 === 0, "bad");
+    const dlq = new MemorySink({ name: "dlq" }).rejectWhen(() => true, "dlq full");
+    const agg = new Aggregator({ batch: { maxWaitMs: 1 } }).addSink(main, { deadLetter: "dlq" }).addSink(dlq);
+    const drops: string[] = [];
+    agg.on("drop", (e) => drops.push(`${e.sink}:${e.reason}:${e.count}`));
+    await agg.start();
+    await agg.write(numbered(100));
+    const r = await agg.stop({ timeoutMs: 5_000 });
+    expect(r.sinks.main).toMatchObject({ received: 100, delivered: 90, deadLettered: 0, dropped: { deadLetterFailed: 10 }, pending: 0 });
+    expect(drops).toContain("main:deadLetterFailed:10");
+  });
+});
