@@ -1,0 +1,98 @@
+// Measuring a whole process tree from outside it (Linux /proc): peak RSS by sampling every ~50 ms, and exact CPU
+// from the kernel's accounting of reaped children. The driver runs one shipper at a time, so the growth of its own
+// cutime+cstime across a run is precisely the user+sys time of that shipper's tree, children included, once the
+// tree has exited (each parent reaps its children, and the kernel folds their times into the parent's).
+import { readFileSync } from "node:fs";
+
+const PAGE = 4096;
+const TICKS_PER_SEC = 100;
+
+/** The driver's reaped-children CPU seconds (user+sys), from /proc/self/stat fields 16 and 17. */
+export function reapedChildrenCpuSec(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  // fields[0] is field 3 (state): cutime is field 16, cstime field 17.
+  return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_SEC;
+}
+
+function readOr(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The pid and all its live descendants (children spawned by each process's main thread, where Node spawns). */
+export function treePids(root: number): number[] {
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    const children = readOr(`/proc/${pid}/task/${pid}/children`);
+    if (children === undefined) continue;
+    out.push(pid);
+    for (const c of children.trim().split(" ")) if (c !== "") stack.push(Number(c));
+  }
+  return out;
+}
+
+export function treeRssBytes(root: number): { rss: number; pids: number } {
+  let rss = 0;
+  const pids = treePids(root);
+  for (const pid of pids) {
+    const statm = readOr(`/proc/${pid}/statm`);
+    if (statm !== undefined) rss += Number(statm.split(" ")[1]) * PAGE;
+  }
+  return { rss, pids: pids.length };
+}
+
+export interface RssSample {
+  /** Epoch ms. */
+  t: number;
+  rss: number;
+}
+
+/** Samples the tree's RSS on a timer until stopped; keeps the series for later windows (W4). */
+export class TreeSampler {
+  readonly samples: RssSample[] = [];
+  peak = 0;
+  maxPids = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly root: number,
+    private readonly intervalMs = 50,
+  ) {}
+
+  start(): this {
+    this.sample();
+    this.#timer = setInterval(() => this.sample(), this.intervalMs);
+    return this;
+  }
+
+  sample(): number {
+    const { rss, pids } = treeRssBytes(this.root);
+    if (pids === 0) return 0;
+    this.samples.push({ t: performance.timeOrigin + performance.now(), rss });
+    if (rss > this.peak) this.peak = rss;
+    if (pids > this.maxPids) this.maxPids = pids;
+    return rss;
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** Peak and lowest RSS between two epoch-ms instants. */
+  window(from: number, to: number): { peak: number; low: number } {
+    let peak = 0;
+    let low = Infinity;
+    for (const s of this.samples) {
+      if (s.t < from || s.t > to) continue;
+      if (s.rss > peak) peak = s.rss;
+      if (s.rss < low) low = s.rss;
+    }
+    return { peak, low: Number.isFinite(low) ? low : 0 };
+  }
+}

@@ -1,0 +1,41 @@
+// What embedding the shipper costs the app around it: event-loop delay (perf_hooks) while the host also runs a small
+// timer loop (a stand-in for the app's own work), whose lateness is recorded too.
+import { createHistogram, monitorEventLoopDelay } from "node:perf_hooks";
+
+const TIMER_MS = 10;
+// The histogram records whole timer intervals: the delay is what exceeds the resolution.
+const RESOLUTION_MS = 5;
+
+export function startHostImpact() {
+  const eld = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
+  const late = createHistogram();
+  let expected = performance.now() + TIMER_MS;
+  let sink = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    late.record(Math.max(1, Math.round((now - expected) * 1000))); // µs
+    expected = now + TIMER_MS;
+    sink += JSON.stringify({ route: "/health", ok: true, n: sink & 255 }).length; // a little app work
+  }, TIMER_MS);
+  eld.enable();
+  const cpu0 = process.cpuUsage();
+  return {
+    stop() {
+      eld.disable();
+      clearInterval(timer);
+      const cpu = process.cpuUsage(cpu0);
+      const ms = (ns) => Math.max(0, Math.round(ns / 1e4) / 100 - RESOLUTION_MS);
+      return {
+        eventLoopDelayMs: { p50: ms(eld.percentile(50)), p99: ms(eld.percentile(99)), max: ms(eld.max), mean: ms(eld.mean) },
+        timerLatenessMs: { p50: late.percentile(50) / 1000, p99: late.percentile(99) / 1000, max: late.max / 1000 },
+        hostCpuWhileShippingSec: (cpu.user + cpu.system) / 1e6,
+      };
+    },
+  };
+}
+
+/** The host's own CPU (user+sys) since it started, and that of its reaped children (from /proc/self/stat). */
+export function ownCpu() {
+  const u = process.cpuUsage();
+  return { hostSec: (u.user + u.system) / 1e6 };
+}

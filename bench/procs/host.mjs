@@ -1,0 +1,102 @@
+// The measured app: a Node process that embeds child-log-agg (the freshly built library, as users get it) with one
+// workload's sources and sink, and reports to the bench driver over IPC. Plain .mjs on purpose: no loader (and no
+// esbuild service process) inflates the process tree being measured.
+//
+// driver ──fork(config)──▶ host ─ Aggregator ─ collectors (children) ─▶ sink ─▶ receiver (own process)
+//        ◀── started / idle / stall / reached / done ──
+import { linkSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { epochNow } from "./lines.mjs";
+import { startHostImpact, ownCpu } from "./host-impact.mjs";
+
+const config = JSON.parse(process.argv[2]);
+const lib = await import(pathToFileURL(config.lib).href);
+const { Aggregator, CommandSource, ElasticsearchSink, FileSource, GelfSink, MemorySink } = lib;
+
+const send = (msg) => process.send?.(msg);
+const execArgv = config.profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", config.profileDir];
+
+const agg = new Aggregator({ queue: config.queue, hostName: "bench-host" });
+config.sources.forEach((s, i) => {
+  const common = { name: s.name ?? `src${i}`, parser: "json", execArgv };
+  if (s.kind === "file") {
+    agg.addSource(new FileSource({ ...common, paths: s.paths, startAt: "beginning", globIntervalMs: 250 }));
+  } else {
+    agg.addSource(new CommandSource({ ...common, command: s.command, args: s.args }));
+  }
+});
+
+let sink;
+if (config.sink.kind === "es") sink = new ElasticsearchSink({ name: "out", node: config.sink.url, index: "bench" });
+else if (config.sink.kind === "gelf") sink = new GelfSink({ name: "out", url: config.sink.url });
+else sink = new MemorySink({ name: "out" });
+agg.addSink(sink);
+
+// Counting only: a MemorySink would otherwise hold every record it got.
+const clearTimer = sink instanceof MemorySink ? setInterval(() => sink.clear(), 100) : undefined;
+
+let delivered = 0;
+let reachedAt;
+const drops = {};
+agg.on("drop", (e) => (drops[e.reason] = (drops[e.reason] ?? 0) + e.count));
+agg.on("delivered", (e) => {
+  delivered += e.count;
+  if (config.target !== undefined && reachedAt === undefined && delivered >= config.target) {
+    reachedAt = epochNow();
+    send({ event: "reached", at: reachedAt });
+  }
+});
+
+// W4: queue depth over time, sampled in the host.
+let queuePeak = { records: 0, bytes: 0 };
+let queueTimer;
+const sampleQueue = () => {
+  const m = agg.metrics().sinks.out;
+  if (m.queueRecords > queuePeak.records) queuePeak.records = m.queueRecords;
+  if (m.queueBytes > queuePeak.bytes) queuePeak.bytes = m.queueBytes;
+};
+
+let impact;
+const stopped = new Promise((resolve) => process.on("message", (m) => m.cmd === "stop" && resolve()));
+
+if (config.stall !== undefined) {
+  // Nothing to read yet: the watched directory is empty, so the driver can measure the idle tree.
+  mkdirSync(config.stall.dir, { recursive: true });
+  sink.block();
+  await agg.start();
+  send({ event: "idle" });
+  await new Promise((resolve) => process.on("message", (m) => m.cmd === "go" && resolve()));
+  queueTimer = setInterval(sampleQueue, 50);
+  const stallStart = epochNow();
+  linkSync(config.stall.file, join(config.stall.dir, "data.log"));
+  send({ event: "stall", phase: "start", at: stallStart });
+  await new Promise((r) => setTimeout(r, config.stall.ms));
+  const m = agg.metrics();
+  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, delivered });
+  sink.unblock();
+} else {
+  await agg.start();
+  impact = startHostImpact();
+  send({ event: "started", at: epochNow() });
+}
+
+await stopped;
+const impactResult = impact?.stop();
+clearInterval(queueTimer);
+const before = agg.metrics();
+const report = await agg.stop({ timeoutMs: 30_000 });
+clearInterval(clearTimer);
+send({
+  event: "done",
+  delivered,
+  drops,
+  impact: impactResult,
+  ...ownCpu(),
+  queuePeak,
+  queueConfig: config.queue,
+  sinkTransport: before.sinks.out.transport,
+  sources: Object.fromEntries(Object.entries(before.sources).map(([k, v]) => [k, { emitted: v.emitted, linesRead: v.linesRead, parseErrors: v.parseErrors, restarts: v.restarts }])),
+  totals: report.totals,
+});
+process.disconnect?.();

@@ -1,0 +1,415 @@
+// `npm run bench`: end-to-end workloads on loopback against the library as users get it (built fresh into
+// bench/results/.lib), with the naive seed design and pino-elasticsearch as baselines in the same run, against the
+// same receivers. Prints one table and writes bench/results/bench-<time>.json. Not a test: nothing here asserts.
+//
+//   driver (this process, not measured) ──▶ receivers (own processes: es-bulk, gelf-udp; self-tested ceilings)
+//        └─▶ one shipper tree at a time: host + collectors (+ commands) │ naive host + child │ pino-elasticsearch
+//            measured from outside: wall, docs/s, CPU (reaped-children accounting), peak RSS (/proc sampling)
+//
+// Flags: --quick (100k lines, short stall; < 60 s), --only w1,w2,w3,w4,lat, --profile (--cpu-prof for hosts and
+// collectors into bench/results/profiles/), --no-build (reuse bench/results/.lib).
+import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { createRequire } from "node:module";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { call, exited, nextMessage, type Message } from "./lib/ipc.js";
+import { reapedChildrenCpuSec, treePids, TreeSampler } from "./lib/tree.js";
+import { printTable, type Row } from "./lib/table.js";
+import { checkTargets } from "./lib/targets.js";
+
+const args = process.argv.slice(2);
+const quick = args.includes("--quick");
+const profile = args.includes("--profile");
+const only = args.includes("--only") ? new Set(args[args.indexOf("--only") + 1]!.split(",")) : undefined;
+const enabled = (w: string): boolean => only === undefined || only.has(w);
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+const RESULTS = join(ROOT, "bench", "results");
+const LIB = join(RESULTS, ".lib", "index.js");
+const PROCS = join(ROOT, "bench", "procs");
+const PROFILES = join(RESULTS, "profiles");
+const PINO_CLI = createRequire(import.meta.url).resolve("pino-elasticsearch/cli.js");
+const NODE = process.execPath;
+
+const SIZE = quick ? 100_000 : 1_000_000;
+const W2_CHILDREN = 8;
+const W2_PER_CHILD = quick ? 12_500 : 250_000;
+const STALL_MS = quick ? 3_000 : 30_000;
+const LAT_RATE = quick ? 10_000 : 20_000;
+const LAT_SECONDS = quick ? 2 : 5;
+const RUN_TIMEOUT_MS = quick ? 20_000 : 120_000;
+/** pino-elasticsearch's default flushes every 1000 bytes (~5 docs a request): give it a bounded slot, report partial. */
+const PINO_DEFAULT_TIMEOUT_MS = quick ? 4_000 : 60_000;
+const ceilingMs = quick ? 1_000 : 2_000;
+
+const epochNow = (): number => performance.timeOrigin + performance.now();
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+// ── setup ───────────────────────────────────────────────────────────────────────────────────────────────────────
+
+function build(): void {
+  if (args.includes("--no-build") && existsSync(LIB)) return;
+  const tsup = join(ROOT, "node_modules", "tsup", "dist", "cli-default.js");
+  const r = spawnSync(NODE, [tsup, "--out-dir", join(RESULTS, ".lib"), "--no-dts", "--silent"], { cwd: ROOT, stdio: "inherit" });
+  if (r.status !== 0) throw new Error(`building the library for the bench failed (tsup exit ${r.status})`);
+}
+
+async function dataFile(lines: number): Promise<{ path: string; bytes: number }> {
+  const path = join(tmpdir(), `child-log-agg-bench-v2-${lines}.ndjson`);
+  const done = `${path}.complete`;
+  if (!existsSync(done) || !existsSync(path)) {
+    log(`generating ${lines.toLocaleString("en-US")} lines into ${path} …`);
+    const { makeLine, prng } = (await import(pathToFileURL(join(PROCS, "lines.mjs")).href)) as {
+      makeLine: (i: number, rand: () => number) => string;
+      prng: (seed: number) => () => number;
+    };
+    const rand = prng(42);
+    const fd = openSync(path, "w");
+    let chunk = "";
+    for (let i = 0; i < lines; i++) {
+      chunk += makeLine(i, rand) + "\n";
+      if (chunk.length > 1 << 20) {
+        writeSync(fd, chunk);
+        chunk = "";
+      }
+    }
+    writeSync(fd, chunk);
+    closeSync(fd);
+    writeFileSync(done, "");
+  }
+  return { path, bytes: statSync(path).size };
+}
+
+interface Receiver {
+  proc: ChildProcess;
+  port: number;
+  ceiling: Record<string, number>;
+}
+
+async function startReceiver(file: string): Promise<Receiver> {
+  const proc = fork(join(ROOT, "bench", "receivers", file), [], { execArgv: [], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const hello = await nextMessage(proc, (m) => m.event === "listening", 10_000, `receiver ${file} listening`);
+  const c = await call(proc, { cmd: "ceiling", ms: ceilingMs }, "ceiling");
+  return { proc, port: hello.port as number, ceiling: c.ceiling as Record<string, number> };
+}
+
+// ── one measured shipper tree ───────────────────────────────────────────────────────────────────────────────────
+
+interface Measured {
+  wallSec: number;
+  cpuSec: number;
+  peakRssMB: number;
+  maxPids: number;
+  done: Message | undefined;
+  reachedAt: number | undefined;
+  t0: number;
+  timedOut: boolean;
+  sampler: TreeSampler;
+}
+
+/**
+ * Runs one shipper tree to completion. `reached` resolves when the work is done (a receiver or the host says so);
+ * then the tree is stopped (IPC "stop" for our hosts, SIGTERM leaf-first for foreign programs) and reaped, and its
+ * CPU is read from the driver's reaped-children counters.
+ */
+async function measure(
+  start: () => ChildProcess,
+  reached: (child: ChildProcess) => Promise<Message>,
+  o: { ipc: boolean; timeoutMs: number; onStarted?: (child: ChildProcess, sampler: TreeSampler) => Promise<void> },
+): Promise<Measured> {
+  const cpu0 = reapedChildrenCpuSec();
+  const t0 = epochNow();
+  const child = start();
+  const sampler = new TreeSampler(child.pid!).start();
+  let reachedAt: number | undefined;
+  let timedOut = false;
+  let done: Message | undefined;
+  try {
+    const work = (async () => {
+      await o.onStarted?.(child, sampler);
+      return reached(child);
+    })();
+    const timeout = new Promise<undefined>((r) => setTimeout(() => r(undefined), o.timeoutMs).unref());
+    const m = await Promise.race([work, timeout]);
+    work.catch(() => undefined);
+    if (m === undefined) timedOut = true;
+    else reachedAt = m.at as number;
+  } catch (error) {
+    log(`  run failed: ${(error as Error).message}`);
+    timedOut = true;
+  }
+  sampler.sample();
+  if (o.ipc && child.connected) {
+    try {
+      done = await call(child, { cmd: "stop" }, "done", 40_000);
+    } catch (error) {
+      log(`  stop failed: ${(error as Error).message}`);
+    }
+  } else {
+    // Leaf first, so each parent reaps its children and their CPU stays in the accounting.
+    for (const pid of treePids(child.pid!).reverse()) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // already gone
+      }
+      await new Promise((r) => setTimeout(r, 30));
+    }
+  }
+  if (!(await exited(child, 15_000))) {
+    child.kill("SIGKILL");
+    await exited(child, 5_000);
+  }
+  sampler.stop();
+  const cpuSec = reapedChildrenCpuSec() - cpu0;
+  const end = reachedAt ?? epochNow();
+  return { wallSec: (end - t0) / 1000, cpuSec, peakRssMB: sampler.peak / 2 ** 20, maxPids: sampler.maxPids, done, reachedAt, t0, timedOut, sampler };
+}
+
+function hostProc(config: object): ChildProcess {
+  const execArgv = profile ? ["--cpu-prof", "--cpu-prof-dir", PROFILES] : [];
+  return fork(join(PROCS, "host.mjs"), [JSON.stringify(config)], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+}
+
+function naiveProc(config: object): ChildProcess {
+  const execArgv = profile ? ["--cpu-prof", "--cpu-prof-dir", PROFILES] : [];
+  return fork(join(PROCS, "naive-host.mjs"), [JSON.stringify(config)], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+}
+
+const untilReceiver = (rx: Receiver) => (): Promise<Message> =>
+  nextMessage(rx.proc, (m) => m.event === "reached", 3_600_000, "receiver reached its target");
+const untilHost = (child: ChildProcess): Promise<Message> => nextMessage(child, (m) => m.event === "reached", 3_600_000, "host reached its target");
+
+async function receiverStats(rx: Receiver): Promise<Record<string, unknown>> {
+  return (await call(rx.proc, { cmd: "stats" }, "stats")).stats as Record<string, unknown>;
+}
+
+function row(workload: string, shipper: string, docs: number, m: Measured, extra: Partial<Row> = {}): Row {
+  const wall = m.wallSec;
+  return {
+    workload,
+    shipper,
+    docs,
+    wallSec: wall,
+    docsPerSec: docs / wall,
+    cpuSec: m.cpuSec,
+    cpuPer1M: (m.cpuSec * 1_000_000) / Math.max(1, docs),
+    peakRssMB: m.peakRssMB,
+    processes: m.maxPids,
+    partial: m.timedOut,
+    ...extra,
+  };
+}
+
+// ── workloads ───────────────────────────────────────────────────────────────────────────────────────────────────
+
+const rows: Row[] = [];
+const details: Record<string, unknown> = {};
+
+async function w1(es: Receiver, file: string): Promise<void> {
+  const url = `http://127.0.0.1:${es.port}`;
+  const expect = (n: number, latency = false): Promise<Message> => call(es.proc, { cmd: "expect", n, latency }, "ok");
+
+  log("W1 child-log-agg FileSource → ElasticsearchSink …");
+  await expect(SIZE);
+  const ours = await measure(() => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [file] }], sink: { kind: "es", url }, profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
+  const oursRx = await receiverStats(es);
+  const impact = ours.done?.impact as { eventLoopDelayMs: { p50: number; p99: number; max: number }; hostCpuWhileShippingSec: number } | undefined;
+  rows.push(row("W1", "child-log-agg", oursRx.docs as number, ours, {
+    eldP50: impact?.eventLoopDelayMs.p50,
+    eldP99: impact?.eventLoopDelayMs.p99,
+    hostCpuSec: ours.done?.hostSec as number | undefined,
+  }));
+  details.w1Ours = { receiver: oursRx, host: ours.done };
+
+  log("W1 baseline (a) naive: child per source + process.send per line, client.bulk every 1000 lines …");
+  await expect(SIZE);
+  const naive = await measure(() => naiveProc({ url, sources: [{ kind: "file", paths: [file] }], profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
+  const naiveRx = await receiverStats(es);
+  const ni = naive.done?.impact as typeof impact;
+  rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined }));
+  details.w1Naive = { receiver: naiveRx, host: naive.done };
+
+  for (const [label, extraArgs, timeoutMs] of [
+    ["pino-es defaults (b)", [], PINO_DEFAULT_TIMEOUT_MS],
+    ["pino-es --flush-bytes 5000000 (b)", ["--flush-bytes", "5000000"], RUN_TIMEOUT_MS],
+  ] as const) {
+    log(`W1 baseline ${label} …`);
+    await expect(SIZE);
+    const fd = openSync(file, "r");
+    const pino = await measure(
+      () => spawn(NODE, [PINO_CLI, "--node", url, "--index", "bench", ...extraArgs], { stdio: [fd, "ignore", "ignore"] }),
+      untilReceiver(es),
+      { ipc: false, timeoutMs },
+    );
+    closeSync(fd);
+    const rx = await receiverStats(es);
+    const m = { ...pino, wallSec: pino.timedOut ? (((rx.lastAt as number) || epochNow()) - pino.t0) / 1000 : pino.wallSec };
+    rows.push(row("W1", label, rx.docs as number, m));
+    details[`w1 ${label}`] = { receiver: rx };
+  }
+}
+
+async function w2(): Promise<void> {
+  log(`W2 ${W2_CHILDREN} CommandSource children × ${W2_PER_CHILD.toLocaleString("en-US")} lines → MemorySink …`);
+  const total = W2_CHILDREN * W2_PER_CHILD;
+  const sources = Array.from({ length: W2_CHILDREN }, (_, i) => ({ kind: "cmd", name: `cmd${i}`, command: NODE, args: [join(PROCS, "emit.mjs"), "--count", String(W2_PER_CHILD), "--seed", String(i + 1)] }));
+  const m = await measure(() => hostProc({ lib: LIB, sources, sink: { kind: "mem" }, target: total, profileDir: profile ? PROFILES : undefined }), untilHost, { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
+  const delivered = (m.done?.delivered as number | undefined) ?? 0;
+  const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
+  rows.push(row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined }));
+  details.w2 = m.done;
+}
+
+async function w3(gelf: Receiver, file: string): Promise<void> {
+  log("W3 FileSource → GelfSink (UDP, defaults) …");
+  await call(gelf.proc, { cmd: "expect", n: SIZE }, "ok");
+  const m = await measure(() => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [file] }], sink: { kind: "gelf", url: `udp://127.0.0.1:${gelf.port}` }, target: SIZE, profileDir: profile ? PROFILES : undefined }), untilHost, { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
+  // The sink counts a datagram delivered once it is handed to the kernel: wait for the receiver to go quiet.
+  let rx = await receiverStats(gelf);
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    const next = await receiverStats(gelf);
+    if (next.datagrams === rx.datagrams) break;
+    rx = next;
+  }
+  rx = await receiverStats(gelf);
+  const received = rx.messages as number;
+  const wall = m.reachedAt === undefined ? m.wallSec : (Math.max(m.reachedAt, rx.lastAt as number) - m.t0) / 1000;
+  rows.push(row("W3", "child-log-agg", received, { ...m, wallSec: wall }, { drops: SIZE - received, kernelDrops: rx.kernelDrops as number, hostCpuSec: m.done?.hostSec as number | undefined }));
+  details.w3 = { receiver: rx, host: m.done };
+}
+
+async function w4(file: string): Promise<void> {
+  log(`W4 backpressure: MemorySink blocked for ${STALL_MS / 1000} s while the W1 file is tailed …`);
+  const dir = join(tmpdir(), `child-log-agg-bench-w4-${process.pid}`);
+  rmSync(dir, { recursive: true, force: true });
+  const queue = { maxRecords: 100_000, maxBytes: 64 * 1024 * 1024, whenFull: "block" };
+  let baseline = 0;
+  let stallStart = 0;
+  let stallEnd: Message | undefined;
+  const m = await measure(
+    () => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [join(dir, "*.log")] }], sink: { kind: "mem" }, target: SIZE, queue, stall: { dir, file, ms: STALL_MS }, profileDir: profile ? PROFILES : undefined }),
+    untilHost,
+    {
+      ipc: true,
+      timeoutMs: RUN_TIMEOUT_MS + STALL_MS,
+      onStarted: async (child, sampler) => {
+        await nextMessage(child, (x) => x.event === "idle", 30_000, "host idle");
+        await new Promise((r) => setTimeout(r, 500));
+        baseline = sampler.sample();
+        const started = nextMessage(child, (x) => x.event === "stall" && x.phase === "start", 10_000, "stall start");
+        const ended = nextMessage(child, (x) => x.event === "stall" && x.phase === "end", STALL_MS + 30_000, "stall end");
+        child.send({ cmd: "go" });
+        stallStart = (await started).at as number;
+        stallEnd = await ended;
+      },
+    },
+  );
+  rmSync(dir, { recursive: true, force: true });
+  const end = (stallEnd?.at as number | undefined) ?? epochNow();
+  const whole = m.sampler.window(stallStart, end);
+  // "Flat": from the moment the queue is full (give it the first quarter of the stall) to the end of the stall.
+  const settled = m.sampler.window(stallStart + STALL_MS / 4, end);
+  const queuePeak = m.done?.queuePeak as { records: number; bytes: number } | undefined;
+  const boundBytes = Math.min(queue.maxBytes, queue.maxRecords * ((queuePeak?.bytes ?? 0) / Math.max(1, queuePeak?.records ?? 1)));
+  const w4 = {
+    stallSec: STALL_MS / 1000,
+    idleBaselineMB: baseline / 2 ** 20,
+    peakDuringStallMB: whole.peak / 2 ** 20,
+    growthOverBaselineMB: (whole.peak - baseline) / 2 ** 20,
+    settledLowMB: settled.low / 2 ** 20,
+    settledPeakMB: settled.peak / 2 ** 20,
+    queueBound: { ...queue, effectiveBytes: boundBytes },
+    queuePeak,
+    queueAtStallEnd: stallEnd === undefined ? undefined : { records: stallEnd.queueRecords, bytes: stallEnd.queueBytes },
+    deliveredDuringStall: stallEnd?.delivered,
+    deliveredAfter: m.done?.delivered,
+    expected: SIZE,
+  };
+  details.w4 = { ...w4, host: m.done };
+  const delivered = (m.done?.delivered as number | undefined) ?? 0;
+  rows.push(row("W4", "child-log-agg (stall)", delivered, m, { notes: `idle ${w4.idleBaselineMB.toFixed(0)} MB, stall peak ${w4.peakDuringStallMB.toFixed(0)} MB, queue peak ${queuePeak?.records ?? "?"} rec / ${((queuePeak?.bytes ?? 0) / 2 ** 20).toFixed(1)} MB (bound ${queue.maxRecords} rec, ${(boundBytes / 2 ** 20).toFixed(1)} MB eff.)` }));
+}
+
+async function latency(es: Receiver): Promise<void> {
+  const url = `http://127.0.0.1:${es.port}`;
+  const n = LAT_RATE * LAT_SECONDS;
+  const writer = [join(PROCS, "emit.mjs"), "--rate", String(LAT_RATE), "--duration", String(LAT_SECONDS)];
+  const latFile = join(tmpdir(), `child-log-agg-bench-latency-${process.pid}.log`);
+  const variants: [string, () => ChildProcess, boolean][] = [
+    ["child-log-agg CommandSource", () => hostProc({ lib: LIB, sources: [{ kind: "cmd", command: NODE, args: writer }], sink: { kind: "es", url } }), true],
+    [
+      "child-log-agg FileSource (tail)",
+      () => {
+        writeFileSync(latFile, "");
+        const host = hostProc({ lib: LIB, sources: [{ kind: "file", paths: [latFile] }], sink: { kind: "es", url } });
+        // The writer starts once the host is up, so the time a line waits is the shipper's, not the startup's.
+        host.once("message", (m: Message) => m.event === "started" && spawn(NODE, [...writer, "--file", latFile], { stdio: "ignore" }));
+        return host;
+      },
+      true,
+    ],
+    ["naive seed (a)", () => naiveProc({ url, sources: [{ kind: "cmd", command: NODE, args: writer }] }), true],
+    ["pino-es defaults (b)", () => spawn("sh", ["-c", `"${NODE}" ${writer.map((a) => `"${a}"`).join(" ")} | "${NODE}" "${PINO_CLI}" --node ${url} --index bench`], { stdio: "ignore" }), false],
+    ["pino-es --flush-bytes 5000000 (b)", () => spawn("sh", ["-c", `"${NODE}" ${writer.map((a) => `"${a}"`).join(" ")} | "${NODE}" "${PINO_CLI}" --node ${url} --index bench --flush-bytes 5000000`], { stdio: "ignore" }), false],
+  ];
+  for (const [label, start, ipc] of variants) {
+    log(`latency ${label}: ${LAT_RATE.toLocaleString("en-US")} lines/s for ${LAT_SECONDS} s …`);
+    await call(es.proc, { cmd: "expect", n, latency: true }, "ok");
+    // pino with 5 MB flushes only at end of input or every 30 s: the writer ending closes its stdin.
+    const m = await measure(start, untilReceiver(es), { ipc, timeoutMs: LAT_SECONDS * 1000 + (quick ? 8_000 : 35_000) });
+    const rx = await receiverStats(es);
+    const lat = rx.latencyMs as { p50: number; p99: number } | undefined;
+    rows.push(row("latency", label, rx.docs as number, m, { latP50: lat?.p50, latP99: lat?.p99, notes: `${LAT_RATE}/s paced` }));
+    details[`latency ${label}`] = { receiver: rx };
+  }
+  rmSync(latFile, { force: true });
+}
+
+// ── main ────────────────────────────────────────────────────────────────────────────────────────────────────────
+
+const started = epochNow();
+build();
+if (profile) mkdirSync(PROFILES, { recursive: true });
+const data = await dataFile(SIZE);
+log(`data: ${data.path} (${SIZE.toLocaleString("en-US")} lines, ${(data.bytes / SIZE).toFixed(0)} bytes/line avg)`);
+const es = await startReceiver("es-bulk.mjs");
+const gelf = await startReceiver("gelf-udp.mjs");
+try {
+  if (enabled("w1")) await w1(es, data.path);
+  if (enabled("w2")) await w2();
+  if (enabled("w3")) await w3(gelf, data.path);
+  if (enabled("w4")) await w4(data.path);
+  if (enabled("lat")) await latency(es);
+} finally {
+  es.proc.send({ cmd: "exit" });
+  gelf.proc.send({ cmd: "exit" });
+}
+
+const totalSec = (epochNow() - started) / 1000;
+const targets = checkTargets(rows, details, { quick, size: SIZE });
+printTable(rows, { esCeiling: es.ceiling, gelfCeiling: gelf.ceiling, targets, totalSec, quick });
+mkdirSync(RESULTS, { recursive: true });
+const out = join(RESULTS, `bench-${quick ? "quick-" : ""}${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+writeFileSync(
+  out,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      quick,
+      machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
+      data: { path: data.path, lines: SIZE, bytes: data.bytes },
+      receivers: { elasticsearch: es.ceiling, gelf: gelf.ceiling },
+      rows,
+      targets,
+      details,
+      totalSec,
+    },
+    null,
+    2,
+  ),
+);
+log(`results: ${out}${profile ? `\nprofiles: ${PROFILES} (summarize: node bench/profile-summary.mjs ${PROFILES})` : ""}`);
