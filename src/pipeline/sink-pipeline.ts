@@ -373,8 +373,10 @@ export class SinkPipeline {
       this.applyOutcomes(batch, attempts, result.outcomes);
     } else if (result.status === "retry") {
       this.sendErrors++;
+      this.reportOutcomeError(result.error);
       this.retry(entries, attempts, result.reason ?? "retry", result.retryAfterMs, true);
     } else if (result.status === "rejected") {
+      this.reportOutcomeError(result.error);
       this.reject(entries, attempts, result.reason, "rejected");
     } else {
       const se = new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" returned an unknown result`, { sink: this.name });
@@ -406,25 +408,37 @@ export class SinkPipeline {
     let rejEntries: Entry[] | undefined;
     let rejAttempts: number[] | undefined;
     let rejReasons: string[] | undefined;
+    let firstError: unknown;
     for (let i = 0; i < entries.length; i++) {
       const o = outcomes[i]!;
       const e = entries[i]!;
       if (o === undefined || o === null || o.status === "delivered") {
         delivered.push(e);
       } else if (o.status === "retry") {
+        firstError ??= o.error;
         (retryEntries ??= []).push(e);
         (retryAttempts ??= []).push(attempts[i] ?? 0);
         if (o.reason !== undefined) retryReason = o.reason;
         if (o.retryAfterMs !== undefined) retryAfter = Math.max(retryAfter ?? 0, o.retryAfterMs);
       } else {
+        firstError ??= o.error;
         (rejEntries ??= []).push(e);
         (rejAttempts ??= []).push((attempts[i] ?? 0) + 1);
         (rejReasons ??= []).push(redact(String(o.reason ?? "rejected")));
       }
     }
     if (delivered.length > 0) this.deliver(delivered);
+    this.reportOutcomeError(firstError);
     if (rejEntries !== undefined) this.toDeadLetterOrDrop(rejEntries, rejAttempts!, rejReasons!, "rejected");
     if (retryEntries !== undefined) this.retry(retryEntries, retryAttempts!, retryReason, retryAfter, false);
+  }
+
+  /**
+   * A sink may attach a coded error to an outcome (ERR_SINK_AUTH on a 401, ERR_TLS…): surface it once per send as
+   * `sink:error`, so a code the README documents is visible even when the sink classified instead of throwing.
+   */
+  private reportOutcomeError(error: unknown): void {
+    if (error !== undefined && error !== null) this.hooks.sinkError(this, toSinkError(error, this.name));
   }
 
   private deliver(entries: Entry[]): void {

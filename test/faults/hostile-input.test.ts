@@ -470,11 +470,11 @@ describe("hostile JSON through a FileSource child (parser json)", () => {
     expectHealthy(c, report, "proto");
   });
 
-  // BUG (src/collector/runtime/file.ts, line-pipeline.ts, network intake): the parsers report how many `__proto__`
+  // Regression test for a fixed bug (src/collector/runtime/file.ts, line-pipeline.ts, network intake): the parsers report how many `__proto__`
   // keys they removed (`ParsedLine.droppedKeys`, documented as "counted"), but no collector adds it to its counters,
   // so data is removed from records without a trace, against "nothing is lost silently". Fix: sum
   // `parsed.droppedKeys` into a collector counter (e.g. `droppedKeys`) in every collector's emit path.
-  it.fails("BUG: the __proto__ keys removed from records are counted in the collector's counters", async () => {
+  it("the __proto__ keys removed from records are counted in the collector's counters", async () => {
     const c = await fileCase("protocount", (dir) => copyFileSync(join(FIXTURES, "proto.ndjson"), join(dir, "proto.log")), { parser: "json" });
     await haveRecords(c.mem, 8, "proto.ndjson");
     const report = await c.stop();
@@ -570,12 +570,12 @@ describe("hostile file system under a FileSource glob", () => {
     expectHealthy(c, report, "loop");
   });
 
-  // BUG (src/collector/tail/tailer.ts, #scan): the "reported once per path" memory of problems is pruned after every
+  // Regression test for a fixed bug (src/collector/tail/tailer.ts, #scan): the "reported once per path" memory of problems is pruned after every
   // scan for paths the globs did not return as candidates. A looping (or unreadable) DIRECTORY is never a candidate,
   // so it is forgotten and reported again at every rescan: `symlinkLoops` (and `accessDenied` for an unreadable
   // directory) counts rescans, not loops, and grows for as long as the source runs (+1 per globIntervalMs).
   // Fix: keep the paths reported by scanGlobs' onProblem during this scan in the set that survives the pruning.
-  it.fails("BUG: a directory symlink loop is counted once, not once per rescan", async () => {
+  it("a directory symlink loop is counted once, not once per rescan", async () => {
     const c = await fileCase("loopcount", loopTree, { glob: "**/*.log" });
     await haveRecords(c.mem, 3, "x.log and a/y.log");
     await moreCycles(c, "loopcount", 5);

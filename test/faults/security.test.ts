@@ -267,12 +267,12 @@ describe("TLS verification by default", () => {
     expect(rx.requests!.length).toBe(1);
   });
 
-  // BUG (src/sinks/elasticsearch/options.ts): the README says "Turning it off takes `tls: { insecureSkipVerify: true }`",
+  // Regression test for a fixed bug (src/sinks/elasticsearch/options.ts): the README says "Turning it off takes `tls: { insecureSkipVerify: true }`",
   // but ElasticsearchSink hands `tls` to the official client as node:tls options: `insecureSkipVerify` is silently
   // ignored (verification stays on: safe, but the documented switch does nothing) while the generic
   // `tls: { rejectUnauthorized: false }` turns verification off unchecked. Fix: resolve `tls` through resolveTls()
   // (src/sinks/transport/tls.ts) like the other sinks before passing it to the client.
-  it.fails("BUG: ElasticsearchSink https:// honours the documented `tls.insecureSkipVerify: true`", async () => {
+  it("ElasticsearchSink https:// honours the documented `tls.insecureSkipVerify: true`", async () => {
     const { rx, sink } = await httpsSink(es, { insecureSkipVerify: true }, esResponder);
     expect(statusOf(await sink.send(createBatch(record), { signal: signal() }))).toEqual({ status: "delivered" });
     expect(rx.requests!.length).toBe(1);
@@ -448,7 +448,7 @@ describe("credentials", () => {
     expect(report.sinks.dlq!.delivered).toBe(records * sinks.length);
     expect(events.length).toBeGreaterThan(sinks.length);
 
-    // The engine passes on reasons, not the sinks' error objects (see the BUG test below), so scan those at the
+    // sink:error events now carry the sinks' coded errors (scanned above); scan each sink's own answer at the
     // source too: each sink's own answer to a send, error and cause included, as a host would log it.
     const answers: unknown[] = [];
     for (const make of sinkFactories) {
@@ -486,13 +486,13 @@ describe("credentials", () => {
     expect(deepText(answers)).toContain("Basic [redacted]"); // the quoted header was scrubbed, not absent
   });
 
-  // BUG (src/pipeline/sink-pipeline.ts, finishSend/applyOutcomes): when a sink *returns* a retry or rejected outcome
+  // Regression test for a fixed bug (src/pipeline/sink-pipeline.ts, finishSend/applyOutcomes): when a sink *returns* a retry or rejected outcome
   // carrying a coded `error` (ERR_SINK_AUTH on 401/403, ERR_TLS, ERR_SINK_SEND…), the engine keeps only the reason
   // string: no `sink:error` event is emitted, and the retry/deadLetter/drop events carry no error. The README's error
   // codes for sinks are therefore invisible to the host unless a sink throws (request-error.ts even says the code
   // "reaches the user through the engine's retry events"). Fix: emit `sink:error` once per send for the first outcome
   // error (or put `error` on RetryEvent/DropEvent/DeadLetterEvent), passing it through toSinkError() (it is redacted).
-  it.fails("BUG: a sink's coded outcome error (ERR_SINK_AUTH on a 401) reaches the host in an event", async () => {
+  it("a sink's coded outcome error (ERR_SINK_AUTH on a 401) reaches the host in an event", async () => {
     const rx = await HttpReceiver.start(() => ({ status: 401, body: "" }));
     cleanups.push(() => rx.close());
     const agg = new Aggregator({ batch: { maxWaitMs: 5 } }).addSink(new LogstashSink({ name: "ls", url: `http://127.0.0.1:${rx.port}` }));

@@ -9,6 +9,8 @@ export interface NetworkCounters {
   bytesRead: number;
   /** Lines the parser could not parse; they are still shipped, as plain messages with `error.type: "parse"`. */
   parseErrors: number;
+  /** `__proto__` keys removed from parsed input (they could pollute prototypes); the rest of the record is kept. */
+  droppedKeys: number;
   blankLines: number;
   invalidUtf8: number;
   /** Lines longer than `maxMessageBytes`: dropped. */
@@ -52,6 +54,7 @@ export function newCounters(): NetworkCounters {
     linesRead: 0,
     bytesRead: 0,
     parseErrors: 0,
+    droppedKeys: 0,
     blankLines: 0,
     invalidUtf8: 0,
     oversizedLines: 0,

@@ -73,6 +73,7 @@ export class Intake {
       return;
     }
     if (parsed.error !== undefined) this.counters.parseErrors++;
+    if (parsed.droppedKeys !== undefined) this.counters.droppedKeys += parsed.droppedKeys;
     this.ship(buildRecord(parsed, this.ctx), peer);
   }
 

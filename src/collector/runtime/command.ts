@@ -89,6 +89,7 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
         linesRead: a.linesRead + b.linesRead,
         bytesRead: a.bytesRead + b.bytesRead,
         parseErrors: a.parseErrors + b.parseErrors,
+        droppedKeys: a.droppedKeys + b.droppedKeys,
         stderrLines: b.linesRead,
         blankLines: a.blankLines + b.blankLines,
         invalidUtf8: a.invalidUtf8 + b.invalidUtf8,

@@ -28,6 +28,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   const joiners = new Map<string, MultilineJoiner>();
   const ctx: RecordContext = { now: "", source: spec.name, host: spec.hostName, fields: spec.fields };
   let parseErrors = 0;
+  let droppedKeys = 0;
   let blankLines = 0;
   let paused = false;
 
@@ -40,6 +41,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       return;
     }
     if (parsed.error !== undefined) parseErrors++;
+    if (parsed.droppedKeys !== undefined) droppedKeys += parsed.droppedKeys;
     ctx.filePath = path;
     ctx.offset = offset;
     const json = JSON.stringify(buildRecord(parsed, ctx));
@@ -140,6 +142,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         linesRead: t.linesEmitted,
         bytesRead: t.bytesRead,
         parseErrors,
+        droppedKeys,
         blankLines,
         pollCycles: t.cycles,
         filesOpen: t.filesOpen,

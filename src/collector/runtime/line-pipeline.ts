@@ -19,6 +19,8 @@ export interface LineCounters {
   linesRead: number;
   bytesRead: number;
   parseErrors: number;
+  /** `__proto__` keys removed from parsed lines (see buildRecord). */
+  droppedKeys: number;
   blankLines: number;
   invalidUtf8: number;
   truncatedLines: number;
@@ -28,7 +30,7 @@ export interface LineCounters {
 export type RecordOut = (json: string, bytes: number, end: number) => boolean;
 
 export class LinePipeline {
-  readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0 };
+  readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, droppedKeys: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0 };
   private readonly splitter: LineSplitter;
   private readonly joiner: MultilineJoiner | undefined;
   private readonly parser: Parser;
@@ -80,6 +82,7 @@ export class LinePipeline {
       return;
     }
     if (parsed.error !== undefined) this.counters.parseErrors++;
+    if (parsed.droppedKeys !== undefined) this.counters.droppedKeys += parsed.droppedKeys;
     const ctx = this.ctx;
     ctx.now = this.now || new Date().toISOString();
     if (this.options.offsets) ctx.offset = start;

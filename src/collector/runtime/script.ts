@@ -30,6 +30,8 @@ export interface ScriptCounters {
   linesRead: number;
   /** Lines the parser (or `parse`) could not parse; still shipped as plain messages. */
   parseErrors: number;
+  /** `__proto__` keys removed from parsed lines (see buildRecord). */
+  droppedKeys: number;
   /** Blank lines, skipped. */
   blankLines: number;
   /** Not a record (number, null…), unserializable (cycles, BigInt) or larger than MAX_RECORD_BYTES: dropped. */
@@ -51,6 +53,7 @@ class ScriptEmitter {
   readonly counters: ScriptCounters = {
     linesRead: 0,
     parseErrors: 0,
+    droppedKeys: 0,
     blankLines: 0,
     invalidRecords: 0,
     unsent: 0,
@@ -186,6 +189,7 @@ class ScriptEmitter {
           return undefined;
         }
         if (parsed.error !== undefined) this.counters.parseErrors++;
+        if (parsed.droppedKeys !== undefined) this.counters.droppedKeys += parsed.droppedKeys;
         json = JSON.stringify(buildRecord(parsed, this.ctx));
       } else if (typeof input === "object" && input !== null && !Array.isArray(input)) {
         // An object is read like a parsed JSON line (same extraction, same enrichment) whose text is empty.

@@ -323,8 +323,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   async #scan(initial: boolean): Promise<void> {
     const now = Date.now();
     this.#stats.scans++;
-    const paths = await scanGlobs(this.#o.patterns, this.#o.cwd, (p) => this.#globProblem(p));
     const seenPaths = new Set<string>();
+    // A path the glob walk itself reports (a looping or unreadable directory) is never among the matches: keep it as
+    // seen, or the pruning below would forget it and count the same problem again at every rescan.
+    const paths = await scanGlobs(this.#o.patterns, this.#o.cwd, (p) => {
+      if (p.path !== undefined) seenPaths.add(p.path);
+      this.#globProblem(p);
+    });
     const pathOwner = new Map<string, string>();
     for (const p of paths) {
       if (this.#excluded(p)) continue;

@@ -1,6 +1,7 @@
 // Public options of the Elasticsearch sink, and their one-time resolution into the strict shape `send` relies on.
 import type { Client } from "@elastic/elasticsearch";
 import { nameOption } from "../../util/validate.js";
+import { resolveTls } from "../transport/tls.js";
 import { InvalidOptionError } from "../../errors.js";
 import { describe } from "../../pipeline/serialize.js";
 import type { LogRecord } from "../../record.js";
@@ -25,9 +26,14 @@ export interface DataStreamName {
  * `auth`, `tls`, `caFingerprint`, `proxy`, `headers`, `Connection`, …) is accepted and passed to it; or pass
  * a ready `client`. The sink owns `maxRetries` (always 0: the engine's retry policy rules) and the timeout.
  */
-export interface ElasticsearchSinkOptions extends Omit<ClientOptions, "name" | "maxRetries" | "requestTimeout"> {
+export interface ElasticsearchSinkOptions extends Omit<ClientOptions, "name" | "maxRetries" | "requestTimeout" | "tls"> {
   /** Unique sink name (events, metrics, `deadLetter` references). */
   name: string;
+  /**
+   * TLS for `https://` nodes: `ca`, `cert` + `key`, … Verification is on; turning it off takes
+   * `insecureSkipVerify: true` (the same rule as every other sink; `rejectUnauthorized: false` is refused).
+   */
+  tls?: NonNullable<ClientOptions["tls"]> & { insecureSkipVerify?: boolean };
   /**
    * A client you created. The sink does not close it. Its retries are bypassed per request (`maxRetries: 0`).
    * Mutually exclusive with `node`, `nodes` and `cloud`.
@@ -118,6 +124,12 @@ export function resolveEsOptions(options: ElasticsearchSinkOptions): { resolved:
   const name = nameOption(options.name);
   const clientOptions: Record<string, unknown> = { ...options };
   for (const key of SINK_KEYS) delete clientOptions[key];
+  if (options.tls !== undefined) {
+    // One TLS policy for all sinks (checks, insecureSkipVerify); the client still gets any other node:tls option.
+    // "0.0.0.0" keeps resolveTls from choosing an SNI name: the client sets it per node.
+    const { insecureSkipVerify: _skip, ...rest } = options.tls;
+    clientOptions.tls = { ...rest, ...resolveTls(options.tls, "0.0.0.0") };
+  }
 
   const hasEndpoint = options.node !== undefined || options.nodes !== undefined || options.cloud !== undefined;
   if (options.client !== undefined) {
