@@ -215,6 +215,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
     this.#forgetStale();
     this.#clearTimer();
     if (!this.#dirty) return true;
+    this.#lastWriteAt = this.#options.now();
     this.#writing = this.#write();
     try {
       return await this.#writing;
@@ -235,8 +236,16 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
 
   #markDirty(): void {
     this.#dirty = true;
-    if (this.#timer === undefined && !this.#closed && this.#writing === undefined) this.#schedule(this.#options.flushIntervalMs);
+    if (this.#timer === undefined && !this.#closed && this.#writing === undefined) {
+      // Leading edge: after a quiet interval the first change is written at once, so a collector that dies soon after
+      // it started has still saved its progress (else each short-lived incarnation replays from the same old point);
+      // then at most one write per interval.
+      this.#schedule(Math.max(0, this.#lastWriteAt + this.#options.flushIntervalMs - this.#options.now()));
+    }
   }
+
+  /** When the last write started (clock of `options.now`). */
+  #lastWriteAt = Number.NEGATIVE_INFINITY;
 
   #schedule(delayMs: number): void {
     this.#timer = setTimeout(() => {

@@ -62,6 +62,7 @@ export interface FileSpec
     > {
   kind: "file";
   checkpointDir: string | undefined;
+  checkpointIntervalMs: number;
 }
 
 /** What ScriptSource sends: the user's defineCollector() module and the JSON options for its function. */

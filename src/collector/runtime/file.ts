@@ -23,7 +23,7 @@ interface Position {
 
 export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<CollectorRun> {
   const parser = createParser(spec.parser ?? "plain");
-  const store = spec.checkpointDir === undefined ? undefined : new CheckpointStore({ dir: spec.checkpointDir, source: spec.name });
+  const store = spec.checkpointDir === undefined ? undefined : new CheckpointStore({ dir: spec.checkpointDir, source: spec.name, flushIntervalMs: spec.checkpointIntervalMs });
   const pending = new Ring<Position>(1024);
   const joiners = new Map<string, MultilineJoiner>();
   const ctx: RecordContext = { now: "", source: spec.name, host: spec.hostName, fields: spec.fields };

@@ -184,7 +184,10 @@ describe("FileTailer: checkpoint failures and idle files", () => {
     await waitFor(() => lines.length === 1, { message: "the first line" });
     tailer.commit(lines[0]!.fileKey, lines[0]!.end);
     expect(await tailer.flush()).toBe(false);
-    expect(codes).toEqual(["ERR_CHECKPOINT"]);
+    // Reported, with its code: by this explicit flush, and possibly already by the store's leading-edge write of
+    // the newly registered file.
+    expect(codes.length).toBeGreaterThanOrEqual(1);
+    expect(codes.every((c) => c === "ERR_CHECKPOINT")).toBe(true);
     appendFileSync(file, "two\n");
     await waitFor(() => lines.length === 2, { message: "tailing continues after the failed write" });
     rmSync(blocker);

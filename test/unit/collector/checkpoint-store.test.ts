@@ -204,3 +204,37 @@ describe("CheckpointStore", () => {
 });
 
 
+
+describe("CheckpointStore write cadence", () => {
+  it("writes the first change after a quiet interval at once, then at most once per interval", async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+    const { tmpdir } = await import("node:os");
+    const { join } = await import("node:path");
+    const { CheckpointStore } = await import("../../../src/collector/checkpoint-store.js");
+    const { waitFor } = await import("../../helpers/wait-for.js");
+    const dir = mkdtempSync(join(tmpdir(), "cla-cadence-"));
+    let now = 1_000_000;
+    const store = new CheckpointStore({ dir, source: "s", flushIntervalMs: 60_000, now: () => now });
+    const offsetOnDisk = (): number | undefined => {
+      try {
+        return (JSON.parse(readFileSync(store.file, "utf8")) as { files: Array<{ offset: number }> }).files[0]?.offset;
+      } catch {
+        return undefined;
+      }
+    };
+    try {
+      store.upsert({ fileKey: "k", path: "/x", device: "1", inode: "2", fingerprint: "f", fingerprintBytes: 4, offset: 0 });
+      // Leading edge: no 60 s wait for the first write.
+      await waitFor(() => offsetOnDisk() === 0, { message: "the first write, at once" });
+      store.commit("k", 10);
+      now += 1_000; // well inside the interval: debounced
+      await new Promise((r) => setImmediate(r));
+      expect(offsetOnDisk()).toBe(0);
+      expect(await store.flush()).toBe(true);
+      expect(offsetOnDisk()).toBe(10);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
