@@ -263,16 +263,29 @@ function fromMs(ms: number): string | undefined {
   return isoFromMs(Math.floor(ms));
 }
 
+// Lines arrive in time order, many per second: the date-and-time part is computed once per second.
+let cachedSecond = Number.NaN;
+let cachedPrefix = "";
+const MILLIS: readonly string[] = Array.from({ length: 1000 }, (_, i) => `${String(i).padStart(3, "0")}Z`);
+
 /** Same output as `new Date(ms).toISOString()` for years 0000–9999, without allocating a Date (a hot path). */
 function isoFromMs(ms: number): string {
-  const days = Math.floor(ms / 86_400_000);
-  let rem = ms - days * 86_400_000;
-  const h = Math.floor(rem / 3_600_000);
-  rem -= h * 3_600_000;
-  const mi = Math.floor(rem / 60_000);
-  rem -= mi * 60_000;
-  const sec = Math.floor(rem / 1000);
-  const milli = rem - sec * 1000;
+  const second = Math.floor(ms / 1000);
+  if (second !== cachedSecond) {
+    cachedPrefix = secondPrefix(second);
+    cachedSecond = second;
+  }
+  return cachedPrefix + MILLIS[ms - second * 1000]!;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS.` for a whole second since the epoch. */
+function secondPrefix(second: number): string {
+  const days = Math.floor(second / 86_400);
+  let rem = second - days * 86_400;
+  const h = Math.floor(rem / 3_600);
+  rem -= h * 3_600;
+  const mi = Math.floor(rem / 60);
+  const sec = rem - mi * 60;
   // Civil date from days since the epoch (H. Hinnant's algorithm).
   const z = days + 719_468;
   const era = Math.floor(z / 146_097);
@@ -285,7 +298,7 @@ function isoFromMs(ms: number): string {
   const y = yoe + era * 400 + (m <= 2 ? 1 : 0);
   return (
     (y < 10 ? "000" : y < 100 ? "00" : y < 1000 ? "0" : "") + y + "-" + pad2(m) + "-" + pad2(d) + "T" + pad2(h) + ":" +
-    pad2(mi) + ":" + pad2(sec) + "." + (milli < 10 ? "00" : milli < 100 ? "0" : "") + milli + "Z"
+    pad2(mi) + ":" + pad2(sec) + "."
   );
 }
 

@@ -2,6 +2,7 @@
 // → channel. One instance per input stream (a command's stdout, its stderr, one tailed file).
 import { LineFlags, LineSplitter } from "../line-splitter.js";
 import { MultilineJoiner, type MultilineEvent, type MultilineSpec } from "../multiline.js";
+import { fastJsonRecord, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
 import { buildRecord, createParser, type Parser, type ParserSpec, type RecordContext } from "../parse/index.js";
 
 export interface LinePipelineOptions {
@@ -35,6 +36,8 @@ export class LinePipeline {
   private readonly joiner: MultilineJoiner | undefined;
   private readonly parser: Parser;
   private readonly ctx: RecordContext;
+  /** Set for the "json" parser: most lines become a record without JSON.parse and JSON.stringify. */
+  private readonly fast: FastRecordPlan | undefined;
   private now = "";
 
   constructor(
@@ -43,6 +46,7 @@ export class LinePipeline {
   ) {
     this.parser = createParser(options.parser);
     this.ctx = { ...options.context, now: "" };
+    this.fast = options.parser === "json" ? planFastRecord(options.context) : undefined;
     this.joiner =
       options.multiline === undefined
         ? undefined
@@ -76,6 +80,13 @@ export class LinePipeline {
   }
 
   private emit(text: string, start: number, end: number): void {
+    if (this.fast !== undefined) {
+      const json = fastJsonRecord(text, this.fast, this.now || new Date().toISOString(), this.options.offsets ? start : undefined);
+      if (json !== undefined) {
+        this.out(json, Buffer.byteLength(json), end);
+        return;
+      }
+    }
     const parsed = this.parser(text);
     if (parsed.blank) {
       this.counters.blankLines++;

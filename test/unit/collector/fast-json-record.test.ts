@@ -1,0 +1,166 @@
+// The json parser's fast path must produce exactly the general path's bytes, or step aside. This is a differential
+// test: every line is built both ways, for several source contexts, over hand-picked edge cases and a seeded
+// random corpus. It also checks that common logger output does take the fast path, so a scanner that always
+// declines cannot pass.
+import { describe, expect, it } from "vitest";
+import { fastJsonRecord, planFastRecord } from "../../../src/collector/parse/fast-json-record.js";
+import { buildRecord, parseJson, type RecordContext } from "../../../src/collector/parse/index.js";
+
+const NOW = "2026-11-29T10:00:00.000Z";
+
+type Ctx = Omit<RecordContext, "now" | "offset">;
+const CONTEXTS: { name: string; ctx: Ctx; offset?: number }[] = [
+  { name: "bare", ctx: {} },
+  { name: "file source", ctx: { source: "api", host: "web-1", filePath: "/var/log/app.log" }, offset: 4096 },
+  { name: "command stderr", ctx: { source: "job", host: "h", stream: "stderr" } },
+  { name: "stdout + default level", ctx: { source: "job", stream: "stdout", defaultLevel: "debug" } },
+  { name: "keepOriginal", ctx: { source: "s", keepOriginal: true }, offset: 0 },
+  { name: "enrichment", ctx: { source: "s", fields: { env: "prod", labels: { team: "core", tier: 2 }, tags: ["a", "b"] } }, offset: 17 },
+  { name: "file, no host", ctx: { filePath: "C:\\logs\\x.log" }, offset: 1 },
+];
+
+function general(line: string, ctx: Ctx, offset: number | undefined): string {
+  const full: RecordContext = { ...ctx, now: NOW };
+  if (offset !== undefined) full.offset = offset;
+  return JSON.stringify(buildRecord(parseJson(line), full));
+}
+
+/** Asserts agreement for every context; returns how many contexts took the fast path. */
+function check(line: string): number {
+  let fast = 0;
+  for (const { name, ctx, offset } of CONTEXTS) {
+    const plan = planFastRecord(ctx);
+    expect(plan, name).toBeDefined();
+    const got = fastJsonRecord(line, plan!, NOW, offset);
+    if (got === undefined) continue;
+    fast++;
+    expect(got, `${name}: ${line}`).toBe(general(line, ctx, offset));
+  }
+  return fast;
+}
+
+const PINO = '{"level":30,"time":1768464000000,"pid":4000,"hostname":"web-01","reqId":"0","msg":"cache miss","req":{"method":"GET","url":"/a?b=1"},"res":{"statusCode":200},"responseTime":131.65}';
+const COMMON = [
+  PINO,
+  // bunyan
+  '{"name":"app","hostname":"h1","pid":12,"level":50,"msg":"boom","time":"2026-01-15T08:00:00.123Z","v":0}',
+  // ECS (pino-ecs / winston-ecs): dotted keys
+  '{"log.level":"info","@timestamp":"2026-01-15T08:00:00.123Z","process.pid":1,"host.hostname":"h","ecs.version":"8.10.0","message":"hello"}',
+  // winston json, with escapes JSON.stringify also writes
+  '{"level":"warn","message":"quote \\" backslash \\\\ tab \\t newline \\n","timestamp":"2026-01-15 08:00:00,123"}',
+  // no message, no level, no time
+  '{"a":1,"b":[1,2,{"c":null}],"d":true,"e":false,"f":-0.5,"g":0,"h":"é ü 中文"}',
+  // zap
+  '{"L":"INFO","T":"2026-01-15T08:00:00.000Z","M":"served","caller":"main.go:12","latency":0.000123}',
+  // Python structlog with `event` → general path; with msg/lvl
+  '{"lvl":"error","ts":1768464000.5,"msg":"x","count":123456789012345}',
+  // number message
+  '{"message":42,"level":"info"}',
+  '{"message":true,"severity":3}',
+  '{}',
+];
+
+const EDGE = [
+  // whitespace at the top level is allowed (fields are re-joined without it); inside values it is not
+  '{ "level" : 30 , "msg" : "x" , "k" : {"a":1} }',
+  '{"level":30,"msg":"x","k":{ "a": 1 }}',
+  '{"level":30}\r',
+  // numbers JSON.stringify would rewrite
+  '{"n":1.0}', '{"n":1e3}', '{"n":1E3}', '{"n":-0}', '{"n":0.0000001}', '{"n":0.000001}', '{"n":12345678901234567890}',
+  '{"n":1234567890123456}', '{"n":0.1234567890123456}', '{"n":123456789012345}', '{"n":-0.0}', '{"n":01}', '{"n":-}', '{"n":.5}',
+  '{"n":100}', '{"n":10.01}', '{"n":-10.5}', '{"n":5e-324}',
+  // strings JSON.stringify would rewrite or JSON.parse rejects
+  '{"s":"\\u0041"}', '{"s":"a\\/b"}', '{"s":"\\x"}', '{"s":"tab\there"}', '{"s":"emoji 😀"}', '{"s":"C:\\\\users"}', '{"s":"\\\\"}',
+  '{"s":"\\\\\\""}', '{"s":"a"b"}', '{"s":"unterminated}',
+  // keys
+  '{"a":1,"a":2}', '{"x":{"a":1,"a":2}}', '{"x":{"a":1,"b":{"a":2}}}', '{"1":"a","b":2}', '{"x":{"2":1,"a":0}}', '{"":1}', '{"a\\nb":1}',
+  '{"__proto__":{"polluted":true}}', '{"x":{"__proto__":1}}',
+  // keys the builder reshapes
+  '{"log":{"level":"error"},"msg":"x"}', '{"host":"h"}', '{"service":"s"}', '{"event":{"action":"a"}}', '{"stream":"x","msg":"y"}',
+  '{"message":{"nested":true},"msg":"m"}', '{"message":null,"msg":"m"}', '{"@timestamp":"not a date","msg":"m"}', '{"@timestamp":12,"time":5}',
+  '{"@timestamp":"2026-01-15T08:00:00Z","time":1768464000000}', '{"time":"garbage","ts":1768464000}', '{"time":{"a":1}}',
+  '{"level":{"a":1}}', '{"level":"nonsense","lvl":"warn"}', '{"level":null,"severity":"ERROR"}', '{"log.level":42}', '{"log.level":"WARN","level":50}',
+  '{"msg":1,"text":"t"}', '{"msg":"a","message":"b"}', '{"text":"t","msg":"m"}', '{"env":"dev","msg":"enrichment collides"}', '{"labels":{"x":1}}',
+  // literals and structure
+  '{"a":tru}', '{"a":nul}', '{"a":null}', '{"a":[]}', '{"a":{}}', '{"a":[[[[]]]]}', '{"a":[1,]}', '{"a":1,}', '{"a":1}x', '{"a":1} ', ' {"a":1}',
+  '{"a":1', '"a"', '[1,2]', '', '   ', 'plain text', '{"a":' + '['.repeat(40) + ']'.repeat(40) + '}',
+];
+
+describe("fastJsonRecord", () => {
+  it("takes the fast path for common logger output, with the general path's exact bytes", () => {
+    for (const line of COMMON) {
+      expect(check(line), `declined: ${line}`).toBe(CONTEXTS.length - (line.includes('"env"') ? 1 : 0));
+    }
+  });
+
+  it("agrees with the general path on edge cases, or declines", () => {
+    let fast = 0;
+    for (const line of EDGE) fast += check(line);
+    // Some edge cases are canonical and must be taken (whitespace at the top level, 100, 10.01 …).
+    expect(fast).toBeGreaterThan(CONTEXTS.length * 10);
+  });
+
+  it("declines where the general path reshapes: a known subset", () => {
+    const plan = planFastRecord(CONTEXTS[1]!.ctx)!;
+    for (const line of ['{"n":1.0}', '{"s":"\\u0041"}', '{"a":1,"a":2}', '{"__proto__":{}}', '{"log":{}}', '{"a":1}x', '{"a":[1, 2]}']) {
+      expect(fastJsonRecord(line, plan, NOW, 0), line).toBeUndefined();
+    }
+  });
+
+  it("agrees on 20,000 random lines (seeded)", () => {
+    const rand = mulberry32(0xc0ffee);
+    let fast = 0;
+    for (let i = 0; i < 20_000; i++) fast += check(randomLine(rand));
+    expect(fast).toBeGreaterThan(20_000); // most random lines are canonical in most contexts
+  });
+
+  it("declines enrichment it cannot copy verbatim", () => {
+    expect(planFastRecord({ fields: { when: new Date(0) } })).toBeUndefined();
+    expect(planFastRecord({ fields: { service: { version: "1" } } })).toBeUndefined();
+    expect(planFastRecord({ fields: { n: Number.NaN } })).toBeUndefined();
+    expect(planFastRecord({ fields: { "0": "x" } })).toBeUndefined();
+  });
+});
+
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a |= 0;
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const KEYS = ["level", "lvl", "msg", "message", "text", "time", "ts", "t", "@timestamp", "date", "severity", "log.level", "pid", "host", "hostname", "req", "a", "b", "id", "stream", "1", "env"];
+const STRINGS = ["info", "WARN", "error", "30", "x", 'q"uote', "back\\slash", "new\nline", "tab\t", "ctl\u0001", "é", "😀", "/path/a", "2026-01-15T08:00:00Z", "2026-01-15 08:00:00,5", "1768464000", ""];
+const NUMBERS = [0, 1, 30, 50, -1, 1.5, 131.65, 1768464000000, 1768464000.25, 1e21, 1e-7, 0.000001, 2 ** 53 + 2, 123456789012345];
+
+function randomValue(rand: () => number, depth: number): unknown {
+  const r = rand();
+  if (r < 0.3) return STRINGS[Math.floor(rand() * STRINGS.length)];
+  if (r < 0.55) return NUMBERS[Math.floor(rand() * NUMBERS.length)];
+  if (r < 0.62) return [true, false, null][Math.floor(rand() * 3)];
+  if (depth > 3) return "leaf";
+  if (r < 0.8) return Array.from({ length: Math.floor(rand() * 4) }, () => randomValue(rand, depth + 1));
+  return randomObject(rand, depth + 1);
+}
+
+function randomObject(rand: () => number, depth: number): Record<string, unknown> {
+  const obj: Record<string, unknown> = {};
+  const n = Math.floor(rand() * 7);
+  for (let i = 0; i < n; i++) obj[KEYS[Math.floor(rand() * KEYS.length)]!] = randomValue(rand, depth);
+  return obj;
+}
+
+function randomLine(rand: () => number): string {
+  let text = JSON.stringify(randomObject(rand, 0));
+  // Sometimes non-canonical text with the same meaning: spaces, escapes JSON.stringify would not write.
+  const r = rand();
+  if (r < 0.1) text = text.replace(/,"/g, ', "');
+  else if (r < 0.15) text = text.replace(/\//g, "\\/");
+  else if (r < 0.2) text = text.replace(/:/, ": ");
+  else if (r < 0.23) text = text.slice(0, -1) + ',"level":"info"}'.slice(text === "{}" ? 1 : 0); // maybe a duplicate
+  return text;
+}
