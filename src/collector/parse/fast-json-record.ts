@@ -104,6 +104,8 @@ const keyEnd = new Int32Array(MAX_TOP_KEYS);
 const valStart = new Int32Array(MAX_TOP_KEYS);
 const valEnd = new Int32Array(MAX_TOP_KEYS);
 const valType = new Uint8Array(MAX_TOP_KEYS);
+/** Length and first/last character of each top-level key: most duplicate checks end here. */
+const keySig = new Int32Array(MAX_TOP_KEYS);
 /** Each top-level key's role (see ROLES), 0 for an ordinary field. */
 const keyRole = new Uint8Array(MAX_TOP_KEYS);
 /** Nested objects' key spans, a stack shared by all levels (for duplicate detection). */
@@ -261,7 +263,11 @@ function keyName(line: string, i: number): string {
 function roleOf(ks: number, ke: number): number {
   const bucket = ROLES_BY_LENGTH[ke - ks];
   if (bucket === undefined) return 0;
-  for (let j = 0; j < bucket.length; j += 2) if (src.startsWith(bucket[j] as string, ks)) return bucket[j + 1] as number;
+  const first = src.charCodeAt(ks);
+  for (let j = 0; j < bucket.length; j += 2) {
+    const name = bucket[j] as string;
+    if (name.charCodeAt(0) === first && src.startsWith(name, ks)) return bucket[j + 1] as number;
+  }
   return 0;
 }
 
@@ -326,7 +332,9 @@ function scanTop(n: number): number {
     const ke = i - 1;
     if (ke === ks || isDigit(src.charCodeAt(ks))) return -1;
     // Duplicate keys: JSON.parse keeps the last. Verbatim text compares exactly: the escapes allowed are canonical.
-    for (let j = 0; j < count; j++) if (sameText(keyStart[j]!, keyEnd[j]!, ks, ke)) return -1;
+    const sig = ((ke - ks) << 16) ^ (src.charCodeAt(ks) << 8) ^ src.charCodeAt(ke - 1);
+    for (let j = 0; j < count; j++) if (keySig[j] === sig && sameText(keyStart[j]!, keyEnd[j]!, ks, ke)) return -1;
+    keySig[count] = sig;
     // Role names hold no escapes, so an escaped key is an ordinary field.
     keyRole[count] = escaped ? 0 : roleOf(ks, ke);
     if (src.charCodeAt(i) !== 58) {

@@ -6,6 +6,7 @@
 //   host ACK(seq) ──▶ commit the positions of every record below seq ──▶ CheckpointStore (atomic, debounced)
 import { CheckpointStore } from "../checkpoint-store.js";
 import { MultilineJoiner } from "../multiline.js";
+import { fastJsonRecord, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
 import { buildRecord, createParser, type RecordContext } from "../parse/index.js";
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine } from "../tail/types.js";
@@ -31,8 +32,31 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   let droppedKeys = 0;
   let blankLines = 0;
   let paused = false;
+  // The json parser's fast path, with one plan per file path (the path is part of every record).
+  const fastPlans = spec.parser === "json" ? new Map<string, FastRecordPlan | undefined>() : undefined;
+
+  const send = (json: string, fileKey: string, end: number): void => {
+    pending.push({ seq: channel.nextSeq, fileKey, end });
+    if (!channel.push(json, Buffer.byteLength(json)) && !paused) {
+      paused = true;
+      tailer.pause();
+    }
+  };
 
   const emit = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
+    if (fastPlans !== undefined) {
+      let plan = fastPlans.get(path);
+      if (plan === undefined && !fastPlans.has(path)) {
+        if (fastPlans.size >= 1024) fastPlans.clear();
+        plan = planFastRecord({ source: spec.name, host: spec.hostName, fields: spec.fields, filePath: path });
+        fastPlans.set(path, plan);
+      }
+      const json = plan === undefined ? undefined : fastJsonRecord(text, plan, ctx.now as string, offset);
+      if (json !== undefined) {
+        send(json, fileKey, end);
+        return;
+      }
+    }
     const parsed = parser(text);
     if (parsed.blank) {
       blankLines++;
@@ -44,12 +68,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     if (parsed.droppedKeys !== undefined) droppedKeys += parsed.droppedKeys;
     ctx.filePath = path;
     ctx.offset = offset;
-    const json = JSON.stringify(buildRecord(parsed, ctx));
-    pending.push({ seq: channel.nextSeq, fileKey, end });
-    if (!channel.push(json, Buffer.byteLength(json)) && !paused) {
-      paused = true;
-      tailer.pause();
-    }
+    send(JSON.stringify(buildRecord(parsed, ctx)), fileKey, end);
   };
 
   const joinerFor = (line: TailLine): MultilineJoiner => {
