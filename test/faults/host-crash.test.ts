@@ -6,6 +6,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { FakeElasticsearch } from "../helpers/fake-elasticsearch.js";
+import { recordScenario, SequenceTracker } from "../helpers/sequence.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const fixture = fileURLToPath(new URL("../fixtures/host-tail.ts", import.meta.url));
@@ -17,8 +19,8 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function startHost(out: string): Promise<{ host: ChildProcess; collectorPid: number }> {
-  const host = spawn(process.execPath, ["--import", tsx, fixture, join(dir, "app.log"), out, join(dir, "cp")], {
+function startHost(log: string, sink: string, cp: string): Promise<{ host: ChildProcess; collectorPid: number }> {
+  const host = spawn(process.execPath, ["--import", tsx, fixture, log, sink, cp], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   hosts.push(host);
@@ -57,56 +59,103 @@ const numbers = (file: string): number[] =>
         .map((l) => (JSON.parse(l) as { n: number }).n)
     : [];
 
-describe("host SIGKILL", () => {
-  it("children exit within 2 s; a new host with the same checkpointDir resumes with nothing missing", async () => {
-    const total = 30_000;
-    const text = Array.from({ length: total }, (_, n) => JSON.stringify({ msg: `line ${n}`, n }) + "\n");
-    const third = total / 3;
-    writeFileSync(join(dir, "app.log"), text.slice(0, third).join(""));
-    // ends[n] = byte offset after line n: a checkpoint at offset o covers every line with ends[n] ≤ o.
-    const ends: number[] = [];
-    text.reduce((off, line, n) => (ends[n] = off + Buffer.byteLength(line)), 0);
-    const committed = (): number => {
-      try {
-        const cp = JSON.parse(readFileSync(join(dir, "cp", "tail.json"), "utf8")) as { files: Array<{ offset: number }> };
-        return cp.files[0]?.offset ?? 0;
-      } catch {
-        return 0;
-      }
-    };
-    const out1 = join(dir, "out1.ndjson");
-    const out2 = join(dir, "out2.ndjson");
-    const a = await startHost(out1);
-    expect(alive(a.collectorPid)).toBe(true);
-    await waitFor(() => numbers(out1).length >= 3_000, { timeout: 20_000, message: "3000 lines shipped by the first host" });
-    await waitFor(() => committed() > 0, { timeout: 10_000, message: "a checkpoint written by the first host" });
-    // Mid-stream: more lines land while the first host is reading, and it dies among them.
-    appendFileSync(join(dir, "app.log"), text.slice(third, 2 * third).join(""));
-    a.host.kill("SIGKILL");
-    const checkpoint = committed();
-    // And the rest arrives while no host is running at all.
-    appendFileSync(join(dir, "app.log"), text.slice(2 * third).join(""));
-    const coveredLines = ends.filter((e) => e <= checkpoint).length;
-    await waitFor(() => !alive(a.collectorPid), { timeout: 2_000, message: `collector ${a.collectorPid} gone after its host was SIGKILLed` });
+// Must match the fixture's batch.maxRecords.
+const BATCH = 500;
 
-    const b = await startHost(out2);
-    const seen = (): number[] => [...numbers(out1), ...numbers(out2)];
-    await waitFor(() => new Set(seen()).size === total, {
-      timeout: 30_000,
-      message: () => `all ${total} numbers across both hosts, have ${new Set(seen()).size}`,
-    });
-    b.host.kill("SIGTERM");
-    await new Promise((r) => b.host.once("exit", r));
-    await waitFor(() => !alive(b.collectorPid), { timeout: 5_000, message: "second host's collector gone after a clean stop" });
-    const all = seen();
-    const unique = new Set(all).size;
-    console.info(`[host SIGKILL] sent ${total}, unique ${unique}, duplicates ${all.length - unique}, missing ${total - unique}`);
-    expect(unique).toBe(total);
-    // The second host started at the first one's checkpoint: nothing it covered came again, and the replay
-    // (duplicates) is limited to what the first host shipped after its last checkpoint write.
-    expect(coveredLines).toBeGreaterThan(0);
-    expect(numbers(out2).length).toBeGreaterThanOrEqual(third);
-    expect(numbers(out2).filter((n) => n < coveredLines)).toEqual([]);
-    expect(all.length - unique).toBeLessThanOrEqual(numbers(out1).length - coveredLines);
+interface Shipped {
+  /** Numbers the sink received, in order, duplicates included (for Elasticsearch: every indexing attempt). */
+  received: () => number[];
+  /** Numbers a reader of the destination sees, duplicates included (for Elasticsearch: stored documents). */
+  stored: () => number[];
+}
+
+/**
+ * Run the crash: host A ships a third of the file, more lines land, A is SIGKILLed mid-stream, the rest lands with
+ * no host running, host B (same checkpointDir) resumes. `sinkArg(i)` is host i's SINK argument.
+ */
+async function crashAndResume(name: string, tag: string, sinkArg: (i: 1 | 2) => string, shipped: Shipped): Promise<void> {
+  const total = 30_000;
+  const log = join(dir, `${tag}.log`);
+  const cp = join(dir, `${tag}-cp`);
+  const text = Array.from({ length: total }, (_, n) => JSON.stringify({ msg: `line ${n}`, n }) + "\n");
+  const third = total / 3;
+  writeFileSync(log, text.slice(0, third).join(""));
+  // ends[n] = byte offset after line n: a checkpoint at offset o covers every line with ends[n] ≤ o.
+  const ends: number[] = [];
+  text.reduce((off, line, n) => (ends[n] = off + Buffer.byteLength(line)), 0);
+  const committed = (): number => {
+    try {
+      const c = JSON.parse(readFileSync(join(cp, "tail.json"), "utf8")) as { files: Array<{ offset: number }> };
+      return c.files[0]?.offset ?? 0;
+    } catch {
+      return 0;
+    }
+  };
+  const a = await startHost(log, sinkArg(1), cp);
+  expect(alive(a.collectorPid)).toBe(true);
+  await waitFor(() => shipped.received().length >= 3_000, { timeout: 20_000, message: "3000 lines shipped by the first host" });
+  await waitFor(() => committed() > 0, { timeout: 10_000, message: "a checkpoint written by the first host" });
+  // Mid-stream: more lines land while the first host is reading, and it dies among them.
+  appendFileSync(log, text.slice(third, 2 * third).join(""));
+  a.host.kill("SIGKILL");
+  await new Promise((r) => a.host.once("exit", r));
+  const checkpoint = committed();
+  const beforeRestart = shipped.received().length;
+  // And the rest arrives while no host is running at all.
+  appendFileSync(log, text.slice(2 * third).join(""));
+  const coveredLines = ends.filter((e) => e <= checkpoint).length;
+  await waitFor(() => !alive(a.collectorPid), { timeout: 2_000, message: `collector ${a.collectorPid} gone after its host was SIGKILLed` });
+
+  const b = await startHost(log, sinkArg(2), cp);
+  await waitFor(() => new Set(shipped.received()).size === total, {
+    timeout: 30_000,
+    message: () => `all ${total} numbers across both hosts, have ${new Set(shipped.received()).size}`,
+  });
+  b.host.kill("SIGTERM");
+  await new Promise((r) => b.host.once("exit", r));
+  await waitFor(() => !alive(b.collectorPid), { timeout: 5_000, message: "second host's collector gone after a clean stop" });
+
+  const received = shipped.received();
+  const replayed = received.slice(beforeRestart);
+  const tracker = new SequenceTracker();
+  tracker.addAll(shipped.stored());
+  const report = recordScenario(
+    tracker.report(name, total, {
+      shippedBeforeKill: beforeRestart,
+      checkpointLines: coveredLines,
+      replayedBeyondCheckpoint: beforeRestart - coveredLines,
+      sinkReceivedDuplicates: received.length - new Set(received).size,
+      batchRecords: BATCH,
+    }),
+  );
+  expect(report.missing).toBe(0);
+  expect(report.unexpected).toBe(0);
+  // The second host started at the first one's checkpoint: nothing that checkpoint covered came again.
+  expect(coveredLines).toBeGreaterThan(0);
+  expect(replayed.filter((n) => n < coveredLines)).toEqual([]);
+  // What can come twice is what the first host shipped beyond its last checkpoint write. Checkpoints follow
+  // every acknowledgement, so that is the batch whose checkpoint was being written plus at most the next one.
+  expect(beforeRestart - coveredLines).toBeLessThanOrEqual(2 * BATCH);
+  }
+
+describe("host SIGKILL", () => {
+  it("FileSink: children exit within 2 s; a new host with the same checkpointDir resumes, nothing missing", async () => {
+    const out = (i: 1 | 2): string => join(dir, `out${i}.ndjson`);
+    const shipped = (): number[] => [...numbers(out(1)), ...numbers(out(2))];
+    await crashAndResume("host SIGKILL → FileSink, resume from checkpoint", "file", out, { received: shipped, stored: shipped });
+  });
+
+  it("ElasticsearchSink with deterministic ids: the replay answers 409, the index holds each line once", async () => {
+    const es = await FakeElasticsearch.start();
+    try {
+      const docs = (ops: readonly { doc: Record<string, unknown> | undefined }[]): number[] => ops.map((o) => o.doc!["n"] as number);
+      await crashAndResume("host SIGKILL → Elasticsearch (deterministic ids)", "es", () => es.url, {
+        received: () => docs(es.received),
+        stored: () => docs(es.stored),
+      });
+      expect(es.documentCount).toBe(30_000);
+    } finally {
+      await es.close();
+    }
   });
 });
