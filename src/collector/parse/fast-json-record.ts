@@ -104,6 +104,8 @@ const keyEnd = new Int32Array(MAX_TOP_KEYS);
 const valStart = new Int32Array(MAX_TOP_KEYS);
 const valEnd = new Int32Array(MAX_TOP_KEYS);
 const valType = new Uint8Array(MAX_TOP_KEYS);
+/** 1 when a top-level string value holds escapes (decoding it then needs JSON.parse). */
+const valEscaped = new Uint8Array(MAX_TOP_KEYS);
 /** Length and first/last character of each top-level key: most duplicate checks end here. */
 const keySig = new Int32Array(MAX_TOP_KEYS);
 /** Each top-level key's role (see ROLES), 0 for an ordinary field. */
@@ -111,6 +113,8 @@ const keyRole = new Uint8Array(MAX_TOP_KEYS);
 /** Nested objects' key spans, a stack shared by all levels (for duplicate detection). */
 let nestedKeys = new Int32Array(256);
 let escaped = false;
+/** Position of the next backslash in `src` at or after the scan position, -1 for none. */
+let backslash = -1;
 /** Whitespace between the top-level tokens: kept fields are then copied one by one, without it. */
 let topWs = false;
 
@@ -127,6 +131,7 @@ export function fastJsonRecord(line: string, plan: FastRecordPlan, now: string, 
   if (n < 2 || line.charCodeAt(0) !== 123 || line.charCodeAt(n - 1) !== 125) return undefined;
   if (line.includes("__proto__") || NOT_VERBATIM.test(line)) return undefined;
   src = line;
+  backslash = line.indexOf("\\");
   const count = scanTop(n);
   src = "";
   if (count < 0) return undefined;
@@ -303,8 +308,7 @@ function primitive(line: string, i: number): unknown {
     case T.STRING:
       // Canonical strings only hold \" \\ \b \f \n \r \t escapes; JSON.parse decodes them exactly.
     {
-      const backslash = line.indexOf("\\", s);
-      return backslash === -1 || backslash >= e ? line.slice(s + 1, e - 1) : (JSON.parse(line.slice(s, e)) as string);
+      return valEscaped[i] === 0 ? line.slice(s + 1, e - 1) : (JSON.parse(line.slice(s, e)) as string);
     }
     case T.NUMBER:
       return Number(line.slice(s, e));
@@ -351,8 +355,10 @@ function scanTop(n: number): number {
     const c = src.charCodeAt(i);
     let type: T;
     if (c === 34) {
+      escaped = false;
       i = scanString(i, n);
       type = T.STRING;
+      valEscaped[count] = escaped ? 1 : 0;
     } else if (c === 123 || c === 91) {
       i = scanNested(i, n, 1, 0);
       type = T.NESTED;
@@ -399,7 +405,9 @@ function scanString(i: number, n: number): number {
   for (;;) {
     const q = src.indexOf('"', j);
     if (q === -1) return -1;
-    const b = src.indexOf("\\", j);
+    // The next backslash of the line, found once and reused by every string before it (most lines have none).
+    if (backslash !== -1 && backslash < j) backslash = src.indexOf("\\", j);
+    const b = backslash;
     if (b === -1 || b > q) return q + 1;
     const e = src.charCodeAt(b + 1);
     if (e !== 34 && e !== 92 && e !== 98 && e !== 102 && e !== 110 && e !== 114 && e !== 116) return -1;
