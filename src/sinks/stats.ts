@@ -8,6 +8,10 @@ export class SinkStats {
   requestErrors = 0;
   bytesSent = 0;
   reconnects = 0;
+  /** Records written again after a broken connection (TCP/TLS replay window): duplicates, not losses. */
+  recordsResent = 0;
+  /** Records still waiting for that resend when the sink closed (reported delivered, possibly lost). */
+  recordsResendLost = 0;
   private readonly statuses = new Map<string, number>();
   private readonly buckets = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   private latencySumMs = 0;
@@ -35,6 +39,8 @@ export class SinkStats {
       request_errors: this.requestErrors,
       bytes_sent: this.bytesSent,
       reconnects: this.reconnects,
+      records_resent: this.recordsResent,
+      records_resend_lost: this.recordsResendLost,
       latency_ms_sum: this.latencySumMs,
     };
     for (const [status, n] of this.statuses) out[`status_${status}`] = n;

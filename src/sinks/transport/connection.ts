@@ -23,12 +23,20 @@ export interface ConnectionOptions {
   requestTimeoutMs?: number;
   /** TCP/TLS reconnect backoff (a send during the backoff returns `retry` at once). */
   reconnect?: ReconnectOptions;
+  /**
+   * TCP/TLS: bytes of the most recent writes kept and written again after a broken connection (a reset discards
+   * what the receiver had not read yet, and TCP cannot say how much). Turns such losses into duplicates as long as
+   * the bytes in flight fit. `0` disables it.
+   * @default 8388608 (8 MiB: loopback and LAN kernels can hold several MiB unread)
+   */
+  resendWindowBytes?: number;
 }
 
 export interface ResolvedConnection {
   connectTimeoutMs: number;
   requestTimeoutMs: number;
   reconnect: ResolvedReconnect;
+  resendWindowBytes: number;
   headers: Record<string, string>;
   tls: tls.ConnectionOptions | undefined;
   auth: ReturnType<typeof resolveAuth>;
@@ -43,6 +51,7 @@ export function resolveConnection(options: ConnectionOptions, ep: Endpoint): Res
     connectTimeoutMs: intOption("connectTimeoutMs", options.connectTimeoutMs, 10_000, 1, 600_000),
     requestTimeoutMs: intOption("requestTimeoutMs", options.requestTimeoutMs, 30_000, 1, 3_600_000),
     reconnect: reconnectOption(options.reconnect),
+    resendWindowBytes: intOption("resendWindowBytes", options.resendWindowBytes, 8 * 1024 * 1024, 0, 1024 * 1024 * 1024),
     headers: headersOption(options.headers),
     tls: needsTls ? resolveTls(options.tls, ep.hostname) : undefined,
     auth: resolveAuth(options.auth, ep),
@@ -62,6 +71,7 @@ export function openStream(sink: string, ep: Endpoint, c: ResolvedConnection, st
     writeTimeoutMs: c.requestTimeoutMs,
     reconnect: c.reconnect,
     stats,
+    resendWindowBytes: c.resendWindowBytes,
   });
 }
 

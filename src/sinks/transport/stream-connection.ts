@@ -6,8 +6,10 @@
 //   error / peer FIN / stall timeout / abort ──► destroy socket; report `flushed` records delivered, the rest retry
 //
 // TCP has no acknowledgements: "delivered" means the bytes were handed to the kernel (write callback fired).
-// That is the strongest signal these protocols offer; a receiver that crashes with unread kernel buffers can still
-// lose data, a receiver that shuts down (FIN) and reads what it already accepted loses nothing we reported.
+// Bytes in our send buffer or in the receiver's unread receive buffer die with a reset connection, and nobody can
+// tell which. So the connection keeps the last `resendWindowBytes` it wrote (the replay window) and, after any
+// broken connection, writes them again first on the next one: a reset then costs duplicates, not records, as long
+// as what was in flight fits in the window.
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { SinkError } from "../../errors.js";
@@ -45,6 +47,8 @@ export interface StreamConnectionOptions {
   writeTimeoutMs: number;
   reconnect: ResolvedReconnect;
   stats: SinkStats;
+  /** Bytes of recent writes kept for a resend after a broken connection; 0 disables. */
+  resendWindowBytes: number;
 }
 
 // How long to wait, after a TLS 1.3 handshake, for the server's session ticket. In TLS 1.3 the client finishes the
@@ -55,7 +59,11 @@ const TLS13_CONFIRM_MS = 1000;
 
 interface WriteState {
   readonly socket: net.Socket;
+  /** The replayed segments first (`replayed` of them, already reported delivered), then the caller's. */
   readonly segments: readonly StreamSegment[];
+  readonly replayed: number;
+  /** Replayed segments the kernel took (a prefix: after the first failure nothing more counts). */
+  replayOk: number;
   done: number;
   flushed: number;
   needDrain: boolean;
@@ -73,6 +81,13 @@ export class StreamConnection {
   private lock: Promise<unknown> = Promise.resolve();
   private connectedBefore = false;
   private closed = false;
+  /** Recent writes on `windowSocket`, oldest first, with their byte sizes. */
+  private window: StreamSegment[] = [];
+  private windowSizes: number[] = [];
+  private windowBytes = 0;
+  private windowSocket: net.Socket | undefined;
+  /** What a broken connection may have lost: written first on the next connection. */
+  private replay: StreamSegment[] = [];
 
   constructor(private readonly o: StreamConnectionOptions) {}
 
@@ -95,21 +110,59 @@ export class StreamConnection {
     return this.serialized(() => this.doWrite(segments, signal));
   }
 
-  /** End the connection cleanly (FIN after the kernel sent what it holds), destroying it if that takes too long. */
+  /**
+   * End the connection cleanly (FIN after the kernel sent what it holds), destroying it if that takes too long.
+   * Records a broken connection left in doubt are written again first; a connection that does not close cleanly
+   * (the peer reset it) gets its window resent on a new one, a few times, before the rest counts as resend-lost.
+   */
   async close(): Promise<void> {
+    for (let attempt = 0; attempt < 3 && !this.closed; attempt++) {
+      if (this.replay.length > 0) {
+        // Honour the reconnect backoff rather than give up inside it.
+        const wait = Math.min(this.nextConnectAt - Date.now(), this.o.reconnect.maxDelayMs, this.o.connectTimeoutMs);
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        await this.write([], AbortSignal.timeout(this.o.connectTimeoutMs));
+      }
+      if (await this.endSocket()) break;
+    }
     this.closed = true;
     await this.lock.catch(() => undefined);
+    if (this.replay.length > 0) {
+      this.o.stats.recordsResendLost += this.pendingResend;
+      this.replay = [];
+    }
     const socket = this.socket;
     this.socket = undefined;
-    if (socket === undefined || socket.destroyed) return;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => socket.destroy(), this.o.connectTimeoutMs);
-      socket.once("close", () => {
+    socket?.destroy();
+  }
+
+  /** FIN, then wait for the close. True when it closed without error (or there was nothing to close). */
+  private async endSocket(): Promise<boolean> {
+    await this.lock.catch(() => undefined);
+    const socket = this.socket;
+    if (socket === undefined || socket.destroyed) return this.replay.length === 0;
+    // The window is only owed again if this close fails.
+    const window = this.window;
+    this.window = [];
+    this.windowSizes = [];
+    this.windowBytes = 0;
+    this.windowSocket = undefined;
+    this.socket = undefined;
+    const clean = await new Promise<boolean>((resolve) => {
+      let failed = false;
+      socket.once("error", () => (failed = true));
+      const timer = setTimeout(() => {
+        failed = true;
+        socket.destroy();
+      }, this.o.connectTimeoutMs);
+      socket.once("close", (hadError: boolean) => {
         clearTimeout(timer);
-        resolve();
+        resolve(!failed && !hadError);
       });
       socket.end();
     });
+    if (!clean) this.replay.unshift(...window);
+    return clean && this.replay.length === 0;
   }
 
   get connected(): boolean {
@@ -127,7 +180,7 @@ export class StreamConnection {
       return { flushed: 0, reason: "closed", error: new SinkError("ERR_INVALID_STATE", "The sink is closed", { sink: this.o.sink }) };
     }
     if (signal.aborted) return { flushed: 0, reason: "aborted", error: this.abortError() };
-    if (segments.length === 0) return { flushed: 0 };
+    if (segments.length === 0 && this.replay.length === 0) return { flushed: 0 };
     let socket = this.socket;
     if (socket === undefined) {
       const wait = this.nextConnectAt - Date.now();
@@ -144,14 +197,28 @@ export class StreamConnection {
       }
     }
 
-    const st: WriteState = { socket, segments, done: 0, flushed: 0, needDrain: false, failure: undefined, finished: false };
+    const replayed = this.replay.length;
+    const all = replayed === 0 ? segments : [...this.replay, ...segments];
+    this.replay = [];
+    this.windowSocket = socket;
+    const st: WriteState = { socket, segments: all, replayed, replayOk: 0, done: 0, flushed: 0, needDrain: false, failure: undefined, finished: false };
     this.state = st;
     const started = performance.now();
     let bytes = 0;
+    const sizes: number[] = [];
     const onWritten = (err?: Error | null): void => {
       if (st.finished) return;
       if (err) st.failure ??= { error: err, reason: "connection_error" };
-      else if (st.failure === undefined) st.flushed += st.segments[st.done]!.records;
+      else if (st.failure === undefined) {
+        const seg = st.segments[st.done]!;
+        if (st.done < st.replayed) {
+          this.o.stats.recordsResent += seg.records;
+          st.replayOk++;
+        } else {
+          st.flushed += seg.records;
+        }
+        this.remember(socket, seg, sizes[st.done]!);
+      }
       st.done++;
       timer.refresh();
       this.wake();
@@ -173,11 +240,13 @@ export class StreamConnection {
     try {
       let next = 0;
       for (;;) {
-        if (st.done === segments.length) break;
+        if (st.done === all.length) break;
         if (st.failure !== undefined) break;
-        if (next < segments.length && !st.needDrain) {
-          const seg = segments[next++]!;
-          bytes += typeof seg.data === "string" ? Buffer.byteLength(seg.data) : seg.data.length;
+        if (next < all.length && !st.needDrain) {
+          const seg = all[next++]!;
+          const size = typeof seg.data === "string" ? Buffer.byteLength(seg.data) : seg.data.length;
+          sizes.push(size);
+          bytes += size;
           if (!socket.write(seg.data, onWritten)) st.needDrain = true;
           continue;
         }
@@ -191,13 +260,15 @@ export class StreamConnection {
       signal.removeEventListener("abort", onAbort);
     }
     const latency = performance.now() - started;
-    if (st.done === segments.length && st.failure === undefined) {
+    if (st.done === all.length && st.failure === undefined) {
       this.o.stats.request("ok", bytes, latency);
       return { flushed: st.flushed };
     }
     this.o.stats.request("error", bytes, latency);
     this.o.stats.error();
     this.drop(socket);
+    // Replayed segments this connection did not take stay due (after what the window just gave back).
+    if (st.replayOk < st.replayed) this.replay.push(...all.slice(st.replayOk, st.replayed));
     const f = this.classify(st.failure!.error, st.failure!.reason);
     return { flushed: st.flushed, reason: f.reason, error: f.error };
   }
@@ -240,6 +311,36 @@ export class StreamConnection {
   private drop(socket: net.Socket): void {
     if (this.socket === socket) this.socket = undefined;
     socket.destroy();
+    // Broken, not closed by us: what it may not have delivered is written again on the next connection.
+    if (socket === this.windowSocket && !this.closed) {
+      this.replay.push(...this.window);
+      this.window = [];
+      this.windowSizes = [];
+      this.windowBytes = 0;
+      this.windowSocket = undefined;
+    }
+  }
+
+  /** Keep a written segment in the replay window, evicting the oldest beyond `resendWindowBytes`. */
+  private remember(socket: net.Socket, seg: StreamSegment, size: number): void {
+    const limit = this.o.resendWindowBytes;
+    if (limit === 0 || socket !== this.windowSocket) return;
+    this.window.push(seg);
+    this.windowSizes.push(size);
+    this.windowBytes += size;
+    let evict = 0;
+    while (this.windowBytes - this.windowSizes[evict]! >= limit && evict < this.window.length - 1) this.windowBytes -= this.windowSizes[evict++]!;
+    if (evict > 0) {
+      this.window.splice(0, evict);
+      this.windowSizes.splice(0, evict);
+    }
+  }
+
+  /** Records already reported delivered that wait for a resend (a broken connection left them in doubt). */
+  get pendingResend(): number {
+    let n = 0;
+    for (const seg of this.replay) n += seg.records;
+    return n;
   }
 
   private noteConnectFailure(f: { error: SinkError; reason: string }): number {
