@@ -57,6 +57,18 @@ const INVALID_KEY_CHARS = /[^A-Za-z0-9_-]/g;
 
 /** The additional-field name for a flattened key path (without the leading `_` → with it). */
 export function gelfFieldName(path: string): string {
+  let name = fieldNames.get(path);
+  if (name !== undefined) return name;
+  name = computeFieldName(path);
+  // Records repeat their field paths: remember the translations, within a bound (no growth from random keys).
+  if (fieldNames.size >= 10_000) fieldNames.clear();
+  fieldNames.set(path, name);
+  return name;
+}
+
+const fieldNames = new Map<string, string>();
+
+function computeFieldName(path: string): string {
   let name = path.replace(INVALID_KEY_CHARS, "_");
   if (name.length === 0) name = "empty_key";
   if (RESERVED.has(name)) name += "_";
