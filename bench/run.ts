@@ -169,7 +169,9 @@ async function measure(
 }
 
 function hostProc(config: object): ChildProcess {
-  const execArgv = profile ? ["--cpu-prof", "--cpu-prof-dir", PROFILES] : [];
+  // BENCH_HOST_FLAGS: extra node flags for the measured host (e.g. "--max-semi-space-size=64"), to try host tuning.
+  const extra = (process.env.BENCH_HOST_FLAGS ?? "").split(" ").filter((f) => f.length > 0);
+  const execArgv = [...(profile ? ["--cpu-prof", "--cpu-prof-dir", PROFILES] : []), ...extra];
   return fork(join(PROCS, "host.mjs"), [JSON.stringify(config)], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
 }
 
