@@ -136,7 +136,7 @@ export class StreamConnection {
     socket?.destroy();
   }
 
-  /** FIN, then wait for the close. True when it closed without error (or there was nothing to close). */
+  /** FIN, then wait for the close. True when it closed without a reset or error (or there was nothing to close). */
   private async endSocket(): Promise<boolean> {
     await this.lock.catch(() => undefined);
     const socket = this.socket;
@@ -151,10 +151,8 @@ export class StreamConnection {
     const clean = await new Promise<boolean>((resolve) => {
       let failed = false;
       socket.once("error", () => (failed = true));
-      const timer = setTimeout(() => {
-        failed = true;
-        socket.destroy();
-      }, this.o.connectTimeoutMs);
+      // A peer that took everything but does not close its side is not a failure: no resend for it.
+      const timer = setTimeout(() => socket.destroy(), this.o.connectTimeoutMs);
       socket.once("close", (hadError: boolean) => {
         clearTimeout(timer);
         resolve(!failed && !hadError);
