@@ -97,7 +97,7 @@ function isIndexLike(key: string): boolean {
   return c >= 48 && c <= 57;
 }
 
-// Scanner state, module-level so a line allocates nothing but its key names and the output.
+// Scanner state, module-level so a line allocates little beyond its output (and the values of the keys it reads).
 let src = "";
 const keyStart = new Int32Array(MAX_TOP_KEYS);
 const keyEnd = new Int32Array(MAX_TOP_KEYS);
@@ -141,6 +141,7 @@ export function fastJsonRecord(line: string, plan: FastRecordPlan, now: string, 
   let msgRank = 99;
   let levelAt = -1;
   let levelRank = 99;
+  let lineLevel: LogLevel | undefined;
   let tsKeys = 0; // bit r: TIMESTAMP_KEYS[r] is present
   let tsAt0 = -1;
   let hasMessageKey = false;
@@ -163,9 +164,11 @@ export function fastJsonRecord(line: string, plan: FastRecordPlan, now: string, 
       if (rank < levelRank) {
         const v = primitive(line, i);
         if (v === NESTED) return undefined;
-        if (normalizeLevel(v) !== undefined) {
+        const normalized = normalizeLevel(v);
+        if (normalized !== undefined) {
           levelRank = rank;
           levelAt = i;
+          lineLevel = normalized;
         }
       }
     } else if (role >= TS_ROLE) {
@@ -179,7 +182,7 @@ export function fastJsonRecord(line: string, plan: FastRecordPlan, now: string, 
   if (msgAt >= 0) {
     message = valType[msgAt] === T.STRING ? line.slice(valStart[msgAt], valEnd[msgAt]) : JSON.stringify(line.slice(valStart[msgAt], valEnd[msgAt]));
   }
-  const level: LogLevel | undefined = levelAt >= 0 ? normalizeLevel(primitive(line, levelAt)) : plan.defaultLevel;
+  const level = lineLevel ?? plan.defaultLevel;
   // Timestamps: the first key in priority order that parses wins (usually the first one tried).
   let tsAt = -1;
   let timestamp: string | undefined;
