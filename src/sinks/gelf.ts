@@ -90,8 +90,8 @@ export class GelfSink implements Sink {
   private readonly ids = new MessageIdPool();
   private readonly stream: StreamConnection | undefined;
   private readonly http: HttpClient | undefined;
-  private udp: { socket: dgram.Socket; address: string } | undefined;
-  private udpOpening: Promise<{ socket: dgram.Socket; address: string }> | undefined;
+  private udp: dgram.Socket | undefined;
+  private udpOpening: Promise<dgram.Socket> | undefined;
 
   constructor(options: GelfSinkOptions) {
     if (options === null || typeof options !== "object") {
@@ -189,7 +189,7 @@ export class GelfSink implements Sink {
     const udp = this.udp;
     this.udp = undefined;
     this.udpOpening = undefined;
-    if (udp !== undefined) await new Promise<void>((resolve) => udp.socket.close(() => resolve()));
+    if (udp !== undefined) await new Promise<void>((resolve) => udp.close(() => resolve()));
   }
 
   metrics(): SinkMetrics {
@@ -198,7 +198,7 @@ export class GelfSink implements Sink {
 
   // ---- UDP ----
 
-  private openUdp(): Promise<{ socket: dgram.Socket; address: string }> {
+  private openUdp(): Promise<dgram.Socket> {
     if (this.udp !== undefined) return Promise.resolve(this.udp);
     this.udpOpening ??= (async () => {
       // Resolve once: dgram would look the name up again for every datagram.
@@ -214,22 +214,21 @@ export class GelfSink implements Sink {
           resolve();
         });
       });
-      this.udp = { socket, address };
-      return this.udp;
+      this.udp = socket;
+      return socket;
     })().finally(() => (this.udpOpening = undefined));
     return this.udpOpening;
   }
 
   private async sendUdp(batch: Batch, signal: AbortSignal): Promise<SendResult> {
-    let udp: { socket: dgram.Socket; address: string };
+    let socket: dgram.Socket;
     try {
-      udp = await this.openUdp();
+      socket = await this.openUdp();
     } catch (error) {
       const err = new SinkError("ERR_SINK_SEND", `Cannot resolve ${this.endpoint.display}: ${(error as Error).message}`, { sink: this.name, cause: error });
       this.stats.error();
       return Outcome.retry("dns_error", undefined, err);
     }
-    const { socket } = udp;
     const records = batch.records;
     const n = records.length;
     const limit = maxPayloadBytes(this.chunkSize);

@@ -108,6 +108,8 @@ const valType = new Uint8Array(MAX_TOP_KEYS);
 const valEscaped = new Uint8Array(MAX_TOP_KEYS);
 /** Length and first/last character of each top-level key: most duplicate checks end here. */
 const keySig = new Int32Array(MAX_TOP_KEYS);
+/** Where each timestamp key (by its rank in TIMESTAMP_KEYS) sits; valid where the line's tsKeys bit is set. */
+const tsIndex = new Int32Array(TIMESTAMP_KEYS.length);
 /** Each top-level key's role (see ROLES), 0 for an ordinary field. */
 const keyRole = new Uint8Array(MAX_TOP_KEYS);
 /** Nested objects' key spans, a stack shared by all levels (for duplicate detection). */
@@ -142,8 +144,7 @@ export function fastJsonRecord(line: string, plan: FastRecordPlan, now: string, 
   let levelAt = -1;
   let levelRank = 99;
   let lineLevel: LogLevel | undefined;
-  let tsKeys = 0; // bit r: TIMESTAMP_KEYS[r] is present
-  let tsAt0 = -1;
+  let tsKeys = 0; // bit r: TIMESTAMP_KEYS[r] is present, at tsIndex[r]
   let hasMessageKey = false;
   let hasTimestampKey = false;
   for (let i = 0; i < count; i++) {
@@ -175,7 +176,7 @@ export function fastJsonRecord(line: string, plan: FastRecordPlan, now: string, 
       const rank = role - TS_ROLE;
       if (rank === 0) hasTimestampKey = true;
       tsKeys |= 1 << rank;
-      if (tsAt0 < 0 || rank < keyRole[tsAt0]! - TS_ROLE) tsAt0 = i;
+      tsIndex[rank] = i;
     }
   }
   let message: string | undefined;
@@ -189,7 +190,7 @@ export function fastJsonRecord(line: string, plan: FastRecordPlan, now: string, 
   if (tsKeys !== 0) {
     for (let r = 0; r < TIMESTAMP_KEYS.length; r++) {
       if ((tsKeys & (1 << r)) === 0) continue;
-      const i = r === keyRole[tsAt0]! - TS_ROLE ? tsAt0 : findRole(TS_ROLE + r, count);
+      const i = tsIndex[r]!;
       const v = primitive(line, i);
       if (v === NESTED) return undefined;
       if ((timestamp = parseTimestamp(v)) !== undefined) {
@@ -256,11 +257,6 @@ const NESTED = Symbol("nested");
  * scanner can find string ends with indexOf.
  */
 const NOT_VERBATIM = /[\u0000-\u001f\ud800-\udfff]/;
-
-function findRole(role: number, count: number): number {
-  for (let i = 0; i < count; i++) if (keyRole[i] === role) return i;
-  return -1;
-}
 
 function keyName(line: string, i: number): string {
   const raw = line.slice(keyStart[i]! - 1, keyEnd[i]! + 1);
