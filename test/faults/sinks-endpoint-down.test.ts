@@ -60,6 +60,40 @@ function restartAfterRetries(agg: Aggregator, n: number, down: () => boolean, re
   return state;
 }
 
+/**
+ * 20,000 padded records through a LogstashSink (json_lines) into a receiver that resets every connection after
+ * `resetAfter` new frames. With a replay window the receiver comes back by itself once generation is done (a sink
+ * cannot resend to a receiver that stays down: what it still owed would count in records_resend_lost).
+ */
+async function resetScenario(name: string, resetAfter: number, resendWindowBytes: number | undefined) {
+  const rx = await ResetReceiver.start(resetAfter);
+  cleanups.push(() => rx.close());
+  const sink = new LogstashSink({ name: "tcp", url: `tcp://127.0.0.1:${rx.port}`, reconnect: { initialDelayMs: 5, maxDelayMs: 50 }, resendWindowBytes });
+  const agg = aggregatorWith(sink);
+  const restarted = restartAfterRetries(agg, 5, () => !rx.listening, () => rx.listen());
+  await agg.start();
+  const gen = new SequenceGenerator();
+  await generate(agg, gen, SENT_TCP, true);
+  if (resendWindowBytes !== 0) {
+    rx.autoRestart = true;
+    if (!rx.listening) await rx.listen();
+  }
+  const report = await agg.stop({ timeoutMs: 30_000 });
+  await waitFor(() => rx.open === 0, { timeout: 5_000, message: "the sink's last connection closed at the receiver" });
+  const t = new SequenceTracker();
+  t.addJson(rx.frames);
+  const m = sink.metrics();
+  const r = recordScenario(
+    t.report(name, gen.sentSeqs(), {
+      resets: rx.resets,
+      restarts: restarted.restarts,
+      recordsResent: m["records_resent"]!,
+      resendLost: m["records_resend_lost"]!,
+    }),
+  );
+  return { rx, sink, report, r, restarted };
+}
+
 describe("sink endpoint down, then back", () => {
   it("Elasticsearch refuses connections after 3000 items, reopens on the same port after 10 retries: 0 missing, 0 duplicate documents", async () => {
     const fake = await FakeElasticsearch.start();
@@ -169,60 +203,21 @@ describe("sink endpoint down, then back", () => {
   // reset, after the sender was told they were written. The sink's replay window writes its most recent bytes again
   // on the next connection, so a reset costs duplicates instead of records.
   it("Logstash json_lines: receiver RESETS after every 2300 new frames (unread kernel bytes discarded): the replay window makes it 0 missing", async () => {
-    const rx = await ResetReceiver.start(2_300);
-    cleanups.push(() => rx.close());
-    const sink = new LogstashSink({ name: "tcp", url: `tcp://127.0.0.1:${rx.port}`, reconnect: { initialDelayMs: 5, maxDelayMs: 50 } });
-    const agg = aggregatorWith(sink);
-    const restarted = restartAfterRetries(agg, 5, () => !rx.listening, () => rx.listen());
-    await agg.start();
-    const gen = new SequenceGenerator();
-    await generate(agg, gen, SENT_TCP, true);
-    // From here on the receiver comes back by itself after a reset (a sink cannot resend to a receiver that stays
-    // down: what it still owed would count in records_resend_lost).
-    rx.autoRestart = true;
-    if (!rx.listening) await rx.listen();
-    const report = await agg.stop({ timeoutMs: 30_000 });
-    await waitFor(() => rx.open === 0, { timeout: 5_000, message: "the sink's last connection closed at the receiver" });
-    const t = new SequenceTracker();
-    t.addJson(rx.frames);
+    const { rx, sink, report, r, restarted } = await resetScenario("logstash tcp receiver reset (RST), replay window", 2_300, undefined);
     const m = sink.metrics();
-    const r = recordScenario(
-      t.report("logstash tcp receiver reset (RST), replay window", gen.sentSeqs(), {
-        resets: rx.resets,
-        restarts: restarted.restarts,
-        recordsResent: m["records_resent"]!,
-        resendLost: m["records_resend_lost"]!,
-      }),
-    );
     expect(rx.resets).toBeGreaterThanOrEqual(2);
     expect(restarted.restarts).toBeGreaterThanOrEqual(1);
     expect(report.sinks.tcp).toMatchObject({ received: SENT_TCP, delivered: SENT_TCP, pending: 0, droppedTotal: 0 });
     expect(r).toMatchObject({ sent: SENT_TCP, unique: SENT_TCP, missing: 0, unexpected: 0 });
     expect(m["records_resent"]).toBeGreaterThan(0);
     expect(m["records_resend_lost"]).toBe(0);
-    // Each reset resends at most the window (8 MiB) plus the batch
-    // that was being written.
     // Duplicates come from the resends and from the batch being written at each reset (retried whole).
     expect(r.duplicates).toBeLessThanOrEqual(m["records_resent"]! + rx.resets * BATCH);
   });
 
   // The same receiver with the window turned off: what was in flight at each reset is lost, and only there.
   it("Logstash json_lines with resendWindowBytes: 0: loss only right after the last record read before each reset", async () => {
-    const rx = await ResetReceiver.start(2_500);
-    cleanups.push(() => rx.close());
-    const sink = new LogstashSink({ name: "tcp", url: `tcp://127.0.0.1:${rx.port}`, reconnect: { initialDelayMs: 5, maxDelayMs: 50 }, resendWindowBytes: 0 });
-    const agg = aggregatorWith(sink);
-    const restarted = restartAfterRetries(agg, 5, () => !rx.listening, () => rx.listen());
-    await agg.start();
-    const gen = new SequenceGenerator();
-    await generate(agg, gen, SENT_TCP, true);
-    const report = await agg.stop({ timeoutMs: 30_000 });
-    await waitFor(() => rx.open === 0, { timeout: 5_000, message: "the sink's last connection closed at the receiver" });
-    const t = new SequenceTracker();
-    t.addJson(rx.frames);
-    const r = recordScenario(
-      t.report("logstash tcp receiver reset (RST), no replay window", gen.sentSeqs(), { resets: rx.resets, restarts: restarted.restarts }),
-    );
+    const { rx, sink, report, r } = await resetScenario("logstash tcp receiver reset (RST), no replay window", 2_500, 0);
     expect(rx.resets).toBeGreaterThanOrEqual(2);
     expect(sink.metrics()["records_resent"]).toBe(0);
     // The engine cannot know: everything was handed to the kernel, so everything counts as delivered.
