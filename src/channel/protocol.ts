@@ -52,22 +52,6 @@ export function encodeJson(type: FrameType, value: unknown): Buffer {
   return encodeFrame(type, JSON.stringify(value));
 }
 
-/** One RECORDS frame from already-serialized records (each a JSON text without newlines). */
-export function encodeRecords(header: RecordsHeader, lines: readonly string[]): Buffer {
-  const hdr = Buffer.from(JSON.stringify(header));
-  const body = lines.join("\n");
-  const bodyLen = Buffer.byteLength(body);
-  const payloadLen = 8 + hdr.length + bodyLen;
-  const out = Buffer.allocUnsafe(5 + payloadLen);
-  out.writeUInt32BE(payloadLen, 0);
-  out[4] = FrameType.RECORDS;
-  out.writeUInt32BE(lines.length, 5);
-  out.writeUInt32BE(hdr.length, 9);
-  hdr.copy(out, 13);
-  out.write(body, 13 + hdr.length);
-  return out;
-}
-
 export interface DecodedRecords {
   header: RecordsHeader;
   /** JSON text of each record. */

@@ -15,7 +15,7 @@ export interface Peer {
 
 /** What the intake needs from the channel (a ChildChannel in the collector; a fake in unit tests). */
 export interface RecordSink {
-  push(json: string, bytes: number): boolean;
+  push(json: string): boolean;
   readonly hasCredit: boolean;
 }
 
@@ -110,6 +110,6 @@ export class Intake {
       this.counters.parseErrors++;
       json = JSON.stringify({ "@timestamp": record["@timestamp"], message: String(record.message), client: record["client"] });
     }
-    if (!this.out.push(json, Buffer.byteLength(json))) this.onOutOfCredit();
+    if (!this.out.push(json)) this.onOutOfCredit();
   }
 }

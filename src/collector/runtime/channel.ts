@@ -6,7 +6,6 @@ import {
   FrameType,
   type RecordsHeader,
   encodeJson,
-  encodeRecords,
 } from "../../channel/protocol.js";
 
 export interface HostMessages {
@@ -23,6 +22,14 @@ export interface HostMessages {
 const FRAME_RECORDS = 1024;
 /** Bytes per frame before it is sent without waiting for the end of the tick. */
 const FRAME_BYTES = 256 * 1024;
+/**
+ * Room reserved in front of the records for the frame header (5 bytes), the RECORDS counts (8) and the header
+ * JSON (`{"seq":N}`, at most 26 bytes): the header is written right-aligned into it at flush, so a frame is one
+ * contiguous buffer and the records are encoded exactly once, straight into it.
+ */
+const HEAD_ROOM = 48;
+/** The frame buffer: a full frame plus one typical record of slack. */
+const FRAME_CAPACITY = HEAD_ROOM + FRAME_BYTES + 64 * 1024;
 
 /**
  * Buffers serialized records into RECORDS frames and tracks credit. `push()` returns false once credit is spent:
@@ -30,8 +37,10 @@ const FRAME_BYTES = 256 * 1024;
  */
 export class ChildChannel {
   private readonly socket: Socket;
-  private lines: string[] = [];
-  private bytes = 0;
+  /** The frame being filled: records from HEAD_ROOM to `pos`, newline-separated. */
+  private buf = Buffer.allocUnsafe(FRAME_CAPACITY);
+  private pos = HEAD_ROOM;
+  private count = 0;
   private seq = 0;
   private creditRecords = 0;
   private creditBytes = 0;
@@ -82,7 +91,7 @@ export class ChildChannel {
 
   /** Seq the next pushed record gets. */
   get nextSeq(): number {
-    return this.seq + this.lines.length;
+    return this.seq + this.count;
   }
 
   get hasCredit(): boolean {
@@ -96,13 +105,21 @@ export class ChildChannel {
     this.creditBytes = credit.bytes;
   }
 
-  /** Queue one serialized record. Returns false when credit is spent (stop reading). */
-  push(json: string, bytes: number): boolean {
-    this.lines.push(json);
-    this.bytes += bytes;
+  /** Queue one serialized record (JSON text without newlines). Returns false when credit is spent (stop reading). */
+  push(json: string): boolean {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; make sure the record fits before encoding it in place.
+    const worst = json.length * 3 + 1;
+    if (this.pos + worst > this.buf.length) {
+      this.flush();
+      if (HEAD_ROOM + worst > this.buf.length) this.buf = Buffer.allocUnsafe(HEAD_ROOM + worst);
+    }
+    if (this.count > 0) this.buf[this.pos++] = 10;
+    const bytes = this.buf.write(json, this.pos);
+    this.pos += bytes;
+    this.count++;
     this.creditRecords--;
     this.creditBytes -= bytes;
-    if (this.lines.length >= FRAME_RECORDS || this.bytes >= FRAME_BYTES) this.flush();
+    if (this.count >= FRAME_RECORDS || this.pos - HEAD_ROOM >= FRAME_BYTES) this.flush();
     else if (!this.flushQueued) {
       this.flushQueued = true;
       setImmediate(this.flushSoon);
@@ -116,12 +133,22 @@ export class ChildChannel {
   };
 
   flush(): void {
-    if (this.lines.length === 0) return;
+    if (this.count === 0) return;
     const header: RecordsHeader = { seq: this.seq };
-    const frame = encodeRecords(header, this.lines);
-    this.seq += this.lines.length;
-    this.lines = [];
-    this.bytes = 0;
+    const hdr = JSON.stringify(header);
+    const start = HEAD_ROOM - 13 - hdr.length;
+    const buf = this.buf;
+    buf.writeUInt32BE(this.pos - start - 5, start);
+    buf[start + 4] = FrameType.RECORDS;
+    buf.writeUInt32BE(this.count, start + 5);
+    buf.writeUInt32BE(hdr.length, start + 9);
+    buf.write(hdr, start + 13, "latin1");
+    const frame = buf.subarray(start, this.pos);
+    this.seq += this.count;
+    this.count = 0;
+    // The socket holds on to the frame until the OS took it: the next records go into a fresh buffer.
+    this.buf = Buffer.allocUnsafe(FRAME_CAPACITY);
+    this.pos = HEAD_ROOM;
     this.write(frame);
   }
 

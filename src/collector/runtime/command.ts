@@ -13,8 +13,8 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     env: spec.env === undefined ? process.env : { ...(spec.inheritEnv === false ? {} : process.env), ...spec.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const out = (json: string, bytes: number): boolean => {
-    const more = channel.push(json, bytes);
+  const out = (json: string): boolean => {
+    const more = channel.push(json);
     if (!more) pause();
     return more;
   };

@@ -37,7 +37,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
 
   const send = (json: string, fileKey: string, end: number): void => {
     pending.push({ seq: channel.nextSeq, fileKey, end });
-    if (!channel.push(json, Buffer.byteLength(json)) && !paused) {
+    if (!channel.push(json) && !paused) {
       paused = true;
       tailer.pause();
     }

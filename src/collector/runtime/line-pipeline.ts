@@ -28,7 +28,7 @@ export interface LineCounters {
 }
 
 /** Where finished records go: returns false when the channel is out of credit. */
-export type RecordOut = (json: string, bytes: number, end: number) => boolean;
+export type RecordOut = (json: string, end: number) => boolean;
 
 export class LinePipeline {
   readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, droppedKeys: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0 };
@@ -83,7 +83,7 @@ export class LinePipeline {
     if (this.fast !== undefined) {
       const json = fastJsonRecord(text, this.fast, this.now || new Date().toISOString(), this.options.offsets ? start : undefined);
       if (json !== undefined) {
-        this.out(json, Buffer.byteLength(json), end);
+        this.out(json, end);
         return;
       }
     }
@@ -106,6 +106,6 @@ export class LinePipeline {
       this.counters.parseErrors++;
       json = JSON.stringify({ "@timestamp": ctx.now, message: text, error: { type: "parse", message: "unserializable" } });
     }
-    this.out(json, Buffer.byteLength(json), end);
+    this.out(json, end);
   }
 }

@@ -165,7 +165,7 @@ class ScriptEmitter {
   }
 
   private pushLine(json: string | undefined): void {
-    if (json !== undefined) this.channel.push(json, Buffer.byteLength(json));
+    if (json !== undefined) this.channel.push(json);
   }
 
   private serializeAll(input: readonly unknown[], from: number): string[] {

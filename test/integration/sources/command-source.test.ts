@@ -93,4 +93,30 @@ describe("CommandSource", () => {
     expect(mem.messages()).toEqual(["$HOME; echo injected"]);
     expect(report.sinks.mem!.delivered).toBe(1);
   });
+  it("carries records bigger than a channel frame and multi-byte text intact, in order", async () => {
+    // 600 KB lines exceed the collector's 256 KiB frame; the small ones around them share frames.
+    const big = (c: string): string => c.repeat(600_000);
+    const script = [
+      "const w = (o) => process.stdout.write(JSON.stringify(o) + '\\n');",
+      "w({ n: 0, msg: 'before' });",
+      "w({ n: 1, msg: 'a'.repeat(600000) });",
+      "w({ n: 2, msg: 'Grüße 😀 日本語' });",
+      "w({ n: 3, msg: 'é'.repeat(600000) });",
+      "for (let n = 4; n < 3004; n++) w({ n, msg: 'x'.repeat(n % 300) + 'ü' });",
+    ].join("\n");
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new CommandSource({ name: "big", command: process.execPath, args: ["-e", script], parser: "json", maxLineBytes: 4 * 1024 * 1024 }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(3004, { timeout: 30_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    const out = mem.records.filter((r) => r.stream === "stdout");
+    expect(out.map((r) => r.n)).toEqual(Array.from({ length: 3004 }, (_, i) => i));
+    expect(out[1]!.message).toBe(big("a"));
+    expect(out[2]!.message).toBe("Grüße 😀 日本語");
+    expect(out[3]!.message).toBe(big("é"));
+    expect(out[3004 - 1]!.message).toBe("x".repeat(3003 % 300) + "ü");
+    expect(report.sources.big).toMatchObject({ emitted: 3004, parseErrors: 0 });
+  });
 });
