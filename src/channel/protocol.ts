@@ -54,10 +54,8 @@ export function encodeJson(type: FrameType, value: unknown): Buffer {
 
 export interface DecodedRecords {
   header: RecordsHeader;
-  /** JSON text of each record. */
-  lines: string[];
-  /** UTF-8 byte length of each record. */
-  sizes: number[];
+  /** Each record's JSON as UTF-8: views into the frame, not copies (the frame lives as long as they do). */
+  records: Buffer[];
 }
 
 export class ProtocolError extends Error {}
@@ -76,19 +74,19 @@ export function decodeRecords(payload: Buffer): DecodedRecords {
   if (typeof header?.seq !== "number" || !Number.isSafeInteger(header.seq) || header.seq < 0) {
     throw new ProtocolError("RECORDS header has no valid seq");
   }
-  const lines: string[] = new Array(count);
-  const sizes: number[] = new Array(count);
+  // A count larger than the bytes could hold is garbage: refuse it before allocating for it.
+  if (count > payload.length - 8 - hdrLen + 1) throw new ProtocolError(`RECORDS frame cannot hold ${count} records`);
+  const records: Buffer[] = new Array(count);
   let start = 8 + hdrLen;
   for (let i = 0; i < count; i++) {
     let end = payload.indexOf(10, start);
     if (end < 0) end = payload.length;
     if (i < count - 1 && end === payload.length) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
-    lines[i] = payload.toString("utf8", start, end);
-    sizes[i] = end - start;
+    records[i] = payload.subarray(start, end);
     start = end + 1;
   }
   if (count > 0 && start < payload.length) throw new ProtocolError(`RECORDS frame holds more than ${count} records`);
-  return { header, lines, sizes };
+  return { header, records };
 }
 
 /**

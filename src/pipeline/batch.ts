@@ -5,10 +5,10 @@ import type { Entry } from "./entry.js";
 
 export class EntryBatch implements Batch {
   readonly length: number;
-  readonly json: string[];
   readonly sources: (string | undefined)[];
   readonly bytes: number;
   private recs: LogRecord[] | undefined;
+  private texts: string[] | undefined;
 
   constructor(
     readonly entries: readonly Entry[],
@@ -16,16 +16,25 @@ export class EntryBatch implements Batch {
   ) {
     const n = entries.length;
     this.length = n;
-    this.json = new Array<string>(n);
     this.sources = new Array<string | undefined>(n);
     let bytes = 0;
     for (let i = 0; i < n; i++) {
       const e = entries[i]!;
-      this.json[i] = e.json;
       this.sources[i] = e.source?.name;
       bytes += e.bytes;
     }
     this.bytes = bytes;
+  }
+
+  /** Texts, decoded on first use: a sink that ships bytes never pays for them. */
+  get json(): readonly string[] {
+    if (this.texts === undefined) {
+      const n = this.length;
+      const texts = new Array<string>(n);
+      for (let i = 0; i < n; i++) texts[i] = this.entries[i]!.json;
+      this.texts = texts;
+    }
+    return this.texts;
   }
 
   get records(): readonly LogRecord[] {

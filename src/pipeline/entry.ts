@@ -10,24 +10,36 @@ export interface AckTarget {
 
 /**
  * One record shared by every sink queue it was routed to (fan-out shares the object, not copies).
- * `json` is the canonical serialization: computed once, reused by every JSON-speaking sink.
+ * Its canonical serialization is kept as it arrived: UTF-8 bytes from a collector (a view into the channel frame),
+ * or text from `write()`. Sinks that ship bytes (Elasticsearch) copy `utf8` without decoding; `json` decodes once.
  */
 export class Entry {
   /** Parsed form, materialized on first use (records from children arrive as JSON text). */
   private rec: LogRecord | undefined;
+  private text: string | undefined;
+  /** The JSON as UTF-8 when the record arrived as bytes; `undefined` for records written as text. */
+  readonly utf8: Buffer | undefined;
   /** When the router admitted it (ms); the batcher's maxWaitMs counts from here. */
   admittedAt = 0;
     /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
   pending = 0;
 
   constructor(
-    readonly json: string,
+    json: string | Buffer,
+    /** UTF-8 byte length of the JSON. */
     readonly bytes: number,
     readonly source: AckTarget | undefined,
     readonly seq: number,
     record?: LogRecord,
   ) {
+    if (typeof json === "string") this.text = json;
+    else this.utf8 = json;
     this.rec = record;
+  }
+
+  /** The canonical JSON text (decoded from the bytes on first use). */
+  get json(): string {
+    return (this.text ??= this.utf8!.toString("utf8"));
   }
 
   get record(): LogRecord {

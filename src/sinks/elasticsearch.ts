@@ -2,7 +2,7 @@
 //
 //   send(batch)
 //     plan      per record: index name, _id, routing → action line (constant string when nothing varies), or reject
-//     sendRange NDJSON body (one string) → client.bulk (maxRetries 0, own deadline, caller's abort signal)
+//     sendRange NDJSON body (one Buffer of UTF-8, records copied as they came) → client.bulk (maxRetries 0, own deadline, caller's abort signal)
 //       ├─ 2xx    → classifyBulkResponse: outcome per item by position (never resend an accepted item)
 //       ├─ 413    → halve the range and send each half (a single document still too large → rejected)
 //       ├─ retry  → the whole range gets one retry outcome (connection, timeout, 429, 5xx, 401/403, protocol)
@@ -17,6 +17,7 @@ import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycle
 import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
 import { type ItemTally, classifyBulkResponse } from "./elasticsearch/bulk-response.js";
+import { bulkBody } from "./elasticsearch/bulk-body.js";
 import { MAX_ID_BYTES, deterministicId } from "./elasticsearch/document-id.js";
 import { type IndexPattern, indexNameProblem, recordTimestamp } from "./elasticsearch/index-name.js";
 import { type ElasticsearchSinkOptions, type ResolvedEsOptions, resolveEsOptions } from "./elasticsearch/options.js";
@@ -295,13 +296,8 @@ export class ElasticsearchSink implements Sink {
     outcomes: RecordOutcome[],
     signal: AbortSignal | undefined,
   ): Promise<RequestFailure | undefined> {
-    const json = batch.json;
-    let body = "";
-    for (let k = lo; k < hi; k++) {
-      const i = included[k]!;
-      body += actions[i]! + json[i]! + "\n";
-    }
-    const bytes = Buffer.byteLength(body);
+    const body = bulkBody(batch, actions, included, lo, hi);
+    const bytes = body.length;
     if (this.#maxRequestBytes !== Infinity && this.#stats.requests - this.#ceilingSetAt > CEILING_TTL_REQUESTS) {
       this.#maxRequestBytes = Infinity;
     }

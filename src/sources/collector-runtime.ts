@@ -214,25 +214,25 @@ export class CollectorRuntime implements SourceRuntime {
 
   private onRecords(payload: Buffer): void {
     // Throws ProtocolError on a malformed frame; the channel's data handler turns that into a restart.
-    const { header, lines, sizes } = decodeRecords(payload);
+    const { header, records } = decodeRecords(payload);
     if (header.seq !== this.nextSeq) {
       throw new ProtocolError(`records out of sequence: expected seq ${this.nextSeq}, got ${header.seq}`);
     }
     const target = this.acks;
     let bad = 0;
-    for (let i = 0; i < lines.length; i++) {
-      const json = lines[i]!;
+    for (let i = 0; i < records.length; i++) {
+      const utf8 = records[i]!;
       // Records are built and serialized by our own collector code; a line that is not an object is a bug or
       // corruption: count it rather than ship garbage.
-      if (json.charCodeAt(0) !== 123 /* { */) {
+      if (utf8[0] !== 123 /* { */ || utf8[utf8.length - 1] !== 125 /* } */) {
         bad++;
         target.settle(this.nextSeq + i);
         continue;
       }
-      this.inbox.push(new Entry(json, sizes[i]!, target, this.nextSeq + i));
+      this.inbox.push(new Entry(utf8, utf8.length, target, this.nextSeq + i));
     }
-    this.nextSeq += lines.length;
-    this.emitted += lines.length - bad;
+    this.nextSeq += records.length;
+    this.emitted += records.length - bad;
     if (bad > 0) this.host.dropUnserializable(this.name, bad, "collector sent a record that is not a JSON object");
     this.host.router.pump();
   }
