@@ -24,6 +24,8 @@ const quick = args.includes("--quick");
 const profile = args.includes("--profile");
 const only = args.includes("--only") ? new Set(args[args.indexOf("--only") + 1]!.split(",")) : undefined;
 const enabled = (w: string): boolean => only === undefined || only.has(w);
+/** --no-baselines: only our shipper (a tuning loop); ratios and the ×-pino target then show as not measured. */
+const baselines = !args.includes("--no-baselines");
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
@@ -225,6 +227,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
     hostCpuSec: ours.done?.hostSec as number | undefined,
   }));
   details.w1Ours = { receiver: oursRx, host: ours.done };
+  if (!baselines) return;
 
   log("W1 baseline (a) naive: child per source + process.send per line, client.bulk every 1000 lines …");
   await expect(SIZE);
@@ -358,7 +361,7 @@ async function latency(es: Receiver): Promise<void> {
     ["pino-es defaults (b)", () => spawn("sh", ["-c", `"${NODE}" ${writer.map((a) => `"${a}"`).join(" ")} | "${NODE}" "${PINO_CLI}" --node ${url} --index bench`], { stdio: "ignore" }), false],
     ["pino-es --flush-bytes 5000000 (b)", () => spawn("sh", ["-c", `"${NODE}" ${writer.map((a) => `"${a}"`).join(" ")} | "${NODE}" "${PINO_CLI}" --node ${url} --index bench --flush-bytes 5000000`], { stdio: "ignore" }), false],
   ];
-  for (const [label, start, ipc] of variants) {
+  for (const [label, start, ipc] of baselines ? variants : variants.slice(0, 2)) {
     log(`latency ${label}: ${LAT_RATE.toLocaleString("en-US")} lines/s for ${LAT_SECONDS} s …`);
     await call(es.proc, { cmd: "expect", n, latency: true }, "ok");
     // pino with 5 MB flushes only at end of input or every 30 s: the writer ending closes its stdin.

@@ -15,7 +15,9 @@ const lib = await import(pathToFileURL(config.lib).href);
 const { Aggregator, CommandSource, ElasticsearchSink, FileSource, GelfSink, MemorySink } = lib;
 
 const send = (msg) => process.send?.(msg);
-const execArgv = config.profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", config.profileDir];
+// BENCH_CHILD_FLAGS: extra node flags for the collectors (the host passes its environment on), to try their tuning.
+const childFlags = (process.env.BENCH_CHILD_FLAGS ?? "").split(" ").filter((f) => f.length > 0);
+const execArgv = [...childFlags, ...(config.profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", config.profileDir])];
 
 const agg = new Aggregator({ queue: config.queue, hostName: "bench-host" });
 config.sources.forEach((s, i) => {

@@ -13,6 +13,9 @@ import { epochNow } from "../procs/lines.mjs";
 
 const PRODUCT = { "x-elastic-product": "Elasticsearch", "content-type": "application/json" };
 const ITEM = { c: '{"create":{"_index":"bench","status":201}}', i: '{"index":{"_index":"bench","status":201}}' };
+// What Elasticsearch answers under `filter_path=errors,items.*.status,items.*.error` (the sink's default): no
+// `took`, and items reduced to their status.
+const ITEM_FILTERED = { c: '{"create":{"status":201}}', i: '{"index":{"status":201}}' };
 const INFO = JSON.stringify({
   name: "bench-receiver",
   cluster_name: "bench",
@@ -43,7 +46,8 @@ function reset(n, wantLatency) {
 }
 
 /** Count action/document line pairs, check each action's op, and answer one item per action. */
-function bulk(body) {
+function bulk(body, filtered) {
+  const item = filtered ? ITEM_FILTERED : ITEM;
   const now = epochNow();
   const items = [];
   let pos = 0;
@@ -57,7 +61,7 @@ function bulk(body) {
         // {"create": / {"index": — byte 2 names the op.
         const op = body[pos + 2] === 0x63 ? "c" : body[pos + 2] === 0x69 ? "i" : undefined;
         if (op === undefined || body[pos] !== 0x7b) malformed++;
-        items.push(ITEM[op ?? "i"]);
+        items.push(item[op ?? "i"]);
       } else {
         docs++;
         if (latency) {
@@ -69,7 +73,7 @@ function bulk(body) {
     }
     pos = end + 1;
   }
-  return `{"took":1,"errors":false,"items":[${items.join(",")}]}`;
+  return filtered ? `{"errors":false,"items":[${items.join(",")}]}` : `{"took":1,"errors":false,"items":[${items.join(",")}]}`;
 }
 
 const server = createServer((req, res) => {
@@ -83,7 +87,9 @@ const server = createServer((req, res) => {
       if (req.headers["content-encoding"] === "gzip") body = gunzipSync(body);
       requests++;
       if (firstAt === 0) firstAt = epochNow();
-      const answer = bulk(body);
+      // Only the filter the sink sends is modelled; any other filter_path gets the full answer.
+      const filter = new URL(url, "http://x").searchParams.get("filter_path");
+      const answer = bulk(body, filter === "errors,items.*.status,items.*.error");
       lastAt = epochNow();
       res.writeHead(200, { ...PRODUCT, "content-length": Buffer.byteLength(answer) });
       res.end(answer);
