@@ -18,6 +18,7 @@ import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
 import { type ItemTally, classifyBulkResponse } from "./elasticsearch/bulk-response.js";
 import { bulkBody } from "./elasticsearch/bulk-body.js";
+import { BulkAwareSerializer } from "./elasticsearch/bulk-serializer.js";
 import { MAX_ID_BYTES, deterministicId } from "./elasticsearch/document-id.js";
 import { type IndexPattern, indexNameProblem, recordTimestamp } from "./elasticsearch/index-name.js";
 import { type ElasticsearchSinkOptions, type ResolvedEsOptions, resolveEsOptions } from "./elasticsearch/options.js";
@@ -59,6 +60,8 @@ export class ElasticsearchSink implements Sink {
     } else {
       try {
         this.#client = new Client({
+          // Reads the usual all-success bulk answer without a generic JSON parse (see bulk-serializer.ts).
+          Serializer: BulkAwareSerializer,
           ...clientOptions,
           name: `child-log-agg:${resolved.name}`,
           maxRetries: 0,

@@ -259,7 +259,9 @@ export class FakeElasticsearch {
       response.items.push({ [operation.op]: item });
     }
     const out = behavior?.kind === "mutate" ? behavior.mutate(response) : response;
-    this.#json(res, 200, out);
+    // Like Elasticsearch, honour `filter_path` (the sink asks for `errors,items.*.status,items.*.error`).
+    const filter = recorded.query.get("filter_path");
+    this.#json(res, 200, filter === null ? out : (applyFilterPath(out, filter) ?? {}));
   }
 
   /** Normal Elasticsearch semantics for one operation, unless `itemReply` overrides it. */
@@ -363,4 +365,31 @@ function genericError(status: number): { type: string; reason: string } {
 function errorBody(status: number): unknown {
   const e = genericError(status);
   return { error: { root_cause: [e], ...e }, status };
+}
+
+/**
+ * Elasticsearch's response filtering, for the paths a client sends: comma-separated dotted paths where `*` matches
+ * any one key and arrays are transparent. Only matching leaves survive; objects and arrays left empty disappear.
+ */
+export function applyFilterPath(value: unknown, filter: string): unknown {
+  return filterBy(value, filter.split(",").map((p) => p.trim().split(".")));
+}
+
+function filterBy(value: unknown, paths: string[][]): unknown {
+  if (Array.isArray(value)) {
+    const kept = value.map((v) => filterBy(v, paths)).filter((v) => v !== undefined);
+    return kept.length === 0 ? undefined : kept;
+  }
+  if (value === null || typeof value !== "object") return undefined;
+  const out: Record<string, unknown> = {};
+  let any = false;
+  for (const [key, v] of Object.entries(value)) {
+    const rest = paths.filter((p) => p[0] === key || p[0] === "*").map((p) => p.slice(1));
+    if (rest.length === 0) continue;
+    const kept = rest.some((p) => p.length === 0) ? v : filterBy(v, rest);
+    if (kept === undefined) continue;
+    out[key] = kept;
+    any = true;
+  }
+  return any ? out : undefined;
 }

@@ -1,0 +1,91 @@
+// The shortcut for all-success bulk answers must give exactly what JSON.parse gives, or step aside.
+import { Serializer, errors } from "@elastic/elasticsearch";
+import { describe, expect, it } from "vitest";
+import { BulkAwareSerializer, parseUniformBulk } from "../../../src/sinks/elasticsearch/bulk-serializer.js";
+import { applyFilterPath } from "../../helpers/fake-elasticsearch.js";
+
+const item = (op: string, status: number): string => `{"${op}":{"status":${status}}}`;
+const answer = (items: string[]): string => `{"errors":false,"items":[${items.join(",")}]}`;
+
+describe("parseUniformBulk", () => {
+  it("reads uniform and mixed success answers to the same values as JSON.parse", () => {
+    const cases = [
+      answer([]),
+      answer([item("create", 201)]),
+      answer(Array.from({ length: 5000 }, () => item("create", 201))),
+      answer([item("index", 201), item("index", 200), item("index", 201), item("create", 201), item("create", 200)]),
+    ];
+    for (const text of cases) {
+      const fast = parseUniformBulk(text);
+      expect(fast, text.slice(0, 80)).toBeDefined();
+      expect(fast).toEqual(JSON.parse(text));
+    }
+  });
+
+  it("steps aside for anything else: errors, other statuses, other shapes, extra fields, whitespace, truncation", () => {
+    const others = [
+      `{"errors":true,"items":[${item("create", 201)},{"create":{"status":409,"error":{"type":"version_conflict_engine_exception"}}}]}`,
+      answer([item("create", 201), item("create", 429)]),
+      answer([item("create", 201), item("delete", 200)]),
+      answer([`{"create":{"_index":"a","status":201}}`]),
+      `{"took":3,"errors":false,"items":[${item("create", 201)}]}`,
+      `{"errors":false,"items":[${item("create", 201)}, ${item("create", 201)}]}`,
+      `{"errors":false,"items":[${item("create", 201)},]}`,
+      `{"errors":false,"items":[${item("create", 201)}${item("create", 201)}]}`,
+      `{"errors":false,"items":[${item("create", 201)}]`,
+      `{"errors":false,"items":[${item("create", 201)}]} `,
+      `{"errors":false,"items":[{"create":{"status":2010}}]}`,
+      `{"errors":false,"items":[{"create":{"status":201}}]}x]}`,
+    ];
+    for (const text of others) expect(parseUniformBulk(text), text).toBeUndefined();
+  });
+
+  it("hands out frozen shared items, so nothing downstream can alter another document's answer", () => {
+    const fast = parseUniformBulk(answer([item("create", 201), item("create", 201)]))!;
+    expect(fast.items[0]).toBe(fast.items[1]);
+    expect(Object.isFrozen(fast.items[0])).toBe(true);
+    expect(Object.isFrozen((fast.items[0] as { create: object }).create)).toBe(true);
+  });
+});
+
+describe("BulkAwareSerializer", () => {
+  it("deserializes everything else exactly like the client's own serializer, errors included", () => {
+    const ours = new BulkAwareSerializer();
+    const stock = new Serializer();
+    expect(ours.deserialize(answer([item("create", 201)]))).toEqual({ errors: false, items: [{ create: { status: 201 } }] });
+    for (const text of [
+      `{"errors":true,"items":[{"create":{"status":400,"error":{"type":"document_parsing_exception","reason":"bad"}}}]}`,
+      '{"name":"node-1","version":{"number":"9.1.0"},"tagline":"You Know, for Search"}',
+      '{"__proto__":{"polluted":true},"a":1}',
+    ]) {
+      expect(ours.deserialize(text)).toEqual(stock.deserialize(text));
+    }
+    expect(() => ours.deserialize("{not json")).toThrow(errors.DeserializationError);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe("the fake cluster's filter_path (what the integration tests' answers go through)", () => {
+  const full = {
+    took: 3,
+    errors: true,
+    items: [
+      { create: { _index: "a", _id: "1", status: 201, result: "created" } },
+      { create: { _index: "a", _id: "2", status: 429, error: { type: "es_rejected_execution_exception", reason: "busy" } } },
+    ],
+  };
+
+  it("keeps errors and every item's status and error under the sink's filter, and the result reads like ES's", () => {
+    const filtered = applyFilterPath(full, "errors,items.*.status,items.*.error");
+    expect(filtered).toEqual({
+      errors: true,
+      items: [{ create: { status: 201 } }, { create: { status: 429, error: { type: "es_rejected_execution_exception", reason: "busy" } } }],
+    });
+    const ok = applyFilterPath({ took: 1, errors: false, items: [full.items[0]] }, "errors,items.*.status,items.*.error");
+    expect(parseUniformBulk(JSON.stringify(ok))).toEqual(ok);
+  });
+
+  it("drops successful items under `items.*.error` alone: the positional-matching pitfall is reproduced", () => {
+    expect(applyFilterPath(full, "items.*.error")).toEqual({ items: [{ create: { error: full.items[1]!.create.error } }] });
+  });
+});
