@@ -21,7 +21,11 @@ export const LineFlags = {
 } as const;
 
 /** Receives each line: its text (no terminator), the offset of its first byte, and the offset after its terminator. */
-export type LineHandler = (line: string, start: number, end: number, flags: number) => void;
+/**
+ * Receives each line. `bytes[bytesStart..bytesEnd)` is the line's UTF-8 (BOM stripped), a view into the chunk that is
+ * valid only during the call: read it there (the byte-level fast paths do), never keep it.
+ */
+export type LineHandler = (line: string, start: number, end: number, flags: number, bytes: Buffer, bytesStart: number, bytesEnd: number) => void;
 
 export interface LineSplitterOptions {
   /**
@@ -245,7 +249,7 @@ export class LineSplitter {
     }
     this.#lineStart = end;
     this.stats.lines++;
-    this.#onLine(text, start, end, flags);
+    this.#onLine(text, start, end, flags, buf, s, e);
   }
 
   // `\r` at the end of the previous chunk and `\n` at the start of this one: the `\r` is part of the terminator.

@@ -7,6 +7,7 @@ import {
   type RecordsHeader,
   encodeJson,
 } from "../../channel/protocol.js";
+import type { RecordWriter } from "../parse/fast-json-record.js";
 
 export interface HostMessages {
   init(spec: unknown): void;
@@ -35,7 +36,7 @@ const FRAME_CAPACITY = HEAD_ROOM + FRAME_BYTES + 64 * 1024;
  * Buffers serialized records into RECORDS frames and tracks credit. `push()` returns false once credit is spent:
  * the collector must stop reading its input until `onCredit` fires.
  */
-export class ChildChannel {
+export class ChildChannel implements RecordWriter {
   private readonly socket: Socket;
   /** The frame being filled: records from HEAD_ROOM to `pos`, newline-separated. */
   private buf = Buffer.allocUnsafe(FRAME_CAPACITY);
@@ -107,15 +108,36 @@ export class ChildChannel {
 
   /** Queue one serialized record (JSON text without newlines). Returns false when credit is spent (stop reading). */
   push(json: string): boolean {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit; make sure the record fits before encoding it in place.
-    const worst = json.length * 3 + 1;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    const buf = this.reserve(json.length * 3);
+    this.commit(this.recordStart + buf.write(json, this.recordStart));
+    return this.hasCredit;
+  }
+
+  /**
+   * Room for one record of at most `maxBytes` UTF-8 bytes, written in place at `recordStart` of the returned
+   * buffer and then committed with `commit(end)` (the byte-level fast path writes records this way).
+   */
+  reserve(maxBytes: number): Buffer {
+    const worst = maxBytes + 1; // and the separator
     if (this.pos + worst > this.buf.length) {
       this.flush();
       if (HEAD_ROOM + worst > this.buf.length) this.buf = Buffer.allocUnsafe(HEAD_ROOM + worst);
     }
-    if (this.count > 0) this.buf[this.pos++] = 10;
-    const bytes = this.buf.write(json, this.pos);
-    this.pos += bytes;
+    return this.buf;
+  }
+
+  /** Where the next record starts in the buffer `reserve` returned. */
+  get recordStart(): number {
+    return this.count > 0 ? this.pos + 1 : this.pos;
+  }
+
+  /** The record written at `recordStart` ends at `end`. Use `hasCredit` to learn whether to keep reading. */
+  commit(end: number): void {
+    const start = this.recordStart;
+    if (this.count > 0) this.buf[this.pos] = 10;
+    const bytes = end - start;
+    this.pos = end;
     this.count++;
     this.creditRecords--;
     this.creditBytes -= bytes;
@@ -124,7 +146,6 @@ export class ChildChannel {
       this.flushQueued = true;
       setImmediate(this.flushSoon);
     }
-    return this.hasCredit;
   }
 
   private readonly flushSoon = (): void => {

@@ -13,15 +13,12 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     env: spec.env === undefined ? process.env : { ...(spec.inheritEnv === false ? {} : process.env), ...spec.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const out = (json: string): boolean => {
-    const more = channel.push(json);
-    if (!more) pause();
-    return more;
-  };
+  const outOfCredit = (): void => pause();
   const base = { source: spec.name, host: spec.hostName, fields: spec.fields };
   const stdout = new LinePipeline(
     { parser: spec.parser ?? "plain", multiline: spec.multiline, maxLineBytes: spec.maxLineBytes, context: { ...base, stream: "stdout" } },
-    out,
+    channel,
+    outOfCredit,
   );
   const stderr = new LinePipeline(
     {
@@ -30,7 +27,8 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
       maxLineBytes: spec.maxLineBytes,
       context: { ...base, stream: "stderr", defaultLevel: spec.stderrLevel ?? "warn" },
     },
-    out,
+    channel,
+    outOfCredit,
   );
   let paused = false;
   const pause = (): void => {

@@ -6,7 +6,7 @@
 //   host ACK(seq) ──▶ commit the positions of every record below seq ──▶ CheckpointStore (atomic, debounced)
 import { CheckpointStore } from "../checkpoint-store.js";
 import { MultilineJoiner } from "../multiline.js";
-import { fastJsonRecord, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
+import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
 import { buildRecord, createParser, type RecordContext } from "../parse/index.js";
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine } from "../tail/types.js";
@@ -35,28 +35,59 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   // The json parser's fast path, with one plan per file path (the path is part of every record).
   const fastPlans = spec.parser === "json" ? new Map<string, FastRecordPlan | undefined>() : undefined;
 
-  const send = (json: string, fileKey: string, end: number): void => {
-    pending.push({ seq: channel.nextSeq, fileKey, end });
-    if (!channel.push(json) && !paused) {
+  const afterPush = (): void => {
+    if (!channel.hasCredit && !paused) {
       paused = true;
       tailer.pause();
     }
   };
+  const send = (json: string, fileKey: string, end: number): void => {
+    pending.push({ seq: channel.nextSeq, fileKey, end });
+    channel.push(json);
+    afterPush();
+  };
 
-  const emit = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
+  /** The json parser's fast path plan for a file path (the path is part of every record), or undefined. */
+  const planFor = (path: string): FastRecordPlan | undefined => {
+    let plan = fastPlans!.get(path);
+    if (plan === undefined && !fastPlans!.has(path)) {
+      if (fastPlans!.size >= 1024) fastPlans!.clear();
+      plan = planFastRecord({ source: spec.name, host: spec.hostName, fields: spec.fields, filePath: path });
+      fastPlans!.set(path, plan);
+    }
+    return plan;
+  };
+
+  /** A line, as read: the fast path writes its record from the bytes; otherwise the text takes the general path. */
+  const emitLine = (line: TailLine): void => {
     if (fastPlans !== undefined) {
-      let plan = fastPlans.get(path);
-      if (plan === undefined && !fastPlans.has(path)) {
-        if (fastPlans.size >= 1024) fastPlans.clear();
-        plan = planFastRecord({ source: spec.name, host: spec.hostName, fields: spec.fields, filePath: path });
-        fastPlans.set(path, plan);
-      }
-      const json = plan === undefined ? undefined : fastJsonRecord(text, plan, ctx.now as string, offset);
-      if (json !== undefined) {
-        send(json, fileKey, end);
+      const plan = planFor(line.path);
+      const seq = channel.nextSeq;
+      if (plan !== undefined && fastJsonRecordBytes(line.bytes, line.bytesStart, line.bytesEnd, plan, ctx.now as string, line.offset, channel)) {
+        pending.push({ seq, fileKey: line.fileKey, end: line.end });
+        afterPush();
         return;
       }
     }
+    general(line.text, line.path, line.fileKey, line.offset, line.end);
+  };
+
+  /** A joined multiline event (text only). */
+  const emit = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
+    if (fastPlans !== undefined) {
+      const plan = planFor(path);
+      const seq = channel.nextSeq;
+      const bytes = Buffer.from(text);
+      if (plan !== undefined && fastJsonRecordBytes(bytes, 0, bytes.length, plan, ctx.now as string, offset, channel)) {
+        pending.push({ seq, fileKey, end });
+        afterPush();
+        return;
+      }
+    }
+    general(text, path, fileKey, offset, end);
+  };
+
+  const general = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
     const parsed = parser(text);
     if (parsed.blank) {
       blankLines++;
@@ -97,7 +128,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     (lines) => {
       ctx.now = new Date().toISOString();
       for (const line of lines) {
-        if (spec.multiline === undefined) emit(line.text, line.path, line.fileKey, line.offset, line.end);
+        if (spec.multiline === undefined) emitLine(line);
         else joinerFor(line).push(line.text, line.offset, line.end);
       }
     },

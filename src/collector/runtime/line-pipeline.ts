@@ -2,7 +2,7 @@
 // → channel. One instance per input stream (a command's stdout, its stderr, one tailed file).
 import { LineFlags, LineSplitter } from "../line-splitter.js";
 import { MultilineJoiner, type MultilineEvent, type MultilineSpec } from "../multiline.js";
-import { fastJsonRecord, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
+import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan, type RecordWriter } from "../parse/fast-json-record.js";
 import { buildRecord, createParser, type Parser, type ParserSpec, type RecordContext } from "../parse/index.js";
 
 export interface LinePipelineOptions {
@@ -27,8 +27,12 @@ export interface LineCounters {
   truncatedLines: number;
 }
 
-/** Where finished records go: returns false when the channel is out of credit. */
-export type RecordOut = (json: string, end: number) => boolean;
+/** Where finished records go (the channel): text records by `push`, fast-path ones written in place. */
+export interface RecordOut extends RecordWriter {
+  push(json: string): boolean;
+  /** False once the host's credit is spent: the input must stop being read. */
+  readonly hasCredit: boolean;
+}
 
 export class LinePipeline {
   readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, droppedKeys: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0 };
@@ -43,6 +47,8 @@ export class LinePipeline {
   constructor(
     private readonly options: LinePipelineOptions,
     private readonly out: RecordOut,
+    /** Called after a record that spent the last credit. */
+    private readonly onOutOfCredit: () => void,
   ) {
     this.parser = createParser(options.parser);
     this.ctx = { ...options.context, now: "" };
@@ -50,15 +56,15 @@ export class LinePipeline {
     this.joiner =
       options.multiline === undefined
         ? undefined
-        : new MultilineJoiner(options.multiline, (e: MultilineEvent) => this.emit(e.text, e.start, e.end));
+        : new MultilineJoiner(options.multiline, (e: MultilineEvent) => this.emit(e.text, e.start));
     this.splitter = new LineSplitter(
       { maxLineBytes: options.maxLineBytes, startOffset: options.startOffset ?? 0 },
-      (line, start, end, flags) => {
+      (line, start, end, flags, bytes, bytesStart, bytesEnd) => {
         this.counters.linesRead++;
         if (flags & LineFlags.INVALID_UTF8) this.counters.invalidUtf8++;
         if (flags & (LineFlags.TRUNCATED | LineFlags.SPLIT)) this.counters.truncatedLines++;
         if (this.joiner !== undefined) this.joiner.push(line, start, end);
-        else this.emit(line, start, end);
+        else if (!this.fastBytes(bytes, bytesStart, bytesEnd, start)) this.general(line, start);
       },
     );
   }
@@ -79,14 +85,24 @@ export class LinePipeline {
     this.joiner?.close();
   }
 
-  private emit(text: string, start: number, end: number): void {
+  /** The json parser's fast path from the line's bytes; false when the general path must build the record. */
+  private fastBytes(bytes: Buffer, s: number, e: number, start: number): boolean {
+    if (this.fast === undefined) return false;
+    if (!fastJsonRecordBytes(bytes, s, e, this.fast, this.now || new Date().toISOString(), this.options.offsets ? start : undefined, this.out)) return false;
+    if (!this.out.hasCredit) this.onOutOfCredit();
+    return true;
+  }
+
+  /** A joined multiline event (text only). */
+  private emit(text: string, start: number): void {
     if (this.fast !== undefined) {
-      const json = fastJsonRecord(text, this.fast, this.now || new Date().toISOString(), this.options.offsets ? start : undefined);
-      if (json !== undefined) {
-        this.out(json, end);
-        return;
-      }
+      const bytes = Buffer.from(text);
+      if (this.fastBytes(bytes, 0, bytes.length, start)) return;
     }
+    this.general(text, start);
+  }
+
+  private general(text: string, start: number): void {
     const parsed = this.parser(text);
     if (parsed.blank) {
       this.counters.blankLines++;
@@ -106,6 +122,6 @@ export class LinePipeline {
       this.counters.parseErrors++;
       json = JSON.stringify({ "@timestamp": ctx.now, message: text, error: { type: "parse", message: "unserializable" } });
     }
-    this.out(json, end);
+    if (!this.out.push(json)) this.onOutOfCredit();
   }
 }

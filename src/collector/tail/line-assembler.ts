@@ -9,6 +9,10 @@ import { LineFlags, LineSplitter } from "../line-splitter.js";
 
 export interface AssembledLine {
   text: string;
+  /** The line's UTF-8 is `bytes[bytesStart..bytesEnd)`: a view valid only until the next push (see TailLine). */
+  bytes: Buffer;
+  bytesStart: number;
+  bytesEnd: number;
   offset: number;
   end: number;
   truncated: boolean;
@@ -24,9 +28,12 @@ export class LineAssembler {
   #splitter!: LineSplitter;
   /** Where the splitter's callback appends; set for the duration of one push()/takePartial(). */
   #out: AssembledLine[] = [];
-  readonly #onLine = (text: string, start: number, end: number, flags: number): void => {
+  readonly #onLine = (text: string, start: number, end: number, flags: number, bytes: Buffer, bytesStart: number, bytesEnd: number): void => {
     this.#out.push({
       text,
+      bytes,
+      bytesStart,
+      bytesEnd,
       offset: start,
       end,
       truncated: (flags & LineFlags.TRUNCATED) !== 0,

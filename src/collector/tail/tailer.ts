@@ -716,7 +716,16 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i]!;
-      const line: TailLine = { text: l.text, path: file.path, fileKey: file.fileKey, offset: l.offset, end: l.end };
+      const line: TailLine = {
+        text: l.text,
+        bytes: l.bytes,
+        bytesStart: l.bytesStart,
+        bytesEnd: l.bytesEnd,
+        path: file.path,
+        fileKey: file.fileKey,
+        offset: l.offset,
+        end: l.end,
+      };
       if (l.truncated) {
         line.truncated = true;
         this.#stats.linesTruncated++;

@@ -5,6 +5,13 @@ import type { AggregatorError } from "../../errors.js";
 export interface TailLine {
   /** The line without its `\n` (and one `\r` before it). Invalid UTF-8 is replaced by U+FFFD. */
   text: string;
+  /**
+   * The same line as read, UTF-8 in `bytes[bytesStart..bytesEnd)`. A view into the tailer's read buffer: valid only
+   * until the handler returns (or its promise settles), so read it synchronously and never keep it.
+   */
+  bytes: Buffer;
+  bytesStart: number;
+  bytesEnd: number;
   /** Path the file was discovered at (stays the same after the file is renamed by rotation). */
   path: string;
   /** Opaque identity of the file's current content generation; pass it back to commit(). */

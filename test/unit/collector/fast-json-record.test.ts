@@ -3,7 +3,7 @@
 // random corpus. It also checks that common logger output does take the fast path, so a scanner that always
 // declines cannot pass.
 import { describe, expect, it } from "vitest";
-import { fastJsonRecord, planFastRecord } from "../../../src/collector/parse/fast-json-record.js";
+import { fastJsonRecord, fastJsonRecordBytes, planFastRecord, type RecordWriter } from "../../../src/collector/parse/fast-json-record.js";
 import { buildRecord, parseJson, type RecordContext } from "../../../src/collector/parse/index.js";
 
 const NOW = "2026-11-29T10:00:00.000Z";
@@ -56,6 +56,8 @@ const COMMON = [
   '{"lvl":"error","ts":1768464000.5,"msg":"x","count":123456789012345}',
   // number message
   '{"message":42,"level":"info"}',
+  // astral characters (a surrogate pair in UTF-16) are written verbatim by JSON.stringify
+  '{"msg":"deploy 🚀 done","level":"info","user":"ñandú"}',
   '{"message":true,"severity":3}',
   '{}',
 ];
@@ -119,6 +121,61 @@ describe("fastJsonRecord", () => {
     expect(planFastRecord({ fields: { service: { version: "1" } } })).toBeUndefined();
     expect(planFastRecord({ fields: { n: Number.NaN } })).toBeUndefined();
     expect(planFastRecord({ fields: { "0": "x" } })).toBeUndefined();
+  });
+});
+
+/** A writer like the channel's: records go into one shared buffer, one after another, at odd positions. */
+class TestWriter implements RecordWriter {
+  buf = Buffer.alloc(16);
+  pos = 3;
+  records: string[] = [];
+  get recordStart(): number {
+    return this.pos + 1;
+  }
+  reserve(maxBytes: number): Buffer {
+    if (this.pos + 1 + maxBytes > this.buf.length) {
+      const grown = Buffer.alloc(this.pos + 1 + maxBytes);
+      this.buf.copy(grown);
+      this.buf = grown;
+    }
+    return this.buf;
+  }
+  commit(end: number): void {
+    this.records.push(this.buf.toString("utf8", this.recordStart, end));
+    this.pos = end;
+  }
+}
+
+describe("fastJsonRecordBytes", () => {
+  it("reads the line in place, between its neighbours' bytes, and appends to what the writer holds", () => {
+    const ctx = CONTEXTS[1]!.ctx;
+    const plan = planFastRecord(ctx)!;
+    const lines = [COMMON[0]!, COMMON[1]!, COMMON[3]!, '{"msg":"crlf","level":"info"}\r'];
+    const chunk = Buffer.from("garbage" + lines.join("\n") + "\ntail");
+    const w = new TestWriter();
+    let at = "garbage".length;
+    for (const line of lines) {
+      const len = Buffer.byteLength(line);
+      expect(fastJsonRecordBytes(chunk, at, at + len, plan, NOW, at, w), line).toBe(true);
+      at += len + 1;
+    }
+    expect(w.records).toEqual(lines.map((l, i) => general(l.replace(/\r$/, ""), ctx, "garbage".length + lines.slice(0, i).reduce((n, x) => n + Buffer.byteLength(x) + 1, 0))));
+    // The bytes around each record are untouched: records are separated by exactly the gaps the writer left.
+    expect(w.buf.subarray(0, 3).every((b) => b === 0)).toBe(true);
+  });
+
+  it("declines invalid UTF-8 (the general path would write U+FFFD) and writes nothing", () => {
+    const plan = planFastRecord(CONTEXTS[1]!.ctx)!;
+    const w = new TestWriter();
+    for (const bad of [
+      Buffer.from([...Buffer.from('{"msg":"a'), 0xff, ...Buffer.from('b"}')]),
+      Buffer.from([...Buffer.from('{"msg":"'), 0xed, 0xa0, 0x80, ...Buffer.from('"}')]), // an encoded surrogate
+      Buffer.from([...Buffer.from('{"msg":"'), 0xc3, ...Buffer.from('"}')]), // a sequence cut short
+      Buffer.from([...Buffer.from('{"m'), 0xe9, ...Buffer.from('":1}')]), // in a key
+    ]) {
+      expect(fastJsonRecordBytes(bad, 0, bad.length, plan, NOW, 0, w), bad.toString("hex")).toBe(false);
+    }
+    expect(w.records).toEqual([]);
   });
 });
 
