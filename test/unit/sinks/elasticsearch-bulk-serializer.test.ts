@@ -36,6 +36,9 @@ describe("parseUniformBulk", () => {
       `{"errors":false,"items":[${item("create", 201)}]} `,
       `{"errors":false,"items":[{"create":{"status":2010}}]}`,
       `{"errors":false,"items":[{"create":{"status":201}}]}x]}`,
+      // a long uniform run with one damaged item in the middle, and one with an item missing its comma
+      answer(Array.from({ length: 999 }, (_, i) => (i === 500 ? '{"create":{"status":201}' : item("create", 201)))),
+      answer(Array.from({ length: 999 }, () => item("create", 201))).replace("}},{", "}}{"),
     ];
     for (const text of others) expect(parseUniformBulk(text), text).toBeUndefined();
   });
