@@ -43,9 +43,16 @@ export interface SpawnedCollector {
 
 const STDERR_LINES = 20;
 
+/**
+ * V8 flags every collector starts with, before the source's own `execArgv` (a later flag wins, so users can
+ * override). A collector is a streaming process whose garbage dies young: a 2 MB semi-space (instead of up to 16 MB)
+ * costs it no throughput in `npm run bench` and keeps some 25 MB per collector out of the host's footprint.
+ */
+export const COLLECTOR_V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+
 export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string }): SpawnedCollector {
   const entry = collectorEntry();
-  const child = spawn(process.execPath, [...entry.execArgv, ...options.execArgv, entry.file], {
+  const child = spawn(process.execPath, [...COLLECTOR_V8_FLAGS, ...entry.execArgv, ...options.execArgv, entry.file], {
     // fd 3 is the channel (a duplex socket pair); stdout/stderr are piped so prints can't corrupt anything.
     stdio: ["ignore", "pipe", "pipe", "pipe"],
     detached: true,

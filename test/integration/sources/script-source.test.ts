@@ -279,4 +279,23 @@ describe("ScriptSource", () => {
     expect(() => defineCollector("nope" as never)).toThrow(InvalidOptionError);
     expect(() => defineCollector(async () => {}, { close: 1 as never })).toThrow("Expected `close` to be a function, got `1` (number)");
   });
+  it("starts collectors with a small young generation, and a source's execArgv overrides it", async () => {
+    const flagsOf = async (execArgv?: string[]): Promise<{ execArgv: string[]; newSpaceBytes: number }> => {
+      const mem = new MemorySink({ name: "mem" });
+      const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+        .addSource(new ScriptSource({ name: "flags", module: fixture("flags.mjs"), ...(execArgv === undefined ? {} : { execArgv }) }))
+        .addSink(mem);
+      await agg.start();
+      await mem.waitForCount(1, { timeout: 20_000 });
+      await agg.stop({ timeoutMs: 10_000 });
+      return mem.records[0] as unknown as { execArgv: string[]; newSpaceBytes: number };
+    };
+    const ours = await flagsOf();
+    expect(ours.execArgv[0]).toBe("--max-semi-space-size=2");
+    const theirs = await flagsOf(["--max-semi-space-size=32"]);
+    expect(theirs.execArgv.indexOf("--max-semi-space-size=32")).toBeGreaterThan(theirs.execArgv.indexOf("--max-semi-space-size=2"));
+    // V8 takes the last value: the source's own flag is the one in force (its young generation grew further).
+    expect(ours.newSpaceBytes).toBeLessThanOrEqual(4 * 1024 * 1024);
+    expect(theirs.newSpaceBytes).toBeGreaterThan(4 * 1024 * 1024);
+  });
 });
