@@ -54,8 +54,9 @@ export function encodeJson(type: FrameType, value: unknown): Buffer {
 
 export interface DecodedRecords {
   header: RecordsHeader;
-  /** Each record's JSON as UTF-8: views into the frame, not copies (the frame lives as long as they do). */
-  records: Buffer[];
+  /** Record i's JSON is `payload[starts[i]..ends[i])` as UTF-8 (offsets, not copies or views). */
+  starts: Int32Array;
+  ends: Int32Array;
 }
 
 export class ProtocolError extends Error {}
@@ -76,17 +77,19 @@ export function decodeRecords(payload: Buffer): DecodedRecords {
   }
   // A count larger than the bytes could hold is garbage: refuse it before allocating for it.
   if (count > payload.length - 8 - hdrLen + 1) throw new ProtocolError(`RECORDS frame cannot hold ${count} records`);
-  const records: Buffer[] = new Array(count);
+  const starts = new Int32Array(count);
+  const ends = new Int32Array(count);
   let start = 8 + hdrLen;
   for (let i = 0; i < count; i++) {
     let end = payload.indexOf(10, start);
     if (end < 0) end = payload.length;
     if (i < count - 1 && end === payload.length) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
-    records[i] = payload.subarray(start, end);
+    starts[i] = start;
+    ends[i] = end;
     start = end + 1;
   }
   if (count > 0 && start < payload.length) throw new ProtocolError(`RECORDS frame holds more than ${count} records`);
-  return { header, records };
+  return { header, starts, ends };
 }
 
 /**

@@ -17,13 +17,21 @@ export class Entry {
   /** Parsed form, materialized on first use (records from children arrive as JSON text). */
   private rec: LogRecord | undefined;
   private text: string | undefined;
-  /** The JSON as UTF-8 when the record arrived as bytes; `undefined` for records written as text. */
-  readonly utf8: Buffer | undefined;
+  /**
+   * When the record arrived as bytes: the channel frame holding them, at `start` (`bytes` long). Offsets rather
+   * than a view: a Buffer view per record would cost an object and a native call each.
+   */
+  private readonly frame: Buffer | undefined;
+  private readonly start: number = 0;
   /** When the router admitted it (ms); the batcher's maxWaitMs counts from here. */
   admittedAt = 0;
     /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
   pending = 0;
 
+  /**
+   * `json` is the record's text, or the buffer holding its UTF-8 at `start` (then `bytes` long; the buffer is
+   * shared, not copied, and must not change while the entry lives).
+   */
   constructor(
     json: string | Buffer,
     /** UTF-8 byte length of the JSON. */
@@ -31,15 +39,31 @@ export class Entry {
     readonly source: AckTarget | undefined,
     readonly seq: number,
     record?: LogRecord,
+    start = 0,
   ) {
     if (typeof json === "string") this.text = json;
-    else this.utf8 = json;
+    else {
+      this.frame = json;
+      this.start = start;
+    }
     this.rec = record;
   }
 
   /** The canonical JSON text (decoded from the bytes on first use). */
   get json(): string {
-    return (this.text ??= this.utf8!.toString("utf8"));
+    return (this.text ??= this.frame!.toString("utf8", this.start, this.start + this.bytes));
+  }
+
+  /** True when the record is held as UTF-8 bytes (copied by `copyUtf8` without encoding). */
+  get hasBytes(): boolean {
+    return this.frame !== undefined;
+  }
+
+  /** Write the record's UTF-8 into `out` at `at` (room for `bytes` is the caller's); returns the end. */
+  copyUtf8(out: Buffer, at: number): number {
+    const frame = this.frame;
+    if (frame === undefined) return at + out.write(this.text!, at);
+    return at + frame.copy(out, at, this.start, this.start + this.bytes);
   }
 
   get record(): LogRecord {

@@ -214,25 +214,27 @@ export class CollectorRuntime implements SourceRuntime {
 
   private onRecords(payload: Buffer): void {
     // Throws ProtocolError on a malformed frame; the channel's data handler turns that into a restart.
-    const { header, records } = decodeRecords(payload);
+    const { header, starts, ends } = decodeRecords(payload);
     if (header.seq !== this.nextSeq) {
       throw new ProtocolError(`records out of sequence: expected seq ${this.nextSeq}, got ${header.seq}`);
     }
     const target = this.acks;
     let bad = 0;
-    for (let i = 0; i < records.length; i++) {
-      const utf8 = records[i]!;
+    const count = starts.length;
+    for (let i = 0; i < count; i++) {
+      const start = starts[i]!;
+      const end = ends[i]!;
       // Records are built and serialized by our own collector code; a line that is not an object is a bug or
       // corruption: count it rather than ship garbage.
-      if (utf8[0] !== 123 /* { */ || utf8[utf8.length - 1] !== 125 /* } */) {
+      if (end - start < 2 || payload[start] !== 123 /* { */ || payload[end - 1] !== 125 /* } */) {
         bad++;
         target.settle(this.nextSeq + i);
         continue;
       }
-      this.inbox.push(new Entry(utf8, utf8.length, target, this.nextSeq + i));
+      this.inbox.push(new Entry(payload, end - start, target, this.nextSeq + i, undefined, start));
     }
-    this.nextSeq += records.length;
-    this.emitted += records.length - bad;
+    this.nextSeq += count;
+    this.emitted += count - bad;
     if (bad > 0) this.host.dropUnserializable(this.name, bad, "collector sent a record that is not a JSON object");
     this.host.router.pump();
   }

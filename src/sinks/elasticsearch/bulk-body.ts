@@ -33,9 +33,8 @@ export function bulkBody(batch: Batch, actions: readonly (string | undefined)[],
       lastBuf = Buffer.from(action);
     }
     pos += lastBuf!.copy(out, pos);
-    const utf8 = entries?.[i]!.utf8;
-    if (utf8 !== undefined) pos += utf8.copy(out, pos);
-    else pos += out.write(entries !== undefined ? entries[i]!.json : texts![i]!, pos);
+    if (entries !== undefined) pos = entries[i]!.copyUtf8(out, pos);
+    else pos += out.write(texts![i]!, pos);
     out[pos++] = 10;
   }
   // A record's `bytes` disagreeing with its text would leave garbage or cut a record: never send that.
