@@ -163,7 +163,6 @@ export class ElasticsearchSink implements Sink {
   #plan(batch: Batch, actions: (string | undefined)[], outcomes: RecordOutcome[]): Int32Array {
     const o = this.#o;
     const n = batch.length;
-    const json = batch.json;
     const sources = batch.sources;
     const pattern = o.index.kind === "pattern" ? o.index.pattern : undefined;
     const perRecordAction = o.id !== "none" || o.routingFn !== undefined;
@@ -178,7 +177,9 @@ export class ElasticsearchSink implements Sink {
       return all;
     }
 
-    // One getter per batch (not per record): records are parsed only when something needs them.
+    // Texts (decoded here, not on the fast path above) and one getter per batch: records are parsed only when
+    // something needs them.
+    const json = batch.json;
     let cur = 0;
     const getRecord = (): LogRecord => batch.records[cur]!;
     const nowIso = new Date().toISOString();
