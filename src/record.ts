@@ -227,6 +227,16 @@ function daysInMonth(y: number, mo: number): number {
 }
 
 function fromEpoch(n: number): string | undefined {
+  const ms = epochMs(n);
+  return ms === undefined ? undefined : isoFromMs(ms);
+}
+
+/**
+ * The whole epoch milliseconds of a numeric timestamp in seconds, milliseconds, microseconds or nanoseconds (told
+ * apart by magnitude), or `undefined` where `parseTimestamp` refuses the number. `isoFromMs` of it is what
+ * `parseTimestamp` returns.
+ */
+export function epochMs(n: number): number | undefined {
   if (!Number.isFinite(n) || n < 0) return undefined;
   let ms: number;
   // Seconds with a fraction: go through whole microseconds so 1700000000.123 does not become …122.999.
@@ -234,7 +244,8 @@ function fromEpoch(n: number): string | undefined {
   else if (n < 1e14) ms = Math.floor(n); // milliseconds
   else if (n < 1e17) ms = Math.floor(n / 1e3); // microseconds
   else ms = Math.floor(n / 1e6); // nanoseconds
-  return fromMs(ms);
+  if (!Number.isFinite(ms) || ms > MAX_EPOCH_MS || ms < MIN_EPOCH_MS) return undefined;
+  return ms;
 }
 
 // Numeric strings: split at the decimal point so long nanosecond values keep their millisecond digits exactly.
@@ -278,7 +289,28 @@ function isoFromMs(ms: number): string {
   return cachedPrefix + MILLIS[ms - second * 1000]!;
 }
 
-/** `YYYY-MM-DDTHH:MM:SS.` for a whole second since the epoch. */
+// The same, written as bytes (the collectors' fast path): no string per line, the second's prefix kept as bytes.
+let bytesSecond = Number.NaN;
+const bytesPrefix = Buffer.alloc(20);
+
+/** Write `isoFromMs(ms)` (24 ASCII bytes) into `out` at `p`; returns the end. `ms` as `epochMs` returns it. */
+export function writeIsoFromMs(ms: number, out: Buffer, p: number): number {
+  const second = Math.floor(ms / 1000);
+  if (second !== bytesSecond) {
+    bytesPrefix.write(secondPrefix(second), 0, "latin1");
+    bytesSecond = second;
+  }
+  for (let k = 0; k < 20; k++) out[p + k] = bytesPrefix[k]!;
+  p += 20;
+  const r = ms - second * 1000;
+  out[p++] = 48 + Math.floor(r / 100);
+  out[p++] = 48 + (Math.floor(r / 10) % 10);
+  out[p++] = 48 + (r % 10);
+  out[p++] = 90; // Z
+  return p;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS.` for a whole second since the epoch (20 characters for years 0000–9999). */
 function secondPrefix(second: number): string {
   const days = Math.floor(second / 86_400);
   let rem = second - days * 86_400;

@@ -1,6 +1,6 @@
 // Table tests for the record model's normalizers: every log format we ingest passes through these two functions.
 import { describe, expect, it } from "vitest";
-import { normalizeLevel, parseTimestamp, syslogSeverity, LOG_LEVELS } from "../../src/record.js";
+import { epochMs, normalizeLevel, parseTimestamp, syslogSeverity, writeIsoFromMs, LOG_LEVELS } from "../../src/record.js";
 
 describe("normalizeLevel", () => {
   it.each([
@@ -138,5 +138,34 @@ describe("parseTimestamp", () => {
     year10000.setUTCFullYear(10000, 0, 1);
     expect(parseTimestamp(year10000)).toBeUndefined();
     expect(parseTimestamp(253402300800000)).toBe("1978-01-11T21:31:40.800Z"); // ≥ 1e14 reads as µs, by design
+  });
+});
+
+describe("writeIsoFromMs", () => {
+  it("writes the bytes of toISOString for epoch ms across the supported range, in and out of one second", () => {
+    const out = Buffer.alloc(64, 0x2e);
+    const samples = [0, 1, 999, 1000, 1768464000000, 1768464000999, 1768464001000, 951782400000, 253402300799999, -62167219200000, -1, -86_400_001];
+    let x = 0x12345;
+    for (let i = 0; i < 2000; i++) {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      samples.push(Math.floor((x / 2147483648) * (253402300799999 + 62167219200000)) - 62167219200000);
+    }
+    for (const ms of samples) {
+      const end = writeIsoFromMs(ms, out, 3);
+      expect(out.toString("latin1", 3, end), String(ms)).toBe(new Date(ms).toISOString());
+      expect(out[2]).toBe(0x2e); // nothing before the start
+    }
+  });
+
+  it("takes what epochMs gives for parseTimestamp's numbers: same text either way", () => {
+    for (const n of [1768464000, 1768464000.25, 1768464000123, 1768464000123456, 1768464000123456789, 0, 1.5]) {
+      const ms = epochMs(n)!;
+      const out = Buffer.alloc(24);
+      writeIsoFromMs(ms, out, 0);
+      expect(out.toString("latin1"), String(n)).toBe(parseTimestamp(n));
+    }
+    expect(epochMs(-1)).toBeUndefined();
+    expect(epochMs(Number.NaN)).toBeUndefined();
+    expect(epochMs(1e21)).toBeUndefined();
   });
 });

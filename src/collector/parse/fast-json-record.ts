@@ -16,7 +16,7 @@
 // Everything else returns false and takes the general path, which stays the definition of the record. The
 // differential test in test/unit/collector/fast-json-record.test.ts holds the two to the same bytes.
 import { isUtf8 } from "node:buffer";
-import { normalizeLevel, parseTimestamp, type LogLevel } from "../../record.js";
+import { epochMs, normalizeLevel, parseTimestamp, writeIsoFromMs, type LogLevel } from "../../record.js";
 import { LEVEL_KEYS, MESSAGE_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./build-record.js";
 
 /** Deeper lines take the general path; the fast scanner recurses once per level. */
@@ -158,6 +158,11 @@ const valEscaped = new Uint8Array(MAX_TOP_KEYS);
 const keySig = new Int32Array(MAX_TOP_KEYS);
 /** Where each timestamp key (by its rank in TIMESTAMP_KEYS) sits; valid where the line's tsKeys bit is set. */
 const tsIndex = new Int32Array(TIMESTAMP_KEYS.length);
+/** Duplicate-key hash table: 128 slots (twice MAX_TOP_KEYS), valid where `slotLine` holds the current line's number. */
+const SLOTS = 128;
+const slotLine = new Int32Array(SLOTS);
+const slotKey = new Int32Array(SLOTS);
+let lineNo = 0;
 /** Each top-level key's role (see ROLES), 0 for an ordinary field. */
 const keyRole = new Uint8Array(MAX_TOP_KEYS);
 /** Nested objects' key spans, a stack shared by all levels (for duplicate detection). */
@@ -259,10 +264,22 @@ export function fastJsonRecordBytes(
   // Timestamps: the first key in priority order that parses wins (usually the first one tried).
   let tsAt = -1;
   let timestamp: string | undefined;
+  /** A numeric timestamp's epoch ms (written as bytes, never as a string), or -1. */
+  let tsMs = -1;
   if (tsKeys !== 0) {
     for (let r = 0; r < TIMESTAMP_KEYS.length; r++) {
       if ((tsKeys & (1 << r)) === 0) continue;
       const i = tsIndex[r]!;
+      if (valType[i] === T.NUMBER) {
+        // parseTimestamp(number) is isoFromMs(epochMs(number)): keep the ms and write it below.
+        const ms = epochMs(numberAt(buf, valStart[i]!, valEnd[i]!));
+        if (ms !== undefined) {
+          tsMs = ms;
+          tsAt = i;
+          break;
+        }
+        continue;
+      }
       const v = primitive(buf, i);
       if (v === NESTED) return false;
       if ((timestamp = parseTimestamp(v)) !== undefined) {
@@ -281,7 +298,7 @@ export function fastJsonRecordBytes(
   const out = writer.reserve(5 * n + plan.constBytes);
   let p = writer.recordStart;
   p = put(HEAD, out, p);
-  p = putAscii(timestamp ?? now, out, p);
+  p = tsMs !== -1 ? writeIsoFromMs(tsMs, out, p) : putAscii(timestamp ?? now, out, p);
   p = put(MESSAGE, out, p);
   if (msgAt < 0) p = putJsonString(buf, start, end, out, p);
   else if (valType[msgAt] === T.STRING) p = copy(buf, valStart[msgAt]!, valEnd[msgAt]!, out, p);
@@ -504,6 +521,7 @@ function numberAt(buf: Buffer, s: number, e: number): number {
 
 /** Scan the top-level object of `src[start..n)`. Returns the key count, or -1 when the fast path does not apply. */
 function scanTop(start: number, n: number): number {
+  const line = (lineNo = (lineNo + 1) | 0);
   let i = skipWs(start + 1, n);
   let count = 0;
   topWs = i !== start + 1;
@@ -516,8 +534,16 @@ function scanTop(start: number, n: number): number {
     const ke = i - 1;
     if (ke === ks || isDigit(src[ks]!) || isProto(ks, ke)) return -1;
     // Duplicate keys: JSON.parse keeps the last. Verbatim text compares exactly: the escapes allowed are canonical.
+    // A small hash table of this line's key signatures (length, first and last byte) finds candidates.
     const sig = ((ke - ks) << 16) ^ (src[ks]! << 8) ^ src[ke - 1]!;
-    for (let j = 0; j < count; j++) if (keySig[j] === sig && sameText(keyStart[j]!, keyEnd[j]!, ks, ke)) return -1;
+    let h = Math.imul(sig, 0x9e3779b1) >>> 25;
+    while (slotLine[h] === line) {
+      const j = slotKey[h]!;
+      if (keySig[j] === sig && sameText(keyStart[j]!, keyEnd[j]!, ks, ke)) return -1;
+      h = (h + 1) & (SLOTS - 1);
+    }
+    slotLine[h] = line;
+    slotKey[h] = count;
     keySig[count] = sig;
     // Role names hold no escapes, so an escaped key is an ordinary field.
     keyRole[count] = escaped ? 0 : roleOf(ks, ke);
