@@ -58,19 +58,27 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     return plan;
   };
 
-  /** A line, as read: the fast path writes its record from the bytes; otherwise the text takes the general path. */
-  const emitLine = (line: TailLine): void => {
+  /**
+   * A line, as read: the fast path writes its record from the bytes; otherwise the text takes the general path.
+   * Returns whether a record was queued. Its position is recorded per chunk by the caller, not per line.
+   */
+  const emitLine = (line: TailLine): boolean => {
     if (fastPlans !== undefined) {
-      const plan = planFor(line.path);
-      const seq = channel.nextSeq;
+      const plan = line.path === lastPath ? lastPlan : planFor((lastPath = line.path));
+      lastPlan = plan;
       if (plan !== undefined && fastJsonRecordBytes(line.bytes, line.bytesStart, line.bytesEnd, plan, ctx.now as string, line.offset, channel)) {
-        pending.push({ seq, fileKey: line.fileKey, end: line.end });
         afterPush();
-        return;
+        return true;
       }
     }
-    general(line.text, line.path, line.fileKey, line.offset, line.end);
+    const json = build(line.text, line.path, line.offset);
+    if (json === undefined) return false;
+    channel.push(json);
+    afterPush();
+    return true;
   };
+  let lastPath: string | undefined;
+  let lastPlan: FastRecordPlan | undefined;
 
   /** A joined multiline event (text only). */
   const emit = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
@@ -88,18 +96,27 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   };
 
   const general = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
-    const parsed = parser(text);
-    if (parsed.blank) {
-      blankLines++;
+    const json = build(text, path, offset);
+    if (json === undefined) {
       // Nothing to ship, but its bytes are consumed: let the checkpoint move past it with the next record.
       pending.push({ seq: channel.nextSeq, fileKey, end });
       return;
+    }
+    send(json, fileKey, end);
+  };
+
+  /** The general path's record JSON for a line, or undefined for a blank line (counted). */
+  const build = (text: string, path: string, offset: number): string | undefined => {
+    const parsed = parser(text);
+    if (parsed.blank) {
+      blankLines++;
+      return undefined;
     }
     if (parsed.error !== undefined) parseErrors++;
     if (parsed.droppedKeys !== undefined) droppedKeys += parsed.droppedKeys;
     ctx.filePath = path;
     ctx.offset = offset;
-    send(JSON.stringify(buildRecord(parsed, ctx)), fileKey, end);
+    return JSON.stringify(buildRecord(parsed, ctx));
   };
 
   const joinerFor = (line: TailLine): MultilineJoiner => {
@@ -127,10 +144,20 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     },
     (lines) => {
       ctx.now = new Date().toISOString();
-      for (const line of lines) {
-        if (spec.multiline === undefined) emitLine(line);
-        else joinerFor(line).push(line.text, line.offset, line.end);
+      if (spec.multiline !== undefined) {
+        for (const line of lines) joinerFor(line).push(line.text, line.offset, line.end);
+        return;
       }
+      // One checkpoint position per run of lines of a file (a read chunk), not one per line: it commits once the
+      // run's last record is settled (or, when the run ends in blank lines, the next record).
+      let run: TailLine | undefined;
+      let recorded = false;
+      for (const line of lines) {
+        if (run !== undefined && line.fileKey !== run.fileKey) pending.push({ seq: recorded ? channel.nextSeq - 1 : channel.nextSeq, fileKey: run.fileKey, end: run.end });
+        recorded = emitLine(line);
+        run = line;
+      }
+      if (run !== undefined) pending.push({ seq: recorded ? channel.nextSeq - 1 : channel.nextSeq, fileKey: run.fileKey, end: run.end });
     },
   );
   const report = (error: { code?: string; message: string }): void => {
