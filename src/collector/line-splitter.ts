@@ -5,6 +5,7 @@
 //          └─ slow path: bytes without a terminator yet are copied into `pending` (at most maxLineBytes of them)
 //
 // Memory stays bounded by maxLineBytes whatever the input: a 10 MB line without a newline never sits in memory.
+import { isUtf8 } from "node:buffer";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 
@@ -18,12 +19,14 @@ export const LineFlags = {
   INVALID_UTF8: 4,
   /** Emitted by `flush()` without a terminator (the last line of a file that does not end in a newline). */
   UNTERMINATED: 8,
+  /** `lazyText`: the text was not decoded (it is ""); the bytes are valid UTF-8, decode them when needed. */
+  LAZY_TEXT: 16,
 } as const;
 
-/** Receives each line: its text (no terminator), the offset of its first byte, and the offset after its terminator. */
 /**
- * Receives each line. `bytes[bytesStart..bytesEnd)` is the line's UTF-8 (BOM stripped), a view into the chunk that is
- * valid only during the call: read it there (the byte-level fast paths do), never keep it.
+ * Receives each line: its text (no terminator), the offset of its first byte, the offset after its terminator, and
+ * `bytes[bytesStart..bytesEnd)`, the line's UTF-8 (BOM stripped). The bytes are a view into the chunk that is valid
+ * only during the call: read them there (the byte-level fast paths do), never keep them.
  */
 export type LineHandler = (line: string, start: number, end: number, flags: number, bytes: Buffer, bytesStart: number, bytesEnd: number) => void;
 
@@ -57,6 +60,12 @@ export interface LineSplitterOptions {
    * @default true
    */
   stripBom?: boolean;
+  /**
+   * Do not decode lines that lie whole in a chunk of valid UTF-8: pass "" and the LAZY_TEXT flag, and let the handler
+   * decode the bytes if it needs the text (a byte-level consumer often does not). Other lines are decoded as usual.
+   * @default false
+   */
+  lazyText?: boolean;
 }
 
 /** Counters for the collector's metrics. */
@@ -93,6 +102,9 @@ export class LineSplitter {
   #discarding = false;
   /** crIsLineEnd: the previous chunk ended in `\r`; the line ends there unless this chunk starts with `\n`. */
   #crHeld = false;
+  readonly #lazy: boolean;
+  /** lazyText: the chunk being pushed, when it is valid UTF-8 as a whole (its lines then need no check). */
+  #validChunk: Buffer | undefined;
 
   constructor(options: LineSplitterOptions, onLine: LineHandler) {
     const max = options.maxLineBytes ?? 1024 * 1024;
@@ -115,6 +127,7 @@ export class LineSplitter {
     this.#truncate = overlong === "truncate";
     this.#cr = options.crIsLineEnd ?? false;
     this.#stripBom = options.stripBom ?? true;
+    this.#lazy = options.lazyText ?? false;
     this.#base = start;
     this.#lineStart = start;
   }
@@ -142,6 +155,9 @@ export class LineSplitter {
   push(chunk: Buffer): void {
     const n = chunk.length;
     let pos = 0;
+    // One native check per chunk instead of a decode per line. A chunk that cuts a character in two fails it, and
+    // its lines are then decoded (and checked) one by one as usual.
+    this.#validChunk = this.#lazy && isUtf8(chunk) ? chunk : undefined;
     if (this.#crHeld) {
       this.#crHeld = false;
       // The held `\r` was the line end, or the first half of `\r\n`.
@@ -242,10 +258,14 @@ export class LineSplitter {
   #emit(buf: Buffer, s: number, e: number, end: number, flags: number): void {
     const start = this.#lineStart;
     if (start === 0 && this.#stripBom && e - s >= 3 && buf[s] === 0xef && buf[s + 1] === 0xbb && buf[s + 2] === 0xbf) s += 3;
-    const text = buf.toString("utf8", s, e);
-    if (text.includes(REPLACEMENT_CHAR) && isInvalidUtf8(text, buf, s, e)) {
-      flags |= LineFlags.INVALID_UTF8;
-      this.stats.invalidUtf8++;
+    let text = "";
+    if (buf === this.#validChunk) flags |= LineFlags.LAZY_TEXT;
+    else {
+      text = buf.toString("utf8", s, e);
+      if (text.includes(REPLACEMENT_CHAR) && isInvalidUtf8(text, buf, s, e)) {
+        flags |= LineFlags.INVALID_UTF8;
+        this.stats.invalidUtf8++;
+      }
     }
     this.#lineStart = end;
     this.stats.lines++;

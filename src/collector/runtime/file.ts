@@ -141,6 +141,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       fingerprintBytes: spec.fingerprintBytes,
       rotateWaitMs: spec.rotateWaitMs,
       checkpoints: store,
+      // Lines are consumed synchronously below; the fast path never needs their text.
+      lazyText: true,
     },
     (lines) => {
       ctx.now = new Date().toISOString();

@@ -58,13 +58,15 @@ export class LinePipeline {
         ? undefined
         : new MultilineJoiner(options.multiline, (e: MultilineEvent) => this.emit(e.text, e.start));
     this.splitter = new LineSplitter(
-      { maxLineBytes: options.maxLineBytes, startOffset: options.startOffset ?? 0 },
+      // Lines are consumed right here, so the splitter may leave decoding to us: the fast path reads bytes.
+      { maxLineBytes: options.maxLineBytes, startOffset: options.startOffset ?? 0, lazyText: true },
       (line, start, end, flags, bytes, bytesStart, bytesEnd) => {
         this.counters.linesRead++;
         if (flags & LineFlags.INVALID_UTF8) this.counters.invalidUtf8++;
         if (flags & (LineFlags.TRUNCATED | LineFlags.SPLIT)) this.counters.truncatedLines++;
-        if (this.joiner !== undefined) this.joiner.push(line, start, end);
-        else if (!this.fastBytes(bytes, bytesStart, bytesEnd, start)) this.general(line, start);
+        const lazy = (flags & LineFlags.LAZY_TEXT) !== 0;
+        if (this.joiner !== undefined) this.joiner.push(lazy ? bytes.toString("utf8", bytesStart, bytesEnd) : line, start, end);
+        else if (!this.fastBytes(bytes, bytesStart, bytesEnd, start)) this.general(lazy ? bytes.toString("utf8", bytesStart, bytesEnd) : line, start);
       },
     );
   }

@@ -20,11 +20,14 @@ export interface AssembledLine {
   split: boolean;
   partial: boolean;
   invalidUtf8: boolean;
+  /** `text` was not decoded (lazy mode): decode `bytes[bytesStart..bytesEnd)`, valid UTF-8, while it is valid. */
+  lazy: boolean;
 }
 
 export class LineAssembler {
   readonly #maxLineBytes: number;
   readonly #overlong: "split" | "truncate";
+  readonly #lazyText: boolean;
   #splitter!: LineSplitter;
   /** Where the splitter's callback appends; set for the duration of one push()/takePartial(). */
   #out: AssembledLine[] = [];
@@ -40,12 +43,14 @@ export class LineAssembler {
       split: (flags & LineFlags.SPLIT) !== 0,
       partial: (flags & LineFlags.UNTERMINATED) !== 0,
       invalidUtf8: (flags & LineFlags.INVALID_UTF8) !== 0,
+      lazy: (flags & LineFlags.LAZY_TEXT) !== 0,
     });
   };
 
-  constructor(maxLineBytes: number, overlong: "split" | "truncate", position = 0) {
+  constructor(maxLineBytes: number, overlong: "split" | "truncate", position = 0, lazyText = false) {
     this.#maxLineBytes = maxLineBytes;
     this.#overlong = overlong;
+    this.#lazyText = lazyText;
     this.reset(position);
   }
 
@@ -71,7 +76,7 @@ export class LineAssembler {
   /** Forgets any held bytes and continues at `position` (after a truncation, or a fresh start). */
   reset(position: number): void {
     this.#splitter = new LineSplitter(
-      { maxLineBytes: this.#maxLineBytes, overlong: this.#overlong, startOffset: position },
+      { maxLineBytes: this.#maxLineBytes, overlong: this.#overlong, startOffset: position, lazyText: this.#lazyText },
       this.#onLine,
     );
   }

@@ -43,6 +43,12 @@ export interface FileTailerOptions {
    */
   overlong?: "split" | "truncate";
   /**
+   * Decode a line's `text` only when the handler reads it (lines that lie whole in a read of valid UTF-8). The text is
+   * then valid only while the handler runs, like `bytes`: for handlers that consume lines synchronously.
+   * @default false
+   */
+  lazyText?: boolean;
+  /**
    * A last line without newline is held; after this long without new bytes it is emitted flagged `partial`, and
    * whatever is appended later starts a new line. `false` holds it until its newline (Filebeat/Vector behaviour).
    * A rotated or deleted file's held partial is emitted when the file closes.
@@ -86,6 +92,7 @@ export interface ResolvedTailerOptions {
   readChunkBytes: number;
   maxLineBytes: number;
   overlong: "split" | "truncate";
+  lazyText: boolean;
   partialLineTimeoutMs: number | false;
   fingerprintBytes: number;
   rotateWaitMs: number;
@@ -139,6 +146,7 @@ export function resolveTailerOptions(options: FileTailerOptions): ResolvedTailer
     readChunkBytes: requireInt("readChunkBytes", options.readChunkBytes ?? 65_536, 64, 16 * 1024 * 1024),
     maxLineBytes: requireInt("maxLineBytes", options.maxLineBytes ?? 1_048_576, 16, 256 * 1024 * 1024),
     overlong,
+    lazyText: options.lazyText === true,
     partialLineTimeoutMs: partial,
     fingerprintBytes: requireInt("fingerprintBytes", options.fingerprintBytes ?? 1024, 1, 65_536),
     rotateWaitMs: requireInt("rotateWaitMs", options.rotateWaitMs ?? 5000, 0, 3_600_000),

@@ -452,7 +452,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         path: p,
         currentPath: p,
         handle,
-        assembler: new LineAssembler(this.#o.maxLineBytes, this.#o.overlong, offset),
+        assembler: new LineAssembler(this.#o.maxLineBytes, this.#o.overlong, offset, this.#o.lazyText),
         fingerprint,
         lastSize: size,
         lastMtimeNs: s.mtimeNs,
@@ -716,16 +716,18 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i]!;
-      const line: TailLine = {
-        text: l.text,
-        bytes: l.bytes,
-        bytesStart: l.bytesStart,
-        bytesEnd: l.bytesEnd,
-        path: file.path,
-        fileKey: file.fileKey,
-        offset: l.offset,
-        end: l.end,
-      };
+      const line: TailLine = l.lazy
+        ? new LazyLine(l.bytes, l.bytesStart, l.bytesEnd, file.path, file.fileKey, l.offset, l.end)
+        : {
+            text: l.text,
+            bytes: l.bytes,
+            bytesStart: l.bytesStart,
+            bytesEnd: l.bytesEnd,
+            path: file.path,
+            fileKey: file.fileKey,
+            offset: l.offset,
+            end: l.end,
+          };
       if (l.truncated) {
         line.truncated = true;
         this.#stats.linesTruncated++;
@@ -871,5 +873,24 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         this.#stats.ioErrors++;
     }
     this.emit("problem", problem);
+  }
+}
+
+/** A line whose text is decoded from its bytes when first read (option `lazyText`): valid while the handler runs. */
+class LazyLine implements TailLine {
+  #text: string | undefined;
+
+  constructor(
+    readonly bytes: Buffer,
+    readonly bytesStart: number,
+    readonly bytesEnd: number,
+    readonly path: string,
+    readonly fileKey: string,
+    readonly offset: number,
+    readonly end: number,
+  ) {}
+
+  get text(): string {
+    return (this.#text ??= this.bytes.toString("utf8", this.bytesStart, this.bytesEnd));
   }
 }

@@ -214,3 +214,54 @@ describe("LineSplitter", () => {
     expect(() => new LineSplitter(options as LineSplitterOptions, () => {})).toThrow(message);
   });
 });
+
+describe("LineSplitter lazyText", () => {
+  /** Lines as a lazy consumer sees them: the text it would decode, and whether it had to. */
+  function splitLazy(input: Buffer, chunkSize: number): { lines: { text: string; start: number; end: number; flags: number; lazy: boolean }[]; splitter: LineSplitter } {
+    const lines: { text: string; start: number; end: number; flags: number; lazy: boolean }[] = [];
+    const splitter = new LineSplitter({ lazyText: true }, (text, start, end, flags, bytes, s, e) => {
+      const lazy = (flags & LineFlags.LAZY_TEXT) !== 0;
+      if (lazy) expect(text).toBe("");
+      // Decoded during the call, as a consumer must: the view is reused after it returns.
+      lines.push({ text: lazy ? bytes.toString("utf8", s, e) : text, start, end, flags: flags & ~LineFlags.LAZY_TEXT, lazy });
+    });
+    for (let i = 0; i < input.length; i += chunkSize) splitter.push(Buffer.from(input.subarray(i, i + chunkSize)));
+    splitter.flush();
+    return { lines, splitter };
+  }
+
+  it("gives the same lines, offsets and flags as eager decoding, whatever the chunking", () => {
+    const input = Buffer.concat([
+      Buffer.from("\ufeffplain ascii\r\nGrüße 😀 日本語\n"),
+      Buffer.from([0x62, 0x61, 0x64, 0xff, 0x0a]), // invalid UTF-8: flagged, in both modes
+      Buffer.from("a literal \ufffd is valid\n\nlast without newline"),
+    ]);
+    let undecoded = 0;
+    for (const chunkSize of [1, 2, 3, 5, 7, 16, 64, input.length]) {
+      const eager = split(input, {}, chunkSize);
+      const lazy = splitLazy(input, chunkSize);
+      expect(lazy.lines.map(({ lazy: _, ...l }) => l), `chunk ${chunkSize}`).toEqual(eager.lines);
+      expect(lazy.splitter.stats).toEqual(eager.splitter.stats);
+      undecoded += lazy.lines.filter((l) => l.lazy).length;
+    }
+    expect(undecoded).toBeGreaterThan(0);
+  });
+
+  it("skips decoding only for lines whole in a chunk of valid UTF-8", () => {
+    const input = Buffer.from("one\ntwo\nthré\n");
+    const whole = splitLazy(input, input.length);
+    expect(whole.lines.map((l) => l.lazy)).toEqual([true, true, true]);
+    // A chunk boundary inside "é" makes both chunks invalid on their own: their lines are decoded as usual.
+    const cut = input.indexOf(0xc3) + 1;
+    const lines: boolean[] = [];
+    const s = new LineSplitter({ lazyText: true }, (_t, _s, _e, flags) => lines.push((flags & LineFlags.LAZY_TEXT) !== 0));
+    s.push(input.subarray(0, cut));
+    s.push(input.subarray(cut));
+    expect(lines).toEqual([false, false, false]);
+    const bad = splitLazy(Buffer.from([0x61, 0x0a, 0xff, 0x0a]), 4);
+    expect(bad.lines.map((l) => [l.lazy, (l.flags & LineFlags.INVALID_UTF8) !== 0])).toEqual([
+      [false, false],
+      [false, true],
+    ]);
+  });
+});
