@@ -228,8 +228,9 @@ export function fastJsonRecordBytes(
   let tsKeys = 0; // bit r: TIMESTAMP_KEYS[r] is present, at tsIndex[r]
   let hasMessageKey = false;
   let hasTimestampKey = false;
+  const enriched = plan.enrichmentKeys.size > 0;
   for (let i = 0; i < count; i++) {
-    if (plan.enrichmentKeys.size > 0 && plan.enrichmentKeys.has(keyName(buf, i))) return false;
+    if (enriched && plan.enrichmentKeys.has(keyName(buf, i))) return false;
     const role = keyRole[i]!;
     if (role === 0) continue;
     if (role === RESHAPED || (role === STREAM && plan.streamSet)) return false;
@@ -442,14 +443,18 @@ function keyName(buf: Buffer, i: number): string {
   return raw.includes("\\") ? (JSON.parse(raw) as string) : raw.slice(1, -1);
 }
 
-/** The role of the key spelled by `src[ks..ke)`, without decoding it: bucketed by length, then compared in place. */
+/**
+ * The role of the key spelled by `src[ks..ke)`, without decoding it: a table indexed by length and first byte gives
+ * the candidates (usually none, at most two), whose remaining bytes are then compared in place.
+ */
 function roleOf(ks: number, ke: number): number {
-  const bucket = ROLES_BY_LENGTH[ke - ks];
-  if (bucket === undefined) return 0;
-  const first = src[ks];
-  for (let j = 0; j < bucket.length; j += 2) {
-    const name = bucket[j] as string;
-    if (name.charCodeAt(0) === first && spells(name, ks)) return bucket[j + 1] as number;
+  const len = ke - ks;
+  if (len > ROLE_MAX_LENGTH) return 0;
+  for (let c = ROLE_FIRST[(len << 8) | src[ks]!]! - 1; c >= 0; c = ROLE_NEXT[c]!) {
+    const name = ROLE_BYTES[c]!;
+    let k = 1;
+    while (k < len && src[ks + k] === name[k]) k++;
+    if (k === len) return ROLE_VALUE[c]!;
   }
   return 0;
 }
@@ -476,8 +481,20 @@ const ROLES = new Map<string, number>([
   ...MESSAGE_KEYS.filter((k) => k !== "log").map((k): [string, number] => [k, MSG_ROLE + MESSAGE_KEYS.indexOf(k)]),
   ...TIMESTAMP_KEYS.map((k, r): [string, number] => [k, TS_ROLE + r]),
 ]);
-const ROLES_BY_LENGTH: (string | number)[][] = [];
-for (const [name, role] of ROLES) (ROLES_BY_LENGTH[name.length] ??= []).push(name, role);
+const ROLE_MAX_LENGTH = Math.max(...[...ROLES.keys()].map((k) => k.length));
+/** Per (length << 8 | first byte): 1 + index of the first candidate in the lists below, 0 for none. */
+const ROLE_FIRST = new Int16Array((ROLE_MAX_LENGTH + 1) << 8);
+const ROLE_BYTES: Uint8Array[] = [];
+const ROLE_VALUE: number[] = [];
+/** The next candidate with the same length and first byte, or -1. */
+const ROLE_NEXT: number[] = [];
+for (const [name, role] of ROLES) {
+  const slot = (name.length << 8) | name.charCodeAt(0);
+  ROLE_BYTES.push(Buffer.from(name, "latin1"));
+  ROLE_VALUE.push(role);
+  ROLE_NEXT.push(ROLE_FIRST[slot]! - 1);
+  ROLE_FIRST[slot] = ROLE_BYTES.length;
+}
 
 function isBoolean(buf: Buffer, i: number): boolean {
   return valType[i] === T.LITERAL && buf[valStart[i]!] !== 110; // true / false, not null
