@@ -2,7 +2,8 @@
 //
 //   send(batch)
 //     plan      per record: index name, _id, routing → action line (constant string when nothing varies), or reject
-//     sendRange NDJSON body (one Buffer of UTF-8, records copied as they came) → client.bulk (maxRetries 0, own deadline, caller's abort signal)
+//     sendRange NDJSON body (one Buffer; records' UTF-8 copied as it came) → client.bulk (maxRetries 0, own deadline,
+//               caller's abort signal)
 //       ├─ 2xx    → classifyBulkResponse: outcome per item by position (never resend an accepted item)
 //       ├─ 413    → halve the range and send each half (a single document still too large → rejected)
 //       ├─ retry  → the whole range gets one retry outcome (connection, timeout, 429, 5xx, 401/403, protocol)
