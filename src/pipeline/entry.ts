@@ -10,8 +10,8 @@ export interface AckTarget {
 
 /**
  * One record shared by every sink queue it was routed to (fan-out shares the object, not copies).
- * Its canonical serialization is kept as it arrived: UTF-8 bytes from a collector (a view into the channel frame),
- * or text from `write()`. Sinks that ship bytes (Elasticsearch) copy `utf8` without decoding; `json` decodes once.
+ * Its canonical serialization is kept as it arrived: UTF-8 bytes from a collector (its channel frame and an offset),
+ * or text from `write()`. Sinks that ship bytes (Elasticsearch) use `copyUtf8` without decoding; `json` decodes once.
  */
 export class Entry {
   /** Parsed form, materialized on first use (records from children arrive as JSON text). */

@@ -48,7 +48,7 @@ const STDERR_LINES = 20;
  * override). A collector is a streaming process whose garbage dies young: a 2 MB semi-space (instead of up to 16 MB)
  * costs it no throughput in `npm run bench` and keeps some 25 MB per collector out of the host's footprint.
  */
-export const COLLECTOR_V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
+const COLLECTOR_V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
 
 export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string }): SpawnedCollector {
   const entry = collectorEntry();

@@ -41,14 +41,10 @@ export interface RecordWriter {
   commit(end: number): void;
 }
 
-/** Per-source constants of the record's tail, computed once from the context, as text and as UTF-8. */
+/** Per-source constants of the record's tail, computed once from the context, as UTF-8. */
 export interface FastRecordPlan {
-  readonly service: string;
-  readonly host: string;
-  readonly enrichment: string;
   readonly enrichmentKeys: ReadonlySet<string>;
-  readonly filePath: string;
-  readonly stream: string;
+  readonly hasFilePath: boolean;
   readonly streamSet: boolean;
   readonly defaultLevel: LogLevel | undefined;
   readonly keepOriginal: boolean;
@@ -59,7 +55,7 @@ export interface FastRecordPlan {
   readonly afterLevelLog: Buffer;
   /** Without keepOriginal: what precedes the log object of a record without a level (service … enrichment). */
   readonly beforePlainLog: Buffer;
-  /** service + host (+ original) + enrichment, between `log` and the stream when there is a level. */
+  /** With keepOriginal: service + host, written before `event.original`. */
   readonly middle: Buffer;
   readonly enrichmentBytes: Buffer;
   readonly streamTail: Buffer;
@@ -104,12 +100,8 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">): Fast
   const middle = Buffer.from(service + host);
   const enrichmentBytes = Buffer.from(enrichment);
   return {
-    service,
-    host,
-    enrichment,
     enrichmentKeys,
-    filePath,
-    stream,
+    hasFilePath: filePath !== "",
     streamSet: ctx.stream !== undefined,
     defaultLevel: ctx.defaultLevel ?? (ctx.stream === "stderr" ? "warn" : undefined),
     keepOriginal: ctx.keepOriginal === true,
@@ -338,7 +330,7 @@ export function fastJsonRecordBytes(
   }
   // Key order follows the builder: `log` is created by the level step when there is a level, else by the
   // file-path / offset step after service, host, event and enrichment.
-  const hasLog = level !== undefined || plan.filePath !== "" || offset !== undefined;
+  const hasLog = level !== undefined || plan.hasFilePath || offset !== undefined;
   if (!plan.keepOriginal) {
     // The common shape: two constant copies around the offset's digits.
     if (level !== undefined) {

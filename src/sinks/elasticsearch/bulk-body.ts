@@ -1,5 +1,5 @@
 // The NDJSON body of one bulk request as bytes: `action\nrecord\n` per record (actions end in `\n`), in one buffer.
-// Records from collectors are already UTF-8 (views into their channel frames), so nothing is decoded or
+// Records from collectors are already UTF-8 (held in their channel frames), so nothing is decoded or
 // re-encoded here; records written as text are encoded once, in place. Action lines repeat (one index, no ids):
 // each distinct one is encoded once per body.
 import { EntryBatch } from "../../pipeline/batch.js";
