@@ -300,7 +300,7 @@ export function writeIsoFromMs(ms: number, out: Buffer, p: number): number {
     bytesPrefix.write(secondPrefix(second), 0, "latin1");
     bytesSecond = second;
   }
-  for (let k = 0; k < 20; k++) out[p + k] = bytesPrefix[k]!;
+  out.set(bytesPrefix, p);
   p += 20;
   const r = ms - second * 1000;
   out[p++] = 48 + Math.floor(r / 100);

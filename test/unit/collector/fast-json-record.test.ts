@@ -17,6 +17,10 @@ const CONTEXTS: { name: string; ctx: Ctx; offset?: number }[] = [
   { name: "keepOriginal", ctx: { source: "s", keepOriginal: true }, offset: 0 },
   { name: "enrichment", ctx: { source: "s", fields: { env: "prod", labels: { team: "core", tier: 2 }, tags: ["a", "b"] } }, offset: 17 },
   { name: "file, no host", ctx: { filePath: "C:\\logs\\x.log" }, offset: 1 },
+  // Offsets are written digit by digit: the edges of a digit count, and the largest exact one.
+  { name: "offset 10", ctx: { filePath: "/a" }, offset: 10 },
+  { name: "offset 99999", ctx: { source: "s", filePath: "/a" }, offset: 99_999 },
+  { name: "largest safe offset", ctx: { source: "s", filePath: "/a", stream: "stdout" }, offset: Number.MAX_SAFE_INTEGER },
 ];
 
 function general(line: string, ctx: Ctx, offset: number | undefined): string {
