@@ -554,21 +554,22 @@ function numberAt(buf: Buffer, s: number, e: number): number {
 
 /** Scan the top-level object of `src[start..n)`. Returns the key count, or -1 when the fast path does not apply. */
 function scanTop(start: number, n: number): number {
+  const b = src;
   const line = (lineNo = (lineNo + 1) | 0);
   let i = skipWs(start + 1, n);
   let count = 0;
   topWs = i !== start + 1;
-  if (src[i] === 125) return skipWs(i + 1, n) === n ? 0 : -1;
+  if (b[i] === 125) return skipWs(i + 1, n) === n ? 0 : -1;
   for (;;) {
-    if (count === MAX_TOP_KEYS || src[i] !== 34) return -1;
+    if (count === MAX_TOP_KEYS || b[i] !== 34) return -1;
     const ks = i + 1;
     i = scanString(i, n);
     if (i < 0) return -1;
     const ke = i - 1;
-    if (ke === ks || isDigit(src[ks]!) || isProto(ks, ke)) return -1;
+    if (ke === ks || isDigit(b[ks]!) || isProto(ks, ke)) return -1;
     // Duplicate keys: JSON.parse keeps the last. Verbatim text compares exactly: the escapes allowed are canonical.
     // A small hash table of this line's key signatures (length, first and last byte) finds candidates.
-    const sig = ((ke - ks) << 16) ^ (src[ks]! << 8) ^ src[ke - 1]!;
+    const sig = ((ke - ks) << 16) ^ (b[ks]! << 8) ^ b[ke - 1]!;
     let h = Math.imul(sig, 0x9e3779b1) >>> 25;
     while (slotLine[h] === line) {
       const j = slotKey[h]!;
@@ -580,18 +581,18 @@ function scanTop(start: number, n: number): number {
     keySig[count] = sig;
     // Role names hold no escapes, so an escaped key is an ordinary field.
     keyRole[count] = escaped ? 0 : roleOf(ks, ke);
-    if (src[i] !== 58) {
+    if (b[i] !== 58) {
       i = skipWs(i, n);
       topWs = true;
-      if (src[i] !== 58) return -1;
+      if (b[i] !== 58) return -1;
     }
     i++;
-    if (isWs(src[i]!)) {
+    if (isWs(b[i]!)) {
       i = skipWs(i, n);
       topWs = true;
     }
     const vs = i;
-    const c = src[i]!;
+    const c = b[i]!;
     let type: T;
     if (c === 34) {
       i = scanString(i, n);
@@ -614,15 +615,15 @@ function scanTop(start: number, n: number): number {
     valEnd[count] = i;
     valType[count] = type;
     count++;
-    let sep = src[i];
+    let sep = b[i];
     if (isWs(sep!)) {
       i = skipWs(i, n);
       topWs = true;
-      sep = src[i];
+      sep = b[i];
     }
     if (sep === 44) {
       i++;
-      if (isWs(src[i]!)) {
+      if (isWs(b[i]!)) {
         i = skipWs(i, n);
         topWs = true;
       }
@@ -673,18 +674,19 @@ function isProto(ks: number, ke: number): boolean {
 
 /** An object or array at `i` (no whitespace inside, as JSON.stringify writes them). Returns its end or -1. */
 function scanNested(i: number, n: number, depth: number, base: number): number {
+  const b = src;
   if (depth > FAST_MAX_DEPTH) return -1;
-  const open = src[i];
+  const open = b[i];
   const close = open === 123 ? 125 : 93;
   i++;
-  if (src[i] === close) return i + 1;
+  if (b[i] === close) return i + 1;
   let top = base;
   for (;;) {
     if (open === 123) {
-      if (src[i] !== 34) return -1;
+      if (b[i] !== 34) return -1;
       const ks = i;
       i = scanString(i, n);
-      if (i < 0 || i - ks === 2 || isDigit(src[ks + 1]!) || isProto(ks + 1, i - 1)) return -1;
+      if (i < 0 || i - ks === 2 || isDigit(b[ks + 1]!) || isProto(ks + 1, i - 1)) return -1;
       // Duplicate keys: JSON.parse keeps the last, a verbatim copy would keep both.
       for (let k = base; k < top; k += 2) if (sameText(nestedKeys[k]!, nestedKeys[k + 1]!, ks, i)) return -1;
       if (top + 2 > nestedKeys.length) {
@@ -694,16 +696,16 @@ function scanNested(i: number, n: number, depth: number, base: number): number {
       }
       nestedKeys[top++] = ks;
       nestedKeys[top++] = i;
-      if (src[i] !== 58) return -1;
+      if (b[i] !== 58) return -1;
       i++;
     }
-    const c = src[i]!;
+    const c = b[i]!;
     if (c === 34) i = scanString(i, n);
     else if (c === 123 || c === 91) i = scanNested(i, n, depth + 1, top);
     else if (c === 45 || isDigit(c)) i = scanNumber(i, n);
     else i = scanLiteral(i, n);
     if (i < 0) return -1;
-    const sep = src[i];
+    const sep = b[i];
     if (sep === 44) {
       i++;
       continue;

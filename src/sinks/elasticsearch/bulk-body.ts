@@ -3,6 +3,7 @@
 // re-encoded here; records written as text are encoded once, in place. Action lines repeat (one index, no ids):
 // each distinct one is encoded once per body.
 import { EntryBatch } from "../../pipeline/batch.js";
+import type { Entry } from "../../pipeline/entry.js";
 import type { Batch } from "../sink.js";
 
 /** The body for `included[lo..hi)`: the batch positions whose `actions` are set. */
@@ -25,19 +26,59 @@ export function bulkBody(batch: Batch, actions: readonly (string | undefined)[],
   let pos = 0;
   last = undefined;
   let lastBuf: Buffer | undefined;
-  for (let k = lo; k < hi; k++) {
+  for (let k = lo; k < hi; ) {
     const i = included[k]!;
     const action = actions[i]!;
     if (action !== last) {
       last = action;
       lastBuf = Buffer.from(action);
     }
-    pos += lastBuf!.copy(out, pos);
+    if (entries !== undefined) {
+      // A run: the next records under the same action that follow each other in one frame.
+      let m = k + 1;
+      while (m < hi && actions[included[m]!] === action && entries[included[m]!]!.follows(entries[included[m - 1]!]!)) m++;
+      if (m - k > 1) {
+        pos = spreadRun(entries, included, k, m, lastBuf!, out, pos);
+        k = m;
+        continue;
+      }
+    }
+    out.set(lastBuf!, pos);
+    pos += lastBuf!.length;
     if (entries !== undefined) pos = entries[i]!.copyUtf8(out, pos);
     else pos += out.write(texts![i]!, pos);
     out[pos++] = 10;
+    k++;
   }
   // A record's `bytes` disagreeing with its text would leave garbage or cut a record: never send that.
   if (pos !== size) throw new Error(`bulk body size mismatch: wrote ${pos} of ${size} bytes`);
   return out;
+}
+
+/**
+ * Write `action\nrecord\n` for the run `included[k..m)` at `pos`. The run's records lie back to back in one frame
+ * (`record\nrecord…`), so the span is copied once, right after the first action, and each record then moves right
+ * by one action length per record before it (last first, inside `out`), leaving the gaps the actions fill. A ranged
+ * Buffer#copy allocates a view per call; copyWithin and set do not.
+ */
+function spreadRun(entries: readonly Entry[], included: Int32Array, k: number, m: number, action: Buffer, out: Buffer, pos: number): number {
+  const a = action.length;
+  const first = entries[included[k]!]!;
+  const lastEntry = entries[included[m - 1]!]!;
+  const base = first.frameOffset;
+  const at = pos + a;
+  first.copyRunUtf8(lastEntry, out, at);
+  // Record j (j = 0 for the first) now starts at `at + (its frame offset - base)` and belongs `j * a` further right.
+  const end = at + (lastEntry.frameOffset - base) + (m - 1 - k) * a + lastEntry.bytes;
+  out[end] = 10;
+  for (let j = m - 1 - k; j > 0; j--) {
+    const e = entries[included[k + j]!]!;
+    const from = at + (e.frameOffset - base);
+    const to = from + j * a;
+    // A record and the `\n` after it (the last one's was written above).
+    out.copyWithin(to, from, from + e.bytes + (j === m - 1 - k ? 0 : 1));
+    out.set(action, to - a);
+  }
+  out.set(action, pos);
+  return end + 1;
 }

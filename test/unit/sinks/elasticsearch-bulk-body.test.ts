@@ -31,6 +31,42 @@ describe("bulkBody", () => {
     expect(mixed.entries[1]!.hasBytes).toBe(false);
   });
 
+  it("spreads runs of records that lie back to back in a frame, the same as copying them one by one", () => {
+    // Three frames as a collector sends them (records joined by \n after a header), plus records written as text.
+    // Seeded choices of which positions are included and of the action per record make runs of every length,
+    // broken by frame edges, by gaps, by text entries and by a change of action.
+    let seed = 7;
+    const rand = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+    const pool = ['{"m":"a"}', '{"m":"Grüße 😀","n":12}', '{"m":"' + "x".repeat(300) + '"}', "{}", '{"m":"\\n"}'];
+    const entries: Entry[] = [];
+    const textOf: string[] = [];
+    for (let f = 0; f < 3; f++) {
+      const recs = Array.from({ length: 40 }, () => pool[rand(pool.length)]!);
+      const frame = Buffer.from("HDR" + recs.join("\n"));
+      let at = 3;
+      for (const r of recs) {
+        const bytes = Buffer.byteLength(r);
+        entries.push(new Entry(frame, bytes, undefined, entries.length, undefined, at));
+        textOf.push(r);
+        at += bytes + 1;
+        if (rand(10) === 0) {
+          entries.push(new Entry(r, bytes, undefined, entries.length));
+          textOf.push(r);
+        }
+      }
+    }
+    const batch = new EntryBatch(entries, 1);
+    const acts = ['{"create":{}}\n', '{"create":{"_index":"ü"}}\n'];
+    for (let round = 0; round < 50; round++) {
+      const actionOf = entries.map(() => acts[rand(8) === 0 ? 1 : 0]!);
+      const included = Int32Array.from(entries.map((_, i) => i).filter(() => rand(6) !== 0));
+      const lo = rand(5);
+      const hi = included.length - rand(5);
+      const want = Array.from(included.subarray(lo, hi), (i) => actionOf[i]! + textOf[i]! + "\n").join("");
+      expect(bulkBody(batch, actionOf, included, lo, hi).toString(), `round ${round}`).toBe(want);
+    }
+  });
+
   it("takes any Batch: a custom one without entries is encoded from its texts", () => {
     const plain: Batch = { length: texts.length, json: texts, records: [], sources: [], bytes: 0, attempt: 1 };
     expect(bulkBody(plain, actions, Int32Array.from([4, 1]), 0, 2).toString()).toBe(actions[4]! + texts[4]! + "\n" + actions[1]! + texts[1]! + "\n");
