@@ -35,6 +35,9 @@ export interface CollectorRuntimeOptions {
 
 type State = SourceMetricsSnapshot["state"];
 
+/** How long admitted records below a quarter of the credit window wait to be credited back together. */
+const CREDIT_LINGER_MS = 2;
+
 export class CollectorRuntime implements SourceRuntime {
   readonly inbox = new Ring<Entry>(1024);
   readonly acks: AckTracker;
@@ -93,6 +96,11 @@ export class CollectorRuntime implements SourceRuntime {
 
   /** One incarnation: spawn, INIT, wait for READY. */
   private launch(): Promise<void> {
+    // A new incarnation starts with a full window: credit owed to the previous one is void.
+    clearTimeout(this.creditTimer);
+    this.creditTimer = undefined;
+    this.unsentRecords = 0;
+    this.unsentBytes = 0;
     this.state = this.restarts > 0 ? "restarting" : "starting";
     const proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
     this.proc = proc;
@@ -239,14 +247,36 @@ export class CollectorRuntime implements SourceRuntime {
     this.host.router.pump();
   }
 
+  /** Admitted but not yet credited back (see onAdmitted). */
+  private unsentRecords = 0;
+  private unsentBytes = 0;
+  private creditTimer: NodeJS.Timeout | undefined;
+
   onAdmitted(count: number, bytes: number): void {
     this.admitted += count;
-    const proc = this.proc;
-    if (proc === undefined || proc.child.exitCode !== null) return;
-    // Credit back exactly what left the inbox. (Entries of an earlier incarnation credit the new one: it started
-    // with a full window, so it may briefly hold more than one window; bounded by two.)
-    proc.channel.write(encodeJson(FrameType.CREDIT, { records: count, bytes }));
+    // Credit back exactly what left the inbox, in quarters of the window rather than per admission (a frame each,
+    // and a read for the child); a remainder goes out after CREDIT_LINGER_MS, so a child that stalls still gets
+    // everything it is owed, and stalls at exactly queue + window. (Entries of an earlier incarnation credit the
+    // new one: it started with a full window, so it may briefly hold more than one window; bounded by two.)
+    this.unsentRecords += count;
+    this.unsentBytes += bytes;
+    const window = this.host.credit;
+    if (this.unsentRecords >= Math.ceil(window.records / 4) || this.unsentBytes >= Math.ceil(window.bytes / 4)) this.sendCredit();
+    else this.creditTimer ??= setTimeout(this.sendCredit, CREDIT_LINGER_MS).unref();
   }
+
+  private readonly sendCredit = (): void => {
+    if (this.creditTimer !== undefined) {
+      clearTimeout(this.creditTimer);
+      this.creditTimer = undefined;
+    }
+    const proc = this.proc;
+    if (this.unsentRecords > 0 && proc !== undefined && proc.child.exitCode === null && !proc.channel.destroyed) {
+      proc.channel.write(encodeJson(FrameType.CREDIT, { records: this.unsentRecords, bytes: this.unsentBytes }));
+    }
+    this.unsentRecords = 0;
+    this.unsentBytes = 0;
+  };
 
   private onExit(proc: SpawnedCollector, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
     if (proc !== this.proc) return;

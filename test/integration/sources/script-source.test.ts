@@ -122,6 +122,33 @@ describe("ScriptSource", () => {
     expect(report.sinks.mem).toMatchObject({ delivered: COUNT, pending: 0, droppedTotal: 0 });
   });
 
+  it("credit goes back in batches, yet a child stalls at exactly queue + window and everything arrives when room trickles", async () => {
+    // Window 40: credit is returned once a quarter (10) is owed, or shortly after for a remainder. A queue of 3
+    // admits a record or three at a time, below that quarter, so without the remainder the child would stall
+    // early, and with credit withheld for good it would never finish.
+    const WINDOW = 40;
+    const QUEUE = 3;
+    const COUNT = 400;
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = new Aggregator({
+      credit: { records: WINDOW, bytes: 1 << 20 },
+      queue: { maxRecords: QUEUE, whenFull: "block" },
+      batch: { maxRecords: 1, maxWaitMs: 1 },
+    })
+      .addSource(new ScriptSource({ name: "loop", module: fixture("emit-loop.mjs"), options: { count: COUNT } }))
+      .addSink(mem);
+    await agg.start();
+    await waitFor(() => agg.metrics().sources.loop!.emitted === QUEUE + WINDOW, {
+      timeout: 20_000,
+      message: () => `${QUEUE + WINDOW} records emitted (queue + window), got ${agg.metrics().sources.loop!.emitted}`,
+    });
+    mem.unblock();
+    await mem.waitForCount(COUNT, { timeout: 30_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.records.map((r) => r.n)).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+    expect(report.sources.loop).toMatchObject({ emitted: COUNT, admitted: COUNT });
+  });
+
   it("stop() with a blocked sink: the stalled emit() returns on abort, the function ends, undelivered records are reported pending", async () => {
     const mem = new MemorySink({ name: "mem" }).block();
     const agg = new Aggregator({ credit: { records: 100, bytes: 1 << 20 }, queue: { maxRecords: 200, whenFull: "block" } })
