@@ -95,6 +95,10 @@ export function decodeRecords(payload: Buffer): DecodedRecords {
 /**
  * Incremental decoder. Push bytes as they arrive; complete frames come out in order. A length over `maxFrameBytes`
  * or an unknown type is a ProtocolError (the caller treats the peer as broken), never an unbounded buffer.
+ *
+ * A frame inside one chunk comes out as a view of it. A frame spread over chunks (most large frames: pipe reads
+ * end anywhere) is copied once into a buffer of its own size when its last byte arrives; the rest of the last
+ * chunk stays a view. Nothing is concatenated while a frame is incomplete.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
@@ -106,12 +110,13 @@ export class FrameDecoder {
   ) {}
 
   push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
     this.chunks.push(chunk);
     this.buffered += chunk.length;
     while (this.buffered >= 5) {
-      const head = this.peek(5);
-      const len = head.readUInt32BE(0);
-      const type = head[4]!;
+      const first = this.chunks[0]!;
+      const len = first.length >= 5 ? first.readUInt32BE(0) : this.byteAt(0) * 0x1000000 + ((this.byteAt(1) << 16) | (this.byteAt(2) << 8) | this.byteAt(3));
+      const type = first.length >= 5 ? first[4]! : this.byteAt(4);
       if (len > this.maxFrameBytes) throw new ProtocolError(`frame of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
       if (!KNOWN.has(type)) throw new ProtocolError(`unknown frame type ${type}`);
       if (this.buffered < 5 + len) return;
@@ -120,22 +125,37 @@ export class FrameDecoder {
     }
   }
 
-  private peek(n: number): Buffer {
-    if (this.chunks[0]!.length >= n) return this.chunks[0]!;
-    this.chunks = [Buffer.concat(this.chunks)];
-    return this.chunks[0]!;
+  /** The buffered byte at `k` (only for the 5-byte header, when it spans chunks). */
+  private byteAt(k: number): number {
+    for (const c of this.chunks) {
+      if (k < c.length) return c[k]!;
+      k -= c.length;
+    }
+    throw new RangeError("FrameDecoder.byteAt past the buffered bytes");
   }
 
+  /** Remove the first `n` buffered bytes (n ≤ buffered) and return them as one buffer. */
   private take(n: number): Buffer {
-    let first = this.chunks[0]!;
-    if (first.length < n) {
-      first = Buffer.concat(this.chunks);
-      this.chunks = [first];
-    }
-    const out = first.subarray(0, n);
-    if (first.length === n) this.chunks.shift();
-    else this.chunks[0] = first.subarray(n);
     this.buffered -= n;
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let at = 0;
+    while (at < n) {
+      const c = this.chunks[0]!;
+      const need = n - at;
+      if (c.length <= need) {
+        at += c.copy(out, at);
+        this.chunks.shift();
+      } else {
+        at += c.copy(out, at, 0, need);
+        this.chunks[0] = c.subarray(need);
+      }
+    }
     return out;
   }
 }
