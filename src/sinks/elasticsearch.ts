@@ -31,6 +31,9 @@ type BulkAnswer = { readonly ok: true; readonly body: unknown } | ({ readonly ok
 
 // After this many requests without a 413, forget the learned size ceiling (a proxy limit may have been raised).
 const CEILING_TTL_REQUESTS = 1000;
+/** Reused body buffers: at most this many, each at most this large (larger bodies are allocated per request). */
+const BODY_POOL_SIZE = 2;
+const BODY_POOL_MAX_BYTES = 16 * 1024 * 1024;
 
 export class ElasticsearchSink implements Sink {
   readonly name: string;
@@ -301,7 +304,7 @@ export class ElasticsearchSink implements Sink {
     outcomes: RecordOutcome[],
     signal: AbortSignal | undefined,
   ): Promise<RequestFailure | undefined> {
-    const body = bulkBody(batch, actions, included, lo, hi);
+    const body = bulkBody(batch, actions, included, lo, hi, this.#allocBody);
     const bytes = body.length;
     if (this.#maxRequestBytes !== Infinity && this.#stats.requests - this.#ceilingSetAt > CEILING_TTL_REQUESTS) {
       this.#maxRequestBytes = Infinity;
@@ -311,6 +314,8 @@ export class ElasticsearchSink implements Sink {
     const answer = await this.#request(signal, bytes, (s) =>
       this.#client.bulk({ ...this.#o.query, operations: body as unknown as [] }, this.#requestOptions(s)),
     );
+    // Answered: the server read the whole body, so the client is done with it and the buffer can carry the next.
+    if (answer.ok) this.#recycleBody(body);
     if (answer.ok) {
       const error = classifyBulkResponse(answer.body, included, lo, hi, this.#o.opType, outcomes, this.#tally, this.name);
       if (error === undefined) return undefined;
@@ -335,6 +340,37 @@ export class ElasticsearchSink implements Sink {
     }
     this.#fill(included, lo, hi, outcomes, Outcome.retry(answer.reason, answer.retryAfterMs, answer.error), true);
     return answer;
+  }
+
+  /**
+   * Buffers of answered requests, reused for later bodies. Each new ArrayBuffer counts toward the young
+   * generation's external bytes, and every 32 MiB of those forces a scavenge here: at a few hundred MB of bodies
+   * a second that promoted queued records to the old generation and brought on the mark-compacts that stall the
+   * event loop. Buffers of failed or abandoned requests are never reused (the client may still hold them).
+   */
+  #bodyPool: Buffer[] = [];
+  /** The ArrayBuffers #allocBody made: only those go back to the pool (never Node's shared small-buffer pool). */
+  readonly #ownBodies = new WeakSet<ArrayBufferLike>();
+
+  readonly #allocBody = (size: number): Buffer => {
+    const pool = this.#bodyPool;
+    for (let i = pool.length - 1; i >= 0; i--) {
+      const b = pool[i]!;
+      if (b.length >= size) {
+        pool.splice(i, 1);
+        return b.subarray(0, size);
+      }
+    }
+    // Room to grow, so a slightly larger next body still fits; bodies past the cap are one-offs.
+    if (size > BODY_POOL_MAX_BYTES) return Buffer.allocUnsafe(size);
+    const fresh = Buffer.allocUnsafeSlow(Math.min(BODY_POOL_MAX_BYTES, size + (size >>> 2)));
+    this.#ownBodies.add(fresh.buffer);
+    return fresh.subarray(0, size);
+  };
+
+  #recycleBody(body: Buffer): void {
+    if (!this.#ownBodies.has(body.buffer) || this.#bodyPool.length >= BODY_POOL_SIZE) return;
+    this.#bodyPool.push(Buffer.from(body.buffer, 0, body.buffer.byteLength));
   }
 
   async #split(

@@ -6,8 +6,18 @@ import { EntryBatch } from "../../pipeline/batch.js";
 import type { Entry } from "../../pipeline/entry.js";
 import type { Batch } from "../sink.js";
 
-/** The body for `included[lo..hi)`: the batch positions whose `actions` are set. */
-export function bulkBody(batch: Batch, actions: readonly (string | undefined)[], included: Int32Array, lo: number, hi: number): Buffer {
+/**
+ * The body for `included[lo..hi)`: the batch positions whose `actions` are set. `alloc` supplies the buffer for a
+ * body of `size` bytes (the sink reuses the buffers of answered requests); the body is exactly `size` long.
+ */
+export function bulkBody(
+  batch: Batch,
+  actions: readonly (string | undefined)[],
+  included: Int32Array,
+  lo: number,
+  hi: number,
+  alloc: (size: number) => Buffer = Buffer.allocUnsafe,
+): Buffer {
   const entries = batch instanceof EntryBatch ? batch.entries : undefined;
   const texts = entries === undefined ? batch.json : undefined;
   let size = 0;
@@ -22,7 +32,7 @@ export function bulkBody(batch: Batch, actions: readonly (string | undefined)[],
     }
     size += lastBytes + 1 + (entries !== undefined ? entries[i]!.bytes : Buffer.byteLength(texts![i]!));
   }
-  const out = Buffer.allocUnsafe(size);
+  const out = alloc(size);
   let pos = 0;
   last = undefined;
   let lastBuf: Buffer | undefined;

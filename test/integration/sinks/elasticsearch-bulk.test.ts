@@ -246,3 +246,42 @@ describe("ElasticsearchSink: on the wire", () => {
     expect(sink.metrics()).toMatchObject({ item_status_201: 10, item_status_409: 10, records_duplicate: 10 });
   });
 });
+
+describe("ElasticsearchSink: body buffers", () => {
+  it("reuses the buffer of an answered request for the next body, never one whose request failed", async () => {
+    const { Client } = await import("@elastic/elasticsearch");
+    const fake = await FakeElasticsearch.start();
+    const client = new Client({ node: fake.url });
+    const sink = new ElasticsearchSink({ name: "es", client, index: "logs" });
+    cleanup.push(() => fake.close(), () => sink.close(), () => client.close());
+    // The official client reports each request's body: the Buffer the sink handed it.
+    const bodies: Buffer[] = [];
+    client.diagnostic.on("request", (_err, event) => {
+      const body = event?.meta.request.params.body;
+      if (Buffer.isBuffer(body)) bodies.push(body);
+    });
+    const batch = (tag: string) => Array.from({ length: 50 }, (_, i) => ({ "@timestamp": ts(i), message: `${tag} ${i}` }));
+
+    await sendRecords(sink, batch("first"));
+    await sendRecords(sink, batch("second"));
+    expect(bodies).toHaveLength(2);
+    expect(bodies[1]!.buffer).toBe(bodies[0]!.buffer);
+
+    // A 503 fails the request: its buffer stays with the client and is not written again.
+    fake.behaviors.push({ kind: "status", status: 503 });
+    await sendRecords(sink, batch("refused"));
+    const refused = bodies[2]!;
+    const snapshot = Buffer.from(refused);
+    await sendRecords(sink, batch("third"));
+    await sendRecords(sink, batch("fourth"));
+    expect(bodies).toHaveLength(5);
+    expect(bodies[3]!.buffer).not.toBe(refused.buffer);
+    expect(bodies[4]!.buffer).not.toBe(refused.buffer);
+    expect(refused.equals(snapshot)).toBe(true);
+
+    // What the server stored is every answered batch, intact (reused buffers carry no bytes of earlier bodies).
+    const stored = fake.stored.map((op) => String(op.doc?.message));
+    const expected = ["first", "second", "third", "fourth"].flatMap((tag) => batch(tag).map((r) => r.message));
+    expect(stored).toEqual(expected);
+  });
+});
