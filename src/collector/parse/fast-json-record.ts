@@ -383,6 +383,17 @@ function openLog(plan: FastRecordPlan, level: LogLevel | "", offset: number | un
 /** A non-negative safe integer's decimal digits to `out` at `p` (what String() gives, without the string). */
 function putDigits(v: number, out: Buffer, p: number): number {
   let end = p + 1;
+  if (v <= 0x7fffffff) {
+    // The usual case: 32-bit integer division, not float.
+    for (let t = v; t >= 10; t = (t / 10) | 0) end++;
+    let q = end;
+    do {
+      const next = (v / 10) | 0;
+      out[--q] = 48 + v - next * 10;
+      v = next;
+    } while (v !== 0);
+    return end;
+  }
   for (let t = v; t >= 10; t = Math.floor(t / 10)) end++;
   let q = end;
   do {

@@ -20,6 +20,8 @@ const CONTEXTS: { name: string; ctx: Ctx; offset?: number }[] = [
   // Offsets are written digit by digit: the edges of a digit count, and the largest exact one.
   { name: "offset 10", ctx: { filePath: "/a" }, offset: 10 },
   { name: "offset 99999", ctx: { source: "s", filePath: "/a" }, offset: 99_999 },
+  { name: "offset 2^31 - 1", ctx: { filePath: "/a" }, offset: 2 ** 31 - 1 },
+  { name: "offset 2^31", ctx: { filePath: "/a" }, offset: 2 ** 31 },
   { name: "largest safe offset", ctx: { source: "s", filePath: "/a", stream: "stdout" }, offset: Number.MAX_SAFE_INTEGER },
 ];
 
