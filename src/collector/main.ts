@@ -7,10 +7,6 @@
 import { FrameType } from "../channel/protocol.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
-import { runCommand } from "./runtime/command.js";
-import { runScript } from "./runtime/script.js";
-import { runFile } from "./runtime/file.js";
-import { runNetwork } from "./runtime/network.js";
 import type { CollectorRun } from "./runtime/run.js";
 
 let run: CollectorRun | undefined;
@@ -60,16 +56,18 @@ const channel = new ChildChannel({
 channel.onCredit = () => run?.resume();
 
 /** One entry per collector kind; each gets its spec and the channel, and returns the handle main drives. */
+// Each kind loads only its own runtime: a file collector never loads http, tls, dgram or child_process, which
+// saves every collector process start-up time and memory.
 async function runnerFor(s: CollectorSpec): Promise<CollectorRun> {
   switch (s.kind) {
     case "command":
-      return runCommand(s, channel);
+      return (await import("./runtime/command.js")).runCommand(s, channel);
     case "script":
-      return runScript(s, channel);
+      return (await import("./runtime/script.js")).runScript(s, channel);
     case "file":
-      return runFile(s, channel);
+      return (await import("./runtime/file.js")).runFile(s, channel);
     case "network":
-      return runNetwork(s, channel);
+      return (await import("./runtime/network.js")).runNetwork(s, channel);
     default:
       throw new Error(`unknown collector kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
   }
