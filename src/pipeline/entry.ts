@@ -1,6 +1,9 @@
 // The engine's unit of work: one record's canonical JSON, its size, and who must settle it before its source may commit.
 import type { LogRecord } from "../record.js";
 
+/** Admission times are stored relative to this (see Entry.admittedAt). */
+const ADMIT_EPOCH = Date.now();
+
 /** Ack bookkeeping for one source: the engine reports each entry's seq once every sink settled it. */
 export interface AckTarget {
   readonly name: string | undefined;
@@ -23,8 +26,11 @@ export class Entry {
    */
   private readonly frame: Buffer | undefined;
   private readonly start: number = 0;
-  /** When the router admitted it (ms); the batcher's maxWaitMs counts from here. */
-  admittedAt = 0;
+  /**
+   * When the router admitted it, as ms since ADMIT_EPOCH: a small integer for weeks of uptime, kept inside the
+   * object. A full epoch time is a double, which V8 boxes in a heap object of its own per entry.
+   */
+  private admitted = 0;
     /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
   pending = 0;
 
@@ -47,6 +53,15 @@ export class Entry {
       this.start = start;
     }
     this.rec = record;
+  }
+
+  /** When the router admitted it (epoch ms); the batcher's maxWaitMs counts from here. */
+  get admittedAt(): number {
+    return this.admitted + ADMIT_EPOCH;
+  }
+
+  set admittedAt(ms: number) {
+    this.admitted = ms - ADMIT_EPOCH;
   }
 
   /** The canonical JSON text (decoded from the bytes on first use). */
