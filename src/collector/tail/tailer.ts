@@ -70,6 +70,14 @@ interface TrackedFile {
   lastSeen: number;
 }
 
+interface Prefetch {
+  file: TrackedFile;
+  handle: FileHandle;
+  position: number;
+  buffer: Buffer;
+  read: Promise<number>;
+}
+
 interface Retired {
   hash: string;
   offset: number;
@@ -106,7 +114,11 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   #retired: Retired[] = [];
   /** path → kind of the problem already reported for it (report once until it changes). */
   readonly #reported = new Map<string, TailProblem["kind"]>();
+  /** Two read buffers: one being parsed while the next chunk is read into the other (see #readChunk). */
   readonly #buffer: Buffer;
+  readonly #spare: Buffer;
+  /** The next chunk of one file, read ahead while the current one was parsed. */
+  #prefetch: Prefetch | undefined;
   readonly #watcher: DirWatcher | undefined;
   readonly #credit: { lines: number; bytes: number };
   readonly #stats: Omit<FileTailerStats, "filesOpen" | "filesTracked">;
@@ -132,6 +144,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     this.#handler = handler;
     this.#store = this.#o.checkpoints;
     this.#buffer = Buffer.allocUnsafe(this.#o.readChunkBytes);
+    this.#spare = Buffer.allocUnsafe(this.#o.readChunkBytes);
     this.#credit = { ...this.#o.credit };
     this.#watcher = this.#o.watch ? new DirWatcher((eventType) => this.#hint(eventType)) : undefined;
     this.#stats = {
@@ -171,6 +184,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     this.#state = "stopping";
     this.#wakeUp();
     if (wasRunning) await this.#loop;
+    await this.#dropPrefetch();
     for (const file of this.#files.values()) await this.#closeHandle(file, "stopped");
     this.#watcher?.close();
     this.#state = "stopped";
@@ -669,16 +683,27 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     let progressed = true;
     while (progressed) {
       progressed = false;
+      // Reading ahead pays when one file is being read: its next chunk is the next read. With several, the
+      // round-robin reads another file next and the chunk read ahead would be read again later.
+      let readable = 0;
+      for (const file of this.#files.values()) if (file.handle !== undefined && !file.eof) readable++;
       for (const file of this.#files.values()) {
         if (!this.#canRead()) return this.#anyUnread();
         if (file.handle === undefined || file.eof) continue;
         const count = chunks.get(file) ?? 0;
         if (count >= MAX_CHUNKS_PER_FILE_PER_CYCLE) continue;
         chunks.set(file, count + 1);
-        if (await this.#readChunk(file)) progressed = true;
+        if (await this.#readChunk(file, readable === 1)) progressed = true;
       }
     }
     return this.#anyUnread();
+  }
+
+  /** Wait out a read-ahead nobody will use (its buffer must be idle before anything reads into it again). */
+  async #dropPrefetch(): Promise<void> {
+    const pre = this.#prefetch;
+    this.#prefetch = undefined;
+    if (pre !== undefined) await pre.read.catch(() => 0);
   }
 
   #anyUnread(): boolean {
@@ -686,10 +711,27 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     return false;
   }
 
-  async #readChunk(file: TrackedFile): Promise<boolean> {
+  /**
+   * Read and parse the file's next chunk. With `readAhead`, a full chunk starts the read of the one after it (into
+   * the other buffer) before it is parsed, so the read's round trip through libuv's thread pool overlaps the
+   * parsing. The chunk read ahead is used only if the file, its handle and the position still match.
+   */
+  async #readChunk(file: TrackedFile, readAhead = false): Promise<boolean> {
+    const position = file.assembler.position;
+    const handle = file.handle!;
+    let buffer: Buffer;
     let bytesRead: number;
     try {
-      ({ bytesRead } = await file.handle!.read(this.#buffer, 0, this.#buffer.length, file.assembler.position));
+      const pre = this.#prefetch;
+      if (pre !== undefined && pre.file === file && pre.handle === handle && pre.position === position) {
+        this.#prefetch = undefined;
+        buffer = pre.buffer;
+        bytesRead = await pre.read;
+      } else {
+        await this.#dropPrefetch();
+        buffer = this.#buffer;
+        ({ bytesRead } = await handle.read(buffer, 0, buffer.length, position));
+      }
     } catch (error) {
       this.#fsProblem(file.path, error);
       await this.#closeHandle(file, "error");
@@ -699,14 +741,20 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       file.eof = true;
       return false;
     }
+    // A short read from a regular file means we reached its end; the next poll sees any growth.
+    if (bytesRead < buffer.length) file.eof = true;
+    else if (readAhead && file.handle === handle) {
+      const next = buffer === this.#buffer ? this.#spare : this.#buffer;
+      const read = handle.read(next, 0, next.length, position + bytesRead).then((r) => r.bytesRead);
+      read.catch(() => undefined); // consumed (or dropped) later; never an unhandled rejection
+      this.#prefetch = { file, handle, position: position + bytesRead, buffer: next, read };
+    }
     const now = Date.now();
     file.lastDataAt = now;
     this.#stats.bytesRead += bytesRead;
     const out: AssembledLine[] = [];
-    file.assembler.push(this.#buffer.subarray(0, bytesRead), out);
+    file.assembler.push(buffer.subarray(0, bytesRead), out);
     if (file.assembler.hasPartial) file.partialSince = now;
-    // A short read from a regular file means we reached its end; the next poll sees any growth.
-    if (bytesRead < this.#buffer.length) file.eof = true;
     if (out.length > 0) await this.#deliver(file, out);
     return true;
   }

@@ -246,6 +246,40 @@ describe("FileTailer: flow control", () => {
     await waitFor(() => lines.length === 20_000, { message: () => `20000 lines after grant, got ${lines.length}` });
   });
 
+  it("reads ahead through a file of many chunks: every line once, in order, with exact offsets", async () => {
+    const file = path.join(dir, "app.log");
+    const content = numbered(1, 30_000);
+    writeFileSync(file, content);
+    const { lines } = await tail({ paths: ["app.log"], readChunkBytes: 1000 });
+    await waitFor(() => lines.length === 30_000, { message: () => `30000 lines, got ${lines.length}` });
+    expect(lines.map((l) => l.text)).toEqual(content.trimEnd().split("\n"));
+    let at = 0;
+    for (const l of lines) {
+      expect(l.offset).toBe(at);
+      at = l.end;
+    }
+    expect(at).toBe(Buffer.byteLength(content));
+  });
+
+  it("a chunk read ahead is dropped when the file was truncated meanwhile: no stale line after the new content starts", async () => {
+    const file = path.join(dir, "app.log");
+    const chunk = 4096;
+    writeFileSync(file, numbered(1, 5_000));
+    // Credit for 100 lines: the first chunk (about 500 lines) spends it; the second was read ahead by then.
+    const { tailer, lines } = await tail({ paths: ["app.log"], credit: { lines: 100, bytes: Infinity }, readChunkBytes: chunk });
+    await waitFor(() => lines.length >= 100, { message: "the first chunk" });
+    await passes(tailer, 3);
+    const before = lines.length;
+    expect(before).toBeLessThan(5_000);
+    // copytruncate: the file now holds less than was read, so the tailer starts it again at 0.
+    writeFileSync(file, numbered(1, 50, "new"));
+    await waitFor(() => tailer.stats().truncations === 1, { message: "the truncation seen" });
+    tailer.grant(1_000_000, Infinity);
+    await waitFor(() => lines.length === before + 50, { message: () => `${before + 50} lines, got ${lines.length}` });
+    expect(lines.slice(0, before).map((l) => l.text)).toEqual(numbered(1, before).trimEnd().split("\n"));
+    expect(lines.slice(before).map((l) => l.text)).toEqual(numbered(1, 50, "new").trimEnd().split("\n"));
+  });
+
   it("a handler that returns a promise holds further reads until it settles", async () => {
     const file = path.join(dir, "app.log");
     writeFileSync(file, numbered(1, 3000));
