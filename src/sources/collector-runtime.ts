@@ -35,8 +35,6 @@ export interface CollectorRuntimeOptions {
 
 type State = SourceMetricsSnapshot["state"];
 
-/** How long admitted records below a quarter of the credit window wait to be credited back together. */
-const CREDIT_LINGER_MS = 2;
 
 export class CollectorRuntime implements SourceRuntime {
   readonly inbox = new Ring<Entry>(1024);
@@ -97,10 +95,12 @@ export class CollectorRuntime implements SourceRuntime {
   /** One incarnation: spawn, INIT, wait for READY. */
   private launch(): Promise<void> {
     // A new incarnation starts with a full window: credit owed to the previous one is void.
-    clearTimeout(this.creditTimer);
-    this.creditTimer = undefined;
     this.unsentRecords = 0;
     this.unsentBytes = 0;
+    this.grantedRecords = this.host.credit.records;
+    this.grantedBytes = this.host.credit.bytes;
+    this.receivedRecords = 0;
+    this.receivedBytes = 0;
     this.state = this.restarts > 0 ? "restarting" : "starting";
     const proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
     this.proc = proc;
@@ -228,10 +228,12 @@ export class CollectorRuntime implements SourceRuntime {
     }
     const target = this.acks;
     let bad = 0;
+    let recordBytes = 0;
     const count = starts.length;
     for (let i = 0; i < count; i++) {
       const start = starts[i]!;
       const end = ends[i]!;
+      recordBytes += end - start;
       // Records are built and serialized by our own collector code; a line that is not an object is a bug or
       // corruption: count it rather than ship garbage.
       if (end - start < 2 || payload[start] !== 123 /* { */ || payload[end - 1] !== 125 /* } */) {
@@ -243,6 +245,9 @@ export class CollectorRuntime implements SourceRuntime {
     }
     this.nextSeq += count;
     this.emitted += count - bad;
+    this.receivedRecords += count;
+    this.receivedBytes += recordBytes;
+    if (this.unsentRecords > 0 && this.creditLow()) this.sendCredit();
     if (bad > 0) this.host.dropUnserializable(this.name, bad, "collector sent a record that is not a JSON object");
     this.host.router.pump();
   }
@@ -250,33 +255,47 @@ export class CollectorRuntime implements SourceRuntime {
   /** Admitted but not yet credited back (see onAdmitted). */
   private unsentRecords = 0;
   private unsentBytes = 0;
-  private creditTimer: NodeJS.Timeout | undefined;
+  /** This incarnation's window plus the credit sent to it, and what arrived from it: its credit left, as we see it. */
+  private grantedRecords = 0;
+  private grantedBytes = 0;
+  private receivedRecords = 0;
+  private receivedBytes = 0;
 
   onAdmitted(count: number, bytes: number): void {
     this.admitted += count;
-    // Credit back exactly what left the inbox, in quarters of the window rather than per admission (a frame each,
-    // and a read for the child); a remainder goes out after CREDIT_LINGER_MS, so a child that stalls still gets
-    // everything it is owed, and stalls at exactly queue + window. (Entries of an earlier incarnation credit the
-    // new one: it started with a full window, so it may briefly hold more than one window; bounded by two.)
+    // Credit back exactly what left the inbox, but in quarters of the window rather than per admission: a frame
+    // each, and a wake-up for the child, which cost more than the records with many children. Sooner when the
+    // child is about to run out (see creditLow), so it never waits while credit is owed to it. (Entries of an
+    // earlier incarnation credit the new one: it started with a full window, so it may briefly hold more than one
+    // window; bounded by two.)
     this.unsentRecords += count;
     this.unsentBytes += bytes;
     const window = this.host.credit;
-    if (this.unsentRecords >= Math.ceil(window.records / 4) || this.unsentBytes >= Math.ceil(window.bytes / 4)) this.sendCredit();
-    else this.creditTimer ??= setTimeout(this.sendCredit, CREDIT_LINGER_MS).unref();
+    if (this.unsentRecords >= Math.ceil(window.records / 4) || this.unsentBytes >= Math.ceil(window.bytes / 4) || this.creditLow()) {
+      this.sendCredit();
+    }
   }
 
-  private readonly sendCredit = (): void => {
-    if (this.creditTimer !== undefined) {
-      clearTimeout(this.creditTimer);
-      this.creditTimer = undefined;
-    }
+  /**
+   * The child has less than a quarter of its window left, counting everything it sent as arrived (what is still in
+   * the pipe only makes it less). Once it is out, everything it sent arrives and this holds, so credit owed then goes
+   * out at the next admission or arrival: a stalled child stalls at exactly queue + window.
+   */
+  private creditLow(): boolean {
+    const window = this.host.credit;
+    return this.grantedRecords - this.receivedRecords < window.records / 4 || this.grantedBytes - this.receivedBytes < window.bytes / 4;
+  }
+
+  private sendCredit(): void {
     const proc = this.proc;
     if (this.unsentRecords > 0 && proc !== undefined && proc.child.exitCode === null && !proc.channel.destroyed) {
       proc.channel.write(encodeJson(FrameType.CREDIT, { records: this.unsentRecords, bytes: this.unsentBytes }));
+      this.grantedRecords += this.unsentRecords;
+      this.grantedBytes += this.unsentBytes;
     }
     this.unsentRecords = 0;
     this.unsentBytes = 0;
-  };
+  }
 
   private onExit(proc: SpawnedCollector, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
     if (proc !== this.proc) return;

@@ -123,9 +123,9 @@ describe("ScriptSource", () => {
   });
 
   it("credit goes back in batches, yet a child stalls at exactly queue + window and everything arrives when room trickles", async () => {
-    // Window 40: credit is returned once a quarter (10) is owed, or shortly after for a remainder. A queue of 3
-    // admits a record or three at a time, below that quarter, so without the remainder the child would stall
-    // early, and with credit withheld for good it would never finish.
+    // Window 40: credit is returned once a quarter (10) is owed, or at once when the child is down to its last
+    // quarter. A queue of 3 admits a record or three at a time, below that quarter: with credit withheld the child
+    // would stall early, or never finish.
     const WINDOW = 40;
     const QUEUE = 3;
     const COUNT = 400;
@@ -147,6 +147,26 @@ describe("ScriptSource", () => {
     const report = await agg.stop({ timeoutMs: 10_000 });
     expect(mem.records.map((r) => r.n)).toEqual(Array.from({ length: COUNT }, (_, i) => i));
     expect(report.sources.loop).toMatchObject({ emitted: COUNT, admitted: COUNT });
+  });
+
+  it("credit owed when the child runs low goes out as its records arrive, even with nothing admitted since", async () => {
+    // One record per ms: the queue (5) fills while the child still has most of its window (40), so the 5 admitted
+    // are owed but not yet worth a frame. The child then spends its window into the inbox; as those records arrive,
+    // the host sees it run low and pays what it owes, so the child stalls at exactly queue + window.
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = new Aggregator({ credit: { records: 40, bytes: 1 << 20 }, queue: { maxRecords: 5, whenFull: "block" }, batch: { maxRecords: 5 } })
+      .addSource(new ScriptSource({ name: "slow", module: fixture("emit-loop.mjs"), options: { count: 100, everyMs: 1 } }))
+      .addSink(mem);
+    await agg.start();
+    await waitFor(() => agg.metrics().sources.slow!.emitted === 45, {
+      timeout: 20_000,
+      message: () => `45 records emitted (queue + window), got ${agg.metrics().sources.slow!.emitted}`,
+    });
+    mem.unblock();
+    await mem.waitForCount(100, { timeout: 20_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.records.map((r) => r.n)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+    expect(report.sources.slow).toMatchObject({ emitted: 100, admitted: 100 });
   });
 
   it("stop() with a blocked sink: the stalled emit() returns on abort, the function ends, undelivered records are reported pending", async () => {
