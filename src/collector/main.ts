@@ -55,9 +55,11 @@ const channel = new ChildChannel({
 });
 channel.onCredit = () => run?.resume();
 
-/** One entry per collector kind; each gets its spec and the channel, and returns the handle main drives. */
-// Each kind loads only its own runtime: a file collector never loads http, tls, dgram or child_process, which
-// saves every collector process start-up time and memory.
+/**
+ * One entry per collector kind; each gets its spec and the channel, and returns the handle main drives. Each kind
+ * loads only its own runtime: a file collector never loads http, tls, dgram or child_process, which saves every
+ * collector process start-up time and memory.
+ */
 async function runnerFor(s: CollectorSpec): Promise<CollectorRun> {
   switch (s.kind) {
     case "command":

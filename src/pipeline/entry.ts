@@ -31,7 +31,7 @@ export class Entry {
    * object. A full epoch time is a double, which V8 boxes in a heap object of its own per entry.
    */
   private admitted = 0;
-    /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
+  /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
   pending = 0;
 
   /**

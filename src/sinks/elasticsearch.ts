@@ -314,9 +314,9 @@ export class ElasticsearchSink implements Sink {
     const answer = await this.#request(signal, bytes, (s) =>
       this.#client.bulk({ ...this.#o.query, operations: body as unknown as [] }, this.#requestOptions(s)),
     );
-    // Answered: the server read the whole body, so the client is done with it and the buffer can carry the next.
-    if (answer.ok) this.#recycleBody(body);
     if (answer.ok) {
+      // Answered: the server read the whole body, so the client is done with it and the buffer can carry the next.
+      this.#recycleBody(body);
       const error = classifyBulkResponse(answer.body, included, lo, hi, this.#o.opType, outcomes, this.#tally, this.name);
       if (error === undefined) return undefined;
       this.#protocolErrors++;

@@ -35,7 +35,6 @@ export interface CollectorRuntimeOptions {
 
 type State = SourceMetricsSnapshot["state"];
 
-
 export class CollectorRuntime implements SourceRuntime {
   readonly inbox = new Ring<Entry>(1024);
   readonly acks: AckTracker;
