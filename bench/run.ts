@@ -207,6 +207,11 @@ function row(workload: string, shipper: string, docs: number, m: Measured, extra
   };
 }
 
+/** The receiver shares the 2 cores with the shipper: its CPU for the run (not part of the shipper's CPU s). */
+function receiverCpuNote(rx: Record<string, unknown>): string | undefined {
+  return typeof rx.cpuSec === "number" ? `receiver CPU ${rx.cpuSec.toFixed(2)} s` : undefined;
+}
+
 // ── workloads ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 const rows: Row[] = [];
@@ -225,6 +230,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
     eldP50: impact?.eventLoopDelayMs.p50,
     eldP99: impact?.eventLoopDelayMs.p99,
     hostCpuSec: ours.done?.hostSec as number | undefined,
+    notes: receiverCpuNote(oursRx),
   }));
   details.w1Ours = { receiver: oursRx, host: ours.done };
   if (!baselines) return;
@@ -234,7 +240,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
   const naive = await measure(() => naiveProc({ url, sources: [{ kind: "file", paths: [file] }], profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
   const naiveRx = await receiverStats(es);
   const ni = naive.done?.impact as typeof impact;
-  rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined }));
+  rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined, notes: receiverCpuNote(naiveRx) }));
   details.w1Naive = { receiver: naiveRx, host: naive.done };
 
   for (const [label, extraArgs, timeoutMs] of [
@@ -252,7 +258,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
     closeSync(fd);
     const rx = await receiverStats(es);
     const m = { ...pino, wallSec: pino.timedOut ? (((rx.lastAt as number) || epochNow()) - pino.t0) / 1000 : pino.wallSec };
-    rows.push(row("W1", label, rx.docs as number, m));
+    rows.push(row("W1", label, rx.docs as number, m, { notes: receiverCpuNote(rx) }));
     details[`w1 ${label}`] = { receiver: rx };
   }
 }

@@ -36,7 +36,11 @@ let latency = false;
 let latencies = [];
 let malformed = 0;
 
+/** The receiver's own CPU since the last reset: what it costs the 2 cores while a shipper runs. */
+let cpuAtReset = process.cpuUsage();
+
 function reset(n, wantLatency) {
+  cpuAtReset = process.cpuUsage();
   docs = requests = bytes = malformed = 0;
   firstAt = lastAt = 0;
   target = n;
@@ -121,7 +125,8 @@ function percentiles(values) {
 }
 
 function stats() {
-  return { docs, requests, bytes, firstAt, lastAt, malformed, latencyMs: percentiles(latencies) };
+  const cpu = process.cpuUsage(cpuAtReset);
+  return { docs, requests, bytes, firstAt, lastAt, malformed, latencyMs: percentiles(latencies), cpuSec: (cpu.user + cpu.system) / 1e6 };
 }
 
 async function ceiling(ms) {
