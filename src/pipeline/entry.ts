@@ -97,6 +97,11 @@ export class Entry {
     return at + this.frame!.copy(out, at, this.start, last.start + last.bytes);
   }
 
+  /** The frame holding the record's UTF-8 (at `frameOffset`, `bytes` long), when it is held as bytes. */
+  get frameBuffer(): Buffer | undefined {
+    return this.frame;
+  }
+
   /** Where this record starts in its frame (runs use it to find each record inside a copied span). */
   get frameOffset(): number {
     return this.start;

@@ -4,7 +4,7 @@ import { lookup } from "node:dns/promises";
 import { gzipSync, deflateSync } from "node:zlib";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
-import type { LogLevel } from "../record.js";
+import type { LogLevel, LogRecord } from "../record.js";
 import { LOG_LEVELS } from "../record.js";
 import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
 import { Outcome } from "./sink.js";
@@ -23,6 +23,8 @@ import {
 } from "./gelf-chunker.js";
 import type { GelfMappingOptions } from "./gelf-message.js";
 import { DEFAULT_GELF_LEVELS, defaultGelfMapping, fitGelf, toGelf } from "./gelf-message.js";
+import { GelfBytesEncoder } from "./gelf-bytes.js";
+import { EntryBatch } from "../pipeline/batch.js";
 import { type HttpClient, classifyResponse } from "./transport/http-post.js";
 import type { Endpoint } from "./transport/options.js";
 import { boolOption, endpointOption, enumOption, intOption, nameOption } from "./transport/options.js";
@@ -88,6 +90,8 @@ export class GelfSink implements Sink {
   private readonly stats = new SinkStats();
   private readonly counters = { truncated: 0, rejected_too_large: 0, datagrams: 0, udp_send_errors: 0 };
   private readonly ids = new MessageIdPool();
+  /** Builds GELF from records held as bytes, for the records it can (see gelf-bytes.ts). */
+  private readonly encoder: GelfBytesEncoder;
   private readonly stream: StreamConnection | undefined;
   private readonly http: HttpClient | undefined;
   private udp: dgram.Socket | undefined;
@@ -122,6 +126,7 @@ export class GelfSink implements Sink {
     mapping.levels = resolveLevels(options.levels);
     mapping.flattenDepth = intOption("flattenDepth", options.flattenDepth, 4, 1, 32);
     this.mapping = mapping;
+    this.encoder = new GelfBytesEncoder(mapping);
 
     const defaultCompression: GelfCompression = this.transport === "udp" ? "gzip" : "none";
     this.compression = enumOption("compression", options.compression, ["gzip", "zlib", "none"], defaultCompression);
@@ -229,8 +234,7 @@ export class GelfSink implements Sink {
       this.stats.error();
       return Outcome.retry("dns_error", undefined, err);
     }
-    const records = batch.records;
-    const n = records.length;
+    const n = batch.length;
     const limit = maxPayloadBytes(this.chunkSize);
     const outcomes = new Array<RecordOutcome>(n);
     // Send callbacks arrive in send order; this FIFO says which record each belongs to.
@@ -255,15 +259,11 @@ export class GelfSink implements Sink {
         for (let j = i; j < n; j++) outcomes[j] = Outcome.retry("aborted");
         break;
       }
-      const msg = toGelf(records[i]!, this.mapping);
-      const json = JSON.stringify(msg);
-      // A message that fits one datagram as it is goes uncompressed: zlib's per-call setup costs more (~100 µs) than
-      // the bytes it saves, and Graylog detects the format per message.
-      let payload = json.length * 3 <= this.chunkSize || Buffer.byteLength(json) <= this.chunkSize ? Buffer.from(json, "utf8") : await compress(json, this.compression);
-      if (payload.length > limit) {
-        const mode = this.compression;
-        const fitted = fitGelf(msg, limit, (json) => compressSync(json, mode).length);
-        if (fitted === undefined) {
+      // Most records: GELF straight from their bytes, in one uncompressed datagram.
+      let payload = this.fastGelf(batch, i, this.chunkSize);
+      if (payload === undefined) {
+        payload = await this.udpPayload(recordAt(batch, i), limit);
+        if (payload === undefined) {
           this.counters.rejected_too_large++;
           outcomes[i] = Outcome.reject(
             "gelf_message_too_large",
@@ -271,8 +271,6 @@ export class GelfSink implements Sink {
           );
           continue;
         }
-        this.counters.truncated++;
-        payload = await compress(fitted.json, mode);
       }
       outcomes[i] = Outcome.delivered;
       const datagrams = chunkPayload(payload, this.chunkSize, this.ids);
@@ -291,6 +289,35 @@ export class GelfSink implements Sink {
     if (pending > 0) await new Promise<void>((resolve) => (waiter = resolve));
     this.stats.request("ok", bytes, performance.now() - started);
     return allDelivered(outcomes) ? Outcome.delivered : Outcome.perRecord(outcomes);
+  }
+
+  /**
+   * The general path's UDP payload: the message's JSON, compressed when it does not fit one datagram, shrunk when
+   * it needs more than 128 chunks. Undefined when even that does not fit.
+   */
+  private async udpPayload(record: LogRecord, limit: number): Promise<Buffer | undefined> {
+    const msg = toGelf(record, this.mapping);
+    const json = JSON.stringify(msg);
+    // A message that fits one datagram as it is goes uncompressed: zlib's per-call setup costs more (~100 µs) than
+    // the bytes it saves, and Graylog detects the format per message.
+    const payload = json.length * 3 <= this.chunkSize || Buffer.byteLength(json) <= this.chunkSize ? Buffer.from(json, "utf8") : await compress(json, this.compression);
+    if (payload.length <= limit) return payload;
+    const mode = this.compression;
+    const fitted = fitGelf(msg, limit, (json) => compressSync(json, mode).length);
+    if (fitted === undefined) return undefined;
+    this.counters.truncated++;
+    return compress(fitted.json, mode);
+  }
+
+  /** GELF JSON built from record `i`'s bytes when it is held as bytes, the encoder accepts it and it fits `maxBytes`. */
+  private fastGelf(batch: Batch, i: number, maxBytes: number): Buffer | undefined {
+    if (!(batch instanceof EntryBatch)) return undefined;
+    const entry = batch.entries[i]!;
+    const frame = entry.frameBuffer;
+    if (frame === undefined) return undefined;
+    const start = entry.frameOffset;
+    const gelf = this.encoder.encode(frame, start, start + entry.bytes);
+    return gelf !== undefined && gelf.length <= maxBytes ? gelf : undefined;
   }
 
   // ---- TCP / TLS ----
@@ -315,20 +342,26 @@ export class GelfSink implements Sink {
    * GELF JSON for every record, shrunk to `maxBytes` (UTF-8) when needed. `sent` lists the indexes of `lines`;
    * `outcomes` is only allocated when a record was rejected as too large.
    */
-  private frameAll(batch: Batch, maxBytes: number): { lines: string[]; sent: number[]; outcomes: RecordOutcome[] | undefined } {
-    const records = batch.records;
-    const lines: string[] = [];
+  private frameAll(batch: Batch, maxBytes: number): { lines: (string | Buffer)[]; sent: number[]; outcomes: RecordOutcome[] | undefined } {
+    const n = batch.length;
+    const lines: (string | Buffer)[] = [];
     const sent: number[] = [];
     let outcomes: RecordOutcome[] | undefined;
-    for (let i = 0; i < records.length; i++) {
-      const msg = toGelf(records[i]!, this.mapping);
+    for (let i = 0; i < n; i++) {
+      const fast = this.fastGelf(batch, i, maxBytes);
+      if (fast !== undefined) {
+        lines.push(fast);
+        sent.push(i);
+        continue;
+      }
+      const msg = toGelf(recordAt(batch, i), this.mapping);
       let json = JSON.stringify(msg);
       // Cheap pre-check: UTF-8 is at most 3 bytes per UTF-16 unit.
       if (json.length * 3 > maxBytes && Buffer.byteLength(json) > maxBytes) {
         const fitted = fitGelf(msg, maxBytes, (j) => Buffer.byteLength(j));
         if (fitted === undefined) {
           this.counters.rejected_too_large++;
-          outcomes ??= new Array<RecordOutcome>(records.length).fill(Outcome.delivered);
+          outcomes ??= new Array<RecordOutcome>(n).fill(Outcome.delivered);
           outcomes[i] = Outcome.reject(
             "gelf_message_too_large",
             new SinkError("ERR_SINK_REJECTED", `GELF message exceeds ${maxBytes} bytes even after truncation`, { sink: this.name }),
@@ -346,10 +379,10 @@ export class GelfSink implements Sink {
 
   // ---- HTTP ----
 
-  private encodeBody(text: string): Buffer {
+  private encodeBody(text: string | Buffer): Buffer {
     if (this.compression === "gzip") return gzipSync(text);
     if (this.compression === "zlib") return deflateSync(text);
-    return Buffer.from(text, "utf8");
+    return typeof text === "string" ? Buffer.from(text, "utf8") : text;
   }
 
   private isDelivered = (status: number): boolean => status >= 200 && status <= 299;
@@ -400,6 +433,11 @@ export class GelfSink implements Sink {
     await Promise.all(workers);
     return allDelivered(outcomes) ? Outcome.delivered : Outcome.perRecord(outcomes);
   }
+}
+
+function recordAt(batch: Batch, i: number): LogRecord {
+  // One record's object, without parsing the whole batch (batch.records would).
+  return batch instanceof EntryBatch ? batch.entries[i]!.record : batch.records[i]!;
 }
 
 function allDelivered(outcomes: readonly RecordOutcome[]): boolean {
