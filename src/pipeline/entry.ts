@@ -1,14 +1,21 @@
 // The engine's unit of work: one record's canonical JSON, its size, and who must settle it before its source may commit.
 import type { LogRecord } from "../record.js";
 
-/** Admission times are stored relative to this (see Entry.admittedAt). */
+/** Admission times are stored relative to this, modulo ADMIT_WRAP (see Entry.admittedAt). */
 const ADMIT_EPOCH = Date.now();
+/** 2^30 ms, about 12.4 days: every value below it is a small integer in V8 (a Smi), stored inside the object. */
+const ADMIT_WRAP = 0x40000000;
 
 /** Ack bookkeeping for one source: the engine reports each entry's seq once every sink settled it. */
 export interface AckTarget {
   readonly name: string | undefined;
   /** `delivered` says whether the last sink to settle delivered it (the dead-letter hop needs to know). */
   settle(seq: number, delivered: boolean): void;
+}
+
+/** `ms` modulo ADMIT_WRAP, in [0, ADMIT_WRAP) for negative values too. */
+function wrap(ms: number): number {
+  return ((ms % ADMIT_WRAP) + ADMIT_WRAP) % ADMIT_WRAP;
 }
 
 /**
@@ -27,8 +34,9 @@ export class Entry {
   private readonly frame: Buffer | undefined;
   private readonly start: number = 0;
   /**
-   * When the router admitted it, as ms since ADMIT_EPOCH: a small integer for weeks of uptime, kept inside the
-   * object. A full epoch time is a double, which V8 boxes in a heap object of its own per entry.
+   * When the router admitted it, as ms since ADMIT_EPOCH modulo ADMIT_WRAP. It must stay a Smi: the difference of
+   * two Date.now() values is a heap number, and one such store turns the field into a boxed double in every entry
+   * (16 more bytes and an allocation per record).
    */
   private admitted = 0;
   /** Sinks that still have to settle this entry; at 0 the source's ack tracker hears of it. */
@@ -55,13 +63,18 @@ export class Entry {
     this.rec = record;
   }
 
-  /** When the router admitted it (epoch ms); the batcher's maxWaitMs counts from here. */
+  /**
+   * When the router admitted it (epoch ms); the batcher's maxWaitMs counts from here. Exact for entries younger
+   * than ADMIT_WRAP; an older one reads as admitted up to that much later, which can only delay a flush that
+   * is due anyway by at most maxWaitMs.
+   */
   get admittedAt(): number {
-    return this.admitted + ADMIT_EPOCH;
+    const now = Date.now();
+    return now - wrap(wrap(now - ADMIT_EPOCH) - this.admitted);
   }
 
   set admittedAt(ms: number) {
-    this.admitted = ms - ADMIT_EPOCH;
+    this.admitted = wrap(ms - ADMIT_EPOCH) | 0;
   }
 
   /** The canonical JSON text (decoded from the bytes on first use). */
