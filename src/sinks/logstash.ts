@@ -8,7 +8,8 @@ import { SinkStats } from "./stats.js";
 import { type HttpClient, classifyResponse } from "./transport/http-post.js";
 import type { Endpoint } from "./transport/options.js";
 import { endpointOption, enumOption, nameOption } from "./transport/options.js";
-import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
+import { EntryBatch } from "../pipeline/batch.js";
+import { STREAM_SEGMENT_BYTES, packRecords, recordBytes } from "./transport/segments.js";
 import type { StreamConnection } from "./transport/stream-connection.js";
 import { type ConnectionOptions, openHttp, openStream, resolveConnection } from "./transport/connection.js";
 
@@ -86,13 +87,13 @@ export class LogstashSink implements Sink {
   async send(batch: Batch, ctx: SendContext): Promise<SendResult> {
     if (batch.length === 0) return Outcome.delivered;
     if (this.http !== undefined) {
-      // Canonical JSON is reused as-is: no re-serialization.
-      const text = this.format === "ndjson" ? batch.json.join("\n") + "\n" : `[${batch.json.join(",")}]`;
-      const body = this.gzip ? gzipSync(text) : Buffer.from(text, "utf8");
+      // Canonical JSON is reused as-is: records that arrived as bytes are copied, never decoded or re-serialized.
+      const raw = this.format === "ndjson" ? ndjsonBody(batch) : jsonArrayBody(batch);
+      const body = this.gzip ? gzipSync(raw) : raw;
       const res = await this.http.post(body, {}, ctx.signal);
       return classifyResponse(this.name, this.endpoint.display, res, isDelivered);
     }
-    const r = await this.stream!.write(packLines(batch.json, "\n", STREAM_SEGMENT_BYTES), ctx.signal);
+    const r = await this.stream!.write(packRecords(batch, "\n", STREAM_SEGMENT_BYTES), ctx.signal);
     if (r.error === undefined) return Outcome.delivered;
     if (r.flushed === 0) return Outcome.retry(r.reason ?? "connection_error", r.retryAfterMs, r.error);
     const out = new Array<RecordOutcome>(batch.length);
@@ -109,4 +110,22 @@ export class LogstashSink implements Sink {
   metrics(): SinkMetrics {
     return this.stats.snapshot();
   }
+}
+
+/** Every record followed by "\n" (the last one too). */
+function ndjsonBody(batch: Batch): Buffer {
+  if (!(batch instanceof EntryBatch)) return Buffer.from(batch.json.join("\n") + "\n", "utf8");
+  return recordBytes(batch.entries, 0, batch.length, 0x0a, batch.bytes + batch.length);
+}
+
+/** `[r1,r2,…]`. */
+function jsonArrayBody(batch: Batch): Buffer {
+  if (!(batch instanceof EntryBatch)) return Buffer.from(`[${batch.json.join(",")}]`, "utf8");
+  // The records each followed by ",", then the last "," becomes "]" behind a "[".
+  const joined = recordBytes(batch.entries, 0, batch.length, 0x2c, batch.bytes + batch.length);
+  const out = Buffer.allocUnsafe(joined.length + 1);
+  out[0] = 0x5b;
+  joined.copy(out, 1);
+  out[out.length - 1] = 0x5d;
+  return out;
 }

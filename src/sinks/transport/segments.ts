@@ -1,4 +1,7 @@
 // Packs framed records into bounded segments (stream writes, HTTP bodies) without splitting a record.
+import { EntryBatch } from "../../pipeline/batch.js";
+import type { Entry } from "../../pipeline/entry.js";
+import type { Batch } from "../sink.js";
 import type { StreamSegment } from "./stream-connection.js";
 
 /** Default size of one stream write: big enough for throughput, small enough to know what was flushed. */
@@ -47,6 +50,54 @@ function joinBytes(lines: readonly (string | Buffer)[], from: number, to: number
     const line = lines[i]!;
     p += typeof line === "string" ? out.write(line, p) : line.copy(out, p);
     p += out.write(terminator, p);
+  }
+  return out;
+}
+
+/**
+ * `packLines` for a batch's canonical JSON with a one-byte ASCII terminator. Records that arrived as bytes are
+ * copied as they are, and a run of them that lies back to back in one channel frame is one copy: no decode, join
+ * or encode.
+ */
+export function packRecords(batch: Batch, terminator: string, maxBytes: number): PackedSegment[] {
+  if (!(batch instanceof EntryBatch)) return packLines(batch.json, terminator, maxBytes);
+  const entries = batch.entries;
+  const term = terminator.charCodeAt(0);
+  const out: PackedSegment[] = [];
+  let first = 0;
+  let bytes = 0;
+  for (let i = 0; i < entries.length; i++) {
+    const n = entries[i]!.bytes + 1;
+    if (i > first && bytes + n > maxBytes) {
+      out.push({ data: recordBytes(entries, first, i, term, bytes), records: i - first, bytes });
+      first = i;
+      bytes = 0;
+    }
+    bytes += n;
+  }
+  if (entries.length > first) out.push({ data: recordBytes(entries, first, entries.length, term, bytes), records: entries.length - first, bytes });
+  return out;
+}
+
+/**
+ * The UTF-8 of `entries[from, to)`, each followed by the byte `term` (`size` bytes in all). Records of one channel
+ * frame sit there separated by "\n": a run of them is copied at once, and its separators are set to `term`.
+ */
+export function recordBytes(entries: readonly Entry[], from: number, to: number, term: number, size: number): Buffer {
+  const out = Buffer.allocUnsafe(size);
+  let p = 0;
+  for (let i = from; i < to; ) {
+    const e = entries[i]!;
+    let j = i + 1;
+    if (e.hasBytes) while (j < to && entries[j]!.follows(entries[j - 1]!)) j++;
+    if (j - i === 1) p = e.copyUtf8(out, p);
+    else {
+      const at = p - e.frameOffset;
+      p = e.copyRunUtf8(entries[j - 1]!, out, p);
+      if (term !== 0x0a) for (let k = i + 1; k < j; k++) out[at + entries[k]!.frameOffset - 1] = term;
+    }
+    out[p++] = term;
+    i = j;
   }
   return out;
 }

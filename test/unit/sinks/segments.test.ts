@@ -1,6 +1,8 @@
 // packLines: records (text or UTF-8 bytes) joined into bounded segments without splitting one, in order.
 import { describe, expect, it } from "vitest";
-import { packLines } from "../../../src/sinks/transport/segments.js";
+import { EntryBatch } from "../../../src/pipeline/batch.js";
+import { Entry } from "../../../src/pipeline/entry.js";
+import { packLines, packRecords, recordBytes } from "../../../src/sinks/transport/segments.js";
 
 const text = (d: string | Buffer): string => (typeof d === "string" ? d : d.toString("utf8"));
 
@@ -41,5 +43,58 @@ describe("packLines", () => {
       ["L".repeat(50) + "\n", 1],
       ["b\n", 1],
     ]);
+  });
+});
+
+/**
+ * Frames as a collector sends them (records joined by "\n" after a header), with records written as text
+ * mixed in: seeded, so runs of every length are broken by frame edges and text entries.
+ */
+function mixedEntries(seed: number): { entries: Entry[]; texts: string[] } {
+  const rand = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
+  const pool = ['{"m":"a"}', '{"m":"Grüße 😀","n":12}', '{"m":"' + "x".repeat(300) + '"}', "{}", '{"m":"\\n,"}'];
+  const entries: Entry[] = [];
+  const texts: string[] = [];
+  for (let f = 0; f < 4; f++) {
+    const recs = Array.from({ length: 30 }, () => pool[rand(pool.length)]!);
+    const frame = Buffer.from("HDR" + recs.join("\n"));
+    let at = 3;
+    for (const r of recs) {
+      const bytes = Buffer.byteLength(r);
+      if (rand(8) !== 0) {
+        entries.push(new Entry(frame, bytes, undefined, entries.length, undefined, at));
+        texts.push(r);
+      }
+      at += bytes + 1;
+      if (rand(8) === 0) {
+        entries.push(new Entry(r, bytes, undefined, entries.length));
+        texts.push(r);
+      }
+    }
+  }
+  return { entries, texts };
+}
+
+describe("records as bytes", () => {
+  it("recordBytes copies runs of a frame at once, with any one-byte terminator, the same as record by record", () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const { entries, texts } = mixedEntries(seed);
+      const size = entries.reduce((n, e) => n + e.bytes + 1, 0);
+      expect(recordBytes(entries, 0, entries.length, 0x0a, size).toString(), `seed ${seed}`).toBe(texts.join("\n") + "\n");
+      expect(recordBytes(entries, 0, entries.length, 0x2c, size).toString(), `seed ${seed}`).toBe(texts.join(",") + ",");
+      const from = seed % 7;
+      const to = entries.length - (seed % 5);
+      const part = entries.slice(from, to).reduce((n, e) => n + e.bytes + 1, 0);
+      expect(recordBytes(entries, from, to, 0x00, part).toString()).toBe(texts.slice(from, to).join("\0") + "\0");
+    }
+  });
+
+  it("packRecords gives the segments packLines gives for the same texts", () => {
+    for (let seed = 1; seed <= 20; seed++) {
+      const { entries, texts } = mixedEntries(seed);
+      const got = packRecords(new EntryBatch(entries, 1), "\n", 600);
+      const want = packLines(texts, "\n", 600);
+      expect(got.map((s) => [text(s.data), s.records, s.bytes])).toEqual(want.map((s) => [text(s.data), s.records, s.bytes]));
+    }
   });
 });

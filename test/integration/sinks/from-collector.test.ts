@@ -1,11 +1,11 @@
-// Records from a real collector reach GelfSink as bytes and most take the encoder that builds GELF from them
-// (gelf-bytes.ts). Every message on the wire, over UDP, TCP and HTTP bulk, must be exactly the GELF JSON of the
-// record a MemorySink on the same aggregator received, whichever path built it.
+// Records from a real collector reach the sinks as bytes: GelfSink builds GELF from them for most records
+// (gelf-bytes.ts), LogstashSink copies them into bodies and segments. Every message on the wire must be exactly
+// what the general path makes of the record a MemorySink on the same aggregator received.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Aggregator, FileSource, GelfSink, MemorySink } from "../../../src/index.js";
+import { Aggregator, FileSource, GelfSink, LogstashSink, MemorySink } from "../../../src/index.js";
 import { DEFAULT_GELF_LEVELS, toGelf } from "../../../src/sinks/gelf-message.js";
 import { GelfUdpReceiver } from "../../helpers/receivers/gelf-udp.js";
 import { HttpReceiver } from "../../helpers/receivers/http.js";
@@ -41,26 +41,32 @@ function line(i: number): string {
   }
 }
 
-describe("GelfSink with records from a collector", () => {
-  it("UDP, TCP and HTTP bulk send exactly the GELF of every record, from bytes or not", async () => {
+describe("sinks fed by a collector", () => {
+  it("GELF (UDP, TCP, HTTP bulk) and Logstash (TCP, NDJSON, JSON array) send exactly what the general path makes", async () => {
     const total = 4_000;
     const file = join(dir, "app.log");
     writeFileSync(file, Array.from({ length: total }, (_, i) => line(i)).join("\n") + "\n");
     const udp = await GelfUdpReceiver.start({ maxDatagram: 1420 });
     const tcp = await StreamReceiver.start({ delimiter: "\0" });
     const http = await HttpReceiver.start(() => ({ status: 202 }));
+    const lsTcp = await StreamReceiver.start({ delimiter: "\n" });
+    const lsNdjson = await HttpReceiver.start(() => ({ status: 200 }));
+    const lsArray = await HttpReceiver.start(() => ({ status: 200 }));
     const mem = new MemorySink({ name: "mem" });
     const agg = new Aggregator({ batch: { maxRecords: 500, maxWaitMs: 20 } })
       .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20 }))
       .addSink(mem)
       .addSink(new GelfSink({ name: "udp", url: `udp://127.0.0.1:${udp.port}`, host: "fallback" }))
       .addSink(new GelfSink({ name: "tcp", url: `tcp://127.0.0.1:${tcp.port}`, host: "fallback" }))
-      .addSink(new GelfSink({ name: "http", url: `http://127.0.0.1:${http.port}/gelf`, host: "fallback", bulk: true }));
+      .addSink(new GelfSink({ name: "http", url: `http://127.0.0.1:${http.port}/gelf`, host: "fallback", bulk: true }))
+      .addSink(new LogstashSink({ name: "ls-tcp", url: `tcp://127.0.0.1:${lsTcp.port}` }))
+      .addSink(new LogstashSink({ name: "ls-ndjson", url: `http://127.0.0.1:${lsNdjson.port}` }))
+      .addSink(new LogstashSink({ name: "ls-array", url: `http://127.0.0.1:${lsArray.port}`, format: "json_array" }));
     try {
       await agg.start();
       await mem.waitForCount(total, { timeout: 20_000 });
       const report = await agg.stop({ timeoutMs: 20_000 });
-      for (const name of ["udp", "tcp", "http"]) expect(report.sinks[name], name).toMatchObject({ delivered: total, droppedTotal: 0 });
+      for (const name of ["udp", "tcp", "http", "ls-tcp", "ls-ndjson", "ls-array"]) expect(report.sinks[name], name).toMatchObject({ delivered: total, droppedTotal: 0 });
 
       const mapping = { host: "fallback", levels: DEFAULT_GELF_LEVELS, flattenDepth: 4 };
       const expected = mem.records.map((r) => JSON.stringify(toGelf(r, mapping))).sort();
@@ -72,9 +78,18 @@ describe("GelfSink with records from a collector", () => {
       expect([...tcp.frames].sort()).toEqual(expected);
       const bulkLines = http.requests.flatMap((r) => r.body.toString("utf8").slice(0, -1).split("\n"));
       expect(bulkLines.sort()).toEqual(expected);
+
+      // Logstash gets each record's canonical JSON as it is: the MemorySink's records, serialized.
+      const records = mem.records.map((r) => JSON.stringify(r)).sort();
+      expect([...lsTcp.frames].sort()).toEqual(records);
+      const ndjson = lsNdjson.requests.map((r) => r.body.toString("utf8"));
+      for (const body of ndjson) expect(body.endsWith("\n")).toBe(true);
+      expect(ndjson.flatMap((b) => b.slice(0, -1).split("\n")).sort()).toEqual(records);
+      const arrays = lsArray.requests.map((r) => JSON.parse(r.body.toString("utf8")) as unknown[]);
+      expect(arrays.flat().map((r) => JSON.stringify(r)).sort()).toEqual(records);
     } finally {
       await agg.stop({ timeoutMs: 5_000 }).catch(() => undefined);
-      await Promise.all([udp.close(), tcp.close(), http.close()]);
+      await Promise.all([udp.close(), tcp.close(), http.close(), lsTcp.close(), lsNdjson.close(), lsArray.close()]);
     }
   });
 });
