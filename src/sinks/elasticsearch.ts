@@ -9,8 +9,7 @@
 //       ├─ retry  → the whole range gets one retry outcome (connection, timeout, 429, 5xx, 401/403, protocol)
 //       └─ reject → the whole range rejected (other request-level 4xx)
 //     result    undefined (all delivered) | one shared outcome | { outcomes } per record
-import { Client } from "@elastic/elasticsearch";
-import type { TransportRequestOptions } from "@elastic/elasticsearch";
+import type { Client, TransportRequestOptions } from "@elastic/elasticsearch";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import type { LogRecord } from "../record.js";
 import { redact } from "../util/redact.js";
@@ -19,13 +18,21 @@ import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
 import { type ItemTally, classifyBulkResponse } from "./elasticsearch/bulk-response.js";
 import { bulkBody } from "./elasticsearch/bulk-body.js";
-import { BulkAwareSerializer } from "./elasticsearch/bulk-serializer.js";
+import { bulkAwareSerializer } from "./elasticsearch/bulk-serializer.js";
 import { MAX_ID_BYTES, deterministicId } from "./elasticsearch/document-id.js";
 import { type IndexPattern, indexNameProblem, recordTimestamp } from "./elasticsearch/index-name.js";
-import { type ElasticsearchSinkOptions, type ResolvedEsOptions, resolveEsOptions } from "./elasticsearch/options.js";
+import { type ClientOptions, type ElasticsearchSinkOptions, type ResolvedEsOptions, resolveEsOptions } from "./elasticsearch/options.js";
 import { type RequestFailure, classifyRequestError, safeCause } from "./elasticsearch/request-error.js";
 
 export type { DataStreamName, ElasticsearchSinkOptions } from "./elasticsearch/options.js";
+
+/**
+ * The official client is loaded when the first sink that needs one opens, not when this library is imported:
+ * it and its HTTP stack add about 33 MB and 300 ms of start-up to a host that ships elsewhere. Dynamic import
+ * keeps one module instance with a user's own `import` (a `require` would load the CommonJS build beside it).
+ */
+let clientModule: Promise<typeof import("@elastic/elasticsearch")> | undefined;
+const loadClientModule = (): Promise<typeof import("@elastic/elasticsearch")> => (clientModule ??= import("@elastic/elasticsearch"));
 
 type BulkAnswer = { readonly ok: true; readonly body: unknown } | ({ readonly ok: false } & RequestFailure);
 
@@ -40,8 +47,11 @@ export class ElasticsearchSink implements Sink {
   readonly pipelineDefaults = { batch: { maxBytes: 5 * 1024 * 1024 } } as const;
 
   readonly #o: ResolvedEsOptions;
-  readonly #client: Client;
-  readonly #ownsClient: boolean;
+  /** The client: the caller's, or ours once `#ready()` made it. */
+  #client: Client | undefined;
+  /** Options for the client we make (undefined with a caller's client). */
+  readonly #clientOptions: ClientOptions | undefined;
+  #making: Promise<Client> | undefined;
   readonly #stats = new SinkStats();
   readonly #tally: ItemTally = { statuses: new Map(), delivered: 0, duplicates: 0, retried: 0, rejected: 0 };
   readonly #actionCache = new Map<string, string>();
@@ -60,26 +70,35 @@ export class ElasticsearchSink implements Sink {
     this.name = resolved.name;
     if (clientOptions === undefined) {
       this.#client = options.client!;
-      this.#ownsClient = false;
     } else {
+      // The client is made in open() (see loadClientModule); node URLs are checked now, as the client would.
+      checkNodeUrls(clientOptions, resolved.name);
+      this.#clientOptions = {
+        ...clientOptions,
+        name: `child-log-agg:${resolved.name}`,
+        maxRetries: 0,
+        requestTimeout: resolved.requestTimeoutMs,
+      };
+    }
+  }
+
+  /** The client, made on first use when the sink owns it. Rejects with ERR_INVALID_OPTION when the client refuses its options. */
+  #ready(): Promise<Client> {
+    if (this.#client !== undefined) return Promise.resolve(this.#client);
+    this.#making ??= loadClientModule().then((m) => {
       try {
-        this.#client = new Client({
-          // Reads the usual all-success bulk answer without a generic JSON parse (see bulk-serializer.ts).
-          Serializer: BulkAwareSerializer,
-          ...clientOptions,
-          name: `child-log-agg:${resolved.name}`,
-          maxRetries: 0,
-          requestTimeout: resolved.requestTimeoutMs,
-        });
+        // Reads the usual all-success bulk answer without a generic JSON parse (see bulk-serializer.ts).
+        this.#client = new m.Client({ Serializer: bulkAwareSerializer(m.Serializer), ...this.#clientOptions });
+        return this.#client;
       } catch (error) {
         // The client's message can quote the node URL, password included.
         throw new InvalidOptionError(`Elasticsearch client options were refused: ${redact((error as Error)?.message ?? String(error))}`, {
-          sink: resolved.name,
+          sink: this.name,
           cause: safeCause(error),
         });
       }
-      this.#ownsClient = true;
-    }
+    });
+    return this.#making;
   }
 
   /** Why the cluster check in `open()` could not reach the cluster (the sink started anyway), if it could not. */
@@ -88,10 +107,9 @@ export class ElasticsearchSink implements Sink {
   }
 
   async open(ctx?: SinkLifecycleContext): Promise<void> {
+    const client = await this.#ready();
     if (!this.#o.verifyOnOpen) return;
-    const answer = await this.#request(ctx?.signal, 0, (signal) =>
-      this.#client.info(undefined, this.#requestOptions(signal)),
-    );
+    const answer = await this.#request(ctx?.signal, 0, (signal) => client.info(undefined, this.#requestOptions(signal)));
     if (answer.ok) {
       this.#openError = undefined;
       return;
@@ -131,6 +149,7 @@ export class ElasticsearchSink implements Sink {
       const error = new SinkError("ERR_SINK_SEND", `Elasticsearch sink "${this.name}" is closed`, { sink: this.name });
       return Outcome.retry("closed", undefined, error);
     }
+    if (this.#client === undefined) await this.#ready();
     const outcomes = new Array<RecordOutcome>(n);
     const actions = new Array<string | undefined>(n);
     const included = this.#plan(batch, actions, outcomes);
@@ -141,7 +160,9 @@ export class ElasticsearchSink implements Sink {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#ownsClient) await this.#client.close();
+    if (this.#clientOptions === undefined) return; // the caller's client is the caller's to close
+    const client = this.#client ?? (await this.#making?.catch(() => undefined));
+    await client?.close();
   }
 
   metrics(): SinkMetrics {
@@ -312,7 +333,7 @@ export class ElasticsearchSink implements Sink {
     if (hi - lo > 1 && bytes > this.#maxRequestBytes) return this.#split(batch, actions, included, lo, hi, outcomes, signal);
 
     const answer = await this.#request(signal, bytes, (s) =>
-      this.#client.bulk({ ...this.#o.query, operations: body as unknown as [] }, this.#requestOptions(s)),
+      this.#client!.bulk({ ...this.#o.query, operations: body as unknown as [] }, this.#requestOptions(s)),
     );
     if (answer.ok) {
       // Answered: the server read the whole body, so the client is done with it and the buffer can carry the next.
@@ -456,4 +477,23 @@ function summarize(outcomes: readonly RecordOutcome[]): SendResult {
     if (outcomes[i] !== first) return Outcome.perRecord(outcomes);
   }
   return first === Outcome.delivered ? undefined : first;
+}
+
+/** Throw ERR_INVALID_OPTION for a node URL the client would refuse: not a WHATWG URL, or not http(s). */
+function checkNodeUrls(options: ClientOptions, sink: string): void {
+  const nodes = [options.node, ...(Array.isArray(options.nodes) ? options.nodes : [options.nodes])];
+  for (const node of nodes) {
+    const raw = typeof node === "string" || node instanceof URL ? node : (node as { url?: unknown } | undefined)?.url;
+    if (typeof raw !== "string" && !(raw instanceof URL)) continue;
+    let problem: string | undefined;
+    try {
+      const { protocol } = new URL(raw);
+      if (protocol !== "http:" && protocol !== "https:") problem = `Invalid protocol '${protocol}'`;
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+    if (problem !== undefined) {
+      throw new InvalidOptionError(`Elasticsearch client options were refused: ${redact(problem)} (${redact(String(raw))})`, { sink });
+    }
+  }
 }

@@ -4,7 +4,7 @@
 // single cost in the host at high rates). The shortcut reads it as a run of known item texts and answers one
 // shared, frozen item object per distinct text: the same values JSON.parse gives, so the item-by-item judgement
 // in bulk-response.ts is unchanged. Any other text, however slightly different, goes to the stock deserializer.
-import { Serializer } from "@elastic/elasticsearch";
+import type { Serializer } from "@elastic/elasticsearch";
 
 const HEAD = '{"errors":false,"items":[';
 const TAIL = "]}";
@@ -56,8 +56,19 @@ export function parseUniformBulk(json: string): { errors: false; items: object[]
   }
 }
 
-export class BulkAwareSerializer extends Serializer {
-  override deserialize<T = unknown>(json: string): T {
-    return (parseUniformBulk(json) as T | undefined) ?? super.deserialize<T>(json);
+let bulkAware: typeof Serializer | undefined;
+
+/**
+ * The client's Serializer with the shortcut, made from the client module's own class (the module is loaded on
+ * demand, see ElasticsearchSink), once.
+ */
+export function bulkAwareSerializer(base: typeof Serializer): typeof Serializer {
+  if (bulkAware === undefined) {
+    bulkAware = class BulkAwareSerializer extends base {
+      override deserialize<T = unknown>(json: string): T {
+        return (parseUniformBulk(json) as T | undefined) ?? super.deserialize<T>(json);
+      }
+    };
   }
+  return bulkAware;
 }

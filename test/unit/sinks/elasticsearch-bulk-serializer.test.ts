@@ -1,7 +1,7 @@
 // The shortcut for all-success bulk answers must give exactly what JSON.parse gives, or step aside.
 import { Serializer, errors } from "@elastic/elasticsearch";
 import { describe, expect, it } from "vitest";
-import { BulkAwareSerializer, parseUniformBulk } from "../../../src/sinks/elasticsearch/bulk-serializer.js";
+import { bulkAwareSerializer, parseUniformBulk } from "../../../src/sinks/elasticsearch/bulk-serializer.js";
 import { applyFilterPath } from "../../helpers/fake-elasticsearch.js";
 
 const item = (op: string, status: number): string => `{"${op}":{"status":${status}}}`;
@@ -53,7 +53,9 @@ describe("parseUniformBulk", () => {
 
 describe("BulkAwareSerializer", () => {
   it("deserializes everything else exactly like the client's own serializer, errors included", () => {
-    const ours = new BulkAwareSerializer();
+    const BulkAware = bulkAwareSerializer(Serializer);
+    expect(bulkAwareSerializer(Serializer)).toBe(BulkAware); // made once
+    const ours = new BulkAware();
     const stock = new Serializer();
     expect(ours.deserialize(answer([item("create", 201)]))).toEqual({ errors: false, items: [{ create: { status: 201 } }] });
     for (const text of [

@@ -2,6 +2,7 @@
 import { errors } from "@elastic/elasticsearch";
 import { describe, expect, it } from "vitest";
 import { InvalidOptionError, SinkError } from "../../../src/errors.js";
+import { Aggregator } from "../../../src/aggregator.js";
 import { ElasticsearchSink } from "../../../src/sinks/elasticsearch.js";
 import { type ItemTally, classifyBulkResponse } from "../../../src/sinks/elasticsearch/bulk-response.js";
 import { classifyRequestError, parseRetryAfter } from "../../../src/sinks/elasticsearch/request-error.js";
@@ -132,6 +133,7 @@ describe("ElasticsearchSink options", () => {
     [{ name: "es", node, dataStream: { dataset: "my-app" } }, "Expected `dataStream.dataset` to be a valid data stream part (must not contain -)"],
     [{ name: "es", node, id: "random" }, 'Expected `id` to be "deterministic" or a function, got `"random"` (string)'],
     [{ name: "es", node: "http://elastic:s3cret@exa mple:9200" }, "client options were refused"],
+    [{ name: "es", nodes: ["http://127.0.0.1:9200", { url: "ftp://elastic:s3cret@h" }] }, "client options were refused: Invalid protocol 'ftp:'"],
   ])("rejects %j", (options, message) => {
     let thrown: unknown;
     try {
@@ -142,6 +144,22 @@ describe("ElasticsearchSink options", () => {
     expect(thrown).toBeInstanceOf(InvalidOptionError);
     expect((thrown as Error).message).toContain(message);
     expect((thrown as Error).message).not.toContain("s3cret");
+  });
+
+  it("options only the client checks make open() (so start()) reject with ERR_INVALID_OPTION, credentials redacted", async () => {
+    const signal = new AbortController().signal;
+    const sink = new ElasticsearchSink({ name: "es", cloud: { id: "not-a-cloud-id" }, auth: { username: "elastic", password: "s3cret" } });
+    const refused = await sink.open({ signal }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(InvalidOptionError);
+    expect((refused as InvalidOptionError).message).toContain("Cloud ID must be in the format");
+    expect((refused as InvalidOptionError).message).not.toContain("s3cret");
+    await sink.close();
+    const agg = new Aggregator().addSink(new ElasticsearchSink({ name: "es2", cloud: { id: "not-a-cloud-id" } }));
+    await expect(agg.start()).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
+    await agg.stop();
   });
 
   it("refuses a client together with nodes, and accepts a ready client", () => {
