@@ -129,14 +129,16 @@ describe("GelfSink over UDP", () => {
     // Uncompressed keeps it fast (zlib setup per tiny message dominates otherwise); ids do not depend on compression.
     const { sink, rx } = await setup({ chunkSize, compression: "none" }, chunkSize);
     const total = 100_000;
-    const perBatch = 5_000;
+    const perBatch = 1_000; // about 4,000 datagrams: far below what the receive buffer holds
     for (let b = 0; b < total / perBatch; b++) {
       const records: LogRecordInput[] = [];
       for (let i = 0; i < perBatch; i++) records.push(record(`m${b * perBatch + i}`, { n: b * perBatch + i }));
       const result = await sink.send(createBatch(records), { signal: new AbortController().signal });
       expect(result === undefined || ("status" in result && result.status === "delivered")).toBe(true);
+      // UDP has no flow control, and the sink's sender thread outruns this in-process receiver (about 80k
+      // datagrams/s): let it catch up between batches, as a receiver with its own core would.
+      await received(rx, (b + 1) * perBatch);
     }
-    await received(rx, total);
     expect(rx.errors).toEqual([]);
     expect(rx.incomplete).toBe(0);
     expect(rx.messages).toHaveLength(total);
@@ -145,5 +147,83 @@ describe("GelfSink over UDP", () => {
     const seen = new Set(rx.messages.map((m) => m.message._n as number));
     expect(seen.size).toBe(total);
     expect(sink.metrics().datagrams).toBe(rx.datagrams);
+  });
+});
+
+describe("GelfSink over UDP: the sender thread", () => {
+  const statusOf = (o: RecordOutcome): string => (o.status === "retry" ? `retry:${o.reason}` : o.status);
+
+  it("nobody listening: ICMP port unreachable comes back as send errors, and those records are retried", async () => {
+    // A port that was just free: bind, note it, close.
+    const probe = await GelfUdpReceiver.start();
+    const port = probe.port;
+    await probe.close();
+    const sink = new GelfSink({ name: "gelf", url: `udp://127.0.0.1:${port}`, host: "h" });
+    cleanups.push(() => sink.close());
+    await sink.open({ signal: new AbortController().signal });
+    const records = Array.from({ length: 200 }, (_, i) => record(`m${i}`, { n: i }));
+    const outcomes = outcomesOf(await sink.send(createBatch(records), { signal: new AbortController().signal }), 200);
+    const statuses = new Set(outcomes.map(statusOf));
+    // The first datagram leaves before the kernel hears of the closed port; the ones after it fail.
+    expect(statuses.has("retry:udp_send_error")).toBe(true);
+    expect([...statuses].every((s) => s === "delivered" || s === "retry:udp_send_error")).toBe(true);
+    expect(sink.metrics().udp_send_errors).toBe(outcomes.filter((o) => statusOf(o) === "retry:udp_send_error").length);
+  });
+
+  it("an abort stops the batch: what was not sent is retried, what arrived is exactly what was reported delivered", async () => {
+    const { sink, rx } = await setup();
+    const total = 20_000;
+    const records = Array.from({ length: total }, (_, i) => record(`m${i}`, { n: i }));
+    const ac = new AbortController();
+    const pending = sink.send(createBatch(records), { signal: ac.signal });
+    await vi.waitFor(() => {
+      if (rx.messages.length === 0) throw new Error("nothing arrived yet");
+    }, { timeout: 10_000, interval: 1 });
+    ac.abort();
+    const outcomes = outcomesOf(await pending, total);
+    const delivered = new Set<number>();
+    outcomes.forEach((o, i) => {
+      expect(["delivered", "retry:aborted"]).toContain(statusOf(o));
+      if (o.status === "delivered") delivered.add(i);
+    });
+    expect(delivered.size).toBeLessThan(total);
+    // A last message through the same socket: everything sent before it has arrived once it has.
+    await sink.send(createBatch([record("sentinel", { n: -1 })]), { signal: new AbortController().signal });
+    await received(rx, delivered.size + 1);
+    const got = new Set(rx.messages.map((m) => m.message._n as number));
+    got.delete(-1);
+    expect([...got].sort((a, b) => a - b)).toEqual([...delivered].sort((a, b) => a - b));
+  });
+
+  it("a batch whose signal is already aborted sends nothing", async () => {
+    const { sink, rx } = await setup();
+    const ac = new AbortController();
+    ac.abort();
+    const outcomes = outcomesOf(await sink.send(createBatch([record("a"), record("b")]), { signal: ac.signal }), 2);
+    expect(outcomes.map(statusOf)).toEqual(["retry:aborted", "retry:aborted"]);
+    await sink.send(createBatch([record("after")]), { signal: new AbortController().signal });
+    await received(rx, 1);
+    expect(rx.messages.map((m) => m.message.short_message)).toEqual(["after"]);
+  });
+
+  it("a sender thread that dies fails the batch it held as a retry, and the next send starts a new one", async () => {
+    const { sink, rx } = await setup();
+    await sink.send(createBatch([record("first")]), { signal: new AbortController().signal });
+    const sender = (sink as unknown as { udp: { alive: boolean; worker: { terminate(): Promise<number> } } }).udp;
+    // Kill the thread while it holds a large batch.
+    const records = Array.from({ length: 20_000 }, (_, i) => record(`m${i}`, { n: i }));
+    const pending = sink.send(createBatch(records), { signal: new AbortController().signal });
+    await vi.waitFor(() => {
+      if (rx.messages.length < 2) throw new Error("the large batch has not started");
+    }, { timeout: 10_000, interval: 1 });
+    await sender.worker.terminate();
+    expect(sender.alive).toBe(false);
+    const outcomes = outcomesOf(await pending, records.length);
+    expect(new Set(outcomes.map(statusOf))).toEqual(new Set(["retry:udp_sender_failed"]));
+    const next = outcomesOf(await sink.send(createBatch([record("after")]), { signal: new AbortController().signal }), 1);
+    expect(next.map(statusOf)).toEqual(["delivered"]);
+    await vi.waitFor(() => {
+      if (!rx.messages.some((m) => m.message.short_message === "after")) throw new Error("'after' has not arrived");
+    }, { timeout: 10_000, interval: 5 });
   });
 });
