@@ -136,6 +136,8 @@ export class GelfBytesEncoder {
   private hostStart = -1;
   private hostEnd = -1;
   private level = 0;
+  /** Length of the timestamp text in secondsText for the record `prepare` read last. */
+  private secondsLength = 0;
   // The timestamp: the last minute parsed, and the integer seconds last written at the start of secondsText.
   private minuteText = Buffer.alloc(0);
   private minuteMs = 0;
@@ -161,7 +163,19 @@ export class GelfBytesEncoder {
    * must build it (see the list above).
    */
   encode(src: Buffer, start: number, end: number): Buffer | undefined {
-    if (end - start < 2 || src[start] !== OPEN_BRACE || src[end - 1] !== CLOSE_BRACE) return undefined;
+    const size = this.prepare(src, start, end);
+    if (size < 0) return undefined;
+    const out = Buffer.allocUnsafe(size);
+    this.writeTo(out, 0);
+    return out;
+  }
+
+  /**
+   * First half of `encode`: read the record and return the size of its GELF JSON, or -1 when the general path
+   * must build it. `writeTo` then writes it (before the next `prepare`), wherever the caller wants it.
+   */
+  prepare(src: Buffer, start: number, end: number): number {
+    if (end - start < 2 || src[start] !== OPEN_BRACE || src[end - 1] !== CLOSE_BRACE) return -1;
     this.src = src;
     this.extrasEnd = 0;
     this.fields.trim();
@@ -175,24 +189,24 @@ export class GelfBytesEncoder {
     let seconds = -1;
     let sawMessage = false;
     let i = start + 1;
-    if (src[i] === CLOSE_BRACE) return undefined; // no @timestamp
+    if (src[i] === CLOSE_BRACE) return -1; // no @timestamp
     for (;;) {
-      if (src[i] !== QUOTE) return undefined;
+      if (src[i] !== QUOTE) return -1;
       const keyEnd = this.scanString(i, end);
-      if (keyEnd < 0 || this.lastEscape >= 0 || src[keyEnd] !== COLON) return undefined;
+      if (keyEnd < 0 || this.lastEscape >= 0 || src[keyEnd] !== COLON) return -1;
       const v = keyEnd + 1;
       const keyLength = keyEnd - i - 2;
       let next: number;
       if (keyLength === 7 && isKey(src, i + 1, "message")) {
-        if (sawMessage) return undefined;
+        if (sawMessage) return -1;
         sawMessage = true;
         next = this.message(v, end);
       } else if (keyLength === 10 && isKey(src, i + 1, "@timestamp")) {
-        if (seconds >= 0 || src[v] !== QUOTE) return undefined;
+        if (seconds >= 0 || src[v] !== QUOTE) return -1;
         next = this.scanString(v, end);
-        if (next < 0 || this.lastEscape >= 0) return undefined;
+        if (next < 0 || this.lastEscape >= 0) return -1;
         seconds = this.seconds(v + 1, next - 1);
-        if (seconds < 0) return undefined;
+        if (seconds < 0) return -1;
       } else {
         const mode =
           keyLength === 4 && isKey(src, i + 1, "host")
@@ -204,29 +218,35 @@ export class GelfBytesEncoder {
                 : Mode.PLAIN;
         next = this.field(this.fields.lookup(ROOT, src, i + 1, keyEnd - 1), v, end, 1, mode);
       }
-      if (next < 0) return undefined;
+      if (next < 0) return -1;
       if (src[next] === COMMA) i = next + 1;
       else if (next === end - 1) break;
-      else return undefined;
+      else return -1;
     }
-    if (seconds < 0) return undefined;
+    if (seconds < 0) return -1;
 
     const host = this.hostStart >= 0 ? this.hostEnd - this.hostStart : this.fallbackHost.length;
     const message = this.messageStart >= 0 ? this.messageEnd - this.messageStart : EMPTY_SHORT.length;
     const levelBytes = this.levelBytes[this.level]!;
     const size = HEAD.length + host + SHORT.length + message + TIMESTAMP.length + seconds + LEVEL.length + levelBytes.length + this.extrasEnd + 1;
-    const out = Buffer.allocUnsafe(size);
-    let p = put(out, 0, HEAD);
+    this.secondsLength = seconds;
+    return size;
+  }
+
+  /** Write the GELF JSON `prepare` measured into `out` at `at` (room for it is the caller's); returns the end. */
+  writeTo(out: Buffer, at: number): number {
+    const src = this.src;
+    let p = put(out, at, HEAD);
     p = this.hostStart >= 0 ? copyBytes(src, this.hostStart, this.hostEnd, out, p) : put(out, p, this.fallbackHost);
     p = put(out, p, SHORT);
     p = this.messageStart >= 0 ? copyBytes(src, this.messageStart, this.messageEnd, out, p) : put(out, p, EMPTY_SHORT);
     p = put(out, p, TIMESTAMP);
-    p = copyBytes(this.secondsText, 0, seconds, out, p);
+    p = copyBytes(this.secondsText, 0, this.secondsLength, out, p);
     p = put(out, p, LEVEL);
-    p = put(out, p, levelBytes);
+    p = put(out, p, this.levelBytes[this.level]!);
     p = copyBytes(this.extras, 0, this.extrasEnd, out, p);
-    out[p] = CLOSE_BRACE;
-    return out;
+    out[p++] = CLOSE_BRACE;
+    return p;
   }
 
   /** The top-level `message` at `v`: kept when it is one line without trailing whitespace. Returns its end or -1. */

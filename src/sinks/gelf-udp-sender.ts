@@ -148,7 +148,7 @@ export class UdpSender {
 
   /**
    * Send the datagrams `data[offsets[k], offsets[k + 1])` in order. `data`'s buffer is transferred (unusable
-   * here afterwards). An abort stops at the next burst; the result says how many were handed to the kernel.
+   * here afterwards) when `data` starts it. An abort stops at the next burst; the result says how many were handed to the kernel.
    * Rejects when the thread died before it answered.
    */
   send(data: Uint8Array, offsets: Int32Array, signal: AbortSignal): Promise<UdpBatchResult> {
@@ -157,7 +157,9 @@ export class UdpSender {
     const done = new Promise<UdpBatchResult>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
     const onAbort = (): void => this.worker.postMessage({ kind: "abort", id });
     signal.addEventListener("abort", onAbort, { once: true });
-    this.worker.postMessage({ kind: "batch", id, buf: data.buffer, offsets }, [data.buffer as ArrayBuffer]);
+    // The thread reads the buffer from its start: a view into a larger buffer is copied to one of its own.
+    const own = data.byteOffset === 0 ? data : new Uint8Array(data);
+    this.worker.postMessage({ kind: "batch", id, buf: own.buffer, offsets }, [own.buffer as ArrayBuffer]);
     if (signal.aborted) onAbort();
     return done.finally(() => signal.removeEventListener("abort", onAbort));
   }

@@ -235,20 +235,34 @@ export class GelfSink implements Sink {
     const n = batch.length;
     const limit = maxPayloadBytes(this.chunkSize);
     const outcomes = new Array<RecordOutcome>(n);
-    // Every datagram of the batch, and the record it belongs to.
-    const datagrams: Buffer[] = [];
+    // The batch's datagrams, back to back in one buffer of its own (it is handed to the sender thread whole), the
+    // end of each, and the record each belongs to.
+    let data = Buffer.allocUnsafeSlow(Math.max(64 * 1024, batch.bytes + n * 64));
+    let at = 0;
+    const ends: number[] = [];
     const owners: number[] = [];
-    let bytes = 0;
+    const reserve = (k: number): void => {
+      if (at + k <= data.length) return;
+      const bigger = Buffer.allocUnsafeSlow(Math.max(2 * data.length, at + k));
+      data.copy(bigger, 0, 0, at);
+      data = bigger;
+    };
     let encoded = n;
     for (let i = 0; i < n; i++) {
       if (signal.aborted) {
         encoded = i;
         break;
       }
-      // Most records: GELF straight from their bytes, in one uncompressed datagram.
-      let payload = this.fastGelf(batch, i, this.chunkSize);
-      if (payload === undefined) {
-        payload = await this.udpPayload(recordAt(batch, i), limit);
+      outcomes[i] = Outcome.delivered;
+      // Most records: GELF straight from their bytes into the buffer, one uncompressed datagram.
+      const size = this.fastSize(batch, i);
+      if (size >= 0 && size <= this.chunkSize) {
+        reserve(size);
+        at = this.encoder.writeTo(data, at);
+        ends.push(at);
+        owners.push(i);
+      } else {
+        const payload = await this.udpPayload(recordAt(batch, i), limit);
         if (payload === undefined) {
           this.counters.rejected_too_large++;
           outcomes[i] = Outcome.reject(
@@ -257,40 +271,35 @@ export class GelfSink implements Sink {
           );
           continue;
         }
-      }
-      outcomes[i] = Outcome.delivered;
-      const parts = chunkPayload(payload, this.chunkSize, this.ids);
-      for (const d of parts) {
-        datagrams.push(d);
-        owners.push(i);
-        bytes += d.length;
+        for (const d of chunkPayload(payload, this.chunkSize, this.ids)) {
+          reserve(d.length);
+          data.set(d, at);
+          at += d.length;
+          ends.push(at);
+          owners.push(i);
+        }
       }
       // Building a batch takes a few ms; the host's other work gets a turn in between.
       if ((i & (ENCODE_YIELD_EVERY - 1)) === ENCODE_YIELD_EVERY - 1) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     for (let j = encoded; j < n; j++) outcomes[j] = Outcome.retry("aborted");
 
+    const count = ends.length;
     let result: UdpBatchResult = { sent: 0, failed: [] };
-    if (datagrams.length > 0) {
-      const data = new Uint8Array(bytes);
-      const offsets = new Int32Array(datagrams.length + 1);
-      let at = 0;
-      for (let k = 0; k < datagrams.length; k++) {
-        offsets[k] = at;
-        data.set(datagrams[k]!, at);
-        at += datagrams[k]!.length;
-      }
-      offsets[datagrams.length] = at;
+    if (count > 0) {
+      const offsets = new Int32Array(count + 1);
+      for (let k = 0; k < count; k++) offsets[k + 1] = ends[k]!;
       try {
         result = await sender.send(data, offsets, signal);
       } catch (error) {
         // The thread died with the batch: nothing about it is known, so all of it goes again.
         const err = new SinkError("ERR_SINK_SEND", `Sending to ${this.endpoint.display} failed: ${(error as Error).message}`, { sink: this.name, cause: error });
         this.stats.error();
-        for (let k = 0; k < datagrams.length; k++) if (outcomes[owners[k]!] === Outcome.delivered) outcomes[owners[k]!] = Outcome.retry("udp_sender_failed", undefined, err);
+        for (let k = 0; k < count; k++) if (outcomes[owners[k]!] === Outcome.delivered) outcomes[owners[k]!] = Outcome.retry("udp_sender_failed", undefined, err);
         return allDelivered(outcomes) ? Outcome.delivered : Outcome.perRecord(outcomes);
       }
     }
+    const bytes = at;
     const failed = result.failed;
     for (let f = 0; f < failed.length; f += 2) {
       const i = owners[failed[f] as number]!;
@@ -300,8 +309,8 @@ export class GelfSink implements Sink {
       }
     }
     // Aborted part-way: a record with a datagram that was not sent goes again (Graylog drops a partial message).
-    if (result.sent < datagrams.length) {
-      for (let k = result.sent; k < datagrams.length; k++) if (outcomes[owners[k]!] === Outcome.delivered) outcomes[owners[k]!] = Outcome.retry("aborted");
+    if (result.sent < count) {
+      for (let k = result.sent; k < count; k++) if (outcomes[owners[k]!] === Outcome.delivered) outcomes[owners[k]!] = Outcome.retry("aborted");
     }
     this.counters.datagrams += result.sent;
     this.stats.request("ok", bytes, performance.now() - started);
@@ -324,6 +333,16 @@ export class GelfSink implements Sink {
     if (fitted === undefined) return undefined;
     this.counters.truncated++;
     return compress(fitted.json, mode);
+  }
+
+  /** The size of record `i`'s GELF JSON built from its bytes (then `encoder.writeTo` writes it), or -1. */
+  private fastSize(batch: Batch, i: number): number {
+    if (!(batch instanceof EntryBatch)) return -1;
+    const entry = batch.entries[i]!;
+    const frame = entry.frameBuffer;
+    if (frame === undefined) return -1;
+    const start = entry.frameOffset;
+    return this.encoder.prepare(frame, start, start + entry.bytes);
   }
 
   /** GELF JSON built from record `i`'s bytes when it is held as bytes, the encoder accepts it and it fits `maxBytes`. */

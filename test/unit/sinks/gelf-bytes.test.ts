@@ -34,6 +34,12 @@ function accepted(text: string): string[] {
     if (got === undefined) return;
     names.push(name);
     expect(got.toString("utf8"), `${name}: ${text}`).toBe(JSON.stringify(toGelf(JSON.parse(text), mapping)));
+    // The two halves of encode(), writing after other bytes in a shared buffer, as the UDP path does.
+    const size = encoders[k]!.prepare(buf, 4, 4 + bytes.length);
+    const shared = Buffer.alloc(size + 9, 0x2a);
+    expect(encoders[k]!.writeTo(shared, 7)).toBe(7 + size);
+    expect(shared.subarray(7, 7 + size).equals(got)).toBe(true);
+    expect(shared.subarray(0, 7).toString() + shared.subarray(7 + size).toString()).toBe("*********");
   });
   return names;
 }
