@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { fastJsonRecord, fastJsonRecordBytes, planFastRecord, type RecordWriter } from "../../../src/collector/parse/fast-json-record.js";
 import { buildRecord, parseJson, type RecordContext } from "../../../src/collector/parse/index.js";
+import { type RandomJsonShape, mulberry32, randomObject } from "../../helpers/random-json.js";
 
 const NOW = "2026-11-29T10:00:00.000Z";
 
@@ -185,40 +186,18 @@ describe("fastJsonRecordBytes", () => {
   });
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const KEYS = ["level", "lvl", "msg", "message", "text", "time", "ts", "t", "@timestamp", "date", "severity", "log.level", "pid", "host", "hostname", "req", "a", "b", "id", "stream", "1", "env"];
-const STRINGS = ["info", "WARN", "error", "30", "x", 'q"uote', "back\\slash", "new\nline", "tab\t", "ctl\u0001", "é", "😀", "/path/a", "2026-01-15T08:00:00Z", "2026-01-15 08:00:00,5", "1768464000", ""];
-const NUMBERS = [0, 1, 30, 50, -1, 1.5, 131.65, 1768464000000, 1768464000.25, 1e21, 1e-7, 0.000001, 2 ** 53 + 2, 123456789012345];
-
-function randomValue(rand: () => number, depth: number): unknown {
-  const r = rand();
-  if (r < 0.3) return STRINGS[Math.floor(rand() * STRINGS.length)];
-  if (r < 0.55) return NUMBERS[Math.floor(rand() * NUMBERS.length)];
-  if (r < 0.62) return [true, false, null][Math.floor(rand() * 3)];
-  if (depth > 3) return "leaf";
-  if (r < 0.8) return Array.from({ length: Math.floor(rand() * 4) }, () => randomValue(rand, depth + 1));
-  return randomObject(rand, depth + 1);
-}
-
-function randomObject(rand: () => number, depth: number): Record<string, unknown> {
-  const obj: Record<string, unknown> = {};
-  const n = Math.floor(rand() * 7);
-  for (let i = 0; i < n; i++) obj[KEYS[Math.floor(rand() * KEYS.length)]!] = randomValue(rand, depth);
-  return obj;
-}
+const SHAPE: RandomJsonShape = {
+  keys: ["level", "lvl", "msg", "message", "text", "time", "ts", "t", "@timestamp", "date", "severity", "log.level", "pid", "host", "hostname", "req", "a", "b", "id", "stream", "1", "env"],
+  strings: ["info", "WARN", "error", "30", "x", 'q"uote', "back\\slash", "new\nline", "tab\t", "ctl\u0001", "é", "😀", "/path/a", "2026-01-15T08:00:00Z", "2026-01-15 08:00:00,5", "1768464000", ""],
+  numbers: [0, 1, 30, 50, -1, 1.5, 131.65, 1768464000000, 1768464000.25, 1e21, 1e-7, 0.000001, 2 ** 53 + 2, 123456789012345],
+  odds: [0.3, 0.55, 0.62, 0.8],
+  maxDepth: 3,
+  maxArray: 4,
+  maxKeys: 7,
+};
 
 function randomLine(rand: () => number): string {
-  let text = JSON.stringify(randomObject(rand, 0));
+  let text = JSON.stringify(randomObject(rand, SHAPE, 0));
   // Sometimes non-canonical text with the same meaning: spaces, escapes JSON.stringify would not write.
   const r = rand();
   if (r < 0.1) text = text.replace(/,"/g, ', "');

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import { buildRecord, parseJson } from "../../../src/collector/parse/index.js";
 import { GelfBytesEncoder } from "../../../src/sinks/gelf-bytes.js";
 import { DEFAULT_GELF_LEVELS, toGelf, type GelfMappingOptions } from "../../../src/sinks/gelf-message.js";
+import { type RandomJsonShape, mulberry32, randomObject, randomValue } from "../../helpers/random-json.js";
 
 const MAPPINGS: { name: string; mapping: GelfMappingOptions }[] = [
   { name: "defaults", mapping: { host: "fallback-host", levels: DEFAULT_GELF_LEVELS, flattenDepth: 4 } },
@@ -219,41 +220,20 @@ describe("GelfBytesEncoder", () => {
   });
 });
 
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const KEYS = ["a", "b", "a_b", "a.b", "name", "level", "stack_trace", "message", "host", "log", "error", "id", "1", "x y", "é", "gl2_z", ""];
 const STRINGS = ["info", "warn", "error", "fatal", "x", 'q"', "back\\", "line\nbreak", "tab\t", "end ", "ctl\u0001", "é", "😀", "\u2028", "\u00a0", "", " ", "2026-01-15T08:00:00Z"];
-const NUMBERS = [0, 1, -1, 1.5, 30, 1e21, 1e-7, 1768464000000, 123456789012345];
-
-function randomValue(rand: () => number, depth: number): unknown {
-  const r = rand();
-  if (r < 0.35) return STRINGS[Math.floor(rand() * STRINGS.length)];
-  if (r < 0.55) return NUMBERS[Math.floor(rand() * NUMBERS.length)];
-  if (r < 0.65) return [true, false, null][Math.floor(rand() * 3)];
-  if (depth > 4) return "leaf";
-  if (r < 0.75) return Array.from({ length: Math.floor(rand() * 3) }, () => randomValue(rand, depth + 1));
-  return randomObject(rand, depth + 1);
-}
-
-function randomObject(rand: () => number, depth: number): Record<string, unknown> {
-  const obj: Record<string, unknown> = {};
-  const n = Math.floor(rand() * 5);
-  for (let i = 0; i < n; i++) obj[KEYS[Math.floor(rand() * KEYS.length)]!] = randomValue(rand, depth);
-  return obj;
-}
+const SHAPE: RandomJsonShape = {
+  keys: ["a", "b", "a_b", "a.b", "name", "level", "stack_trace", "message", "host", "log", "error", "id", "1", "x y", "é", "gl2_z", ""],
+  strings: STRINGS,
+  numbers: [0, 1, -1, 1.5, 30, 1e21, 1e-7, 1768464000000, 123456789012345],
+  odds: [0.35, 0.55, 0.65, 0.75],
+  maxDepth: 4,
+  maxArray: 3,
+  maxKeys: 5,
+};
 
 function randomRecord(rand: () => number): Record<string, unknown> {
   const r = rand();
   const ts = r < 0.9 ? TS : r < 0.95 ? "not a time" : 5;
-  const message = rand() < 0.8 ? STRINGS[Math.floor(rand() * STRINGS.length)] : randomValue(rand, 3);
-  return { "@timestamp": ts, message, ...randomObject(rand, 0) };
+  const message = rand() < 0.8 ? STRINGS[Math.floor(rand() * STRINGS.length)] : randomValue(rand, SHAPE, 3);
+  return { "@timestamp": ts, message, ...randomObject(rand, SHAPE, 0) };
 }
