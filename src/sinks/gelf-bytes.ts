@@ -191,11 +191,9 @@ export class GelfBytesEncoder {
     let i = start + 1;
     if (src[i] === CLOSE_BRACE) return -1; // no @timestamp
     for (;;) {
-      if (src[i] !== QUOTE) return -1;
-      const keyEnd = this.scanString(i, end);
-      if (keyEnd < 0 || this.lastEscape >= 0 || src[keyEnd] !== COLON) return -1;
-      const v = keyEnd + 1;
-      const keyLength = keyEnd - i - 2;
+      const v = this.keyAt(i, end);
+      if (v < 0) return -1;
+      const keyLength = v - i - 3;
       let next: number;
       if (keyLength === 7 && isKey(src, i + 1, "message")) {
         if (sawMessage) return -1;
@@ -216,7 +214,7 @@ export class GelfBytesEncoder {
               : keyLength === 3 && isKey(src, i + 1, "log")
                 ? Mode.LOG
                 : Mode.PLAIN;
-        next = this.field(this.fields.lookup(ROOT, src, i + 1, keyEnd - 1), v, end, 1, mode);
+        next = this.field(this.fields.lookup(ROOT, src, i + 1, v - 2), v, end, 1, mode);
       }
       if (next < 0) return -1;
       if (src[next] === COMMA) i = next + 1;
@@ -304,11 +302,9 @@ export class GelfBytesEncoder {
     let i = v + 1;
     if (src[i] === CLOSE_BRACE) return i + 1;
     for (;;) {
-      if (src[i] !== QUOTE) return -1;
-      const keyEnd = this.scanString(i, end);
-      if (keyEnd < 0 || this.lastEscape >= 0 || src[keyEnd] !== COLON) return -1;
-      const m = keyEnd + 1;
-      const keyLength = keyEnd - i - 2;
+      const m = this.keyAt(i, end);
+      if (m < 0) return -1;
+      const keyLength = m - i - 3;
       let next: number;
       if (mode === Mode.HOST && keyLength === 4 && isKey(src, i + 1, "name")) {
         // host.name is the GELF host (when it is a non-blank string) and is not repeated as `_host_name`.
@@ -323,13 +319,21 @@ export class GelfBytesEncoder {
         if (next !== m + 2) return -1;
       } else {
         if (mode === Mode.LOG && keyLength === 5 && isKey(src, i + 1, "level") && !this.readLevel(m, end)) return -1;
-        next = this.field(this.fields.lookup(node, src, i + 1, keyEnd - 1), m, end, depth + 1, Mode.PLAIN);
+        next = this.field(this.fields.lookup(node, src, i + 1, m - 2), m, end, depth + 1, Mode.PLAIN);
       }
       if (next < 0) return -1;
       if (src[next] === COMMA) i = next + 1;
       else if (src[next] === CLOSE_BRACE) return next + 1;
       else return -1;
     }
+  }
+
+  /** The key starting at `i` (a string without escapes, then ':'): returns where its value starts, or -1. */
+  private keyAt(i: number, end: number): number {
+    const src = this.src;
+    if (src[i] !== QUOTE) return -1;
+    const keyEnd = this.scanString(i, end);
+    return keyEnd < 0 || this.lastEscape >= 0 || src[keyEnd] !== COLON ? -1 : keyEnd + 1;
   }
 
   /** log.level at `v` sets the GELF level when it names one; false when only the general path can tell. */
