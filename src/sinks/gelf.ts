@@ -168,7 +168,7 @@ export class GelfSink implements Sink {
       try {
         await this.openUdp();
       } catch (error) {
-        throw new SinkError("ERR_SINK_OPEN", `Cannot resolve ${this.endpoint.display}: ${(error as Error).message}`, {
+        throw new SinkError("ERR_SINK_OPEN", `Cannot open UDP to ${this.endpoint.display}: ${(error as Error).message}`, {
           sink: this.name,
           cause: error,
         });
@@ -210,7 +210,9 @@ export class GelfSink implements Sink {
     if (this.udp?.alive === true) return Promise.resolve(this.udp);
     this.udpOpening ??= (async () => {
       // Resolve once: the socket is connected, so no name lookup per datagram (about half the CPU per datagram).
-      const { address, family } = await lookup(this.endpoint.hostname);
+      const { address, family } = await lookup(this.endpoint.hostname).catch((error: unknown) => {
+        throw Object.assign(new Error(`cannot resolve ${this.endpoint.hostname}: ${(error as Error).message}`), { reason: "dns_error" });
+      });
       const sender = await UdpSender.open({ address, port: this.endpoint.port, family: family === 6 ? 6 : 4 });
       if (this.udpClosed) {
         await sender.close();
@@ -229,7 +231,7 @@ export class GelfSink implements Sink {
     } catch (error) {
       const err = new SinkError("ERR_SINK_SEND", `Cannot open UDP to ${this.endpoint.display}: ${(error as Error).message}`, { sink: this.name, cause: error });
       this.stats.error();
-      return Outcome.retry("dns_error", undefined, err);
+      return Outcome.retry((error as { reason?: string }).reason ?? "udp_sender_failed", undefined, err);
     }
     const started = performance.now();
     const n = batch.length;
