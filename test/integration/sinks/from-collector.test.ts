@@ -1,5 +1,6 @@
 // Records from a real collector reach the sinks as bytes: GelfSink builds GELF from them for most records
-// (gelf-bytes.ts), LogstashSink copies them into bodies and segments. Every message on the wire must be exactly
+// (gelf-bytes.ts) over UDP, TCP and HTTP (bulk, and single gzip requests), LogstashSink copies them into bodies and
+// segments. Every message on the wire must be exactly
 // what the general path makes of the record a MemorySink on the same aggregator received.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -49,6 +50,7 @@ describe("sinks fed by a collector", () => {
     const udp = await GelfUdpReceiver.start({ maxDatagram: 1420 });
     const tcp = await StreamReceiver.start({ delimiter: "\0" });
     const http = await HttpReceiver.start(() => ({ status: 202 }));
+    const httpSingle = await HttpReceiver.start(() => ({ status: 202 }));
     const lsTcp = await StreamReceiver.start({ delimiter: "\n" });
     const lsNdjson = await HttpReceiver.start(() => ({ status: 200 }));
     const lsArray = await HttpReceiver.start(() => ({ status: 200 }));
@@ -59,6 +61,7 @@ describe("sinks fed by a collector", () => {
       .addSink(new GelfSink({ name: "udp", url: `udp://127.0.0.1:${udp.port}`, host: "fallback" }))
       .addSink(new GelfSink({ name: "tcp", url: `tcp://127.0.0.1:${tcp.port}`, host: "fallback" }))
       .addSink(new GelfSink({ name: "http", url: `http://127.0.0.1:${http.port}/gelf`, host: "fallback", bulk: true }))
+      .addSink(new GelfSink({ name: "http-single", url: `http://127.0.0.1:${httpSingle.port}/gelf`, host: "fallback", compression: "gzip" }))
       .addSink(new LogstashSink({ name: "ls-tcp", url: `tcp://127.0.0.1:${lsTcp.port}` }))
       .addSink(new LogstashSink({ name: "ls-ndjson", url: `http://127.0.0.1:${lsNdjson.port}` }))
       .addSink(new LogstashSink({ name: "ls-array", url: `http://127.0.0.1:${lsArray.port}`, format: "json_array" }));
@@ -66,7 +69,7 @@ describe("sinks fed by a collector", () => {
       await agg.start();
       await mem.waitForCount(total, { timeout: 20_000 });
       const report = await agg.stop({ timeoutMs: 20_000 });
-      for (const name of ["udp", "tcp", "http", "ls-tcp", "ls-ndjson", "ls-array"]) expect(report.sinks[name], name).toMatchObject({ delivered: total, droppedTotal: 0 });
+      for (const name of ["udp", "tcp", "http", "http-single", "ls-tcp", "ls-ndjson", "ls-array"]) expect(report.sinks[name], name).toMatchObject({ delivered: total, droppedTotal: 0 });
 
       const mapping = { host: "fallback", levels: DEFAULT_GELF_LEVELS, flattenDepth: 4 };
       const expected = mem.records.map((r) => JSON.stringify(toGelf(r, mapping))).sort();
@@ -78,6 +81,9 @@ describe("sinks fed by a collector", () => {
       expect([...tcp.frames].sort()).toEqual(expected);
       const bulkLines = http.requests.flatMap((r) => r.body.toString("utf8").slice(0, -1).split("\n"));
       expect(bulkLines.sort()).toEqual(expected);
+      // One message per request, gzip-encoded (the receiver undoes the encoding).
+      expect(httpSingle.requests.every((r) => r.headers["content-encoding"] === "gzip")).toBe(true);
+      expect(httpSingle.requests.map((r) => r.body.toString("utf8")).sort()).toEqual(expected);
 
       // Logstash gets each record's canonical JSON as it is: the MemorySink's records, serialized.
       const records = mem.records.map((r) => JSON.stringify(r)).sort();
@@ -89,7 +95,7 @@ describe("sinks fed by a collector", () => {
       expect(arrays.flat().map((r) => JSON.stringify(r)).sort()).toEqual(records);
     } finally {
       await agg.stop({ timeoutMs: 5_000 }).catch(() => undefined);
-      await Promise.all([udp.close(), tcp.close(), http.close(), lsTcp.close(), lsNdjson.close(), lsArray.close()]);
+      await Promise.all([udp.close(), tcp.close(), http.close(), httpSingle.close(), lsTcp.close(), lsNdjson.close(), lsArray.close()]);
     }
   });
 });
