@@ -288,7 +288,8 @@ export class GelfSink implements Sink {
 
     const count = ends.length;
     let result: UdpBatchResult = { sent: 0, failed: [] };
-    if (count > 0) {
+    // Aborted while encoding: none of it is sent (below, the records encoded so far go again like the rest).
+    if (count > 0 && !signal.aborted) {
       const offsets = new Int32Array(count + 1);
       for (let k = 0; k < count; k++) offsets[k + 1] = ends[k]!;
       try {

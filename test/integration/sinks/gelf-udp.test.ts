@@ -206,6 +206,20 @@ describe("GelfSink over UDP: the sender thread", () => {
     expect(rx.messages.map((m) => m.message.short_message)).toEqual(["after"]);
   });
 
+  it("an abort while the batch is being built sends none of it", async () => {
+    const { sink, rx } = await setup();
+    const ac = new AbortController();
+    const records = Array.from({ length: 2_000 }, (_, i) => record(`m${i}`, { n: i }));
+    const pending = sink.send(createBatch(records), { signal: ac.signal });
+    // Runs at the encoder's first turn to the event loop (every 256 records), before it builds on.
+    setImmediate(() => ac.abort());
+    const outcomes = outcomesOf(await pending, records.length);
+    expect(new Set(outcomes.map(statusOf))).toEqual(new Set(["retry:aborted"]));
+    await sink.send(createBatch([record("sentinel", { n: -1 })]), { signal: new AbortController().signal });
+    await received(rx, 1);
+    expect(rx.messages.map((m) => m.message.short_message)).toEqual(["sentinel"]);
+  });
+
   it("a sender thread that dies fails the batch it held as a retry, and the next send starts a new one", async () => {
     const { sink, rx } = await setup();
     await sink.send(createBatch([record("first")]), { signal: new AbortController().signal });
