@@ -34,7 +34,13 @@ socket.on("error", () => {});
 const queue = [];
 const aborted = new Set();
 let current;
-socket.connect(workerData.port, workerData.address, () => parentPort.postMessage({ kind: "ready" }));
+// A connect that fails reports through 'error' only.
+const onConnectError = (err) => parentPort.postMessage({ kind: "error", message: String((err && err.message) || err) });
+socket.once("error", onConnectError);
+socket.connect(workerData.port, workerData.address, () => {
+  socket.off("error", onConnectError);
+  parentPort.postMessage({ kind: "ready" });
+});
 parentPort.on("message", (m) => {
   if (m.kind === "abort") {
     if ((current && current.id === m.id) || queue.some((b) => b.id === m.id)) aborted.add(m.id);
@@ -131,10 +137,14 @@ export class UdpSender {
         worker.off("error", onError);
         reject(new Error(`the UDP sender thread exited (code ${code}) before it was ready`));
       };
-      worker.once("message", () => {
+      worker.once("message", (m: { kind: string; message?: string }) => {
         worker.off("error", onError);
         worker.off("exit", onExit);
-        resolve(new UdpSender(worker));
+        if (m.kind === "ready") resolve(new UdpSender(worker));
+        else {
+          void worker.terminate();
+          reject(new Error(`cannot connect the UDP socket: ${m.message}`));
+        }
       });
       worker.once("error", onError);
       worker.once("exit", onExit);

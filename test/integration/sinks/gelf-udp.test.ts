@@ -3,6 +3,7 @@ import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { LogRecordInput } from "../../../src/record.js";
 import { GelfSink, type GelfSinkOptions } from "../../../src/sinks/gelf.js";
+import { UdpSender } from "../../../src/sinks/gelf-udp-sender.js";
 import { DEFAULT_GELF_LEVELS, toGelf } from "../../../src/sinks/gelf-message.js";
 import type { RecordOutcome, SendResult } from "../../../src/sinks/sink.js";
 import { createBatch } from "../../../src/testing/create-batch.js";
@@ -204,6 +205,10 @@ describe("GelfSink over UDP: the sender thread", () => {
     await sink.send(createBatch([record("after")]), { signal: new AbortController().signal });
     await received(rx, 1);
     expect(rx.messages.map((m) => m.message.short_message)).toEqual(["after"]);
+  });
+
+  it("a sender thread that cannot connect its socket makes open() reject", async () => {
+    await expect(UdpSender.open({ address: "127.0.0.1", port: 0, family: 4 })).rejects.toThrow(/port/i);
   });
 
   it("an abort while the batch is being built sends none of it", async () => {
