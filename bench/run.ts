@@ -289,7 +289,14 @@ async function w3(gelf: Receiver, file: string): Promise<void> {
   rx = await receiverStats(gelf);
   const received = rx.messages as number;
   const wall = m.reachedAt === undefined ? m.wallSec : (Math.max(m.reachedAt, rx.lastAt as number) - m.t0) / 1000;
-  rows.push(row("W3", "child-log-agg", received, { ...m, wallSec: wall }, { drops: SIZE - received, kernelDrops: rx.kernelDrops as number, hostCpuSec: m.done?.hostSec as number | undefined }));
+  const impact = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
+  rows.push(row("W3", "child-log-agg", received, { ...m, wallSec: wall }, {
+    drops: SIZE - received,
+    kernelDrops: rx.kernelDrops as number,
+    hostCpuSec: m.done?.hostSec as number | undefined,
+    eldP50: impact?.eventLoopDelayMs.p50,
+    eldP99: impact?.eventLoopDelayMs.p99,
+  }));
   details.w3 = { receiver: rx, host: m.done };
 }
 
