@@ -6,7 +6,7 @@
 // (`JSON.stringify(toGelf(JSON.parse(text), mapping))`) produces. It reads records as collectors write them,
 // canonical JSON (JSON.stringify output: no whitespace, keys in Object.keys order, no duplicate keys), so strings
 // and numbers can be copied verbatim. It accepts only records it can copy; for the others `prepare` returns -1
-// (`encode` undefined) and the general path, which stays the definition of the mapping, builds them:
+// and the general path, which stays the definition of the mapping, builds them:
 //
 // - a `message` with a line break or trailing whitespace (short_message and full_message need the text), and
 //   a non-empty string `error.stack_trace` (full_message);
@@ -160,20 +160,9 @@ export class GelfBytesEncoder {
   }
 
   /**
-   * The GELF JSON of the record whose canonical JSON is `src[start, end)`, or undefined when the general path
-   * must build it (see the list above).
-   */
-  encode(src: Buffer, start: number, end: number): Buffer | undefined {
-    const size = this.prepare(src, start, end);
-    if (size < 0) return undefined;
-    const out = Buffer.allocUnsafe(size);
-    this.writeTo(out, 0);
-    return out;
-  }
-
-  /**
-   * First half of `encode`: read the record and return the size of its GELF JSON, or -1 when the general path
-   * must build it. `writeTo` then writes it (before the next `prepare`), wherever the caller wants it.
+   * Read the record whose canonical JSON is `src[start, end)` and return the size of its GELF JSON, or -1 when the
+   * general path must build it (see the list above). `writeTo` then writes it (before the next `prepare`), wherever
+   * the caller wants it.
    */
   prepare(src: Buffer, start: number, end: number): number {
     if (end - start < 2 || src[start] !== OPEN_BRACE || src[end - 1] !== CLOSE_BRACE) return -1;

@@ -350,13 +350,11 @@ export class GelfSink implements Sink {
 
   /** GELF JSON built from record `i`'s bytes when it is held as bytes, the encoder accepts it and it fits `maxBytes`. */
   private fastGelf(batch: Batch, i: number, maxBytes: number): Buffer | undefined {
-    if (!(batch instanceof EntryBatch)) return undefined;
-    const entry = batch.entries[i]!;
-    const frame = entry.frameBuffer;
-    if (frame === undefined) return undefined;
-    const start = entry.frameOffset;
-    const gelf = this.encoder.encode(frame, start, start + entry.bytes);
-    return gelf !== undefined && gelf.length <= maxBytes ? gelf : undefined;
+    const size = this.fastSize(batch, i);
+    if (size < 0 || size > maxBytes) return undefined;
+    const gelf = Buffer.allocUnsafe(size);
+    this.encoder.writeTo(gelf, 0);
+    return gelf;
   }
 
   // ---- TCP / TLS ----

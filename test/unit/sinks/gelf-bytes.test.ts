@@ -17,6 +17,15 @@ const MAPPINGS: { name: string; mapping: GelfMappingOptions }[] = [
 
 const encoders = MAPPINGS.map(({ mapping }) => new GelfBytesEncoder(mapping));
 
+/** The record at `src[start, end)` as GELF through the encoder, or undefined when it declines. */
+function encode(enc: GelfBytesEncoder, src: Buffer, start: number, end: number): Buffer | undefined {
+  const size = enc.prepare(src, start, end);
+  if (size < 0) return undefined;
+  const out = Buffer.allocUnsafe(size);
+  expect(enc.writeTo(out, 0)).toBe(size);
+  return out;
+}
+
 /**
  * Asserts agreement for every mapping (the record placed at an odd offset in a larger buffer); returns how many
  * took the fast path.
@@ -31,11 +40,11 @@ function accepted(text: string): string[] {
   const buf = Buffer.concat([Buffer.from('x"}{'), bytes, Buffer.from('}"\n')]);
   const names: string[] = [];
   MAPPINGS.forEach(({ name, mapping }, k) => {
-    const got = encoders[k]!.encode(buf, 4, 4 + bytes.length);
+    const got = encode(encoders[k]!, buf, 4, 4 + bytes.length);
     if (got === undefined) return;
     names.push(name);
     expect(got.toString("utf8"), `${name}: ${text}`).toBe(JSON.stringify(toGelf(JSON.parse(text), mapping)));
-    // The two halves of encode(), writing after other bytes in a shared buffer, as the UDP path does.
+    // Written after other bytes in a shared buffer, as the UDP path does.
     const size = encoders[k]!.prepare(buf, 4, 4 + bytes.length);
     const shared = Buffer.alloc(size + 9, 0x2a);
     expect(encoders[k]!.writeTo(shared, 7)).toBe(7 + size);
@@ -154,7 +163,7 @@ describe("GelfBytesEncoder", () => {
   ])("declines: %s", (name, text) => {
     const bytes = Buffer.from(text);
     const which = name.startsWith("host too deep") ? [1] : name.includes("not at depth 1") ? [0, 2, 3] : [0, 1, 2, 3];
-    for (const k of which) expect(encoders[k]!.encode(bytes, 0, bytes.length), `${MAPPINGS[k]!.name}: ${text}`).toBeUndefined();
+    for (const k of which) expect(encode(encoders[k]!, bytes, 0, bytes.length), `${MAPPINGS[k]!.name}: ${text}`).toBeUndefined();
   });
 
   it("agrees with String#trimEnd on every BMP character at the end of a message", () => {
@@ -165,7 +174,7 @@ describe("GelfBytesEncoder", () => {
       if (c >= 0xd800 && c <= 0xdfff) continue;
       const text = rec({ message: "x" + String.fromCharCode(c) });
       const bytes = Buffer.from(text);
-      const got = enc.encode(bytes, 0, bytes.length);
+      const got = encode(enc, bytes, 0, bytes.length);
       if (got === undefined) continue;
       fast++;
       if (got.toString() !== JSON.stringify(toGelf(JSON.parse(text), mapping))) expect.fail(`U+${c.toString(16)}: ${got.toString()}`);
@@ -199,7 +208,7 @@ describe("GelfBytesEncoder", () => {
     expect(fast).toBe(stamps.length * MAPPINGS.length);
     for (const ts of ["2024-13-01T00:00:00.000Z", "2024-01-01T25:00:00.000Z", "2024-01-01T00:60:00.000Z", "2024-01-01T00:00:60.000Z", "2024-01-01T00:00:0x.000Z", "soon"]) {
       const bytes = Buffer.from(JSON.stringify({ "@timestamp": ts, message: "m" }));
-      expect(encoders[0]!.encode(bytes, 0, bytes.length), ts).toBeUndefined();
+      expect(encode(encoders[0]!, bytes, 0, bytes.length), ts).toBeUndefined();
     }
   });
 
@@ -214,7 +223,7 @@ describe("GelfBytesEncoder", () => {
     const enc = new GelfBytesEncoder(MAPPINGS[0]!.mapping);
     for (let i = 0; i < 25_000; i++) {
       const bytes = Buffer.from(rec({ [`k${i}`]: i }));
-      expect(enc.encode(bytes, 0, bytes.length)).toBeDefined();
+      expect(encode(enc, bytes, 0, bytes.length)).toBeDefined();
     }
     expect((enc as unknown as { fields: { parents: unknown[] } }).fields.parents.length).toBeLessThanOrEqual(10_000);
   });
