@@ -7,6 +7,7 @@ import { checkInt, checkName, checkNumber, checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
 import { WaitForTimeoutError } from "../testing/wait-for.js";
 import { checkAborted, sleep, untilSettledOrAborted } from "./abort.js";
+import { EntryBatch } from "../pipeline/batch.js";
 
 // `waitForCount` times out on real time even under fake timers (which only the latency should follow).
 const realSetTimeout = globalThis.setTimeout;
@@ -67,9 +68,10 @@ interface Waiter {
 /**
  * Keeps every delivered record, in delivery order, and injects faults on demand.
  *
- * Storage: the batch's canonical JSON strings are kept (one array push per record, no copy, no parse);
- * `records` parses them lazily, once, on first read. Records read back are therefore exactly what a
- * JSON-speaking sink would have shipped, and independent of the objects the producer still holds.
+ * Storage: the canonical JSON of each record is kept; `records` parses it lazily, once, on first read. Records read
+ * back are therefore exactly what a JSON-speaking sink would have shipped, and independent of the objects the
+ * producer still holds. Batches from the engine are kept as they came and decoded to text only when `json`,
+ * `records`, `find` or `messages` is read: a sink that is only counted (`count`, `waitForCount`) never decodes.
  *
  * Faults (all can be set at construction or at run time, and cleared with `clearFaults()`):
  * - `failNext(n)`: the next n sends (counted when a send begins; an aborted send gives its turn back) fail as a
@@ -85,6 +87,9 @@ export class MemorySink implements Sink {
   readonly pipelineDefaults: Sink["pipelineDefaults"];
 
   private lines: string[] = [];
+  /** Delivered engine batches, in order after `lines`, not decoded yet (their entries' bytes never change). */
+  private undecoded: EntryBatch[] = [];
+  private undecodedCount = 0;
   private parsed: LogRecord[] = [];
   private latency: number;
   private failures = 0;
@@ -125,7 +130,7 @@ export class MemorySink implements Sink {
 
   /** Delivered records in order, parsed on first read. The array grows on later reads; `clear()` starts a new one. */
   get records(): readonly LogRecord[] {
-    const lines = this.lines;
+    const lines = this.decoded();
     const parsed = this.parsed;
     for (let i = parsed.length; i < lines.length; i++) parsed.push(JSON.parse(lines[i]!) as LogRecord);
     return parsed;
@@ -133,12 +138,22 @@ export class MemorySink implements Sink {
 
   /** Delivered records as their canonical JSON lines (no trailing newline), in order. */
   get json(): readonly string[] {
-    return this.lines;
+    return this.decoded();
   }
 
   /** Records currently held (delivered since construction or the last `clear()`). */
   get count(): number {
-    return this.lines.length;
+    return this.lines.length + this.undecodedCount;
+  }
+
+  /** `lines`, with the undecoded batches decoded into it. */
+  private decoded(): string[] {
+    if (this.undecodedCount === 0) return this.lines;
+    const lines = this.lines;
+    for (const batch of this.undecoded) for (const entry of batch.entries) lines.push(entry.json);
+    this.undecoded = [];
+    this.undecodedCount = 0;
+    return lines;
   }
 
   /** The first held record matching `predicate`. */
@@ -156,6 +171,8 @@ export class MemorySink implements Sink {
   /** Forget the held records. Counters (`sends`, `delivered`…) keep counting. */
   clear(): void {
     this.lines = [];
+    this.undecoded = [];
+    this.undecodedCount = 0;
     this.parsed = [];
   }
 
@@ -169,7 +186,7 @@ export class MemorySink implements Sink {
     const timeout = options.timeout ?? 5000;
     checkNumber("timeout", timeout, 0);
     const signal = options.signal;
-    if (this.lines.length >= n) return Promise.resolve();
+    if (this.count >= n) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const started = this.deliveredCount;
       const waiter: Waiter = {
@@ -194,11 +211,11 @@ export class MemorySink implements Sink {
         signal?.removeEventListener("abort", onAbort);
         reject(
           new WaitForTimeoutError(
-            `MemorySink "${this.name}": expected at least ${n} records within ${timeout} ms, got ${this.lines.length} ` +
+            `MemorySink "${this.name}": expected at least ${n} records within ${timeout} ms, got ${this.count} ` +
               `(${this.deliveredCount - started} arrived while waiting; sends: ${this.sendCount}, failed sends: ` +
               `${this.failedSendCount}, aborted sends: ${this.abortedSendCount}, rejected: ${this.rejectedCount}, ` +
               `retry: ${this.retriedCount}, in flight: ${this.inFlightCount})`,
-            this.lines.length,
+            this.count,
             undefined,
           ),
         );
@@ -327,7 +344,7 @@ export class MemorySink implements Sink {
       rejected_records: this.rejectedCount,
       retry_records: this.retriedCount,
       in_flight: this.inFlightCount,
-      held_records: this.lines.length,
+      held_records: this.count,
     };
   }
 
@@ -382,10 +399,15 @@ export class MemorySink implements Sink {
   }
 
   private deliverAll(batch: Batch): RecordOutcome {
-    const json = batch.json;
-    const lines = this.lines;
-    for (let i = 0; i < json.length; i++) lines.push(json[i]!);
-    this.deliveredCount += json.length;
+    if (batch instanceof EntryBatch) {
+      this.undecoded.push(batch);
+      this.undecodedCount += batch.length;
+    } else {
+      const json = batch.json;
+      const lines = this.decoded();
+      for (let i = 0; i < json.length; i++) lines.push(json[i]!);
+    }
+    this.deliveredCount += batch.length;
     this.deliveredBytes += batch.bytes;
     this.wake();
     return Outcome.delivered;
@@ -395,13 +417,14 @@ export class MemorySink implements Sink {
     const json = batch.json;
     const records = batch.records;
     const n = json.length;
+    const lines = this.decoded();
     const outcomes = new Array<RecordOutcome>(n);
     let allDelivered = true;
     for (let i = 0; i < n; i++) {
       const rule = this.match(records[i]!, i, batch);
       if (rule === undefined) {
         outcomes[i] = Outcome.delivered;
-        this.lines.push(json[i]!);
+        lines.push(json[i]!);
         this.deliveredCount++;
         this.deliveredBytes += Buffer.byteLength(json[i]!);
         continue;
@@ -442,7 +465,7 @@ export class MemorySink implements Sink {
 
   private wake(): void {
     if (this.waiters.length === 0) return;
-    const held = this.lines.length;
+    const held = this.count;
     const ready = this.waiters.filter((w) => held >= w.n);
     if (ready.length === 0) return;
     this.waiters = this.waiters.filter((w) => held < w.n);

@@ -60,6 +60,22 @@ describe("MemorySink storage", () => {
     expect(sink.metrics()).toMatchObject({ records: 1_000_000 });
   });
 
+  it("keeps delivery order across engine batches (decoded on read) and batches judged by rules", async () => {
+    const sink = new MemorySink({ name: "mem" });
+    await sink.send(msgs("a", "b"), ctx());
+    expect(sink.count).toBe(2);
+    sink.rejectWhen((r) => r.message === "x");
+    await sink.send(msgs("c", "x", "d"), ctx());
+    sink.clearFaults();
+    await sink.send(msgs("e"), ctx());
+    await sink.send({ length: 1, json: ['{"message":"f"}'], records: [], sources: [undefined], bytes: 15, attempt: 1 } as never, ctx());
+    await sink.send(msgs("g"), ctx());
+    expect(sink.count).toBe(7);
+    expect(sink.metrics()).toMatchObject({ records: 7, held_records: 7, rejected_records: 1 });
+    expect(sink.messages()).toEqual(["a", "b", "c", "d", "e", "f", "g"]);
+    expect(sink.json[5]).toBe('{"message":"f"}');
+  });
+
   it("counts bytes and records in metrics()", async () => {
     const sink = new MemorySink({ name: "mem" });
     const batch = msgs("a", "bb");
