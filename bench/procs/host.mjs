@@ -79,6 +79,7 @@ if (config.stall !== undefined) {
   sink.unblock();
 } else {
   await agg.start();
+  queueTimer = setInterval(sampleQueue, 50);
   impact = startHostImpact();
   send({ event: "started", at: epochNow() });
 }
