@@ -42,7 +42,7 @@ const MIN_FRAME_ROOM = 64 * 1024;
 /**
  * Slabs kept for reuse beyond the current one. A collector ahead of its host has up to two credit windows in its
  * socket (W1: 5.3 MB), so the pool must cover that or the excess turns into garbage again. Once no frame has been
- * sent for SPARE_TRIM_MS the pool shrinks to one, so an idle collector holds at most two slabs.
+ * sent for SPARE_TRIM_MS the pool is emptied, so an idle collector holds one slab.
  */
 const MAX_SPARE_SLABS = 16;
 const SPARE_TRIM_MS = 2000;
@@ -219,15 +219,15 @@ export class ChildChannel implements RecordWriter {
   private recycle(slab: Slab): void {
     if (slab.buf.length !== SLAB_BYTES || this.spare.length >= MAX_SPARE_SLABS) return;
     this.spare.push(slab);
-    if (this.spare.length > 1 && this.trimTimer === undefined) this.scheduleTrim();
+    if (this.trimTimer === undefined) this.scheduleTrim();
   }
 
   private scheduleTrim(): void {
     const seen = this.frames;
     this.trimTimer = setTimeout(() => {
       this.trimTimer = undefined;
-      if (this.frames === seen) this.spare.length = Math.min(this.spare.length, 1);
-      else if (this.spare.length > 1) this.scheduleTrim();
+      if (this.frames === seen) this.spare.length = 0;
+      else if (this.spare.length > 0) this.scheduleTrim();
     }, SPARE_TRIM_MS);
     this.trimTimer.unref();
   }
