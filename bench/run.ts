@@ -112,17 +112,17 @@ interface Measured {
   sampler: TreeSampler;
 }
 
-/**
- * Runs one shipper tree to completion. `reached` resolves when the work is done (a receiver or the host says so);
- * then the tree is stopped (IPC "stop" for our hosts, SIGTERM leaf-first for foreign programs) and reaped, and its
- * CPU is read from the driver's reaped-children counters.
- */
 /** Resolves once `pid` has no /proc entry (it exited and its parent reaped it), or after `ms`. */
 async function untilReaped(pid: number, ms: number): Promise<void> {
   const deadline = Date.now() + ms;
   while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 }
 
+/**
+ * Runs one shipper tree to completion. `reached` resolves when the work is done (a receiver or the host says so);
+ * then the tree is stopped (IPC "stop" for our hosts, SIGTERM leaf-first for foreign programs) and reaped, and its
+ * CPU is read from the driver's reaped-children counters.
+ */
 async function measure(
   start: () => ChildProcess,
   reached: (child: ChildProcess) => Promise<Message>,
