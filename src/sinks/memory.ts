@@ -402,12 +402,13 @@ export class MemorySink implements Sink {
     if (batch instanceof EntryBatch) {
       this.undecoded.push(batch);
       this.undecodedCount += batch.length;
+      this.deliveredCount += batch.length;
     } else {
       const json = batch.json;
       const lines = this.decoded();
       for (let i = 0; i < json.length; i++) lines.push(json[i]!);
+      this.deliveredCount += json.length;
     }
-    this.deliveredCount += batch.length;
     this.deliveredBytes += batch.bytes;
     this.wake();
     return Outcome.delivered;
