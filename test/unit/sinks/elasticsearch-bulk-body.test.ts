@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { Entry } from "../../../src/pipeline/entry.js";
 import { EntryBatch } from "../../../src/pipeline/batch.js";
 import { bulkBody } from "../../../src/sinks/elasticsearch/bulk-body.js";
+import { framedEntries } from "../../helpers/frame-entries.js";
 import type { Batch } from "../../../src/sinks/sink.js";
 
 const texts = [
@@ -37,24 +38,7 @@ describe("bulkBody", () => {
     // broken by frame edges, by gaps, by text entries and by a change of action.
     let seed = 7;
     const rand = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
-    const pool = ['{"m":"a"}', '{"m":"Grüße 😀","n":12}', '{"m":"' + "x".repeat(300) + '"}', "{}", '{"m":"\\n"}'];
-    const entries: Entry[] = [];
-    const textOf: string[] = [];
-    for (let f = 0; f < 3; f++) {
-      const recs = Array.from({ length: 40 }, () => pool[rand(pool.length)]!);
-      const frame = Buffer.from("HDR" + recs.join("\n"));
-      let at = 3;
-      for (const r of recs) {
-        const bytes = Buffer.byteLength(r);
-        entries.push(new Entry(frame, bytes, undefined, entries.length, undefined, at));
-        textOf.push(r);
-        at += bytes + 1;
-        if (rand(10) === 0) {
-          entries.push(new Entry(r, bytes, undefined, entries.length));
-          textOf.push(r);
-        }
-      }
-    }
+    const { entries, texts: textOf } = framedEntries(rand, { frames: 3, perFrame: 40, textOneIn: 10 });
     const batch = new EntryBatch(entries, 1);
     const acts = ['{"create":{}}\n', '{"create":{"_index":"ü"}}\n'];
     for (let round = 0; round < 50; round++) {

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { EntryBatch } from "../../../src/pipeline/batch.js";
 import { Entry } from "../../../src/pipeline/entry.js";
 import { packLines, packRecords, recordBytes } from "../../../src/sinks/transport/segments.js";
+import { framedEntries } from "../../helpers/frame-entries.js";
 
 const text = (d: string | Buffer): string => (typeof d === "string" ? d : d.toString("utf8"));
 
@@ -46,33 +47,10 @@ describe("packLines", () => {
   });
 });
 
-/**
- * Frames as a collector sends them (records joined by "\n" after a header), with records written as text
- * mixed in: seeded, so runs of every length are broken by frame edges and text entries.
- */
+/** Seeded frames with gaps and text entries mixed in (see framedEntries). */
 function mixedEntries(seed: number): { entries: Entry[]; texts: string[] } {
   const rand = (n: number): number => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) >>> 8) % n;
-  const pool = ['{"m":"a"}', '{"m":"Grüße 😀","n":12}', '{"m":"' + "x".repeat(300) + '"}', "{}", '{"m":"\\n,"}'];
-  const entries: Entry[] = [];
-  const texts: string[] = [];
-  for (let f = 0; f < 4; f++) {
-    const recs = Array.from({ length: 30 }, () => pool[rand(pool.length)]!);
-    const frame = Buffer.from("HDR" + recs.join("\n"));
-    let at = 3;
-    for (const r of recs) {
-      const bytes = Buffer.byteLength(r);
-      if (rand(8) !== 0) {
-        entries.push(new Entry(frame, bytes, undefined, entries.length, undefined, at));
-        texts.push(r);
-      }
-      at += bytes + 1;
-      if (rand(8) === 0) {
-        entries.push(new Entry(r, bytes, undefined, entries.length));
-        texts.push(r);
-      }
-    }
-  }
-  return { entries, texts };
+  return framedEntries(rand, { frames: 4, perFrame: 30, dropOneIn: 8, textOneIn: 8 });
 }
 
 describe("records as bytes", () => {
