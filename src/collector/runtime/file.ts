@@ -11,21 +11,15 @@ import { buildRecord, createParser, type RecordContext } from "../parse/index.js
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine } from "../tail/types.js";
 import { FrameType } from "../../channel/protocol.js";
-import { Ring } from "../../pipeline/ring.js";
 import type { FileSpec } from "../../sources/specs.js";
 import type { ChildChannel } from "./channel.js";
+import { PendingPositions } from "./pending-positions.js";
 import type { CollectorRun } from "./run.js";
-
-interface Position {
-  seq: number;
-  fileKey: string;
-  end: number;
-}
 
 export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<CollectorRun> {
   const parser = createParser(spec.parser ?? "plain");
   const store = spec.checkpointDir === undefined ? undefined : new CheckpointStore({ dir: spec.checkpointDir, source: spec.name, flushIntervalMs: spec.checkpointIntervalMs });
-  const pending = new Ring<Position>(1024);
+  const pending = new PendingPositions();
   const joiners = new Map<string, MultilineJoiner>();
   const ctx: RecordContext = { now: "", source: spec.name, host: spec.hostName, fields: spec.fields };
   let parseErrors = 0;
@@ -42,7 +36,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     }
   };
   const send = (json: string, fileKey: string, end: number): void => {
-    pending.push({ seq: channel.nextSeq, fileKey, end });
+    pending.add(channel.nextSeq, fileKey, end);
     channel.push(json);
     afterPush();
   };
@@ -87,7 +81,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       const seq = channel.nextSeq;
       const bytes = Buffer.from(text);
       if (plan !== undefined && fastJsonRecordBytes(bytes, 0, bytes.length, plan, ctx.now as string, offset, channel)) {
-        pending.push({ seq, fileKey, end });
+        pending.add(seq, fileKey, end);
         afterPush();
         return;
       }
@@ -99,7 +93,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     const json = build(text, path, offset);
     if (json === undefined) {
       // Nothing to ship, but its bytes are consumed: let the checkpoint move past it with the next record.
-      pending.push({ seq: channel.nextSeq, fileKey, end });
+      pending.add(channel.nextSeq, fileKey, end);
       return;
     }
     send(json, fileKey, end);
@@ -155,11 +149,11 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       let run: TailLine | undefined;
       let recorded = false;
       for (const line of lines) {
-        if (run !== undefined && line.fileKey !== run.fileKey) pending.push({ seq: recorded ? channel.nextSeq - 1 : channel.nextSeq, fileKey: run.fileKey, end: run.end });
+        if (run !== undefined && line.fileKey !== run.fileKey) pending.add(recorded ? channel.nextSeq - 1 : channel.nextSeq, run.fileKey, run.end);
         recorded = emitLine(line);
         run = line;
       }
-      if (run !== undefined) pending.push({ seq: recorded ? channel.nextSeq - 1 : channel.nextSeq, fileKey: run.fileKey, end: run.end });
+      if (run !== undefined) pending.add(recorded ? channel.nextSeq - 1 : channel.nextSeq, run.fileKey, run.end);
     },
   );
   const report = (error: { code?: string; message: string }): void => {
@@ -193,12 +187,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     },
     ack(seq: number) {
       // Commit the furthest settled position per file (the tailer keeps it contiguous per file).
-      let last: Map<string, number> | undefined;
-      while (pending.length > 0 && pending.peek()!.seq < seq) {
-        const p = pending.shift()!;
-        (last ??= new Map()).set(p.fileKey, p.end);
-      }
-      if (last !== undefined) for (const [k, end] of last) tailer.commit(k, end);
+      const commits = pending.settle(seq);
+      if (commits !== undefined) for (const [k, end] of commits) tailer.commit(k, end);
     },
     async stop() {
       await tailer.stop();
