@@ -168,6 +168,9 @@ export class GelfSink implements Sink {
       try {
         await this.openUdp();
       } catch (error) {
+        // A name that does not resolve (yet: DNS is often not ready when a pod starts) is the engine's to retry,
+        // like a refused TCP connection: sends report it as `dns_error`. Failing start() would fail the sink for good.
+        if ((error as { reason?: string }).reason === "dns_error") return;
         throw new SinkError("ERR_SINK_OPEN", `Cannot open UDP to ${this.endpoint.display}: ${(error as Error).message}`, {
           sink: this.name,
           cause: error,

@@ -2,6 +2,8 @@
 import { randomBytes } from "node:crypto";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { LogRecordInput } from "../../../src/record.js";
+import { Aggregator } from "../../../src/aggregator.js";
+import type { DropEvent, RetryEvent } from "../../../src/events.js";
 import { GelfSink, type GelfSinkOptions } from "../../../src/sinks/gelf.js";
 import { UdpSender } from "../../../src/sinks/gelf-udp-sender.js";
 import { DEFAULT_GELF_LEVELS, toGelf } from "../../../src/sinks/gelf-message.js";
@@ -244,5 +246,34 @@ describe("GelfSink over UDP: the sender thread", () => {
     await vi.waitFor(() => {
       if (!rx.messages.some((m) => m.message.short_message === "after")) throw new Error("'after' has not arrived");
     }, { timeout: 10_000, interval: 5 });
+  });
+});
+
+describe("GelfSink over UDP to a name that does not resolve", () => {
+  // RFC 6761: `.invalid` never resolves, so the lookup fails (ENOTFOUND) wherever the suite runs.
+  const url = "udp://gelf.example.invalid:12201";
+
+  it("opens anyway and reports each send as a retry with reason dns_error", async () => {
+    const sink = new GelfSink({ name: "gelf", url });
+    cleanups.push(() => sink.close());
+    await sink.open({ signal: new AbortController().signal });
+    const result = await sink.send(createBatch([record("a"), record("b")]), { signal: new AbortController().signal });
+    expect(result).toMatchObject({ status: "retry", reason: "dns_error", error: { code: "ERR_SINK_SEND" } });
+    expect((result as { error: Error }).error.message).toContain("cannot resolve gelf.example.invalid");
+  });
+
+  it("does not fail start(): the engine retries, then drops with a counted reason", async () => {
+    const agg = new Aggregator({ retry: { maxAttempts: 2, baseDelayMs: 1, maxDelayMs: 5 } });
+    const retries: RetryEvent[] = [];
+    const drops: DropEvent[] = [];
+    agg.on("retry", (e) => retries.push(e));
+    agg.on("drop", (e) => drops.push(e));
+    agg.addSink(new GelfSink({ name: "gelf", url }));
+    await agg.start();
+    await agg.write({ message: "nowhere to go" });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(retries.map((r) => r.reason)).toEqual(["dns_error"]);
+    expect(drops.map((d) => [d.reason, d.count])).toEqual([["retriesExhausted", 1]]);
+    expect(report.sinks.gelf).toMatchObject({ delivered: 0, dropped: { retriesExhausted: 1 } });
   });
 });
