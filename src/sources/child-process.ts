@@ -52,6 +52,7 @@ const COLLECTOR_V8_FLAGS: readonly string[] = ["--max-semi-space-size=2"];
 
 export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string }): SpawnedCollector {
   const entry = collectorEntry();
+  // Throws when the process cannot be made at all (ENOMEM, E2BIG…): the caller treats that as a failed start.
   const child = spawn(process.execPath, [...COLLECTOR_V8_FLAGS, ...entry.execArgv, ...options.execArgv, entry.file], {
     // fd 3 is the channel (a duplex socket pair); stdout/stderr are piped so prints can't corrupt anything.
     stdio: ["ignore", "pipe", "pipe", "pipe"],
@@ -60,6 +61,12 @@ export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.Proce
     cwd: options.cwd,
     windowsHide: true,
   });
+  if (child.stdio?.[3] == null) {
+    // Out of file descriptors (EMFILE, ENFILE): Node returns a child without its pipes and reports the error in an
+    // 'error' event on the next tick. Nothing was started; swallow that event (unhandled, it would end the host).
+    child.once("error", () => {});
+    throw new Error("cannot spawn the collector process: out of file descriptors (EMFILE/ENFILE)");
+  }
   const stderrTail: string[] = [];
   let partial = "";
   child.stderr?.setEncoding("utf8");

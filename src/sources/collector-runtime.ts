@@ -101,7 +101,12 @@ export class CollectorRuntime implements SourceRuntime {
     this.receivedRecords = 0;
     this.receivedBytes = 0;
     this.state = this.restarts > 0 ? "restarting" : "starting";
-    const proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
+    let proc: SpawnedCollector;
+    try {
+      proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
+    } catch (error) {
+      return Promise.reject(this.spawnFailed(error));
+    }
     this.proc = proc;
     track(proc);
     this.expectedExit = false;
@@ -312,15 +317,39 @@ export class CollectorRuntime implements SourceRuntime {
     });
     this.drainedResolve?.();
     if (expected) return;
-    const delay = this.policy.onExit(Date.now(), Date.now() - proc.startedAt);
-    if (delay === undefined) {
-      this.state = "failed";
-      this.failedError = this.collectorError(
+    this.scheduleRestart(Date.now() - proc.startedAt, () =>
+      this.collectorError(
         "ERR_COLLECTOR_FAILED",
         `collector "${this.name}" crashed ${this.o.restart.maxRestarts + 1} times within ${this.o.restart.windowMs} ms; giving up`,
         proc,
         exit,
-      );
+      ),
+    );
+  }
+
+  /**
+   * The process could not even be spawned (out of file descriptors or memory): a crash at once, restarted with the
+   * same backoff (the condition may pass). Returns the error the start attempt rejects with.
+   */
+  private spawnFailed(cause: unknown): CollectorError {
+    const message = `collector "${this.name}" could not be started: ${cause instanceof Error ? cause.message : String(cause)}`;
+    const make = (code: "ERR_COLLECTOR_CRASHED" | "ERR_COLLECTOR_FAILED", text: string): CollectorError => {
+      const err = new CollectorError(code, redact(text), { source: this.name, cause });
+      err.restarts = this.restarts;
+      err.stderrTail = [];
+      return err;
+    };
+    this.proc = undefined;
+    this.scheduleRestart(0, () => make("ERR_COLLECTOR_FAILED", `${message}; ${this.o.restart.maxRestarts + 1} failures within ${this.o.restart.windowMs} ms, giving up`));
+    return make("ERR_COLLECTOR_CRASHED", message);
+  }
+
+  /** After an incarnation ended unexpectedly: restart it after the policy's backoff, or give up for good. */
+  private scheduleRestart(uptimeMs: number, giveUp: () => CollectorError): void {
+    const delay = this.policy.onExit(Date.now(), uptimeMs);
+    if (delay === undefined) {
+      this.state = "failed";
+      this.failedError = giveUp();
       this.host.emit("source:failed", { source: this.name, error: this.failedError });
       return;
     }
