@@ -160,15 +160,19 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message });
   };
   tailer.on("checkpointError", report);
-  tailer.on("close", (info) => {
-    // A closed file (rotated away, deleted) gets no more lines: emit what its joiner still holds.
-    const j = joiners.get(info.fileKey);
+  /** A file key that gets no more lines: emit what its joiner still holds (at its own key and end) and drop it. */
+  const retire = (fileKey: string): void => {
+    const j = joiners.get(fileKey);
     if (j !== undefined) {
       j.flush();
       j.close();
-      joiners.delete(info.fileKey);
+      joiners.delete(fileKey);
     }
-  });
+  };
+  // A closed file (rotated away, deleted) gets no more lines.
+  tailer.on("close", (info) => retire(info.fileKey));
+  // A truncated file restarts at 0 under a new key without a `close`: its old content's key is done.
+  tailer.on("truncate", (info) => retire(info.previousFileKey));
   await tailer.start();
 
   let settled = false;

@@ -1,0 +1,91 @@
+// FileSource with multiline joining across a truncation (copytruncate, `: > app.log`): real files, a real collector
+// child. The truncated content's file key gets no more lines, so the event its joiner still holds must be shipped
+// then — not held until stop() (or lost when the collector is killed) — and the new content is joined on its own.
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { Aggregator, FileSource, MemorySink } from "../../../src/index.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+let dir: string;
+let agg: Aggregator | undefined;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "cla-file-ml-"));
+});
+afterEach(async () => {
+  await agg?.stop({ timeoutMs: 10_000 });
+  agg = undefined;
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("FileSource multiline across a truncation", () => {
+  it("ships the event pending in the joiner when the file is truncated, while running; new content joins from 0", async () => {
+    const file = join(dir, "app.log");
+    const a = "2024-01-01 A plain\n";
+    const b = "2024-01-01 B boom\n  at one\n  at two\n";
+    writeFileSync(file, a + b);
+    const mem = new MemorySink({ name: "mem" });
+    // timeoutMs 0: no idle timer, so only a next start line, a retired file key or stop() can emit B.
+    agg = new Aggregator({ checkpointDir: join(dir, "cp"), batch: { maxWaitMs: 10 } })
+      .addSource(
+        new FileSource({
+          name: "app",
+          paths: [file],
+          parser: "plain",
+          multiline: { startPattern: "^\\d{4}-\\d{2}-\\d{2} ", timeoutMs: 0 },
+          pollIntervalMs: 20,
+          checkpointIntervalMs: 10,
+        }),
+      )
+      .addSink(mem);
+    await agg.start();
+    const metrics = () => agg!.metrics().sources.app!;
+
+    // A is closed by B's start line; B's lines are all read (collector reports) and B stays pending in the joiner.
+    await mem.waitForCount(1, { timeout: 10_000 });
+    await waitFor(() => metrics().linesRead >= 4, { timeout: 10_000, message: () => `all 4 lines read, got ${metrics().linesRead}` });
+    expect(mem.count).toBe(1);
+
+    // Truncate under the running source: B must be shipped now, without a following line and without stop().
+    truncateSync(file, 0);
+    await waitFor(() => mem.count >= 2, {
+      timeout: 10_000,
+      message: () => `the event pending before the truncation shipped while running; got ${mem.count} records, truncations ${metrics().collector.truncations}`,
+    });
+    expect(mem.records[1]).toMatchObject({ message: "2024-01-01 B boom\n  at one\n  at two", log: { file: { path: file }, offset: Buffer.byteLength(a) } });
+
+    // New content after the truncation: joined from offset 0 by a fresh joiner; D stays pending until stop().
+    const c = "2024-01-02 C after\n  at three\n";
+    const d = "2024-01-02 D last\n";
+    appendFileSync(file, c + d);
+    await mem.waitForCount(3, { timeout: 10_000 });
+    expect(mem.records[2]).toMatchObject({ message: "2024-01-02 C after\n  at three", log: { offset: 0 } });
+    // C's ack moves the new content's checkpoint; the pre-truncation key is gone and B's late ack did not revive it.
+    const cpFile = join(dir, "cp", "app.json");
+    const checkpoint = (): Array<{ offset: number }> => {
+      try {
+        return (JSON.parse(readFileSync(cpFile, "utf8")) as { files: Array<{ offset: number }> }).files;
+      } catch {
+        return [];
+      }
+    };
+    await waitFor(() => checkpoint().length === 1 && checkpoint()[0]!.offset === Buffer.byteLength(c), {
+      timeout: 10_000,
+      message: () => `one checkpoint entry at ${Buffer.byteLength(c)}, got ${JSON.stringify(checkpoint())}`,
+    });
+    expect(mem.count).toBe(3);
+
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    agg = undefined;
+    expect(mem.records.map((r) => r.message)).toEqual([
+      "2024-01-01 A plain",
+      "2024-01-01 B boom\n  at one\n  at two",
+      "2024-01-02 C after\n  at three",
+      "2024-01-02 D last",
+    ]);
+    expect(mem.records[3]!.log!.offset).toBe(Buffer.byteLength(c));
+    expect(report.sources.app).toMatchObject({ kind: "file", emitted: 4, linesRead: 7 });
+    expect(report.sources.app!.collector.truncations).toBe(1);
+  });
+});
