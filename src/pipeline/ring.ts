@@ -42,11 +42,6 @@ export class Ring<T> {
     return this.len === 0 ? undefined : this.buf[this.head];
   }
 
-  /** The value at `i` (0 is the oldest), or undefined past the end. */
-  at(i: number): T | undefined {
-    return i >= 0 && i < this.len ? this.buf[(this.head + i) & (this.buf.length - 1)] : undefined;
-  }
-
   /** Remove and return every value, oldest first. */
   drain(): T[] {
     const out = new Array<T>(this.len);

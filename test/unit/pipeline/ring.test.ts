@@ -14,10 +14,6 @@ describe("Ring", () => {
       for (let i = 0; i < 5; i++) expect(r.shift()).toBe(expected.shift());
     }
     expect(r.length).toBe(expected.length);
-    // at(i) reads in FIFO order from the oldest, wrapped or not.
-    expect(Array.from({ length: r.length }, (_, i) => r.at(i))).toEqual(expected);
-    expect(r.at(r.length)).toBeUndefined();
-    expect(r.at(-1)).toBeUndefined();
     r.unshift(-1);
     expect(r.peek()).toBe(-1);
     expect(r.drain()).toEqual([-1, ...expected]);
