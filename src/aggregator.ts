@@ -460,6 +460,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const at = new Date().toISOString();
     for (let i = 0; i < entries.length; i++) {
       const original = entries[i]!;
+      // Held until the dead-letter sink has the copy: not by way of its whole frame.
+      original.detach();
       const reason = reasons[i] ?? "rejected";
       const record: LogRecord = {
         ...original.record,

@@ -31,8 +31,8 @@ export class Entry {
    * When the record arrived as bytes: the channel frame holding them, at `start` (`bytes` long). Offsets rather
    * than a view: a Buffer view per record would cost an object and a native call each.
    */
-  private readonly frame: Buffer | undefined;
-  private readonly start: number = 0;
+  private frame: Buffer | undefined;
+  private start = 0;
   /**
    * When the router admitted it, as ms since ADMIT_EPOCH modulo ADMIT_WRAP. It must stay a Smi: the difference of
    * two Date.now() values is a heap number, and one such store turns the field into a boxed double in every entry
@@ -118,6 +118,19 @@ export class Entry {
   /** Where this record starts in its frame (runs use it to find each record inside a copied span). */
   get frameOffset(): number {
     return this.start;
+  }
+
+  /**
+   * Keep the record as text of its own and let go of its frame. For entries a lane holds long and apart from their
+   * neighbours (retried items, a filtered lane that fell behind): otherwise each keeps its whole frame alive, about
+   * 100 to 250 KB for a record of a few hundred bytes, which the queue's byte bound does not see.
+   */
+  detach(): void {
+    const frame = this.frame;
+    if (frame === undefined) return;
+    this.text ??= frame.toString("utf8", this.start, this.start + this.bytes);
+    this.frame = undefined;
+    this.start = 0;
   }
 
   get record(): LogRecord {

@@ -37,6 +37,8 @@ interface RetryGroup {
 }
 
 const NO_ATTEMPTS: readonly number[] = [];
+/** Records a sparse filtered lane holds before it detaches them from their frames (see SinkPipeline.detaching). */
+const DETACH_AFTER = 256;
 
 export class SinkPipeline {
   /** Counters; `pending` is not kept here but derived from `held` by report() and snapshot(). */
@@ -68,6 +70,13 @@ export class SinkPipeline {
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
   private drainWaiters: Array<() => void> = [];
+  /**
+   * A lane whose filter passes few records holds a few records of each frame. Once it holds more than DETACH_AFTER
+   * (its sink is down or slow), the entries it holds are detached from their frames (see Entry.detach), and new ones
+   * as they come, until it is back under half that.
+   */
+  private readonly filtered: boolean;
+  private detaching = false;
   /** Set by abandon(reason): in-flight entries that come back undelivered are dropped with it. */
   private abandonDrop: DropReason | undefined;
 
@@ -78,6 +87,7 @@ export class SinkPipeline {
     private readonly random: () => number = Math.random,
   ) {
     this.sends = new PQueue({ concurrency: options.concurrency });
+    this.filtered = options.filter !== undefined;
   }
 
   get name(): string {
@@ -133,6 +143,10 @@ export class SinkPipeline {
   private enqueue(entry: Entry): void {
     this.held++;
     this.heldBytes += entry.bytes;
+    if (this.filtered) {
+      if (!this.detaching && this.held > DETACH_AFTER && this.sparse()) this.startDetaching();
+      if (this.detaching) entry.detach();
+    }
     this.waiting.push(entry);
     this.waitingBytes += entry.bytes;
     const b = this.options.batch;
@@ -149,6 +163,23 @@ export class SinkPipeline {
     this.dispatchQueued = false;
     this.dispatch();
   };
+
+  /** The filter passed under a quarter of what reached this lane: each held record stands for a frame 4× its size. */
+  private sparse(): boolean {
+    const c = this.counters;
+    return c.received * 4 < c.received + c.filtered;
+  }
+
+  private startDetaching(): void {
+    this.detaching = true;
+    const waiting = this.waiting;
+    for (let i = 0; i < waiting.length; i++) {
+      const e = waiting.shift()!;
+      e.detach();
+      waiting.push(e);
+    }
+    for (const g of this.retries) for (const e of g.entries) e.detach();
+  }
 
   /** Drop waiting entries, oldest first, until `bytes` more fit. Returns false if that is impossible. */
   private evictOldestFor(bytes: number): boolean {
@@ -489,6 +520,8 @@ export class SinkPipeline {
       this.toDeadLetterOrDrop(exhausted, exhaustedAttempts!, new Array<string>(exhausted.length).fill(why), "retriesExhausted");
     }
     if (again.length === 0) return;
+    // Items retried on their own, or by a lane whose filter passes few, are a few records of each frame.
+    if (!wholeBatch || (this.filtered && this.sparse())) for (let i = 0; i < again.length; i++) again[i]!.detach();
     const delayMs = backoffDelay(maxAttempt, policy, retryAfterMs, this.random);
     const dueAt = Date.now() + delayMs;
     this.retries.push({ entries: again, attempts: againAttempts, dueAt });
@@ -506,6 +539,7 @@ export class SinkPipeline {
       this.heldBytes -= e.bytes;
       e.settleOne(delivered);
     }
+    if (this.detaching && this.held <= DETACH_AFTER >>> 1) this.detaching = false;
   }
 
   /** The dead-letter sink settled the copy of `entry`: delivered there, or lost there too (`deadLetterFailed`). */
