@@ -193,8 +193,9 @@ export class GelfSink implements Sink {
     return this.bulk ? this.sendHttpBulk(batch, ctx.signal) : this.sendHttpSingle(batch, ctx.signal);
   }
 
-  async close(): Promise<void> {
-    if (this.stream !== undefined) await this.stream.close();
+  async close(ctx?: SinkLifecycleContext): Promise<void> {
+    // The signal aborts at the aggregator's close deadline: resends of the replay window stop there.
+    if (this.stream !== undefined) await this.stream.close(ctx?.signal);
     this.http?.close();
     this.udpClosed = true;
     const udp = this.udp;

@@ -102,8 +102,9 @@ export class LogstashSink implements Sink {
     return Outcome.perRecord(out);
   }
 
-  async close(): Promise<void> {
-    if (this.stream !== undefined) await this.stream.close();
+  async close(ctx?: SinkLifecycleContext): Promise<void> {
+    // The signal aborts at the aggregator's close deadline: resends of the replay window stop there.
+    if (this.stream !== undefined) await this.stream.close(ctx?.signal);
     this.http?.close();
   }
 

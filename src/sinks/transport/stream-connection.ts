@@ -57,6 +57,34 @@ export interface StreamConnectionOptions {
 // delay once per connection.
 const TLS13_CONFIRM_MS = 1000;
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal, unref: boolean): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    if (unref) timer.unref();
+    signal.addEventListener("abort", done, { once: true });
+  });
+}
+
+/** Resolves when `p` settles or `signal` aborts, whichever comes first. */
+function untilAborted(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    p.then(done, done);
+  });
+}
+
 interface WriteState {
   readonly socket: net.Socket;
   /** The replayed segments first (`replayed` of them, already reported delivered), then the caller's. */
@@ -73,6 +101,8 @@ interface WriteState {
 
 export class StreamConnection {
   private socket: net.Socket | undefined;
+  /** The socket of a connect in progress. */
+  private connecting: net.Socket | undefined;
   private failures = 0;
   private nextConnectAt = 0;
   private lastFailure: { error: SinkError; reason: string } | undefined;
@@ -114,19 +144,38 @@ export class StreamConnection {
    * End the connection cleanly (FIN after the kernel sent what it holds), destroying it if that takes too long.
    * Records a broken connection left in doubt are written again first; a connection that does not close cleanly
    * (the peer reset it) gets its window resent on a new one, a few times, before the rest counts as resend-lost.
+   * `signal` (the caller's close deadline) stops all of that at once: connects and sockets are destroyed, timers
+   * cleared, and what was not resent counts as resend-lost.
    */
-  async close(): Promise<void> {
-    for (let attempt = 0; attempt < 3 && !this.closed; attempt++) {
+  async close(signal?: AbortSignal): Promise<void> {
+    const stop = signal ?? new AbortController().signal;
+    for (let attempt = 0; attempt < 3 && !this.closed && !stop.aborted; attempt++) {
       if (this.replay.length > 0) {
         // Honour the reconnect backoff rather than give up inside it.
         const wait = Math.min(this.nextConnectAt - Date.now(), this.o.reconnect.maxDelayMs, this.o.connectTimeoutMs);
-        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        await this.write([], AbortSignal.timeout(this.o.connectTimeoutMs));
+        // Unref'd only when the caller bounds the close: a bare `await close()` must not let the process exit here.
+        if (wait > 0) await sleep(wait, stop, signal !== undefined);
+        if (stop.aborted) break;
+        const attemptSignal = new AbortController();
+        const timer = setTimeout(() => attemptSignal.abort(), this.o.connectTimeoutMs).unref();
+        const onStop = (): void => attemptSignal.abort();
+        stop.addEventListener("abort", onStop, { once: true });
+        try {
+          await this.write([], attemptSignal.signal);
+        } finally {
+          clearTimeout(timer);
+          stop.removeEventListener("abort", onStop);
+        }
       }
-      if (await this.endSocket()) break;
+      if (await this.endSocket(stop)) break;
     }
     this.closed = true;
-    await this.lock.catch(() => undefined);
+    if (stop.aborted) {
+      // A connect (from a write still holding the lock) would otherwise run on to its own timeout.
+      this.connecting?.destroy();
+      this.socket?.destroy();
+    }
+    await untilAborted(this.lock, stop);
     if (this.replay.length > 0) {
       this.o.stats.recordsResendLost += this.pendingResend;
       this.replay = [];
@@ -136,9 +185,13 @@ export class StreamConnection {
     socket?.destroy();
   }
 
-  /** FIN, then wait for the close. True when it closed without a reset or error (or there was nothing to close). */
-  private async endSocket(): Promise<boolean> {
-    await this.lock.catch(() => undefined);
+  /**
+   * FIN, then wait for the close. True when it closed without a reset or error (or there was nothing to close).
+   * `stop` destroys the socket at once; the window then stays owed (nothing confirmed the peer has it).
+   */
+  private async endSocket(stop: AbortSignal): Promise<boolean> {
+    await untilAborted(this.lock, stop);
+    if (stop.aborted) return false;
     const socket = this.socket;
     if (socket === undefined || socket.destroyed) return this.replay.length === 0;
     // The window is only owed again if this close fails.
@@ -153,8 +206,14 @@ export class StreamConnection {
       socket.once("error", () => (failed = true));
       // A peer that took everything but does not close its side is not a failure: no resend for it.
       const timer = setTimeout(() => socket.destroy(), this.o.connectTimeoutMs);
+      const onStop = (): void => {
+        failed = true;
+        socket.destroy();
+      };
+      stop.addEventListener("abort", onStop, { once: true });
       socket.once("close", (hadError: boolean) => {
         clearTimeout(timer);
+        stop.removeEventListener("abort", onStop);
         resolve(!failed && !hadError);
       });
       socket.end();
@@ -356,11 +415,13 @@ export class StreamConnection {
     return new Promise<net.Socket>((resolve, reject) => {
       const socket =
         this.o.tls === undefined ? net.connect({ host, port }) : tls.connect({ ...this.o.tls, host, port });
+      this.connecting = socket;
       let settled = false;
       let confirmTimer: NodeJS.Timeout | undefined;
       const finish = (error: unknown): void => {
         if (settled) return;
         settled = true;
+        if (this.connecting === socket) this.connecting = undefined;
         clearTimeout(timer);
         clearTimeout(confirmTimer);
         signal.removeEventListener("abort", onAbort);
