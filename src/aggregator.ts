@@ -40,7 +40,11 @@ export interface StopOptions {
 }
 
 export interface WriteOptions {
-  /** Source name the records are reported under. @default "host" */
+  /**
+   * Source name the records are reported under. Each distinct name is a source of its own, with counters and
+   * acknowledgement state kept for the aggregator's life (about 1 KB): use a few names, and put tenants, requests
+   * and the like in a field of the record instead. @default "host"
+   */
   source?: string;
 }
 
@@ -292,7 +296,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       });
       this.countPreRoutingDrop("unserializable", bad, detail, name, error);
     }
-    this.router.pump();
+    this.router.pump(w);
     return w.enqueuedTotal <= w.admittedTotal ? RESOLVED : w.wait(w.enqueuedTotal);
   }
 

@@ -20,8 +20,13 @@ export class Router {
   private routes: SinkPipeline[] = [];
   private blockingRoutes: SinkPipeline[] = [];
   private hasFilters = false;
-  private readonly producers: Producer[] = [];
-  private rr = 0;
+  private readonly producers = new Set<Producer>();
+  /**
+   * Producers with entries in their inbox, in turn order, each at most once (`queued`): a pump visits only these,
+   * not every producer there is (a host can have thousands of idle `write()` sources).
+   */
+  private readonly ready = new Ring<Producer>(16);
+  private readonly queued = new Set<Producer>();
   private pumping = false;
   private again = false;
   private readonly mask: boolean[] = [];
@@ -37,23 +42,28 @@ export class Router {
   }
 
   addProducer(p: Producer): void {
-    this.producers.push(p);
+    this.producers.add(p);
+    this.enlist(p);
   }
 
   removeProducer(p: Producer): void {
-    const i = this.producers.indexOf(p);
-    if (i >= 0) this.producers.splice(i, 1);
+    this.producers.delete(p);
+    this.queued.delete(p); // its slot in `ready` is skipped
   }
 
   /** Entries waiting in every inbox. */
   get waiting(): number {
     let n = 0;
-    for (const p of this.producers) n += p.inbox.length;
+    for (const p of this.queued) n += p.inbox.length;
     return n;
   }
 
-  /** Admit as much as the queues allow, fairly across producers. Safe to call often. */
-  pump(): void {
+  /**
+   * Admit as much as the queues allow, fairly across producers. Safe to call often. `from`: a producer that just
+   * put entries in its inbox (it joins the turn order).
+   */
+  pump(from?: Producer): void {
+    if (from !== undefined) this.enlist(from);
     if (this.pumping) {
       this.again = true;
       return;
@@ -69,16 +79,24 @@ export class Router {
     }
   }
 
+  /** Put a registered producer with waiting entries in line for turns (once). */
+  private enlist(p: Producer): void {
+    if (p.inbox.length > 0 && !this.queued.has(p) && this.producers.has(p)) {
+      this.queued.add(p);
+      this.ready.push(p);
+    }
+  }
+
   private pumpOnce(): void {
-    const producers = this.producers;
+    const ready = this.ready;
     let progress = true;
     while (progress) {
       progress = false;
-      const n = producers.length;
-      if (n === 0) return;
       const now = Date.now();
-      for (let k = 0; k < n; k++) {
-        const p = producers[(this.rr + k) % n]!;
+      // One turn for each producer in line.
+      for (let k = ready.length; k > 0; k--) {
+        const p = ready.shift()!;
+        if (!this.queued.has(p)) continue; // removed meanwhile
         const inbox = p.inbox;
         let admitted = 0;
         let bytes = 0;
@@ -91,12 +109,16 @@ export class Router {
           this.route(e);
           admitted++;
         }
+        if (inbox.length > 0) ready.push(p);
+        else this.queued.delete(p);
         if (admitted > 0) {
           progress = true;
           p.onAdmitted(admitted, bytes);
         }
       }
-      this.rr = (this.rr + 1) % Math.max(1, producers.length);
+      // The next pass starts one further along: a producer that found the queues full goes ahead of the one that
+      // filled them.
+      if (ready.length > 1) ready.push(ready.shift()!);
     }
   }
 

@@ -253,7 +253,7 @@ export class CollectorRuntime implements SourceRuntime {
     this.receivedBytes += recordBytes;
     if (this.unsentRecords > 0 && this.creditLow()) this.sendCredit();
     if (bad > 0) this.host.dropUnserializable(this.name, bad, "collector sent a record that is not a JSON object");
-    this.host.router.pump();
+    this.host.router.pump(this);
   }
 
   /** Admitted but not yet credited back (see onAdmitted). */
