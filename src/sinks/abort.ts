@@ -18,9 +18,10 @@ export function checkAborted(sink: string, signal: AbortSignal | undefined): voi
 
 /**
  * Wait `ms` with the global `setTimeout` as it is at call time, so `vi.useFakeTimers()` controls it.
- * Rejects with `abortedError` as soon as the signal aborts (and clears the timer).
+ * Rejects with `abortedError` as soon as the signal aborts (and clears the timer). `unref`: the wait alone does not
+ * keep the process alive (for waits bounded by a deadline of the caller's).
  */
-export function sleep(sink: string, ms: number, signal: AbortSignal | undefined): Promise<void> {
+export function sleep(sink: string, ms: number, signal: AbortSignal | undefined, unref = false): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     if (signal?.aborted === true) return reject(abortedError(sink, signal));
     const onAbort = (): void => {
@@ -31,6 +32,7 @@ export function sleep(sink: string, ms: number, signal: AbortSignal | undefined)
       signal?.removeEventListener("abort", onAbort);
       resolve();
     }, ms);
+    if (unref) timer.unref();
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

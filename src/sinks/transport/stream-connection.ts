@@ -13,6 +13,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { SinkError } from "../../errors.js";
+import { sleep, untilSettledOrAborted } from "../abort.js";
 import type { SinkStats } from "../stats.js";
 import type { ResolvedReconnect } from "./options.js";
 import { isTlsError, tlsError } from "./tls.js";
@@ -56,34 +57,6 @@ export interface StreamConnectionOptions {
 // tickets. Without this wait the first writes would "succeed" and then vanish. Servers that send no tickets cost this
 // delay once per connection.
 const TLS13_CONFIRM_MS = 1000;
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal, unref: boolean): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    if (unref) timer.unref();
-    signal.addEventListener("abort", done, { once: true });
-  });
-}
-
-/** Resolves when `p` settles or `signal` aborts, whichever comes first. */
-function untilAborted(p: Promise<unknown>, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = (): void => {
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    signal.addEventListener("abort", done, { once: true });
-    p.then(done, done);
-  });
-}
 
 interface WriteState {
   readonly socket: net.Socket;
@@ -154,7 +127,7 @@ export class StreamConnection {
         // Honour the reconnect backoff rather than give up inside it.
         const wait = Math.min(this.nextConnectAt - Date.now(), this.o.reconnect.maxDelayMs, this.o.connectTimeoutMs);
         // Unref'd only when the caller bounds the close: a bare `await close()` must not let the process exit here.
-        if (wait > 0) await sleep(wait, stop, signal !== undefined);
+        if (wait > 0) await sleep(this.o.sink, wait, stop, signal !== undefined).catch(() => undefined);
         if (stop.aborted) break;
         const attemptSignal = new AbortController();
         const timer = setTimeout(() => attemptSignal.abort(), this.o.connectTimeoutMs).unref();
@@ -175,7 +148,7 @@ export class StreamConnection {
       this.connecting?.destroy();
       this.socket?.destroy();
     }
-    await untilAborted(this.lock, stop);
+    await untilSettledOrAborted(this.o.sink, this.lock, stop).catch(() => undefined);
     if (this.replay.length > 0) {
       this.o.stats.recordsResendLost += this.pendingResend;
       this.replay = [];
@@ -190,7 +163,7 @@ export class StreamConnection {
    * `stop` destroys the socket at once; the window then stays owed (nothing confirmed the peer has it).
    */
   private async endSocket(stop: AbortSignal): Promise<boolean> {
-    await untilAborted(this.lock, stop);
+    await untilSettledOrAborted(this.o.sink, this.lock, stop).catch(() => undefined);
     if (stop.aborted) return false;
     const socket = this.socket;
     if (socket === undefined || socket.destroyed) return this.replay.length === 0;
