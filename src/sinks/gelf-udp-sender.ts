@@ -102,6 +102,7 @@ export class UdpSender {
   private nextId = 0;
   private failure: Error | undefined;
   private closing = false;
+  private retiring = false;
 
   private constructor(private readonly worker: Worker) {
     worker.on("message", (m: { kind: string; id: number; sent: number; failed: (number | string)[] }) => {
@@ -109,6 +110,7 @@ export class UdpSender {
       const w = this.waiters.get(m.id);
       this.waiters.delete(m.id);
       w?.resolve({ sent: m.sent, failed: m.failed });
+      if (this.retiring && this.waiters.size === 0) void this.close();
     });
     worker.on("error", (error) => this.fail(error));
     worker.on("exit", (code) => this.fail(new Error(`the UDP sender thread exited (code ${code})`)));
@@ -151,9 +153,15 @@ export class UdpSender {
     });
   }
 
-  /** False once the thread died: the owner opens a new sender. */
+  /** False once the thread died or is retiring: the owner opens a new sender. */
   get alive(): boolean {
-    return this.failure === undefined && !this.closing;
+    return this.failure === undefined && !this.closing && !this.retiring;
+  }
+
+  /** Close once every batch already handed over has been answered (none of them is cut short). */
+  retire(): void {
+    this.retiring = true;
+    if (this.waiters.size === 0) void this.close();
   }
 
   /**

@@ -1,5 +1,6 @@
 // GelfSink: ships records to Graylog as GELF 1.1 over UDP (chunked), TCP/TLS (NUL-framed) or HTTP(S) (single or bulk).
 import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import { gzipSync, deflateSync } from "node:zlib";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
@@ -74,6 +75,8 @@ type Transport = "udp" | "stream" | "http";
 // Records encoded for UDP between two event-loop turns (a power of two): the host app gets a turn every ms or so.
 const ENCODE_YIELD_EVERY = 256;
 const DEFAULT_HTTP_PATH = "/gelf";
+/** How often a UDP sink looks its host name up again (see refreshUdpAddress). */
+const UDP_RESOLVE_EVERY_MS = 60_000;
 
 export class GelfSink implements Sink {
   readonly name: string;
@@ -88,7 +91,7 @@ export class GelfSink implements Sink {
   private readonly bulk: boolean;
   private readonly concurrency: number;
   private readonly stats = new SinkStats();
-  private readonly counters = { truncated: 0, rejected_too_large: 0, datagrams: 0, udp_send_errors: 0 };
+  private readonly counters = { truncated: 0, rejected_too_large: 0, datagrams: 0, udp_send_errors: 0, udp_readdressed: 0 };
   private readonly ids = new MessageIdPool();
   /** Builds GELF from records held as bytes, for the records it can (see gelf-bytes.ts). */
   private readonly encoder: GelfBytesEncoder;
@@ -97,6 +100,9 @@ export class GelfSink implements Sink {
   private udp: UdpSender | undefined;
   private udpOpening: Promise<UdpSender> | undefined;
   private udpClosed = false;
+  /** The address the sender's socket is connected to, and when the host name was last looked up. */
+  private udpAddress: string | undefined;
+  private udpResolvedAt = 0;
 
   constructor(options: GelfSinkOptions) {
     if (options === null || typeof options !== "object") {
@@ -223,12 +229,31 @@ export class GelfSink implements Sink {
         throw new SinkError("ERR_SINK_SEND", `GelfSink "${this.name}" is closed`, { sink: this.name });
       }
       this.udp = sender;
+      this.udpAddress = address;
+      this.udpResolvedAt = Date.now();
       return sender;
     })().finally(() => (this.udpOpening = undefined));
     return this.udpOpening;
   }
 
+  /**
+   * Look the host name up again every UDP_RESOLVE_EVERY_MS: the socket is connected to one address, and UDP says
+   * nothing when nobody listens there any more (a Graylog moved by DNS would otherwise get nothing, silently). On a
+   * new address the current sender is retired after its batches and the next send connects anew. A failed lookup
+   * keeps the current address.
+   */
+  private async refreshUdpAddress(): Promise<void> {
+    if (this.udp === undefined || Date.now() - this.udpResolvedAt < UDP_RESOLVE_EVERY_MS || isIP(this.endpoint.hostname) !== 0) return;
+    this.udpResolvedAt = Date.now();
+    const found = await lookup(this.endpoint.hostname).catch(() => undefined);
+    if (found === undefined || found.address === this.udpAddress || this.udp === undefined) return;
+    this.udp.retire();
+    this.udp = undefined;
+    this.counters.udp_readdressed++;
+  }
+
   private async sendUdp(batch: Batch, signal: AbortSignal): Promise<SendResult> {
+    await this.refreshUdpAddress();
     let sender: UdpSender;
     try {
       sender = await this.openUdp();

@@ -43,11 +43,12 @@ export class GelfUdpReceiver {
     socket.on("message", (buf) => this.onDatagram(buf));
   }
 
-  static async start(options: { maxDatagram?: number } = {}): Promise<GelfUdpReceiver> {
+  /** On 127.0.0.1 and a free port, unless `address`/`port` say otherwise (any 127.x.y.z is loopback on Linux). */
+  static async start(options: { maxDatagram?: number; address?: string; port?: number } = {}): Promise<GelfUdpReceiver> {
     const socket = dgram.createSocket({ type: "udp4", recvBufferSize: 4 * 1024 * 1024 });
     await new Promise<void>((resolve, reject) => {
       socket.once("error", reject);
-      socket.bind(0, "127.0.0.1", () => resolve());
+      socket.bind(options.port ?? 0, options.address ?? "127.0.0.1", () => resolve());
     });
     return new GelfUdpReceiver(socket, (socket.address() as AddressInfo).port, options.maxDatagram);
   }

@@ -249,6 +249,26 @@ describe("GelfSink over UDP: the sender thread", () => {
   });
 });
 
+describe("UdpSender.retire", () => {
+  it("finishes the batches it already holds, then closes", async () => {
+    const rx = await GelfUdpReceiver.start();
+    cleanups.push(() => rx.close());
+    const sender = await UdpSender.open({ address: "127.0.0.1", port: rx.port, family: 4 });
+    cleanups.push(() => sender.close());
+    const n = 5000;
+    const datagrams = Array.from({ length: n }, (_, i) => Buffer.from(JSON.stringify({ version: "1.1", host: "h", short_message: `m${i}` })));
+    const offsets = new Int32Array(n + 1);
+    for (let i = 0; i < n; i++) offsets[i + 1] = offsets[i]! + datagrams[i]!.length;
+    const pending = sender.send(new Uint8Array(Buffer.concat(datagrams)), offsets, new AbortController().signal);
+    sender.retire();
+    expect(sender.alive).toBe(false);
+    expect(await pending).toEqual({ sent: n, failed: [] });
+    await received(rx, n);
+    const again = new Uint8Array(datagrams[0]!);
+    await expect(sender.send(again, new Int32Array([0, again.length]), new AbortController().signal)).rejects.toThrow(/closed|exited/);
+  });
+});
+
 describe("GelfSink over UDP to a name that does not resolve", () => {
   // RFC 6761: `.invalid` never resolves, so the lookup fails (ENOTFOUND) wherever the suite runs.
   const url = "udp://gelf.example.invalid:12201";
