@@ -6,7 +6,7 @@ const MAX_WATCHED_DIRECTORIES = 64;
 
 export class DirWatcher {
   readonly #watchers = new Map<string, FSWatcher>();
-  /** Directories that refused a watch; not retried (polling covers them). */
+  /** Directories that refused a watch; not retried while they stay wanted (polling covers them). */
   readonly #failed = new Set<string>();
   readonly #onChange: (eventType: string) => void;
 
@@ -24,6 +24,8 @@ export class DirWatcher {
         this.#watchers.delete(dir);
       }
     }
+    // Forget refusals of directories no longer followed (dated log directories come and go): bounded by `dirs`.
+    for (const dir of this.#failed) if (!wanted.has(dir)) this.#failed.delete(dir);
     for (const dir of wanted) {
       if (this.#watchers.size >= MAX_WATCHED_DIRECTORIES) break;
       if (this.#watchers.has(dir) || this.#failed.has(dir)) continue;
