@@ -84,6 +84,41 @@ describe("entries a lane holds apart from their frames", () => {
     }
   });
 
+  it("records already waiting out a backoff are detached too once the lane turns sparse", async () => {
+    // The filter passes every record at first (n < 300), then 1 in 50: the first batch fails while the lane is
+    // still dense, so it waits out its 2 s backoff attached to its frames, until the lane holds more than 256 of a
+    // sparse stream and detaches everything it holds. Then the sink takes it all.
+    const firstBatch = new Set<number>();
+    const delivered = new Map<number, boolean>(); // n → still frame bytes when delivered
+    let sends = 0;
+    const alerts = {
+      name: "alerts",
+      send(batch: Batch): SendResult {
+        const ns = entriesOf(batch).map((e) => (JSON.parse(e.json) as { n: number }).n);
+        if (sends++ === 0) {
+          for (const n of ns) firstBatch.add(n);
+          return Outcome.retry("down", 2_000);
+        }
+        entriesOf(batch).forEach((e, i) => delivered.set(ns[i]!, e.hasBytes));
+        return Outcome.delivered;
+      },
+    };
+    const passes = (n: number): boolean => n < 300 || n % 50 === 0;
+    const expected = Array.from({ length: LINES }, (_, n) => n).filter(passes).length;
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 }, retry: { baseDelayMs: 5, maxDelayMs: 2_000 } })
+      .addSource(source())
+      .addSink(flowingSink("main", passes).sink)
+      .addSink(alerts, { filter: (r) => typeof r.n === "number" && passes(r.n) });
+    await agg.start();
+    try {
+      await waitFor(() => delivered.size === expected, { timeout: 30_000, message: () => `alerts delivered ${delivered.size} of ${expected}` });
+      expect(firstBatch.size).toBeGreaterThan(0);
+      expect([...firstBatch].filter((n) => delivered.get(n) !== false), "first batch still pointing into frames").toEqual([]);
+    } finally {
+      await agg.stop({ timeoutMs: 2_000 });
+    }
+  });
+
   it("items retried on their own are detached; the rest of their batch is delivered as frame bytes", async () => {
     const attempts = new Map<number, boolean[]>(); // n → hasBytes at each attempt
     const sink = {
