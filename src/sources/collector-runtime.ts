@@ -333,15 +333,17 @@ export class CollectorRuntime implements SourceRuntime {
    */
   private spawnFailed(cause: unknown): CollectorError {
     const message = `collector "${this.name}" could not be started: ${cause instanceof Error ? cause.message : String(cause)}`;
-    const make = (code: "ERR_COLLECTOR_CRASHED" | "ERR_COLLECTOR_FAILED", text: string): CollectorError => {
-      const err = new CollectorError(code, redact(text), { source: this.name, cause });
-      err.restarts = this.restarts;
-      err.stderrTail = [];
-      return err;
-    };
     this.proc = undefined;
-    this.scheduleRestart(0, () => make("ERR_COLLECTOR_FAILED", `${message}; ${this.o.restart.maxRestarts + 1} failures within ${this.o.restart.windowMs} ms, giving up`));
-    return make("ERR_COLLECTOR_CRASHED", message);
+    this.scheduleRestart(0, () =>
+      this.collectorError(
+        "ERR_COLLECTOR_FAILED",
+        `${message}; ${this.o.restart.maxRestarts + 1} failures within ${this.o.restart.windowMs} ms, giving up`,
+        undefined,
+        undefined,
+        cause,
+      ),
+    );
+    return this.collectorError("ERR_COLLECTOR_CRASHED", message, undefined, undefined, cause);
   }
 
   /** After an incarnation ended unexpectedly: restart it after the policy's backoff, or give up for good. */
@@ -410,15 +412,17 @@ export class CollectorRuntime implements SourceRuntime {
   private collectorError(
     code: "ERR_COLLECTOR_START_TIMEOUT" | "ERR_COLLECTOR_CRASHED" | "ERR_COLLECTOR_FAILED" | "ERR_CHANNEL_PROTOCOL",
     message: string,
-    proc: SpawnedCollector,
+    /** Undefined when no process was ever made (a failed spawn). */
+    proc: SpawnedCollector | undefined,
     exit?: { code: number | null; signal: NodeJS.Signals | null },
+    cause?: unknown,
   ): CollectorError {
-    const err = new CollectorError(code, message, { source: this.name });
-    err.exitCode = exit?.code ?? proc.child.exitCode;
-    err.signal = exit?.signal ?? proc.child.signalCode;
-    err.forceKilled = proc.forceKilled;
+    const err = new CollectorError(code, message, { source: this.name, cause });
+    err.exitCode = exit?.code ?? proc?.child.exitCode ?? null;
+    err.signal = exit?.signal ?? proc?.child.signalCode ?? null;
+    err.forceKilled = proc?.forceKilled ?? false;
     err.restarts = this.restarts;
-    err.stderrTail = proc.stderrTail.map(redact);
+    err.stderrTail = proc?.stderrTail.map(redact) ?? [];
     return err;
   }
 
