@@ -39,6 +39,8 @@ interface RetryGroup {
 const NO_ATTEMPTS: readonly number[] = [];
 /** Records a sparse filtered lane holds before it detaches them from their frames (see SinkPipeline.detaching). */
 const DETACH_AFTER = 256;
+/** A filtered lane judges its pass rate over the last one or two windows of this many records (passed + filtered). */
+const RATE_WINDOW = 4096;
 
 export class SinkPipeline {
   /** Counters; `pending` is not kept here but derived from `held` by report() and snapshot(). */
@@ -77,6 +79,9 @@ export class SinkPipeline {
    */
   private readonly filtered: boolean;
   private detaching = false;
+  /** The pass rate's window: counters at the current window's start, and what the previous window saw. */
+  private windowStart = { received: 0, filtered: 0 };
+  private previousWindow = { received: 0, filtered: 0 };
   /** Set by abandon(reason): in-flight entries that come back undelivered are dropped with it. */
   private abandonDrop: DropReason | undefined;
 
@@ -144,6 +149,7 @@ export class SinkPipeline {
     this.held++;
     this.heldBytes += entry.bytes;
     if (this.filtered) {
+      this.rollWindow();
       if (!this.detaching && this.held > DETACH_AFTER && this.sparse()) this.startDetaching();
       if (this.detaching) entry.detach();
     }
@@ -164,10 +170,25 @@ export class SinkPipeline {
     this.dispatch();
   };
 
-  /** The filter passed under a quarter of what reached this lane: each held record stands for a frame 4× its size. */
+  /**
+   * The filter passed under a quarter of what recently reached this lane: each held record stands for a frame 4× its
+   * size. Recent, not lifetime: a lane that passed everything for an hour and now passes 1 % is sparse now.
+   */
   private sparse(): boolean {
     const c = this.counters;
-    return c.received * 4 < c.received + c.filtered;
+    const received = c.received - this.windowStart.received + this.previousWindow.received;
+    const filtered = c.filtered - this.windowStart.filtered + this.previousWindow.filtered;
+    return received * 4 < received + filtered;
+  }
+
+  /** Start a new rate window once the current one saw RATE_WINDOW records (called as records are queued). */
+  private rollWindow(): void {
+    const c = this.counters;
+    const received = c.received - this.windowStart.received;
+    const filtered = c.filtered - this.windowStart.filtered;
+    if (received + filtered < RATE_WINDOW) return;
+    this.previousWindow = { received, filtered };
+    this.windowStart = { received: c.received, filtered: c.filtered };
   }
 
   private startDetaching(): void {

@@ -1,0 +1,111 @@
+import { describe, expect, it } from "vitest";
+import { resolveAggregatorOptions, resolveSinkOptions } from "../../../src/options.js";
+import { Entry } from "../../../src/pipeline/entry.js";
+import { SinkPipeline, type PipelineHooks } from "../../../src/pipeline/sink-pipeline.js";
+import type { Sink } from "../../../src/sinks/sink.js";
+
+const RECORD = '{"m":"a record of a frame"}';
+
+/** `count` entries held in place in one frame, as the host holds records from a collector. */
+function frameEntries(count: number): Entry[] {
+  const frame = Buffer.from(Array.from({ length: count }, () => RECORD).join("\n"));
+  const bytes = Buffer.byteLength(RECORD);
+  return Array.from({ length: count }, (_, i) => new Entry(frame, bytes, undefined, i, undefined, i * (bytes + 1)));
+}
+
+const hooks: PipelineHooks = {
+  delivered: () => undefined,
+  dropped: () => undefined,
+  retry: () => undefined,
+  deadLetter: () => false,
+  sinkError: () => undefined,
+  capacity: () => undefined,
+};
+
+/** A sink that delivers until `down` is set, then holds every send until `release()`. */
+function switchableSink(): Sink & { down: boolean; release(): void } {
+  let releases: Array<() => void> = [];
+  return {
+    name: "errors-only",
+    down: false,
+    send() {
+      if (!this.down) return;
+      return new Promise<void>((resolve) => releases.push(resolve));
+    },
+    release() {
+      for (const r of releases) r();
+      releases = [];
+    },
+  };
+}
+
+/** Route entries the way the router does for a filtered lane: `passEvery`-th entry in, the rest counted as filtered. */
+function route(pipeline: SinkPipeline, entries: Entry[], passEvery: number): Entry[] {
+  const passed: Entry[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    if (i % passEvery !== 0) {
+      pipeline.counters.filtered++;
+      continue;
+    }
+    entries[i]!.pending = 1;
+    pipeline.accept(entries[i]!);
+    passed.push(entries[i]!);
+  }
+  return passed;
+}
+
+describe("SinkPipeline: a filtered lane detaches what it holds by its recent pass rate", () => {
+  it("a lane that passed everything for long, then 1 %, detaches once its sink falls behind", async () => {
+    const sink = switchableSink();
+    const options = resolveSinkOptions(
+      { filter: () => true, batch: { maxRecords: 100, maxWaitMs: 0 }, concurrency: 1 },
+      resolveAggregatorOptions(undefined),
+      undefined,
+    );
+    const pipeline = new SinkPipeline(sink, options, hooks);
+    pipeline.startSending();
+
+    // A long dense history: 200,000 records, every one passed and delivered.
+    for (let k = 0; k < 20; k++) {
+      route(pipeline, frameEntries(10_000), 1);
+      await pipeline.drain();
+    }
+    expect(pipeline.counters.delivered).toBe(200_000);
+
+    // Now the filter passes 1 record in 100 and the sink stops answering: 600 held (one batch of 100 in flight).
+    sink.down = true;
+    const held = route(pipeline, frameEntries(60_000), 100);
+    expect(held).toHaveLength(600);
+    await new Promise((r) => setImmediate(r));
+    const waiting = held.slice(100);
+    // Over its lifetime the lane passed 200,600 of 259,400 records (77 %), lately 1 %: it is sparse now, so the 500
+    // waiting records keep text of their own rather than 60,000-record frames.
+    expect(waiting.filter((e) => e.hasBytes)).toHaveLength(0);
+    expect(waiting.every((e) => e.json === RECORD)).toBe(true);
+
+    sink.down = false;
+    sink.release();
+    await pipeline.drain();
+    expect(pipeline.counters.delivered).toBe(200_600);
+  });
+
+  it("a lane that passes most records keeps them in their frames while its sink is down", async () => {
+    const sink = switchableSink();
+    const options = resolveSinkOptions(
+      { filter: () => true, batch: { maxRecords: 100, maxWaitMs: 0 }, concurrency: 1 },
+      resolveAggregatorOptions(undefined),
+      undefined,
+    );
+    const pipeline = new SinkPipeline(sink, options, hooks);
+    pipeline.startSending();
+    sink.down = true;
+    const held = route(pipeline, frameEntries(20_000), 2);
+    expect(held).toHaveLength(10_000);
+    await new Promise((r) => setImmediate(r));
+    expect(held.filter((e) => e.hasBytes)).toHaveLength(10_000);
+    sink.down = false;
+    sink.release();
+    await pipeline.drain();
+    expect(pipeline.counters.delivered).toBe(10_000);
+  });
+});
