@@ -125,17 +125,33 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
     try {
       const data = JSON.parse(text) as { version?: unknown; files?: unknown };
       if (data.version !== FORMAT_VERSION || !Array.isArray(data.files)) throw new TypeError("unknown format");
+      // Forgetting counts the time this store ran without seeing a file, not the time since the stored lastSeen:
+      // a host down for a day (or a file idle for a day, whose lastSeen no write refreshed) must not lose its
+      // positions to the first write of the first scan, before the scan reached those files.
+      const loadedAt = this.#options.now();
       for (const raw of data.files) {
         const entry = parseEntry(raw);
         if (entry === undefined) continue;
+        entry.lastSeen = loadedAt;
         this.#entries.set(entry.fileKey, entry);
         this.#byIdentity.set(`${entry.device}:${entry.inode}`, entry.fileKey);
       }
+      this.#resumed = true;
     } catch (error) {
       this.#report("parse", error);
       await rename(this.#options.file, `${this.#options.file}.corrupt`).catch(() => undefined);
     }
   }
+
+  /**
+   * True once load() read a checkpoint file of this source (even one listing no files): the source ran before with
+   * this directory, so a file without an entry appeared since and is new, whatever `startAt` says.
+   */
+  get resumed(): boolean {
+    return this.#resumed;
+  }
+
+  #resumed = false;
 
   get(fileKey: string): CheckpointEntry | undefined {
     return this.#entries.get(fileKey);
@@ -372,7 +388,7 @@ function parseEntry(raw: unknown): CheckpointEntry | undefined {
     fingerprint: r.fingerprint as string,
     fingerprintBytes: r.fingerprintBytes as number,
     offset: r.offset as number,
-    lastSeen: typeof r.lastSeen === "number" ? r.lastSeen : Date.now(),
+    lastSeen: typeof r.lastSeen === "number" ? r.lastSeen : 0,
   };
 }
 

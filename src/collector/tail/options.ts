@@ -19,8 +19,10 @@ export interface FileTailerOptions {
   /** Directory relative globs resolve against. @default process.cwd() */
   cwd?: string;
   /**
-   * Where to start in a file found at start-up that has no checkpoint. Files that appear later are always read
-   * from their first byte (as Filebeat does), since everything in them was written after we started watching.
+   * Where to start in a file found when the source first starts. Files that appear later are always read from
+   * their first byte (as Filebeat does), since everything in them was written after we started watching. So are
+   * files without a checkpoint once the source resumes from a checkpoint file (a host or collector restart): they
+   * appeared while it was not running.
    * @default "beginning"
    */
   startAt?: "beginning" | "end";

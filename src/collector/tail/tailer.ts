@@ -449,7 +449,10 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
           // original is truncated (copytruncate) or after rotateWaitMs (a distinct file with the same start).
           this.#pending.set(id, { path: p, hash: fingerprint.hash, since: Date.now() });
           return;
-        } else if (initial) {
+        } else if (initial && this.#store?.resumed !== true) {
+          // startAt is for a source's first start. A source resuming from its checkpoints (a host restart, or this
+          // collector restarted after a crash) has no position for this file because it appeared since: read it
+          // all, as a file that appears while running is (a rotation during the restart's backoff, for example).
           offset = this.#o.startAt === "end" ? size : 0;
           reason = this.#o.startAt === "end" ? "start-end" : "start-beginning";
         } else {

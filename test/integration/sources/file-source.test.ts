@@ -1,5 +1,5 @@
 // FileSource end to end: real files, real collector children, checkpoints committed only from acks.
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -105,6 +105,37 @@ describe("FileSource", () => {
     expect(await run(1_000)).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
     appendFileSync(file, lines(1_000, 10));
     expect(await run(10)).toEqual(Array.from({ length: 10 }, (_, i) => 1_000 + i));
+  });
+
+  it("startAt end after a day down: every file resumes at its checkpoint, files that appeared meanwhile are read whole", async () => {
+    const record = (id: string): string => JSON.stringify({ level: "info", msg: id, id }) + "\n";
+    const names = Array.from({ length: 20 }, (_, f) => `f${String(f).padStart(2, "0")}`);
+    for (const f of names) writeFileSync(join(dir, `${f}.log`), record(`${f}-0`) + record(`${f}-1`));
+    const cpFile = join(dir, "cp", "app.json");
+    const run = async (expected: number): Promise<string[]> => {
+      const mem = new MemorySink({ name: "mem" });
+      const agg = new Aggregator({ checkpointDir: join(dir, "cp"), batch: { maxWaitMs: 10 } })
+        .addSource(new FileSource({ name: "app", paths: [join(dir, "*.log*")], parser: "json", startAt: "end", pollIntervalMs: 20 }))
+        .addSink(mem);
+      await agg.start();
+      if (expected > 0) await mem.waitForCount(expected, { timeout: 20_000 });
+      const report = await agg.stop({ timeoutMs: 10_000 });
+      expect(report.timedOut).toBe(false);
+      return mem.records.map((r) => r.id as string).sort();
+    };
+    expect(await run(0)).toEqual([]);
+    const saved = JSON.parse(readFileSync(cpFile, "utf8")) as { files: Array<{ path: string; offset: number; lastSeen: number }> };
+    expect(saved.files).toHaveLength(20);
+    // Down for 25 hours (as the stored lastSeen says); meanwhile every file grows, f00 is rotated and g appears.
+    for (const e of saved.files) e.lastSeen = Date.now() - 25 * 3_600_000;
+    writeFileSync(cpFile, JSON.stringify(saved));
+    for (const f of names) appendFileSync(join(dir, `${f}.log`), record(`${f}-2`) + record(`${f}-3`) + record(`${f}-4`));
+    renameSync(join(dir, "f00.log"), join(dir, "f00.log.1"));
+    writeFileSync(join(dir, "f00.log"), record("f00b-0") + record("f00b-1"));
+    writeFileSync(join(dir, "g.log"), record("g-0") + record("g-1"));
+    const expected = [...names.flatMap((f) => [2, 3, 4].map((i) => `${f}-${i}`)), "f00b-0", "f00b-1", "g-0", "g-1"].sort();
+    const got = await run(expected.length);
+    expect(got).toEqual(expected);
   });
 
   it("a blocked sink stops the tail: its read position stops advancing, memory stays within the bounds, then all arrive", async () => {

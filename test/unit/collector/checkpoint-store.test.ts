@@ -185,6 +185,31 @@ describe("CheckpointStore", () => {
     expect(store.stats().forgotten).toBe(1);
   });
 
+  it("counts unseen time from load: entries last seen long before (host down a day) survive the first write", async () => {
+    let now = 10 * 86_400_000;
+    const day = 86_400_000;
+    writeFileSync(
+      path.join(root, "s.json"),
+      JSON.stringify({ version: 1, source: "s", files: [1, 2, 3].map((i) => ({ ...entry(`k${i}`, { inode: `${i}` }), offset: 100 * i, lastSeen: now - 2 * day })) }),
+    );
+    const store = new CheckpointStore({ dir: root, source: "s", now: () => now });
+    await store.load();
+    // The first scan finds k1 and writes before it reaches k2 and k3.
+    store.upsert({ ...entry("k1", { inode: "1" }) });
+    expect(await store.flush()).toBe(true);
+    expect(onDisk(store).files.map((f) => [f.fileKey, f.offset])).toEqual([["k1", 100], ["k2", 200], ["k3", 300]]);
+    expect(store.stats().forgotten).toBe(0);
+    // Files this store does not see for forgetAfterMs while it runs are forgotten as before.
+    now += day - 1;
+    store.touch("k1");
+    store.touch("k2");
+    now += 2;
+    store.upsert({ ...entry("k1", { inode: "1", path: "/var/log/moved.log" }) });
+    await store.flush();
+    expect(onDisk(store).files.map((f) => f.fileKey)).toEqual(["k1", "k2"]);
+    expect(store.stats().forgotten).toBe(1);
+  });
+
   it("a missing checkpoint file (or directory) is an empty store, not an error", async () => {
     const store = new CheckpointStore({ dir: path.join(root, "missing"), source: "s" });
     const errors: unknown[] = [];
