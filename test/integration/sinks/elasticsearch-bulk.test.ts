@@ -130,6 +130,32 @@ describe("ElasticsearchSink: request-level failures", () => {
     expect(countBy(fake.stored)).toEqual({ a: 1, b: 1 });
   });
 
+  it("a failed request never walks its body (the client's redaction copies error metadata, body included)", async () => {
+    const { fake, sink } = await setup();
+    const records = Array.from({ length: 2_000 }, (_, i) => ({ message: `${i} ${"z".repeat(500)}` }));
+    const entries = Object.entries;
+    let bytesWalked = 0;
+    Object.entries = ((o: object) => {
+      if (o instanceof Uint8Array) bytesWalked += o.length;
+      return entries(o);
+    }) as typeof Object.entries;
+    try {
+      fake.behaviors.push({ kind: "status", status: 429, headers: { "retry-after": "1" } }, { kind: "status", status: 503 }, { kind: "reset" });
+      const answers = [];
+      for (let k = 0; k < 3; k++) answers.push((await sendRecords(sink, records))[0]);
+      expect(answers).toMatchObject([
+        { status: "retry", reason: "http_429", retryAfterMs: 1000 },
+        { status: "retry", reason: "http_503" },
+        { status: "retry", reason: "connection_error" },
+      ]);
+    } finally {
+      Object.entries = entries;
+    }
+    // 3 × 1 MB bodies: the transport's default redaction called Object.entries on each of them.
+    expect(bytesWalked).toBe(0);
+    expect(fake.bulkRequests).toBe(3);
+  });
+
   it("rejects every record of a request that fails with 400 at the request level", async () => {
     const { fake, sink } = await setup();
     fake.behaviors.push({ kind: "status", status: 400, body: { error: { type: "illegal_argument_exception", reason: "request [/_bulk] contains unrecognized parameter" }, status: 400 } });
