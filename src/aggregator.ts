@@ -13,10 +13,12 @@ import {
   resolveSinkOptions,
 } from "./options.js";
 import { AckTracker } from "./pipeline/ack-tracker.js";
+import { backoffDelay } from "./pipeline/backoff.js";
 import { type AckTarget, Entry } from "./pipeline/entry.js";
 import { Ring } from "./pipeline/ring.js";
 import { Router, type Producer } from "./pipeline/router.js";
 import { describe, serializeRecord } from "./pipeline/serialize.js";
+import { MAX_TIMER_MS } from "./util/validate.js";
 import { type PipelineHooks, SinkPipeline } from "./pipeline/sink-pipeline.js";
 import type { LogRecord, LogRecordInput } from "./record.js";
 import {
@@ -28,6 +30,7 @@ import {
   type SourceMetricsSnapshot,
   toPrometheus,
 } from "./report.js";
+import { sleep } from "./sinks/abort.js";
 import type { Sink } from "./sinks/sink.js";
 import type { SourceDefinition, SourceHost, SourceRuntime } from "./sources/runtime.js";
 import { redact } from "./util/redact.js";
@@ -51,6 +54,8 @@ export interface WriteOptions {
 interface SinkSlot {
   pipeline: SinkPipeline;
   opened: Promise<void> | undefined;
+  /** Aborts a pending open() when stop() comes first. */
+  openAbort: AbortController | undefined;
 }
 
 /** In-process producer behind `write()`: parks records while `block` queues are full. */
@@ -111,11 +116,27 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   private _state: AggregatorState = "idle";
   private startedAt: number | undefined;
   private stopping: Promise<DeliveryReport> | undefined;
+  /** Resolves when a stop() has finished. */
+  private readonly stoppedSignal: Promise<void>;
+  private markStopped!: () => void;
   private readonly host: SourceHost;
 
   constructor(options?: AggregatorOptions) {
     super();
     this.options = resolveAggregatorOptions(options);
+    this.stoppedSignal = new Promise((resolve) => (this.markStopped = resolve));
+    this.router.onFilterError = (p, error) => {
+      p.filterErrors++;
+      const now = Date.now();
+      if (now - p.filterErrorAnnouncedAt < 1_000) return;
+      p.filterErrorAnnouncedAt = now;
+      const err = new AggregatorError(
+        "ERR_SINK_FILTER",
+        `the filter of sink "${p.name}" threw (${p.filterErrors} record(s) so far, left out of this sink): ${errorMessage(error)}`,
+        { sink: p.name, cause: error },
+      );
+      this.emit("sink:error", { sink: p.name, error: err });
+    };
     this.router.onUnrouted = (entry) => {
       entry.pending = 1;
       entry.settleOne();
@@ -137,6 +158,26 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     return this._state;
   }
 
+  /**
+   * Listeners are the host's code, called from inside the engine: one that throws must not leave a lane half-way
+   * through settling a batch. The throw is reported as an `error` event (ERR_LISTENER) instead; a throwing `error`
+   * listener is ignored. eventemitter3 skips the event's remaining listeners after a throw, as Node's does.
+   */
+  override emit<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T, ...args: EventEmitter.EventArgs<AggregatorEvents, T>): boolean {
+    try {
+      return super.emit(event, ...args);
+    } catch (error) {
+      if (event !== "error") {
+        try {
+          super.emit("error", new AggregatorError("ERR_LISTENER", `a "${String(event)}" listener threw: ${errorMessage(error)}`, { cause: error }));
+        } catch {
+          // An `error` listener that throws has nowhere left to report to.
+        }
+      }
+      return true;
+    }
+  }
+
   /** Add a source (a collector that runs in its own child process). Chainable; works before and after start(). */
   addSource(source: SourceDefinition): this {
     this.assertNotStopped("addSource");
@@ -151,7 +192,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
     const slot: { def: SourceDefinition; runtime: SourceRuntime | undefined } = { def: source, runtime: undefined };
     this.sources.set(source.name, slot);
-    if (this._state === "running") {
+    if (this._state === "running" || this._state === "starting") {
       // Running: a source that cannot start is that source's problem, reported as an event; the rest goes on.
       void this.startSource(slot).catch((error: unknown) => {
         const err =
@@ -168,12 +209,19 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   async removeSource(name: string, options: StopOptions = {}): Promise<SourceCounters> {
     const slot = this.sources.get(name);
     if (slot === undefined) throw new InvalidOptionError(`No source named ${describe(name)}`);
-    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    const deadline = Date.now() + stopTimeout(options);
     this.sources.delete(name);
     const rt = slot.runtime;
     if (rt === undefined) return emptySourceCounters();
     await rt.stopInput(deadline);
     await waitUntil(() => rt.inbox.length === 0, deadline, () => this.router.pump());
+    // What it read is delivered (or settled otherwise) before the collector writes its last checkpoint and exits:
+    // closed earlier, the checkpoint would stay behind what the sinks still hold, and a re-added source would read
+    // it all again.
+    await waitUntil(() => {
+      const c = rt.counters();
+      return c.settled >= c.emitted;
+    }, deadline, () => this.router.pump());
     await rt.close(deadline);
     this.router.removeProducer(rt);
     return rt.counters();
@@ -194,14 +242,23 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (resolved.deadLetter === sink.name) {
       throw new InvalidOptionError(`Sink "${sink.name}" cannot be its own dead-letter sink`, { sink: sink.name });
     }
-    if (resolved.deadLetter !== undefined && this._state === "running" && !this.sinks.has(resolved.deadLetter)) {
+    const live = this._state === "running" || this._state === "starting";
+    if (resolved.deadLetter !== undefined && live && !this.sinks.has(resolved.deadLetter)) {
       throw new UnknownSinkError(`Dead-letter sink "${resolved.deadLetter}" of sink "${sink.name}" does not exist`, { sink: sink.name });
     }
     const pipeline = new SinkPipeline(sink, resolved, this.hooks);
-    const slot: SinkSlot = { pipeline, opened: undefined };
+    const slot: SinkSlot = { pipeline, opened: undefined, openAbort: undefined };
     this.sinks.set(sink.name, slot);
+    if (live) {
+      try {
+        this.checkDeadLetterCycles();
+      } catch (error) {
+        this.sinks.delete(sink.name);
+        throw error;
+      }
+    }
     this.rebuildRoutes();
-    if (this._state === "running") void this.openSink(slot).catch(() => undefined);
+    if (live) void this.openSinkUntilOpen(slot);
     return this;
   }
 
@@ -214,7 +271,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         throw new InvalidOptionError(`Sink "${name}" is the dead-letter sink of "${other.pipeline.name}"; remove that one first`);
       }
     }
-    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    const deadline = Date.now() + stopTimeout(options);
     const p = slot.pipeline;
     this.sinks.delete(name);
     this.rebuildRoutes();
@@ -240,19 +297,44 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         });
       }
     }
+    this.checkDeadLetterCycles();
     this._state = "starting";
     this.startedAt = Date.now();
     this.rebuildRoutes();
     try {
-      await Promise.all([...this.sinks.values()].map((s) => this.openSink(s)));
-      await Promise.all([...this.sources.values()].map((s) => this.startSource(s)));
+      // Sinks and sources added while this runs are opened and started by addSink()/addSource() themselves.
+      // A stop() that finishes first (an open() that ignores its abort signal) ends the wait.
+      const opens = Promise.all([...this.sinks.values()].map((s) => this.openSink(s)));
+      opens.catch(() => undefined);
+      await Promise.race([opens, this.stoppedSignal]);
+      // stop() may have come while the sinks opened: then no collector is started behind its back.
+      if (this.stopping === undefined) await Promise.all([...this.sources.values()].map((s) => this.startSource(s)));
     } catch (error) {
       // Leave nothing running behind a failed start.
-      this._state = "running";
+      if (this.stopping === undefined) this._state = "running";
       await this.stop({ timeoutMs: 5_000 }).catch(() => undefined);
       throw error;
     }
+    if (this.stopping !== undefined) {
+      await this.stopping.catch(() => undefined);
+      throw new AggregatorError("ERR_AGGREGATOR_STOPPED", "stop() was called before start() finished");
+    }
     this._state = "running";
+  }
+
+  /** A dead-letter route that leads back to where it started would pass a rejected record around for ever. */
+  private checkDeadLetterCycles(): void {
+    for (const slot of this.sinks.values()) {
+      const path = [slot.pipeline.name];
+      for (let next = slot.pipeline.deadLetter; next !== undefined; next = this.sinks.get(next)?.pipeline.deadLetter) {
+        if (path.includes(next)) {
+          throw new InvalidOptionError(`Dead-letter routes form a cycle: ${[...path.slice(path.indexOf(next)), next].join(" → ")}`, {
+            sink: slot.pipeline.name,
+          });
+        }
+        path.push(next);
+      }
+    }
   }
 
   /**
@@ -306,9 +388,11 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
    */
   stop(options: StopOptions = {}): Promise<DeliveryReport> {
     if (this.stopping !== undefined) return this.stopping;
-    const timeoutMs = options.timeoutMs ?? 10_000;
-    if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
-      return Promise.reject(new InvalidOptionError(`Expected \`timeoutMs\` to be a non-negative number, got ${describe(timeoutMs)}`));
+    let timeoutMs: number;
+    try {
+      timeoutMs = stopTimeout(options);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
     this.stopping = this.doStop(timeoutMs);
     return this.stopping;
@@ -319,6 +403,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const deadline = t0 + timeoutMs;
     const wasStarted = this._state !== "idle";
     this._state = "stopping";
+    // A start() in progress starts no collector from now on (it checks `stopping`); collectors it already started
+    // are in `sources` with their runtime, and are stopped below like the others.
     const runtimes = [...this.sources.values()].map((s) => s.runtime).filter((r): r is SourceRuntime => r !== undefined);
     // 1. Collectors stop reading and hand over what they have.
     await Promise.all(runtimes.map((r) => r.stopInput(deadline).catch(() => undefined)));
@@ -335,10 +421,17 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     for (const s of this.sinks.values()) s.pipeline.abandon();
     // 3. Final checkpoints and process exit (positions committed are only what every sink settled).
     await Promise.all(runtimes.map((r) => r.close(deadline).catch(() => undefined)));
-    // 4. Close sinks within what is left.
-    await Promise.all([...this.sinks.values()].map((s) => this.closeSink(s.pipeline, deadline)));
+    // 4. Close sinks within what is left, each after its open() settled (or was aborted at the deadline): a sink
+    // closed while it still opens would leave behind whatever its open() sets up afterwards.
+    await Promise.all(
+      [...this.sinks.values()].map(async (s) => {
+        if (s.opened !== undefined && !(await withDeadline(s.opened, deadline))) s.openAbort?.abort();
+        await this.closeSink(s.pipeline, deadline);
+      }),
+    );
     for (const w of this.writers.values()) w.failWaiters(new AggregatorError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
     this._state = "stopped";
+    this.markStopped();
     return this.buildReport(t0, timedOut);
   }
 
@@ -390,9 +483,10 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   private openSink(slot: SinkSlot): Promise<void> {
     if (slot.opened !== undefined) return slot.opened;
     const p = slot.pipeline;
+    const controller = new AbortController();
+    slot.openAbort = controller;
     slot.opened = (async () => {
       try {
-        const controller = new AbortController();
         await p.sink.open?.({ signal: controller.signal });
       } catch (error) {
         p.markFailed();
@@ -406,6 +500,26 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       p.startSending();
     })();
     return slot.opened;
+  }
+
+  /**
+   * Open a sink added while running, and if open() fails, try again with its retry policy's backoff until it opens,
+   * the sink is removed or the aggregator stops. start() does not retry: a sink that cannot open fails start().
+   * Meanwhile its queue fills as if it were down (its `whenFull` applies) and each failure is a `sink:error`.
+   */
+  private async openSinkUntilOpen(slot: SinkSlot): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.openSink(slot);
+        return;
+      } catch {
+        // Reported by openSink as a sink:error.
+      }
+      if (this.stopping !== undefined || this.sinks.get(slot.pipeline.name) !== slot) return;
+      await sleep(slot.pipeline.name, backoffDelay(attempt, slot.pipeline.options.retry, undefined), undefined, true);
+      if (this.stopping !== undefined || this.sinks.get(slot.pipeline.name) !== slot) return;
+      slot.opened = undefined;
+    }
   }
 
   private async closeSink(p: SinkPipeline, deadline: number): Promise<void> {
@@ -531,6 +645,15 @@ function writerCounters(w: HostProducer): SourceCounters {
 
 export function emptySourceCounters(): SourceCounters {
   return { emitted: 0, admitted: 0, settled: 0, bytesRead: 0, linesRead: 0, parseErrors: 0, restarts: 0, waiting: 0, collector: {} };
+}
+
+/** `timeoutMs` of stop(), removeSource() and removeSink(): 0 to the longest delay a Node timer honours. */
+function stopTimeout(options: StopOptions): number {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  if (typeof timeoutMs !== "number" || !(timeoutMs >= 0) || timeoutMs > MAX_TIMER_MS) {
+    throw new InvalidOptionError(`Expected \`timeoutMs\` to be a number from 0 to ${MAX_TIMER_MS} (about 24.8 days), got ${describe(timeoutMs)}`);
+  }
+  return timeoutMs;
 }
 
 function errorMessage(error: unknown): string {

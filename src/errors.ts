@@ -22,7 +22,9 @@ export type ErrorCode =
   | "ERR_SINK_TIMEOUT"
   | "ERR_SINK_OPEN"
   | "ERR_TLS"
-  | "ERR_CHECKPOINT";
+  | "ERR_CHECKPOINT"
+  | "ERR_SINK_FILTER"
+  | "ERR_LISTENER";
 
 export interface AggregatorErrorOptions {
   cause?: unknown;

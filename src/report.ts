@@ -24,6 +24,8 @@ export interface SinkMetricsSnapshot extends SinkCounters {
   queueBytes: number;
   inFlightBatches: number;
   sendErrors: number;
+  /** Records the sink's filter threw on (left out of this sink, and counted in `filtered` too). */
+  filterErrors: number;
   state: "idle" | "open" | "backoff" | "closed" | "failed";
   /** Counters the sink itself reports (requests, bytes, statuses, latency buckets). */
   transport: Record<string, number>;

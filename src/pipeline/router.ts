@@ -30,6 +30,8 @@ export class Router {
   private pumping = false;
   private again = false;
   private readonly mask: boolean[] = [];
+  /** Called when a sink's filter threw (the record is left out of that sink, and counted as filtered). */
+  onFilterError: ((pipeline: SinkPipeline, error: unknown) => void) | undefined;
   /** Called when every sink's filter left an entry out: it is settled at once. */
   onUnrouted: ((entry: Entry) => void) | undefined;
 
@@ -137,8 +139,9 @@ export class Router {
         if (f !== undefined) {
           try {
             pass = f(e.record) === true;
-          } catch {
+          } catch (error) {
             pass = false; // a throwing filter excludes the record from that sink rather than crashing the host
+            this.onFilterError?.(p, error);
           }
         }
         mask[i] = pass;

@@ -255,8 +255,9 @@ export class SinkPipeline {
     this.counters.droppedTotal += n;
   }
 
-  /** Start sending (after the sink opened). */
+  /** Start sending (after the sink opened, perhaps at a later attempt). */
   startSending(): void {
+    this.failed = false;
     this.sending = true;
     this.dispatch();
   }
@@ -590,7 +591,11 @@ export class SinkPipeline {
     for (const w of waiters) w();
   }
 
-  /** Mark the sink failed (open() threw): records stay queued and are reported pending. */
+  /** Records the filter threw on, and when the last `sink:error` about it was announced (at most one a second). */
+  filterErrors = 0;
+  filterErrorAnnouncedAt = Number.NEGATIVE_INFINITY;
+
+  /** Mark the sink failed (open() threw): records stay queued and are reported pending until an open succeeds. */
   markFailed(): void {
     this.failed = true;
   }
@@ -619,6 +624,7 @@ export class SinkPipeline {
       queueBytes: this.heldBytes,
       inFlightBatches: this.sends.pending,
       sendErrors: this.sendErrors,
+      filterErrors: this.filterErrors,
       state,
       transport,
     };
@@ -647,13 +653,16 @@ function toSinkError(error: unknown, sink: string): SinkError {
 }
 
 /** Settle with the sink's promise, or reject as soon as the signal aborts (a sink that ignores its signal can't hang us). */
-function raceAbort<T>(value: Promise<T> | T, signal: AbortSignal): Promise<T> {
-  if (!(value instanceof Promise)) return Promise.resolve(value);
+function raceAbort<T>(value: PromiseLike<T> | T, signal: AbortSignal): Promise<T> {
+  // Any thenable, not only a native Promise: a sink may return another library's promise, and its send must still
+  // end at the send timeout or the stop deadline.
+  if (!isThenable(value)) return Promise.resolve(value);
   if (signal.aborted) return Promise.reject(signal.reason);
+  const promise = Promise.resolve(value);
   return new Promise<T>((resolve, reject) => {
     const onAbort = (): void => reject(signal.reason);
     signal.addEventListener("abort", onAbort, { once: true });
-    value.then(
+    promise.then(
       (v) => {
         signal.removeEventListener("abort", onAbort);
         resolve(v);
@@ -664,4 +673,8 @@ function raceAbort<T>(value: Promise<T> | T, signal: AbortSignal): Promise<T> {
       },
     );
   });
+}
+
+function isThenable<T>(value: PromiseLike<T> | T): value is PromiseLike<T> {
+  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
 }

@@ -6,7 +6,13 @@ import { describe } from "../pipeline/serialize.js";
 /** Source and sink names: used in events, metrics labels and `deadLetter` references. */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/;
 
-/** Throws InvalidOptionError unless `value` is undefined or an integer ≥ min (Infinity allowed when `infinite`). */
+/** The longest delay Node's timers honour; a longer one fires after 1 ms (with only a warning). About 24.8 days. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * Throws InvalidOptionError unless `value` is undefined or an integer ≥ min (Infinity allowed when `infinite`).
+ * Options named `…Ms` are timer delays and must also be at most MAX_TIMER_MS.
+ */
 export function checkInt(path: string, value: unknown, min: number, infinite = false): void {
   if (value === undefined) return;
   const ok =
@@ -16,12 +22,22 @@ export function checkInt(path: string, value: unknown, min: number, infinite = f
     const what = min === 0 ? "a non-negative integer" : min === 1 ? "a positive integer" : `an integer ≥ ${min}`;
     throw new InvalidOptionError(`Expected \`${path}\` to be ${what}${infinite ? " or Infinity" : ""}, got ${describe(value)}`);
   }
+  checkDelay(path, value);
 }
 
 export function checkNumber(path: string, value: unknown, min: number): void {
   if (value === undefined) return;
   if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
     throw new InvalidOptionError(`Expected \`${path}\` to be a number ≥ ${min}, got ${describe(value)}`);
+  }
+  checkDelay(path, value);
+}
+
+function checkDelay(path: string, value: number): void {
+  if (path.endsWith("Ms") && value > MAX_TIMER_MS && value !== Number.POSITIVE_INFINITY) {
+    throw new InvalidOptionError(
+      `Expected \`${path}\` to be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest delay Node's timers honour), got ${describe(value)}`,
+    );
   }
 }
 

@@ -1,0 +1,197 @@
+// Lifecycle edges: stop() while start() runs, sinks and sources added while starting, dead-letter cycles, sinks that
+// open late, listeners and filters that throw, thenables from send(), timer-sized options.
+import { describe, expect, it } from "vitest";
+import { Aggregator, AggregatorError, CommandSource, MemorySink, type Sink } from "../../../src/index.js";
+import { waitFor } from "../../helpers/wait-for.js";
+import { numbered } from "../../helpers/sinks.js";
+
+/** A sink whose open() waits until `release()`; it notes whether close() came after open() had finished. */
+function gatedSink(name: string) {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const state = { opened: false, closedAfterOpen: undefined as boolean | undefined, openSignal: undefined as AbortSignal | undefined };
+  const sink: Sink = {
+    name,
+    async open({ signal }) {
+      state.openSignal = signal;
+      await gate;
+      state.opened = true;
+    },
+    send() {},
+    close() {
+      state.closedAfterOpen = state.opened;
+    },
+  };
+  return { sink, state, release };
+}
+
+const node = (code: string) => ({ command: process.execPath, args: ["-e", code] });
+
+describe("Aggregator lifecycle", () => {
+  it("stop() while sinks open: no collector is started, the sink closes after its open, start() rejects", async () => {
+    const { sink, state, release } = gatedSink("slow");
+    const agg = new Aggregator()
+      .addSink(sink)
+      .addSource(new CommandSource({ name: "cmd", ...node("setInterval(() => console.log('tick'), 50)") }));
+    const ready: string[] = [];
+    agg.on("source:ready", (e) => ready.push(e.source));
+    const started = agg.start();
+    const startError = started.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    await waitFor(() => state.openSignal !== undefined, { timeout: 5_000, message: "open() was not called" });
+    const stopped = agg.stop({ timeoutMs: 5_000 });
+    release();
+    const report = await stopped;
+    const error = await startError;
+    expect(error).toBeInstanceOf(AggregatorError);
+    expect((error as AggregatorError).code).toBe("ERR_AGGREGATOR_STOPPED");
+    expect(state.closedAfterOpen).toBe(true);
+    expect(agg.state).toBe("stopped");
+    expect(ready).toEqual([]);
+    expect(agg.metrics().sources.cmd).toMatchObject({ state: "idle", pid: undefined });
+    expect(report.timedOut).toBe(false);
+  });
+
+  it("stop() while a sink's open() never finishes aborts the open at the deadline", async () => {
+    const { sink, state } = gatedSink("stuck");
+    const agg = new Aggregator().addSink(sink);
+    const started = agg.start().catch((e: unknown) => e);
+    await waitFor(() => state.openSignal !== undefined, { timeout: 5_000, message: "open() was not called" });
+    await agg.stop({ timeoutMs: 100 });
+    expect(state.openSignal!.aborted).toBe(true);
+    expect(((await started) as AggregatorError).code).toBe("ERR_AGGREGATOR_STOPPED");
+  });
+
+  it("a sink and a source added while start() runs are opened and started", async () => {
+    const { sink, release } = gatedSink("first");
+    const late = new MemorySink({ name: "late" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } }).addSink(sink);
+    const started = agg.start();
+    expect(agg.state).toBe("starting");
+    agg.addSink(late);
+    agg.addSource(new CommandSource({ name: "cmd", ...node("console.log('from the late source')"), parser: "plain" }));
+    release();
+    await started;
+    await late.waitForCount(1, { timeout: 10_000 });
+    expect(late.messages()).toEqual(["from the late source"]);
+    expect(agg.metrics().sinks.late!.state).toBe("open");
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(report.sinks.late).toMatchObject({ received: 1, delivered: 1, pending: 0 });
+  });
+
+  it("rejects dead-letter routes that form a cycle, at start() and at addSink() while running", async () => {
+    const cycle = new Aggregator()
+      .addSink(new MemorySink({ name: "a" }), { deadLetter: "b" })
+      .addSink(new MemorySink({ name: "b" }), { deadLetter: "c" })
+      .addSink(new MemorySink({ name: "c" }), { deadLetter: "b" });
+    await expect(cycle.start()).rejects.toMatchObject({ code: "ERR_INVALID_OPTION", message: expect.stringContaining("b → c → b") });
+    expect(cycle.state).toBe("idle");
+
+    const chain = new Aggregator()
+      .addSink(new MemorySink({ name: "a" }), { deadLetter: "b" })
+      .addSink(new MemorySink({ name: "b" }), { deadLetter: "c" })
+      .addSink(new MemorySink({ name: "c" }));
+    await chain.start();
+    await chain.stop();
+  });
+
+  it("a sink added while running whose open() fails is opened again with backoff, and then gets its records", async () => {
+    let attempts = 0;
+    const inner = new MemorySink({ name: "flaky" });
+    const flaky: Sink = {
+      name: "flaky",
+      open() {
+        if (++attempts <= 2) throw new Error(`refused (attempt ${attempts})`);
+      },
+      send: (batch, ctx) => inner.send(batch, ctx),
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } });
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    await agg.start();
+    agg.addSink(flaky, { retry: { baseDelayMs: 5, maxDelayMs: 20 } });
+    await agg.write(numbered(100));
+    await inner.waitForCount(100, { timeout: 10_000 });
+    expect(attempts).toBe(3);
+    expect(errors.map((e) => e.code)).toEqual(["ERR_SINK_OPEN", "ERR_SINK_OPEN"]);
+    expect(agg.metrics().sinks.flaky!.state).toBe("open");
+    const report = await agg.stop();
+    expect(report.sinks.flaky).toMatchObject({ received: 100, delivered: 100, pending: 0 });
+  });
+
+  it("a listener that throws is reported as an error event and the lane goes on", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ queue: { maxRecords: 10, whenFull: "block" }, batch: { maxRecords: 10, maxWaitMs: 0 } }).addSink(mem);
+    let thrown = 0;
+    agg.on("delivered", () => {
+      if (thrown++ === 0) throw new Error("listener bug");
+    });
+    const errors: AggregatorError[] = [];
+    agg.on("error", (e) => errors.push(e));
+    await agg.start();
+    await agg.write(numbered(30));
+    await mem.waitForCount(30, { timeout: 5_000 });
+    expect(errors.map((e) => [e.code, e.message])).toEqual([["ERR_LISTENER", 'a "delivered" listener threw: listener bug']]);
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(report.sinks.mem).toMatchObject({ received: 30, delivered: 30, pending: 0 });
+  });
+
+  it("a send() that returns a non-native thenable still ends at sendTimeoutMs", async () => {
+    let calls = 0;
+    const sink: Sink = {
+      name: "thenable",
+      send() {
+        calls++;
+        // The first send's thenable never settles; later ones deliver.
+        if (calls === 1) return { then() {} } as unknown as Promise<void>;
+        return { then: (resolve: (v: undefined) => void) => resolve(undefined) } as unknown as Promise<void>;
+      },
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(sink, { sendTimeoutMs: 50, retry: { baseDelayMs: 1, maxDelayMs: 5 } });
+    const retries: string[] = [];
+    agg.on("retry", (e) => retries.push(e.reason));
+    await agg.start();
+    await agg.write(numbered(5));
+    await waitFor(() => agg.metrics().sinks.thenable!.delivered === 5, { timeout: 5_000, message: "the timed-out send was not retried" });
+    expect(calls).toBe(2);
+    expect(retries).toEqual(["sendTimeout"]);
+    await agg.stop();
+  });
+
+  it("a filter that throws leaves the record out of that sink, counted and announced", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(mem, {
+      filter: (r) => {
+        if (r.n === 1 || r.n === 2) throw new Error(`cannot judge ${String(r.n)}`);
+        return true;
+      },
+    });
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    await agg.start();
+    await agg.write(numbered(4));
+    await mem.waitForCount(2, { timeout: 5_000 });
+    expect(mem.records.map((r) => r.n)).toEqual([0, 3]);
+    expect(agg.metrics().sinks.mem).toMatchObject({ filtered: 2, filterErrors: 2 });
+    // At most one event a second per sink: the first throw is announced.
+    expect(errors.map((e) => [e.code, e.message])).toEqual([
+      ["ERR_SINK_FILTER", 'the filter of sink "mem" threw (1 record(s) so far, left out of this sink): cannot judge 1'],
+    ]);
+    await agg.stop();
+  });
+
+  it("refuses delays Node's timers cannot wait (they would fire after 1 ms)", async () => {
+    const max = 2 ** 31 - 1;
+    expect(() => new Aggregator().addSink(new MemorySink({ name: "m" }), { sendTimeoutMs: max + 1 })).toThrow(/at most 2147483647 ms/);
+    expect(() => new Aggregator({ batch: { maxWaitMs: max + 1 } })).toThrow(/batch.maxWaitMs/);
+    expect(() => new Aggregator({ retry: { maxDelayMs: Number.MAX_SAFE_INTEGER } })).toThrow(/retry.maxDelayMs/);
+    expect(() => new Aggregator().addSink(new MemorySink({ name: "m" }), { sendTimeoutMs: max })).not.toThrow();
+    const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+    await agg.start();
+    await expect(agg.stop({ timeoutMs: 2 ** 31 })).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
+    const report = await agg.stop({ timeoutMs: max });
+    expect(report.timedOut).toBe(false);
+  });
+});
