@@ -367,7 +367,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         firstError ??= s.error;
         continue;
       }
-      w.inbox.push(new Entry(s.json, Buffer.byteLength(s.json), target, w.nextSeq(), s.record));
+      // Not the caller's object: it may change after write() returns, and sinks must see what was written.
+      w.inbox.push(new Entry(s.json, Buffer.byteLength(s.json), target, w.nextSeq()));
       w.enqueuedTotal++;
     }
     if (bad > 0) {

@@ -1,6 +1,7 @@
 // Records: unserializable input is dropped with a counted reason and an event; missing fields are filled in.
 import { describe, expect, it } from "vitest";
 import { Aggregator, MemorySink, type DropEvent } from "../../../src/index.js";
+import { waitFor } from "../../helpers/wait-for.js";
 
 describe("record intake", () => {
   it("drops cyclic and BigInt records with a counted reason and an event, never a crash", async () => {
@@ -22,6 +23,35 @@ describe("record intake", () => {
     expect(report.dropped).toEqual({ unserializable: 2 });
     expect(report.totals.dropped).toBe(2);
     expect(agg.metrics().dropped).toEqual({ unserializable: 2 });
+  });
+
+  it("sinks and filters see the record as written, not the caller's object changed afterwards (nor the other way round)", async () => {
+    const seen: unknown[] = [];
+    const filtered: unknown[] = [];
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(
+      {
+        name: "reader",
+        send(batch) {
+          for (const r of batch.records) {
+            seen.push(structuredClone(r));
+            (r as Record<string, unknown>).touchedBySink = true;
+          }
+        },
+      },
+      { filter: (r) => (filtered.push(structuredClone(r)), true) },
+    );
+    await agg.start();
+    const mine: Record<string, unknown> = { "@timestamp": "2024-05-01T12:00:00.000Z", message: "hello", n: 1, at: new Date(0) };
+    const written = agg.write(mine);
+    mine.message = "changed after write()";
+    mine.n = 2;
+    await written;
+    await waitFor(() => seen.length === 1, { timeout: 5_000, message: "the record did not reach the sink" });
+    const expected = { "@timestamp": "2024-05-01T12:00:00.000Z", message: "hello", n: 1, at: "1970-01-01T00:00:00.000Z" };
+    expect(seen).toEqual([expected]);
+    expect(filtered).toEqual([expected]);
+    expect(mine).not.toHaveProperty("touchedBySink");
+    await agg.stop();
   });
 
   it("fills @timestamp and message, normalizes log.level, and never mutates the caller's object", async () => {
