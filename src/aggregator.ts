@@ -224,7 +224,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }, deadline, () => this.router.pump());
     await rt.close(deadline);
     this.router.removeProducer(rt);
-    return rt.counters();
+    const counters = rt.counters();
+    this.retire(this.retiredSources, name, { ...counters, kind: slot.def.kind });
+    return counters;
   }
 
   /** Add a sink with its own queue, batching, retry policy, dead-letter route and filter. Chainable. */
@@ -281,7 +283,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     p.abandon("sinkRemoved");
     await this.closeSink(p, deadline);
     this.router.pump();
-    return p.report();
+    const counters = p.report();
+    this.retire(this.retiredSinks, name, counters);
+    return counters;
   }
 
   /** Open the sinks, then start every collector; resolves when all said ready. */
@@ -600,6 +604,15 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     return true;
   }
 
+  /** Counters of removed sources and sinks, by name (summed when a name was removed more than once). */
+  private readonly retiredSources = new Map<string, DeliveryReport["sources"][string]>();
+  private readonly retiredSinks = new Map<string, SinkCounters>();
+
+  private retire<T extends object>(retired: Map<string, T>, name: string, counters: T): void {
+    const earlier = retired.get(name);
+    retired.set(name, earlier === undefined ? counters : addCounters(earlier, counters));
+  }
+
   private buildReport(t0: number, timedOut: boolean): DeliveryReport {
     const sources: DeliveryReport["sources"] = {};
     for (const [name, slot] of this.sources) {
@@ -607,10 +620,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
     for (const [name, w] of this.writers) sources[name] = { ...writerCounters(w), kind: "write" };
     const sinks: DeliveryReport["sinks"] = {};
+    for (const [name, slot] of this.sinks) sinks[name] = slot.pipeline.report();
+    // Removed sources and sinks stay in the report (added up with a later one of the same name): what they
+    // delivered and dropped happened in this run.
+    for (const [name, c] of this.retiredSources) sources[name] = sources[name] === undefined ? c : addCounters(sources[name], c);
+    for (const [name, c] of this.retiredSinks) sinks[name] = sinks[name] === undefined ? c : addCounters(sinks[name], c);
     const totals = { received: 0, delivered: 0, deadLettered: 0, dropped: 0, pending: 0 };
-    for (const [name, slot] of this.sinks) {
-      const r = slot.pipeline.report();
-      sinks[name] = r;
+    for (const r of Object.values(sinks)) {
       totals.received += r.received;
       totals.delivered += r.delivered;
       totals.deadLettered += r.deadLettered;
@@ -646,6 +662,17 @@ function writerCounters(w: HostProducer): SourceCounters {
 
 export function emptySourceCounters(): SourceCounters {
   return { emitted: 0, admitted: 0, settled: 0, bytesRead: 0, linesRead: 0, parseErrors: 0, restarts: 0, waiting: 0, collector: {} };
+}
+
+/** `a + b`, field by field: numbers add up, nested counter maps (drops by reason, collector counters) merge. */
+function addCounters<T extends object>(a: T, b: T): T {
+  const out = { ...a } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(b)) {
+    const current = out[key];
+    if (typeof value === "number") out[key] = (typeof current === "number" ? current : 0) + value;
+    else if (value !== null && typeof value === "object") out[key] = addCounters((current ?? {}) as object, value as object);
+  }
+  return out as T;
 }
 
 /** `timeoutMs` of stop(), removeSource() and removeSink(): 0 to the longest delay a Node timer honours. */

@@ -34,7 +34,9 @@ describe("removeSource", () => {
     agg.addSource(source());
     appendFileSync(file, lines(200, 10));
     await mem.waitForCount(210, { timeout: 10_000 });
-    await agg.stop({ timeoutMs: 10_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    // The report adds up both incarnations of "app": the removed one's 200 and the new one's 10.
+    expect(report.sources.app).toMatchObject({ kind: "file", emitted: 210, settled: 210 });
     const seen = mem.records.map((r) => r.n as number);
     expect(seen).toHaveLength(210);
     expect(new Set(seen).size).toBe(210);

@@ -18,8 +18,11 @@ describe("removeSink", () => {
     await b.waitForCount(1_500);
     expect(a.count).toBe(1_000);
     const report = await agg.stop();
-    expect(Object.keys(report.sinks)).toEqual(["b"]);
+    // The removed sink stays in the report with what it did in this run.
+    expect(Object.keys(report.sinks).sort()).toEqual(["a", "b"]);
+    expect(report.sinks.a).toMatchObject({ received: 1_000, delivered: 1_000, pending: 0 });
     expect(report.sinks.b).toMatchObject({ received: 1_500, delivered: 1_500 });
+    expect(report.totals).toMatchObject({ received: 2_500, delivered: 2_500 });
   });
 
   it("at its deadline drops (counted) what the removed sink still holds", async () => {
@@ -35,7 +38,9 @@ describe("removeSink", () => {
     expect(counters.dropped).toEqual({ sinkRemoved: 30 });
     expect(counters.pending).toBe(0);
     expect(reasons.reduce((n, r) => n + Number(r.split(":")[2]), 0)).toBe(30);
-    await agg.stop();
+    const report = await agg.stop();
+    expect(report.sinks.a).toMatchObject({ received: 30, delivered: 0, dropped: { sinkRemoved: 30 }, droppedTotal: 30 });
+    expect(report.totals.dropped).toBe(30);
   });
 
   it("adds a sink after start and it starts receiving", async () => {
