@@ -87,15 +87,36 @@ function escapeLabel(v: string): string {
   return v.replace(/\\/g, "\\\\").replace(/\n/g, "\\n").replace(/"/g, '\\"');
 }
 
+/** A metric name part from a counter key: `droppedKeys` → `dropped_keys`, `status_2xx` as is. */
 function metricName(s: string): string {
-  return s.replace(/[^a-zA-Z0-9_]/g, "_");
+  return s
+    .replace(/([a-z0-9])([A-Z])/g, "$1_$2")
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, "_");
 }
+
+/**
+ * Counter keys that are levels, not running totals: exported as gauges. Everything else a collector or a sink
+ * reports is a running total (a Prometheus counter, named `…_total`).
+ */
+const GAUGE_KEYS = new Set(["filesOpen", "max_request_bytes", "open_unreachable"]);
+
+/** The built-in sinks' latency histogram keys (see SinkStats): `latency_ms_le_<bound>`, `latency_ms_le_inf`, `latency_ms_sum`. */
+const LATENCY_BUCKET = /^latency_ms_le_(\d+|inf)$/;
 
 /** Prometheus text exposition (format 0.0.4) of a metrics snapshot. */
 export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): string {
   const lines: string[] = [];
   const families = new Map<string, { type: string; help: string; samples: string[] }>();
-  const add = (name: string, type: "counter" | "gauge", help: string, labels: Record<string, string>, value: number): void => {
+  /** `sample`: the sample's name suffix within its family (`_bucket`, `_sum`, `_count` of a histogram). */
+  const add = (
+    name: string,
+    type: "counter" | "gauge" | "histogram",
+    help: string,
+    labels: Record<string, string>,
+    value: number,
+    sample = "",
+  ): void => {
     const full = `${prefix}_${name}`;
     let fam = families.get(full);
     if (fam === undefined) {
@@ -105,7 +126,12 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     const l = Object.entries(labels)
       .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
       .join(",");
-    fam.samples.push(`${full}${l ? `{${l}}` : ""} ${Number.isFinite(value) ? value : 0}`);
+    fam.samples.push(`${full}${sample}${l ? `{${l}}` : ""} ${Number.isFinite(value) ? value : 0}`);
+  };
+  /** A collector's or a sink transport's own counter, typed by GAUGE_KEYS. */
+  const addOwn = (family: string, key: string, help: string, labels: Record<string, string>, value: number): void => {
+    if (GAUGE_KEYS.has(key)) add(`${family}_${metricName(key)}`, "gauge", help, labels, value);
+    else add(`${family}_${metricName(key)}_total`, "counter", help, labels, value);
   };
   add("uptime_seconds", "gauge", "Seconds since start()", {}, m.uptimeMs / 1000);
   for (const [source, s] of Object.entries(m.sources)) {
@@ -119,9 +145,7 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     add("source_restarts_total", "counter", "Collector restarts", l, s.restarts);
     add("source_waiting_records", "gauge", "Records received but waiting for queue room", l, s.waiting);
     add("source_up", "gauge", "1 when the collector is running", l, s.state === "running" ? 1 : 0);
-    for (const [k, v] of Object.entries(s.collector)) {
-      add(`collector_${metricName(k)}`, "counter", "Collector-specific counter", l, v);
-    }
+    for (const [k, v] of Object.entries(s.collector)) addOwn("collector", k, `Collector counter ${k}`, l, v);
   }
   for (const [sink, s] of Object.entries(m.sinks)) {
     const l = { sink };
@@ -131,14 +155,26 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     add("sink_retried_total", "counter", "Record attempts scheduled again", l, s.retried);
     add("sink_filtered_total", "counter", "Records left out by the sink's filter", l, s.filtered);
     add("sink_send_errors_total", "counter", "Sends that failed as a whole", l, s.sendErrors);
+    add("sink_filter_errors_total", "counter", "Records the sink's filter threw on (left out of the sink)", l, s.filterErrors);
     for (const [reason, n] of Object.entries(s.dropped)) {
       add("sink_dropped_total", "counter", "Records dropped, by reason", { sink, reason }, n ?? 0);
     }
     add("sink_queue_records", "gauge", "Records held by the sink (waiting, in flight, awaiting retry)", l, s.queueRecords);
     add("sink_queue_bytes", "gauge", "Bytes held by the sink", l, s.queueBytes);
     add("sink_in_flight_batches", "gauge", "Batches being sent", l, s.inFlightBatches);
-    for (const [k, v] of Object.entries(s.transport)) {
-      add(`sink_transport_${metricName(k)}`, "gauge", "Sink transport counter", l, v);
+    const t = s.transport;
+    for (const [k, v] of Object.entries(t)) {
+      const bucket = LATENCY_BUCKET.exec(k);
+      if (bucket !== null) {
+        const le = bucket[1] === "inf" ? "+Inf" : bucket[1]!;
+        add("sink_transport_latency_ms", "histogram", "Request latency (ms)", { sink, le }, v, "_bucket");
+        if (le === "+Inf") {
+          add("sink_transport_latency_ms", "histogram", "Request latency (ms)", l, t.latency_ms_sum ?? 0, "_sum");
+          add("sink_transport_latency_ms", "histogram", "Request latency (ms)", l, v, "_count");
+        }
+      } else if (k !== "latency_ms_sum" || t.latency_ms_le_inf === undefined) {
+        addOwn("sink_transport", k, `Sink transport counter ${k}`, l, v);
+      }
     }
   }
   for (const [reason, n] of Object.entries(m.dropped)) {

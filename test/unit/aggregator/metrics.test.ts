@@ -1,6 +1,7 @@
 // metrics() is a typed snapshot; prometheus() exposes the same numbers as text.
 import { describe, expect, it } from "vitest";
 import { Aggregator, MemorySink } from "../../../src/index.js";
+import { toPrometheus, type MetricsSnapshot } from "../../../src/report.js";
 import { numbered } from "../../helpers/sinks.js";
 
 describe("metrics", () => {
@@ -26,5 +27,52 @@ describe("metrics", () => {
     m.unblock();
     const report = await agg.stop();
     expect(report.sinks.mem).toMatchObject({ delivered: 10, droppedTotal: 15 });
+  });
+
+  it("exports collector and transport counters as `_total` counters in snake case, levels as gauges, latency as a histogram", () => {
+    const source = { emitted: 1, admitted: 1, settled: 1, linesRead: 1, bytesRead: 1, parseErrors: 0, restarts: 0, waiting: 0 };
+    const sink = { received: 4, delivered: 4, deadLettered: 0, dropped: {}, droppedTotal: 0, retried: 0, filtered: 0, pending: 0 };
+    const snap: MetricsSnapshot = {
+      state: "running",
+      uptimeMs: 1_000,
+      dropped: {},
+      sources: { app: { ...source, kind: "file", state: "running", pid: 1, collector: { filesOpen: 2, droppedKeys: 3, gelfChunkInvalid: 1 } } },
+      sinks: {
+        es: {
+          ...sink,
+          queueRecords: 0,
+          queueBytes: 0,
+          inFlightBatches: 0,
+          sendErrors: 0,
+          filterErrors: 0,
+          state: "open",
+          transport: { requests: 4, status_200: 4, max_request_bytes: 1024, latency_ms_le_1: 1, latency_ms_le_5: 3, latency_ms_le_inf: 4, latency_ms_sum: 12.5 },
+        },
+      },
+    };
+    const text = toPrometheus(snap);
+    const lines = text.trim().split("\n");
+    const typeOf = (name: string) => lines.find((l) => l.startsWith(`# TYPE child_log_agg_${name} `))?.split(" ")[3];
+    expect(typeOf("collector_files_open")).toBe("gauge");
+    expect(typeOf("collector_dropped_keys_total")).toBe("counter");
+    expect(typeOf("collector_gelf_chunk_invalid_total")).toBe("counter");
+    expect(typeOf("sink_transport_requests_total")).toBe("counter");
+    expect(typeOf("sink_transport_status_200_total")).toBe("counter");
+    expect(typeOf("sink_transport_max_request_bytes")).toBe("gauge");
+    expect(typeOf("sink_transport_latency_ms")).toBe("histogram");
+    const histogram = lines.filter((l) => l.startsWith("child_log_agg_sink_transport_latency_ms"));
+    expect(histogram).toEqual([
+      'child_log_agg_sink_transport_latency_ms_bucket{sink="es",le="1"} 1',
+      'child_log_agg_sink_transport_latency_ms_bucket{sink="es",le="5"} 3',
+      'child_log_agg_sink_transport_latency_ms_bucket{sink="es",le="+Inf"} 4',
+      'child_log_agg_sink_transport_latency_ms_sum{sink="es"} 12.5',
+      'child_log_agg_sink_transport_latency_ms_count{sink="es"} 4',
+    ]);
+    // Every counter family is named `…_total`, and no name keeps upper-case letters.
+    for (const l of lines.filter((x) => x.startsWith("# TYPE "))) {
+      const [, , name, type] = l.split(" ");
+      expect(name).toMatch(/^[a-z_][a-z0-9_]*$/);
+      if (type === "counter") expect(name).toMatch(/_total$/);
+    }
   });
 });
