@@ -315,8 +315,11 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       if (this.stopping === undefined) await Promise.all([...this.sources.values()].map((s) => this.startSource(s)));
     } catch (error) {
       // Leave nothing running behind a failed start.
-      if (this.stopping === undefined) this._state = "running";
+      const stoppedMeanwhile = this.stopping !== undefined;
+      if (!stoppedMeanwhile) this._state = "running";
       await this.stop({ timeoutMs: 5_000 }).catch(() => undefined);
+      // A collector killed by that stop() while it started is not a crash to report.
+      if (stoppedMeanwhile) throw new AggregatorError("ERR_AGGREGATOR_STOPPED", "stop() was called before start() finished", { cause: error });
       throw error;
     }
     if (this.stopping !== undefined) {
