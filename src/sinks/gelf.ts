@@ -26,7 +26,8 @@ import { DEFAULT_GELF_LEVELS, defaultGelfMapping, fitGelf, toGelf } from "./gelf
 import { GelfBytesEncoder } from "./gelf-bytes.js";
 import { type UdpBatchResult, UdpSender } from "./gelf-udp-sender.js";
 import { EntryBatch } from "../pipeline/batch.js";
-import { type HttpClient, classifyResponse } from "./transport/http-post.js";
+import type { HttpClient } from "./transport/http-post.js";
+import { type BodyOf, HttpBatchPoster, summarize } from "./transport/http-batch.js";
 import type { Endpoint } from "./transport/options.js";
 import { boolOption, endpointOption, enumOption, intOption, nameOption } from "./transport/options.js";
 import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
@@ -97,6 +98,7 @@ export class GelfSink implements Sink {
   private readonly encoder: GelfBytesEncoder;
   private readonly stream: StreamConnection | undefined;
   private readonly http: HttpClient | undefined;
+  private readonly poster: HttpBatchPoster | undefined;
   private udp: UdpSender | undefined;
   private udpOpening: Promise<UdpSender> | undefined;
   private udpClosed = false;
@@ -160,6 +162,7 @@ export class GelfSink implements Sink {
       else if (this.compression === "zlib") headers["content-encoding"] = "deflate";
       headers["content-type"] ??= "application/json";
       this.http = openHttp(this.name, ep, conn, this.stats, this.concurrency);
+      this.poster = new HttpBatchPoster(this.http, this.name, ep.display, (status) => status >= 200 && status <= 299);
     } else {
       if (auth !== undefined || Object.keys(headers).length > 0) {
         throw new InvalidOptionError("Expected no `auth` or `headers` with udp:// (GELF UDP has no auth), got some");
@@ -210,7 +213,7 @@ export class GelfSink implements Sink {
   }
 
   metrics(): SinkMetrics {
-    return { ...this.stats.snapshot(), ...this.counters };
+    return { ...this.stats.snapshot(), ...this.counters, ...(this.poster === undefined ? {} : { requests_split_413: this.poster.splits }) };
   }
 
   // ---- UDP ----
@@ -451,24 +454,13 @@ export class GelfSink implements Sink {
     return typeof text === "string" ? Buffer.from(text, "utf8") : text;
   }
 
-  private isDelivered = (status: number): boolean => status >= 200 && status <= 299;
-
   private async sendHttpSingle(batch: Batch, signal: AbortSignal): Promise<SendResult> {
     const { lines, sent, outcomes: pre } = this.frameAll(batch, this.maxBodyBytes);
     const outcomes = pre ?? new Array<RecordOutcome>(batch.length).fill(Outcome.delivered);
-    let next = 0;
-    const http = this.http!;
-    const worker = async (): Promise<void> => {
-      while (next < lines.length) {
-        const k = next++;
-        const res = await http.post(this.encodeBody(lines[k]!), {}, signal);
-        outcomes[sent[k]!] = classifyResponse(this.name, this.endpoint.display, res, this.isDelivered);
-      }
-    };
-    const workers: Promise<void>[] = [];
-    for (let w = 0; w < Math.min(this.concurrency, lines.length); w++) workers.push(worker());
-    await Promise.all(workers);
-    return allDelivered(outcomes) ? Outcome.delivered : Outcome.perRecord(outcomes);
+    const ranges = new Int32Array(lines.length + 1);
+    for (let k = 0; k <= lines.length; k++) ranges[k] = k;
+    await this.postRanges(ranges, (lo) => this.encodeBody(lines[lo]!), sent, outcomes, signal);
+    return summarize(outcomes);
   }
 
   private async sendHttpBulk(batch: Batch, signal: AbortSignal): Promise<SendResult> {
@@ -476,28 +468,49 @@ export class GelfSink implements Sink {
     const { lines, sent, outcomes: pre } = this.frameAll(batch, this.maxBodyBytes - 1);
     const bodies = packLines(lines, "\n", this.maxBodyBytes);
     const outcomes = pre ?? new Array<RecordOutcome>(batch.length).fill(Outcome.delivered);
-    const starts: number[] = [];
-    let acc = 0;
-    for (const b of bodies) {
-      starts.push(acc);
-      acc += b.records;
+    const ranges = new Int32Array(bodies.length + 1);
+    const packed = new Map<number, (typeof bodies)[number]>();
+    for (let k = 0; k < bodies.length; k++) {
+      packed.set(ranges[k]!, bodies[k]!);
+      ranges[k + 1] = ranges[k]! + bodies[k]!.records;
     }
+    // A body packed above, or (after a 413) a part of one packed anew.
+    const bodyOf: BodyOf = (lo, hi) => {
+      const body = packed.get(lo);
+      if (body !== undefined && body.records === hi - lo) return this.encodeBody(body.data);
+      return this.encodeBody(packLines(lines.slice(lo, hi), "\n", Number.POSITIVE_INFINITY)[0]!.data);
+    };
+    await this.postRanges(ranges, bodyOf, sent, outcomes, signal);
+    return summarize(outcomes);
+  }
+
+  /**
+   * POST line ranges `[ranges[k], ranges[k+1])`, up to `concurrency` at a time. The first request that must be
+   * retried stops the rest: the destination is unwell, and the lines not sent yet get the same retry. While the sink
+   * is unwell from an earlier batch, one request goes first and the others follow only once it got through.
+   */
+  private async postRanges(ranges: Int32Array, bodyOf: BodyOf, sent: readonly number[], outcomes: RecordOutcome[], signal: AbortSignal): Promise<void> {
+    const poster = this.poster!;
+    const count = ranges.length - 1;
+    const fill = (lo: number, hi: number, outcome: RecordOutcome): void => {
+      for (let j = lo; j < hi; j++) outcomes[sent[j]!] = outcome;
+    };
     let next = 0;
-    const http = this.http!;
-    const worker = async (): Promise<void> => {
-      while (next < bodies.length) {
+    let stop: RecordOutcome | undefined;
+    const worker = async (once: boolean): Promise<void> => {
+      while (stop === undefined && next < count) {
         const k = next++;
-        const body = bodies[k]!;
-        const res = await http.post(this.encodeBody(body.data), {}, signal);
-        const outcome = classifyResponse(this.name, this.endpoint.display, res, this.isDelivered);
-        if (outcome.status === "delivered") continue;
-        for (let j = starts[k]!; j < starts[k]! + body.records; j++) outcomes[sent[j]!] = outcome;
+        const failed = await poster.postRange(ranges[k]!, ranges[k + 1]!, bodyOf, fill, signal);
+        if (failed !== undefined) stop ??= failed;
+        if (once) return;
       }
     };
+    if (poster.unwell) await worker(true);
     const workers: Promise<void>[] = [];
-    for (let w = 0; w < Math.min(this.concurrency, bodies.length); w++) workers.push(worker());
+    const fanOut = Math.min(this.concurrency, count - next);
+    for (let w = 0; w < fanOut; w++) workers.push(worker(false));
     await Promise.all(workers);
-    return allDelivered(outcomes) ? Outcome.delivered : Outcome.perRecord(outcomes);
+    if (stop !== undefined && next < count) fill(ranges[next]!, ranges[count]!, stop);
   }
 }
 

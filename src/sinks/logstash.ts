@@ -1,11 +1,12 @@
-// LogstashSink: ships records to Logstash's `http` input (one request per batch) or `tcp` input (json_lines over TCP/TLS).
+// LogstashSink: ships records to Logstash's `http` input (one request per batch, halved on 413) or `tcp` input (json_lines over TCP/TLS).
 import { gzipSync } from "node:zlib";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
 import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
-import { type HttpClient, classifyResponse } from "./transport/http-post.js";
+import type { HttpClient } from "./transport/http-post.js";
+import { HttpBatchPoster, summarize } from "./transport/http-batch.js";
 import type { Endpoint } from "./transport/options.js";
 import { endpointOption, enumOption, nameOption } from "./transport/options.js";
 import { EntryBatch } from "../pipeline/batch.js";
@@ -44,6 +45,7 @@ export class LogstashSink implements Sink {
   private readonly stats = new SinkStats();
   private readonly stream: StreamConnection | undefined;
   private readonly http: HttpClient | undefined;
+  private readonly poster: HttpBatchPoster | undefined;
 
   constructor(options: LogstashSinkOptions) {
     if (options === null || typeof options !== "object") {
@@ -68,6 +70,7 @@ export class LogstashSink implements Sink {
       headers["content-type"] ??= this.format === "ndjson" ? "application/x-ndjson" : "application/json";
       if (this.gzip) headers["content-encoding"] = "gzip";
       this.http = openHttp(this.name, ep, conn, this.stats, 4);
+      this.poster = new HttpBatchPoster(this.http, this.name, ep.display, isDelivered);
     } else {
       this.stream = openStream(this.name, ep, conn, this.stats);
       this.pipelineDefaults = { concurrency: 1 };
@@ -86,13 +89,7 @@ export class LogstashSink implements Sink {
 
   async send(batch: Batch, ctx: SendContext): Promise<SendResult> {
     if (batch.length === 0) return Outcome.delivered;
-    if (this.http !== undefined) {
-      // Canonical JSON is reused as-is: records that arrived as bytes are copied, never decoded or re-serialized.
-      const raw = this.format === "ndjson" ? ndjsonBody(batch) : jsonArrayBody(batch);
-      const body = this.gzip ? gzipSync(raw) : raw;
-      const res = await this.http.post(body, {}, ctx.signal);
-      return classifyResponse(this.name, this.endpoint.display, res, isDelivered);
-    }
+    if (this.poster !== undefined) return this.sendHttp(batch, ctx.signal);
     const r = await this.stream!.write(packRecords(batch, "\n", STREAM_SEGMENT_BYTES), ctx.signal);
     if (r.error === undefined) return Outcome.delivered;
     if (r.flushed === 0) return Outcome.retry(r.reason ?? "connection_error", r.retryAfterMs, r.error);
@@ -102,6 +99,23 @@ export class LogstashSink implements Sink {
     return Outcome.perRecord(out);
   }
 
+  /** One request for the batch; a 413 halves it (see http-batch.ts). */
+  private async sendHttp(batch: Batch, signal: AbortSignal): Promise<SendResult> {
+    const n = batch.length;
+    let outcomes: RecordOutcome[] | undefined;
+    const fill = (lo: number, hi: number, outcome: RecordOutcome): void => {
+      outcomes ??= new Array<RecordOutcome>(n).fill(Outcome.delivered);
+      for (let i = lo; i < hi; i++) outcomes[i] = outcome;
+    };
+    // Canonical JSON is reused as-is: records that arrived as bytes are copied, never decoded or re-serialized.
+    const bodyOf = (lo: number, hi: number): Buffer => {
+      const raw = this.format === "ndjson" ? ndjsonBody(batch, lo, hi) : jsonArrayBody(batch, lo, hi);
+      return this.gzip ? gzipSync(raw) : raw;
+    };
+    await this.poster!.postRange(0, n, bodyOf, fill, signal);
+    return outcomes === undefined ? Outcome.delivered : summarize(outcomes);
+  }
+
   async close(ctx?: SinkLifecycleContext): Promise<void> {
     // The signal aborts at the aggregator's close deadline: resends of the replay window stop there.
     if (this.stream !== undefined) await this.stream.close(ctx?.signal);
@@ -109,24 +123,38 @@ export class LogstashSink implements Sink {
   }
 
   metrics(): SinkMetrics {
-    return this.stats.snapshot();
+    const out = this.stats.snapshot();
+    if (this.poster !== undefined) out.requests_split_413 = this.poster.splits;
+    return out;
   }
 }
 
-/** Every record followed by "\n" (the last one too). */
-function ndjsonBody(batch: Batch): Buffer {
-  if (!(batch instanceof EntryBatch)) return Buffer.from(batch.json.join("\n") + "\n", "utf8");
-  return recordBytes(batch.entries, 0, batch.length, 0x0a, batch.bytes + batch.length);
+/** Records `[lo, hi)`, each followed by "\n" (the last one too). */
+function ndjsonBody(batch: Batch, lo: number, hi: number): Buffer {
+  if (!(batch instanceof EntryBatch)) return Buffer.from(sliceOf(batch.json, lo, hi).join("\n") + "\n", "utf8");
+  return recordBytes(batch.entries, lo, hi, 0x0a, rangeBytes(batch, lo, hi));
 }
 
-/** `[r1,r2,…]`. */
-function jsonArrayBody(batch: Batch): Buffer {
-  if (!(batch instanceof EntryBatch)) return Buffer.from(`[${batch.json.join(",")}]`, "utf8");
+/** `[r_lo,…,r_hi-1]`. */
+function jsonArrayBody(batch: Batch, lo: number, hi: number): Buffer {
+  if (!(batch instanceof EntryBatch)) return Buffer.from(`[${sliceOf(batch.json, lo, hi).join(",")}]`, "utf8");
   // The records each followed by ",", then the last "," becomes "]" behind a "[".
-  const joined = recordBytes(batch.entries, 0, batch.length, 0x2c, batch.bytes + batch.length);
+  const joined = recordBytes(batch.entries, lo, hi, 0x2c, rangeBytes(batch, lo, hi));
   const out = Buffer.allocUnsafe(joined.length + 1);
   out[0] = 0x5b;
   joined.copy(out, 1);
   out[out.length - 1] = 0x5d;
   return out;
+}
+
+/** UTF-8 bytes of records `[lo, hi)` plus one terminator each. */
+function rangeBytes(batch: EntryBatch, lo: number, hi: number): number {
+  if (lo === 0 && hi === batch.length) return batch.bytes + batch.length;
+  let size = hi - lo;
+  for (let i = lo; i < hi; i++) size += batch.entries[i]!.bytes;
+  return size;
+}
+
+function sliceOf(json: readonly string[], lo: number, hi: number): readonly string[] {
+  return lo === 0 && hi === json.length ? json : json.slice(lo, hi);
 }

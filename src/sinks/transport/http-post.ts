@@ -162,7 +162,13 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
 
 /**
  * Classify an HTTP answer for the engine: `isDelivered(status)` → delivered; 408, 425, 429 and 5xx → retry
- * (honouring Retry-After); 401/403 → rejected with ERR_SINK_AUTH; any other status → rejected with ERR_SINK_REJECTED.
+ * (honouring Retry-After); 401/403 → retry with ERR_SINK_AUTH; any other status (413 included: splitting is the
+ * caller's, see http-batch.ts) → rejected with ERR_SINK_REJECTED.
+ *
+ * Credentials are configuration, and they get fixed (a rotated password, a new header value) without a restart:
+ * rejecting on 401/403 would drop or dead-letter every record meanwhile, and let file checkpoints move past them.
+ * Retried, they wait under the engine's backoff, and the coded error reaches the host as `sink:error`
+ * (the Elasticsearch sink does the same).
  */
 export function classifyResponse(
   sink: string,
@@ -175,14 +181,15 @@ export function classifyResponse(
   if (isDelivered(status)) return Outcome.delivered;
   const snippet = result.body.replace(/\s+/g, " ").trim().slice(0, 200);
   const text = `POST ${display} answered ${status}${snippet.length > 0 ? `: ${snippet}` : ""}`;
-  if (status === 408 || status === 425 || status === 429 || (status >= 500 && status <= 599)) {
+  const auth = status === 401 || status === 403;
+  if (auth || status === 408 || status === 425 || status === 429 || (status >= 500 && status <= 599)) {
     const retryAfterMs = parseRetryAfter(result.headers["retry-after"]);
-    const err = new SinkError("ERR_SINK_SEND", text, { sink });
+    const err = new SinkError(auth ? "ERR_SINK_AUTH" : "ERR_SINK_SEND", auth ? `${text} (authentication/authorization failed; retried until the credentials are accepted)` : text, { sink });
     err.statusCode = status;
     if (retryAfterMs !== undefined) err.retryAfterMs = retryAfterMs;
     return Outcome.retry(`http_${status}`, retryAfterMs, err);
   }
-  const err = new SinkError(status === 401 || status === 403 ? "ERR_SINK_AUTH" : "ERR_SINK_REJECTED", text, { sink });
+  const err = new SinkError("ERR_SINK_REJECTED", text, { sink });
   err.statusCode = status;
   err.retryable = false;
   return Outcome.reject(`http_${status}`, err);

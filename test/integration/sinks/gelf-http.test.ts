@@ -78,16 +78,74 @@ describe("GelfSink over HTTP", () => {
     expect(rx.requests.length).toBeGreaterThan(total / 5_000); // really split under the 64 KiB cap
   });
 
-  it("per-record outcomes in single mode: each request classified on its own", async () => {
+  it("per-record outcomes in single mode: each request in flight classified on its own", async () => {
     const { sink } = await start((req) => {
       const n = (JSON.parse(req.body.toString("utf8")) as { _n: number })._n;
       return n === 1 ? { status: 401 } : n === 2 ? { status: 503, headers: { "retry-after": "2" } } : n === 3 ? { status: 400 } : { status: 202 };
     });
+    // Five records, eight requests at a time: all are in flight before any answer, so none is held back.
     const outcomes = outcomesOf(await sink.send(createBatch(makeRecords(5)), { signal: signal() }), 5);
-    expect(outcomes.map((o) => o.status)).toEqual(["delivered", "rejected", "retry", "rejected", "delivered"]);
-    expect(outcomes[1]).toMatchObject({ reason: "http_401", error: { code: "ERR_SINK_AUTH" } });
+    expect(outcomes.map((o) => o.status)).toEqual(["delivered", "retry", "retry", "rejected", "delivered"]);
+    expect(outcomes[1]).toMatchObject({ reason: "http_401", error: { code: "ERR_SINK_AUTH", statusCode: 401 } });
     expect(outcomes[2]).toMatchObject({ reason: "http_503", retryAfterMs: 2000 });
     expect(outcomes[3]).toMatchObject({ reason: "http_400", error: { code: "ERR_SINK_REJECTED" } });
+  });
+
+  it("single mode against a 503: stops after the requests in flight, one whole-batch retry, then probes with one request", async () => {
+    let answer: ReturnType<Responder> = { status: 503, headers: { "retry-after": "3" } };
+    const { rx, sink } = await start(() => answer, { concurrency: 4 });
+    const first = await sink.send(createBatch(makeRecords(100)), { signal: signal() });
+    // One outcome for the batch (not { outcomes }): the engine backs the whole sink off.
+    expect(first).toMatchObject({ status: "retry", reason: "http_503", retryAfterMs: 3000, error: { code: "ERR_SINK_SEND", statusCode: 503 } });
+    expect(rx.requests).toHaveLength(4); // the four in flight when the first 503 came, not 100
+    // The next batch, while the sink is unwell, sends one request first.
+    expect(await sink.send(createBatch(makeRecords(100, 100)), { signal: signal() })).toMatchObject({ status: "retry", reason: "http_503" });
+    expect(rx.requests).toHaveLength(5);
+    // Back up: the probe gets through and the rest follows.
+    answer = { status: 202 };
+    expect(await sink.send(createBatch(makeRecords(100, 200)), { signal: signal() })).toEqual({ status: "delivered" });
+    expect(rx.requests).toHaveLength(105);
+  });
+
+  it("single mode: 401 and 403 retry the whole batch with ERR_SINK_AUTH, never reject", async () => {
+    for (const status of [401, 403]) {
+      const { rx, sink } = await start(() => ({ status, body: "denied" }), { concurrency: 2 });
+      const result = await sink.send(createBatch(makeRecords(50)), { signal: signal() });
+      expect(result).toMatchObject({ status: "retry", reason: `http_${status}`, error: { code: "ERR_SINK_AUTH", statusCode: status } });
+      expect(rx.requests).toHaveLength(2);
+    }
+  });
+
+  it("a refused connection: one whole-batch retry (network_error) after the first attempts", async () => {
+    const { rx, sink } = await start(undefined, { concurrency: 3 });
+    await rx.close();
+    const result = await sink.send(createBatch(makeRecords(40)), { signal: signal() });
+    expect(result).toMatchObject({ status: "retry", reason: "network_error", error: { code: "ERR_SINK_SEND" } });
+    expect(sink.metrics().requests).toBe(3);
+  });
+
+  it("bulk against a 503: one whole-batch retry, no body sent after the failure", async () => {
+    const { rx, sink } = await start(() => ({ status: 503 }), { bulk: true, concurrency: 2, maxBodyBytes: 4_096 });
+    const result = await sink.send(createBatch(makeRecords(1_000)), { signal: signal() });
+    expect(result).toMatchObject({ status: "retry", reason: "http_503" });
+    expect(rx.requests).toHaveLength(2); // of about 40 bodies
+  });
+
+  it("bulk: a 413 halves the body until it fits, each message delivered once; one message still too large → http_413", async () => {
+    const limit = 3_000;
+    const { rx, sink } = await start((req) => (req.body.length > limit ? { status: 413 } : { status: 202 }), { bulk: true });
+    const records = makeRecords(300);
+    records[123] = { ...records[123]!, message: `big ${"z".repeat(4_000)}` };
+    const outcomes = outcomesOf(await sink.send(createBatch(records), { signal: signal() }), 300);
+    expect(outcomes.filter((o) => o.status === "delivered")).toHaveLength(299);
+    expect(outcomes[123]).toMatchObject({ status: "rejected", reason: "http_413", error: { code: "ERR_SINK_REJECTED", statusCode: 413 } });
+    const seen = rx.requests
+      .filter((r) => r.body.length <= limit)
+      .flatMap((r) => r.body.toString("utf8").slice(0, -1).split("\n").map((l) => (JSON.parse(l) as { _n: number })._n));
+    expect(seen).toHaveLength(299);
+    expect(new Set(seen).size).toBe(299);
+    expect(seen).not.toContain(123);
+    expect(sink.metrics().requests_split_413).toBeGreaterThan(0);
   });
 
   it("a server that never answers → retry (timeout) for every record, no hang", async () => {
@@ -116,7 +174,7 @@ describe("GelfSink over HTTP", () => {
     await rx.close();
     results.push(await sink.send(createBatch(makeRecords(1)), { signal: signal() }));
     expect(rx.requests[0]!.headers.authorization).toBe(`Basic ${Buffer.from("user:secret").toString("base64")}`);
-    expect(outcomesOf(results[0], 1)[0]).toMatchObject({ status: "rejected", reason: "http_401" });
+    expect(outcomesOf(results[0], 1)[0]).toMatchObject({ status: "retry", reason: "http_401", error: { code: "ERR_SINK_AUTH" } });
     const dump = inspect(results, { depth: 20 }) + JSON.stringify(results) + JSON.stringify(sink.metrics());
     expect(dump).toContain("127.0.0.1");
     expect(dump).not.toContain("secret");

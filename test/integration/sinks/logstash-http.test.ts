@@ -66,8 +66,8 @@ describe("LogstashSink over HTTP", () => {
     [500, "retry", "http_500", undefined],
     [503, "retry", "http_503", 3000],
     [400, "rejected", "http_400", undefined],
-    [401, "rejected", "http_401", undefined],
-    [413, "rejected", "http_413", undefined],
+    [401, "retry", "http_401", undefined],
+    [403, "retry", "http_403", undefined],
   ])("status %i → %s", async (status, outcome, reason, retryAfterMs) => {
     const { sink } = await start(() => ({ status, headers: status === 429 || status === 503 ? { "retry-after": "3" } : ({} as Record<string, string>), body: "nope" }));
     const result = (await sink.send(createBatch(makeRecords(3)), { signal: signal() })) as { status: string; reason?: string; retryAfterMs?: number; error?: { code: string; statusCode: number } };
@@ -76,8 +76,57 @@ describe("LogstashSink over HTTP", () => {
       expect(result.reason).toBe(reason);
       expect(result.retryAfterMs).toBe(retryAfterMs);
       expect(result.error?.statusCode).toBe(status);
-      expect(result.error?.code).toBe(status === 401 ? "ERR_SINK_AUTH" : outcome === "retry" ? "ERR_SINK_SEND" : "ERR_SINK_REJECTED");
+      expect(result.error?.code).toBe(status === 401 || status === 403 ? "ERR_SINK_AUTH" : outcome === "retry" ? "ERR_SINK_SEND" : "ERR_SINK_REJECTED");
     }
+  });
+
+  it("413: halves the batch until each part fits, every record delivered once; later batches are cut below the learned size", async () => {
+    const limit = 20_000;
+    const { rx, sink } = await start((req) => (req.body.length > limit ? { status: 413, body: "payload too large" } : { status: 200, body: "ok" }));
+    const big = (n: number, from: number): LogRecordInput[] => makeRecords(n, from).map((r) => ({ ...r, pad: "x".repeat(400) }));
+    // 100 records of ~480 bytes: 48 KB, more than twice the limit.
+    expect(await sink.send(createBatch(big(100, 0)), { signal: signal() })).toEqual({ status: "delivered" });
+    const refusedFirst = rx.requests.filter((r) => r.body.length > limit).length;
+    expect(refusedFirst).toBeGreaterThan(0);
+    expect(await sink.send(createBatch(big(100, 100)), { signal: signal() })).toEqual({ status: "delivered" });
+    // The second batch was cut by the ceiling the first one taught: no further 413.
+    expect(rx.requests.filter((r) => r.body.length > limit).length).toBe(refusedFirst);
+    const ns = rx.requests
+      .filter((r) => r.body.length <= limit)
+      .flatMap((r) => r.body.toString("utf8").trimEnd().split("\n").map((l) => (JSON.parse(l) as { n: number }).n));
+    expect(ns).toHaveLength(200);
+    expect(new Set(ns).size).toBe(200);
+    expect(sink.metrics().requests_split_413).toBeGreaterThan(0);
+  });
+
+  it("413 on json_array bodies: each half is a valid array of its own records", async () => {
+    const { rx } = await start((req) => (req.body.length > 2_000 ? { status: 413 } : { status: 200 }));
+    const s2 = new LogstashSink({ name: "ls-array", url: `http://127.0.0.1:${rx.port}`, format: "json_array", compression: "gzip" });
+    cleanups.push(() => s2.close());
+    const batch = createBatch(makeRecords(64));
+    expect(await s2.send(batch, { signal: signal() })).toEqual({ status: "delivered" });
+    const accepted = rx.requests.filter((r) => r.body.length <= 2_000).flatMap((r) => JSON.parse(r.body.toString("utf8")) as unknown[]);
+    expect(accepted).toEqual(batch.records);
+  });
+
+  it("413 for a single record still too large: only it is rejected (http_413), its neighbours delivered", async () => {
+    const { rx, sink } = await start((req) => (req.body.length > 5_000 ? { status: 413 } : { status: 200 }));
+    const records = makeRecords(8);
+    records[5] = { ...records[5]!, pad: "y".repeat(6_000) };
+    const outcomes = outcomesOf(await sink.send(createBatch(records), { signal: signal() }), 8);
+    expect(outcomes.map((o) => o.status)).toEqual(["delivered", "delivered", "delivered", "delivered", "delivered", "rejected", "delivered", "delivered"]);
+    expect(outcomes[5]).toMatchObject({ reason: "http_413", error: { code: "ERR_SINK_REJECTED", statusCode: 413 } });
+    const ns = rx.requests.filter((r) => r.body.length <= 5_000).flatMap((r) => r.body.toString("utf8").trimEnd().split("\n").map((l) => (JSON.parse(l) as { n: number }).n));
+    expect(ns.sort((a, b) => a - b)).toEqual([0, 1, 2, 3, 4, 6, 7]);
+  });
+
+  it("413 then 503 on the first half: the second half is not sent, and the whole batch gets one retry", async () => {
+    const { rx, sink } = await start((req) => (req.body.length > 1_000 ? { status: 413 } : { status: 503, headers: { "retry-after": "7" } }));
+    const result = await sink.send(createBatch(makeRecords(20)), { signal: signal() });
+    expect(result).toMatchObject({ status: "retry", reason: "http_503", retryAfterMs: 7_000 });
+    // The whole batch (413), then halves until a part is small enough to be answered 503: nothing after that.
+    expect(rx.requests.at(-1)!.body.length).toBeLessThanOrEqual(1_000);
+    expect(rx.requests.filter((r) => r.body.length <= 1_000)).toHaveLength(1);
   });
 
   it("a server that never answers → retry (timeout) instead of a hang", async () => {
@@ -112,7 +161,7 @@ describe("LogstashSink over HTTP", () => {
     answer = { status: 200 };
     results.push(await sink.send(createBatch(makeRecords(1)), { signal: signal() }));
     expect(rx.requests[0]!.headers.authorization).toBe(`Basic ${Buffer.from("user:secret").toString("base64")}`);
-    expect(results[0]).toMatchObject({ status: "rejected", reason: "http_401", error: { code: "ERR_SINK_AUTH" } });
+    expect(results[0]).toMatchObject({ status: "retry", reason: "http_401", error: { code: "ERR_SINK_AUTH" } });
     expect(results[1]).toMatchObject({ status: "retry", reason: "timeout" });
     expect(results[2]).toEqual({ status: "delivered" });
     await rx.close();
