@@ -116,6 +116,6 @@ export interface AggregatorEvents {
   "source:error": [event: SourceErrorEvent];
   "source:log": [event: SourceLogEvent];
   "sink:error": [event: SinkErrorEvent];
-  /** Errors not owned by one source or sink (checkpoint writes, for example). */
+  /** Errors not owned by one source or sink: an event listener that threw (ERR_LISTENER). */
   error: [error: AggregatorError];
 }

@@ -32,7 +32,7 @@ export interface BatchOptions {
 }
 
 export interface RetryOptions {
-  /** First backoff ceiling; each attempt doubles it (full jitter: the delay is random in [0, ceiling]). @default 500 */
+  /** First backoff ceiling; each attempt multiplies it by `factor` (full jitter: the delay is random in [0, ceiling]). @default 500 */
   baseDelayMs?: number;
   /** Upper bound of the computed backoff. @default 30_000 */
   maxDelayMs?: number;

@@ -82,6 +82,8 @@ export class SinkPipeline {
   /** The pass rate's window: counters at the current window's start, and what the previous window saw. */
   private windowStart = { received: 0, filtered: 0 };
   private previousWindow = { received: 0, filtered: 0 };
+  /** Records that reached this lane after stop() closed it (reported as pending; see accept). */
+  private lateArrivals = 0;
   /** Set by abandon(reason): in-flight entries that come back undelivered are dropped with it. */
   private abandonDrop: DropReason | undefined;
 
@@ -122,7 +124,14 @@ export class SinkPipeline {
   accept(entry: Entry, force = false): void {
     const q = this.options.queue;
     if (this.closed) {
-      this.dropOne(entry, "sinkRemoved", "sink was removed");
+      this.counters.received++;
+      if (this.abandonDrop !== undefined) {
+        this.dropOne(entry, "sinkRemoved", "sink was removed");
+        return;
+      }
+      // Handed over after stop()'s deadline closed this lane: not delivered, and not settled either, so its source's
+      // position stays before it (a file replays it next run). The report counts it as pending.
+      this.lateArrivals++;
       return;
     }
     if (entry.bytes > q.maxBytes) {
@@ -619,7 +628,7 @@ export class SinkPipeline {
     return {
       ...this.counters,
       dropped: { ...this.counters.dropped },
-      pending: this.held,
+      pending: this.held + this.lateArrivals,
       queueRecords: this.held,
       queueBytes: this.heldBytes,
       inFlightBatches: this.sends.pending,
@@ -632,7 +641,7 @@ export class SinkPipeline {
 
   /** Counters for the report; `pending` is what is still held. */
   report(): SinkCounters {
-    return { ...this.counters, dropped: { ...this.counters.dropped }, pending: this.held };
+    return { ...this.counters, dropped: { ...this.counters.dropped }, pending: this.held + this.lateArrivals };
   }
 }
 

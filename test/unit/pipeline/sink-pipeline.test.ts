@@ -1,3 +1,4 @@
+// SinkPipeline: detaching held records by the recent pass rate; records that reach a closed lane.
 import { describe, expect, it } from "vitest";
 import { resolveAggregatorOptions, resolveSinkOptions } from "../../../src/options.js";
 import { Entry } from "../../../src/pipeline/entry.js";
@@ -107,5 +108,38 @@ describe("SinkPipeline: a filtered lane detaches what it holds by its recent pas
     sink.release();
     await pipeline.drain();
     expect(pipeline.counters.delivered).toBe(10_000);
+  });
+});
+
+describe("SinkPipeline after stop() closed it", () => {
+  it("a record handed over late is counted as received and pending, and is not settled (its position is not committed)", () => {
+    const options = resolveSinkOptions(undefined, resolveAggregatorOptions(undefined), undefined);
+    const drops: string[] = [];
+    const pipeline = new SinkPipeline(switchableSink(), options, { ...hooks, dropped: (_p, reason, entries) => drops.push(`${reason}:${entries.length}`) });
+    pipeline.startSending();
+    pipeline.abandon(); // stop()'s deadline
+    const settled: number[] = [];
+    const late = new Entry(RECORD, RECORD.length, { name: "src", settle: (seq) => settled.push(seq) }, 7);
+    late.pending = 1;
+    pipeline.accept(late);
+    const report = pipeline.report();
+    expect(report).toMatchObject({ received: 1, delivered: 0, droppedTotal: 0, pending: 1 });
+    expect(report.received).toBe(report.delivered + report.deadLettered + report.droppedTotal + report.pending);
+    expect(settled).toEqual([]);
+    expect(late.pending).toBe(1);
+    expect(drops).toEqual([]);
+  });
+
+  it("after removeSink() closed it, a late record is a counted sinkRemoved drop", () => {
+    const options = resolveSinkOptions(undefined, resolveAggregatorOptions(undefined), undefined);
+    const pipeline = new SinkPipeline(switchableSink(), options, hooks);
+    pipeline.startSending();
+    pipeline.abandon("sinkRemoved");
+    const settled: number[] = [];
+    const late = new Entry(RECORD, RECORD.length, { name: "src", settle: (seq) => settled.push(seq) }, 3);
+    late.pending = 1;
+    pipeline.accept(late);
+    expect(pipeline.report()).toMatchObject({ received: 1, droppedTotal: 1, dropped: { sinkRemoved: 1 }, pending: 0 });
+    expect(settled).toEqual([3]);
   });
 });
