@@ -3,13 +3,17 @@
 //   frame := u32 BE payload length | u8 type | payload
 //
 //   child → host                                  host → child
-//   READY    {pid, info}                          INIT    {spec}          (first frame, once)
+//   READY    {pid, info, groups}                  INIT    {spec}          (first frame, once)
 //   RECORDS  u32 count | u32 hdrLen | hdr JSON    CREDIT  {records, bytes} (more room in the host's inbox)
 //            | records as JSON lines (\n-joined)  ACK     {seq}           (every record below seq is settled)
 //   STATS    {counters}                           STOP    {}              (stop reading, flush, say DRAINED)
 //   LOG      {level, message, code?}              EXIT    {}              (host is done with you)
-//   FATAL    {code, message}
+//   FATAL    {code, message, exitCode?, signal?, stderrTail?}
 //   DRAINED  {}
+//
+// READY's `groups` are process groups the collector started outside its own (a command's): the host kills them
+// when the collector dies without doing so. FATAL's `exitCode`, `signal` and `stderrTail` describe what ended by
+// itself (the command), which the host reports instead of the collector's own exit.
 //
 // RECORDS carries many records per frame (no per-record IPC message). Its header holds the seq of the first
 // record; the others follow contiguously. ACK lets a collector commit positions (file checkpoints) of settled records.
@@ -33,6 +37,13 @@ const KNOWN = new Set<number>(Object.values(FrameType));
 
 /** Largest frame either side accepts; a larger length prefix is a protocol error (garbage, not a frame). */
 export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Largest record (its JSON's UTF-8) a collector sends; a larger one is dropped and counted in the collector. A frame
+ * holds at most one record past its 256 KiB fill mark, so this keeps every frame far below MAX_FRAME_BYTES: one
+ * record can never make a frame the host refuses (and kills the collector for, which would re-read the same line).
+ */
+export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
 export interface RecordsHeader {
   /** Seq of the first record in the frame; the others follow contiguously. */

@@ -4,6 +4,7 @@
 //        ◀──RECORDS (credit-limited)── collector reads input
 //   host ──STOP──▶ stop reading, flush ──DRAINED──▶ host ──EXIT──▶ exit(0)
 //   host gone (fd 3 closed, or re-parented) ──▶ kill own process group, exit
+//   every way out ──▶ kill the process groups the collector started (a command's is not ours)
 import { FrameType } from "../channel/protocol.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
@@ -14,8 +15,21 @@ let spec: CollectorSpec | undefined;
 let stopping = false;
 const parentPid = process.ppid;
 
+/** SIGKILL the process groups this collector started outside its own (a command's); they do not share its fate. */
+function killStartedGroups(): void {
+  for (const group of run?.processGroups?.() ?? []) {
+    try {
+      process.kill(-group, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+}
+
 function shutdownHard(code: number): never {
-  // Take whatever this collector started with it (the command runs in our process group).
+  // Take whatever this collector started with it: the command's group, then our own (the SIGKILL ends us too, so
+  // the exit hook below would not run).
+  killStartedGroups();
   try {
     process.kill(-process.pid, "SIGKILL");
   } catch {
@@ -31,7 +45,7 @@ const channel = new ChildChannel({
     start(spec).then(
       (r) => {
         run = r;
-        channel.send(FrameType.READY, { pid: process.pid, info: r.info });
+        channel.send(FrameType.READY, { pid: process.pid, info: r.info, groups: r.processGroups?.() ?? [] });
         sendStats();
       },
       (error: unknown) => fatal("ERR_COLLECTOR_START", error),
@@ -83,11 +97,13 @@ async function start(s: CollectorSpec): Promise<CollectorRun> {
     channel.flush();
     sendStats();
     if (stopping) return;
+    // The host reports the exit code, signal and stderr of what ended (the command), not this process's own.
     channel.send(FrameType.FATAL, {
       code: "ERR_COLLECTOR_CRASHED",
       message: exit.error ?? `${s.kind} exited with ${exit.signal !== null ? `signal ${exit.signal}` : `code ${exit.code}`}`,
       exitCode: exit.code,
       signal: exit.signal,
+      stderrTail: exit.stderrTail,
     });
     await channel.drain();
     process.exit(exit.code === 0 ? 0 : 1);
@@ -113,7 +129,7 @@ function stopReading(): Promise<void> | undefined {
 }
 
 function sendStats(): void {
-  if (run !== undefined) channel.send(FrameType.STATS, run.counters());
+  if (run !== undefined) channel.send(FrameType.STATS, { ...run.counters(), ...channel.counters() });
 }
 
 function fatal(code: string, error: unknown): void {
@@ -128,6 +144,7 @@ const ticker = setInterval(() => {
 }, 1_000);
 ticker.unref();
 
+process.on("exit", killStartedGroups);
 process.on("uncaughtException", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
 process.on("unhandledRejection", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
 process.on("SIGTERM", () => {

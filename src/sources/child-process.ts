@@ -1,5 +1,7 @@
 // Spawning and ending one collector process: its own process group, an explicit execArgv, the channel on fd 3,
-// stdout drained and stderr's last lines kept (for exit reports), SIGTERM then SIGKILL to the whole group.
+// stdout drained and stderr's last lines kept (for exit reports), SIGTERM then SIGKILL to the whole group. The
+// process groups a collector starts outside its own (a command's) are killed here when it could not do it itself:
+// when it dies by a signal, and when the host exits.
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -38,10 +40,18 @@ export interface SpawnedCollector {
   readonly stderrTail: string[];
   readonly startedAt: number;
   forceKilled: boolean;
+  /** Process groups the collector started outside its own (from its READY): a command's. */
+  readonly groups: number[];
+  /** Resolves once the process exited and its channel was read to the end (its last frames are in), or soon after. */
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
 const STDERR_LINES = 20;
+/**
+ * After a collector exits, how long its channel may take to give up its last frames (a FATAL with the command's
+ * exit code, the last STATS): the exit is reported once they are read, not before, and never later than this.
+ */
+const CHANNEL_END_WAIT_MS = 1_000;
 
 /**
  * V8 flags every collector starts with, before the source's own `execArgv` (a later flag wins, so users can
@@ -81,20 +91,37 @@ export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.Proce
   });
   // User collector code may print; read and discard so the pipe never fills and blocks it.
   child.stdout?.resume();
+  const channel = child.stdio[3] as Socket;
+  const channelEnded = new Promise<void>((resolve) => {
+    channel.once("end", resolve);
+    channel.once("close", resolve);
+  });
+  const groups: number[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once("exit", (code, signal) => {
-      if (partial) stderrTail.push(redact(partial.slice(0, 1000)));
-      resolve({ code, signal });
+      // Killed by a signal, it had no chance to kill the groups it started: they would be orphans.
+      if (signal !== null) for (const g of groups) killStartedGroup(g);
+      let timer: NodeJS.Timeout | undefined;
+      const report = (): void => {
+        clearTimeout(timer);
+        if (partial) stderrTail.push(redact(partial.slice(0, 1000)));
+        partial = "";
+        resolve({ code, signal });
+      };
+      timer = setTimeout(report, CHANNEL_END_WAIT_MS);
+      timer.unref();
+      void channelEnded.then(report);
     });
     child.once("error", () => resolve({ code: null, signal: null }));
   });
   return {
     child,
-    channel: child.stdio[3] as Socket,
+    channel,
     pid: child.pid,
     stderrTail,
     startedAt: Date.now(),
     forceKilled: false,
+    groups,
     exited,
   };
 }
@@ -112,10 +139,19 @@ function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
+/** SIGKILL a process group a collector started; never a lone process (its leader's pid may have been reused). */
+function killStartedGroup(group: number): void {
+  try {
+    process.kill(-group, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
 /** SIGTERM the group, SIGKILL it after `killAfterMs` (or at `deadline`, whichever is first). */
 export async function terminate(c: SpawnedCollector, killAfterMs: number, deadline = Number.POSITIVE_INFINITY): Promise<void> {
   if (c.child.exitCode !== null || c.child.signalCode !== null) {
-    killGroup(c.pid, "SIGKILL"); // leftovers of the group (a command that outlived its collector)
+    killGroup(c.pid, "SIGKILL"); // leftovers of its group (processes a script collector started)
     return;
   }
   killGroup(c.pid, "SIGTERM");
@@ -146,6 +182,8 @@ export function track(c: SpawnedCollector): void {
   if (!exitHook) {
     exitHook = true;
     process.once("exit", () => {
+      // The groups a collector started first: a collector SIGKILLed cannot kill them any more.
+      for (const x of live) for (const g of x.groups) killStartedGroup(g);
       for (const x of live) killGroup(x.pid, "SIGKILL");
     });
   }

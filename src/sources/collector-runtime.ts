@@ -35,6 +35,27 @@ export interface CollectorRuntimeOptions {
 
 type State = SourceMetricsSnapshot["state"];
 
+interface ExitReport {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderrTail: string[];
+}
+
+/** Stderr lines an exit report carries (the collector process's own and its command's together). */
+const STDERR_TAIL_LINES = 20;
+
+/**
+ * A FATAL frame's account of what ended by itself (a command's exit code or signal, its last stderr lines), or
+ * `undefined` when it has none (the collector itself failed, or the command never ran).
+ */
+function exitReport(f: { exitCode?: unknown; signal?: unknown; stderrTail?: unknown }): ExitReport | undefined {
+  const code = Number.isInteger(f.exitCode) ? (f.exitCode as number) : null;
+  const signal = typeof f.signal === "string" && /^SIG[A-Z0-9]+$/.test(f.signal) ? (f.signal as NodeJS.Signals) : null;
+  if (code === null && signal === null) return undefined;
+  const tail = Array.isArray(f.stderrTail) ? f.stderrTail.filter((l): l is string => typeof l === "string") : [];
+  return { code, signal, stderrTail: tail.slice(-STDERR_TAIL_LINES).map((l) => (l.length > 1001 ? `${l.slice(0, 1000)}…` : l)) };
+}
+
 export class CollectorRuntime implements SourceRuntime {
   readonly inbox = new Ring<Entry>(1024);
   readonly acks: AckTracker;
@@ -52,6 +73,11 @@ export class CollectorRuntime implements SourceRuntime {
   private drainedResolve: (() => void) | undefined;
   private expectedExit = false;
   private failedError: CollectorError | undefined;
+  /**
+   * What ended by itself in the current incarnation, from its FATAL frame: a command's exit code, signal and last
+   * stderr lines. Reported instead of the collector process's own exit, which only says that it gave up.
+   */
+  private ended: ExitReport | undefined;
 
   constructor(
     private readonly host: SourceHost,
@@ -110,6 +136,7 @@ export class CollectorRuntime implements SourceRuntime {
     this.proc = proc;
     track(proc);
     this.expectedExit = false;
+    this.ended = undefined;
     let ready = false;
     const seqStart = this.nextSeq;
     return new Promise<void>((resolve, reject) => {
@@ -135,7 +162,10 @@ export class CollectorRuntime implements SourceRuntime {
         switch (type) {
           case FrameType.READY:
             if (!ready) {
-              this.o.onReady?.((JSON.parse(payload.toString("utf8")) as { info?: unknown }).info);
+              const r = JSON.parse(payload.toString("utf8")) as { info?: unknown; groups?: unknown };
+              // Never 0 or 1: kill(-0) is our own group, kill(-1) every process we may signal.
+              if (Array.isArray(r.groups)) for (const g of r.groups) if (Number.isSafeInteger(g) && (g as number) > 1) proc.groups.push(g as number);
+              this.o.onReady?.(r.info);
               ready = true;
               clearTimeout(timer);
               this.state = "running";
@@ -153,7 +183,8 @@ export class CollectorRuntime implements SourceRuntime {
             this.drainedResolve?.();
             break;
           case FrameType.FATAL: {
-            const f = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string };
+            const f = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string; exitCode?: unknown; signal?: unknown; stderrTail?: unknown };
+            this.ended = exitReport(f);
             const err = this.collectorError("ERR_COLLECTOR_CRASHED", `collector "${this.name}": ${f.message ?? "fatal error"}`, proc);
             if (!ready) fail(err);
             else this.host.emit("source:error", { source: this.name, error: err });
@@ -301,10 +332,12 @@ export class CollectorRuntime implements SourceRuntime {
     this.unsentBytes = 0;
   }
 
-  private onExit(proc: SpawnedCollector, exit: { code: number | null; signal: NodeJS.Signals | null }): void {
+  private onExit(proc: SpawnedCollector, processExit: { code: number | null; signal: NodeJS.Signals | null }): void {
     if (proc !== this.proc) return;
     this.carryCounters();
     const expected = this.expectedExit || this.state === "stopping" || this.state === "stopped";
+    // A command's own exit when it ended by itself; the collector process's otherwise (killed, crashed, stopped).
+    const exit = this.ended ?? processExit;
     this.host.emit("source:exit", {
       source: this.name,
       pid: proc.pid,
@@ -313,7 +346,7 @@ export class CollectorRuntime implements SourceRuntime {
       forceKilled: proc.forceKilled,
       expected,
       restarts: this.restarts,
-      stderrTail: [...proc.stderrTail],
+      stderrTail: this.stderrTail(proc),
     });
     this.drainedResolve?.();
     if (expected) return;
@@ -418,12 +451,21 @@ export class CollectorRuntime implements SourceRuntime {
     cause?: unknown,
   ): CollectorError {
     const err = new CollectorError(code, message, { source: this.name, cause });
-    err.exitCode = exit?.code ?? proc?.child.exitCode ?? null;
-    err.signal = exit?.signal ?? proc?.child.signalCode ?? null;
+    // What ended by itself (the command) speaks for the incarnation, as in source:exit.
+    const ended = proc !== undefined && proc === this.proc ? this.ended : undefined;
+    const e = ended ?? exit ?? (proc === undefined ? undefined : { code: proc.child.exitCode, signal: proc.child.signalCode });
+    err.exitCode = e?.code ?? null;
+    err.signal = e?.signal ?? null;
     err.forceKilled = proc?.forceKilled ?? false;
     err.restarts = this.restarts;
-    err.stderrTail = proc?.stderrTail.map(redact) ?? [];
+    err.stderrTail = proc === undefined ? [] : this.stderrTail(proc);
     return err;
+  }
+
+  /** The last stderr lines of an incarnation: its command's (from FATAL), then the collector process's own. Redacted. */
+  private stderrTail(proc: SpawnedCollector): string[] {
+    const command = proc === this.proc ? (this.ended?.stderrTail ?? []) : [];
+    return [...command, ...proc.stderrTail].slice(-STDERR_TAIL_LINES).map(redact);
   }
 
   counters(): SourceCounters {

@@ -16,6 +16,7 @@
 // Everything else returns false and takes the general path, which stays the definition of the record. The
 // differential test in test/unit/collector/fast-json-record.test.ts holds the two to the same bytes.
 import { isUtf8 } from "node:buffer";
+import { MAX_RECORD_BYTES } from "../../channel/protocol.js";
 import { epochMs, normalizeLevel, parseTimestamp, writeIsoFromMs, type LogLevel } from "../../record.js";
 import { LEVEL_KEYS, MESSAGE_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./build-record.js";
 
@@ -204,6 +205,10 @@ export function fastJsonRecordBytes(
 ): boolean {
   if (end > start && buf[end - 1] === 13) end--;
   if (end - start < 2 || buf[start] !== 123 || buf[end - 1] !== 125) return false;
+  // A line whose record could pass the channel's record limit (the bound is 5n + constBytes, see below) takes the
+  // general path, which measures the record: the reservation stays bounded and the channel never has to drop
+  // a record already written into its frame.
+  if (5 * (end - start) + plan.constBytes > MAX_RECORD_BYTES) return false;
   src = buf;
   nonAscii = false;
   const count = scanTop(start, end);

@@ -4,6 +4,7 @@ import {
   type FrameType as FT,
   FrameDecoder,
   FrameType,
+  MAX_RECORD_BYTES,
   type RecordsHeader,
   encodeJson,
 } from "../../channel/protocol.js";
@@ -55,7 +56,9 @@ interface Slab {
 
 /**
  * Buffers serialized records into RECORDS frames and tracks credit. `push()` returns false once credit is spent:
- * the collector must stop reading its input until `onCredit` fires.
+ * the collector must stop reading its input until `onCredit` fires. A record over MAX_RECORD_BYTES is dropped here
+ * (by `push` or `commit`), counted as `oversizedRecords` and announced once in a LOG: whatever path built it, no
+ * frame the host would refuse leaves the collector.
  */
 export class ChildChannel implements RecordWriter {
   private readonly socket: Socket;
@@ -74,6 +77,7 @@ export class ChildChannel implements RecordWriter {
   private creditBytes = 0;
   private flushQueued = false;
   private gone = false;
+  private oversized = 0;
   /** Called when credit arrives after it ran out. */
   onCredit: () => void = () => {};
 
@@ -134,17 +138,45 @@ export class ChildChannel implements RecordWriter {
     this.creditBytes = credit.bytes;
   }
 
-  /** Queue one serialized record (JSON text without newlines). Returns false when credit is spent (stop reading). */
+  /**
+   * Queue one serialized record (JSON text without newlines), or drop it when it is over MAX_RECORD_BYTES (counted;
+   * `nextSeq` then stays put). Returns false when credit is spent (stop reading).
+   */
   push(json: string): boolean {
-    // UTF-8 takes at most 3 bytes per UTF-16 unit.
-    const buf = this.reserve(json.length * 3);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit; measure only when that bound is over the cap.
+    const max = json.length <= MAX_RECORD_BYTES / 3 ? json.length * 3 : Buffer.byteLength(json);
+    if (max > MAX_RECORD_BYTES) {
+      this.dropOversized(max);
+      return this.hasCredit;
+    }
+    const buf = this.reserve(max);
     this.commit(this.recordStart + buf.write(json, this.recordStart));
     return this.hasCredit;
   }
 
   /**
+   * Count a record that is over MAX_RECORD_BYTES and is not sent: the channel's own drops, and those a caller finds
+   * before it has the record's text (a record too long for a JavaScript string). `bytes` is its size, or a lower
+   * bound of it. Warns once per collector process; the counter carries the rest.
+   */
+  dropOversized(bytes: number): void {
+    if (this.oversized++ === 0) {
+      this.send(FrameType.LOG, {
+        level: "warn",
+        message: `dropped a record of ${bytes} bytes or more: over the ${MAX_RECORD_BYTES}-byte record limit (counted as oversizedRecords)`,
+      });
+    }
+  }
+
+  /** The channel's counters, sent with the collector's own in STATS. */
+  counters(): { oversizedRecords: number } {
+    return { oversizedRecords: this.oversized };
+  }
+
+  /**
    * Room for one record of at most `maxBytes` UTF-8 bytes, written in place at `recordStart` of the returned
-   * buffer and then committed with `commit(end)` (the byte-level fast path writes records this way).
+   * buffer and then committed with `commit(end)` (the byte-level fast path writes records this way). A record
+   * committed over MAX_RECORD_BYTES is dropped, so callers should not reserve much more than that.
    */
   reserve(maxBytes: number): Buffer {
     const worst = maxBytes + 1; // and the separator
@@ -160,11 +192,20 @@ export class ChildChannel implements RecordWriter {
     return this.count > 0 ? this.pos + 1 : this.pos;
   }
 
-  /** The record written at `recordStart` ends at `end`. Use `hasCredit` to learn whether to keep reading. */
+  /**
+   * The record written at `recordStart` ends at `end`; one over MAX_RECORD_BYTES is dropped instead (counted).
+   * Use `hasCredit` to learn whether to keep reading.
+   */
   commit(end: number): void {
     const start = this.recordStart;
-    if (this.count > 0) this.slab.buf[this.pos] = 10;
     const bytes = end - start;
+    if (bytes > MAX_RECORD_BYTES) {
+      // Nothing of it is committed: the next record is written over it. A slab made for it alone is let go.
+      this.dropOversized(bytes);
+      if (this.count === 0 && this.slab.buf.length !== SLAB_BYTES) this.nextSlab(SLAB_BYTES);
+      return;
+    }
+    if (this.count > 0) this.slab.buf[this.pos] = 10;
     this.pos = end;
     this.count++;
     this.creditRecords--;

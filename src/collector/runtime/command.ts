@@ -1,10 +1,68 @@
-// The command collector: runs the user's command (no shell unless asked), reads stdout and stderr at the same
-// time, and stops reading both when the host has no credit, so the command blocks on its own pipe.
+// The command collector: runs the user's command (no shell unless asked) in a process group of its own, reads
+// stdout and stderr at the same time, and stops reading both when the host has no credit, so the command blocks
+// on its own pipe.
+//
+//   spawn (detached: a process group of its own) ──stdout, stderr──▶ LinePipeline ×2 ──▶ channel
+//   stop ─▶ SIGTERM the group ──killAfterMs──▶ SIGKILL the group
+//   the command exits ─▶ its pipes end, or OUTPUT_GRACE_MS pass (a process it started holds them: destroy them)
+//                     ─▶ SIGKILL what is left of the group ─▶ done {code, signal, stderrTail}
+//
+// The group is what makes this work: a wrapper's workers get the stop signal too, and none of them outlives the
+// command's incarnation. It is not the collector's group, so main kills it on every way out (processGroups), and the
+// host kills it when the collector dies by a signal.
 import { type ChildProcess, spawn } from "node:child_process";
 import type { ChildChannel } from "./channel.js";
 import type { CollectorRun } from "./run.js";
 import { LinePipeline, type LineCounters } from "./line-pipeline.js";
 import type { CommandSpec } from "../../sources/specs.js";
+
+/**
+ * Once the command has exited, how long its stdout and stderr may still deliver what they hold. A process the
+ * command started with inherited stdio holds them open for as long as it lives: waiting for their end would never
+ * report the exit, and would hold stop() up to SIGKILL. (Node resumes a child's paused stdio when it exits, so what
+ * is in the pipes is read within the grace even when the host has no credit.)
+ */
+export const OUTPUT_GRACE_MS = 1_000;
+/** The command's last stderr lines kept for the exit report, as the host keeps a collector's own. */
+const STDERR_TAIL_LINES = 20;
+const STDERR_TAIL_BYTES = 16 * 1024;
+const STDERR_LINE_CHARS = 1000;
+
+/** Send `signal` to the process group `pid` leads; false when there is none (any more). */
+export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): boolean {
+  if (pid === undefined) return false;
+  try {
+    process.kill(-pid, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The last bytes the command wrote to stderr, kept as the chunks that arrived (no copies), made lines on demand. */
+class StderrTail {
+  private readonly chunks: Buffer[] = [];
+  private bytes = 0;
+
+  push(chunk: Buffer): void {
+    this.chunks.push(chunk);
+    this.bytes += chunk.length;
+    while (this.chunks.length > 1 && this.bytes - this.chunks[0]!.length >= STDERR_TAIL_BYTES) this.bytes -= this.chunks.shift()!.length;
+  }
+
+  lines(): string[] {
+    let bytes = Buffer.concat(this.chunks);
+    const cut = bytes.length > STDERR_TAIL_BYTES;
+    if (cut) bytes = bytes.subarray(bytes.length - STDERR_TAIL_BYTES);
+    const lines = bytes.toString("utf8").split("\n");
+    if (cut) lines.shift(); // the end of a line whose start was not kept
+    if (lines.at(-1) === "") lines.pop();
+    return lines.slice(-STDERR_TAIL_LINES).map((l) => {
+      const line = l.endsWith("\r") ? l.slice(0, -1) : l;
+      return line.length > STDERR_LINE_CHARS ? `${line.slice(0, STDERR_LINE_CHARS)}…` : line;
+    });
+  }
+}
 
 export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorRun {
   const child: ChildProcess = spawn(spec.command, spec.args ?? [], {
@@ -12,7 +70,14 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     cwd: spec.cwd,
     env: spec.env === undefined ? process.env : { ...(spec.inheritEnv === false ? {} : process.env), ...spec.env },
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
+  /** The command's process group (its pid) until it has been killed after the command ended. */
+  let group = child.pid;
+  const killGroup = (): void => {
+    signalGroup(group, "SIGKILL");
+    group = undefined;
+  };
   const outOfCredit = (): void => pause();
   const base = { source: spec.name, host: spec.hostName, fields: spec.fields };
   const stdout = new LinePipeline(
@@ -30,6 +95,8 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     channel,
     outOfCredit,
   );
+  const tail = new StderrTail();
+
   let paused = false;
   const pause = (): void => {
     if (paused) return;
@@ -44,34 +111,51 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     child.stderr?.resume();
   };
   child.stdout!.on("data", (c: Buffer) => stdout.push(c));
-  child.stderr!.on("data", (c: Buffer) => stderr.push(c));
+  child.stderr!.on("data", (c: Buffer) => {
+    tail.push(c);
+    stderr.push(c);
+  });
   const ended = (s: NodeJS.ReadableStream): Promise<void> =>
     new Promise((resolve) => {
       s.once("end", resolve);
       s.once("close", resolve);
       s.once("error", () => resolve());
     });
-  const outputsDone = Promise.all([ended(child.stdout!), ended(child.stderr!)]).then(() => {
-    stdout.end();
-    stderr.end();
-  });
+  const outputsDone = Promise.all([ended(child.stdout!), ended(child.stderr!)]);
   let spawnError: string | undefined;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once("error", (e: NodeJS.ErrnoException) => {
       spawnError = `${e.code ?? "error"}: ${e.message}`;
       resolve({ code: null, signal: null });
     });
     child.once("exit", (code, signal) => resolve({ code, signal }));
   });
-  const done = Promise.all([exited, outputsDone]).then(([exit]) => ({ ...exit, error: spawnError }));
+  const done = exit.then(async (e) => {
+    const grace = setTimeout(() => {
+      child.stdout!.destroy();
+      child.stderr!.destroy();
+    }, OUTPUT_GRACE_MS);
+    await outputsDone;
+    clearTimeout(grace);
+    // Whatever the command started and left behind goes with it: restarts must not pile up its workers.
+    killGroup();
+    stdout.end();
+    stderr.end();
+    return { ...e, error: spawnError, stderrTail: tail.lines() };
+  });
   return {
     pause,
     resume,
     done,
+    processGroups: () => (group === undefined ? [] : [group]),
     async stop(killAfterMs: number) {
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill("SIGTERM");
-        const timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+        // The group; the command alone if it moved to a group of its own making.
+        const signal = (s: NodeJS.Signals): void => {
+          if (!signalGroup(group, s)) child.kill(s);
+        };
+        signal("SIGTERM");
+        const timer = setTimeout(() => signal("SIGKILL"), killAfterMs);
         timer.unref();
         // Keep reading while it shuts down: credit permitting, its last words are shipped too.
         await done;

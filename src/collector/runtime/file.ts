@@ -13,6 +13,7 @@ import type { TailLine } from "../tail/types.js";
 import { FrameType } from "../../channel/protocol.js";
 import type { FileSpec } from "../../sources/specs.js";
 import type { ChildChannel } from "./channel.js";
+import { stringifyRecord } from "./line-pipeline.js";
 import { PendingPositions } from "./pending-positions.js";
 import type { CollectorRun } from "./run.js";
 
@@ -54,22 +55,24 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
 
   /**
    * A line, as read: the fast path writes its record from the bytes; otherwise the text takes the general path.
-   * Returns whether a record was queued. Its position is recorded per chunk by the caller, not per line.
+   * Returns whether a record was queued (the channel drops one over its record limit). Its position is recorded
+   * per chunk by the caller, not per line.
    */
   const emitLine = (line: TailLine): boolean => {
+    const seq = channel.nextSeq;
     if (fastPlans !== undefined) {
       const plan = line.path === lastPath ? lastPlan : planFor((lastPath = line.path));
       lastPlan = plan;
       if (plan !== undefined && fastJsonRecordBytes(line.bytes, line.bytesStart, line.bytesEnd, plan, ctx.now as string, line.offset, channel)) {
         afterPush();
-        return true;
+        return channel.nextSeq !== seq;
       }
     }
     const json = build(line.text, line.path, line.offset);
     if (json === undefined) return false;
     channel.push(json);
     afterPush();
-    return true;
+    return channel.nextSeq !== seq;
   };
   let lastPath: string | undefined;
   let lastPlan: FastRecordPlan | undefined;
@@ -81,6 +84,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       const seq = channel.nextSeq;
       const bytes = Buffer.from(text);
       if (plan !== undefined && fastJsonRecordBytes(bytes, 0, bytes.length, plan, ctx.now as string, offset, channel)) {
+        // (Dropped as oversized, its position rides with the next record, as a blank line's does.)
         pending.add(seq, fileKey, end);
         afterPush();
         return;
@@ -99,7 +103,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     send(json, fileKey, end);
   };
 
-  /** The general path's record JSON for a line, or undefined for a blank line (counted). */
+  /** The general path's record JSON for a line, or undefined for a blank line or a record too long for a string (counted). */
   const build = (text: string, path: string, offset: number): string | undefined => {
     const parsed = parser(text);
     if (parsed.blank) {
@@ -110,7 +114,9 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     if (parsed.droppedKeys !== undefined) droppedKeys += parsed.droppedKeys;
     ctx.filePath = path;
     ctx.offset = offset;
-    return JSON.stringify(buildRecord(parsed, ctx));
+    const json = stringifyRecord(buildRecord(parsed, ctx));
+    if (json === undefined) channel.dropOversized(text.length);
+    return json;
   };
 
   const joinerFor = (line: TailLine): MultilineJoiner => {

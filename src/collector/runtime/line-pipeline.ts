@@ -29,9 +29,26 @@ export interface LineCounters {
 
 /** Where finished records go (the channel): text records by `push`, fast-path ones written in place. */
 export interface RecordOut extends RecordWriter {
+  /** Queue a record, or drop it (counted) when it is over the channel's record limit. */
   push(json: string): boolean;
   /** False once the host's credit is spent: the input must stop being read. */
   readonly hasCredit: boolean;
+  /** Count a record over the limit that never became text (see stringifyRecord). */
+  dropOversized(bytes: number): void;
+}
+
+/**
+ * A record's JSON, or `undefined` when it is too long for a JavaScript string (about 512 Mi UTF-16 units: a
+ * 256 MiB line of control bytes escapes to six times that). Such a record is far over the channel's record limit,
+ * and the caller counts it with the other oversized records instead of crashing on it. Other errors propagate.
+ */
+export function stringifyRecord(record: unknown): string | undefined {
+  try {
+    return JSON.stringify(record);
+  } catch (error) {
+    if (error instanceof RangeError && /string length/i.test(error.message)) return undefined;
+    throw error;
+  }
 }
 
 export class LinePipeline {
@@ -116,13 +133,17 @@ export class LinePipeline {
     ctx.now = this.now || new Date().toISOString();
     if (this.options.offsets) ctx.offset = start;
     const record = buildRecord(parsed, ctx);
-    let json: string;
+    let json: string | undefined;
     try {
-      json = JSON.stringify(record);
+      json = stringifyRecord(record);
     } catch {
       // buildRecord owns every object it returns; only a pathological parse function result can get here.
       this.counters.parseErrors++;
       json = JSON.stringify({ "@timestamp": ctx.now, message: text, error: { type: "parse", message: "unserializable" } });
+    }
+    if (json === undefined) {
+      this.out.dropOversized(text.length);
+      return;
     }
     if (!this.out.push(json)) this.onOutOfCredit();
   }

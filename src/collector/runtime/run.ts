@@ -10,8 +10,15 @@ export interface CollectorRun {
   /**
    * Resolves when the collector ended by itself (a command exited, a script's function returned). A collector
    * that only ends when stopped never resolves it. `error` set means a crash (the supervisor restarts it).
+   * `code`, `signal` and `stderrTail` (a command's last stderr lines) are what the host reports for the exit.
    */
-  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string }>;
+  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string; stderrTail?: string[] }>;
+  /**
+   * Process groups it started outside the collector's own (a command's) and has not killed yet. They do not die
+   * with the collector's group: main kills them on its way out, and the host (told in READY) if the collector is
+   * killed before it can.
+   */
+  processGroups?(): number[];
   /** Every record pushed with a seq below `seq` is settled by every sink: commit their positions. */
   ack?(seq: number): void;
   /** Last words before the process exits (the host is done): persist final positions. */

@@ -1,7 +1,7 @@
 // CommandSource through real collector children: records arrive, stderr is tagged, crashes restart, loops trip.
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { Aggregator, CommandSource, MemorySink, type SourceExitEvent } from "../../../src/index.js";
+import { Aggregator, CollectorError, CommandSource, MemorySink, type SourceExitEvent } from "../../../src/index.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const fixture = fileURLToPath(new URL("../../fixtures/emit-lines.mjs", import.meta.url));
@@ -47,7 +47,9 @@ describe("CommandSource", () => {
     await waitFor(() => restarts.length >= 2, { timeout: 20_000, message: () => `2 restarts, saw ${restarts.length}` });
     await mem.waitForCount(60, { timeout: 20_000 });
     const report = await agg.stop({ timeoutMs: 10_000 });
-    expect(exits[0]).toMatchObject({ source: "flaky", exitCode: 1, expected: false, forceKilled: false });
+    // The command's own exit code (the fixture exits 3), not its collector's.
+    expect(exits[0]).toMatchObject({ source: "flaky", exitCode: 3, signal: null, expected: false, forceKilled: false });
+    expect(exits[0]!.stderrTail).toEqual(["progress 10", "progress 20"]);
     expect(report.sources.flaky!.restarts).toBeGreaterThanOrEqual(2);
     // each incarnation ships all 20 lines (and 2 stderr lines): nothing lost across restarts
     const ns = mem.records.filter((r) => r.stream === "stdout").map((r) => r.n as number);
@@ -80,6 +82,48 @@ describe("CommandSource", () => {
     });
     const report = await agg.stop({ timeoutMs: 10_000 });
     expect(report.sources.steady!.emitted).toBe(110);
+  });
+
+  it("reports the command's exit code, signal and last stderr lines, in source:exit and in the CollectorError fields", async () => {
+    const exits = new Map<string, SourceExitEvent>();
+    const errors = new Map<string, CollectorError[]>();
+    const once = { maxRestarts: 0 }; // the first exit trips the breaker: no restart to wait for
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(
+        new CommandSource({
+          name: "exit3",
+          command: "sh",
+          args: ["-c", "echo hello; echo 'first complaint' >&2; printf 'connecting to http://app:s3cret@db:5432\\nlast words' >&2; exit 3"],
+          restart: once,
+        }),
+      )
+      .addSource(new CommandSource({ name: "killed", command: "sh", args: ["-c", "echo before; kill -9 $$"], restart: once }))
+      .addSink(new MemorySink({ name: "mem" }));
+    agg.on("source:exit", (e) => exits.set(e.source, e));
+    const collect = (source: string, error: unknown): void => {
+      if (error instanceof CollectorError) errors.set(source, [...(errors.get(source) ?? []), error]);
+    };
+    agg.on("source:error", (e) => collect(e.source, e.error));
+    agg.on("source:failed", (e) => collect(e.source, e.error));
+    await agg.start();
+    await waitFor(() => exits.size === 2 && errors.get("exit3")?.length === 2 && errors.get("killed")?.length === 2, {
+      timeout: 20_000,
+      message: () => `two exits, and a crash and a breaker error each; saw exits of ${[...exits.keys()]}, errors ${[...errors].map(([k, v]) => `${k}: ${v.map((e) => e.code)}`)}`,
+    });
+    await agg.stop({ timeoutMs: 10_000 });
+
+    const tail = ["first complaint", "connecting to http://app:[redacted]@db:5432", "last words"];
+    expect(exits.get("exit3")).toMatchObject({ exitCode: 3, signal: null, expected: false, stderrTail: tail });
+    expect(exits.get("killed")).toMatchObject({ exitCode: null, signal: "SIGKILL", expected: false, stderrTail: [] });
+    expect(errors.get("exit3")!.map((e) => [e.code, e.exitCode, e.signal, e.stderrTail])).toEqual([
+      ["ERR_COLLECTOR_CRASHED", 3, null, tail],
+      ["ERR_COLLECTOR_FAILED", 3, null, tail],
+    ]);
+    expect(errors.get("killed")!.map((e) => [e.code, e.exitCode, e.signal])).toEqual([
+      ["ERR_COLLECTOR_CRASHED", null, "SIGKILL"],
+      ["ERR_COLLECTOR_FAILED", null, "SIGKILL"],
+    ]);
+    expect(JSON.stringify([...exits.values(), ...[...errors.values()].flat().map((e) => e.stderrTail)])).not.toContain("s3cret");
   });
 
   it("runs no shell unless asked: shell metacharacters reach the program as plain arguments", async () => {
