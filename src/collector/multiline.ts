@@ -39,6 +39,8 @@ export interface MultilineOptions extends MultilineLimits {
   startPattern?: string | RegExp;
   /** A line matching this continues the open event; any other line starts a new one. */
   continuePattern?: string | RegExp;
+  /** Flags for a pattern given as a string (`"i"`, say); a RegExp brings its own (`g` and `y` are ignored). */
+  flags?: string;
   /**
    * Invert the pattern: with `startPattern`, lines that do *not* match start events.
    * @default false
@@ -269,15 +271,16 @@ function resolveSpec(spec: MultilineSpec, name: string): { classifier: Classifie
   const negate = spec.negate ?? false;
   if (typeof negate !== "boolean") throw new InvalidOptionError(`Expected \`${name}.negate\` to be a boolean, got ${describe(negate)}`);
   const isStart = startPattern !== undefined;
-  const re = compile((startPattern ?? continuePattern)!, `${name}.${isStart ? "startPattern" : "continuePattern"}`);
+  const re = compile((startPattern ?? continuePattern)!, `${name}.${isStart ? "startPattern" : "continuePattern"}`, spec.flags, `${name}.flags`);
   return { classifier: new PatternClassifier(re, isStart, negate), limits: spec };
 }
 
-function compile(pattern: string | RegExp, name: string): RegExp {
+function compile(pattern: string | RegExp, name: string, flags: unknown, flagsName: string): RegExp {
   if (pattern instanceof RegExp) return new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ""));
   if (typeof pattern !== "string") throw new InvalidOptionError(`Expected \`${name}\` to be a string or a RegExp, got ${describe(pattern)}`);
+  if (flags !== undefined && typeof flags !== "string") throw new InvalidOptionError(`Expected \`${flagsName}\` to be a string, got ${describe(flags)}`);
   try {
-    return new RegExp(pattern);
+    return new RegExp(pattern, flags?.replace(/[gy]/g, ""));
   } catch (error) {
     throw new InvalidOptionError(`Expected \`${name}\` to be a valid regular expression, got ${describe(pattern)}`, { cause: error });
   }

@@ -73,16 +73,17 @@ export function resolveCollectorOptions(o: CollectorSourceOptions): ResolvedColl
           }
         : o.parser;
   }
-  if (o.multiline !== undefined) {
-    if (typeof o.multiline === "object" && o.multiline !== null) {
-      for (const k of ["startPattern", "continuePattern"] as const) {
-        const v = (o.multiline as Record<string, unknown>)[k];
-        if (v instanceof RegExp) {
-          throw new InvalidOptionError(`Expected \`multiline.${k}\` to be a pattern string (it crosses into the collector process), got a RegExp`);
-        }
+  let multiline = o.multiline;
+  if (multiline !== undefined) {
+    new MultilineJoiner(multiline, () => {}).close(); // validates
+    // The spec crosses into the collector process as JSON: a RegExp goes as its source and flags.
+    if (typeof multiline === "object" && multiline !== null && !("preset" in multiline)) {
+      const pattern = multiline.startPattern ?? multiline.continuePattern;
+      if (pattern instanceof RegExp) {
+        const key = multiline.startPattern !== undefined ? "startPattern" : "continuePattern";
+        multiline = { ...multiline, [key]: pattern.source, flags: pattern.flags.replace(/[gy]/g, "") };
       }
     }
-    new MultilineJoiner(o.multiline, () => {}).close(); // validates
   }
   try {
     JSON.stringify(o.fields);
@@ -92,7 +93,7 @@ export function resolveCollectorOptions(o: CollectorSourceOptions): ResolvedColl
   return {
     name: o.name,
     parser,
-    multiline: o.multiline,
+    multiline,
     fields: o.fields,
     maxLineBytes: o.maxLineBytes,
     restart: resolveRestart("restart", o.restart),

@@ -89,3 +89,24 @@ describe("FileSource multiline across a truncation", () => {
     expect(report.sources.app!.collector.truncations).toBe(1);
   });
 });
+
+describe("FileSource multiline patterns", () => {
+  it("a RegExp pattern (with its flags) and a string pattern with `flags` reach the collector", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, "ERROR first\n  detail 1\nerror second\n  detail 2\nError third\n");
+    const run = async (multiline: ConstructorParameters<typeof FileSource>[0]["multiline"]): Promise<string[]> => {
+      const mem = new MemorySink({ name: "mem" });
+      agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+        .addSource(new FileSource({ name: "app", paths: [file], parser: "plain", multiline, pollIntervalMs: 20 }))
+        .addSink(mem);
+      await agg.start();
+      await mem.waitForCount(2, { timeout: 10_000 });
+      await agg.stop({ timeoutMs: 10_000 });
+      agg = undefined;
+      return mem.messages();
+    };
+    const expected = ["ERROR first\n  detail 1", "error second\n  detail 2", "Error third"];
+    expect(await run({ startPattern: /^error /i, timeoutMs: 0 })).toEqual(expected);
+    expect(await run({ startPattern: "^error ", flags: "i", timeoutMs: 0 })).toEqual(expected);
+  });
+});
