@@ -1,11 +1,12 @@
 // NDJSON file sink (dead letters, archives): one append per batch, never a duplicated line, optional size rotation.
 //
 //   send(batch) ─▶ body = json lines + "\n" ─▶ [lock] ─▶ open (mkdir -p, O_APPEND, mode) ─▶ fstat: size
+//                                                   ─▶ the path no longer names the open file ? reopen (mkdir -p)
 //                                                   ─▶ size + body > maxBytes ? rotate : ─▶ write(body) ─▶ fsync?
 //                                                   └─ write/fsync failed ─▶ ftruncate(size) ─▶ Outcome.retry(errno)
 //
 // Sends are serialized by a lock: lines of concurrent batches never interleave, and rotation sees a quiet file.
-import { mkdir, open, rename, type FileHandle } from "node:fs/promises";
+import { mkdir, open, rename, stat, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Batch, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
@@ -83,6 +84,7 @@ export class FileSink implements Sink {
   private writeErrors = 0;
   private rotations = 0;
   private fsyncs = 0;
+  private reopens = 0;
 
   constructor(options: FileSinkOptions) {
     this.options = resolveFileOptions(options);
@@ -98,6 +100,7 @@ export class FileSink implements Sink {
       write_errors: this.writeErrors,
       rotations: this.rotations,
       fsyncs: this.fsyncs,
+      reopens: this.reopens,
     };
   }
 
@@ -196,8 +199,17 @@ export class FileSink implements Sink {
 
   private async append(body: Buffer): Promise<void> {
     let handle = await this.ensureOpen();
-    // fstat per batch (not a tracked counter): stays right if someone truncated or replaced the file meanwhile.
-    let before = (await handle.stat()).size;
+    // fstat per batch (not a tracked counter): stays right if someone truncated the file meanwhile.
+    let opened = await handle.stat();
+    if (!(await this.stillAtPath(opened))) {
+      // Deleted, renamed or replaced under us (a temp cleaner, an operator, a rename rotation): what we wrote to the
+      // old file now would vanish with it while counting as delivered. Write to what the path names now.
+      await this.closeHandle();
+      this.reopens++;
+      handle = await this.ensureOpen();
+      opened = await handle.stat();
+    }
+    let before = opened.size;
     const rotate = this.options.rotate;
     if (rotate !== undefined && before > 0 && before + body.length > rotate.maxBytes) {
       await this.rotate(rotate.maxFiles);
@@ -224,6 +236,18 @@ export class FileSink implements Sink {
         this.handle = undefined;
         await handle.close().catch(() => {});
       }
+      throw error;
+    }
+  }
+
+  /** Whether the sink's path still names the file open as `opened` (same device and inode). */
+  private async stillAtPath(opened: { dev: number; ino: number }): Promise<boolean> {
+    try {
+      const now = await stat(this.options.path);
+      return now.dev === opened.dev && now.ino === opened.ino;
+    } catch (error) {
+      const code = errnoCode(error);
+      if (code === "ENOENT" || code === "ENOTDIR") return false;
       throw error;
     }
   }

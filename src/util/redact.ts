@@ -2,8 +2,10 @@
 
 const REDACTED = "[redacted]";
 
-// scheme://user:password@host → scheme://user:[redacted]@host ; also bare user@ with a token-like user part.
-const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*):([^/\s@]*)@/gi;
+// scheme://user:password@host → scheme://user:[redacted]@host. The password runs to the last `@` before whitespace:
+// a password written into a URL without percent-encoding may hold `/` or `@` (base64 keys do), and stopping at the
+// first of them would print the rest. On the safe side: a URL with a port and an `@` later in its path loses a bit.
+const URL_CREDENTIALS = /\b([a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*):(\S*)@/gi;
 // Authorization: Basic xxx / Bearer xxx / ApiKey xxx, in headers or messages.
 const AUTH_SCHEMES = /\b(Basic|Bearer|ApiKey|Api-Key|Token)\s+[A-Za-z0-9._~+/=-]{4,}/gi;
 // key=value or "key":"value" pairs whose key names a secret.

@@ -1,6 +1,6 @@
 // FileSink against real files in a temp dir: exact NDJSON, permissions, rotation, and failures that never duplicate lines.
 import { execFile } from "node:child_process";
-import { mkdtemp, mkdir, readFile, readdir, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { FileSink } from "../../../src/sinks/file.js";
 import { createBatch } from "../../../src/testing/create-batch.js";
 import { InvalidOptionError, SinkError } from "../../../src/errors.js";
-import type { RecordOutcome } from "../../../src/sinks/sink.js";
+import { Outcome, type RecordOutcome } from "../../../src/sinks/sink.js";
 import { rejectionOf } from "../../helpers/rejection.js";
 
 const run = promisify(execFile);
@@ -106,6 +106,24 @@ describe("FileSink writing", () => {
     expect(await sink.send(batchOf(2, 1), ctx())).toEqual({ status: "delivered" });
     await sink.close();
     expect((await readLines(path)).map((r) => (r as { seq: number }).seq)).toEqual([0, 2]);
+  });
+});
+
+describe("FileSink when its file goes away", () => {
+  it("a file deleted with its directory, or renamed away, is recreated at the path for the next batch", async () => {
+    const path = join(dir, "logs", "out.ndjson");
+    const sink = new FileSink({ name: "f", path });
+    expect(await sink.send(batchOf(0, 2), ctx())).toEqual(Outcome.delivered);
+    await rm(join(dir, "logs"), { recursive: true });
+    expect(await sink.send(batchOf(2, 2), ctx())).toEqual(Outcome.delivered);
+    expect((await readLines(path)).map((r) => (r as { seq: number }).seq)).toEqual([2, 3]);
+    // A rename rotation by someone else: the old lines stay in the renamed file, new ones go to the path.
+    await rename(path, `${path}.old`);
+    expect(await sink.send(batchOf(4, 1), ctx())).toEqual(Outcome.delivered);
+    await sink.close();
+    expect((await readLines(`${path}.old`)).map((r) => (r as { seq: number }).seq)).toEqual([2, 3]);
+    expect((await readLines(path)).map((r) => (r as { seq: number }).seq)).toEqual([4]);
+    expect(sink.metrics()).toMatchObject({ reopens: 2, records: 5, write_errors: 0 });
   });
 });
 
