@@ -18,7 +18,6 @@ import { type AckTarget, Entry } from "./pipeline/entry.js";
 import { Ring } from "./pipeline/ring.js";
 import { Router, type Producer } from "./pipeline/router.js";
 import { describe, serializeRecord } from "./pipeline/serialize.js";
-import { MAX_TIMER_MS } from "./util/validate.js";
 import { type PipelineHooks, SinkPipeline } from "./pipeline/sink-pipeline.js";
 import type { LogRecord, LogRecordInput } from "./record.js";
 import {
@@ -34,6 +33,7 @@ import { sleep } from "./sinks/abort.js";
 import type { Sink } from "./sinks/sink.js";
 import type { SourceDefinition, SourceHost, SourceRuntime } from "./sources/runtime.js";
 import { redact } from "./util/redact.js";
+import { MAX_TIMER_MS } from "./util/validate.js";
 
 export type AggregatorState = "idle" | "starting" | "running" | "stopping" | "stopped";
 
