@@ -11,6 +11,7 @@ import {
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -447,11 +448,13 @@ describe("hostile JSON through a FileSource child (parser json)", () => {
       return rest;
     };
     const path = join(c.dir, "proto.log");
+    const { dev, ino } = statSync(path, { bigint: true });
+    const file = { path, device_id: String(dev), inode: String(ino) };
     const starts = lineStarts(fixture("proto.ndjson"));
     const base = (i: number, extra: Record<string, unknown> = {}) => ({
       service: { name: "proto" },
       ...extra,
-      log: { ...(extra.log as object | undefined), file: { path }, offset: starts[i] },
+      log: { ...(extra.log as object | undefined), file, offset: starts[i] },
     });
     expect(records.map(strip)).toEqual([
       { message: "p1", ...base(0) },

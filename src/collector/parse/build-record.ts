@@ -19,6 +19,13 @@ export interface RecordContext {
   host?: string;
   /** File the line came from → `log.file.path` (authoritative: overrides the line). */
   filePath?: string;
+  /**
+   * The file's device (`st_dev`, decimal) → `log.file.device_id` (authoritative). With {@link fileInode} it tells a
+   * rotated file's successor from it although both had the same path: Elasticsearch's deterministic ids hash them.
+   */
+  fileDeviceId?: string;
+  /** The file's inode (`st_ino`, decimal: it can exceed 2^53) → `log.file.inode` (authoritative). */
+  fileInode?: string;
   /** Byte offset of the line (the event's first line) in its file → `log.offset` (authoritative). */
   offset?: number;
   /**
@@ -68,7 +75,8 @@ const MAX_MERGE_DEPTH = 32;
  * `@timestamp_raw`, a `message` that is an object or array to `message_raw`.
  *
  * Then: `service.name` ← `ctx.source` and `host.name` ← `ctx.host` when the line did not set them; `ctx.fields`
- * merged over everything; `log.file.path`, `log.offset`, `stream` set from the context; `event.original` when asked;
+ * merged over everything; `log.file.path`, `log.file.device_id`, `log.file.inode` (in that order, after any other
+ * `log.file` keys of the line), `log.offset`, `stream` set from the context; `event.original` when asked;
  * and on a parse failure `error: { type: "parse", message: <reason> }` (as Filebeat's `add_error_key` does).
  */
 export function buildRecord(parsed: ParsedLine, ctx: RecordContext): LogRecord {
@@ -167,9 +175,13 @@ export function buildRecord(parsed: ParsedLine, ctx: RecordContext): LogRecord {
   if (parsed.error !== undefined) record["error"] = { type: "parse", message: parsed.error };
   if (ctx.keepOriginal === true) ownObject(record, "event")["original"] = parsed.line;
   if (ctx.fields !== undefined) mergeInto(record, ctx.fields, MAX_MERGE_DEPTH);
-  if (ctx.filePath !== undefined) {
+  if (ctx.filePath !== undefined || ctx.fileDeviceId !== undefined || ctx.fileInode !== undefined) {
     const log = ownObject(record, "log");
-    log["file"] = isPlainObject(log["file"]) ? { ...log["file"], path: ctx.filePath } : { path: ctx.filePath };
+    const file: Record<string, unknown> = isPlainObject(log["file"]) ? { ...log["file"] } : {};
+    if (ctx.filePath !== undefined) file["path"] = ctx.filePath;
+    if (ctx.fileDeviceId !== undefined) file["device_id"] = ctx.fileDeviceId;
+    if (ctx.fileInode !== undefined) file["inode"] = ctx.fileInode;
+    log["file"] = file;
   }
   if (ctx.offset !== undefined) ownObject(record, "log")["offset"] = ctx.offset;
   if (ctx.stream !== undefined) record["stream"] = ctx.stream;

@@ -45,7 +45,8 @@ export interface RecordWriter {
 /** Per-source constants of the record's tail, computed once from the context, as UTF-8. */
 export interface FastRecordPlan {
   readonly enrichmentKeys: ReadonlySet<string>;
-  readonly hasFilePath: boolean;
+  /** The context names a file (path, device or inode): every record has a `log.file` object. */
+  readonly hasFile: boolean;
   readonly streamSet: boolean;
   readonly defaultLevel: LogLevel | undefined;
   readonly keepOriginal: boolean;
@@ -65,9 +66,9 @@ export interface FastRecordPlan {
 }
 
 /**
- * Precompute the constant parts of every record of one source. Returns `undefined` when the context has
- * something the fast path does not reproduce (enrichment that is not plain JSON data), so that source always
- * takes the general path.
+ * Precompute the constant parts of every record of one source (for a file source: of one file, since its path,
+ * device and inode are in every record). Returns `undefined` when the context has something the fast path does not
+ * reproduce (enrichment that is not plain JSON data), so that source always takes the general path.
  */
 export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">): FastRecordPlan | undefined {
   let enrichment = "";
@@ -87,22 +88,27 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">): Fast
   }
   const service = ctx.source === undefined ? "" : `,"service":{"name":${JSON.stringify(ctx.source)}}`;
   const host = ctx.host === undefined ? "" : `,"host":{"name":${JSON.stringify(ctx.host)}}`;
-  const filePath = ctx.filePath === undefined ? "" : `"file":{"path":${JSON.stringify(ctx.filePath)}}`;
+  // `log.file` as the builder writes it: path, device_id, inode (each when known).
+  const fileParts: string[] = [];
+  if (ctx.filePath !== undefined) fileParts.push(`"path":${JSON.stringify(ctx.filePath)}`);
+  if (ctx.fileDeviceId !== undefined) fileParts.push(`"device_id":${JSON.stringify(ctx.fileDeviceId)}`);
+  if (ctx.fileInode !== undefined) fileParts.push(`"inode":${JSON.stringify(ctx.fileInode)}`);
+  const file = fileParts.length === 0 ? "" : `"file":{${fileParts.join(",")}}`;
   const stream = ctx.stream === undefined ? "" : `,"stream":${JSON.stringify(ctx.stream)}`;
   const logHeads = new Map<LogLevel | "", Buffer>();
   const logHeadsWithOffset = new Map<LogLevel | "", Buffer>();
   for (const level of ["", "trace", "debug", "info", "warn", "error", "fatal"] as const) {
     let head = `,"log":{`;
-    if (level !== "") head += `"level":"${level}"` + (filePath === "" ? "" : ",");
-    head += filePath;
+    if (level !== "") head += `"level":"${level}"` + (file === "" ? "" : ",");
+    head += file;
     logHeads.set(level, Buffer.from(head));
-    logHeadsWithOffset.set(level, Buffer.from(head + (level !== "" || filePath !== "" ? "," : "") + '"offset":'));
+    logHeadsWithOffset.set(level, Buffer.from(head + (level !== "" || file !== "" ? "," : "") + '"offset":'));
   }
   const middle = Buffer.from(service + host);
   const enrichmentBytes = Buffer.from(enrichment);
   return {
     enrichmentKeys,
-    hasFilePath: filePath !== "",
+    hasFile: file !== "",
     streamSet: ctx.stream !== undefined,
     defaultLevel: ctx.defaultLevel ?? (ctx.stream === "stderr" ? "warn" : undefined),
     keepOriginal: ctx.keepOriginal === true,
@@ -112,7 +118,7 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">): Fast
     beforePlainLog: Buffer.from(service + host + enrichment),
     middle,
     streamTail: Buffer.from(stream + "}"),
-    constBytes: 160 + Buffer.byteLength(filePath) + middle.length + enrichmentBytes.length + Buffer.byteLength(stream),
+    constBytes: 160 + Buffer.byteLength(file) + middle.length + enrichmentBytes.length + Buffer.byteLength(stream),
     enrichmentBytes,
   };
 }
@@ -340,8 +346,8 @@ export function fastJsonRecordBytes(
     p = copy(shift, runStart, runEnd, out, p);
   }
   // Key order follows the builder: `log` is created by the level step when there is a level, else by the
-  // file-path / offset step after service, host, event and enrichment.
-  const hasLog = level !== undefined || plan.hasFilePath || offset !== undefined;
+  // file / offset step after service, host, event and enrichment.
+  const hasLog = level !== undefined || plan.hasFile || offset !== undefined;
   if (!plan.keepOriginal) {
     // The common shape: two constant copies around the offset's digits.
     if (level !== undefined) {
@@ -380,7 +386,7 @@ export function fastJsonRecordBytes(
 
 const EMPTY = Buffer.alloc(0);
 
-/** The log object up to (not including) its closing brace: level, file path, offset. */
+/** The log object up to (not including) its closing brace: level, file, offset. */
 function openLog(plan: FastRecordPlan, level: LogLevel | "", offset: number | undefined, out: Buffer, p: number): number {
   if (offset === undefined) return put(plan.logHeads.get(level)!, out, p);
   p = put(plan.logHeadsWithOffset.get(level)!, out, p);

@@ -17,6 +17,9 @@ import { stringifyRecord } from "./line-pipeline.js";
 import { PendingPositions } from "./pending-positions.js";
 import type { CollectorRun } from "./run.js";
 
+/** Which file a line or event came from: what its record says about the file, and the key its position commits to. */
+type FileOrigin = Pick<TailLine, "path" | "fileKey" | "device" | "inode">;
+
 export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<CollectorRun> {
   const parser = createParser(spec.parser ?? "plain");
   const store = spec.checkpointDir === undefined ? undefined : new CheckpointStore({ dir: spec.checkpointDir, source: spec.name, flushIntervalMs: spec.checkpointIntervalMs });
@@ -27,7 +30,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   let droppedKeys = 0;
   let blankLines = 0;
   let paused = false;
-  // The json parser's fast path, with one plan per file path (the path is part of every record).
+  // The json parser's fast path, with one plan per file key: the file's path, device and inode are in every record,
+  // and a rotated file's successor at the same path is another file (another key) with another identity.
   const fastPlans = spec.parser === "json" ? new Map<string, FastRecordPlan | undefined>() : undefined;
 
   const afterPush = (): void => {
@@ -42,13 +46,20 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     afterPush();
   };
 
-  /** The json parser's fast path plan for a file path (the path is part of every record), or undefined. */
-  const planFor = (path: string): FastRecordPlan | undefined => {
-    let plan = fastPlans!.get(path);
-    if (plan === undefined && !fastPlans!.has(path)) {
+  /** The json parser's fast path plan for a file (its key never changes path or identity), or undefined. */
+  const planFor = (file: FileOrigin): FastRecordPlan | undefined => {
+    let plan = fastPlans!.get(file.fileKey);
+    if (plan === undefined && !fastPlans!.has(file.fileKey)) {
       if (fastPlans!.size >= 1024) fastPlans!.clear();
-      plan = planFastRecord({ source: spec.name, host: spec.hostName, fields: spec.fields, filePath: path });
-      fastPlans!.set(path, plan);
+      plan = planFastRecord({
+        source: spec.name,
+        host: spec.hostName,
+        fields: spec.fields,
+        filePath: file.path,
+        fileDeviceId: file.device,
+        fileInode: file.inode,
+      });
+      fastPlans!.set(file.fileKey, plan);
     }
     return plan;
   };
@@ -61,50 +72,52 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   const emitLine = (line: TailLine): boolean => {
     const seq = channel.nextSeq;
     if (fastPlans !== undefined) {
-      const plan = line.path === lastPath ? lastPlan : planFor((lastPath = line.path));
+      // Consecutive lines usually share a file: its key is then the same string, compared by reference.
+      const plan = line.fileKey === lastKey ? lastPlan : planFor(line);
+      lastKey = line.fileKey;
       lastPlan = plan;
       if (plan !== undefined && fastJsonRecordBytes(line.bytes, line.bytesStart, line.bytesEnd, plan, ctx.now as string, line.offset, channel)) {
         afterPush();
         return channel.nextSeq !== seq;
       }
     }
-    const json = build(line.text, line.path, line.offset);
+    const json = build(line.text, line, line.offset);
     if (json === undefined) return false;
     channel.push(json);
     afterPush();
     return channel.nextSeq !== seq;
   };
-  let lastPath: string | undefined;
+  let lastKey: string | undefined;
   let lastPlan: FastRecordPlan | undefined;
 
   /** A joined multiline event (text only). */
-  const emit = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
+  const emit = (text: string, file: FileOrigin, offset: number, end: number): void => {
     if (fastPlans !== undefined) {
-      const plan = planFor(path);
+      const plan = planFor(file);
       const seq = channel.nextSeq;
       const bytes = Buffer.from(text);
       if (plan !== undefined && fastJsonRecordBytes(bytes, 0, bytes.length, plan, ctx.now as string, offset, channel)) {
         // (Dropped as oversized, its position rides with the next record, as a blank line's does.)
-        pending.add(seq, fileKey, end);
+        pending.add(seq, file.fileKey, end);
         afterPush();
         return;
       }
     }
-    general(text, path, fileKey, offset, end);
+    general(text, file, offset, end);
   };
 
-  const general = (text: string, path: string, fileKey: string, offset: number, end: number): void => {
-    const json = build(text, path, offset);
+  const general = (text: string, file: FileOrigin, offset: number, end: number): void => {
+    const json = build(text, file, offset);
     if (json === undefined) {
       // Nothing to ship, but its bytes are consumed: let the checkpoint move past it with the next record.
-      pending.add(channel.nextSeq, fileKey, end);
+      pending.add(channel.nextSeq, file.fileKey, end);
       return;
     }
-    send(json, fileKey, end);
+    send(json, file.fileKey, end);
   };
 
   /** The general path's record JSON for a line, or undefined for a blank line or a record too long for a string (counted). */
-  const build = (text: string, path: string, offset: number): string | undefined => {
+  const build = (text: string, file: FileOrigin, offset: number): string | undefined => {
     const parsed = parser(text);
     if (parsed.blank) {
       blankLines++;
@@ -112,7 +125,9 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     }
     if (parsed.error !== undefined) parseErrors++;
     if (parsed.droppedKeys !== undefined) droppedKeys += parsed.droppedKeys;
-    ctx.filePath = path;
+    ctx.filePath = file.path;
+    ctx.fileDeviceId = file.device;
+    ctx.fileInode = file.inode;
     ctx.offset = offset;
     const json = stringifyRecord(buildRecord(parsed, ctx));
     if (json === undefined) channel.dropOversized(text.length);
@@ -122,9 +137,10 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   const joinerFor = (line: TailLine): MultilineJoiner => {
     let j = joiners.get(line.fileKey);
     if (j === undefined) {
-      const { path, fileKey } = line;
-      j = new MultilineJoiner(spec.multiline!, (e) => emit(e.text, path, fileKey, e.start, e.end));
-      joiners.set(fileKey, j);
+      // The line itself is valid only while the handler runs: keep just its file's identity.
+      const file: FileOrigin = { path: line.path, fileKey: line.fileKey, device: line.device, inode: line.inode };
+      j = new MultilineJoiner(spec.multiline!, (e) => emit(e.text, file, e.start, e.end));
+      joiners.set(file.fileKey, j);
     }
     return j;
   };

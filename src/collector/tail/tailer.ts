@@ -768,7 +768,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i]!;
       const line: TailLine = l.lazy
-        ? new LazyLine(l.bytes, l.bytesStart, l.bytesEnd, file.path, file.fileKey, l.offset, l.end)
+        ? new LazyLine(l.bytes, l.bytesStart, l.bytesEnd, file.path, file.fileKey, file.device, file.inode, l.offset, l.end)
         : {
             text: l.text,
             bytes: l.bytes,
@@ -776,6 +776,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
             bytesEnd: l.bytesEnd,
             path: file.path,
             fileKey: file.fileKey,
+            device: file.device,
+            inode: file.inode,
             offset: l.offset,
             end: l.end,
           };
@@ -937,6 +939,8 @@ class LazyLine implements TailLine {
     readonly bytesEnd: number,
     readonly path: string,
     readonly fileKey: string,
+    readonly device: string,
+    readonly inode: string,
     readonly offset: number,
     readonly end: number,
   ) {}

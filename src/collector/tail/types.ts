@@ -16,6 +16,10 @@ export interface TailLine {
   path: string;
   /** Opaque identity of the file's current content generation; pass it back to commit(). */
   fileKey: string;
+  /** The file's device (`st_dev`, decimal): with `inode`, what tells a rotated file from its successor at `path`. */
+  device: string;
+  /** The file's inode (`st_ino`, decimal: it can exceed 2^53). */
+  inode: string;
   /** Byte offset of the line's first byte. */
   offset: number;
   /** Byte offset just after the line's newline: the value to commit once the line is acknowledged. */

@@ -8,11 +8,14 @@ export const MAX_ID_BYTES = 512;
 /**
  * The stable id of one record.
  *
- * - A record that knows where it was read (`log.offset`, from a file source) is identified by
- *   source name + file identity (`log.file.path`, `device_id`, `inode`, `fingerprint`) + offset + `message`.
- *   Re-reading the same line after a crash gives the same id even when enrichment or arrival-time fields differ.
- *   The message is part of the key so that a rotated file whose identity is only its path (no inode/fingerprint)
- *   does not collide with the old file's line at the same offset.
+ * - A record that knows where it was read (`log.offset`, from a file source) is identified by source name +
+ *   `host.name` + file identity (`log.file.path`, `device_id`, `inode`, `fingerprint`) + offset + `message`.
+ *   Re-reading the same line after a crash gives the same id even when other enrichment or arrival-time fields
+ *   differ. FileSource records carry `device_id` and `inode`, so the file that replaces a rotated one at the same
+ *   path (offsets restarting at 0) gets other ids; `host.name` keeps two hosts that ship the same path apart. The
+ *   message is part of the key for records whose file identity is only a path (no inode or fingerprint).
+ *   Limit: the same message at the same offset of the same inode gets the same id, so content rewritten in place
+ *   (a copytruncate, or an inode reused at the same path) that repeats the old line there answers 409, unstored.
  * - Any other record is identified by source name + its canonical JSON. Trade-off: two identical lines with
  *   identical `@timestamp` from the same source collapse into one document; and a record whose `@timestamp`
  *   was filled in with the arrival time gets a new id on replay (no dedup for those).
@@ -28,6 +31,8 @@ export function deterministicId(source: string | undefined, json: string, getRec
     const file = record.log?.file;
     h.update("o\0");
     h.update(source ?? "");
+    h.update("\0");
+    h.update(str(record.host?.name));
     h.update("\0");
     h.update(str(file?.path));
     h.update("\0");

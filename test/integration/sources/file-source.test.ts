@@ -1,5 +1,5 @@
 // FileSource end to end: real files, real collector children, checkpoints committed only from acks.
-import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -42,6 +42,40 @@ describe("FileSource", () => {
     expect(first).toMatchObject({ message: "line 0", log: { level: "info", file: { path: file }, offset: 0 }, service: { name: "app" } });
     expect(mem.records[1]!.log!.offset).toBe(Buffer.byteLength(lines(0, 1)));
     expect(report.sources.app).toMatchObject({ kind: "file", emitted: 200, linesRead: 200, parseErrors: 0 });
+  });
+
+  it("records carry log.file.device_id and inode (fast path, general path, multiline); a rotated file's successor its own", async () => {
+    const paths = { fast: join(dir, "j.log"), multi: join(dir, "m.log"), plain: join(dir, "p.log") };
+    // Canonical JSON takes the fast path; `1.0` is not canonical, so that line takes the general path.
+    const json = '{"level":"info","msg":"canonical"}\n{"level":"info","msg":"general","n":1.0}\n';
+    writeFileSync(paths.fast, json);
+    writeFileSync(paths.multi, '{"msg":"event 1"}\n{"msg":"event 2"}\n');
+    writeFileSync(paths.plain, "plain line\n");
+    const identity = (file: string) => {
+      const s = statSync(file, { bigint: true });
+      return { path: file, device_id: String(s.dev), inode: String(s.ino) };
+    };
+    const before = identity(paths.fast);
+    const mem = new MemorySink({ name: "mem" });
+    const tail = { pollIntervalMs: 20, globIntervalMs: 50, rotateWaitMs: 200 };
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new FileSource({ name: "fast", paths: [paths.fast], parser: "json", ...tail }))
+      .addSource(new FileSource({ name: "multi", paths: [paths.multi], parser: "json", multiline: { startPattern: "^\\{", timeoutMs: 50 }, ...tail }))
+      .addSource(new FileSource({ name: "plain", paths: [paths.plain], parser: "plain", ...tail }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(5, { timeout: 10_000 });
+    renameSync(paths.fast, `${paths.fast}.1`);
+    writeFileSync(paths.fast, json);
+    const after = identity(paths.fast);
+    await mem.waitForCount(7, { timeout: 10_000 });
+    await agg.stop({ timeoutMs: 10_000 });
+    const files = (source: string) => mem.records.filter((r) => r.service?.name === source).map((r) => JSON.stringify(r.log?.file));
+    expect(after.inode).not.toBe(before.inode);
+    // Key order too: path, device_id, inode, as the general path writes them (the fast path copies that shape).
+    expect(files("fast")).toEqual([before, before, after, after].map((f) => JSON.stringify(f)));
+    expect(files("multi")).toEqual([identity(paths.multi), identity(paths.multi)].map((f) => JSON.stringify(f)));
+    expect(files("plain")).toEqual([JSON.stringify(identity(paths.plain))]);
   });
 
   it("collector SIGKILLed mid-stream restarts and resumes from the last acked checkpoint: nothing missing", async () => {

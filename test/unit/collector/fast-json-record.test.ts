@@ -12,7 +12,8 @@ const NOW = "2026-11-29T10:00:00.000Z";
 type Ctx = Omit<RecordContext, "now" | "offset">;
 const CONTEXTS: { name: string; ctx: Ctx; offset?: number }[] = [
   { name: "bare", ctx: {} },
-  { name: "file source", ctx: { source: "api", host: "web-1", filePath: "/var/log/app.log" }, offset: 4096 },
+  { name: "file source", ctx: { source: "api", host: "web-1", filePath: "/var/log/app.log", fileDeviceId: "2049", fileInode: "1310721" }, offset: 4096 },
+  { name: "file path only", ctx: { source: "api", host: "web-1", filePath: "/var/log/app.log" }, offset: 4096 },
   { name: "command stderr", ctx: { source: "job", host: "h", stream: "stderr" } },
   { name: "stdout + default level", ctx: { source: "job", stream: "stdout", defaultLevel: "debug" } },
   { name: "keepOriginal", ctx: { source: "s", keepOriginal: true }, offset: 0 },
@@ -24,6 +25,16 @@ const CONTEXTS: { name: string; ctx: Ctx; offset?: number }[] = [
   { name: "offset 2^31 - 1", ctx: { filePath: "/a" }, offset: 2 ** 31 - 1 },
   { name: "offset 2^31", ctx: { filePath: "/a" }, offset: 2 ** 31 },
   { name: "largest safe offset", ctx: { source: "s", filePath: "/a", stream: "stdout" }, offset: Number.MAX_SAFE_INTEGER },
+  // File identity (device, inode) next to every other part of the log object and the record's tail.
+  { name: "file identity, inode past 2^64", ctx: { filePath: "/a", fileDeviceId: "66311", fileInode: "18446744073709551615" }, offset: 0 },
+  { name: "file identity + keepOriginal", ctx: { source: "s", filePath: "/b", fileDeviceId: "1", fileInode: "2", keepOriginal: true }, offset: 9 },
+  {
+    name: "file identity + enrichment + stderr",
+    ctx: { source: "s", host: "h", filePath: "/c d/é.log", fileDeviceId: "2049", fileInode: "77", fields: { region: "eu-1" }, stream: "stderr" },
+    offset: 123,
+  },
+  { name: "file identity, no path, no offset", ctx: { fileDeviceId: "3", fileInode: "4" } },
+  { name: "inode only", ctx: { source: "s", fileInode: "5" }, offset: 5 },
 ];
 
 function general(line: string, ctx: Ctx, offset: number | undefined): string {
@@ -121,6 +132,14 @@ describe("fastJsonRecord", () => {
     let fast = 0;
     for (let i = 0; i < 20_000; i++) fast += check(randomLine(rand));
     expect(fast).toBeGreaterThan(20_000); // most random lines are canonical in most contexts
+  });
+
+  it("writes the file's identity into log.file after its path; plans for two files at one path differ", () => {
+    const line = '{"level":"info","msg":"request completed","status":200}';
+    const before = planFastRecord({ source: "app", filePath: "/var/log/app.log", fileDeviceId: "2049", fileInode: "41" })!;
+    const after = planFastRecord({ source: "app", filePath: "/var/log/app.log", fileDeviceId: "2049", fileInode: "42" })!;
+    expect(JSON.parse(fastJsonRecord(line, before, NOW, 0)!).log).toEqual({ level: "info", file: { path: "/var/log/app.log", device_id: "2049", inode: "41" }, offset: 0 });
+    expect(fastJsonRecord(line, after, NOW, 0)).toContain('"file":{"path":"/var/log/app.log","device_id":"2049","inode":"42"},"offset":0}');
   });
 
   it("declines enrichment it cannot copy verbatim", () => {

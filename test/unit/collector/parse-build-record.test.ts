@@ -128,6 +128,15 @@ describe("buildRecord context and enrichment", () => {
     expect(r["@timestamp"]).toBe("1970-01-01T00:00:00.000Z"); // `now` as epoch ms
   });
 
+  it("writes the file's device and inode as log.file.device_id / inode (strings, after path), over the line's", () => {
+    const parsed = createParser("json")('{"msg":"x","log":{"file":{"inode":"7","name":"n"}}}');
+    const ctx = { now: NOW, filePath: "/var/log/app.log", fileDeviceId: "2049", fileInode: "18446744073709551615", offset: 0 };
+    const r = buildRecord(parsed, ctx);
+    expect(r.log).toEqual({ file: { inode: "18446744073709551615", name: "n", path: "/var/log/app.log", device_id: "2049" }, offset: 0 });
+    const plain = buildRecord(createParser("plain")("hello"), ctx);
+    expect(JSON.stringify(plain.log)).toBe('{"file":{"path":"/var/log/app.log","device_id":"2049","inode":"18446744073709551615"},"offset":0}');
+  });
+
   it("defaults stderr lines to warn, and honours defaultLevel", () => {
     const plain = createParser("plain");
     expect(buildRecord(plain("something"), { now: NOW, stream: "stderr" }).log?.level).toBe("warn");

@@ -95,7 +95,7 @@ describe("deterministicId", () => {
 
   it("uses file identity + offset + message when the record has an offset, ignoring other fields", () => {
     const r1 = rec({ message: "line", log: { offset: 120, file: { path: "/var/log/a.log", inode: "42" } } });
-    const r2 = { ...r1, "@timestamp": "2030-01-01T00:00:00.000Z", host: { name: "enriched-later" } };
+    const r2 = { ...r1, "@timestamp": "2030-01-01T00:00:00.000Z", labels: { enriched: "later" } };
     const id1 = deterministicId("files", JSON.stringify(r1), () => r1);
     expect(deterministicId("files", JSON.stringify(r2), () => r2)).toBe(id1);
     const otherOffset = rec({ message: "line", log: { offset: 121, file: { path: "/var/log/a.log", inode: "42" } } });
@@ -104,5 +104,23 @@ describe("deterministicId", () => {
     expect(deterministicId("files", JSON.stringify(otherInode), () => otherInode)).not.toBe(id1);
     const rotated = rec({ message: "another line", log: { offset: 120, file: { path: "/var/log/a.log", inode: "42" } } });
     expect(deterministicId("files", JSON.stringify(rotated), () => rotated)).not.toBe(id1);
+  });
+
+  it("tells two hosts shipping the same line of the same path apart (host.name is in the key)", () => {
+    const line = (host: string): LogRecord =>
+      rec({ message: "line", host: { name: host }, log: { offset: 0, file: { path: "/var/log/app.log", device_id: "2049", inode: "42" } } });
+    const id = (r: LogRecord) => deterministicId("app", JSON.stringify(r), () => r);
+    expect(id(line("web-1"))).not.toBe(id(line("web-2")));
+    expect(id(line("web-1"))).toBe(id(line("web-1")));
+    // Replays on the same host keep their id whatever else the record says.
+    expect(id({ ...line("web-1"), "@timestamp": "2030-01-01T00:00:00.000Z", labels: { x: "y" } })).toBe(id(line("web-1")));
+  });
+
+  it("tells a rotated file's successor apart: same path, offset and message, another device or inode", () => {
+    const line = (device_id: string, inode: string): LogRecord =>
+      rec({ message: "request completed", host: { name: "h" }, log: { offset: 0, file: { path: "/var/log/app.log", device_id, inode } } });
+    const id = (r: LogRecord) => deterministicId("app", JSON.stringify(r), () => r);
+    expect(id(line("2049", "42"))).not.toBe(id(line("2049", "43")));
+    expect(id(line("2049", "42"))).not.toBe(id(line("2050", "42")));
   });
 });
