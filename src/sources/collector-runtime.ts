@@ -7,7 +7,7 @@
 //   RECORDS ─▶ entries ─▶ inbox ─▶ router admits ─▶ CREDIT back ─▶ child reads more
 //   exit (unexpected) ─▶ policy.onExit ─▶ restart after delay | breaker: "source:failed"
 import { AggregatorError, CollectorError, type ErrorCode } from "../errors.js";
-import { FrameDecoder, FrameType, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
+import { FrameDecoder, FrameType, MAX_RECORD_BYTES, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
 import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
 import { Ring } from "../pipeline/ring.js";
@@ -45,6 +45,16 @@ interface ExitReport {
 const STDERR_TAIL_LINES = 20;
 
 /**
+ * What a collector may send past its credit before the host stops reading its channel: a RECORDS frame's worth
+ * (ChildChannel sends a frame at 1,024 records or 256 KiB, plus the record that crossed the mark, up to
+ * MAX_RECORD_BYTES). The network collector stops within that. One that does not would otherwise grow the host's inbox
+ * without limit: a bug, or a user's ScriptSource writing to the channel itself (and, today, the line collectors with
+ * tiny lines: they finish a 64 KiB read after the credit ran out, a few thousand records past it).
+ */
+const OVERRUN_RECORDS = 1024;
+const OVERRUN_BYTES = 256 * 1024 + MAX_RECORD_BYTES;
+
+/**
  * A FATAL frame's account of what ended by itself (a command's exit code or signal, its last stderr lines), or
  * `undefined` when it has none (the collector itself failed, or the command never ran).
  */
@@ -64,6 +74,12 @@ export class CollectorRuntime implements SourceRuntime {
   private nextSeq = 0;
   private readonly policy: RestartPolicy;
   private restarts = 0;
+  /** Bytes of the entries in `inbox`. */
+  private inboxBytes = 0;
+  /** The current incarnation's channel is not read: it sent past its credit and the inbox is over the window. */
+  private overrunPaused = false;
+  /** Times that happened (`collector.overCreditPauses` in the report). */
+  private overCreditPauses = 0;
   private emitted = 0;
   private admitted = 0;
   private collector: Record<string, number> = {};
@@ -126,6 +142,7 @@ export class CollectorRuntime implements SourceRuntime {
     this.grantedBytes = this.host.credit.bytes;
     this.receivedRecords = 0;
     this.receivedBytes = 0;
+    this.overrunPaused = false;
     this.state = this.restarts > 0 ? "restarting" : "starting";
     let proc: SpawnedCollector;
     try {
@@ -231,6 +248,14 @@ export class CollectorRuntime implements SourceRuntime {
       proc.channel.on("error", () => {
         // EPIPE/ECONNRESET when the child dies: the exit handler reports it.
       });
+      // A channel paused for overrunning its credit is read to its end once the process is gone (a pipe's worth at
+      // most), so its last frames (FATAL, STATS) still arrive and the exit is reported without delay.
+      proc.child.once("exit", () => {
+        if (proc === this.proc && this.overrunPaused) {
+          this.overrunPaused = false;
+          proc.channel.resume();
+        }
+      });
       void proc.exited.then((exit) => {
         clearTimeout(timer);
         if (!ready) {
@@ -277,11 +302,13 @@ export class CollectorRuntime implements SourceRuntime {
         continue;
       }
       this.inbox.push(new Entry(payload, end - start, target, this.nextSeq + i, undefined, start));
+      this.inboxBytes += end - start;
     }
     this.nextSeq += count;
     this.emitted += count - bad;
     this.receivedRecords += count;
     this.receivedBytes += recordBytes;
+    this.checkOverrun();
     if (this.unsentRecords > 0 && this.creditLow()) this.sendCredit();
     if (bad > 0) this.host.dropUnserializable(this.name, bad, "collector sent a record that is not a JSON object");
     this.host.router.pump(this);
@@ -296,8 +323,32 @@ export class CollectorRuntime implements SourceRuntime {
   private receivedRecords = 0;
   private receivedBytes = 0;
 
+  /**
+   * The host's memory bound, whatever the collector does: once this incarnation has sent more than a frame's worth
+   * past the credit it was given, and the inbox is over the window by as much, stop reading its channel until the
+   * inbox is back under the window (onAdmitted). The collector's writes then back up in the pipe and in its own
+   * process. An earlier incarnation's leftovers alone never trigger it: a restart may hold up to two windows.
+   */
+  private checkOverrun(): void {
+    const proc = this.proc;
+    // Once the process is gone, what is left in its pipe is read to the end (see the exit handler in launch).
+    if (this.overrunPaused || proc === undefined || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+    const window = this.host.credit;
+    const overCredit = this.receivedRecords - this.grantedRecords > OVERRUN_RECORDS || this.receivedBytes - this.grantedBytes > OVERRUN_BYTES;
+    const overWindow = this.inbox.length > window.records + OVERRUN_RECORDS || this.inboxBytes > window.bytes + OVERRUN_BYTES;
+    if (!overCredit || !overWindow) return;
+    this.overrunPaused = true;
+    this.overCreditPauses++;
+    proc.channel.pause();
+  }
+
   onAdmitted(count: number, bytes: number): void {
     this.admitted += count;
+    this.inboxBytes -= bytes;
+    if (this.overrunPaused && this.inbox.length <= this.host.credit.records && this.inboxBytes <= this.host.credit.bytes) {
+      this.overrunPaused = false;
+      this.proc?.channel.resume();
+    }
     // Credit back exactly what left the inbox, but in quarters of the window rather than per admission: a frame
     // each, and a wake-up for the child, which cost more than the records with many children. Sooner when the
     // child is about to run out (see creditLow), so it never waits while credit is owed to it. (Entries of an
@@ -471,6 +522,8 @@ export class CollectorRuntime implements SourceRuntime {
   counters(): SourceCounters {
     const c: Record<string, number> = { ...this.carried };
     for (const [k, v] of Object.entries(this.collector)) c[k] = (c[k] ?? 0) + v;
+    // The host's own count, beside the collector's (only once it happened: most collectors never overrun).
+    if (this.overCreditPauses > 0) c["overCreditPauses"] = this.overCreditPauses;
     const { linesRead = 0, bytesRead = 0, parseErrors = 0, ...rest } = c;
     return {
       emitted: this.emitted,

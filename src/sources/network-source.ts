@@ -6,6 +6,7 @@ import { isIP } from "node:net";
 import { InvalidOptionError } from "../errors.js";
 import { checkInt, checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
+import { defaultStreamMessageBytes } from "../collector/network/limits.js";
 import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
 import type { BaseSpec, NetworkListenerSpec, NetworkProtocol, NetworkSpec, WireParserSpec } from "./specs.js";
 
@@ -29,6 +30,12 @@ export interface NetworkTlsOptions {
    * @default false
    */
   requireClientCert?: boolean;
+  /**
+   * A TLS handshake must finish this long after the connection was accepted; otherwise the connection is closed and
+   * counted (`tlsErrors`). A client that connects and says nothing would hold a connection slot meanwhile.
+   * @default 10_000
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** GELF chunk reassembly (UDP). Incomplete messages are bounded in number, bytes and time, and counted when dropped. */
@@ -46,11 +53,20 @@ export interface NetworkHttpOptions {
   /** Largest request body (after `Content-Encoding` decoding); larger requests get 413. @default 10_485_760 (10 MiB) */
   maxBodyBytes?: number;
   /**
-   * Out of credit (the sinks are behind), a request is held unread (TCP backpressure on the client) for up to this
-   * long; then it gets 429 with `Retry-After`.
+   * Out of credit (the sinks are behind), or with every body-reading slot busy (8 per listener), a request is held
+   * unread (TCP backpressure on the client) for up to this long; then it gets 429 with `Retry-After`, counted as
+   * `httpThrottled` (no credit) or `httpSlotsBusy` (no slot).
    * @default 10_000
    */
   creditWaitMs?: number;
+  /**
+   * A body being read must bring at least 1 KiB (or end) every this long; a stalled or trickling upload is answered
+   * 408, its connection closed and counted (`httpBodyTimeouts`), so that slow clients cannot hold the reading slots.
+   * Time spent waiting for credit does not count. Shorter than `creditWaitMs` by default, so a slot a stalled body
+   * held is free again before a request waiting for it gives up.
+   * @default 5_000
+   */
+  bodyIdleTimeoutMs?: number;
 }
 
 export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "multiline" | "maxLineBytes" | "parser"> {
@@ -80,8 +96,26 @@ export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "mult
   maxMessageBytes?: number;
   /** Certificate and key of the TLS listeners (required when one is configured, refused when none is). */
   tls?: NetworkTlsOptions;
-  /** Open connections per TCP, TLS or HTTP listener; further ones are closed as soon as they are accepted. @default 1_024 */
+  /**
+   * Open connections per TCP, TLS or HTTP listener; further ones are closed as soon as they are accepted (counted,
+   * `connectionsRefused`).
+   * @default 1_024
+   */
   maxConnections?: number;
+  /**
+   * A TCP or TLS connection that sends nothing for this long is closed (counted, `idleTimeouts`), so idle or
+   * abandoned senders cannot hold connection slots and partial messages forever. Time spent waiting for credit
+   * does not count. (HTTP connections are closed by Node's keep-alive and header timeouts.)
+   * @default 300_000 (5 minutes)
+   */
+  idleTimeoutMs?: number;
+  /**
+   * Bytes of partial (not yet ended) lines and GELF frames held across all TCP and TLS connections of the source. A
+   * connection whose partial message would take the total over it is closed (counted, `partialOverBudget`). At least
+   * the largest message a TCP/TLS listener takes.
+   * @default 67_108_864 (64 MiB)
+   */
+  maxPartialBytes?: number;
   gelf?: NetworkGelfOptions;
   http?: NetworkHttpOptions;
 }
@@ -195,7 +229,8 @@ function resolveTlsOption(value: unknown): NonNullable<NetworkSpec["tls"]> {
   if (requireClientCert && ca === undefined) {
     throw new InvalidOptionError("Expected `tls.ca` to be set when `tls.requireClientCert` is true, got `undefined`");
   }
-  const out: NonNullable<NetworkSpec["tls"]> = { cert, key, requireClientCert };
+  checkInt("tls.handshakeTimeoutMs", t.handshakeTimeoutMs, 1);
+  const out: NonNullable<NetworkSpec["tls"]> = { cert, key, requireClientCert, handshakeTimeoutMs: t.handshakeTimeoutMs ?? 10_000 };
   if (ca !== undefined) out.ca = ca;
   if (t.passphrase !== undefined) out.passphrase = t.passphrase;
   return out;
@@ -260,6 +295,19 @@ export class NetworkSource extends CollectorSource {
     checkInt("gelf.maxPendingBytes", options.gelf?.maxPendingBytes, 1);
     checkInt("http.maxBodyBytes", options.http?.maxBodyBytes, 16);
     checkInt("http.creditWaitMs", options.http?.creditWaitMs, 0);
+    checkInt("http.bodyIdleTimeoutMs", options.http?.bodyIdleTimeoutMs, 1);
+    checkInt("idleTimeoutMs", options.idleTimeoutMs, 1);
+    checkInt("maxPartialBytes", options.maxPartialBytes, 16);
+    const maxPartialBytes = options.maxPartialBytes ?? 64 * 1024 * 1024;
+    for (const l of listeners) {
+      if (l.protocol === "gelf+udp" || l.protocol === "http" || l.protocol === "https") continue;
+      const largest = options.maxMessageBytes ?? defaultStreamMessageBytes(l.protocol);
+      if (maxPartialBytes < largest) {
+        throw new InvalidOptionError(
+          `Expected \`maxPartialBytes\` to be at least the largest message a ${l.protocol}:// listener takes (${largest} bytes), got ${describe(maxPartialBytes)}`,
+        );
+      }
+    }
     const needsTls = listeners.some((l) => TLS_PROTOCOLS.has(l.protocol));
     if (needsTls && options.tls === undefined) {
       throw new InvalidOptionError("Expected `tls` ({ cert, key }) for the tls://, gelf+tls:// or https:// listeners, got `undefined`");
@@ -273,6 +321,8 @@ export class NetworkSource extends CollectorSource {
       listeners,
       maxMessageBytes: options.maxMessageBytes,
       maxConnections: options.maxConnections ?? 1_024,
+      idleTimeoutMs: options.idleTimeoutMs ?? 300_000,
+      maxPartialBytes,
       gelf: {
         chunkTimeoutMs: options.gelf?.chunkTimeoutMs ?? 5_000,
         maxPendingMessages: options.gelf?.maxPendingMessages ?? 1_000,
@@ -281,6 +331,7 @@ export class NetworkSource extends CollectorSource {
       http: {
         maxBodyBytes: options.http?.maxBodyBytes ?? 10 * 1024 * 1024,
         creditWaitMs: options.http?.creditWaitMs ?? 10_000,
+        bodyIdleTimeoutMs: options.http?.bodyIdleTimeoutMs ?? 5_000,
       },
     };
     if (options.tls !== undefined) this.network.tls = resolveTlsOption(options.tls);

@@ -41,9 +41,13 @@ export interface NetworkSpec extends BaseSpec {
   /** Explicit limit; undefined = per-protocol defaults. */
   maxMessageBytes: number | undefined;
   maxConnections: number;
+  /** TCP/TLS: a connection without a byte for this long is closed. */
+  idleTimeoutMs: number;
+  /** TCP/TLS: bytes of partial messages held across all connections. */
+  maxPartialBytes: number;
   gelf: { chunkTimeoutMs: number; maxPendingMessages: number; maxPendingBytes: number };
-  http: { maxBodyBytes: number; creditWaitMs: number };
-  tls?: { cert: string; key: string; ca?: string; passphrase?: string; requireClientCert: boolean };
+  http: { maxBodyBytes: number; creditWaitMs: number; bodyIdleTimeoutMs: number };
+  tls?: { cert: string; key: string; ca?: string; passphrase?: string; requireClientCert: boolean; handshakeTimeoutMs: number };
 }
 
 /** The command half of CommandSourceOptions, as sent to the child (the public options are the source of truth). */

@@ -1,5 +1,6 @@
-// Collectors that misbehave: never ready, garbage on the channel, a 10 MB line. Coded errors, bounded memory,
-// and the host and the other sources keep working.
+// Collectors that misbehave: never ready, garbage on the channel, a 10 MB line, credit ignored. Coded errors,
+// bounded memory, and the host and the other sources keep working.
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { Aggregator, CommandSource, MemorySink, type AggregatorError } from "../../src/index.js";
 import { waitFor } from "../helpers/wait-for.js";
@@ -108,5 +109,43 @@ describe("hostile collectors", () => {
     expect(mem.count).toBe(160);
     expect(report.sources.huge!.collector.truncatedLines).toBeGreaterThanOrEqual(159);
     expect(maxQueueBytes).toBeLessThanOrEqual(maxBytes);
+  });
+
+  it("a collector that ignores credit: the host stops reading its channel at the window plus a frame, counts it, and loses nothing", async () => {
+    const window = 2_000;
+    const total = 50_000;
+    const mem = new MemorySink({ name: "mem" });
+    const ignorer = fileURLToPath(new URL("../fixtures/hostile/credit-ignorer.mjs", import.meta.url));
+    const agg = new Aggregator({ batch: { maxWaitMs: 10, maxRecords: 500 }, queue: { maxRecords: 1_000, whenFull: "block" }, credit: { records: window } })
+      .addSource(
+        new CommandSource({
+          name: "flood",
+          command: "true", // never run: the fixture takes the collector process over
+          fields: { flood: total },
+          execArgv: ["--import", pathToFileURL(ignorer).href],
+          restart: { maxRestarts: 0 },
+        }),
+      )
+      .addSink(mem);
+    mem.block();
+    await agg.start();
+    const source = () => agg.metrics().sources.flood!;
+    await waitFor(() => (source().collector.overCreditPauses ?? 0) >= 1, {
+      timeout: 20_000,
+      message: () => `the host to stop reading the flooding collector, got ${JSON.stringify(source())}`,
+    });
+    // While the sink is blocked, nothing more is read: the inbox stays at the window plus a frame (and the rest of
+    // the pipe read in which the frame arrived), not the 50,000 records the collector sent.
+    const paused = source();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(source().emitted).toBe(paused.emitted);
+    expect(source().waiting).toBeLessThanOrEqual(window + 4 * 1024);
+    expect(source().emitted).toBeLessThan(total / 5);
+    mem.unblock();
+    await mem.waitForCount(total, { timeout: 60_000 });
+    expect(mem.records.map((r) => r.n)).toEqual(Array.from({ length: total }, (_, i) => i));
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sources.flood!.emitted).toBe(total);
+    expect(report.sources.flood!.collector.overCreditPauses).toBeGreaterThanOrEqual(1);
   });
 });

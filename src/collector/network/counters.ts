@@ -12,14 +12,35 @@ export interface NetworkCounters {
   /** `__proto__` keys removed from parsed input (they could pollute prototypes); the rest of the record is kept. */
   droppedKeys: number;
   blankLines: number;
+  /** Lines and GELF messages with invalid UTF-8 (shipped, with U+FFFD in place of the bad bytes). */
   invalidUtf8: number;
-  /** Lines longer than `maxMessageBytes`: dropped. */
+  /**
+   * Lines longer than `maxMessageBytes`: dropped. On TCP/TLS counted as soon as a line goes over the limit, so an
+   * endless line shows up before (and whether or not) its newline ever comes.
+   */
   oversizedLines: number;
   datagrams: number;
   /** UDP messages dropped because the host had no credit (UDP cannot slow a sender down). */
   udpDroppedNoCredit: number;
+  /**
+   * Datagrams the kernel dropped because the socket's receive buffer was full (the collector did not read fast
+   * enough). Read from `/proc/net/udp` once a second: Linux only, 0 elsewhere.
+   */
+  udpKernelDrops: number;
   connections: number;
   connectionErrors: number;
+  /** Connections closed at once because a listener already had `maxConnections` open. */
+  connectionsRefused: number;
+  /** TCP/TLS connections closed after `idleTimeoutMs` without a byte. */
+  idleTimeouts: number;
+  /** TCP/TLS connections closed because their partial message would take the total over `maxPartialBytes`. */
+  partialOverBudget: number;
+  /**
+   * Incomplete lines or frames discarded because their connection ended without a clean end of stream: reset,
+   * error, idle timeout, over budget, or the collector stopping. (A clean end ships the tail as a last message.)
+   */
+  partialDiscarded: number;
+  /** TLS handshakes that failed or did not finish within `tls.handshakeTimeoutMs` (the connection is closed). */
   tlsErrors: number;
   /** Times the collector stopped reading because the host ran out of credit. */
   pauses: number;
@@ -30,7 +51,7 @@ export interface NetworkCounters {
   /** `host` present but not a non-blank string. */
   gelfInvalidHost: number;
   gelfDecompressFailed: number;
-  /** GELF frames or (decompressed, reassembled) messages over the size limit: dropped. */
+  /** GELF frames or (decompressed, reassembled) messages over the size limit: dropped (a TCP frame as soon as it goes over). */
   gelfTooLarge: number;
   /** Chunks with a bad header: too short, count 0 or over 128, sequence number ≥ count, or a count that changed. */
   gelfChunkInvalid: number;
@@ -47,6 +68,12 @@ export interface NetworkCounters {
   httpTooLarge: number;
   /** 429: no credit within `http.creditWaitMs`. */
   httpThrottled: number;
+  /** 429: credit was there, but every body-reading slot stayed busy for `http.creditWaitMs`. */
+  httpSlotsBusy: number;
+  /** 408: a body brought less than 1 KiB in `http.bodyIdleTimeoutMs` (stalled or trickling); the connection is closed. */
+  httpBodyTimeouts: number;
+  /** The client went away before its body was read and shipped (no 202 sent; the rest of the body is not shipped). */
+  httpAborted: number;
 }
 
 export function newCounters(): NetworkCounters {
@@ -60,8 +87,13 @@ export function newCounters(): NetworkCounters {
     oversizedLines: 0,
     datagrams: 0,
     udpDroppedNoCredit: 0,
+    udpKernelDrops: 0,
     connections: 0,
     connectionErrors: 0,
+    connectionsRefused: 0,
+    idleTimeouts: 0,
+    partialOverBudget: 0,
+    partialDiscarded: 0,
     tlsErrors: 0,
     pauses: 0,
     gelfInvalidJson: 0,
@@ -78,6 +110,9 @@ export function newCounters(): NetworkCounters {
     httpBadRequest: 0,
     httpTooLarge: 0,
     httpThrottled: 0,
+    httpSlotsBusy: 0,
+    httpBodyTimeouts: 0,
+    httpAborted: 0,
   };
 }
 

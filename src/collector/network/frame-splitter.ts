@@ -1,6 +1,7 @@
 // GELF over TCP frames (protocols.md §1.5): each message ends with a NUL byte. A newline ends a frame too, so
 // newline-framed senders and `\0\n` work; empty frames are skipped. Memory stays bounded by `maxFrameBytes`: a longer
-// frame is discarded up to its delimiter and reported once.
+// frame is discarded up to its delimiter and reported once, as soon as it goes over the limit (an endless frame is
+// seen before its delimiter, which may never come).
 
 export class FrameSplitter {
   private parts: Buffer[] = [];
@@ -12,6 +13,21 @@ export class FrameSplitter {
     private readonly onFrame: (frame: Buffer) => void,
     private readonly onOversize: () => void,
   ) {}
+
+  /** Bytes held for a frame without its delimiter yet (at most `maxFrameBytes`). */
+  get pendingBytes(): number {
+    return this.length;
+  }
+
+  /** True when a frame has begun and not ended (bytes held, or an oversized frame being skipped). */
+  get hasPending(): boolean {
+    return this.length > 0 || this.discarding;
+  }
+
+  /** True while an oversized frame (already reported) is being skipped up to its delimiter. */
+  get discardingOversized(): boolean {
+    return this.discarding;
+  }
 
   push(chunk: Buffer): void {
     const n = chunk.length;
@@ -48,6 +64,7 @@ export class FrameSplitter {
       this.discarding = true;
       this.parts = [];
       this.length = 0;
+      this.onOversize();
       return;
     }
     // A copy: a view would pin the whole (often 64 KiB) socket chunk for a short tail.
@@ -57,8 +74,7 @@ export class FrameSplitter {
 
   private finish(): void {
     if (this.discarding) {
-      this.discarding = false;
-      this.onOversize();
+      this.discarding = false; // reported when it went over
       return;
     }
     if (this.length === 0) return;

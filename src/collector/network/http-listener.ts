@@ -1,23 +1,32 @@
-// HTTP(S) listener: NDJSON bodies POSTed to one path. A request is read only while the host has credit; without
-// it the request waits unread (the client's upload blocks: TCP backpressure) for up to `creditWaitMs`, then gets 429.
+// HTTP(S) listener: NDJSON bodies POSTed to one path. A request is read only while the host has credit and one of
+// MAX_READING slots is free; otherwise it waits unread (the client's upload blocks: TCP backpressure) for up to
+// `creditWaitMs`, then gets 429. A body is shipped in slices while credit lasts, and answered 202 once all of it is in.
 //
-//   POST path ─▶ credit? ──yes──▶ read body (≤ maxBodyBytes, else 413) ─▶ decode ─▶ lines ─▶ records ─▶ 202
-//                  │no
-//                  └─▶ held, unread ──credit──▶ (as above)
-//                          └──creditWaitMs──▶ 429 + Retry-After
+//   POST path ─▶ slot and credit? ─yes─▶ read body ─▶ decode ─▶ lines, a slice at a time ─▶ all in ─▶ 202
+//                  │no                    │ > maxBodyBytes: 413      │ out of credit: wait (slot kept);
+//                  │                      │ < 1 KiB per              │ resume on credit
+//                  │                      │ bodyIdleTimeoutMs: 408   │ client gone / stop: counted (httpAborted)
+//                  └─▶ held, unread ──slot and credit──▶ (as above)
+//                         └─creditWaitMs─▶ 429 + Retry-After: httpThrottled (no credit) or httpSlotsBusy (no slot)
 import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import type { Socket } from "node:net";
 import { gunzipSync, inflateSync } from "node:zlib";
 import type { NetworkListenerSpec, NetworkSpec } from "../../sources/specs.js";
 import { LineSplitter } from "../line-splitter.js";
-import { type Intake, peerOf } from "./intake.js";
-import { type BoundAddress, type Listener, type ListenerFailure, listenServer, tlsServerOptions } from "./listener.js";
+import { type Intake, type Peer, peerOf } from "./intake.js";
+import { type BoundAddress, type Listener, type ListenerFailure, closeServer, listenServer, tlsServerOptions } from "./listener.js";
+import { feedSlices } from "./slices.js";
 
 /**
- * Bodies read at once per listener. Bodies are buffered whole (≤ maxBodyBytes) before they are decoded, so this
- * bounds that memory; later requests wait unread, like requests waiting for credit.
+ * Bodies read or being shipped at once per listener. Bodies are buffered whole (≤ maxBodyBytes, and as much again
+ * decoded) until shipped, so this bounds that memory; later requests wait unread, like requests waiting for credit.
  */
 const MAX_READING = 8;
+/** A body must bring at least this much per `bodyIdleTimeoutMs` (or end): a trickle would hold a slot for hours. */
+const MIN_BODY_BYTES = 1024;
+/** Slices shipped per turn of the event loop, so that one large body cannot starve the other listeners (UDP). */
+const SLICES_PER_TURN = 32;
 
 interface Held {
   readonly req: IncomingMessage;
@@ -25,17 +34,48 @@ interface Held {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** A request in a slot: its body being read, then shipped. */
+interface Job {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  chunks: Buffer[];
+  size: number;
+  /** Over maxBodyBytes: answered 413, the rest is read and discarded. */
+  over: boolean;
+  /** Bytes read since the body timer was armed. */
+  recent: number;
+  timer: NodeJS.Timeout | undefined;
+  /** Set once the body is read and decoded: shipped from `pos` on. */
+  body: Buffer | undefined;
+  pos: number;
+  lines: LineSplitter | undefined;
+  arrived: string;
+  /** Answered or given up: the slot is free. */
+  done: boolean;
+}
+
+interface HttpLimits {
+  maxBodyBytes: number;
+  creditWaitMs: number;
+  bodyIdleTimeoutMs: number;
+  maxLineBytes: number;
+}
+
 class HttpListener implements Listener {
   private readonly held: Held[] = [];
-  private readonly reading = new Set<IncomingMessage>();
+  private readonly jobs = new Set<Job>();
+  /** Jobs whose body is read, in arrival order, shipped one after the other. */
+  private readonly shipping: Job[] = [];
+  private shipQueued = false;
   private paused = false;
   private closing = false;
 
   constructor(
     private readonly server: Server,
+    private readonly sockets: Set<Socket>,
     readonly bound: BoundAddress,
     private readonly spec: NetworkListenerSpec,
-    private readonly limits: { maxBodyBytes: number; creditWaitMs: number; maxLineBytes: number },
+    private readonly limits: HttpLimits,
     private readonly intake: Intake,
     onFailure: ListenerFailure,
   ) {
@@ -66,25 +106,27 @@ class HttpListener implements Listener {
     }
     if (this.closing) return this.reply(req, res, 503, { "Retry-After": "1" });
     if (this.canRead()) return this.read(req, res);
-    // Out of credit (or enough bodies in memory): leave the body unread until there is room.
+    // Out of credit (or every slot taken): leave the body unread until there is room.
     req.pause();
     const h: Held = { req, res, timer: undefined };
     h.timer = setTimeout(() => {
       if (!this.unhold(h)) return;
-      c.httpThrottled++;
+      // Which of the two kept it waiting, now: the sinks (no credit) or other bodies (no slot).
+      if (!this.paused && this.intake.hasCredit) c.httpSlotsBusy++;
+      else c.httpThrottled++;
       this.reply(req, res, 429, { "Retry-After": String(Math.max(1, Math.ceil(this.limits.creditWaitMs / 1000))) });
     }, this.limits.creditWaitMs);
-    req.once("close", () => {
+    res.once("close", () => {
       if (this.unhold(h)) clearTimeout(h.timer);
     });
     this.held.push(h);
   };
 
   private canRead(): boolean {
-    return !this.paused && this.intake.hasCredit && this.reading.size < MAX_READING;
+    return !this.paused && this.intake.hasCredit && this.jobs.size < MAX_READING;
   }
 
-  /** Start reading held requests in arrival order, while credit and the reading bound allow. */
+  /** Start reading held requests in arrival order, while credit and the slots allow. */
   private admitHeld(): void {
     while (this.held.length > 0 && this.canRead()) {
       const h = this.held.shift()!;
@@ -101,37 +143,88 @@ class HttpListener implements Listener {
   }
 
   private read(req: IncomingMessage, res: ServerResponse): void {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    let over = false;
-    this.reading.add(req);
+    const job: Job = {
+      req,
+      res,
+      chunks: [],
+      size: 0,
+      over: false,
+      recent: 0,
+      timer: undefined,
+      body: undefined,
+      pos: 0,
+      lines: undefined,
+      arrived: "",
+      done: false,
+    };
+    this.jobs.add(job);
     req.on("data", (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
+      job.recent += chunk.length;
       this.intake.counters.bytesRead += chunk.length;
-      if (size > this.limits.maxBodyBytes) {
-        over = true;
-        chunks.length = 0;
+      if (job.over) return;
+      job.size += chunk.length;
+      if (job.size > this.limits.maxBodyBytes) {
+        job.over = true;
+        job.chunks = [];
         this.intake.counters.httpTooLarge++;
         this.reply(req, res, 413); // the rest of the body is read and discarded, so the connection stays usable
         return;
       }
-      chunks.push(chunk);
+      job.chunks.push(chunk);
     });
     req.on("end", () => {
-      this.reading.delete(req);
-      if (!over) this.accept(req, res, Buffer.concat(chunks, size));
-      this.admitHeld();
-    });
-    req.on("close", () => {
-      if (this.reading.delete(req)) this.admitHeld();
+      this.disarm(job);
+      if (job.done) return;
+      if (job.over) this.finish(job);
+      else this.accept(job);
     });
     req.on("error", () => this.intake.counters.connectionErrors++);
+    // The response closes when we answered, or when the connection went away before that.
+    res.once("close", () => {
+      if (job.done) return;
+      if (!res.writableEnded) this.intake.counters.httpAborted++;
+      this.finish(job);
+    });
     if (this.paused) req.pause();
-    else req.resume();
+    else {
+      this.arm(job);
+      req.resume();
+    }
   }
 
-  private accept(req: IncomingMessage, res: ServerResponse, raw: Buffer): void {
+  /** The body timer: a window of `bodyIdleTimeoutMs` in which at least MIN_BODY_BYTES must arrive. */
+  private arm(job: Job): void {
+    clearTimeout(job.timer);
+    job.recent = 0;
+    job.timer = setTimeout(() => {
+      job.timer = undefined;
+      if (job.done || job.body !== undefined) return;
+      if (job.recent >= MIN_BODY_BYTES) this.arm(job);
+      else this.stalled(job);
+    }, this.limits.bodyIdleTimeoutMs);
+  }
+
+  private disarm(job: Job): void {
+    clearTimeout(job.timer);
+    job.timer = undefined;
+  }
+
+  /** A stalled or trickling body: 408, and the connection is closed (reading the rest could take forever). */
+  private stalled(job: Job): void {
+    this.intake.counters.httpBodyTimeouts++;
+    const { req, res } = job;
+    this.finish(job);
+    const socket = req.socket;
+    if (!res.headersSent) {
+      res.writeHead(408, { "Content-Length": "0", Connection: "close" });
+      res.end(() => socket.destroy());
+    } else socket.destroy();
+  }
+
+  private accept(job: Job): void {
+    const { req, res } = job;
+    const raw = job.chunks.length === 1 ? job.chunks[0]! : Buffer.concat(job.chunks, job.size);
+    job.chunks = [];
     const encoding = (req.headers["content-encoding"] ?? "identity").toLowerCase();
     let body = raw;
     if (encoding !== "identity") {
@@ -141,19 +234,68 @@ class HttpListener implements Listener {
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
           this.intake.counters.httpTooLarge++;
-          return this.reply(req, res, 413);
-        }
-        return this.reject(req, res, 400);
+          this.reply(req, res, 413);
+        } else this.reject(req, res, 400);
+        this.finish(job);
+        return;
       }
     }
-    const peer = peerOf(req.socket.remoteAddress, req.socket.remotePort);
-    this.intake.stamp();
-    const lines = new LineSplitter({ maxLineBytes: this.limits.maxLineBytes, overlong: "truncate" }, (line, _s, _e, flags) =>
+    const peer: Peer = peerOf(req.socket.remoteAddress, req.socket.remotePort);
+    job.arrived = new Date().toISOString();
+    job.body = body;
+    job.lines = new LineSplitter({ maxLineBytes: this.limits.maxLineBytes, overlong: "truncate" }, (line, _s, _e, flags) =>
       this.intake.line(line, flags, peer),
     );
-    lines.push(body);
-    lines.flush();
-    this.reply(req, res, 202);
+    this.shipping.push(job);
+    this.ship();
+  }
+
+  /**
+   * Ship read bodies in arrival order, a slice at a time, while there is credit; at most SLICES_PER_TURN slices per
+   * turn of the event loop. Out of credit, it stops where it is: resume() calls it again.
+   */
+  private ship(): void {
+    let slices = 0;
+    const go = (): boolean => slices < SLICES_PER_TURN && !this.paused && this.intake.hasCredit;
+    while (this.shipping.length > 0) {
+      const job = this.shipping[0]!;
+      if (job.done) {
+        this.shipping.shift();
+        continue;
+      }
+      if (!go()) break;
+      const body = job.body!;
+      const lines = job.lines!;
+      this.intake.stamp(job.arrived);
+      job.pos = feedSlices(body, job.pos, false, (slice) => {
+        slices++;
+        lines.push(slice);
+      }, go);
+      if (job.pos < body.length) continue; // out of credit or of this turn's slices: the loop stops above
+      lines.flush();
+      this.shipping.shift();
+      this.reply(job.req, job.res, 202);
+      this.finish(job);
+    }
+    if (this.shipping.length > 0 && slices >= SLICES_PER_TURN && !this.shipQueued) {
+      this.shipQueued = true;
+      setImmediate(() => {
+        this.shipQueued = false;
+        this.ship();
+      });
+    }
+  }
+
+  /** The job's slot is free (answered, given up, or the client left). */
+  private finish(job: Job): void {
+    if (job.done) return;
+    job.done = true;
+    this.disarm(job);
+    this.jobs.delete(job);
+    job.chunks = [];
+    job.body = undefined;
+    job.lines = undefined;
+    if (!this.closing) this.admitHeld();
   }
 
   private reject(req: IncomingMessage, res: ServerResponse, status: number, headers?: Record<string, string>): void {
@@ -171,12 +313,21 @@ class HttpListener implements Listener {
 
   pause(): void {
     this.paused = true;
-    for (const r of this.reading) r.pause();
+    for (const job of this.jobs) {
+      if (job.body !== undefined) continue;
+      job.req.pause();
+      this.disarm(job); // the wait is ours, not the sender's
+    }
   }
 
   resume(): void {
     this.paused = false;
-    for (const r of this.reading) r.resume();
+    for (const job of this.jobs) {
+      if (job.body !== undefined || job.done) continue;
+      this.arm(job);
+      job.req.resume();
+    }
+    this.ship();
     this.admitHeld();
   }
 
@@ -186,9 +337,15 @@ class HttpListener implements Listener {
       clearTimeout(h.timer);
       this.reply(h.req, h.res, 503, { "Retry-After": "1" });
     }
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // Bodies not (fully) shipped yet: no 202, so their senders retry. Counted.
+    for (const job of [...this.jobs]) {
+      if (job.body !== undefined) this.intake.counters.httpAborted++;
+      this.reply(job.req, job.res, 503, { "Retry-After": "1" });
+      this.finish(job);
+    }
+    this.shipping.length = 0;
     this.server.closeAllConnections();
-    return closed;
+    return closeServer(this.server, this.sockets);
   }
 }
 
@@ -199,16 +356,18 @@ export async function listenHttp(
   onFailure: ListenerFailure,
 ): Promise<Listener> {
   const tlsOptions = spec.protocol === "https" ? await tlsServerOptions(network.tls) : undefined;
-  const { server, bound } = await listenServer(
+  const { server, bound, sockets } = await listenServer(
     spec,
     network,
     () => (tlsOptions === undefined ? createHttpServer() : createHttpsServer(tlsOptions)),
-    tlsOptions === undefined ? undefined : () => intake.counters.tlsErrors++,
+    intake.counters,
+    tlsOptions !== undefined,
   );
-  const limits = {
+  const limits: HttpLimits = {
     maxBodyBytes: network.http.maxBodyBytes,
     creditWaitMs: network.http.creditWaitMs,
+    bodyIdleTimeoutMs: network.http.bodyIdleTimeoutMs,
     maxLineBytes: network.maxMessageBytes ?? 1024 * 1024,
   };
-  return new HttpListener(server, bound, spec, limits, intake, onFailure);
+  return new HttpListener(server, sockets, bound, spec, limits, intake, onFailure);
 }

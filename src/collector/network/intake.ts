@@ -1,5 +1,6 @@
 // Where every listener hands its decoded input: lines and GELF payloads become ECS records with the peer's address,
 // are pushed to the host, and out-of-credit pauses the listeners. One instance per network collector.
+import { isUtf8 } from "node:buffer";
 import type { LogRecord } from "../../record.js";
 import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
 import { LineFlags } from "../line-splitter.js";
@@ -53,9 +54,21 @@ export class Intake {
     return this.out.hasCredit;
   }
 
-  /** Take the arrival time once per read chunk or datagram: everything decoded from it shares it. */
-  stamp(): void {
-    this.ctx.now = new Date().toISOString();
+  /**
+   * Take the arrival time once per read chunk or datagram: everything decoded from it shares it. `at`: an arrival
+   * time taken earlier (an HTTP body shipped in slices as credit comes keeps the time it arrived).
+   */
+  stamp(at?: string): void {
+    this.ctx.now = at ?? new Date().toISOString();
+  }
+
+  /**
+   * A line went over `maxMessageBytes` and is being cut: count it now (the listener then drops the TRUNCATED line
+   * its splitter emits at the newline, if one ever comes, without calling `line`).
+   */
+  oversized(): void {
+    this.counters.linesRead++;
+    this.counters.oversizedLines++;
   }
 
   /** A line from a LineSplitter (flags as it gives them) of a `tcp://`, `tls://` or HTTP body. */
@@ -85,6 +98,8 @@ export class Intake {
       this.counters[bytes]++;
       return;
     }
+    // Shipped anyway, with U+FFFD for the bad bytes, as lines are; but counted.
+    if (!isUtf8(bytes)) this.counters.invalidUtf8++;
     const parsed = parseGelf(bytes.toString("utf8"));
     if (typeof parsed === "string") {
       this.counters[parsed]++;

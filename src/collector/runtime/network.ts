@@ -1,16 +1,19 @@
 // The network collector: binds every listener of a NetworkSource, ships what they decode, and turns credit into
-// backpressure (TCP/HTTP stop reading; UDP drops, counted). READY carries the bound addresses for the host.
+// backpressure (TCP/HTTP stop reading; UDP drops, counted). Listeners decode in slices and stop within a slice once
+// push() says the credit is spent (slices.ts), so the host never gets more than a few dozen records past its
+// window. READY carries the bound addresses for the host.
 //
 //   gelf+udp ─┐
 //   gelf+tcp ─┤                       ┌─ push() false ─▶ pause every listener ─┐
 //   tcp/tls  ─┼─▶ Intake (records) ───┤                                        │
 //   http(s)  ─┘                       └─ channel ─▶ host ─▶ CREDIT ─▶ resume ◀─┘
+import { performance } from "node:perf_hooks";
 import type { NetworkListenerSpec, NetworkSpec } from "../../sources/specs.js";
 import { newCounters, snapshotCounters } from "../network/counters.js";
 import { listenHttp } from "../network/http-listener.js";
 import { Intake } from "../network/intake.js";
 import type { Listener } from "../network/listener.js";
-import { listenStream } from "../network/stream-listener.js";
+import { PartialBudget, listenStream } from "../network/stream-listener.js";
 import { listenUdp } from "../network/udp-listener.js";
 import type { ChildChannel } from "./channel.js";
 import type { CollectorRun } from "./run.js";
@@ -53,6 +56,8 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
     maxPendingBytes: spec.gelf.maxPendingBytes,
     maxMessageBytes: spec.maxMessageBytes ?? GELF_MAX_DECOMPRESSED,
   };
+  // One budget for the partial messages of every TCP/TLS connection: memory is per process, not per listener.
+  const budget = new PartialBudget(spec.maxPartialBytes);
   const open = (l: NetworkListenerSpec): Promise<Listener> => {
     switch (l.protocol) {
       case "gelf+udp":
@@ -61,7 +66,7 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
       case "https":
         return listenHttp(l, spec, intake, onFailure);
       default:
-        return listenStream(l, spec, intake, onFailure);
+        return listenStream(l, spec, intake, budget, onFailure);
     }
   };
   try {
@@ -74,7 +79,7 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
     throw new Error(`cannot listen on ${at.protocol}://${at.host}:${at.port}: ${e.code ?? ""} ${e.message}`.replace(/\s+/g, " "));
   }
   const sweeper = setInterval(() => {
-    const now = Date.now();
+    const now = performance.now();
     for (const l of listeners) l.tick?.(now);
   }, SWEEP_MS);
   sweeper.unref();

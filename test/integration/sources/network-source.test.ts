@@ -287,12 +287,17 @@ describe("NetworkSource", () => {
     const { mem, port } = await start({ name: "held", listen: "http://127.0.0.1:0/", http: { creditWaitMs: 300 } }, agg);
     mem.block();
     const body = Array.from({ length: 100 }, (_, i) => JSON.stringify({ n: i })).join("\n") + "\n";
-    // Read with credit 10: all 100 records are pushed, which leaves the collector far out of credit.
-    expect((await post(port(), "/", body)).status).toBe(202);
+    // Read with credit 10: shipped until the credit is spent, then it waits (unanswered) for more.
+    let firstStatus: number | undefined;
+    const first = post(port(), "/", body).then((r) => (firstStatus = r.status));
+    await waitFor(() => (collectorCounters(agg, "held").pauses ?? 0) >= 1, { timeout: 10_000, message: "the collector to run out of credit" });
     const throttled = await post(port(), "/", '{"n":1000}\n');
     expect(throttled.status).toBe(429);
     expect(throttled.headers["retry-after"]).toBe("1");
+    expect(firstStatus).toBeUndefined();
     mem.unblock();
+    await first;
+    expect(firstStatus).toBe(202);
     await mem.waitForCount(100, { timeout: 10_000 });
     expect((await post(port(), "/", '{"n":1001}\n')).status).toBe(202);
     await mem.waitForCount(101, { timeout: 10_000 });

@@ -31,4 +31,22 @@ describe("FrameSplitter", () => {
     expect(run(4, ["12", "34", "5", "67\0ok\0"])).toEqual({ frames: ["ok"], oversize: 1 });
     expect(run(4, ["1234\0"])).toEqual({ frames: ["1234"], oversize: 0 });
   });
+
+  it("reports an oversized frame as soon as it goes over the limit, before (and whether or not) its delimiter comes", () => {
+    const frames: string[] = [];
+    let oversize = 0;
+    const s = new FrameSplitter(4, (f) => frames.push(f.toString()), () => oversize++);
+    s.push(Buffer.from("123"));
+    expect(oversize).toBe(0);
+    expect(s.pendingBytes).toBe(3);
+    s.push(Buffer.from("45678"));
+    expect(oversize).toBe(1);
+    expect(s.pendingBytes).toBe(0); // nothing of it is held while it is skipped
+    s.push(Buffer.from("9".repeat(1000)));
+    s.push(Buffer.from("\0ok\0"));
+    expect({ frames, oversize }).toEqual({ frames: ["ok"], oversize: 1 });
+    s.push(Buffer.from("12345"));
+    s.flush(); // the connection ends inside a second oversized frame: still one report for it
+    expect(oversize).toBe(2);
+  });
 });

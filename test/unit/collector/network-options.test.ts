@@ -50,6 +50,11 @@ describe("NetworkSource options", () => {
       [{ listen: "tcp://:1", gelf: { chunkTimeoutMs: 0 } }, /`gelf.chunkTimeoutMs`/],
       [{ listen: "tcp://:1", multiline: "java" }, /no `multiline`/],
       [{ listen: "tcp://:1", maxLineBytes: 100 }, /`maxMessageBytes` rather than `maxLineBytes`/],
+      [{ listen: "tcp://:1", idleTimeoutMs: 0 }, /Expected `idleTimeoutMs` to be a positive integer, got `0`/],
+      [{ listen: "tcp://:1", http: { bodyIdleTimeoutMs: 0 } }, /`http.bodyIdleTimeoutMs`/],
+      [{ listen: "tls://:1", tls: { cert: "-----BEGIN x", key: "-----BEGIN y", handshakeTimeoutMs: 0 } }, /`tls.handshakeTimeoutMs`/],
+      [{ listen: "gelf+tcp://:1", maxPartialBytes: 1024 * 1024 }, /`maxPartialBytes` to be at least the largest message a gelf\+tcp:\/\/ listener takes \(2097152 bytes\), got `1048576`/],
+      [{ listen: "tcp://:1", maxMessageBytes: 4096, maxPartialBytes: 4095 }, /`maxPartialBytes` to be at least/],
     ];
     for (const [o, message] of bad) {
       expect(() => new NetworkSource({ name: "n", ...o } as never), JSON.stringify(o)).toThrow(InvalidOptionError);
@@ -108,5 +113,14 @@ describe("Intake", () => {
     expect(outOfCredit()).toBe(1);
     expect(pushed).toHaveLength(2);
     expect(counters).toMatchObject({ linesRead: 4, oversizedLines: 1, blankLines: 1, parseErrors: 1 });
+  });
+
+  it("counts GELF messages with invalid UTF-8 and still ships them, with U+FFFD", () => {
+    const { i, pushed, counters } = intake(10);
+    const peer = peerOf("127.0.0.1", 1);
+    i.gelf(Buffer.from('{"version":"1.1","host":"h","short_message":"caf\u00e9"}'), peer);
+    i.gelf(Buffer.concat([Buffer.from('{"version":"1.1","host":"h","short_message":"bad '), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]), peer);
+    expect(counters.invalidUtf8).toBe(1);
+    expect(pushed.map((p) => (JSON.parse(p) as { message: string }).message)).toEqual(["café", "bad \ufffd("]);
   });
 });
