@@ -51,6 +51,13 @@ export interface WriteOptions {
   source?: string;
 }
 
+interface SourceSlot {
+  def: SourceDefinition;
+  runtime: SourceRuntime | undefined;
+  /** The collector's start, once asked for. */
+  started: Promise<void> | undefined;
+}
+
 interface SinkSlot {
   pipeline: SinkPipeline;
   opened: Promise<void> | undefined;
@@ -109,7 +116,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   private readonly options: ResolvedAggregatorOptions;
   private readonly router = new Router();
   private readonly sinks = new Map<string, SinkSlot>();
-  private readonly sources = new Map<string, { def: SourceDefinition; runtime: SourceRuntime | undefined }>();
+  private readonly sources = new Map<string, SourceSlot>();
   private readonly writers = new Map<string, HostProducer>();
   private readonly preRoutingDrops: DropCounts = {};
   private readonly hooks: PipelineHooks;
@@ -190,7 +197,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (this.sources.has(source.name) || this.writers.has(source.name)) {
       throw new DuplicateNameError(`A source named "${source.name}" already exists`, { source: source.name });
     }
-    const slot: { def: SourceDefinition; runtime: SourceRuntime | undefined } = { def: source, runtime: undefined };
+    const slot: SourceSlot = { def: source, runtime: undefined, started: undefined };
     this.sources.set(source.name, slot);
     if (this._state === "running" || this._state === "starting") {
       // Running: a source that cannot start is that source's problem, reported as an event; the rest goes on.
@@ -544,11 +551,14 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
   }
 
-  private async startSource(slot: { def: SourceDefinition; runtime: SourceRuntime | undefined }): Promise<void> {
+  /** Start a source's collector once: start() and an addSource() during start() may both ask. */
+  private startSource(slot: SourceSlot): Promise<void> {
+    if (slot.started !== undefined) return slot.started;
     const rt = slot.def.createRuntime(this.host);
     slot.runtime = rt;
     this.router.addProducer(rt);
-    await rt.start();
+    slot.started = rt.start();
+    return slot.started;
   }
 
   private countPreRoutingDrop(reason: DropReason, count: number, detail: string, source?: string, error?: Error): void {

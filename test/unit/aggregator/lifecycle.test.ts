@@ -71,7 +71,8 @@ describe("Aggregator lifecycle", () => {
     const started = agg.start();
     expect(agg.state).toBe("starting");
     agg.addSink(late);
-    agg.addSource(new CommandSource({ name: "cmd", ...node("console.log('from the late source')"), parser: "plain" }));
+    // The command stays up after its line: one that exits is restarted and prints it again.
+    agg.addSource(new CommandSource({ name: "cmd", ...node("console.log('from the late source'); setInterval(() => {}, 60_000)"), parser: "plain" }));
     release();
     await started;
     await late.waitForCount(1, { timeout: 10_000 });
