@@ -55,16 +55,22 @@ function route(pipeline: SinkPipeline, entries: Entry[], passEvery: number): Ent
   return passed;
 }
 
+/** A sending lane with a filter (it passes all; `route` plays the filter), batches of 100, one send at a time. */
+function filteredLane(): { sink: ReturnType<typeof switchableSink>; pipeline: SinkPipeline } {
+  const sink = switchableSink();
+  const options = resolveSinkOptions(
+    { filter: () => true, batch: { maxRecords: 100, maxWaitMs: 0 }, concurrency: 1 },
+    resolveAggregatorOptions(undefined),
+    undefined,
+  );
+  const pipeline = new SinkPipeline(sink, options, hooks);
+  pipeline.startSending();
+  return { sink, pipeline };
+}
+
 describe("SinkPipeline: a filtered lane detaches what it holds by its recent pass rate", () => {
   it("a lane that passed everything for long, then 1 %, detaches once its sink falls behind", async () => {
-    const sink = switchableSink();
-    const options = resolveSinkOptions(
-      { filter: () => true, batch: { maxRecords: 100, maxWaitMs: 0 }, concurrency: 1 },
-      resolveAggregatorOptions(undefined),
-      undefined,
-    );
-    const pipeline = new SinkPipeline(sink, options, hooks);
-    pipeline.startSending();
+    const { sink, pipeline } = filteredLane();
 
     // A long dense history: 200,000 records, every one passed and delivered.
     for (let k = 0; k < 20; k++) {
@@ -91,14 +97,7 @@ describe("SinkPipeline: a filtered lane detaches what it holds by its recent pas
   });
 
   it("a lane that passes most records keeps them in their frames while its sink is down", async () => {
-    const sink = switchableSink();
-    const options = resolveSinkOptions(
-      { filter: () => true, batch: { maxRecords: 100, maxWaitMs: 0 }, concurrency: 1 },
-      resolveAggregatorOptions(undefined),
-      undefined,
-    );
-    const pipeline = new SinkPipeline(sink, options, hooks);
-    pipeline.startSending();
+    const { sink, pipeline } = filteredLane();
     sink.down = true;
     const held = route(pipeline, frameEntries(20_000), 2);
     expect(held).toHaveLength(10_000);
