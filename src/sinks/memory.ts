@@ -5,6 +5,7 @@ import { Outcome } from "./sink.js";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import { checkInt, checkName, checkNumber, checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
+import { MAX_TIMER_MS } from "../util/validate.js";
 import { WaitForTimeoutError } from "../testing/wait-for.js";
 import { checkAborted, sleep, untilSettledOrAborted } from "./abort.js";
 import { EntryBatch } from "../pipeline/batch.js";
@@ -185,6 +186,7 @@ export class MemorySink implements Sink {
     checkObject("options", options);
     const timeout = options.timeout ?? 5000;
     checkNumber("timeout", timeout, 0);
+    if (timeout > MAX_TIMER_MS) throw new InvalidOptionError(`Expected \`timeout\` to be at most ${MAX_TIMER_MS} ms, got ${describe(timeout)}`);
     const signal = options.signal;
     if (this.count >= n) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
@@ -420,9 +422,10 @@ export class MemorySink implements Sink {
     const n = json.length;
     const lines = this.decoded();
     const outcomes = new Array<RecordOutcome>(n);
+    const chosen = this.matchAll(records, batch);
     let allDelivered = true;
     for (let i = 0; i < n; i++) {
-      const rule = this.match(records[i]!, i, batch);
+      const rule = chosen[i];
       if (rule === undefined) {
         outcomes[i] = Outcome.delivered;
         lines.push(json[i]!);
@@ -443,15 +446,26 @@ export class MemorySink implements Sink {
     return allDelivered ? Outcome.delivered : Outcome.perRecord(outcomes);
   }
 
-  private match(record: LogRecord, index: number, batch: Batch): Rule | undefined {
+  /**
+   * The rule each record of the batch matches (first match wins; a rule with `times` is used up after that many).
+   * All or nothing: a predicate that throws leaves no rule used up, and judge() has stored nothing yet, so the
+   * engine's resend of the whole batch cannot store a record twice.
+   */
+  private matchAll(records: readonly LogRecord[], batch: Batch): Array<Rule | undefined> {
     const rules = this.rules;
-    for (let r = 0; r < rules.length; r++) {
-      const rule = rules[r]!;
-      if (!rule.when(record, index, batch)) continue;
-      if (--rule.remaining === 0) rules.splice(r, 1);
-      return rule;
+    const remaining = rules.map((rule) => rule.remaining);
+    const chosen = new Array<Rule | undefined>(records.length);
+    for (let i = 0; i < records.length; i++) {
+      for (let r = 0; r < rules.length; r++) {
+        if (remaining[r] === 0 || !rules[r]!.when(records[i]!, i, batch)) continue;
+        remaining[r]!--;
+        chosen[i] = rules[r];
+        break;
+      }
     }
-    return undefined;
+    for (let r = 0; r < rules.length; r++) rules[r]!.remaining = remaining[r]!;
+    this.rules = rules.filter((rule) => rule.remaining !== 0);
+    return chosen;
   }
 
   private addRule(status: Rule["status"], when: RecordPredicate, reason: string, options: RuleOptions): this {

@@ -1,6 +1,7 @@
 // Bounded polling for tests around real I/O: wait until a condition holds, or fail with a message naming what was missing.
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
+import { MAX_TIMER_MS } from "../util/validate.js";
 
 // Captured when this module loads, before a test can call `vi.useFakeTimers()`: fake timers patch the globals
 // (and the `timers` module), and a poll loop driven by a frozen clock would never time out.
@@ -55,8 +56,8 @@ export function waitFor<T>(predicate: () => T | PromiseLike<T>, options: WaitFor
   }
   const timeout = options.timeout ?? 5000;
   const interval = options.interval ?? 10;
-  if (typeof timeout !== "number" || !(timeout >= 0) || timeout === Infinity) {
-    throw new InvalidOptionError(`Expected \`timeout\` to be a finite non-negative number, got ${describe(timeout)}`);
+  if (typeof timeout !== "number" || !(timeout >= 0) || timeout > MAX_TIMER_MS) {
+    throw new InvalidOptionError(`Expected \`timeout\` to be a number from 0 to ${MAX_TIMER_MS} (ms), got ${describe(timeout)}`);
   }
   if (typeof interval !== "number" || !(interval > 0) || interval === Infinity) {
     throw new InvalidOptionError(`Expected \`interval\` to be a finite positive number, got ${describe(interval)}`);

@@ -165,6 +165,29 @@ describe("MemorySink fault injection", () => {
     expect(sink.retried).toBe(1);
   });
 
+  it("waitForCount refuses a timeout longer than a Node timer can wait", () => {
+    const sink = new MemorySink({ name: "mem" });
+    expect(() => sink.waitForCount(1, { timeout: 3_000_000_000 })).toThrow("at most 2147483647 ms");
+  });
+
+  it("a predicate that throws partway through a batch stores nothing and uses up no rule (the resend stores each once)", async () => {
+    let calls = 0;
+    const sink = new MemorySink({ name: "mem" })
+      .retryWhen((r) => r.message === "b", "busy", { times: 1 })
+      .rejectWhen((r) => {
+        if (r.message === "c" && calls++ === 0) throw new Error("predicate bug");
+        return false;
+      });
+    await expect(Promise.resolve(sink.send(msgs("a", "b", "c"), ctx()))).rejects.toThrow("predicate bug");
+    expect(sink.messages()).toEqual([]);
+    expect(sink.count).toBe(0);
+    // The engine resends the whole batch: the `times: 1` rule is still unused, so "b" is retried once, then stored.
+    const again = (await sink.send(msgs("a", "b", "c"), ctx())) as { outcomes: RecordOutcome[] };
+    expect(again.outcomes.map((o) => o.status)).toEqual(["delivered", "retry", "delivered"]);
+    expect(await sink.send(msgs("b"), ctx())).toEqual({ status: "delivered" });
+    expect(sink.messages()).toEqual(["a", "c", "b"]);
+  });
+
   it("latency delays the answer and follows fake timers", async () => {
     vi.useFakeTimers();
     const sink = new MemorySink({ name: "mem", latencyMs: 500 });

@@ -95,8 +95,11 @@ describe("waitFor", () => {
   it("rejects bad options synchronously", () => {
     expect(() => waitFor(() => true, { timeout: -1 })).toThrow(InvalidOptionError);
     expect(() => waitFor(() => true, { timeout: -1 })).toThrow(
-      "Expected `timeout` to be a finite non-negative number, got `-1` (number)",
+      "Expected `timeout` to be a number from 0 to 2147483647 (ms), got `-1` (number)",
     );
+    // Longer than a Node timer can wait (it would fire after 1 ms), and Infinity.
+    expect(() => waitFor(() => true, { timeout: 2 ** 31 })).toThrow(InvalidOptionError);
+    expect(() => waitFor(() => true, { timeout: Infinity })).toThrow(InvalidOptionError);
     expect(() => waitFor(() => true, { interval: 0 })).toThrow("Expected `interval` to be a finite positive number");
     expect(() => waitFor("nope" as unknown as () => boolean)).toThrow("Expected `predicate` to be a function");
   });
