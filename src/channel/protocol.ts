@@ -6,7 +6,7 @@
 //   READY    {pid, info, groups}                  INIT    {spec}          (first frame, once)
 //   RECORDS  u32 count | u32 hdrLen | hdr JSON    CREDIT  {records, bytes} (more room in the host's inbox)
 //            | records as JSON lines (\n-joined)  ACK     {seq}           (every record below seq is settled)
-//   STATS    {counters}                           STOP    {}              (stop reading, flush, say DRAINED)
+//   STATS    {counters}                           STOP    {withinMs}      (stop reading, flush, say DRAINED in time)
 //   LOG      {level, message, code?}              EXIT    {}              (host is done with you)
 //   FATAL    {code, message, exitCode?, signal?, stderrTail?}
 //   DRAINED  {}

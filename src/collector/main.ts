@@ -51,8 +51,8 @@ const channel = new ChildChannel({
       (error: unknown) => fatal("ERR_COLLECTOR_START", error),
     );
   },
-  stop() {
-    void stopReading()?.then(async () => {
+  stop(withinMs) {
+    void stopReading(withinMs)?.then(async () => {
       channel.send(FrameType.DRAINED, {});
       await channel.drain();
     });
@@ -121,12 +121,22 @@ function finish(): Promise<void> {
   return finishing;
 }
 
-/** Stop reading input once (STOP frame or SIGTERM); resolves when what was read is pushed. */
-function stopReading(): Promise<void> | undefined {
+/** What a stop leaves of the host's remaining time for the collector's last frames to reach it. */
+const STOP_MARGIN_MS = 500;
+
+/**
+ * Stop reading input once (STOP frame or SIGTERM); resolves when what was read is pushed. `withinMs`: the host's
+ * remaining stop time. The collector's own grace (`killAfterMs`) is cut to fit inside it, with room left for the
+ * last STATS and DRAINED: a host that kills us first would never hear what we still held (counted as `unsent`).
+ */
+function stopReading(withinMs?: number): Promise<void> | undefined {
   if (stopping || run === undefined) return undefined;
   stopping = true;
-  return run.stop(spec?.killAfterMs ?? 5_000).then(sendStats);
+  let grace = spec?.killAfterMs ?? 5_000;
+  if (withinMs !== undefined) grace = Math.min(grace, Math.max(0, withinMs - Math.min(STOP_MARGIN_MS, withinMs / 4)));
+  return run.stop(grace).then(sendStats);
 }
+
 
 function sendStats(): void {
   if (run !== undefined) channel.send(FrameType.STATS, { ...run.counters(), ...channel.counters() });

@@ -469,7 +469,8 @@ export class CollectorRuntime implements SourceRuntime {
     const drained = new Promise<void>((resolve) => {
       this.drainedResolve = resolve;
     });
-    proc.channel.write(encodeJson(FrameType.STOP, {}));
+    // How long we wait for DRAINED: the collector fits its own grace inside it (see the collector's stopReading).
+    proc.channel.write(encodeJson(FrameType.STOP, { withinMs: Math.max(0, deadline - Date.now()) }));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
     clearTimeout(timer);

@@ -12,7 +12,8 @@ import type { RecordWriter } from "../parse/fast-json-record.js";
 
 export interface HostMessages {
   init(spec: unknown): void;
-  stop(): void;
+  /** `withinMs`: how long the host waits for DRAINED (its stop deadline), when it says. */
+  stop(withinMs: number | undefined): void;
   exit(): void;
   /** Every record with a seq below `seq` is settled by every sink. */
   ack(seq: number): void;
@@ -98,9 +99,11 @@ export class ChildChannel implements RecordWriter {
           if (wasOut && this.hasCredit) this.onCredit();
           break;
         }
-        case FrameType.STOP:
-          handlers.stop();
+        case FrameType.STOP: {
+          const w = payload.length > 0 ? (json() as { withinMs?: unknown }).withinMs : undefined;
+          handlers.stop(typeof w === "number" && Number.isFinite(w) && w >= 0 ? w : undefined);
           break;
+        }
         case FrameType.EXIT:
           handlers.exit();
           break;

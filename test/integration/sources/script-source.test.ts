@@ -191,6 +191,35 @@ describe("ScriptSource", () => {
     expect(report.sinks.mem!.pending + report.sources.loop!.waiting).toBe(300);
   });
 
+  it("stop() shorter than killAfterMs: records waiting behind emit() are counted as unsent before the host's deadline", async () => {
+    const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
+    const module = join(scratch, "batches.mjs");
+    writeFileSync(
+      module,
+      `import { defineCollector } from ${JSON.stringify(collectorUrl)};
+export default defineCollector(async ({ emit, signal }) => {
+  for (let b = 0; !signal.aborted; b++) await emit(Array.from({ length: 5000 }, (_, i) => ({ message: "b" + b + "-" + i })));
+});
+`,
+    );
+    const mem = new MemorySink({ name: "mem" }).block();
+    // The default killAfterMs (5 s) is longer than stop()'s 2 s: the collector must fit its grace into the host's time.
+    const agg = new Aggregator({ credit: { records: 1_000 }, queue: { maxRecords: 1_000, whenFull: "block" } })
+      .addSource(new ScriptSource({ name: "batches", module: pathToFileURL(module), execArgv: ["--import", tsxLoader] }))
+      .addSink(mem);
+    await agg.start();
+    await waitFor(() => agg.metrics().sources.batches!.linesRead >= 5_000, {
+      timeout: 20_000,
+      message: () => `a batch of 5,000 emitted, got ${JSON.stringify(agg.metrics().sources.batches)}`,
+    });
+    const report = await agg.stop({ timeoutMs: 2_000 });
+    const s = report.sources.batches!;
+    // Every record the function emitted is somewhere: sent to the host (emitted) or counted as never sent (unsent).
+    expect(s.linesRead).toBeGreaterThanOrEqual(5_000);
+    expect(s.emitted + (s.collector.unsent ?? 0)).toBe(s.linesRead);
+    expect(s.collector.unsent).toBeGreaterThan(0);
+  });
+
   it("a definition's parse function turns emitted strings into fields; a line it cannot parse is shipped and counted", async () => {
     const mem = new MemorySink({ name: "mem" });
     const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
