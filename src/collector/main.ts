@@ -137,7 +137,6 @@ function stopReading(withinMs?: number): Promise<void> | undefined {
   return run.stop(grace).then(sendStats);
 }
 
-
 function sendStats(): void {
   if (run !== undefined) channel.send(FrameType.STATS, { ...run.counters(), ...channel.counters() });
 }
