@@ -6,6 +6,7 @@
 //   host gone (fd 3 closed, or re-parented) ──▶ kill own process group, exit
 //   every way out ──▶ kill the process groups the collector started (a command's is not ours)
 import { FrameType } from "../channel/protocol.js";
+import { signalGroup } from "../util/process-group.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
 import type { CollectorRun } from "./runtime/run.js";
@@ -17,24 +18,14 @@ const parentPid = process.ppid;
 
 /** SIGKILL the process groups this collector started outside its own (a command's); they do not share its fate. */
 function killStartedGroups(): void {
-  for (const group of run?.processGroups?.() ?? []) {
-    try {
-      process.kill(-group, "SIGKILL");
-    } catch {
-      // already gone
-    }
-  }
+  for (const group of run?.processGroups?.() ?? []) signalGroup(group, "SIGKILL");
 }
 
 function shutdownHard(code: number): never {
   // Take whatever this collector started with it: the command's group, then our own (the SIGKILL ends us too, so
   // the exit hook below would not run).
   killStartedGroups();
-  try {
-    process.kill(-process.pid, "SIGKILL");
-  } catch {
-    // not a group leader (started by hand): fall through
-  }
+  signalGroup(process.pid, "SIGKILL"); // false when not a group leader (started by hand): fall through
   process.exit(code);
 }
 

@@ -7,6 +7,7 @@ import { existsSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { Socket } from "node:net";
+import { signalGroup } from "../util/process-group.js";
 import { redact } from "../util/redact.js";
 
 /**
@@ -127,25 +128,17 @@ export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.Proce
 }
 
 function killGroup(pid: number | undefined, signal: NodeJS.Signals): void {
-  if (pid === undefined) return;
+  if (pid === undefined || signalGroup(pid, signal)) return;
   try {
-    process.kill(-pid, signal);
+    process.kill(pid, signal);
   } catch {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
+    // already gone
   }
 }
 
 /** SIGKILL a process group a collector started; never a lone process (its leader's pid may have been reused). */
 function killStartedGroup(group: number): void {
-  try {
-    process.kill(-group, "SIGKILL");
-  } catch {
-    // already gone
-  }
+  signalGroup(group, "SIGKILL");
 }
 
 /** SIGTERM the group, SIGKILL it after `killAfterMs` (or at `deadline`, whichever is first). */

@@ -15,6 +15,7 @@ import type { ChildChannel } from "./channel.js";
 import type { CollectorRun } from "./run.js";
 import { LinePipeline, type LineCounters } from "./line-pipeline.js";
 import type { CommandSpec } from "../../sources/specs.js";
+import { signalGroup } from "../../util/process-group.js";
 
 /**
  * Once the command has exited, how long its stdout and stderr may still deliver what they hold. A process the
@@ -28,16 +29,6 @@ const STDERR_TAIL_LINES = 20;
 const STDERR_TAIL_BYTES = 16 * 1024;
 const STDERR_LINE_CHARS = 1000;
 
-/** Send `signal` to the process group `pid` leads; false when there is none (any more). */
-export function signalGroup(pid: number | undefined, signal: NodeJS.Signals): boolean {
-  if (pid === undefined) return false;
-  try {
-    process.kill(-pid, signal);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The last bytes the command wrote to stderr, kept as the chunks that arrived (no copies), made lines on demand. */
 class StderrTail {
