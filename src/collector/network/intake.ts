@@ -18,6 +18,8 @@ export interface Peer {
 export interface RecordSink {
   push(json: string): boolean;
   readonly hasCredit: boolean;
+  /** Whether more than `records` and `bytes` of credit are left (only asked when a reserve is set). */
+  hasCreditOver(records: number, bytes: number): boolean;
 }
 
 export interface IntakeOptions {
@@ -37,6 +39,9 @@ export function peerOf(address: string | undefined, port: number | undefined): P
 export class Intake {
   private readonly parser: Parser;
   private readonly ctx: RecordContext;
+  /** Credit kept for UDP: TCP, TLS and HTTP stop reading while no more than this is left. */
+  private reserveRecords = 0;
+  private reserveBytes = 0;
 
   constructor(
     private readonly options: IntakeOptions,
@@ -50,8 +55,24 @@ export class Intake {
     this.ctx = { now: "", source: options.source, fields: options.fields };
   }
 
+  /**
+   * Whether TCP, TLS and HTTP may read on: credit beyond the UDP reserve. Those can wait (the sender's socket fills
+   * and it slows down); a datagram that finds no credit is lost. Without a reserve, one big HTTP body or TCP stream
+   * took every record of credit as soon as it came back, and the UDP senders' messages were dropped meanwhile.
+   */
   get hasCredit(): boolean {
+    return this.reserveRecords === 0 ? this.out.hasCredit : this.out.hasCreditOver(this.reserveRecords, this.reserveBytes);
+  }
+
+  /** Whether a UDP message may be shipped: any credit left, the reserve included. */
+  get hasUdpCredit(): boolean {
     return this.out.hasCredit;
+  }
+
+  /** Keep `records` and `bytes` of credit for UDP (set when a source listens on UDP and on a stream or HTTP too). */
+  reserveForUdp(records: number, bytes: number): void {
+    this.reserveRecords = records;
+    this.reserveBytes = bytes;
   }
 
   /**
@@ -125,6 +146,6 @@ export class Intake {
       this.counters.parseErrors++;
       json = JSON.stringify({ "@timestamp": record["@timestamp"], message: String(record.message), client: record["client"] });
     }
-    if (!this.out.push(json)) this.onOutOfCredit();
+    if (!this.out.push(json) || !this.hasCredit) this.onOutOfCredit();
   }
 }

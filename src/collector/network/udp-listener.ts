@@ -44,7 +44,7 @@ class UdpListener implements Listener {
       payload = this.assembler.add(msg, rinfo.address, performance.now());
       if (payload === undefined) return;
     }
-    if (!this.intake.hasCredit) {
+    if (!this.intake.hasUdpCredit) {
       c.linesRead++;
       c.udpDroppedNoCredit++;
       return;

@@ -79,8 +79,13 @@ export class ChildChannel implements RecordWriter {
   private flushQueued = false;
   private gone = false;
   private oversized = 0;
+  /** The host's initial credit window (what `begin` granted). */
+  private windowRecords = 0;
+  private windowBytes = 0;
   /** Called when credit arrives after it ran out. */
   onCredit: () => void = () => {};
+  /** Called after every CREDIT frame, whether or not credit had run out (a collector keeping a reserve needs it). */
+  onCreditFrame: () => void = () => {};
 
   /** `channel` is the fd of the host's pipe (3 in a collector), or an open socket (tests). */
   constructor(handlers: HostMessages, channel: number | Socket = 3) {
@@ -97,6 +102,7 @@ export class ChildChannel implements RecordWriter {
           this.creditRecords += c.records;
           this.creditBytes += c.bytes;
           if (wasOut && this.hasCredit) this.onCredit();
+          this.onCreditFrame();
           break;
         }
         case FrameType.STOP: {
@@ -134,11 +140,24 @@ export class ChildChannel implements RecordWriter {
     return this.creditRecords > 0 && this.creditBytes > 0;
   }
 
+  /**
+   * Whether more than `records` and `bytes` of credit are left: what a collector that keeps part of its credit in
+   * reserve asks instead of `hasCredit`.
+   */
+  hasCreditOver(records: number, bytes: number): boolean {
+    return this.creditRecords > records && this.creditBytes > bytes;
+  }
+
+  /** The host's credit window, as granted at the start. */
+  get creditWindow(): { readonly records: number; readonly bytes: number } {
+    return { records: this.windowRecords, bytes: this.windowBytes };
+  }
+
   /** Start numbering at `seq` with the host's initial credit window. */
   begin(seq: number, credit: { records: number; bytes: number }): void {
     this.seq = seq;
-    this.creditRecords = credit.records;
-    this.creditBytes = credit.bytes;
+    this.creditRecords = this.windowRecords = credit.records;
+    this.creditBytes = this.windowBytes = credit.bytes;
   }
 
   /**

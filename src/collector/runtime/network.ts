@@ -14,12 +14,15 @@ import { listenHttp } from "../network/http-listener.js";
 import { Intake } from "../network/intake.js";
 import type { Listener } from "../network/listener.js";
 import { PartialBudget, listenStream } from "../network/stream-listener.js";
+import { SLICE_BYTES, SLICE_MESSAGES } from "../network/slices.js";
 import { listenUdp } from "../network/udp-listener.js";
 import type { ChildChannel } from "./channel.js";
 import type { CollectorRun } from "./run.js";
 
 /** Graylog's decompress_size_limit: the GELF UDP default of `maxMessageBytes`. */
 const GELF_MAX_DECOMPRESSED = 8 * 1024 * 1024;
+/** With UDP and other listeners, 1/this of the credit window is kept for UDP. */
+const UDP_RESERVE_DIVISOR = 8;
 /** How often expired GELF chunk sets are swept (Graylog sweeps every second too, so the window is 5–6 s). */
 const SWEEP_MS = 1_000;
 
@@ -38,7 +41,7 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
     for (const l of listeners) l.pause();
   };
   const resume = (): void => {
-    if (!paused || !channel.hasCredit) return;
+    if (!paused || !intake.hasCredit) return;
     paused = false;
     for (const l of listeners) l.resume();
   };
@@ -48,6 +51,16 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
     counters,
     pause,
   );
+  // UDP cannot wait for credit, streams and HTTP can: with both, an eighth of the window is kept for UDP, and the
+  // others pause at that line and resume on the credit frame that lifts them over it. They stop within a slice, so
+  // the reserve is a slice larger (at most half the window).
+  const udp = spec.listeners.some((l) => l.protocol === "gelf+udp");
+  if (udp && spec.listeners.some((l) => l.protocol !== "gelf+udp")) {
+    const w = channel.creditWindow;
+    const reserve = (window: number, slice: number): number => Math.min(Math.floor(window / 2), Math.floor(window / UDP_RESERVE_DIVISOR) + slice);
+    intake.reserveForUdp(reserve(w.records, SLICE_MESSAGES), reserve(w.bytes, SLICE_BYTES));
+    channel.onCreditFrame = resume;
+  }
   // A listener that breaks after it was bound ends this incarnation; the supervisor restarts it with backoff.
   const onFailure = (message: string): void => failed?.({ code: null, signal: null, error: `listener failed: ${message}` });
   const chunkLimits = {

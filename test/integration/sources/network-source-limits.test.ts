@@ -269,6 +269,33 @@ describe("NetworkSource limits", () => {
     await waitForCounters(counters, { httpSlotsBusy: 1, httpThrottled: 0 });
   });
 
+  it("a TCP stream that fills the credit window leaves a reserve for UDP: datagrams sent meanwhile are shipped, not dropped", async () => {
+    const credit = 400; // the reserve is an eighth: 50 records
+    const agg = new Aggregator({ batch: { maxWaitMs: 10, maxRecords: 50 }, queue: { maxRecords: 100, whenFull: "block" }, credit: { records: credit } });
+    const { agg: a, mem, port, counters } = await start({ name: "mix", listen: ["tcp://127.0.0.1:0", "gelf+udp://127.0.0.1:0"] }, agg);
+    mem.block();
+    const total = 20_000;
+    const tcp = await tcpClient(port(0));
+    tcp.write(lines(0, total));
+    // TCP stops reading at the reserve; with the sink blocked and the queue full, no credit comes back meanwhile.
+    await waitFor(() => (counters().pauses ?? 0) >= 1, { timeout: 15_000, message: () => `the TCP intake to pause, ${JSON.stringify(counters())}` });
+    const udp: UdpSocket = createSocket("udp4");
+    sockets.push({ destroy: () => udp.close() });
+    const sent = 20;
+    for (let i = 0; i < sent; i++) {
+      const datagram = Buffer.from(JSON.stringify({ version: "1.1", host: "h", short_message: `udp ${i}` }));
+      await new Promise<void>((resolve, reject) => udp.send(datagram, port(1), "127.0.0.1", (e) => (e ? reject(e) : resolve())));
+    }
+    await waitForCounters(counters, { datagrams: sent });
+    expect(counters().udpDroppedNoCredit ?? 0).toBe(0);
+    expect(a.metrics().sources.mix!.waiting).toBeLessThanOrEqual(credit + 64); // the window, plus a slice
+    mem.unblock();
+    await mem.waitForCount(total + sent, { timeout: 30_000 });
+    const udpMessages = mem.records.filter((r) => typeof r.message === "string" && r.message.startsWith("udp ")).map((r) => r.message);
+    expect(udpMessages).toEqual(Array.from({ length: sent }, (_, i) => `udp ${i}`));
+    expect(mem.records.filter((r) => r.n !== undefined).map((r) => r.n)).toEqual(Array.from({ length: total }, (_, i) => i));
+  });
+
   it.skipIf(!existsSync("/proc/net/udp"))("GELF datagrams the kernel dropped while the collector did not read are counted (udpKernelDrops)", async () => {
     const { agg, port, counters } = await start({ name: "kdrop", listen: "gelf+udp://127.0.0.1:0" });
     const pid = agg.metrics().sources.kdrop!.pid!;

@@ -82,6 +82,9 @@ describe("Intake", () => {
       get hasCredit() {
         return credit > 0;
       },
+      hasCreditOver(records: number) {
+        return credit > records;
+      },
     };
     const counters = newCounters();
     const i = new Intake({ source: "net", fields: { env: "test" }, parser: "json", maxGelfBytes: 1_000 }, out, counters, () => outOfCredit++);
@@ -113,6 +116,23 @@ describe("Intake", () => {
     expect(outOfCredit()).toBe(1);
     expect(pushed).toHaveLength(2);
     expect(counters).toMatchObject({ linesRead: 4, oversizedLines: 1, blankLines: 1, parseErrors: 1 });
+  });
+
+  it("keeps the UDP reserve: streams stop at it (signalled), UDP ships until the credit is spent", () => {
+    const { i, pushed, outOfCredit } = intake(5);
+    i.reserveForUdp(2, 0);
+    const peer = peerOf("127.0.0.1", 1);
+    const gelf = (n: number) => Buffer.from(`{"version":"1.1","host":"h","short_message":"u${n}"}`);
+    i.line('{"message":"s1"}', 0, peer);
+    i.line('{"message":"s2"}', 0, peer);
+    expect([i.hasCredit, outOfCredit()]).toEqual([true, 0]);
+    i.line('{"message":"s3"}', 0, peer); // 2 left: the reserve
+    expect([i.hasCredit, i.hasUdpCredit, outOfCredit()]).toEqual([false, true, 1]);
+    i.gelf(gelf(1), peer);
+    expect(i.hasUdpCredit).toBe(true);
+    i.gelf(gelf(2), peer);
+    expect(i.hasUdpCredit).toBe(false);
+    expect(pushed.map((p) => (JSON.parse(p) as { message: string }).message)).toEqual(["s1", "s2", "s3", "u1", "u2"]);
   });
 
   it("counts GELF messages with invalid UTF-8 and still ships them, with U+FFFD", () => {

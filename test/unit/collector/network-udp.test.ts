@@ -19,7 +19,7 @@ describe("UDP listener", () => {
     const counters = newCounters();
     const intake = new Intake(
       { source: "net", fields: undefined, parser: "json", maxGelfBytes: 1_000_000 },
-      { push: (json) => (pushed.push(json), true), hasCredit: true },
+      { push: (json) => (pushed.push(json), true), hasCredit: true, hasCreditOver: () => true },
       counters,
       () => {},
     );
