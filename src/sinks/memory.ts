@@ -78,7 +78,8 @@ interface Waiter {
  * - `failNext(n)`: the next n sends (counted when a send begins; an aborted send gives its turn back) fail as a
  *   whole-batch retry.
  * - `rejectWhen(pred)` / `retryWhen(pred)`: per-record outcomes; the first matching rule wins.
- * - `setLatency(ms)`, `block()`/`unblock()`, `neverAnswer()`: sends that take long or hang.
+ * - `setLatency(ms)`, `block()`/`unblock()`, `neverAnswer()`: sends that take long or hang. `block()` holds every
+ *   send not yet answered, including one in its latency wait.
  *
  * An aborted send (its `signal` fired while it waited) throws a retryable `SinkError` (`ERR_SINK_SEND`,
  * `cause` = the signal's reason) and stores nothing: its records were not delivered and stay pending.
@@ -260,7 +261,10 @@ export class MemorySink implements Sink {
     return this;
   }
 
-  /** Sends (waiting and new) hang until `unblock()` or until their signal aborts. */
+  /**
+   * Hold every send not yet answered (new ones, waiting ones, ones in their latency wait) until `unblock()`,
+   * or until its signal aborts.
+   */
   block(): this {
     if (this.gate === undefined) {
       let release!: () => void;
@@ -373,9 +377,12 @@ export class MemorySink implements Sink {
     this.inFlightCount++;
     try {
       checkAborted(this.name, signal);
-      if (this.gate !== undefined) await untilSettledOrAborted(this.name, this.gate.promise, signal);
+      // A send that begins blocked starts its latency at unblock().
+      if (this.gate !== undefined) await this.whileBlocked(signal);
       if (this.latency > 0) await sleep(this.name, this.latency, signal);
       if (this.hang) await untilSettledOrAborted(this.name, new Promise<never>(() => {}), signal);
+      // block() holds every send not yet answered, so also one that was in its latency wait when it came.
+      if (this.gate !== undefined) await this.whileBlocked(signal);
       checkAborted(this.name, signal);
     } catch (error) {
       this.abortedSendCount++;
@@ -398,6 +405,11 @@ export class MemorySink implements Sink {
       return Outcome.retry(reason, failOptions.retryAfterMs);
     }
     return this.rules.length === 0 ? this.deliverAll(batch) : this.judge(batch);
+  }
+
+  /** Waits until unblocked; a `block()` that comes again before this send resumes holds it again. */
+  private async whileBlocked(signal: AbortSignal | undefined): Promise<void> {
+    while (this.gate !== undefined) await untilSettledOrAborted(this.name, this.gate.promise, signal);
   }
 
   private deliverAll(batch: Batch): RecordOutcome {

@@ -251,6 +251,60 @@ describe("MemorySink fault injection", () => {
     expect(sink.count).toBe(0);
   });
 
+  it("block() also holds a send that is in its latency wait, until unblock()", async () => {
+    vi.useFakeTimers();
+    const sink = new MemorySink({ name: "mem", latencyMs: 200 });
+    let answered = false;
+    const pending = Promise.resolve(sink.send(msgs("a"), ctx())).then((r) => ((answered = true), r));
+    await vi.advanceTimersByTimeAsync(50);
+    sink.block();
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(answered).toBe(false);
+    expect(sink.inFlight).toBe(1);
+    expect(sink.count).toBe(0);
+    sink.unblock();
+    expect(await pending).toEqual({ status: "delivered" });
+    expect(sink.count).toBe(1);
+    expect(sink.inFlight).toBe(0);
+  });
+
+  it("a send held by block() after its latency still ends when its signal aborts, and stores nothing", async () => {
+    vi.useFakeTimers();
+    const sink = new MemorySink({ name: "mem", latencyMs: 200 }).failNext(1);
+    const controller = new AbortController();
+    const settled = rejectionOf<SinkError>(Promise.resolve(sink.send(msgs("a"), { signal: controller.signal })));
+    await vi.advanceTimersByTimeAsync(50);
+    sink.block();
+    await vi.advanceTimersByTimeAsync(500);
+    controller.abort(new Error("stop deadline"));
+    const error = await settled;
+    expect(error).toBeInstanceOf(SinkError);
+    expect(error.code).toBe("ERR_SINK_SEND");
+    expect(error.message).toContain("send aborted (stop deadline)");
+    expect(error.retryable).toBe(true);
+    expect(sink.count).toBe(0);
+    expect(sink.abortedSends).toBe(1);
+    expect(sink.inFlight).toBe(0);
+    // The aborted send gave its injected failure back.
+    sink.unblock().setLatency(0);
+    expect(await sink.send(msgs("b"), ctx())).toMatchObject({ status: "retry" });
+  });
+
+  it("a block() that comes again before a held send resumes holds it again", async () => {
+    vi.useFakeTimers();
+    const sink = new MemorySink({ name: "mem", latencyMs: 200 });
+    let answered = false;
+    const pending = Promise.resolve(sink.send(msgs("a"), ctx())).then((r) => ((answered = true), r));
+    sink.block();
+    await vi.advanceTimersByTimeAsync(500);
+    sink.unblock().block();
+    await vi.advanceTimersByTimeAsync(500);
+    expect(answered).toBe(false);
+    expect(sink.count).toBe(0);
+    sink.unblock();
+    expect(await pending).toEqual({ status: "delivered" });
+  });
+
   it("neverAnswer() hangs until aborted, even across unblock()", async () => {
     const sink = new MemorySink({ name: "mem" }).neverAnswer();
     const controller = new AbortController();
