@@ -9,6 +9,7 @@ import {
   type ResolvedAggregatorOptions,
   type SinkOptions,
   checkName,
+  checkObject,
   resolveAggregatorOptions,
   resolveSinkOptions,
 } from "./options.js";
@@ -46,7 +47,8 @@ export interface WriteOptions {
   /**
    * Source name the records are reported under. Each distinct name is a source of its own, with counters and
    * acknowledgement state kept for the aggregator's life (about 1 KB): use a few names, and put tenants, requests
-   * and the like in a field of the record instead. @default "host"
+   * and the like in a field of the record instead. A name as for sources: 1–128 letters, digits, `_`, `.`, `:` or
+   * `-`; anything else rejects the write with `ERR_INVALID_OPTION`. @default "host"
    */
   source?: string;
 }
@@ -358,6 +360,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   write(records: LogRecordInput | readonly LogRecordInput[], options: WriteOptions = {}): Promise<void> {
     if (this._state === "stopping" || this._state === "stopped") {
       return Promise.reject(new AggregatorError("ERR_AGGREGATOR_STOPPED", `write() after stop()`));
+    }
+    try {
+      checkObject("options", options);
+      // The name goes into reports, metrics labels and acknowledgements like any source's.
+      if (options.source !== undefined) checkName("options.source", options.source);
+    } catch (error) {
+      return Promise.reject(error as Error);
     }
     const name = options.source ?? "host";
     let w = this.writers.get(name);

@@ -34,7 +34,10 @@ export interface Batch {
   readonly records: readonly LogRecord[];
   /** The canonical JSON text of each record (no trailing newline). Sinks that send JSON should reuse it. */
   readonly json: readonly string[];
-  /** The name of the source each record came from (`undefined` for records written in-process without one). */
+  /**
+   * The name of the source each record came from: a collector source's, or `write()`'s `source` ("host" by default).
+   * `undefined` only in batches built by `createBatch` without one.
+   */
   readonly sources: readonly (string | undefined)[];
   /** Sum of the JSON lengths. */
   readonly bytes: number;

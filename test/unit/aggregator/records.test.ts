@@ -73,6 +73,23 @@ describe("record intake", () => {
     await expect(agg.write({ message: "late" })).rejects.toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
   });
 
+  it("rejects write() options that are not an object, or a source that is not a valid name, and admits nothing", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator().addSink(m);
+    await agg.start();
+    await expect(agg.write({ message: "a" }, null as never)).rejects.toMatchObject({ code: "ERR_INVALID_OPTION", message: expect.stringContaining("`options`") });
+    for (const source of ["", 5, "has space", {}]) {
+      await expect(agg.write({ message: "a" }, { source: source as never })).rejects.toMatchObject({
+        code: "ERR_INVALID_OPTION",
+        message: expect.stringContaining("`options.source`"),
+      });
+    }
+    await agg.write({ message: "ok" }, { source: "app-1" });
+    const report = await agg.stop();
+    expect(m.messages()).toEqual(["ok"]);
+    expect(Object.keys(report.sources)).toEqual(["app-1"]);
+  });
+
   it("records with no sink yet wait (backpressure) instead of being lost", async () => {
     const agg = new Aggregator({ batch: { maxWaitMs: 0 } });
     await agg.start();
