@@ -45,6 +45,14 @@ export const MAX_FRAME_BYTES = 64 * 1024 * 1024;
  */
 export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 
+/** What a collector leaves of STOP's `withinMs` for its last frames (STATS, DRAINED) to reach the host. */
+export const STOP_MARGIN_MS = 500;
+/**
+ * How much longer than a collector's `killAfterMs` the host waits for its DRAINED: STOP_MARGIN_MS, plus the second
+ * a command collector gives its pipes after the command exited (OUTPUT_GRACE_MS in collector/runtime/command.ts).
+ */
+export const DRAINED_MARGIN_MS = 1_000 + STOP_MARGIN_MS;
+
 export interface RecordsHeader {
   /** Seq of the first record in the frame; the others follow contiguously. */
   seq: number;

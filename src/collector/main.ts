@@ -5,7 +5,7 @@
 //   host ──STOP──▶ stop reading, flush ──DRAINED──▶ host ──EXIT──▶ exit(0)
 //   host gone (fd 3 closed, or re-parented) ──▶ kill own process group, exit
 //   every way out ──▶ kill the process groups the collector started (a command's is not ours)
-import { FrameType } from "../channel/protocol.js";
+import { FrameType, STOP_MARGIN_MS } from "../channel/protocol.js";
 import { signalGroup } from "../util/process-group.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
@@ -112,12 +112,9 @@ function finish(): Promise<void> {
   return finishing;
 }
 
-/** What a stop leaves of the host's remaining time for the collector's last frames to reach it. */
-const STOP_MARGIN_MS = 500;
-
 /**
- * Stop reading input once (STOP frame or SIGTERM); resolves when what was read is pushed. `withinMs`: the host's
- * remaining stop time. The collector's own grace (`killAfterMs`) is cut to fit inside it, with room left for the
+ * Stop reading input once (STOP frame or SIGTERM); resolves when what was read is pushed. `withinMs`: how long
+ * the host waits for DRAINED (its remaining stop time, or killAfterMs + DRAINED_MARGIN_MS if that is shorter). The collector's own grace (`killAfterMs`) is cut to fit inside it, with room left for the
  * last STATS and DRAINED: a host that kills us first would never hear what we still held (counted as `unsent`).
  */
 function stopReading(withinMs?: number): Promise<void> | undefined {

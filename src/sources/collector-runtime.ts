@@ -7,7 +7,7 @@
 //   RECORDS ─▶ entries ─▶ inbox ─▶ router admits ─▶ CREDIT back ─▶ child reads more
 //   exit (unexpected) ─▶ policy.onExit ─▶ restart after delay | breaker: "source:failed"
 import { AggregatorError, CollectorError, type ErrorCode } from "../errors.js";
-import { FrameDecoder, FrameType, MAX_RECORD_BYTES, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
+import { DRAINED_MARGIN_MS, FrameDecoder, FrameType, MAX_RECORD_BYTES, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
 import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
 import { Ring } from "../pipeline/ring.js";
@@ -469,10 +469,14 @@ export class CollectorRuntime implements SourceRuntime {
     const drained = new Promise<void>((resolve) => {
       this.drainedResolve = resolve;
     });
-    // How long we wait for DRAINED: the collector fits its own grace inside it (see the collector's stopReading).
-    proc.channel.write(encodeJson(FrameType.STOP, { withinMs: Math.max(0, deadline - Date.now()) }));
+    // How long we wait for DRAINED: the collector's grace and room for its last frames, within the stop deadline. The
+    // collector fits its own grace inside it (see the collector's stopReading), so one that answers in time always
+    // does. One that cannot answer (its event loop stuck in a synchronous loop) is left to close()'s SIGTERM and
+    // SIGKILL after this, not waited for until the deadline.
+    const withinMs = Math.max(0, Math.min(deadline - Date.now(), this.o.killAfterMs + DRAINED_MARGIN_MS));
+    proc.channel.write(encodeJson(FrameType.STOP, { withinMs }));
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - Date.now()))))]);
+    await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, withinMs)))]);
     clearTimeout(timer);
   }
 

@@ -29,7 +29,10 @@ export interface CollectorSourceOptions {
   restart?: RestartOptions;
   /** The collector must say ready within this long. @default 10_000 */
   startTimeoutMs?: number;
-  /** On stop: SIGTERM, then SIGKILL to the whole process group after this long. @default 5_000 */
+  /**
+   * On stop: the collector's grace to stop reading and hand over what it holds (the host waits 1.5 s more at most),
+   * then SIGTERM, then SIGKILL to the whole process group after this long. @default 5_000
+   */
   killAfterMs?: number;
   /** Node flags for the collector process (it never inherits the host's). @default [] */
   execArgv?: string[];

@@ -12,7 +12,7 @@ import type { RecordWriter } from "../parse/fast-json-record.js";
 
 export interface HostMessages {
   init(spec: unknown): void;
-  /** `withinMs`: how long the host waits for DRAINED (its stop deadline), when it says. */
+  /** `withinMs`: how long the host waits for DRAINED, when it says. */
   stop(withinMs: number | undefined): void;
   exit(): void;
   /** Every record with a seq below `seq` is settled by every sink. */
