@@ -15,7 +15,11 @@ const kCollector = Symbol.for("child-log-agg.collector");
 /** What `emit` accepts: a record object, a line of text (parsed by the source's `parser` or `parse`), or an array of them. */
 export type Emittable = LogRecordInput | string;
 
-/** Diagnostics about the collector itself (not log data): they reach the host as `source:log` events, not sinks. */
+/**
+ * Diagnostics about the collector itself (not log data): they reach the host as `source:log` events, not sinks.
+ * They never throw: a message that is not a string is turned into text, fields that are not JSON become
+ * `{ unserializable: true }`.
+ */
 export interface CollectorLog {
   debug(message: string, fields?: Record<string, unknown>): void;
   info(message: string, fields?: Record<string, unknown>): void;
@@ -32,8 +36,12 @@ export interface CollectorContext<Options = Record<string, unknown>> {
    * are added. A string is one line for the source's `parser` (or the definition's `parse`).
    *
    * **Await it**: the promise resolves at once while the host has credit, and otherwise only when credit is
-   * back. That is the backpressure from a slow sink to your loop. Records that are not objects or strings, or
-   * cannot be serialized (cycles, BigInt), are dropped and counted (`invalidRecords`), never thrown.
+   * back. That is the backpressure from a slow sink to your loop. Calls that are not awaited wait in the collector
+   * process, up to one credit window (the aggregator's `credit`: 8,192 records / 8 MiB of JSON by default); a call
+   * made while that much waits is dropped and counted (`overflowRecords`), so a loop that never awaits cannot exhaust
+   * its memory. Records that are not objects or strings, cannot be serialized (cycles, BigInt), or whose JSON would
+   * not be an object (a Map or Set, a `toJSON()` that returns a string) are dropped and counted (`invalidRecords`).
+   * Either drop is announced once per collector run as a `warn` log; emit() never throws or rejects.
    */
   emit(records: Emittable | readonly Emittable[]): Promise<void>;
   /** Aborted when the source stops. Return from the function soon after (pass it to `fetch`, timers…). */

@@ -5,6 +5,7 @@
 //        │yes
 //   READY ─▶ fn({ emit, signal, options, log })
 //              emit ─▶ buildRecord ─▶ JSON ─▶ channel.push ──credit spent──▶ the promise waits for resume()
+//                 └─ a credit window already waits (emit not awaited) ─▶ dropped, counted as overflowRecords
 //              log  ─▶ LOG frame (rate-limited) ─▶ host "source:log" event
 //   fn returns / throws ─▶ close() ─▶ done (the supervisor restarts it)
 //   STOP ─▶ abort signal ─▶ await fn (≤ killAfterMs) ─▶ close() ─▶ flush
@@ -38,12 +39,19 @@ export interface ScriptCounters {
   invalidRecords: number;
   /** Records still waiting for credit when stop's grace period ended (or emitted after it): not shipped. */
   unsent: number;
+  /**
+   * Records of emit() calls made while a credit window's worth of records already waited for credit (calls that
+   * were not awaited): dropped, so a loop that never awaits cannot grow the collector without bound.
+   */
+  overflowRecords: number;
   logs: number;
   logsDropped: number;
 }
 
 interface Parked {
   lines: string[];
+  /** Their JSON length in UTF-16 units (the memory they hold, near enough). */
+  bytes: number;
   index: number;
   resolve: () => void;
 }
@@ -57,10 +65,15 @@ class ScriptEmitter {
     blankLines: 0,
     invalidRecords: 0,
     unsent: 0,
+    overflowRecords: 0,
     logs: 0,
     logsDropped: 0,
   };
   private readonly queue: Parked[] = [];
+  /** Records and bytes of the calls in `queue`, and what they may reach before further calls are dropped. */
+  private parkedRecords = 0;
+  private parkedBytes = 0;
+  private readonly maxParked: { readonly records: number; readonly bytes: number };
   private readonly ctx: RecordContext;
   private readonly parser: Parser;
   private closed = false;
@@ -68,6 +81,7 @@ class ScriptEmitter {
   private logWindow = 0;
   private logsInWindow = 0;
   private warnedInvalid = false;
+  private warnedOverflow = false;
   readonly log: CollectorLog;
 
   constructor(
@@ -77,6 +91,8 @@ class ScriptEmitter {
   ) {
     this.ctx = { now: "", source: spec.name, host: spec.hostName, fields: spec.fields };
     this.parser = createParser(definition.parse ?? spec.parser ?? "plain");
+    // One credit window: as much again as the host lets the collector send ahead of it.
+    this.maxParked = spec.credit;
     this.log = {
       debug: (m, f) => this.sendLog("debug", m, f),
       info: (m, f) => this.sendLog("info", m, f),
@@ -86,13 +102,17 @@ class ScriptEmitter {
   }
 
   readonly emit = (input: unknown): Promise<void> => {
-    this.ctx.now = new Date().toISOString();
     if (this.closed) {
       this.counters.unsent += Array.isArray(input) ? input.length : 1;
       return RESOLVED;
     }
+    const queued = this.queue.length > 0;
+    // An awaiting caller finds the queue empty (its previous call has resolved): only calls made while others wait,
+    // i.e. not awaited, can fill it.
+    if (queued && (this.parkedRecords >= this.maxParked.records || this.parkedBytes >= this.maxParked.bytes)) return this.overflow(input);
+    this.ctx.now = new Date().toISOString();
     const channel = this.channel;
-    if (this.queue.length === 0 && channel.hasCredit) {
+    if (!queued && channel.hasCredit) {
       // Fast path: nothing waits and there is credit; push straight through, allocate nothing per call.
       if (Array.isArray(input)) {
         let i = 0;
@@ -115,8 +135,7 @@ class ScriptEmitter {
       const p = q[0]!;
       while (p.index < p.lines.length && channel.hasCredit) this.pushLine(p.lines[p.index++]!);
       if (!channel.hasCredit) return;
-      q.shift();
-      p.resolve();
+      this.settle(q.shift()!);
     }
     if (q.length === 0 && this.idleWaiter !== undefined) {
       this.idleWaiter();
@@ -130,7 +149,7 @@ class ScriptEmitter {
    */
   releasePushed(): void {
     const q = this.queue;
-    while (q.length > 0 && q[0]!.index === q[0]!.lines.length) q.shift()!.resolve();
+    while (q.length > 0 && q[0]!.index === q[0]!.lines.length) this.settle(q.shift()!);
     if (q.length === 0 && this.idleWaiter !== undefined) {
       this.idleWaiter();
       this.idleWaiter = undefined;
@@ -154,14 +173,47 @@ class ScriptEmitter {
       unsent += p.lines.length - p.index;
       p.resolve();
     }
+    this.parkedRecords = 0;
+    this.parkedBytes = 0;
     this.counters.unsent += unsent;
-    if (unsent > 0) this.sendLog("warn", `${unsent} emitted records were still waiting for credit when the collector stopped; not shipped`);
+    if (unsent > 0) this.notice("warn", `${unsent} emitted records were still waiting for credit when the collector stopped; not shipped`);
   }
 
   private park(lines: string[]): Promise<void> {
+    let bytes = 0;
+    for (let i = 0; i < lines.length; i++) bytes += lines[i]!.length;
+    this.parkedRecords += lines.length;
+    this.parkedBytes += bytes;
     return new Promise((resolve) => {
-      this.queue.push({ lines, index: 0, resolve });
+      this.queue.push({ lines, bytes, index: 0, resolve });
     });
+  }
+
+  /** A waiting call is through: all its records are pushed (or it is released for stop). */
+  private settle(p: Parked): void {
+    this.parkedRecords -= p.lines.length;
+    this.parkedBytes -= p.bytes;
+    p.resolve();
+  }
+
+  /**
+   * A call made while a credit window's worth waits: its records are dropped before they are serialized (so they
+   * cost no memory) and counted. Resolves: a caller that does not await would turn a rejection into a crash.
+   */
+  private overflow(input: unknown): Promise<void> {
+    const n = Array.isArray(input) ? input.length : 1;
+    this.counters.linesRead += n;
+    this.counters.overflowRecords += n;
+    if (!this.warnedOverflow) {
+      // Once per incarnation: the counter carries the rest.
+      this.warnedOverflow = true;
+      this.notice(
+        "warn",
+        `emit() dropped ${n === 1 ? "a record" : `${n} records`}: ${this.parkedRecords} records (${this.parkedBytes} bytes of JSON) ` +
+          `already wait for credit from emit() calls that were not awaited; await emit() to wait for the host (counted as overflowRecords)`,
+      );
+    }
+    return RESOLVED;
   }
 
   private pushLine(json: string | undefined): void {
@@ -192,13 +244,20 @@ class ScriptEmitter {
         if (parsed.droppedKeys !== undefined) this.counters.droppedKeys += parsed.droppedKeys;
         json = JSON.stringify(buildRecord(parsed, this.ctx));
       } else if (typeof input === "object" && input !== null && !Array.isArray(input)) {
+        const fields = recordFields(input);
+        if (typeof fields === "string") return this.invalid(fields);
         // An object is read like a parsed JSON line (same extraction, same enrichment) whose text is empty.
-        json = JSON.stringify(buildRecord({ line: "", fields: input as Record<string, unknown> }, this.ctx));
+        json = JSON.stringify(buildRecord({ line: "", fields }, this.ctx));
       } else {
         return this.invalid(`expected a record object or a string, got ${describe(input)}`);
       }
     } catch (error) {
-      return this.invalid(`the record cannot be serialized: ${error instanceof Error ? error.message : String(error)}`);
+      return this.invalid(`the record cannot be serialized: ${safeText(error instanceof Error ? error.message : error)}`);
+    }
+    // The host drops a line that is not a JSON object: refuse it here, counted, instead of sending it. Only a
+    // `toJSON` function among the fields (in what a toJSON or a `parse` function returned) can make it something else.
+    if (typeof json !== "string" || json.charCodeAt(0) !== 123 /* { */) {
+      return this.invalid("the record's JSON is not an object (a `toJSON` function among its fields?)");
     }
     if (json.length > MAX_RECORD_BYTES / 3 && Buffer.byteLength(json) > MAX_RECORD_BYTES) {
       return this.invalid(`the record's JSON is larger than ${MAX_RECORD_BYTES} bytes`);
@@ -211,12 +270,13 @@ class ScriptEmitter {
     if (!this.warnedInvalid) {
       // Once per incarnation: the counter carries the rest.
       this.warnedInvalid = true;
-      this.sendLog("warn", `emit() dropped a record: ${reason} (counted as invalidRecords)`);
+      this.notice("warn", `emit() dropped a record: ${reason} (counted as invalidRecords)`);
     }
     return undefined;
   }
 
-  sendLog(level: "debug" | "info" | "warn" | "error", message: unknown, fields?: unknown): void {
+  /** The collector's own log: rate-limited, and never throws into the function whatever it is given. */
+  sendLog(level: LogLevelName, message: unknown, fields?: unknown): void {
     const now = Date.now();
     const window = Math.floor(now / 1000);
     if (window !== this.logWindow) {
@@ -227,8 +287,16 @@ class ScriptEmitter {
       this.counters.logsDropped++;
       return;
     }
+    this.notice(level, message, fields);
+  }
+
+  /**
+   * Send a LOG frame. The runtime's own warnings come here directly: each is sent once or a few times per
+   * incarnation, and must not be lost to a function that logs at the rate limit.
+   */
+  notice(level: LogLevelName, message: unknown, fields?: unknown): void {
     this.counters.logs++;
-    let text = typeof message === "string" ? message : String(message);
+    let text = safeText(message);
     if (text.length > MAX_LOG_MESSAGE) text = `${text.slice(0, MAX_LOG_MESSAGE)}…`;
     let extra: unknown;
     if (fields !== undefined) {
@@ -240,6 +308,44 @@ class ScriptEmitter {
       }
     }
     this.channel.send(FrameType.LOG, extra === undefined ? { level, message: text } : { level, message: text, fields: extra });
+  }
+}
+
+type LogLevelName = "debug" | "info" | "warn" | "error";
+
+/**
+ * What JSON.stringify would make of an emitted object, as record fields: the result of its `toJSON` when it has
+ * one (a Date, a class with its own JSON form). Otherwise why it is not a record: a `toJSON` that returns a string
+ * or an array, or a Map or Set (their entries are not JSON: they would ship as an empty record).
+ */
+function recordFields(input: object): Record<string, unknown> | string {
+  let value: unknown = input;
+  const toJSON = (input as { toJSON?: unknown }).toJSON;
+  if (typeof toJSON === "function") {
+    value = toJSON.call(input, "");
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      return `its toJSON() returned ${describe(value)}, not a record object`;
+    }
+  }
+  if (value instanceof Map || value instanceof Set) {
+    return `expected a record object, got a ${value instanceof Map ? "Map" : "Set"} (convert it, e.g. with Object.fromEntries)`;
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Any value as text, without throwing: a null-prototype object or a throwing toString has no String(). */
+function safeText(value: unknown): string {
+  if (typeof value === "string") return value;
+  try {
+    return String(value);
+  } catch {
+    try {
+      const json = JSON.stringify(value);
+      if (typeof json === "string") return json;
+    } catch {
+      // fall through to the value's kind
+    }
+    return describe(value);
   }
 }
 
@@ -323,9 +429,9 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
     if (definition.close !== undefined) {
       try {
         const closed = within(Promise.resolve(definition.close(failure?.error)), graceMs);
-        if (!(await closed)) emitter.sendLog("warn", `close() did not finish within ${graceMs} ms`);
+        if (!(await closed)) emitter.notice("warn", `close() did not finish within ${graceMs} ms`);
       } catch (error) {
-        emitter.sendLog("warn", `close() threw: ${errorText(error)}`);
+        emitter.notice("warn", `close() threw: ${errorText(error)}`);
       }
     }
     emitter.close();
@@ -335,7 +441,7 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
       settleDone({ code: 0, signal: null });
     } else if (failure !== undefined) {
       const e = failure.error;
-      emitter.sendLog("error", "the collector function threw", { error: { message: errorText(e), stack: e instanceof Error ? e.stack : undefined } });
+      emitter.notice("error", "the collector function threw", { error: { message: errorText(e), stack: e instanceof Error ? e.stack : undefined } });
       settleDone({ code: 1, signal: null, error: `the collector function threw ${errorText(e)}` });
     } else {
       settleDone({
@@ -369,7 +475,7 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
       controller.abort(new Error("the source is stopping"));
       emitter.releasePushed();
       if (!(await within(finished, killAfterMs))) {
-        emitter.sendLog("warn", `the collector function did not return within ${killAfterMs} ms of the abort signal`);
+        emitter.notice("warn", `the collector function did not return within ${killAfterMs} ms of the abort signal`);
         emitter.close();
       }
       channel.flush();
