@@ -52,6 +52,21 @@ export interface CollectorContext<Options = Record<string, unknown>> {
   readonly log: CollectorLog;
   /** The source's name. */
   readonly name: string;
+  /**
+   * Where to resume: the last value given to `commit()` whose records every sink had settled, as the aggregator's
+   * `checkpointDir` held it when this collector started (a fresh copy). `undefined` on a source's first run, and
+   * always without `checkpointDir`.
+   */
+  readonly cursor: unknown;
+  /**
+   * Save `cursor` (any JSON value: a page token, a journald cursor, a timestamp) as the point to resume from once
+   * every record emitted before this call is settled by every sink (delivered, dead-lettered or dropped). It is then
+   * written to the aggregator's `checkpointDir` like a file source's positions (atomically, at most every
+   * `checkpointIntervalMs`), and the next run of the collector finds it in `cursor`: a crash replays what was
+   * emitted after the last cursor written, never skips it (at-least-once). Without `checkpointDir` it does nothing.
+   * A value that is not JSON (a function, a cycle, BigInt) throws `ERR_INVALID_OPTION`.
+   */
+  commit(cursor: unknown): void;
 }
 
 /**

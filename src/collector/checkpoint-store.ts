@@ -8,6 +8,9 @@
 // monotonic per fileKey; after a truncation the tailer registers a new fileKey at 0, so a late ack for the old
 // content cannot move the new content's position.
 //
+// A ScriptSource keeps one opaque `cursor` (any JSON value its collector commits) in the same file, by the same rules:
+// the script runtime stores only cursors whose records every sink has settled.
+//
 // Writes are debounced (`flushIntervalMs`) plus explicit `flush()` / `close()`. A failed write (disk full, directory
 // gone or not writable) never throws into the tailer: it is reported as an ERR_CHECKPOINT error (event + `lastError`
 // + `stats().writeErrors`), the state stays dirty, and the write is retried with backoff and on every flush().
@@ -86,6 +89,8 @@ const MAX_RETRY_DELAY_MS = 30_000;
 export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   readonly #options: ResolvedOptions;
   readonly #entries = new Map<string, CheckpointEntry>();
+  /** A script collector's committed cursor, as JSON text (undefined: none). */
+  #cursor: string | undefined;
   /** identityKey (dev:ino) → fileKey. */
   readonly #byIdentity = new Map<string, string>();
   #dirty = false;
@@ -123,8 +128,9 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
       return;
     }
     try {
-      const data = JSON.parse(text) as { version?: unknown; files?: unknown };
+      const data = JSON.parse(text) as { version?: unknown; files?: unknown; cursor?: unknown };
       if (data.version !== FORMAT_VERSION || !Array.isArray(data.files)) throw new TypeError("unknown format");
+      if (data.cursor !== undefined) this.#cursor = JSON.stringify(data.cursor);
       // Forgetting counts the time this store ran without seeing a file, not the time since the stored lastSeen:
       // a host down for a day (or a file idle for a day, whose lastSeen no write refreshed) must not lose its
       // positions to the first write of the first scan, before the scan reached those files.
@@ -152,6 +158,19 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   }
 
   #resumed = false;
+
+  /** The committed cursor (a fresh copy of the JSON value), or undefined when none was committed. */
+  get cursor(): unknown {
+    return this.#cursor === undefined ? undefined : JSON.parse(this.#cursor);
+  }
+
+  /** Store `json` (a JSON text) as the cursor; written like a position (debounced, atomic). */
+  setCursor(json: string): void {
+    if (json === this.#cursor) return;
+    this.#cursor = json;
+    this.#stats.commits++;
+    this.#markDirty();
+  }
 
   get(fileKey: string): CheckpointEntry | undefined {
     return this.#entries.get(fileKey);
@@ -291,11 +310,13 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
     const { dir, file, source } = this.#options;
     // Snapshot first: commits that arrive during the write make the state dirty again and trigger another write.
     this.#dirty = false;
-    const body = JSON.stringify(
-      { version: FORMAT_VERSION, source, files: [...this.#entries.values()] },
-      null,
-      1,
-    );
+    const state: { version: number; source: string; files: CheckpointEntry[]; cursor?: unknown } = {
+      version: FORMAT_VERSION,
+      source,
+      files: [...this.#entries.values()],
+    };
+    if (this.#cursor !== undefined) state.cursor = JSON.parse(this.#cursor);
+    const body = JSON.stringify(state, null, 1);
     const tmp = `${file}.tmp`;
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });

@@ -96,6 +96,8 @@ async function start(s: CollectorSpec): Promise<CollectorRun> {
       signal: exit.signal,
       stderrTail: exit.stderrTail,
     });
+    // What is settled by now is saved (a script's cursor); the rest is replayed by the next incarnation.
+    await Promise.resolve(r.close?.()).catch(() => undefined);
     await channel.drain();
     process.exit(exit.code === 0 ? 0 : 1);
   });

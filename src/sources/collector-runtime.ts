@@ -187,6 +187,9 @@ export class CollectorRuntime implements SourceRuntime {
               clearTimeout(timer);
               this.state = "running";
               this.host.emit("source:ready", { source: this.name, pid: proc.pid });
+              // How far earlier incarnations' records are settled: a script's cursor committed before it emits
+              // anything is written against it, not held until a record of its own settles.
+              this.sendAck();
               resolve();
             }
             break;

@@ -6,7 +6,9 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { safeUrl } from "../util/redact.js";
+import { checkInt } from "../util/validate.js";
 import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
+import type { SourceHost } from "./runtime.js";
 import type { BaseSpec, ScriptSpec } from "./specs.js";
 
 export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multiline" | "maxLineBytes"> {
@@ -30,6 +32,12 @@ export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multi
    * @default "plain"
    */
   parser?: CollectorSourceOptions["parser"];
+  /**
+   * Cursors the collector `commit()`s are written to the aggregator's `checkpointDir` at most this often, once their
+   * records are settled (the first after a quiet spell at once). `0` writes at every acknowledgement.
+   * @default 250
+   */
+  checkpointIntervalMs?: number;
 }
 
 /** Deeper option trees than this are refused (they are configuration, not data). */
@@ -39,6 +47,7 @@ export class ScriptSource extends CollectorSource {
   readonly kind = "script";
   private readonly module: string;
   private readonly options: unknown;
+  private readonly checkpointIntervalMs: number;
 
   constructor(options: ScriptSourceOptions) {
     super(resolveCollectorOptions(options));
@@ -52,10 +61,19 @@ export class ScriptSource extends CollectorSource {
     this.module = resolveModule(options.module);
     checkJson("options", options.options, 0, new Set());
     this.options = options.options === undefined ? {} : (JSON.parse(JSON.stringify(options.options)) as unknown);
+    checkInt("checkpointIntervalMs", options.checkpointIntervalMs, 0);
+    this.checkpointIntervalMs = options.checkpointIntervalMs ?? 250;
   }
 
-  protected spec(base: BaseSpec): ScriptSpec {
-    return { ...base, kind: "script", module: this.module, options: this.options };
+  protected spec(base: BaseSpec, host: SourceHost): ScriptSpec {
+    return {
+      ...base,
+      kind: "script",
+      module: this.module,
+      options: this.options,
+      checkpointDir: host.checkpointDir,
+      checkpointIntervalMs: this.checkpointIntervalMs,
+    };
   }
 }
 

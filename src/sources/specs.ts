@@ -76,6 +76,9 @@ export interface ScriptSpec extends BaseSpec {
   module: string;
   /** The source's `options`, handed to the collector function as they are. */
   options: unknown;
+  /** Where committed cursors are kept (none: `commit()` keeps nothing). */
+  checkpointDir: string | undefined;
+  checkpointIntervalMs: number;
 }
 
 export type CollectorSpec = CommandSpec | FileSpec | ScriptSpec | NetworkSpec;

@@ -7,12 +7,15 @@
 //              emit ─▶ buildRecord ─▶ JSON ─▶ channel.push ──credit spent──▶ the promise waits for resume()
 //                 └─ a credit window already waits (emit not awaited) ─▶ dropped, counted as overflowRecords
 //              log  ─▶ LOG frame (rate-limited) ─▶ host "source:log" event
+//              commit(cursor) ─▶ marked at the seq the next emitted record gets ─▶ host ACK past it ─▶ CheckpointStore
 //   fn returns / throws ─▶ close() ─▶ done (the supervisor restarts it)
 //   STOP ─▶ abort signal ─▶ await fn (≤ killAfterMs) ─▶ close() ─▶ flush
 import { FrameType } from "../../channel/protocol.js";
+import { InvalidOptionError } from "../../errors.js";
 import { type CollectorContext, type CollectorDefinition, type CollectorLog, isCollectorDefinition } from "../../collector.js";
 import { describe } from "../../pipeline/serialize.js";
 import type { ScriptSpec } from "../../sources/specs.js";
+import { CheckpointStore } from "../checkpoint-store.js";
 import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
 import type { ChildChannel } from "./channel.js";
 import type { CollectorRun } from "./run.js";
@@ -50,6 +53,8 @@ export interface ScriptCounters {
 
 interface Parked {
   lines: string[];
+  /** A cursor committed after this call while it waited: it counts once all of the call's records are pushed. */
+  cursor: string | undefined;
   /** Their JSON length in UTF-16 units (the memory they hold, near enough). */
   bytes: number;
   index: number;
@@ -170,7 +175,10 @@ class ScriptEmitter {
     this.closed = true;
     let unsent = 0;
     for (const p of this.queue.splice(0)) {
-      unsent += p.lines.length - p.index;
+      const left = p.lines.length - p.index;
+      // A cursor still counts when every record emitted before it was pushed.
+      if (unsent === 0 && left === 0 && p.cursor !== undefined) this.onCursor(p.cursor);
+      unsent += left;
       p.resolve();
     }
     this.parkedRecords = 0;
@@ -185,7 +193,7 @@ class ScriptEmitter {
     this.parkedRecords += lines.length;
     this.parkedBytes += bytes;
     return new Promise((resolve) => {
-      this.queue.push({ lines, bytes, index: 0, resolve });
+      this.queue.push({ lines, bytes, index: 0, cursor: undefined, resolve });
     });
   }
 
@@ -193,8 +201,27 @@ class ScriptEmitter {
   private settle(p: Parked): void {
     this.parkedRecords -= p.lines.length;
     this.parkedBytes -= p.bytes;
+    if (p.cursor !== undefined) this.onCursor(p.cursor);
     p.resolve();
   }
+
+  /** Called with a committed cursor (JSON) once every record emitted before its commit() is pushed. */
+  onCursor: (json: string) => void = () => {};
+
+  /** `commit(cursor)`: it follows the records of every call made before it, including calls still waiting. */
+  readonly commit = (cursor: unknown): void => {
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(cursor);
+    } catch (error) {
+      throw new InvalidOptionError(`commit() needs a JSON value: ${safeText(error instanceof Error ? error.message : error)}`, { cause: error });
+    }
+    if (json === undefined) throw new InvalidOptionError(`commit() needs a JSON value, got ${describe(cursor)}`);
+    if (this.closed) return; // the records before it may be unsent: keep the last cursor that is known to hold
+    const q = this.queue;
+    if (q.length === 0) this.onCursor(json);
+    else q[q.length - 1]!.cursor = json;
+  };
 
   /**
    * A call made while a credit window's worth waits: its records are dropped before they are serialized (so they
@@ -409,12 +436,17 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
     settleDone = resolve;
   });
 
+  const cursors = await openCursors(spec, channel);
+  emitter.onCursor = cursors.mark;
+
   const context: CollectorContext<unknown> = {
     emit: emitter.emit as CollectorContext<unknown>["emit"],
     signal: controller.signal,
     options: spec.options ?? {},
     log: emitter.log,
     name: spec.name,
+    cursor: cursors.loaded,
+    commit: emitter.commit,
   };
 
   const lifecycle = async (): Promise<void> => {
@@ -480,8 +512,52 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
       }
       channel.flush();
     },
+    ack(seq: number) {
+      cursors.ack(seq);
+    },
+    async close() {
+      await cursors.close();
+    },
     counters() {
       return { ...emitter.counters };
+    },
+  };
+}
+
+/**
+ * The committed cursors of a script collector: each waits, marked with the seq the next record gets, until the host's
+ * ACK says every record below that seq is settled; the newest such cursor goes to the CheckpointStore.
+ */
+async function openCursors(
+  spec: ScriptSpec,
+  channel: ChildChannel,
+): Promise<{ loaded: unknown; mark: (json: string) => void; ack: (seq: number) => void; close: () => Promise<void> }> {
+  if (spec.checkpointDir === undefined) return { loaded: undefined, mark: () => {}, ack: () => {}, close: async () => {} };
+  const store = new CheckpointStore({ dir: spec.checkpointDir, source: spec.name, flushIntervalMs: spec.checkpointIntervalMs });
+  store.on("error", (error) => channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message }));
+  await store.load();
+  /** Committed cursors not yet settled, by ascending seq. */
+  const waiting: Array<{ seq: number; json: string }> = [];
+  /** Every seq below this is settled (the host's last ACK). */
+  let settled = -1;
+  const ack = (seq: number): void => {
+    if (seq > settled) settled = seq;
+    let n = 0;
+    while (n < waiting.length && waiting[n]!.seq <= settled) n++;
+    if (n > 0) store.setCursor(waiting.splice(0, n)[n - 1]!.json);
+  };
+  return {
+    loaded: store.cursor,
+    mark(json) {
+      const seq = channel.nextSeq;
+      const last = waiting[waiting.length - 1];
+      if (last !== undefined && last.seq === seq) last.json = json;
+      else waiting.push({ seq, json });
+      ack(settled);
+    },
+    ack,
+    close: async () => {
+      await store.close();
     },
   };
 }

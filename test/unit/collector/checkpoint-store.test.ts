@@ -47,6 +47,28 @@ describe("CheckpointStore", () => {
     expect(onDisk(store).files[0]!.offset).toBe(200);
   });
 
+  it("keeps a script's cursor (any JSON value) beside the files, writes it only when it changes, and loads it back", async () => {
+    const store = new CheckpointStore({ dir: root, source: "poller" });
+    expect(store.cursor).toBeUndefined();
+    store.setCursor(JSON.stringify({ page: 7, token: "abc" }));
+    expect(await store.flush()).toBe(true);
+    expect(onDisk(store)).toMatchObject({ version: 1, source: "poller", files: [], cursor: { page: 7, token: "abc" } });
+    const writes = store.stats().writes;
+    store.setCursor(JSON.stringify({ page: 7, token: "abc" }));
+    await store.flush();
+    expect(store.stats().writes).toBe(writes);
+    store.upsert({ ...entry("k"), offset: 3 });
+    await store.close();
+
+    const again = new CheckpointStore({ dir: root, source: "poller" });
+    await again.load();
+    expect(again.cursor).toEqual({ page: 7, token: "abc" });
+    expect(again.get("k")?.offset).toBe(3);
+    // A fresh copy each time: the caller cannot change the stored value by mutating it.
+    (again.cursor as { page: number }).page = 8;
+    expect(again.cursor).toEqual({ page: 7, token: "abc" });
+  });
+
   it("a stale temp file from a crash (other mode, other content) does not leak into the result", async () => {
     const store = new CheckpointStore({ dir: root, source: "s" });
     writeFileSync(`${store.file}.tmp`, "garbage from a crashed writer", { mode: 0o644 });
