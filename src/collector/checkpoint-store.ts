@@ -354,7 +354,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
     const code = (cause as NodeJS.ErrnoException | undefined)?.code;
     const error = new AggregatorError(
       "ERR_CHECKPOINT",
-      `Could not ${action} checkpoint file ${this.#options.file}${code === undefined ? "" : ` (${code})`}; tailing continues${action === "write" ? " and the write is retried" : ""}`,
+      `Could not ${action} checkpoint file ${this.#options.file}${code === undefined ? "" : ` (${code})`}; collecting continues${action === "write" ? " and the write is retried" : ""}`,
       { cause, source: this.#options.source },
     );
     this.lastError = error;
