@@ -143,7 +143,14 @@ const ticker = setInterval(() => {
 }, 1_000);
 ticker.unref();
 
-process.on("exit", killStartedGroups);
+process.on("exit", () => {
+  // A collector function that calls process.exit() itself skips finish(): hand over what is framed, and the counters,
+  // on the way out. The pipe takes them at once while it has room; behind writes still queued they are cut, never
+  // reordered.
+  channel.flush();
+  sendStats();
+  killStartedGroups();
+});
 process.on("uncaughtException", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
 process.on("unhandledRejection", (error) => fatal("ERR_COLLECTOR_CRASHED", error));
 process.on("SIGTERM", () => {

@@ -236,3 +236,31 @@ describe("ScriptSource log", () => {
     expect(report.sources.logs!.collector).toMatchObject({ invalidRecords: 1 });
   });
 });
+
+describe("ScriptSource collector that calls process.exit() itself", () => {
+  it("still hands over the records it emitted, and its counters, on the way out", async () => {
+    const path = join(scratch, "exits.mjs");
+    writeFileSync(
+      path,
+      `import { defineCollector } from ${JSON.stringify(collectorUrl)};
+export default defineCollector(async ({ emit }) => {
+  await emit({ message: "x" });
+  await emit([{ message: "y" }, { message: "z" }]);
+  process.exit(0);
+});
+`,
+    );
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new ScriptSource({ name: "exits", module: pathToFileURL(path), restart: { maxRestarts: 0 }, execArgv: ["--import", tsxLoader] }))
+      .addSink(mem);
+    let failed = false;
+    agg.on("source:failed", () => (failed = true));
+    await agg.start();
+    await waitFor(() => failed, { timeout: 20_000, message: "the collector to exit and its source to fail (no restarts)" });
+    await mem.waitForCount(3, { timeout: 20_000 });
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(mem.messages()).toEqual(["x", "y", "z"]);
+    expect(report.sources.exits).toMatchObject({ emitted: 3, settled: 3, linesRead: 3 });
+  });
+});
