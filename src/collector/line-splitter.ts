@@ -5,6 +5,10 @@
 //          └─ slow path: bytes without a terminator yet are copied into `pending` (at most maxLineBytes of them)
 //
 // Memory stays bounded by maxLineBytes whatever the input: a 10 MB line without a newline never sits in memory.
+//
+// A consumer out of room (a collector out of credit) calls halt() from its handler: push() returns right after that
+// line with the count of bytes it consumed, and the consumer pushes the rest again when it has room. The lines come
+// out as if the chunk had been pushed whole: same text, offsets and flags.
 import { isUtf8 } from "node:buffer";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
@@ -105,6 +109,8 @@ export class LineSplitter {
   readonly #lazy: boolean;
   /** lazyText: the chunk being pushed, when it is valid UTF-8 as a whole (its lines then need no check). */
   #validChunk: Buffer | undefined;
+  /** halt() was called during this push: it returns after the line being emitted. */
+  #halted = false;
 
   constructor(options: LineSplitterOptions, onLine: LineHandler) {
     const max = options.maxLineBytes ?? 1024 * 1024;
@@ -152,9 +158,20 @@ export class LineSplitter {
     return this.#lineStart < this.#base;
   }
 
-  push(chunk: Buffer): void {
+  /**
+   * For the line handler: the push in progress returns right after the line being emitted. Its bytes after that line
+   * are not consumed: push them again (`chunk.subarray(consumed)`) to go on where it stopped. A halt outside a push
+   * (from `flush()`) is forgotten.
+   */
+  halt(): void {
+    this.#halted = true;
+  }
+
+  /** Splits `chunk`; returns how many of its bytes were consumed: all of them, unless the handler called halt(). */
+  push(chunk: Buffer): number {
     const n = chunk.length;
     let pos = 0;
+    this.#halted = false;
     // One native check per chunk instead of a decode per line. A chunk that cuts a character in two fails it, and
     // its lines are then decoded (and checked) one by one as usual.
     this.#validChunk = this.#lazy && isUtf8(chunk) ? chunk : undefined;
@@ -164,6 +181,7 @@ export class LineSplitter {
       const after = n > 0 && chunk[0] === 10 ? 1 : 0;
       this.#emitPending(this.#base + after, 0);
       pos = after;
+      if (this.#halted) return this.#stopAt(pos);
     }
     // Next `\r` in the chunk, searched again only once passed (searching per line would be quadratic).
     let cr = -2;
@@ -175,17 +193,19 @@ export class LineSplitter {
         if (cr !== -1 && (nl === -1 || cr < nl)) {
           if (cr + 1 === n) {
             // Cannot tell `\r` from `\r\n` until the next byte arrives.
-            this.#append(chunk, pos, cr);
+            const at = this.#append(chunk, pos, cr);
+            if (at < cr) return this.#stopAt(at);
             this.#crHeld = true;
             this.#base += n;
-            return;
+            return n;
           }
           if (chunk[cr + 1] === 10) termLen = 2;
           nl = cr;
         }
       }
       if (nl === -1) {
-        this.#append(chunk, pos, n);
+        const at = this.#append(chunk, pos, n);
+        if (at < n) return this.#stopAt(at);
         break;
       }
       let contentEnd = nl;
@@ -197,12 +217,22 @@ export class LineSplitter {
       if (this.#lineStart === this.#base + pos && this.#pendingLen === 0 && !this.#discarding && contentEnd - pos <= this.#max) {
         this.#emit(chunk, pos, contentEnd, after, 0); // fast path: the whole line is in this chunk
       } else {
-        this.#append(chunk, pos, contentEnd);
+        const at = this.#append(chunk, pos, contentEnd);
+        if (at < contentEnd) return this.#stopAt(at);
         this.#emitPending(after, 0);
       }
       pos = nl + termLen;
+      if (this.#halted) return this.#stopAt(pos);
     }
     this.#base += n;
+    return n;
+  }
+
+  /** Halted: the chunk's first `at` bytes are consumed, the rest is the caller's to push again. */
+  #stopAt(at: number): number {
+    this.#halted = false;
+    this.#base += at;
+    return at;
   }
 
   /** Emit a pending partial line (flagged UNTERMINATED). No-op when nothing is pending. */
@@ -215,16 +245,18 @@ export class LineSplitter {
     if (this.#lineStart < this.#base) this.#emitPending(this.#base, LineFlags.UNTERMINATED);
   }
 
-  // Copy chunk[s, e) into pending, enforcing maxLineBytes; in split mode full pieces are emitted on the way.
-  #append(chunk: Buffer, s: number, e: number): void {
+  // Copy chunk[s, e) into pending, enforcing maxLineBytes; in split mode full pieces are emitted on the way. Returns
+  // where it stopped: `e`, or the end of a piece after which the handler halted (the piece's line then starts anew
+  // there, as it would have continued: every piece is cut at the same place either way).
+  #append(chunk: Buffer, s: number, e: number): number {
     while (s < e) {
-      if (this.#discarding) return;
+      if (this.#discarding) return e;
       const room = this.#max - this.#pendingLen;
       if (e - s <= room) {
         // A copy, not a view: a view would keep the whole (often 64 KiB) chunk alive for a short tail.
         this.#pending.push(Buffer.from(chunk.subarray(s, e)));
         this.#pendingLen += e - s;
-        return;
+        return e;
       }
       let cut = charBoundary(chunk, s, s + room);
       if (cut === s && this.#pendingLen === 0) cut = s + room; // cannot happen with max >= 16; never loop forever
@@ -234,11 +266,13 @@ export class LineSplitter {
       }
       if (this.#truncate) {
         this.#discarding = true;
-        return;
+        return e;
       }
       this.#emitPending(this.#lineStart + this.#pendingLen, LineFlags.SPLIT);
       s = cut;
+      if (this.#halted) return s;
     }
+    return e;
   }
 
   // Emit the pending bytes as one line ending at absolute offset `end`.

@@ -112,6 +112,8 @@ interface Classifier {
  * Timing: the idle flush runs on a `setTimeout` (unref'd, so it never keeps a child alive) armed when an event opens
  * and re-armed from the time of the last line, so tests drive it with `vi.useFakeTimers()` and
  * `vi.advanceTimersByTime()`. `onEvent` is then called from the timer. Call {@link close} when the stream ends.
+ * Time the input spends held back (its collector out of credit, between {@link pauseIdle} and {@link resumeIdle}) is
+ * not idle time: the event's next lines are waiting to be read, and must not be cut off it.
  */
 export class MultilineJoiner {
   readonly stats: MultilineStats = { events: 0, truncated: 0, timedOut: 0 };
@@ -129,6 +131,8 @@ export class MultilineJoiner {
   #held: { line: string; start: number; end: number }[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastPush = 0;
+  /** pauseIdle(): the timer does not emit (see Timing). */
+  #idlePaused = false;
   #closed = false;
   readonly #onTimer = (): void => this.#timerFired();
 
@@ -176,6 +180,23 @@ export class MultilineJoiner {
     if (this.#open) this.#emit(false);
     this.#emitHeld();
     this.#classifier.reset();
+  }
+
+  /** The input is held back: the idle timer stops counting until resumeIdle(). */
+  pauseIdle(): void {
+    this.#idlePaused = true;
+  }
+
+  /** The input is read again: the open event gets a full `timeoutMs` from now. */
+  resumeIdle(): void {
+    if (!this.#idlePaused) return;
+    this.#idlePaused = false;
+    if (this.#timeoutMs === 0) return;
+    this.#lastPush = Date.now();
+    if (this.#timer === undefined && this.pending && !this.#closed) {
+      this.#timer = setTimeout(this.#onTimer, this.#timeoutMs);
+      this.#timer.unref?.();
+    }
   }
 
   /** Flush and stop the timer. Lines pushed afterwards are still joined, but the timer is not armed again. */
@@ -233,7 +254,8 @@ export class MultilineJoiner {
 
   #timerFired(): void {
     this.#timer = undefined;
-    if (!this.pending || this.#closed) return;
+    // Paused, resumeIdle() arms it again.
+    if (!this.pending || this.#closed || this.#idlePaused) return;
     const idle = Date.now() - this.#lastPush;
     if (idle >= this.#timeoutMs) {
       this.stats.timedOut++;

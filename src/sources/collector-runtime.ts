@@ -47,9 +47,9 @@ const STDERR_TAIL_LINES = 20;
 /**
  * What a collector may send past its credit before the host stops reading its channel: a RECORDS frame's worth
  * (ChildChannel sends a frame at 1,024 records or 256 KiB, plus the record that crossed the mark, up to
- * MAX_RECORD_BYTES). The network collector stops within that. One that does not would otherwise grow the host's inbox
- * without limit: a bug, or a user's ScriptSource writing to the channel itself (and, today, the line collectors with
- * tiny lines: they finish a 64 KiB read after the credit ran out, a few thousand records past it).
+ * MAX_RECORD_BYTES). The built-in collectors stop within that (line collectors at the line that spends the credit, the
+ * network collector within a slice). One that does not would otherwise grow the host's inbox without limit: a bug, or
+ * a user's ScriptSource writing to the channel itself.
  */
 const OVERRUN_RECORDS = 1024;
 const OVERRUN_BYTES = 256 * 1024 + MAX_RECORD_BYTES;

@@ -1,11 +1,14 @@
 // The command collector: runs the user's command (no shell unless asked) in a process group of its own, reads
 // stdout and stderr at the same time, and stops reading both when the host has no credit, so the command blocks
-// on its own pipe.
+// on its own pipe. The credit runs out after a line, not after a read: the rest of the read waits in its
+// LinePipeline and goes first when credit comes back.
 //
 //   spawn (detached: a process group of its own) ──stdout, stderr──▶ LinePipeline ×2 ──▶ channel
 //   stop ─▶ SIGTERM the group ──killAfterMs──▶ SIGKILL the group
 //   the command exits ─▶ its pipes end, or OUTPUT_GRACE_MS pass (a process it started holds them: destroy them)
-//                     ─▶ SIGKILL what is left of the group ─▶ done {code, signal, stderrTail}
+//                     ─▶ SIGKILL what is left of the group
+//                     ─▶ what the pipelines hold goes out as credit comes (at once when stopping)
+//                     ─▶ done {code, signal, stderrTail}
 //
 // The group is what makes this work: a wrapper's workers get the stop signal too, and none of them outlives the
 // command's incarnation. It is not the collector's group, so main kills it on every way out (processGroups), and the
@@ -21,7 +24,7 @@ import { signalGroup } from "../../util/process-group.js";
  * Once the command has exited, how long its stdout and stderr may still deliver what they hold. A process the
  * command started with inherited stdio holds them open for as long as it lives: waiting for their end would never
  * report the exit, and would hold stop() up to SIGKILL. (Node resumes a child's paused stdio when it exits, so what
- * is in the pipes is read within the grace even when the host has no credit.)
+ * is in the pipes is read within the grace even when the host has no credit; it then waits for credit in memory.)
  */
 export const OUTPUT_GRACE_MS = 1_000;
 /** The command's last stderr lines kept for the exit report, as the host keeps a collector's own. */
@@ -69,12 +72,10 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     signalGroup(group, "SIGKILL");
     group = undefined;
   };
-  const outOfCredit = (): void => pause();
   const base = { source: spec.name, host: spec.hostName, fields: spec.fields };
   const stdout = new LinePipeline(
     { parser: spec.parser ?? "plain", multiline: spec.multiline, maxLineBytes: spec.maxLineBytes, context: { ...base, stream: "stdout" } },
     channel,
-    outOfCredit,
   );
   const stderr = new LinePipeline(
     {
@@ -84,27 +85,38 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
       context: { ...base, stream: "stderr", defaultLevel: spec.stderrLevel ?? "warn" },
     },
     channel,
-    outOfCredit,
   );
   const tail = new StderrTail();
 
   let paused = false;
+  let stopping = false;
+  /** Set while the exited command's last output waits in the pipelines for credit. */
+  let released: (() => void) | undefined;
   const pause = (): void => {
     if (paused) return;
     paused = true;
+    stdout.pause();
+    stderr.pause();
+    // Once the command has exited, its pipes are read to their end whatever the credit (Node resumes them, and the
+    // grace destroys them): paused again, what they still held would be lost. It waits in the pipelines instead.
+    if (child.exitCode !== null || child.signalCode !== null) return;
     child.stdout?.pause();
     child.stderr?.pause();
   };
   const resume = (): void => {
-    if (!paused) return;
+    // What was read before the credit ran out goes first; the pipes are read again once none of it is left.
+    if (!paused || !stdout.resume() || !stderr.resume()) return;
     paused = false;
     child.stdout?.resume();
     child.stderr?.resume();
+    released?.();
   };
-  child.stdout!.on("data", (c: Buffer) => stdout.push(c));
+  child.stdout!.on("data", (c: Buffer) => {
+    if (!stdout.push(c)) pause();
+  });
   child.stderr!.on("data", (c: Buffer) => {
     tail.push(c);
-    stderr.push(c);
+    if (!stderr.push(c)) pause();
   });
   const ended = (s: NodeJS.ReadableStream): Promise<void> =>
     new Promise((resolve) => {
@@ -130,6 +142,10 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     clearTimeout(grace);
     // Whatever the command started and left behind goes with it: restarts must not pile up its workers.
     killGroup();
+    // Its last output waits for credit like the rest (a restarted command could not ship either); a stop sends it
+    // at once, past the credit: the command is gone, and this is all it will ever say.
+    if (!stopping && (stdout.holding || stderr.holding)) await new Promise<void>((resolve) => (released = resolve));
+    released = undefined;
     stdout.end();
     stderr.end();
     return { ...e, error: spawnError, stderrTail: tail.lines() };
@@ -140,6 +156,8 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     done,
     processGroups: () => (group === undefined ? [] : [group]),
     async stop(killAfterMs: number) {
+      stopping = true;
+      released?.();
       if (child.exitCode === null && child.signalCode === null) {
         // The group; the command alone if it moved to a group of its own making.
         const signal = (s: NodeJS.Signals): void => {

@@ -2,8 +2,14 @@
 // a file's checkpoint only when the host says every record up to it is settled (ACK) — so a crash replays.
 //
 //   FileTailer ──lines──▶ per-file multiline ──▶ parse ──▶ record ──push──▶ channel (seq n)
-//                                                           └─ pending positions: (seq n, fileKey, end)
+//       ▲                                                   └─ pending positions: (seq n, fileKey, end)
+//       └─ credit spent: "took k lines" (the tailer pauses and reads the rest again on resume)
 //   host ACK(seq) ──▶ commit the positions of every record below seq ──▶ CheckpointStore (atomic, debounced)
+//
+// The credit is checked before each line, so the collector stops at it exactly, not at the end of a read (which, with
+// tiny lines, was tens of thousands of records past it). Out of credit, multiline idle timers stop too (the next
+// lines are waiting, not late); only a file that closes or is truncated meanwhile sends its open event past the
+// credit: one record (and any blank lines its joiner held) per such file.
 import { CheckpointStore } from "../checkpoint-store.js";
 import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
@@ -34,11 +40,14 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   // and a rotated file's successor at the same path is another file (another key) with another identity.
   const fastPlans = spec.parser === "json" ? new Map<string, FastRecordPlan | undefined>() : undefined;
 
+  /** Out of credit: stop reading. A multiline event open now is not idle: its next lines wait to be read. */
+  const pause = (): void => {
+    paused = true;
+    tailer.pause();
+    for (const j of joiners.values()) j.pauseIdle();
+  };
   const afterPush = (): void => {
-    if (!channel.hasCredit && !paused) {
-      paused = true;
-      tailer.pause();
-    }
+    if (!channel.hasCredit && !paused) pause();
   };
   const send = (json: string, fileKey: string, end: number): void => {
     pending.add(channel.nextSeq, fileKey, end);
@@ -67,7 +76,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   /**
    * A line, as read: the fast path writes its record from the bytes; otherwise the text takes the general path.
    * Returns whether a record was queued (the channel drops one over its record limit). Its position is recorded
-   * per chunk by the caller, not per line.
+   * per chunk by the caller, not per line; so is the credit check.
    */
   const emitLine = (line: TailLine): boolean => {
     const seq = channel.nextSeq;
@@ -77,14 +86,12 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       lastKey = line.fileKey;
       lastPlan = plan;
       if (plan !== undefined && fastJsonRecordBytes(line.bytes, line.bytesStart, line.bytesEnd, plan, ctx.now as string, line.offset, channel)) {
-        afterPush();
         return channel.nextSeq !== seq;
       }
     }
     const json = build(line.text, line, line.offset);
     if (json === undefined) return false;
     channel.push(json);
-    afterPush();
     return channel.nextSeq !== seq;
   };
   let lastKey: string | undefined;
@@ -162,20 +169,29 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     },
     (lines) => {
       ctx.now = new Date().toISOString();
+      const n = lines.length;
+      let i = 0;
       if (spec.multiline !== undefined) {
-        for (const line of lines) joinerFor(line).push(line.text, line.offset, line.end);
-        return;
+        for (; i < n && channel.hasCredit; i++) {
+          const line = lines[i]!;
+          joinerFor(line).push(line.text, line.offset, line.end);
+        }
+      } else {
+        // One checkpoint position per run of lines of a file (a read chunk), not one per line: it commits once the
+        // run's last record is settled (or, when the run ends in blank lines, the next record).
+        let run: TailLine | undefined;
+        let recorded = false;
+        for (; i < n && channel.hasCredit; i++) {
+          const line = lines[i]!;
+          if (run !== undefined && line.fileKey !== run.fileKey) pending.add(recorded ? channel.nextSeq - 1 : channel.nextSeq, run.fileKey, run.end);
+          recorded = emitLine(line);
+          run = line;
+        }
+        if (run !== undefined) pending.add(recorded ? channel.nextSeq - 1 : channel.nextSeq, run.fileKey, run.end);
       }
-      // One checkpoint position per run of lines of a file (a read chunk), not one per line: it commits once the
-      // run's last record is settled (or, when the run ends in blank lines, the next record).
-      let run: TailLine | undefined;
-      let recorded = false;
-      for (const line of lines) {
-        if (run !== undefined && line.fileKey !== run.fileKey) pending.add(recorded ? channel.nextSeq - 1 : channel.nextSeq, run.fileKey, run.end);
-        recorded = emitLine(line);
-        run = line;
-      }
-      if (run !== undefined) pending.add(recorded ? channel.nextSeq - 1 : channel.nextSeq, run.fileKey, run.end);
+      // Out of credit: stop reading. The lines not taken are read again on resume.
+      if (!channel.hasCredit && !paused) pause();
+      return i;
     },
   );
   const report = (error: { code?: string; message: string }): void => {
@@ -203,12 +219,10 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   });
   return {
     done,
-    pause() {
-      paused = true;
-      tailer.pause();
-    },
+    pause,
     resume() {
       paused = false;
+      for (const j of joiners.values()) j.resumeIdle();
       tailer.resume();
     },
     ack(seq: number) {

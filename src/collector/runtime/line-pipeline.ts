@@ -1,5 +1,12 @@
 // Child-side per-stream pipeline: bytes → lines (exact offsets) → optional multiline join → parse → ECS record
-// → channel. One instance per input stream (a command's stdout, its stderr, one tailed file).
+// → channel. One instance per input stream (a command's stdout or its stderr).
+//
+//   chunk ─▶ splitter ─line─▶ [multiline] ─▶ record ─▶ channel ── credit spent? ─no──▶ next line
+//                                                                  └yes─▶ splitter.halt(): the rest of the chunk is
+//                                                                         held, unsplit, until resume()
+//
+// So a stream stops at its credit, exactly: not at the end of a 64 KiB read, which with tiny lines was tens of
+// thousands of records past it (enough for the host to stop reading the collector, see OVERRUN_RECORDS).
 import { LineFlags, LineSplitter } from "../line-splitter.js";
 import { MultilineJoiner, type MultilineEvent, type MultilineSpec } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan, type RecordWriter } from "../parse/fast-json-record.js";
@@ -60,12 +67,17 @@ export class LinePipeline {
   /** Set for the "json" parser: most lines become a record without JSON.parse and JSON.stringify. */
   private readonly fast: FastRecordPlan | undefined;
   private now = "";
+  /**
+   * Bytes read but not split yet, in order: the rest of the read the credit ran out in, then whatever was read
+   * after it (only once the command exited: Node then reads its pipes to the end, paused or not).
+   */
+  private readonly held: Buffer[] = [];
+  /** end() is under way: what is held goes out whatever the credit. */
+  private ending = false;
 
   constructor(
     private readonly options: LinePipelineOptions,
     private readonly out: RecordOut,
-    /** Called after a record that spent the last credit. */
-    private readonly onOutOfCredit: () => void,
   ) {
     this.parser = createParser(options.parser);
     this.ctx = { ...options.context, now: "" };
@@ -88,27 +100,63 @@ export class LinePipeline {
     );
   }
 
-  /** Feed bytes as they were read. */
-  push(chunk: Buffer): void {
+  /**
+   * Feed bytes as they were read. Returns false when the credit is spent: stop reading (and say so with pause()), and
+   * call resume() when credit comes. What the credit did not cover is held (never copied) and goes first then.
+   */
+  push(chunk: Buffer): boolean {
     this.counters.bytesRead += chunk.length;
-    // One arrival time per chunk: cheap, and lines read together share it.
+    if (this.held.length > 0 || !this.out.hasCredit) {
+      this.held.push(chunk);
+      return false;
+    }
+    // One arrival time per chunk: cheap, and lines read together share it (held lines keep it).
     this.now = new Date().toISOString();
-    this.splitter.push(chunk);
+    this.feed(chunk);
+    return this.out.hasCredit;
   }
 
-  /** End of input: emit a partial last line and any open multiline event. */
+  /** The input is not read for want of credit: a multiline event open now is not idle, its next lines wait. */
+  pause(): void {
+    this.joiner?.pauseIdle();
+  }
+
+  /** Credit came: split what is held while it lasts. True when nothing is held any more (read the input again). */
+  resume(): boolean {
+    while (this.held.length > 0 && this.out.hasCredit) this.feed(this.held.shift()!);
+    if (this.held.length > 0) return false;
+    this.joiner?.resumeIdle();
+    return true;
+  }
+
+  /** Bytes are held for want of credit. */
+  get holding(): boolean {
+    return this.held.length > 0;
+  }
+
+  /** End of input: emit what is held whatever the credit, then a partial last line and any open multiline event. */
   end(): void {
+    this.ending = true;
+    for (const chunk of this.held) this.splitter.push(chunk);
+    this.held.length = 0;
     this.now = new Date().toISOString();
     this.splitter.flush();
     this.joiner?.flush();
     this.joiner?.close();
   }
 
+  /** Split `chunk` up to the line that spends the credit; hold the rest (in front of anything held already). */
+  private feed(chunk: Buffer): void {
+    const used = this.splitter.push(chunk);
+    if (used < chunk.length) this.held.unshift(chunk.subarray(used));
+  }
+
   /** The json parser's fast path from the line's bytes; false when the general path must build the record. */
   private fastBytes(bytes: Buffer, s: number, e: number, start: number): boolean {
     if (this.fast === undefined) return false;
     if (!fastJsonRecordBytes(bytes, s, e, this.fast, this.now || new Date().toISOString(), this.options.offsets ? start : undefined, this.out)) return false;
-    if (!this.out.hasCredit) this.onOutOfCredit();
+    // Out of credit, the chunk being split stops after this line (end() sends it all).
+    if (!this.out.hasCredit && !this.ending) this.splitter.halt();
     return true;
   }
 
@@ -145,6 +193,6 @@ export class LinePipeline {
       this.out.dropOversized(text.length);
       return;
     }
-    if (!this.out.push(json)) this.onOutOfCredit();
+    if (!this.out.push(json) && !this.ending) this.splitter.halt();
   }
 }

@@ -7,6 +7,7 @@
 //   loop ───────────────────────────────────────┤         stat(path) → renamed away (rotation)
 //     ▲  sleep pollIntervalMs (fs.watch, resume, │   read round-robin, one chunk per file per turn, while
 //     │  grant, stop wake it early)              │         not paused and credit remains → handler(lines)
+//     │                                          │         (takes fewer? pause, and read the rest again later)
 //     └──────────────────────────────────────────┴── housekeeping: partial-line timeout, close rotated at EOF
 //
 // Identity: device + inode while the file exists, plus a fingerprint of its first bytes (file-identity.ts). A
@@ -21,6 +22,11 @@
 //
 // Offsets: `offset` is a line's first byte, `end` the byte after its newline. Commit `end` values (a contiguous
 // acknowledged watermark) through `commit(fileKey, end)`; only those reach the checkpoint file.
+//
+// A handler out of room (a collector out of credit) returns how many lines it took: the tailer pauses and moves the
+// file's read position back to the first line not taken, as if the rest had never been read. It is read again
+// after resume(), from the file (the page cache): its bytes are still there, and the open handle keeps a rotated or
+// deleted file readable. Read buffers stay two reused ones, with nothing held across a pause.
 //
 // Usage inside a collector child (credits in lines/bytes from the host, acks back from the host):
 //   const store = new CheckpointStore({ dir: checkpointDir, source: name });
@@ -175,8 +181,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
 
   /**
    * Stops reading, closes every descriptor and flushes checkpoints. Complete lines are handed out as they are
-   * read, so none is left behind; an unterminated last line is not emitted (on restart it is re-read from the
-   * checkpoint, by then perhaps complete). Resolves true when checkpoints are on disk (or there is no store).
+   * read, so none is left behind (lines the handler did not take count as unread); an unterminated last line is not
+   * emitted (on restart it is re-read from the checkpoint, by then perhaps complete). Resolves true when checkpoints
+   * are on disk (or there is no store).
    */
   async stop(): Promise<boolean> {
     if (this.#state === "stopped") return true;
@@ -194,7 +201,10 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     return ok;
   }
 
-  /** No reads start while paused (a read in flight completes); stat polling and rescans go on. */
+  /**
+   * No reads start while paused (a read in flight completes); stat polling and rescans go on. A handler that takes
+   * fewer lines than it was given pauses the tailer too.
+   */
   pause(): void {
     this.#paused = true;
   }
@@ -762,9 +772,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     return true;
   }
 
-  async #deliver(file: TrackedFile, lines: AssembledLine[]): Promise<void> {
+  /** Hands `lines` (contiguous, of one file) to the handler. False when it did not take them all (see #unread). */
+  async #deliver(file: TrackedFile, lines: AssembledLine[]): Promise<boolean> {
     const batch: TailLine[] = new Array(lines.length);
-    let bytes = 0;
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i]!;
       const line: TailLine = l.lazy
@@ -797,19 +807,47 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         line.invalidUtf8 = true;
         this.#stats.invalidUtf8Lines++;
       }
-      bytes += l.end - l.offset;
       batch[i] = line;
     }
     this.#stats.linesEmitted += lines.length;
     this.#credit.lines -= lines.length;
-    this.#credit.bytes -= bytes;
+    // Lines are contiguous: their bytes run from the first one's offset to the last one's end.
+    this.#credit.bytes -= lines[lines.length - 1]!.end - lines[0]!.offset;
+    let taken = lines.length;
     try {
       const result = this.#handler(batch);
-      if (result !== undefined && typeof (result as Promise<unknown>).then === "function") await result;
+      if (typeof result === "number") taken = result;
+      else if (result !== undefined && typeof (result as Promise<unknown>).then === "function") await result;
     } catch (error) {
       this.#stats.handlerErrors++;
       this.emit("problem", { kind: "handler", path: file.path, error });
     }
+    if (!(taken < lines.length)) return true;
+    this.#unread(file, lines, Math.max(0, Math.floor(taken)));
+    return false;
+  }
+
+  /**
+   * The handler took only `lines[0..taken)`: pause, and move the file back to the first line not taken, so that the
+   * rest is read again (and counted once) after resume(). The splitter starts afresh there, which is where it was
+   * after that line: it held nothing then.
+   */
+  #unread(file: TrackedFile, lines: AssembledLine[], taken: number): void {
+    this.#paused = true;
+    const from = lines[taken]!.offset;
+    for (let i = taken; i < lines.length; i++) {
+      const l = lines[i]!;
+      if (l.truncated) this.#stats.linesTruncated--;
+      if (l.split) this.#stats.linesSplit--;
+      if (l.partial) this.#stats.partialLinesEmitted--;
+      if (l.invalidUtf8) this.#stats.invalidUtf8Lines--;
+    }
+    this.#stats.linesEmitted -= lines.length - taken;
+    this.#credit.lines += lines.length - taken;
+    this.#credit.bytes += lines[lines.length - 1]!.end - from;
+    this.#stats.bytesRead -= file.assembler.position - from;
+    file.assembler.reset(from);
+    file.eof = false;
   }
 
   // ── housekeeping ────────────────────────────────────────────────────────────────────────────────────────────
@@ -820,12 +858,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       if (file.handle === undefined || !file.eof || this.#state !== "running") continue;
       const timeout = this.#o.partialLineTimeoutMs;
       if (timeout !== false && file.assembler.hasPartial && now - file.partialSince >= timeout) {
-        await this.#emitPartial(file);
+        // Not taken (out of credit), it is read again, and times out again.
+        if (!(await this.#emitPartial(file))) continue;
       }
       const idle = now - file.lastDataAt;
       if (file.rotated && idle >= this.#o.rotateWaitMs) {
         // Nothing more will be appended (the writer has moved on): its unterminated tail is a line of its own.
-        await this.#emitPartial(file);
+        if (!(await this.#emitPartial(file))) continue;
         await this.#closeHandle(file, file.deleted ? "deleted" : "rotated");
         if (file.deleted) this.#forget(file);
       } else if (!file.rotated && idle >= this.#o.closeInactiveMs) {
@@ -834,9 +873,10 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     }
   }
 
-  async #emitPartial(file: TrackedFile): Promise<void> {
+  /** Hands out the unterminated tail as a line; false when the handler did not take it. */
+  async #emitPartial(file: TrackedFile): Promise<boolean> {
     const line = file.assembler.takePartial();
-    if (line !== undefined) await this.#deliver(file, [line]);
+    return line === undefined || (await this.#deliver(file, [line]));
   }
 
   async #closeHandle(file: TrackedFile, reason: "rotated" | "deleted" | "inactive" | "error" | "stopped"): Promise<void> {

@@ -34,8 +34,12 @@ export interface TailLine {
   invalidUtf8?: true;
 }
 
-/** Receives lines in file order per file. A returned promise is awaited before the next read (backpressure). */
-export type TailHandler = (lines: TailLine[]) => void | Promise<unknown>;
+/**
+ * Receives lines in file order per file. A returned promise is awaited before the next read (backpressure). A
+ * returned number is how many of the lines it took, when fewer (it ran out of room): the tailer pauses, and reads
+ * the rest again after resume().
+ */
+export type TailHandler = (lines: TailLine[]) => void | number | Promise<unknown>;
 
 export type OpenReason =
   | "start-beginning"

@@ -1,0 +1,274 @@
+// File and command collectors stop at their credit window: with tiny lines, one 64 KiB read is thousands of records,
+// and finishing it after the credit ran out made the host stop reading the collector (`overCreditPauses`). They must
+// stop at the line that spends the credit, hold the rest, and go on from there when credit returns.
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FileTailer } from "../../../src/collector/tail/tailer.js";
+import type { TailLine } from "../../../src/collector/tail/types.js";
+import { Aggregator, CommandSource, FileSource, MemorySink, type SourceExitEvent } from "../../../src/index.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+/** Small on purpose: a 64 KiB read of tiny lines is forty times this. */
+const WINDOW = 256;
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), "cla-credit-"));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** "0\n1\n…": lines of 2 to 6 bytes. */
+const numbers = (n: number): string => Array.from({ length: n }, (_, i) => `${i}\n`).join("");
+const upTo = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i));
+
+/** Prints `errN` numbered lines on stderr, then `n` on stdout; then exits, or with "hold" waits for SIGTERM. */
+const PRINTER = `
+const [n, errN, mode] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3]];
+let s = "";
+for (let i = 0; i < errN; i++) s += i + "\\n";
+process.stderr.write(s);
+s = "";
+for (let i = 0; i < n; i++) s += i + "\\n";
+process.stdout.write(s);
+if (mode === "hold") {
+  process.on("SIGTERM", () => process.exit(0));
+  setInterval(() => {}, 1 << 30);
+}
+`;
+
+function aggregator(mem: MemorySink, extra: { checkpointDir?: string } = {}): Aggregator {
+  return new Aggregator({
+    ...extra,
+    batch: { maxRecords: 200, maxWaitMs: 2 },
+    queue: { maxRecords: 1_000, whenFull: "block" },
+    credit: { records: WINDOW },
+  }).addSink(mem);
+}
+
+/**
+ * With the sink blocked, wait until the collector has stopped: it spent its window (the host's inbox holds it) and
+ * every line it has read so far arrived (its own `linesRead`, from STATS, equals what the host received), after
+ * reading at least `bytes` of its input. Or until the host stopped reading it for overrunning its credit, which the
+ * caller then reports.
+ */
+async function stalled(agg: Aggregator, name: string, bytes = 0): Promise<void> {
+  const source = () => agg.metrics().sources[name]!;
+  await waitFor(
+    () => {
+      const s = source();
+      return (s.collector.overCreditPauses ?? 0) > 0 || (s.waiting >= WINDOW && s.linesRead === s.emitted && s.bytesRead >= bytes);
+    },
+    { timeout: 20_000, message: () => `the collector to stall at its credit window, got ${JSON.stringify(source())}` },
+  );
+}
+
+/** At the stall: nothing past the credit (the host never paused the channel), and the inbox is at most the window. */
+function expectWithinCredit(agg: Aggregator, name: string): void {
+  const s = agg.metrics().sources[name]!;
+  expect(s.collector.overCreditPauses ?? 0, `overCreditPauses (emitted ${s.emitted}, waiting ${s.waiting})`).toBe(0);
+  expect(s.waiting, "records waiting in the host's inbox").toBeLessThanOrEqual(WINDOW);
+}
+
+describe("line collectors stop at their credit", () => {
+  it("a file of tiny lines: stops at the window, then ships every line once, in order, and checkpoints the end", async () => {
+    const total = 30_000;
+    const file = join(dir, "tiny.log");
+    writeFileSync(file, numbers(total));
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = aggregator(mem, { checkpointDir: join(dir, "cp") }).addSource(
+      new FileSource({ name: "tiny", paths: [file], pollIntervalMs: 20 }),
+    );
+    await agg.start();
+    await stalled(agg, "tiny");
+    expectWithinCredit(agg, "tiny");
+    mem.unblock();
+    await mem.waitForCount(total, { timeout: 30_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.records.map((r) => r.message)).toEqual(upTo(total));
+    expect(report.sources.tiny).toMatchObject({ emitted: total, linesRead: total, bytesRead: Buffer.byteLength(numbers(total)) });
+    expect(report.sources.tiny!.collector.overCreditPauses ?? 0).toBe(0);
+    // Offsets are those of the lines, and the checkpoint reached the end of the last (acked) one.
+    expect(mem.records[total - 1]!.log!.offset).toBe(Buffer.byteLength(numbers(total - 1)));
+    const cp = JSON.parse(readFileSync(join(dir, "cp", "tiny.json"), "utf8")) as { files: Array<{ offset: number }> };
+    expect(cp.files[0]!.offset).toBe(Buffer.byteLength(numbers(total)));
+  });
+
+  it("a file stopped while held back resumes at a line it committed from acks: nothing lost, nothing settled twice", async () => {
+    const total = 30_000;
+    const file = join(dir, "tiny.log");
+    writeFileSync(file, numbers(total));
+    const cpDir = join(dir, "cp");
+    const first = new MemorySink({ name: "mem" });
+    const agg1 = aggregator(first, { checkpointDir: cpDir }).addSource(new FileSource({ name: "tiny", paths: [file], pollIntervalMs: 20 }));
+    await agg1.start();
+    await first.waitForCount(3_000, { timeout: 20_000 });
+    first.block();
+    await stalled(agg1, "tiny");
+    expectWithinCredit(agg1, "tiny");
+    // What is queued or held when it stops is not delivered: it must come again, from a checkpointed line end.
+    await agg1.stop({ timeoutMs: 1_000 });
+    const delivered = first.records.map((r) => Number(r.message));
+    expect(delivered).toEqual(delivered.map((_, i) => i));
+    const cp = JSON.parse(readFileSync(join(cpDir, "tiny.json"), "utf8")) as { files: Array<{ offset: number }> };
+    const offset = cp.files[0]!.offset;
+    // A line end, and no further than the last delivered line.
+    const resumeAt = numbers(total).slice(0, offset).split("\n").length - 1;
+    expect(Buffer.byteLength(numbers(resumeAt))).toBe(offset);
+    expect(resumeAt).toBeLessThanOrEqual(delivered.length);
+    expect(resumeAt).toBeGreaterThan(0);
+
+    const second = new MemorySink({ name: "mem" });
+    const agg2 = aggregator(second, { checkpointDir: cpDir }).addSource(new FileSource({ name: "tiny", paths: [file], pollIntervalMs: 20 }));
+    await agg2.start();
+    await second.waitForCount(total - resumeAt, { timeout: 30_000 });
+    await agg2.stop({ timeoutMs: 10_000 });
+    expect(second.records.map((r) => r.message)).toEqual(upTo(total).slice(resumeAt));
+  });
+
+  it("multiline joining in a file of tiny lines stops at the window too, and every event arrives whole", async () => {
+    const total = 15_000;
+    const file = join(dir, "multi.log");
+    // Every event: a "start N" line and two continuation lines; a last start line closes the last of them (and goes
+    // out on the idle timeout). Held back mid-event far longer than the timeout, the open event must wait for its
+    // lines, not go out without them.
+    writeFileSync(file, `${Array.from({ length: total }, (_, i) => `start ${i}\n a\n b\n`).join("")}start end\n`);
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = aggregator(mem).addSource(
+      new FileSource({ name: "multi", paths: [file], pollIntervalMs: 20, multiline: { startPattern: "^start", timeoutMs: 50 } }),
+    );
+    await agg.start();
+    const source = () => agg.metrics().sources.multi!;
+    // linesRead counts lines, emitted events: wait for the window to be spent and the collector to be paused.
+    await waitFor(() => (source().collector.overCreditPauses ?? 0) > 0 || source().waiting >= WINDOW, {
+      timeout: 20_000,
+      message: () => `the collector to spend its window, got ${JSON.stringify(source())}`,
+    });
+    await waitFor(() => (source().collector.overCreditPauses ?? 0) > 0 || source().linesRead >= source().emitted * 3, {
+      timeout: 20_000,
+      message: () => `the collector's STATS to catch up, got ${JSON.stringify(source())}`,
+    });
+    expectWithinCredit(agg, "multi");
+    // Held back for another STATS interval (a second): twenty idle timeouts.
+    const cycles = source().collector.pollCycles!;
+    await waitFor(() => source().collector.pollCycles! > cycles, { timeout: 10_000, message: "the next STATS from the collector" });
+    mem.unblock();
+    await mem.waitForCount(total + 1, { timeout: 30_000 });
+    await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.records.map((r) => r.message)).toEqual([...Array.from({ length: total }, (_, i) => `start ${i}\n a\n b`), "start end"]);
+  });
+
+  it("a command printing tiny lines: stops at the window, then ships every line once, in order", async () => {
+    const total = 100_000;
+    const errTotal = 2_000;
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = aggregator(mem).addSource(
+      new CommandSource({ name: "printer", command: process.execPath, args: ["-e", PRINTER, String(total), String(errTotal), "hold"] }),
+    );
+    await agg.start();
+    await stalled(agg, "printer");
+    expectWithinCredit(agg, "printer");
+    mem.unblock();
+    await mem.waitForCount(total + errTotal, { timeout: 30_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.records.filter((r) => r.stream === "stdout").map((r) => r.message)).toEqual(upTo(total));
+    expect(mem.records.filter((r) => r.stream === "stderr").map((r) => r.message)).toEqual(upTo(errTotal));
+    expect(report.sources.printer).toMatchObject({ emitted: total + errTotal, linesRead: total + errTotal });
+    expect(report.sources.printer!.collector.overCreditPauses ?? 0).toBe(0);
+  });
+
+  it("a command that exits with its output held: what it printed waits for credit, then the exit is reported", async () => {
+    // Fits in the pipes: the command prints it all and exits while the collector is held back.
+    const total = 10_000;
+    const errTotal = 2_000;
+    const mem = new MemorySink({ name: "mem" }).block();
+    const exits: SourceExitEvent[] = [];
+    const agg = aggregator(mem).addSource(
+      new CommandSource({
+        name: "quick",
+        command: process.execPath,
+        args: ["-e", PRINTER, String(total), String(errTotal), "exit"],
+        restart: { baseDelayMs: 600_000, maxDelayMs: 600_000 },
+      }),
+    );
+    agg.on("source:exit", (e) => exits.push(e));
+    await agg.start();
+    // All of it read: the command has printed everything, and what the credit did not cover waits in the collector.
+    await stalled(agg, "quick", Buffer.byteLength(numbers(total)) + Buffer.byteLength(numbers(errTotal)));
+    expectWithinCredit(agg, "quick");
+    expect(exits, "the exit is reported once the output is shipped").toEqual([]);
+    mem.unblock();
+    await mem.waitForCount(total + errTotal, { timeout: 30_000 });
+    await waitFor(() => exits.length === 1, { timeout: 10_000, message: () => `the command's exit, saw ${exits.length}` });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(exits[0]).toMatchObject({ source: "quick", exitCode: 0 });
+    expect(mem.records.filter((r) => r.stream === "stdout").map((r) => r.message)).toEqual(upTo(total));
+    expect(mem.records.filter((r) => r.stream === "stderr").map((r) => r.message)).toEqual(upTo(errTotal));
+    expect(report.sources.quick!.collector.overCreditPauses ?? 0).toBe(0);
+  });
+});
+
+describe("FileTailer: a handler that takes fewer lines than it was given", () => {
+  /** A tailer whose handler keeps copies of the lines it takes (they are views, valid only during the call). */
+  async function tailer(file: string, take: (line: TailLine, taken: number) => boolean) {
+    const got: Array<{ text: string; offset: number; end: number; partial: boolean }> = [];
+    const t = new FileTailer({ paths: [file], pollIntervalMs: 10, globIntervalMs: 50, rotateWaitMs: 100, partialLineTimeoutMs: false }, (lines) => {
+      for (let i = 0; i < lines.length; i++) {
+        const l = lines[i]!;
+        if (!take(l, got.length)) return i;
+        got.push({ text: l.text, offset: l.offset, end: l.end, partial: l.partial === true });
+      }
+      return lines.length;
+    });
+    await t.start();
+    return { t, got };
+  }
+
+  it("pauses it; after resume the rest comes again from the first line not taken, read and counted once", async () => {
+    const file = join(dir, "app.log");
+    const total = 20_000;
+    const text = Array.from({ length: total }, (_, i) => `line ${i}\n`).join("");
+    writeFileSync(file, text);
+    let budget = 997;
+    const { t, got } = await tailer(file, () => budget-- > 0);
+    try {
+      while (got.length < total) {
+        await waitFor(() => t.paused || got.length === total, { timeout: 10_000, message: () => `the tailer to pause, got ${got.length} lines` });
+        budget = 997;
+        t.resume();
+      }
+      expect(got.map((l) => l.text)).toEqual(Array.from({ length: total }, (_, i) => `line ${i}`));
+      // Contiguous: every byte in exactly one line.
+      expect(got.every((l, i) => l.offset === (i === 0 ? 0 : got[i - 1]!.end))).toBe(true);
+      expect(t.stats()).toMatchObject({ linesEmitted: total, bytesRead: Buffer.byteLength(text) });
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("a rotated file's unterminated tail that was not taken keeps the file open until it is", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, "a\nb\ntail");
+    let refuse = true;
+    const { t, got } = await tailer(file, (line) => !(line.partial === true && refuse));
+    try {
+      await waitFor(() => got.length === 2, { timeout: 10_000, message: () => `2 lines, got ${JSON.stringify(got)}` });
+      renameSync(file, join(dir, "app.log.1"));
+      // Rotated and idle: the tail is handed out as a partial line, refused, and read again (the file stays open).
+      await waitFor(() => t.paused, { timeout: 10_000, message: "the tailer to pause on the refused tail" });
+      expect(t.stats()).toMatchObject({ closed: 0, partialLinesEmitted: 0, linesEmitted: 2 });
+      refuse = false;
+      t.resume();
+      await waitFor(() => t.stats().closed === 1, { timeout: 10_000, message: () => `the rotated file to close, ${JSON.stringify(t.stats())}` });
+      expect(got).toEqual([
+        { text: "a", offset: 0, end: 2, partial: false },
+        { text: "b", offset: 2, end: 4, partial: false },
+        { text: "tail", offset: 4, end: 8, partial: true },
+      ]);
+      expect(t.stats()).toMatchObject({ partialLinesEmitted: 1, linesEmitted: 3, bytesRead: 8 });
+    } finally {
+      await t.stop();
+    }
+  });
+});
