@@ -6,7 +6,7 @@
 //        └─▶ one shipper tree at a time: host + collectors (+ commands) │ naive host + child │ pino-elasticsearch
 //            measured from outside: wall, docs/s, CPU (reaped-children accounting), peak RSS (/proc sampling)
 //
-// Flags: --quick (100k lines, short stall; < 60 s), --only w1,w2,w3,w4,lat, --profile (--cpu-prof for hosts and
+// Flags: --quick (100k lines, short stall; < 60 s), --only w1,w2,w3,w4,w5,lat, --profile (--cpu-prof for hosts and
 // collectors into bench/results/profiles/), --no-build (reuse bench/results/.lib).
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -287,6 +287,29 @@ async function w2(): Promise<void> {
   details.w2 = m.done;
 }
 
+async function w5(file: string): Promise<void> {
+  log("W5 the W1 file over TCP (JSON lines) → NetworkSource → MemorySink …");
+  let sender: ChildProcess | undefined;
+  const m = await measure(
+    () => hostProc({ lib: LIB, sources: [{ kind: "net" }], sink: { kind: "mem" }, target: SIZE, profileDir: profile ? PROFILES : undefined }),
+    untilHost,
+    {
+      ipc: true,
+      timeoutMs: RUN_TIMEOUT_MS,
+      onStarted: async (child) => {
+        const started = await nextMessage(child, (x) => x.event === "started", 30_000, "host started");
+        // The sender stands for the other hosts: the driver's child, not part of the measured tree.
+        sender = spawn(NODE, [join(PROCS, "tcp-send.mjs"), file, String((started.ports as number[])[0])], { stdio: ["ignore", "ignore", "inherit"] });
+      },
+    },
+  );
+  sender?.kill();
+  const delivered = (m.done?.delivered as number | undefined) ?? 0;
+  const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
+  rows.push(row("W5", "child-log-agg NetworkSource tcp", Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: "sender not measured" }));
+  details.w5 = m.done;
+}
+
 async function w3(gelf: Receiver, file: string): Promise<void> {
   log("W3 FileSource → GelfSink (UDP, defaults) …");
   await call(gelf.proc, { cmd: "expect", n: SIZE }, "ok");
@@ -414,6 +437,7 @@ try {
   if (enabled("w2")) await w2();
   if (enabled("w3")) await w3(gelf, data.path);
   if (enabled("w4")) await w4(data.path);
+  if (enabled("w5")) await w5(data.path);
   if (enabled("lat")) await latency(es);
 } finally {
   es.proc.send({ cmd: "exit" });

@@ -12,7 +12,7 @@ import { startHostImpact, ownCpu } from "./host-impact.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const lib = await import(pathToFileURL(config.lib).href);
-const { Aggregator, CommandSource, ElasticsearchSink, FileSource, GelfSink, MemorySink } = lib;
+const { Aggregator, CommandSource, ElasticsearchSink, FileSource, GelfSink, MemorySink, NetworkSource } = lib;
 
 const send = (msg) => process.send?.(msg);
 // BENCH_CHILD_FLAGS: extra node flags for the collectors (the host passes its environment on), to try their tuning.
@@ -20,9 +20,14 @@ const childFlags = (process.env.BENCH_CHILD_FLAGS ?? "").split(" ").filter((f) =
 const execArgv = [...childFlags, ...(config.profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", config.profileDir])];
 
 const agg = new Aggregator({ queue: config.queue, hostName: "bench-host" });
+const network = [];
 config.sources.forEach((s, i) => {
   const common = { name: s.name ?? `src${i}`, parser: "json", execArgv };
-  if (s.kind === "file") {
+  if (s.kind === "net") {
+    const source = new NetworkSource({ ...common, listen: "tcp://127.0.0.1:0" });
+    network.push(source);
+    agg.addSource(source);
+  } else if (s.kind === "file") {
     agg.addSource(new FileSource({ ...common, paths: s.paths, startAt: "beginning", globIntervalMs: 250 }));
   } else {
     agg.addSource(new CommandSource({ ...common, command: s.command, args: s.args }));
@@ -81,7 +86,8 @@ if (config.stall !== undefined) {
   await agg.start();
   queueTimer = setInterval(sampleQueue, 50);
   impact = startHostImpact();
-  send({ event: "started", at: epochNow() });
+  // W5: the bound ports, for the driver's sender.
+  send({ event: "started", at: epochNow(), ports: network.map((source) => source.addresses[0].port) });
 }
 
 await stopped;
