@@ -243,8 +243,9 @@ class HttpListener implements Listener {
     const peer: Peer = peerOf(req.socket.remoteAddress, req.socket.remotePort);
     job.arrived = new Date().toISOString();
     job.body = body;
-    job.lines = new LineSplitter({ maxLineBytes: this.limits.maxLineBytes, overlong: "truncate" }, (line, _s, _e, flags) =>
-      this.intake.line(line, flags, peer),
+    job.lines = new LineSplitter(
+      { maxLineBytes: this.limits.maxLineBytes, overlong: "truncate", lazyText: this.intake.lazyLines },
+      (line, _s, _e, flags, bytes, bytesStart, bytesEnd) => this.intake.line(line, flags, peer, bytes, bytesStart, bytesEnd),
     );
     this.shipping.push(job);
     this.ship();

@@ -50,12 +50,12 @@ class LineDecoder implements Decoder {
     private readonly intake: Intake,
     peer: Peer,
   ) {
-    this.splitter = new LineSplitter({ maxLineBytes: maxBytes, overlong: "truncate" }, (line, _s, _e, flags) => {
+    this.splitter = new LineSplitter({ maxLineBytes: maxBytes, overlong: "truncate", lazyText: intake.lazyLines }, (line, _s, _e, flags, bytes, bs, be) => {
       if ((flags & LineFlags.TRUNCATED) !== 0 && this.cut) {
         this.cut = false;
         return;
       }
-      intake.line(line, flags, peer);
+      intake.line(line, flags, peer, bytes, bs, be);
     });
   }
 

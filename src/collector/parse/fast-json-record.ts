@@ -63,6 +63,14 @@ export interface FastRecordPlan {
   readonly streamTail: Buffer;
   /** Upper bound of the constant bytes a record adds. */
   readonly constBytes: number;
+  /** The key of the plan's trailer (see planFastRecord): a line that has it takes the general path. */
+  readonly trailerKey: Buffer | undefined;
+}
+
+/** A key and value every record of the plan ends with, after what the builder writes (a peer's `client`). */
+export interface FastRecordTrailer {
+  readonly key: string;
+  readonly value: unknown;
 }
 
 /**
@@ -70,7 +78,7 @@ export interface FastRecordPlan {
  * device and inode are in every record). Returns `undefined` when the context has something the fast path does not
  * reproduce (enrichment that is not plain JSON data), so that source always takes the general path.
  */
-export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">): FastRecordPlan | undefined {
+export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">, trailer?: FastRecordTrailer): FastRecordPlan | undefined {
   let enrichment = "";
   const enrichmentKeys = new Set<string>();
   if (ctx.fields !== undefined) {
@@ -104,6 +112,9 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">): Fast
     logHeads.set(level, Buffer.from(head));
     logHeadsWithOffset.set(level, Buffer.from(head + (level !== "" || file !== "" ? "," : "") + '"offset":'));
   }
+  // A trailer replaces any value of its key (the general path then merges them): lines or fields naming it take that path.
+  if (trailer !== undefined && (enrichmentKeys.has(trailer.key) || !isJsonData(trailer.value, 32))) return undefined;
+  const tail = trailer === undefined ? "" : `,${JSON.stringify(trailer.key)}:${JSON.stringify(trailer.value)}`;
   const middle = Buffer.from(service + host);
   const enrichmentBytes = Buffer.from(enrichment);
   return {
@@ -114,12 +125,13 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">): Fast
     keepOriginal: ctx.keepOriginal === true,
     logHeads,
     logHeadsWithOffset,
-    afterLevelLog: Buffer.from("}" + service + host + enrichment + stream + "}"),
+    afterLevelLog: Buffer.from("}" + service + host + enrichment + stream + tail + "}"),
     beforePlainLog: Buffer.from(service + host + enrichment),
     middle,
-    streamTail: Buffer.from(stream + "}"),
-    constBytes: 160 + Buffer.byteLength(file) + middle.length + enrichmentBytes.length + Buffer.byteLength(stream),
+    streamTail: Buffer.from(stream + tail + "}"),
+    constBytes: 160 + Buffer.byteLength(file) + middle.length + enrichmentBytes.length + Buffer.byteLength(stream) + Buffer.byteLength(tail),
     enrichmentBytes,
+    trailerKey: trailer === undefined ? undefined : Buffer.from(trailer.key),
   };
 }
 
@@ -232,8 +244,10 @@ export function fastJsonRecordBytes(
   let hasMessageKey = false;
   let hasTimestampKey = false;
   const enriched = plan.enrichmentKeys.size > 0;
+  const trailerKey = plan.trailerKey;
   for (let i = 0; i < count; i++) {
     if (enriched && plan.enrichmentKeys.has(keyName(buf, i))) return false;
+    if (trailerKey !== undefined && isKey(buf, keyStart[i]!, keyEnd[i]!, trailerKey)) return false;
     const role = keyRole[i]!;
     if (role === 0) continue;
     if (role === RESHAPED || (role === STREAM && plan.streamSet)) return false;
@@ -736,6 +750,13 @@ function scanNested(i: number, n: number, depth: number, base: number): number {
     }
     return sep === close ? i + 1 : -1;
   }
+}
+
+/** Whether the key at `buf[ks..ke)` is `key`'s bytes (escaped keys never are: the escapes allowed make no letters). */
+function isKey(buf: Buffer, ks: number, ke: number, key: Buffer): boolean {
+  if (ke - ks !== key.length) return false;
+  for (let j = 0; j < key.length; j++) if (buf[ks + j] !== key[j]) return false;
+  return true;
 }
 
 function sameText(a: number, aEnd: number, b: number, bEnd: number): boolean {

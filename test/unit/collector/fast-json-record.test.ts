@@ -6,6 +6,9 @@ import { describe, expect, it } from "vitest";
 import { fastJsonRecord, fastJsonRecordBytes, planFastRecord, type RecordWriter } from "../../../src/collector/parse/fast-json-record.js";
 import { buildRecord, parseJson, type RecordContext } from "../../../src/collector/parse/index.js";
 import { type RandomJsonShape, mulberry32, randomObject } from "../../helpers/random-json.js";
+import { Intake, peerOf } from "../../../src/collector/network/intake.js";
+import { newCounters } from "../../../src/collector/network/counters.js";
+import { LineFlags } from "../../../src/collector/line-splitter.js";
 
 const NOW = "2026-11-29T10:00:00.000Z";
 
@@ -202,6 +205,74 @@ describe("fastJsonRecordBytes", () => {
       expect(fastJsonRecordBytes(bad, 0, bad.length, plan, NOW, 0, w), bad.toString("hex")).toBe(false);
     }
     expect(w.records).toEqual([]);
+  });
+});
+
+describe("NetworkSource intake: JSON lines with the peer's client", () => {
+  /** Records an Intake ships, through push() (general path) or reserve/commit (fast path, when `writer`). */
+  function intake(writer: boolean, fields?: Record<string, unknown>): { line: (text: string) => void; out: string[]; fast: () => number } {
+    const out: string[] = [];
+    let buf = Buffer.alloc(4096);
+    let fast = 0;
+    const sink = {
+      hasCredit: true,
+      hasCreditOver: () => true,
+      push: (json: string) => (out.push(json), true),
+      ...(writer
+        ? {
+            recordStart: 0,
+            reserve: (max: number) => (buf.length >= max ? buf : (buf = Buffer.alloc(max))),
+            commit: (end: number) => {
+              fast++;
+              out.push(buf.toString("utf8", 0, end));
+            },
+          }
+        : {}),
+    };
+    const i = new Intake({ source: "net", fields, parser: "json", maxGelfBytes: 1_000 }, sink, newCounters(), () => {});
+    i.stamp(NOW);
+    const peer = peerOf("::ffff:10.1.2.3", 40_000);
+    return {
+      line: (text) => {
+        const bytes = Buffer.from(`>${text}<`); // the line between its neighbours' bytes, as a read chunk holds it
+        i.line("", LineFlags.LAZY_TEXT, peer, bytes, 1, bytes.length - 1);
+      },
+      out,
+      fast: () => fast,
+    };
+  }
+
+  it("writes the general path's exact bytes (client last), or declines: common, edge and 5,000 random lines", () => {
+    const rand = mulberry32(0x5eed);
+    const lines = [...COMMON, ...EDGE.filter((l) => !l.endsWith("\r") && !l.includes("\n") && l.trim() !== ""), '{"client":"c","msg":"m"}', '{"client":{"user":"u"},"msg":"m"}', '{"msg":"m","clients":1,"client_":2}'];
+    for (let n = 0; n < 5_000; n++) lines.push(randomLine(rand));
+    for (const fields of [undefined, { env: "prod", tags: ["a"] }]) {
+      const a = intake(true, fields);
+      const b = intake(false, fields);
+      for (const line of lines) {
+        const before = a.fast();
+        a.line(line);
+        b.line(line);
+        expect(a.out.at(-1), line).toBe(b.out.at(-1));
+        // Common logger output takes the fast path, so a scanner that always declined could not pass.
+        if (COMMON.includes(line) && !(fields !== undefined && line.includes('"env"'))) expect(a.fast(), `declined: ${line}`).toBe(before + 1);
+      }
+      expect(a.out).toHaveLength(b.out.length);
+      expect(a.fast()).toBeGreaterThan(1_000);
+      expect(b.fast()).toBe(0);
+      expect(JSON.parse(a.out[0]!)).toMatchObject({ client: { ip: "10.1.2.3", port: 40_000 }, service: { name: "net" } });
+    }
+  });
+
+  it("sends a line naming `client` (the general path merges the sender's value) and enrichment naming it the general way", () => {
+    const a = intake(true);
+    a.line('{"client":{"user":"u"},"msg":"m"}');
+    expect(a.fast()).toBe(0);
+    expect(JSON.parse(a.out[0]!)).toMatchObject({ client: { user: "u", ip: "10.1.2.3", port: 40_000 } });
+    const withField = intake(true, { client: { team: "x" } });
+    withField.line('{"msg":"m"}');
+    expect(withField.fast()).toBe(0);
+    expect(JSON.parse(withField.out[0]!)).toMatchObject({ client: { team: "x", ip: "10.1.2.3" } });
   });
 });
 
