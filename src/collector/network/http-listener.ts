@@ -268,10 +268,17 @@ class HttpListener implements Listener {
       const body = job.body!;
       const lines = job.lines!;
       this.intake.stamp(job.arrived);
-      job.pos = feedSlices(body, job.pos, false, (slice) => {
-        slices++;
-        lines.push(slice);
-      }, go);
+      job.pos = feedSlices(
+        body,
+        job.pos,
+        false,
+        (slice) => {
+          slices++;
+          lines.push(slice);
+        },
+        go,
+        this.intake.slices,
+      );
       if (job.pos < body.length) continue; // out of credit or of this turn's slices: the loop stops above
       lines.flush();
       this.shipping.shift();

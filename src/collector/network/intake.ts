@@ -5,6 +5,7 @@ import type { LogRecord } from "../../record.js";
 import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
 import { type FastRecordPlan, type RecordWriter, fastJsonRecordBytes, planFastRecord } from "../parse/fast-json-record.js";
 import { LineFlags } from "../line-splitter.js";
+import { DEFAULT_SLICES, type SliceLimits } from "./slices.js";
 import type { WireParserSpec } from "../../sources/specs.js";
 import type { NetworkCounters } from "./counters.js";
 import { decompressGelf, parseGelf } from "./gelf-decode.js";
@@ -50,6 +51,9 @@ export class Intake {
   /** Credit kept for UDP: TCP, TLS and HTTP stop reading while no more than this is left. */
   private reserveRecords = 0;
   private reserveBytes = 0;
+  private reserving = false;
+  /** How listeners cut their input between credit checks (sized to the credit window by the collector). */
+  slices: SliceLimits = DEFAULT_SLICES;
 
   constructor(
     private readonly options: IntakeOptions,
@@ -75,7 +79,7 @@ export class Intake {
    * took every record of credit as soon as it came back, and the UDP senders' messages were dropped meanwhile.
    */
   get hasCredit(): boolean {
-    return this.reserveRecords === 0 ? this.out.hasCredit : this.out.hasCreditOver(this.reserveRecords, this.reserveBytes);
+    return this.reserving ? this.out.hasCreditOver(this.reserveRecords, this.reserveBytes) : this.out.hasCredit;
   }
 
   /** Whether a UDP message may be shipped: any credit left, the reserve included. */
@@ -87,6 +91,7 @@ export class Intake {
   reserveForUdp(records: number, bytes: number): void {
     this.reserveRecords = records;
     this.reserveBytes = bytes;
+    this.reserving = records > 0 || bytes > 0;
   }
 
   /**

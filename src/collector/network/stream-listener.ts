@@ -187,6 +187,7 @@ class StreamListener implements Listener {
         closed = !this.charge(c);
       },
       () => !closed && !this.paused && intake.hasCredit,
+      intake.slices,
     );
     // Out of credit within this read (every socket is paused by now): the rest waits in the socket, unread, and
     // comes back as the next 'data' on resume, before anything read later (and before 'end').

@@ -14,7 +14,7 @@ import { listenHttp } from "../network/http-listener.js";
 import { Intake } from "../network/intake.js";
 import type { Listener } from "../network/listener.js";
 import { PartialBudget, listenStream } from "../network/stream-listener.js";
-import { SLICE_BYTES, SLICE_MESSAGES } from "../network/slices.js";
+import { slicesFor } from "../network/slices.js";
 import { listenUdp } from "../network/udp-listener.js";
 import type { ChildChannel } from "./channel.js";
 import type { CollectorRun } from "./run.js";
@@ -51,14 +51,16 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
     counters,
     pause,
   );
+  const w = channel.creditWindow;
+  intake.slices = slicesFor(w);
   // UDP cannot wait for credit, streams and HTTP can: with both, an eighth of the window is kept for UDP, and the
   // others pause at that line and resume on the credit frame that lifts them over it. They stop within a slice, so
-  // the reserve is a slice larger (at most half the window).
+  // the reserve is a slice larger (at most half the window); in bytes, three slices (a record can be more than twice
+  // its line: a line without a message is copied into `message`).
   const udp = spec.listeners.some((l) => l.protocol === "gelf+udp");
   if (udp && spec.listeners.some((l) => l.protocol !== "gelf+udp")) {
-    const w = channel.creditWindow;
     const reserve = (window: number, slice: number): number => Math.min(Math.floor(window / 2), Math.floor(window / UDP_RESERVE_DIVISOR) + slice);
-    intake.reserveForUdp(reserve(w.records, SLICE_MESSAGES), reserve(w.bytes, SLICE_BYTES));
+    intake.reserveForUdp(reserve(w.records, intake.slices.messages), reserve(w.bytes, 3 * intake.slices.bytes));
     channel.onCreditFrame = resume;
   }
   // A listener that breaks after it was bound ends this incarnation; the supervisor restarts it with backoff.
