@@ -108,7 +108,10 @@ class ScriptEmitter {
 
   readonly emit = (input: unknown): Promise<void> => {
     if (this.closed) {
-      this.counters.unsent += Array.isArray(input) ? input.length : 1;
+      const n = Array.isArray(input) ? input.length : 1;
+      // Handed to emit() (linesRead) and never sent (unsent), as the records left waiting at the stop are.
+      this.counters.linesRead += n;
+      this.counters.unsent += n;
       return RESOLVED;
     }
     const queued = this.queue.length > 0;

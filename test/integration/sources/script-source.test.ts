@@ -220,6 +220,32 @@ export default defineCollector(async ({ emit, signal }) => {
     expect(s.collector.unsent).toBeGreaterThan(0);
   });
 
+  it("a function that ignores the abort and keeps emitting: what it emits after its grace is counted as read and unsent", async () => {
+    const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
+    const module = join(scratch, "stubborn.mjs");
+    writeFileSync(
+      module,
+      `import { defineCollector } from ${JSON.stringify(collectorUrl)};
+export default defineCollector(async ({ emit }) => {
+  for (let i = 0; ; i++) {
+    await emit({ message: "m" + i });
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+});
+`,
+    );
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new ScriptSource({ name: "stubborn", module: pathToFileURL(module), killAfterMs: 200, execArgv: ["--import", tsxLoader] }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(10, { timeout: 20_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    const s = report.sources.stubborn!;
+    expect(s.collector.unsent).toBeGreaterThan(0);
+    expect(s.emitted + (s.collector.unsent ?? 0)).toBe(s.linesRead);
+  });
+
   it("a definition's parse function turns emitted strings into fields; a line it cannot parse is shipped and counted", async () => {
     const mem = new MemorySink({ name: "mem" });
     const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
