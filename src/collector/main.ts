@@ -87,7 +87,7 @@ async function start(s: CollectorSpec): Promise<CollectorRun> {
   void r.done.then(async (exit) => {
     channel.flush();
     sendStats();
-    if (stopping) return;
+    if (stopping && exit.beforeStop !== true) return;
     // The host reports the exit code, signal and stderr of what ended (the command), not this process's own.
     channel.send(FrameType.FATAL, {
       code: "ERR_COLLECTOR_CRASHED",
@@ -96,6 +96,8 @@ async function start(s: CollectorSpec): Promise<CollectorRun> {
       signal: exit.signal,
       stderrTail: exit.stderrTail,
     });
+    // It ended before a stop that came while its last output waited for credit: reported, and the stop goes on.
+    if (stopping) return;
     // What is settled by now is saved (a script's cursor); the rest is replayed by the next incarnation.
     await Promise.resolve(r.close?.()).catch(() => undefined);
     await channel.drain();

@@ -104,9 +104,13 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     child.stderr?.pause();
   };
   const resume = (): void => {
-    // What was read before the credit ran out goes first; the pipes are read again once none of it is left.
+    // What was read before the credit ran out goes first; the pipes are read again once none of it is left in
+    // either stream. Till then both stay paused, multiline idle timers included: a stream with nothing held still
+    // has its next lines waiting in its pipe.
     if (!paused || !stdout.resume() || !stderr.resume()) return;
     paused = false;
+    stdout.readingAgain();
+    stderr.readingAgain();
     child.stdout?.resume();
     child.stderr?.resume();
     released?.();
@@ -134,6 +138,8 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     child.once("exit", (code, signal) => resolve({ code, signal }));
   });
   const done = exit.then(async (e) => {
+    // Ended by itself, not by our stop (its last output may still wait for credit until a stop comes).
+    const beforeStop = !stopping;
     const grace = setTimeout(() => {
       child.stdout!.destroy();
       child.stderr!.destroy();
@@ -148,7 +154,7 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
     released = undefined;
     stdout.end();
     stderr.end();
-    return { ...e, error: spawnError, stderrTail: tail.lines() };
+    return { ...e, error: spawnError, stderrTail: tail.lines(), beforeStop };
   });
   return {
     pause,

@@ -121,12 +121,18 @@ export class LinePipeline {
     this.joiner?.pauseIdle();
   }
 
-  /** Credit came: split what is held while it lasts. True when nothing is held any more (read the input again). */
+  /**
+   * Credit came: split what is held while it lasts. True when nothing is held any more: the input may be read again,
+   * and then readingAgain() says so.
+   */
   resume(): boolean {
     while (this.held.length > 0 && this.out.hasCredit) this.feed(this.held.shift()!);
-    if (this.held.length > 0) return false;
+    return this.held.length === 0;
+  }
+
+  /** The input is read again: an open multiline event's idle time counts from now. */
+  readingAgain(): void {
     this.joiner?.resumeIdle();
-    return true;
   }
 
   /** Bytes are held for want of credit. */

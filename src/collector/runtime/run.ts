@@ -12,7 +12,11 @@ export interface CollectorRun {
    * that only ends when stopped never resolves it. `error` set means a crash (the supervisor restarts it).
    * `code`, `signal` and `stderrTail` (a command's last stderr lines) are what the host reports for the exit.
    */
-  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string; stderrTail?: string[] }>;
+  /**
+   * Resolves when what the collector runs ended. `beforeStop`: it ended by itself before a stop was asked for, though
+   * `done` resolved later (a command's last output waited for credit): its exit is still reported.
+   */
+  readonly done: Promise<{ code: number | null; signal: NodeJS.Signals | null; error?: string; stderrTail?: string[]; beforeStop?: boolean }>;
   /**
    * Process groups it started outside the collector's own (a command's) and has not killed yet. They do not die
    * with the collector's group: main kills them on its way out, and the host (told in READY) if the collector is

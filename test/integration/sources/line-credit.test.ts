@@ -207,6 +207,66 @@ describe("line collectors stop at their credit", () => {
     expect(mem.records.filter((r) => r.stream === "stderr").map((r) => r.message)).toEqual(upTo(errTotal));
     expect(report.sources.quick!.collector.overCreditPauses ?? 0).toBe(0);
   });
+
+  it("a command that exits by itself with its output held, then stop(): its exit code is still reported", async () => {
+    const mem = new MemorySink({ name: "mem" }).block();
+    const exits: SourceExitEvent[] = [];
+    const errors: string[] = [];
+    const agg = aggregator(mem).addSource(
+      new CommandSource({ name: "fails", command: process.execPath, args: ["-e", `${PRINTER}\nprocess.exitCode = 3;`, "3000", "0", "exit"] }),
+    );
+    agg.on("source:exit", (e) => exits.push(e));
+    agg.on("source:error", (e) => errors.push(e.error.message));
+    await agg.start();
+    await stalled(agg, "fails", Buffer.byteLength(numbers(3_000)));
+    // Nothing is reported while the output waits for credit; the stop that comes meanwhile must not hide the exit.
+    expect(exits).toEqual([]);
+    const stopping = agg.stop({ timeoutMs: 10_000 });
+    mem.unblock();
+    const report = await stopping;
+    expect(exits).toEqual([expect.objectContaining({ source: "fails", exitCode: 3, expected: true })]);
+    expect(errors).toEqual([expect.stringContaining("exited with code 3")]);
+    expect(mem.records.map((r) => r.message)).toEqual(upTo(3_000));
+    expect(report.sources.fails).toMatchObject({ emitted: 3_000, settled: 3_000 });
+  });
+
+  it("a command's multiline event on stdout is not cut by its idle timer while stderr's lines hold the credit", async () => {
+    // E0 opens an event on stdout; 5,000 stderr lines then spend the credit over and over; only after them come E0's
+    // continuation lines. With the sink let through in short bursts (shorter than the 200 ms idle timeout, so only a
+    // timer running while stdout's pipe is not read can cut E0), every event must arrive whole.
+    const script = `
+process.stdout.write("E0\\n");
+setTimeout(() => {
+  let e = ""; for (let i = 0; i < 5000; i++) e += "W" + i + "\\n";
+  process.stderr.write(e);
+  setTimeout(() => {
+    let s = ""; for (let k = 0; k < 3; k++) s += " c0." + k + "\\n";
+    for (let i = 1; i < 20; i++) { s += "E" + i + "\\n"; for (let k = 0; k < 3; k++) s += " c" + i + "." + k + "\\n"; }
+    process.stdout.write(s);
+    setInterval(() => {}, 1 << 30);
+  }, 100);
+}, 100);`;
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = new Aggregator({ credit: { records: 32 }, queue: { maxRecords: 64, whenFull: "block" }, batch: { maxRecords: 16, maxWaitMs: 1 } })
+      .addSink(mem)
+      .addSource(new CommandSource({ name: "ml", command: process.execPath, args: ["-e", script], multiline: { startPattern: "^(E|W)", timeoutMs: 200 } }));
+    await agg.start();
+    const stdoutEvents = () => mem.records.filter((r) => r.stream === "stdout");
+    let bursts = 0;
+    while (stdoutEvents().length < 20 && bursts++ < 2_000) {
+      mem.unblock();
+      await new Promise((r) => setTimeout(r, 20));
+      mem.block();
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    mem.unblock();
+    await mem.waitForCount(5_020, { timeout: 20_000 });
+    await agg.stop({ timeoutMs: 10_000 });
+    const events = stdoutEvents().map((r) => r.message);
+    expect(events[0]).toBe("E0\n c0.0\n c0.1\n c0.2");
+    expect(events.filter((m) => m.split("\n").length !== 4)).toEqual([]);
+    expect(events).toHaveLength(20);
+  });
 });
 
 describe("FileTailer: a handler that takes fewer lines than it was given", () => {
