@@ -227,6 +227,10 @@ describe("multiline idle timeout while the input is held back", () => {
     expect(messages(out)).toEqual(["start 0"]);
     out.give(10);
     expect(p.resume()).toBe(true);
+    // Not idle until the input is read again (the command collector says so once both its pipes are).
+    vi.advanceTimersByTime(10_000);
+    expect(messages(out)).toEqual(["start 0"]);
+    p.readingAgain();
     vi.advanceTimersByTime(100);
     expect(messages(out)).toEqual(["start 0", "start 1\n more"]);
     p.end();
