@@ -207,6 +207,20 @@ export class MultilineJoiner {
     this.flush();
   }
 
+  /**
+   * Close without emitting what is pending: its lines are read again from a checkpoint that never passed them (a
+   * file collector stopped while its input was held back, whose open event would ship cut short).
+   */
+  abandon(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#open = false;
+    this.#text = "";
+    this.#held = [];
+    this.#classifier.reset();
+  }
+
   #openWith(line: string, start: number, end: number): void {
     this.#open = true;
     this.#text = line;

@@ -198,16 +198,22 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message });
   };
   tailer.on("checkpointError", report);
+  /**
+   * Set by stop() when the collector was held back for credit: an open event's next lines are then likely unread, so
+   * shipped now it would be cut short and its end committed. With checkpoints it is left to the next run, which
+   * reads it again whole.
+   */
+  let reread = false;
   /** A file key that gets no more lines: emit what its joiner still holds (at its own key and end) and drop it. */
   const retire = (fileKey: string): void => {
     const j = joiners.get(fileKey);
     if (j !== undefined) {
-      j.flush();
-      j.close();
+      if (reread) j.abandon();
+      else j.close();
       joiners.delete(fileKey);
     }
   };
-  // A closed file (rotated away, deleted) gets no more lines.
+  // A closed file (rotated away, deleted, or stopped) gets no more lines.
   tailer.on("close", (info) => retire(info.fileKey));
   // A truncated file restarts at 0 under a new key without a `close`: its old content's key is done.
   tailer.on("truncate", (info) => retire(info.previousFileKey));
@@ -231,10 +237,11 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       if (commits !== undefined) for (const [k, end] of commits) tailer.commit(k, end);
     },
     async stop() {
+      reread = paused && store !== undefined;
       await tailer.stop();
       for (const j of joiners.values()) {
-        j.flush();
-        j.close();
+        if (reread) j.abandon();
+        else j.close();
       }
       joiners.clear();
       channel.flush();

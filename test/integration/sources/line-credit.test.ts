@@ -127,6 +127,37 @@ describe("line collectors stop at their credit", () => {
     expect(second.records.map((r) => r.message)).toEqual(upTo(total).slice(resumeAt));
   });
 
+  it("multiline, stopped while held back mid-event, then restarted from checkpoints: the open event comes whole, once", async () => {
+    const events = 1_500;
+    const file = join(dir, "events.log");
+    let text = "";
+    for (let i = 0; i < events; i++) text += `E${i}\n c${i}.0\n c${i}.1\n c${i}.2\n`;
+    writeFileSync(file, text);
+    const cpDir = join(dir, "cp");
+    const source = () => new FileSource({ name: "ml", paths: [file], pollIntervalMs: 20, multiline: { startPattern: "^E", timeoutMs: 200 } });
+    const shipped: string[] = [];
+    for (let round = 0; round < 2; round++) {
+      const mem = new MemorySink({ name: "mem" }).block();
+      const agg = new Aggregator({ checkpointDir: cpDir, credit: { records: 64 }, queue: { maxRecords: 300, whenFull: "block" }, batch: { maxRecords: 50, maxWaitMs: 5 } })
+        .addSink(mem)
+        .addSource(source());
+      await agg.start();
+      await waitFor(() => agg.metrics().sources.ml!.waiting >= 64, { timeout: 20_000, message: () => `a stall, got ${JSON.stringify(agg.metrics().sources.ml)}` });
+      // Stopped while held back: the sink drains during the stop, and the open event must not go out cut short.
+      const stopping = agg.stop({ timeoutMs: 10_000 });
+      mem.unblock();
+      await stopping;
+      shipped.push(...mem.records.map((r) => r.message));
+    }
+    const third = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ checkpointDir: cpDir, batch: { maxWaitMs: 5 } }).addSink(third).addSource(source());
+    await agg.start();
+    await waitFor(() => shipped.length + third.count >= events, { timeout: 30_000, message: () => `all ${events} events, got ${shipped.length + third.count}` });
+    await agg.stop({ timeoutMs: 10_000 });
+    shipped.push(...third.records.map((r) => r.message));
+    expect(shipped).toEqual(Array.from({ length: events }, (_, i) => `E${i}\n c${i}.0\n c${i}.1\n c${i}.2`));
+  });
+
   it("multiline joining in a file of tiny lines stops at the window too, and every event arrives whole", async () => {
     const total = 15_000;
     const file = join(dir, "multi.log");
