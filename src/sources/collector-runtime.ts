@@ -334,8 +334,9 @@ export class CollectorRuntime implements SourceRuntime {
    */
   private checkOverrun(): void {
     const proc = this.proc;
-    // Once the process is gone, what is left in its pipe is read to the end (see the exit handler in launch).
-    if (this.overrunPaused || proc === undefined || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
+    // Once the process is gone, what is left in its pipe is read to the end (see the exit handler in launch); once
+    // it was asked to stop, what it hands over is read to its DRAINED (see stopInput).
+    if (this.overrunPaused || this.state === "stopping" || this.state === "stopped" || proc === undefined || proc.child.exitCode !== null || proc.child.signalCode !== null) return;
     const window = this.host.credit;
     const overCredit = this.receivedRecords - this.grantedRecords > OVERRUN_RECORDS || this.receivedBytes - this.grantedBytes > OVERRUN_BYTES;
     const overWindow = this.inbox.length > window.records + OVERRUN_RECORDS || this.inboxBytes > window.bytes + OVERRUN_BYTES;
@@ -478,6 +479,13 @@ export class CollectorRuntime implements SourceRuntime {
     // SIGKILL after this, not waited for until the deadline.
     const withinMs = Math.max(0, Math.min(deadline - Date.now(), this.o.killAfterMs + DRAINED_MARGIN_MS));
     proc.channel.write(encodeJson(FrameType.STOP, { withinMs }));
+    // What the collector hands over now (a command's last output, past its credit: a pipe's worth or two) is read to
+    // DRAINED. Left unread behind the overrun guard, it would hold DRAINED and the last STATS back until the kill, and
+    // those records would be in no counter.
+    if (this.overrunPaused) {
+      this.overrunPaused = false;
+      proc.channel.resume();
+    }
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, withinMs)))]);
     clearTimeout(timer);

@@ -261,6 +261,21 @@ describe("line collectors stop at their credit", () => {
     expect(report.sources.fails).toMatchObject({ emitted: 3_000, settled: 3_000 });
   });
 
+  it("a running command stopped while its sink stays blocked: what it hands over past its credit is read and counted", async () => {
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = aggregator(mem).addSource(
+      new CommandSource({ name: "busy", command: process.execPath, args: ["-e", PRINTER, "100000", "0", "hold"], killAfterMs: 300 }),
+    );
+    await agg.start();
+    await stalled(agg, "busy");
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    const s = report.sources.busy!;
+    // The collector's last STATS came through (they follow its last records), so every line it read is accounted for.
+    expect(s.linesRead).toBeGreaterThan(WINDOW);
+    expect(s.linesRead).toBe(s.emitted);
+    expect(report.sinks.mem!.delivered).toBe(0);
+  });
+
   it("a command's multiline event on stdout is not cut by its idle timer while stderr's lines hold the credit", async () => {
     // E0 opens an event on stdout; 5,000 stderr lines then spend the credit over and over; only after them come E0's
     // continuation lines. With the sink let through in short bursts (shorter than the 200 ms idle timeout, so only a
