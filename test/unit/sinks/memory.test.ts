@@ -15,6 +15,16 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+
+/** A send aborted by a "stop deadline" signal: a retryable ERR_SINK_SEND naming the reason; nothing stored, counted. */
+function expectAbortedSend(error: SinkError, sink: MemorySink): void {
+  expect(error).toBeInstanceOf(SinkError);
+  expect(error.code).toBe("ERR_SINK_SEND");
+  expect(error.message).toContain("send aborted (stop deadline)");
+  expect(error.retryable).toBe(true);
+  expect(sink.count).toBe(0);
+  expect(sink.abortedSends).toBe(1);
+}
 describe("MemorySink storage", () => {
   it("keeps records in delivery order, as records, JSON lines and messages", async () => {
     const sink = new MemorySink({ name: "mem" });
@@ -209,12 +219,7 @@ describe("MemorySink fault injection", () => {
     const settled = rejectionOf<SinkError>(pending);
     controller.abort(new Error("stop deadline"));
     const error = await settled;
-    expect(error).toBeInstanceOf(SinkError);
-    expect(error.code).toBe("ERR_SINK_SEND");
-    expect(error.message).toContain("send aborted (stop deadline)");
-    expect(error.retryable).toBe(true);
-    expect(sink.count).toBe(0);
-    expect(sink.abortedSends).toBe(1);
+    expectAbortedSend(error, sink);
     expect(vi.getTimerCount()).toBe(0);
     sink.setLatency(0);
     expect(await sink.send(msgs("b"), ctx())).toMatchObject({ status: "retry" });
@@ -278,12 +283,7 @@ describe("MemorySink fault injection", () => {
     await vi.advanceTimersByTimeAsync(500);
     controller.abort(new Error("stop deadline"));
     const error = await settled;
-    expect(error).toBeInstanceOf(SinkError);
-    expect(error.code).toBe("ERR_SINK_SEND");
-    expect(error.message).toContain("send aborted (stop deadline)");
-    expect(error.retryable).toBe(true);
-    expect(sink.count).toBe(0);
-    expect(sink.abortedSends).toBe(1);
+    expectAbortedSend(error, sink);
     expect(sink.inFlight).toBe(0);
     // The aborted send gave its injected failure back.
     sink.unblock().setLatency(0);
