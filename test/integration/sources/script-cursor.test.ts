@@ -66,6 +66,8 @@ const stored = (): unknown => {
   const file = join(checkpoints, "pager.json");
   return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as { cursor?: unknown }).cursor : undefined;
 };
+const untilStored = (cursor: number): Promise<unknown> =>
+  waitFor(() => stored() === cursor, { timeout: 20_000, message: () => `cursor ${cursor} in the checkpoint file, got ${JSON.stringify(stored())}` });
 const numbers = (mem: MemorySink): unknown[] => mem.records.map((r) => r.n);
 const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
 
@@ -74,7 +76,7 @@ describe("ScriptSource cursors", () => {
     const first = new MemorySink({ name: "mem" });
     const a = await run(3, first);
     await first.waitForCount(30, { timeout: 20_000 });
-    await waitFor(() => stored() === 3, { timeout: 20_000, message: () => `cursor 3 in the checkpoint file, got ${JSON.stringify(stored())}` });
+    await untilStored(3);
     await a.agg.stop({ timeoutMs: 10_000 });
     expect(numbers(first)).toEqual(range(0, 30));
     expect(a.logs.find((l) => l.message === "start")?.fields).toEqual({ cursor: null });
@@ -83,7 +85,7 @@ describe("ScriptSource cursors", () => {
     const second = new MemorySink({ name: "mem" });
     const b = await run(5, second);
     await second.waitForCount(20, { timeout: 20_000 });
-    await waitFor(() => stored() === 5, { timeout: 20_000, message: () => `cursor 5 in the checkpoint file, got ${JSON.stringify(stored())}` });
+    await untilStored(5);
     await b.agg.stop({ timeoutMs: 10_000 });
     expect(b.logs.find((l) => l.message === "start")?.fields).toEqual({ cursor: 3 });
     expect(numbers(second)).toEqual(range(30, 50));
@@ -104,7 +106,7 @@ describe("ScriptSource cursors", () => {
     const open = new MemorySink({ name: "mem" });
     const b = await run(2, open);
     await open.waitForCount(20, { timeout: 20_000 });
-    await waitFor(() => stored() === 2, { timeout: 20_000, message: () => `cursor 2 in the checkpoint file, got ${JSON.stringify(stored())}` });
+    await untilStored(2);
     expect(b.logs.find((l) => l.message === "start")?.fields).toEqual({ cursor: null });
     expect(numbers(open)).toEqual(range(0, 20));
   });
@@ -113,7 +115,7 @@ describe("ScriptSource cursors", () => {
     const mem = new MemorySink({ name: "mem" });
     const a = await run(1, mem);
     await mem.waitForCount(10, { timeout: 20_000 });
-    await waitFor(() => stored() === 1, { timeout: 20_000, message: () => `cursor 1 in the checkpoint file, got ${JSON.stringify(stored())}` });
+    await untilStored(1);
     await a.agg.stop({ timeoutMs: 10_000 });
     // Nothing left to read: the run commits cursor 1 again (a no-op), then page 1 is past `pages`, so it emits
     // nothing. Its own commit of a new cursor must still be written, with no record of its own to settle.
