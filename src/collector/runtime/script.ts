@@ -346,7 +346,7 @@ type LogLevelName = "debug" | "info" | "warn" | "error";
 /**
  * What JSON.stringify would make of an emitted object, as record fields: the result of its `toJSON` when it has
  * one (a Date, a class with its own JSON form). Otherwise why it is not a record: a `toJSON` that returns a string
- * or an array, or a Map or Set (their entries are not JSON: they would ship as an empty record).
+ * or an array, or a Map, Set, WeakMap, WeakSet or Promise (JSON sees none of their contents: an empty record).
  */
 function recordFields(input: object): Record<string, unknown> | string {
   let value: unknown = input;
@@ -359,6 +359,10 @@ function recordFields(input: object): Record<string, unknown> | string {
   }
   if (value instanceof Map || value instanceof Set) {
     return `expected a record object, got a ${value instanceof Map ? "Map" : "Set"} (convert it, e.g. with Object.fromEntries)`;
+  }
+  // Objects whose contents JSON cannot see (they would ship as an empty record): most likely a missing `await`.
+  if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet) {
+    return `expected a record object, got a ${value instanceof Promise ? "Promise (await it first)" : value instanceof WeakMap ? "WeakMap" : "WeakSet"}`;
   }
   return value as Record<string, unknown>;
 }

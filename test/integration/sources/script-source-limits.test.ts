@@ -150,6 +150,8 @@ describe("ScriptSource emit() of objects whose JSON is not a record", () => {
   await attempt("first", { message: "first", n: 0 });
   await attempt("map", new Map([["message", "in a map"]]));
   await attempt("set", new Set([1]));
+  await attempt("promise", Promise.resolve({ message: "not awaited" }));
+  await attempt("weakmap", new WeakMap());
   await attempt("toJSON string", { message: "hidden", toJSON() { return "x"; } });
   await attempt("toJSON undefined", { toJSON() { return undefined; } });
   await attempt("toJSON array", { toJSON() { return [1]; } });
@@ -176,8 +178,8 @@ describe("ScriptSource emit() of objects whose JSON is not a record", () => {
     // toJSON's object is the record, enriched like any other; the instance's own fields are not (as with JSON)
     expect(mem.records[2]).toMatchObject({ message: "from toJSON", n: 1, service: { name: "odd" } });
     expect(mem.records[2]!.secret).toBeUndefined();
-    expect(report.sources.odd).toMatchObject({ linesRead: 14, emitted: 5 });
-    expect(report.sources.odd!.collector).toMatchObject({ invalidRecords: 9 });
+    expect(report.sources.odd).toMatchObject({ linesRead: 16, emitted: 5 });
+    expect(report.sources.odd!.collector).toMatchObject({ invalidRecords: 11 });
     // Nothing reached the host that it had to drop.
     expect(report.dropped).toEqual({});
     expect(report.sinks.mem).toMatchObject({ delivered: 5, droppedTotal: 0 });
