@@ -40,7 +40,7 @@ export interface CollectorContext<Options = Record<string, unknown>> {
    * process, up to one credit window (the aggregator's `credit`: 8,192 records / 8 MiB of JSON by default); a call
    * made while that much waits is dropped and counted (`overflowRecords`), so a loop that never awaits cannot exhaust
    * its memory. Records that are not objects or strings, cannot be serialized (cycles, BigInt), or whose JSON would
-   * not be an object (a Map or Set, a `toJSON()` that returns a string) are dropped and counted (`invalidRecords`).
+   * not be an object (a Map or Set, a Promise, a `toJSON()` that returns a string) are dropped and counted (`invalidRecords`).
    * Either drop is announced once per collector run as a `warn` log; emit() never throws or rejects.
    */
   emit(records: Emittable | readonly Emittable[]): Promise<void>;
