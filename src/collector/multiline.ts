@@ -201,9 +201,7 @@ export class MultilineJoiner {
 
   /** Flush and stop the timer. Lines pushed afterwards are still joined, but the timer is not armed again. */
   close(): void {
-    this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#shut();
     this.flush();
   }
 
@@ -212,13 +210,18 @@ export class MultilineJoiner {
    * file collector stopped while its input was held back, whose open event would ship cut short).
    */
   abandon(): void {
-    this.#closed = true;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#shut();
     this.#open = false;
     this.#text = "";
     this.#held = [];
     this.#classifier.reset();
+  }
+
+  /** No timer any more, and none armed again. */
+  #shut(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #openWith(line: string, start: number, end: number): void {

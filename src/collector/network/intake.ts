@@ -25,7 +25,7 @@ export interface Peer {
 export interface RecordSink extends Partial<RecordWriter> {
   push(json: string): boolean;
   readonly hasCredit: boolean;
-  /** Whether more than `records` and `bytes` of credit are left (only asked when a reserve is set). */
+  /** Whether more than `records` and `bytes` of credit are left (`hasCredit` is the same with 0 and 0). */
   hasCreditOver(records: number, bytes: number): boolean;
 }
 
@@ -51,7 +51,6 @@ export class Intake {
   /** Credit kept for UDP: TCP, TLS and HTTP stop reading while no more than this is left. */
   private reserveRecords = 0;
   private reserveBytes = 0;
-  private reserving = false;
   /** How listeners cut their input between credit checks (sized to the credit window by the collector). */
   slices: SliceLimits = DEFAULT_SLICES;
 
@@ -79,7 +78,8 @@ export class Intake {
    * took every record of credit as soon as it came back, and the UDP senders' messages were dropped meanwhile.
    */
   get hasCredit(): boolean {
-    return this.reserving ? this.out.hasCreditOver(this.reserveRecords, this.reserveBytes) : this.out.hasCredit;
+    // With no reserve (0, 0) this is `hasCredit`.
+    return this.out.hasCreditOver(this.reserveRecords, this.reserveBytes);
   }
 
   /** Whether a UDP message may be shipped: any credit left, the reserve included. */
@@ -91,7 +91,6 @@ export class Intake {
   reserveForUdp(records: number, bytes: number): void {
     this.reserveRecords = records;
     this.reserveBytes = bytes;
-    this.reserving = records > 0 || bytes > 0;
   }
 
   /**

@@ -239,11 +239,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     async stop() {
       reread = paused && store !== undefined;
       await tailer.stop();
-      for (const j of joiners.values()) {
-        if (reread) j.abandon();
-        else j.close();
-      }
-      joiners.clear();
+      for (const fileKey of [...joiners.keys()]) retire(fileKey);
       channel.flush();
     },
     async close() {
