@@ -5,7 +5,6 @@ import { InvalidOptionError } from "../../../src/index.js";
 import { newCounters } from "../../../src/collector/network/counters.js";
 import { Intake, peerOf } from "../../../src/collector/network/intake.js";
 import { LineFlags } from "../../../src/collector/line-splitter.js";
-import { sliceEnd, slicesFor } from "../../../src/collector/network/slices.js";
 import { NetworkSource, parseListenUrl } from "../../../src/sources/network-source.js";
 
 describe("listen URLs", () => {
@@ -149,16 +148,6 @@ describe("Intake", () => {
     i.reserveForUdp(0, 500);
     bytesLeft.n = 400;
     expect([i.hasCredit, i.hasUdpCredit]).toEqual([false, true]);
-  });
-
-  it("sizes slices to the credit window: a sixteenth of its records, a thirty-second of its bytes, within 1–64 and 1 KiB–64 KiB", () => {
-    expect(slicesFor({ records: 8_192, bytes: 8 * 1024 * 1024 })).toEqual({ messages: 64, bytes: 64 * 1024 });
-    expect(slicesFor({ records: 64, bytes: 64 * 1024 })).toEqual({ messages: 4, bytes: 2 * 1024 });
-    expect(slicesFor({ records: 1, bytes: 1024 })).toEqual({ messages: 1, bytes: 1024 });
-    // A slice ends after its last message, or at its byte limit when a message runs longer.
-    const buf = Buffer.from("a\nb\nc\nd\n");
-    expect(sliceEnd(buf, 0, false, { messages: 2, bytes: 1024 })).toBe(4);
-    expect(sliceEnd(Buffer.from("x".repeat(3000)), 0, false, { messages: 2, bytes: 1024 })).toBe(1024);
   });
 
   it("counts GELF messages with invalid UTF-8 and still ships them, with U+FFFD", () => {

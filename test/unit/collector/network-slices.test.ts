@@ -1,7 +1,7 @@
 // Slicing input between credit checks: at most SLICE_MESSAGES delimiters per slice (so a listener out of credit stops
 // within a few dozen records), whole lines where possible, NUL too for GELF TCP, bounded bytes for long lines.
 import { describe, expect, it } from "vitest";
-import { SLICE_BYTES, SLICE_MESSAGES, feedSlices, sliceEnd } from "../../../src/collector/network/slices.js";
+import { SLICE_BYTES, SLICE_MESSAGES, feedSlices, sliceEnd, slicesFor } from "../../../src/collector/network/slices.js";
 
 describe("sliceEnd", () => {
   it("ends after SLICE_MESSAGES delimiters", () => {
@@ -49,5 +49,15 @@ describe("feedSlices", () => {
     const rest = feedSlices(buf, at, false, (s) => seen.push(s.toString()), () => true);
     expect(rest).toBe(buf.length);
     expect(seen.join("")).toBe(buf.toString());
+  });
+
+  it("sizes slices to the credit window: a sixteenth of its records, a thirty-second of its bytes, within 1–64 and 1 KiB–64 KiB", () => {
+    expect(slicesFor({ records: 8_192, bytes: 8 * 1024 * 1024 })).toEqual({ messages: 64, bytes: 64 * 1024 });
+    expect(slicesFor({ records: 64, bytes: 64 * 1024 })).toEqual({ messages: 4, bytes: 2 * 1024 });
+    expect(slicesFor({ records: 1, bytes: 1024 })).toEqual({ messages: 1, bytes: 1024 });
+    // A slice ends after its last message, or at its byte limit when a message runs longer.
+    const buf = Buffer.from("a\nb\nc\nd\n");
+    expect(sliceEnd(buf, 0, false, { messages: 2, bytes: 1024 })).toBe(4);
+    expect(sliceEnd(Buffer.from("x".repeat(3000)), 0, false, { messages: 2, bytes: 1024 })).toBe(1024);
   });
 });
