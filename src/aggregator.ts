@@ -8,10 +8,12 @@ import {
   type AggregatorOptions,
   type ResolvedAggregatorOptions,
   type SinkOptions,
+  type SourceOptions,
   checkName,
   checkObject,
   resolveAggregatorOptions,
   resolveSinkOptions,
+  resolveSourceOptions,
 } from "./options.js";
 import { AckTracker } from "./pipeline/ack-tracker.js";
 import { backoffDelay } from "./pipeline/backoff.js";
@@ -55,6 +57,8 @@ export interface WriteOptions {
 
 interface SourceSlot {
   def: SourceDefinition;
+  /** The only sinks its records go to (`SourceOptions.sinks`); undefined for every sink. */
+  sinks: readonly string[] | undefined;
   runtime: SourceRuntime | undefined;
   /** The collector's start, once asked for. */
   started: Promise<void> | undefined;
@@ -187,8 +191,11 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
   }
 
-  /** Add a source (a collector that runs in its own child process). Chainable; works before and after start(). */
-  addSource(source: SourceDefinition): this {
+  /**
+   * Add a source (a collector that runs in its own child process). Chainable; works before and after start().
+   * `options.sinks` names the only sinks its records go to; by default they go to every sink.
+   */
+  addSource(source: SourceDefinition, options?: SourceOptions): this {
     this.assertNotStopped("addSource");
     if (source === null || typeof source !== "object" || typeof source.createRuntime !== "function") {
       throw new InvalidOptionError(
@@ -196,12 +203,16 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       );
     }
     checkName("source.name", source.name);
+    const sinks = resolveSourceOptions(options);
     if (this.sources.has(source.name) || this.writers.has(source.name)) {
       throw new DuplicateNameError(`A source named "${source.name}" already exists`, { source: source.name });
     }
-    const slot: SourceSlot = { def: source, runtime: undefined, started: undefined };
+    const live = this._state === "running" || this._state === "starting";
+    // Before start(), sinks may still be added; start() checks the names then.
+    if (live && sinks !== undefined) this.checkSourceSinks(source.name, sinks);
+    const slot: SourceSlot = { def: source, sinks, runtime: undefined, started: undefined };
     this.sources.set(source.name, slot);
-    if (this._state === "running" || this._state === "starting") {
+    if (live) {
       // Running: a source that cannot start is that source's problem, reported as an event; the rest goes on.
       void this.startSource(slot).catch((error: unknown) => {
         const err =
@@ -311,6 +322,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       }
     }
     this.checkDeadLetterCycles();
+    for (const [name, slot] of this.sources) if (slot.sinks !== undefined) this.checkSourceSinks(name, slot.sinks);
     this._state = "starting";
     this.startedAt = Date.now();
     this.rebuildRoutes();
@@ -336,6 +348,12 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       throw new AggregatorError("ERR_AGGREGATOR_STOPPED", "stop() was called before start() finished");
     }
     this._state = "running";
+  }
+
+  private checkSourceSinks(source: string, sinks: readonly string[]): void {
+    for (const name of sinks) {
+      if (!this.sinks.has(name)) throw new UnknownSinkError(`Sink "${name}" named by source "${source}" does not exist`, { source, sink: name });
+    }
   }
 
   /** A dead-letter route that leads back to where it started would pass a rejected record around for ever. */
@@ -501,7 +519,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     for (const s of this.sinks.values()) if (s.pipeline.deadLetter !== undefined) dlqTargets.add(s.pipeline.deadLetter);
     // A sink that is some other sink's dead-letter target receives only dead letters, not the fan-out.
     const routes = [...this.sinks.values()].filter((s) => !dlqTargets.has(s.pipeline.name)).map((s) => s.pipeline);
-    this.router.setRoutes(routes);
+    // Sources that name their sinks may name any of them, a dead-letter target too.
+    const byName = new Map([...this.sinks].map(([name, s]) => [name, s.pipeline]));
+    this.router.setRoutes(routes, byName);
   }
 
   private openSink(slot: SinkSlot): Promise<void> {
@@ -565,7 +585,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (slot.started !== undefined) return slot.started;
     const rt = slot.def.createRuntime(this.host);
     slot.runtime = rt;
-    this.router.addProducer(rt);
+    this.router.addProducer(rt, slot.sinks);
     slot.started = rt.start();
     return slot.started;
   }

@@ -4,6 +4,7 @@ export type { AggregatorState, StopOptions, WriteOptions } from "./aggregator.js
 export type {
   AggregatorOptions,
   SinkOptions,
+  SourceOptions,
   QueueOptions,
   BatchOptions,
   RetryOptions,

@@ -61,6 +61,14 @@ export interface SinkOptions {
   sendTimeoutMs?: number;
 }
 
+export interface SourceOptions {
+  /**
+   * Names of the only sinks this source's records go to (each sink's `filter` still applies). Omit to send them to
+   * every sink that is not only a dead-letter target.
+   */
+  sinks?: readonly string[];
+}
+
 export interface AggregatorOptions {
   /** Directory where sources keep their positions (file offsets). Omit for no persistence. */
   checkpointDir?: string;
@@ -195,6 +203,24 @@ export function resolveAggregatorOptions(input: AggregatorOptions | undefined): 
     hostName: o.hostName,
     credit: { records: o.credit?.records ?? 8_192, bytes: o.credit?.bytes ?? 8 * 1024 * 1024 },
   };
+}
+
+/** The sink names a source routes to, or undefined for every sink. Names are checked against sinks later. */
+export function resolveSourceOptions(input: SourceOptions | undefined): readonly string[] | undefined {
+  checkObject("source options", input);
+  const sinks = input?.sinks;
+  if (sinks === undefined) return undefined;
+  if (!Array.isArray(sinks) || sinks.length === 0) {
+    throw new InvalidOptionError(`Expected \`sinks\` to be a non-empty array of sink names, got ${describe(sinks)}`);
+  }
+  const names = new Set<string>();
+  for (let i = 0; i < sinks.length; i++) {
+    const name: unknown = sinks[i];
+    checkName(`sinks[${i}]`, name);
+    if (names.has(name)) throw new InvalidOptionError(`\`sinks\` names "${name}" twice`);
+    names.add(name);
+  }
+  return [...names];
 }
 
 export function resolveSinkOptions(

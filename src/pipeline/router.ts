@@ -1,4 +1,5 @@
-// Fan-out with admission control: copies each entry to every sink lane, but only when every `block` lane has room.
+// Fan-out with admission control: copies each entry to every sink lane of its producer (every fan-out sink, or the
+// sinks its source named), but only when every `block` lane among them has room.
 // Producers (collector channels, in-host writers) park entries in their own inbox; the router admits them
 // round-robin, so one chatty source cannot starve the others, and tells each producer how many it admitted
 // (children turn that into credits).
@@ -16,10 +17,24 @@ export interface Producer {
 /** Entries a producer may pass per turn before the next producer gets its turn. */
 const TURN = 512;
 
+/** The lanes one producer's entries go to. */
+class Lanes {
+  readonly blocking: SinkPipeline[];
+  readonly hasFilters: boolean;
+
+  constructor(readonly routes: SinkPipeline[]) {
+    this.blocking = routes.filter((p) => p.blocks);
+    this.hasFilters = routes.some((p) => p.options.filter !== undefined);
+  }
+}
+
 export class Router {
-  private routes: SinkPipeline[] = [];
-  private blockingRoutes: SinkPipeline[] = [];
-  private hasFilters = false;
+  /** Lanes of producers that did not name their sinks: every fan-out sink. */
+  private all = new Lanes([]);
+  /** Every sink by name, dead-letter-only ones too: a source may name any of them. */
+  private byName: ReadonlyMap<string, SinkPipeline> = new Map();
+  /** Producers that named their sinks, with those names and the lanes that exist of them now. */
+  private readonly named = new Map<Producer, { sinks: readonly string[]; lanes: Lanes }>();
   private readonly producers = new Set<Producer>();
   /**
    * Producers with entries in their inbox, in turn order, each at most once (`queued`): a pump visits only these,
@@ -35,22 +50,40 @@ export class Router {
   /** Called when every sink's filter left an entry out: it is settled at once. */
   onUnrouted: ((entry: Entry) => void) | undefined;
 
-  /** Lanes that receive fan-out (dead-letter-only sinks are excluded by the caller). */
-  setRoutes(routes: SinkPipeline[]): void {
-    this.routes = routes;
-    this.blockingRoutes = routes.filter((p) => p.blocks);
-    this.hasFilters = routes.some((p) => p.options.filter !== undefined);
+  /**
+   * `routes`: the lanes that receive fan-out (dead-letter-only sinks are excluded by the caller). `byName`: every
+   * sink there is, for producers that named theirs.
+   */
+  setRoutes(routes: SinkPipeline[], byName: ReadonlyMap<string, SinkPipeline> = new Map()): void {
+    this.all = new Lanes(routes);
+    this.byName = byName;
+    for (const n of this.named.values()) n.lanes = this.lanesOf(n.sinks);
     this.pump();
   }
 
-  addProducer(p: Producer): void {
+  /**
+   * `sinks`: the names of the only sinks this producer's entries go to. A name with no sink behind it (removed)
+   * is skipped; with none left, entries wait in the inbox, as they do before any sink is added.
+   */
+  addProducer(p: Producer, sinks?: readonly string[]): void {
     this.producers.add(p);
+    if (sinks !== undefined) this.named.set(p, { sinks, lanes: this.lanesOf(sinks) });
     this.enlist(p);
   }
 
   removeProducer(p: Producer): void {
     this.producers.delete(p);
+    this.named.delete(p);
     this.queued.delete(p); // its slot in `ready` is skipped
+  }
+
+  private lanesOf(sinks: readonly string[]): Lanes {
+    const routes: SinkPipeline[] = [];
+    for (const name of sinks) {
+      const p = this.byName.get(name);
+      if (p !== undefined) routes.push(p);
+    }
+    return new Lanes(routes);
   }
 
   /** Entries waiting in every inbox. */
@@ -100,15 +133,16 @@ export class Router {
         const p = ready.shift()!;
         if (!this.queued.has(p)) continue; // removed meanwhile
         const inbox = p.inbox;
+        const lanes = this.named.get(p)?.lanes ?? this.all;
         let admitted = 0;
         let bytes = 0;
         while (admitted < TURN && inbox.length > 0) {
           const e = inbox.peek()!;
-          if (!this.canAdmit(e)) break;
+          if (!this.canAdmit(e, lanes)) break;
           inbox.shift();
           e.admittedAt = now;
           bytes += e.bytes;
-          this.route(e);
+          this.route(e, lanes);
           admitted++;
         }
         if (inbox.length > 0) ready.push(p);
@@ -124,11 +158,11 @@ export class Router {
     }
   }
 
-  private canAdmit(e: Entry): boolean {
-    const routes = this.routes;
+  private canAdmit(e: Entry, lanes: Lanes): boolean {
+    const routes = lanes.routes;
     // No sink yet: hold entries (producers feel backpressure) rather than drop them.
     if (routes.length === 0) return false;
-    if (this.hasFilters) {
+    if (lanes.hasFilters) {
       const mask = this.mask;
       mask.length = routes.length;
       let ok = true;
@@ -149,14 +183,14 @@ export class Router {
       }
       return ok;
     }
-    const blocking = this.blockingRoutes;
+    const blocking = lanes.blocking;
     for (let i = 0; i < blocking.length; i++) if (!blocking[i]!.hasRoom(e.bytes)) return false;
     return true;
   }
 
-  private route(e: Entry): void {
-    const routes = this.routes;
-    if (!this.hasFilters) {
+  private route(e: Entry, lanes: Lanes): void {
+    const routes = lanes.routes;
+    if (!lanes.hasFilters) {
       e.pending = routes.length;
       for (let i = 0; i < routes.length; i++) routes[i]!.accept(e);
       return;

@@ -33,6 +33,8 @@ import {
   type SinkErrorEvent,
   type SinkMetricsSnapshot,
   type SinkOptions,
+  type SourceDefinition,
+  type SourceOptions,
   type SourceCounters,
   type SourceErrorEvent,
   type SourceExitEvent,
@@ -171,6 +173,8 @@ describe("Aggregator methods", () => {
     expectTypeOf<Aggregator["addSink"]>().parameters.toEqualTypeOf<[sink: Sink, options?: SinkOptions]>();
     expectTypeOf<Aggregator["addSink"]>().returns.toEqualTypeOf<Aggregator>();
     expectTypeOf<Aggregator["addSource"]>().returns.toEqualTypeOf<Aggregator>();
+    expectTypeOf<Aggregator["addSource"]>().parameters.toEqualTypeOf<[source: SourceDefinition, options?: SourceOptions]>();
+    expectTypeOf<SourceOptions["sinks"]>().toEqualTypeOf<readonly string[] | undefined>();
     expectTypeOf<Aggregator["removeSink"]>().returns.toEqualTypeOf<Promise<SinkCounters>>();
     expectTypeOf<Aggregator["removeSource"]>().returns.toEqualTypeOf<Promise<SourceCounters>>();
     expectTypeOf<Aggregator["write"]>().returns.toEqualTypeOf<Promise<void>>();

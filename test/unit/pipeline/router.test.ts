@@ -22,11 +22,18 @@ function producer(name: string): Producer & { looks: number; admitted: number } 
   return p;
 }
 
-/** The part of a sink lane the router uses: room for everything, and a list of what it was given. */
-function lane(): { accepted: string[]; pipeline: SinkPipeline } {
-  const accepted: string[] = [];
-  const pipeline = { blocks: true, options: {}, counters: { filtered: 0 }, hasRoom: () => true, accept: (e: Entry) => accepted.push(e.json) };
-  return { accepted, pipeline: pipeline as unknown as SinkPipeline };
+/** The part of a sink lane the router uses: a `block` lane with room while `room` is true, and what it was given. */
+function lane(): { accepted: string[]; room: boolean; pipeline: SinkPipeline } {
+  const out = { accepted: [] as string[], room: true, pipeline: undefined as unknown as SinkPipeline };
+  const pipeline = {
+    blocks: true,
+    options: {},
+    counters: { filtered: 0 },
+    hasRoom: () => out.room,
+    accept: (e: Entry) => out.accepted.push(e.json),
+  };
+  out.pipeline = pipeline as unknown as SinkPipeline;
+  return out;
 }
 
 const entry = (text: string): Entry => new Entry(text, text.length, undefined, 0);
@@ -65,5 +72,92 @@ describe("Router", () => {
     r.removeProducer(a);
     r.setRoutes([out.pipeline]);
     expect(out.accepted).toEqual(['{"from":"b"}']);
+  });
+
+  describe("producers that name their sinks", () => {
+    /** Lanes a and b take fan-out; c is only reachable by name (a dead-letter target, say). */
+    function setup() {
+      const r = new Router();
+      const a = lane();
+      const b = lane();
+      const c = lane();
+      const byName = new Map([
+        ["a", a.pipeline],
+        ["b", b.pipeline],
+        ["c", c.pipeline],
+      ]);
+      r.setRoutes([a.pipeline, b.pipeline], byName);
+      return { r, a, b, c, byName };
+    }
+
+    function send(r: Router, p: Producer, text: string): void {
+      p.inbox.push(entry(text));
+      r.pump(p);
+    }
+
+    it("go to the named sinks only, a sink outside the fan-out too; the others still fan out", () => {
+      const { r, a, b, c } = setup();
+      const all = producer("all");
+      const onlyB = producer("onlyB");
+      const toC = producer("toC");
+      r.addProducer(all);
+      r.addProducer(onlyB, ["b"]);
+      r.addProducer(toC, ["c", "a"]);
+      send(r, all, "1");
+      send(r, onlyB, "2");
+      send(r, toC, "3");
+      expect(a.accepted).toEqual(["1", "3"]);
+      expect(b.accepted).toEqual(["1", "2"]);
+      expect(c.accepted).toEqual(["3"]);
+    });
+
+    it("wait only for their own sinks: a full lane holds the producers that route to it, not the others", () => {
+      const { r, a, b } = setup();
+      const toA = producer("toA");
+      const toB = producer("toB");
+      const all = producer("all");
+      r.addProducer(toA, ["a"]);
+      r.addProducer(toB, ["b"]);
+      r.addProducer(all);
+      b.room = false;
+      send(r, toA, "a1");
+      send(r, toB, "b1");
+      send(r, all, "x1");
+      expect(a.accepted).toEqual(["a1"]);
+      expect(b.accepted).toEqual([]);
+      expect(toB.inbox.length).toBe(1);
+      expect(all.inbox.length).toBe(1);
+      b.room = true;
+      r.pump();
+      expect([...b.accepted].sort()).toEqual(["b1", "x1"]); // in turn order, which is not the point here
+      expect(a.accepted).toEqual(["a1", "x1"]);
+    });
+
+    it("hold their entries while none of their sinks exists, and go on when one is back", () => {
+      const { r, a, b, c, byName } = setup();
+      const onlyB = producer("onlyB");
+      r.addProducer(onlyB, ["b"]);
+      byName.delete("b");
+      r.setRoutes([a.pipeline], byName);
+      send(r, onlyB, "held");
+      expect(a.accepted).toEqual([]);
+      expect(onlyB.inbox.length).toBe(1);
+      expect(r.waiting).toBe(1);
+      byName.set("b", b.pipeline);
+      r.setRoutes([a.pipeline, b.pipeline], byName);
+      expect(b.accepted).toEqual(["held"]);
+      expect(c.accepted).toEqual([]);
+      expect(r.waiting).toBe(0);
+    });
+
+    it("leave an entry pending on the named sinks only (fan-out has two)", () => {
+      const { r } = setup();
+      const one = producer("one");
+      r.addProducer(one, ["c"]);
+      const e = entry("e");
+      one.inbox.push(e);
+      r.pump(one);
+      expect(e.pending).toBe(1);
+    });
   });
 });
