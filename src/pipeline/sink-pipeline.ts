@@ -11,12 +11,13 @@ import { AggregatorError, SinkError } from "../errors.js";
 import type { DropReason, RetryEvent } from "../events.js";
 import type { ResolvedSinkOptions } from "../options.js";
 import type { SinkCounters, SinkMetricsSnapshot } from "../report.js";
-import type { RecordOutcome, SendResult, Sink } from "../sinks/sink.js";
+import type { SendResult, Sink } from "../sinks/sink.js";
 import { redact } from "../util/redact.js";
 import { backoffDelay } from "./backoff.js";
 import { EntryBatch } from "./batch.js";
 import type { Entry } from "./entry.js";
 import { Ring } from "./ring.js";
+import { describe } from "./serialize.js";
 
 /** What a pipeline tells the aggregator. Kept as one object so the hot path makes no closures. */
 export interface PipelineHooks {
@@ -411,10 +412,11 @@ export class SinkPipeline {
 
   private finishSend(batch: EntryBatch, attempts: readonly number[], threw: boolean, result: SendResult, error: unknown): void {
     const entries = batch.entries;
+    const verdict = threw ? undefined : readResult(result, entries.length);
     if (this.closed) {
       // Abandoned at a deadline: whatever the sink says now, the report already counts these as pending.
       // Delivered ones are still settled so that sources can commit them.
-      if (!threw && isAllDelivered(result)) this.deliver(entries as Entry[]);
+      if (verdict?.kind === "delivered") this.deliver(entries as Entry[]);
       else if (this.abandonDrop !== undefined) {
         this.countDrop(this.abandonDrop, entries.length);
         this.settleMany(entries);
@@ -423,25 +425,25 @@ export class SinkPipeline {
       this.afterSend();
       return;
     }
-    if (threw) {
+    if (verdict === undefined) {
       const se = toSinkError(error, this.name);
       this.sendErrors++;
       this.hooks.sinkError(this, se);
       if (se.retryable === false) this.reject(entries, attempts, se.message, "rejected");
       else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, se.retryAfterMs, true);
-    } else if (result === undefined || result === null || (result as RecordOutcome).status === "delivered") {
+    } else if (verdict.kind === "delivered") {
       this.deliver(entries as Entry[]);
-    } else if ("outcomes" in result) {
-      this.applyOutcomes(batch, attempts, result.outcomes);
-    } else if (result.status === "retry") {
+    } else if (verdict.kind === "outcomes") {
+      this.applyOutcomes(batch, attempts, verdict.outcomes);
+    } else if (verdict.kind === "retry") {
       this.sendErrors++;
-      this.reportOutcomeError(result.error);
-      this.retry(entries, attempts, result.reason ?? "retry", result.retryAfterMs, true);
-    } else if (result.status === "rejected") {
-      this.reportOutcomeError(result.error);
-      this.reject(entries, attempts, result.reason, "rejected");
+      this.reportOutcomeError(verdict.error);
+      this.retry(entries, attempts, verdict.reason ?? "retry", verdict.retryAfterMs, true);
+    } else if (verdict.kind === "rejected") {
+      this.reportOutcomeError(verdict.error);
+      this.reject(entries, attempts, verdict.reason ?? "rejected", "rejected");
     } else {
-      const se = new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" returned an unknown result`, { sink: this.name });
+      const se = new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" ${verdict.problem}`, { sink: this.name });
       this.sendErrors++;
       this.hooks.sinkError(this, se);
       this.retry(entries, attempts, se.message, undefined, true);
@@ -449,19 +451,9 @@ export class SinkPipeline {
     this.afterSend();
   }
 
-  private applyOutcomes(batch: EntryBatch, attempts: readonly number[], outcomes: readonly RecordOutcome[]): void {
+  /** `outcomes` has one entry per record of the batch (readResult checked). */
+  private applyOutcomes(batch: EntryBatch, attempts: readonly number[], outcomes: readonly unknown[]): void {
     const entries = batch.entries;
-    if (!Array.isArray(outcomes) || outcomes.length !== entries.length) {
-      const se = new SinkError(
-        "ERR_SINK_PROTOCOL",
-        `sink "${this.name}" returned ${Array.isArray(outcomes) ? outcomes.length : "no"} outcomes for a batch of ${entries.length}`,
-        { sink: this.name },
-      );
-      this.sendErrors++;
-      this.hooks.sinkError(this, se);
-      this.retry(entries, attempts, se.message, undefined, true);
-      return;
-    }
     const delivered: Entry[] = [];
     let retryEntries: Entry[] | undefined;
     let retryAttempts: number[] | undefined;
@@ -471,28 +463,50 @@ export class SinkPipeline {
     let rejAttempts: number[] | undefined;
     let rejReasons: string[] | undefined;
     let firstError: unknown;
+    let unknown = 0;
     for (let i = 0; i < entries.length; i++) {
-      const o = outcomes[i]!;
       const e = entries[i]!;
-      if (o === undefined || o === null || o.status === "delivered") {
+      // A sink's outcome objects may be anything; one that cannot be read is retried like an unknown one.
+      let status: unknown;
+      let reason: unknown;
+      let retryAfterMs: unknown;
+      let oError: unknown;
+      try {
+        const o = outcomes[i] as { status?: unknown; reason?: unknown; retryAfterMs?: unknown; error?: unknown } | null | undefined;
+        status = o === undefined || o === null ? "delivered" : o.status;
+        if (status === "retry" || status === "rejected") {
+          reason = o!.reason;
+          retryAfterMs = o!.retryAfterMs;
+          oError = o!.error;
+        }
+      } catch {
+        status = undefined;
+      }
+      if (status === "delivered") {
         delivered.push(e);
-      } else if (o.status === "retry") {
-        firstError ??= o.error;
-        (retryEntries ??= []).push(e);
-        (retryAttempts ??= []).push(attempts[i] ?? 0);
-        if (o.reason !== undefined) retryReason = o.reason;
-        if (o.retryAfterMs !== undefined) retryAfter = Math.max(retryAfter ?? 0, o.retryAfterMs);
-      } else {
-        firstError ??= o.error;
+      } else if (status === "rejected") {
+        firstError ??= oError;
         (rejEntries ??= []).push(e);
         (rejAttempts ??= []).push((attempts[i] ?? 0) + 1);
-        (rejReasons ??= []).push(redact(String(o.reason ?? "rejected")));
+        (rejReasons ??= []).push(redact(String(reason ?? "rejected")));
+      } else {
+        // "retry", and what no sink should return: a wrong status is a bug to show, not a reason to drop records.
+        if (status === "retry") firstError ??= oError;
+        else unknown++;
+        (retryEntries ??= []).push(e);
+        (retryAttempts ??= []).push(attempts[i] ?? 0);
+        if (typeof reason === "string") retryReason = reason;
+        if (typeof retryAfterMs === "number") retryAfter = Math.max(retryAfter ?? 0, retryAfterMs);
       }
     }
     if (delivered.length > 0) this.deliver(delivered);
     this.reportOutcomeError(firstError);
+    if (unknown > 0) {
+      this.sendErrors++;
+      this.hooks.sinkError(this, new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" returned ${unknown} unknown per-record outcome(s); retrying them`, { sink: this.name }));
+    }
     if (rejEntries !== undefined) this.toDeadLetterOrDrop(rejEntries, rejAttempts!, rejReasons!, "rejected");
-    if (retryEntries !== undefined) this.retry(retryEntries, retryAttempts!, retryReason, retryAfter, false);
+    if (retryEntries !== undefined) this.retry(retryEntries, retryAttempts!, unknown > 0 && retryReason === "retry" ? "unknownOutcome" : retryReason, retryAfter, false);
   }
 
   /**
@@ -645,10 +659,41 @@ export class SinkPipeline {
   }
 }
 
-function isAllDelivered(result: SendResult): boolean {
-  if (result === undefined || result === null) return true;
-  if ("outcomes" in result) return false;
-  return result.status === "delivered";
+/** A send's result as read once. `problem` says what is wrong with a result no sink should return. */
+type Verdict =
+  | { readonly kind: "delivered" }
+  | { readonly kind: "outcomes"; readonly outcomes: readonly unknown[] }
+  | { readonly kind: "retry"; readonly reason: string | undefined; readonly retryAfterMs: number | undefined; readonly error: unknown }
+  | { readonly kind: "rejected"; readonly reason: string | undefined; readonly error: unknown }
+  | { readonly kind: "protocol"; readonly problem: string };
+
+const DELIVERED_VERDICT: Verdict = { kind: "delivered" };
+
+/**
+ * Read what a sink's send() resolved to. Custom sinks may return anything (`true`, a string, an object whose getters
+ * throw): this never throws, and a result it cannot read is a protocol problem, retried, not a stranded batch.
+ */
+function readResult(result: unknown, size: number): Verdict {
+  try {
+    if (result === undefined || result === null) return DELIVERED_VERDICT;
+    if (typeof result !== "object") return { kind: "protocol", problem: `returned ${describe(result)}, which is not an outcome` };
+    if ("outcomes" in result) {
+      const outcomes: unknown = (result as { outcomes: unknown }).outcomes;
+      if (Array.isArray(outcomes) && outcomes.length === size) return { kind: "outcomes", outcomes };
+      return { kind: "protocol", problem: `returned ${Array.isArray(outcomes) ? outcomes.length : "no"} outcomes for a batch of ${size}` };
+    }
+    const r = result as { status?: unknown; reason?: unknown; retryAfterMs?: unknown; error?: unknown };
+    const status = r.status;
+    if (status === "delivered") return DELIVERED_VERDICT;
+    if (status === "retry" || status === "rejected") {
+      const reason = typeof r.reason === "string" ? r.reason : undefined;
+      if (status === "rejected") return { kind: "rejected", reason, error: r.error };
+      return { kind: "retry", reason, retryAfterMs: typeof r.retryAfterMs === "number" ? r.retryAfterMs : undefined, error: r.error };
+    }
+    return { kind: "protocol", problem: `returned an unknown result (status ${describe(status)})` };
+  } catch {
+    return { kind: "protocol", problem: "returned a result that could not be read" };
+  }
 }
 
 function toSinkError(error: unknown, sink: string): SinkError {

@@ -50,6 +50,43 @@ describe("per-record outcomes", () => {
     await agg.stop();
   });
 
+  it.each([
+    ["true", true],
+    ["a string", "ok"],
+    ["a number", 1],
+    ["a status getter that throws", { get status(): string { throw new Error("boom"); } }],
+    ["an unknown status", { status: "Delivered" }],
+    ["outcomes that are not an array", { outcomes: "all good" }],
+  ])("a send that returns %s is a coded sink error and the batch is retried, not stranded", async (_title, bad) => {
+    const sink = new ScriptedSink("s", (_b, call) => (call === 0 ? (bad as never) : undefined));
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 2, maxWaitMs: 0 }, retry: { baseDelayMs: 1 } });
+    const codes: string[] = [];
+    agg.on("sink:error", (e) => codes.push(e.error.code));
+    await agg.start();
+    await agg.write(numbered(2));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(codes).toEqual(["ERR_SINK_PROTOCOL"]);
+    expect(sink.calls.map((c) => c.ids)).toEqual([[0, 1], [0, 1]]);
+    const report = await agg.stop();
+    expect(report.sinks.s).toMatchObject({ received: 2, delivered: 2, retried: 2, pending: 0, droppedTotal: 0 });
+  });
+
+  it("a per-record outcome with an unknown status is retried and reported, not dropped as rejected", async () => {
+    const sink = new ScriptedSink("s", (_b, call) =>
+      call === 0 ? ({ outcomes: [Outcome.delivered, "delivered", { status: "Delivered" }, { get status(): string { throw new Error("x"); } }] } as never) : undefined,
+    );
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 4, maxWaitMs: 0 }, retry: { baseDelayMs: 1 } });
+    const codes: string[] = [];
+    agg.on("sink:error", (e) => codes.push(e.error.code));
+    await agg.start();
+    await agg.write(numbered(4));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(codes).toEqual(["ERR_SINK_PROTOCOL"]);
+    expect(sink.calls.map((c) => c.ids)).toEqual([[0, 1, 2, 3], [1, 2, 3]]);
+    const report = await agg.stop();
+    expect(report.sinks.s).toMatchObject({ received: 4, delivered: 4, retried: 3, droppedTotal: 0, pending: 0 });
+  });
+
   it("a thrown non-retryable SinkError rejects the batch; a thrown plain error retries it", async () => {
     const { SinkError } = await import("../../../src/index.js");
     const sink = new ScriptedSink("s", (batch, call) => {
