@@ -421,7 +421,10 @@ export class GelfBytesEncoder {
   /** `ms / 1000` as JSON.stringify writes it, into `secondsText`; returns the length. */
   private writeSeconds(ms: number): number {
     const out = this.secondsText;
-    if (ms < 0 || ms >= 1e15 || !Number.isInteger(ms)) return out.write(JSON.stringify(ms / 1000), 0, "latin1");
+    if (ms < 0 || ms >= 1e15 || !Number.isInteger(ms)) {
+      this.wholeSeconds = -1; // that text overwrote the cached whole seconds
+      return out.write(JSON.stringify(ms / 1000), 0, "latin1");
+    }
     // For a whole number of ms below 1e15 that is the integer seconds, then up to 3 fraction digits without trailing
     // zeros: the shortest decimal that reads back as the same double (the test compares every case it meets).
     const whole = Math.floor(ms / 1000);
