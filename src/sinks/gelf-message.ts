@@ -51,8 +51,27 @@ export function defaultGelfMapping(): GelfMappingOptions {
   return { host: osHostname(), levels: DEFAULT_GELF_LEVELS, flattenDepth: 4 };
 }
 
-// Fields that Graylog skips or that mean something else once the leading `_` is stripped.
-const RESERVED = new Set(["id", "source", "all", "index", "type", "score", "ttl"]);
+// Names, as Graylog stores them (our leading `_` stripped), that it skips or that would collide with a field the
+// message already has: `_id`'s spelling, Elasticsearch metadata, and GELF's own fields. They get a trailing `_`.
+const RESERVED = new Set([
+  "id",
+  "_id",
+  "source",
+  "all",
+  "index",
+  "type",
+  "score",
+  "ttl",
+  "timestamp",
+  "message",
+  "full_message",
+  "short_message",
+  "level",
+  "host",
+  "facility",
+  "version",
+  "streams",
+]);
 const INVALID_KEY_CHARS = /[^A-Za-z0-9_-]/g;
 
 /** The additional-field name for a flattened key path (without the leading `_` → with it). */

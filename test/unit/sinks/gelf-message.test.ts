@@ -94,6 +94,11 @@ describe("toGelf additional fields", () => {
     ["id is never sent as _id", { id: "abc" }, { _id_: "abc" }],
     ["reserved names get a trailing _", { source: "s", type: "t", index: "i", all: "a", score: 1, ttl: 2 }, { _source_: "s", _type_: "t", _index_: "i", _all_: "a", _score_: 1, _ttl_: 2 }],
     ["gl2_ names are moved out of Graylog's namespace", { gl2_source_input: "x" }, { _gl2x_source_input: "x" }],
+    [
+      "names Graylog would store as one of the message's own fields get a trailing _ too",
+      { _id: "e1", timestamp: "t", level: "l", host: "h", facility: "f", version: "v", full_message: "fm", short_message: "sm" },
+      { "__id_": "e1", _timestamp_: "t", _level_: "l", _host_: "h", _facility_: "f", _version_: "v", _full_message_: "fm", _short_message_: "sm" },
+    ],
     ["log.level kept as text", { log: { level: "warn" } }, { _log_level: "warn" }],
   ])("%s", (_name, fields, expected) => {
     const g = toGelf(base(fields), opts);
@@ -130,6 +135,8 @@ describe("toGelf additional fields", () => {
     ["id", "_id_"],
     ["gl2_x", "_gl2x_x"],
     ["x y", "_x_y"],
+    ["_id", "__id_"],
+    ["timestamp", "_timestamp_"],
   ])("gelfFieldName(%s) = %s", (input, out) => {
     expect(gelfFieldName(input)).toBe(out);
   });
