@@ -75,6 +75,8 @@ export class FileSink implements Sink {
 
   private handle: FileHandle | undefined;
   private lock: Promise<void> = Promise.resolve();
+  /** Set by close() and cleared by open(): a send in between must not reopen the file behind the owner's back. */
+  private closed = false;
   /** Size the file must be cut back to before anything else is written (a failed write we could not undo). */
   private repairTo: number | undefined;
 
@@ -106,6 +108,7 @@ export class FileSink implements Sink {
 
   /** Opens (and creates) the file now, so a path that cannot work fails `start()` instead of every send. */
   async open(ctx?: SinkLifecycleContext): Promise<void> {
+    this.closed = false;
     try {
       await this.exclusive(() => this.ensureOpen(), ctx?.signal);
     } catch (error) {
@@ -126,6 +129,9 @@ export class FileSink implements Sink {
     return this.exclusive(async () => {
       // Past this check the write goes ahead even if the signal fires: a write cannot be taken back halfway.
       checkAborted(this.name, ctx?.signal);
+      if (this.closed) {
+        return Outcome.retry("closed", undefined, new SinkError("ERR_SINK_SEND", `FileSink "${this.name}" is closed`, { sink: this.name }));
+      }
       try {
         await this.append(body);
       } catch (error) {
@@ -145,6 +151,7 @@ export class FileSink implements Sink {
 
   /** Waits for the write in progress, fsyncs (unless `fsync: "never"`) and closes. Calling it again is a no-op. */
   async close(ctx?: SinkLifecycleContext): Promise<void> {
+    this.closed = true;
     // Not abortable once queued: if the deadline passes we stop waiting, and the close still runs after the write.
     const closing = this.exclusive(() => this.closeHandle(), undefined);
     await untilSettledOrAborted(this.name, closing, ctx?.signal);

@@ -82,12 +82,15 @@ describe("FileSink writing", () => {
     expect(sink.metrics().fsyncs).toBeGreaterThanOrEqual(20);
   });
 
-  it("close() is idempotent, and a send after close reopens the file", async () => {
+  it("close() is idempotent; a send after close() is refused (retry) and opens nothing, until open()", async () => {
     const path = join(dir, "out.ndjson");
     const sink = new FileSink({ name: "f", path });
     await sink.send(batchOf(0, 1), ctx());
     await sink.close();
     await sink.close();
+    expect(await sink.send(batchOf(1, 1), ctx())).toMatchObject({ status: "retry", reason: "closed", error: { code: "ERR_SINK_SEND" } });
+    expect(await readLines(path)).toEqual(recs(0, 1));
+    await sink.open();
     await sink.send(batchOf(1, 1), ctx());
     await sink.close();
     expect(await readLines(path)).toEqual(recs(0, 2));
