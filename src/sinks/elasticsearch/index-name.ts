@@ -187,10 +187,14 @@ function formatDate(ms: number, tokens: readonly DateToken[]): string {
 
 /** ISO 8601 week and week-based year (weeks start on Monday; week 1 holds the year's first Thursday). */
 function isoWeek(d: Date): { year: number; week: number } {
-  const t = new Date(Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate()));
+  // The day at midnight, by copying rather than Date.UTC(y, …), which reads years 0–99 as 1900–1999.
+  const t = new Date(d.getTime());
+  t.setUTCHours(0, 0, 0, 0);
   const day = t.getUTCDay() === 0 ? 7 : t.getUTCDay();
   t.setUTCDate(t.getUTCDate() + 4 - day);
-  const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1);
+  const start = new Date(0);
+  start.setUTCFullYear(t.getUTCFullYear(), 0, 1);
+  const yearStart = start.getTime();
   return { year: t.getUTCFullYear(), week: Math.ceil(((t.getTime() - yearStart) / 86_400_000 + 1) / 7) };
 }
 

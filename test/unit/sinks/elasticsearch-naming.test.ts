@@ -47,6 +47,13 @@ describe("compileIndexPattern", () => {
     // 2021-01-03 is a Sunday that belongs to ISO week 53 of 2020.
     expect(p.render("2021-01-03T10:00:00.000Z", undefined)).toBe("w-2020.53");
     expect(p.render("2024-05-01T10:00:00.000Z", undefined)).toBe("w-2024.18");
+    // Years 0–99 are not 1900–1999 (Go's zero time is a common @timestamp); the calendar repeats every 400 years.
+    expect(p.render("0001-01-01T00:00:00.000Z", undefined)).toBe("w-0001.01");
+    for (const [old, recent] of [["0021-01-03", "2421-01-03"], ["0099-12-31", "2499-12-31"], ["0004-12-31", "2404-12-31"]]) {
+      const a = p.render(`${old}T10:00:00.000Z`, undefined) as string;
+      const b = p.render(`${recent}T10:00:00.000Z`, undefined) as string;
+      expect(`${Number(a.slice(2, 6)) + 2400}${a.slice(6)}`, old).toBe(b.slice(2));
+    }
   });
 
   it("inserts record fields, nested or dotted, and reports missing ones", () => {
