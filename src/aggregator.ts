@@ -96,7 +96,11 @@ class HostProducer implements Producer {
 
   wait(upTo: number): Promise<void> {
     if (upTo <= this.admittedTotal) return Promise.resolve();
-    return new Promise((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    const admitted = new Promise<void>((resolve, reject) => this.waiters.push({ upTo, resolve, reject }));
+    // Loggers call write() without awaiting it: stop() rejecting a wait nobody holds must not end the host process
+    // (an unhandled rejection). Those records stay visible as the source's `waiting` in the report.
+    admitted.catch(() => undefined);
+    return admitted;
   }
 
   failWaiters(error: Error): void {

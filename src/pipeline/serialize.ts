@@ -6,37 +6,48 @@ export type Serialized = { ok: true; json: string; record: LogRecord } | { ok: f
 
 /**
  * Fill in what an ECS record must have (`@timestamp`, `message`), normalize `log.level`, and serialize.
- * A record that cannot be JSON-encoded (cycles, BigInt, a throwing toJSON) comes back as `{ ok: false }`.
+ * A record that cannot be JSON-encoded (cycles, BigInt, a throwing getter or toJSON, a toJSON that returns no
+ * object) comes back as `{ ok: false }`; this never throws.
  */
 export function serializeRecord(input: LogRecordInput, now?: string): Serialized {
-  if (input === null || typeof input !== "object" || Array.isArray(input)) {
-    return { ok: false, error: new TypeError(`Expected a record object, got ${describe(input)}`) };
-  }
-  let record = input as LogRecord;
-  const ts = record["@timestamp"];
-  const needsTs = typeof ts !== "string" || parseTimestamp(ts) !== ts;
-  const needsMessage = typeof record.message !== "string";
-  const level = record.log?.level;
-  const needsLevel = level !== undefined && normalizeLevel(level) !== level;
-  if (needsTs || needsMessage || needsLevel) {
-    // Copy rather than mutate the caller's object.
-    record = { ...record };
-    if (needsTs) record["@timestamp"] = parseTimestamp(ts) ?? now ?? new Date().toISOString();
-    if (needsMessage) record.message = record.message === undefined ? "" : String(record.message);
-    if (needsLevel) {
-      const normalized = normalizeLevel(level);
-      record.log = { ...record.log };
-      if (normalized === undefined) delete record.log.level;
-      else record.log.level = normalized;
-    }
-  }
   try {
+    let record = asObject(input);
+    // A record's toJSON() decides what it serializes to: apply it first, as JSON.stringify would, so that what is
+    // checked and filled in below is what ships. The copy made then is serialized without it.
+    const toJSON = (record as { toJSON?: unknown }).toJSON;
+    if (typeof toJSON === "function") record = asObject(toJSON.call(record, ""), "toJSON() returned");
+    const ts = record["@timestamp"];
+    const needsTs = typeof ts !== "string" || parseTimestamp(ts) !== ts;
+    const needsMessage = typeof record.message !== "string";
+    const level = record.log?.level;
+    const needsLevel = level !== undefined && normalizeLevel(level) !== level;
+    const ownToJSON = typeof (record as { toJSON?: unknown }).toJSON === "function";
+    if (needsTs || needsMessage || needsLevel || ownToJSON) {
+      // Copy rather than mutate the caller's object (a copy's own enumerable fields are what JSON.stringify reads).
+      record = { ...record };
+      if (ownToJSON) delete (record as { toJSON?: unknown }).toJSON;
+      if (needsTs) record["@timestamp"] = parseTimestamp(ts) ?? now ?? new Date().toISOString();
+      if (needsMessage) record.message = record.message === undefined ? "" : String(record.message);
+      if (needsLevel) {
+        const normalized = normalizeLevel(level);
+        record.log = { ...record.log };
+        if (normalized === undefined) delete record.log.level;
+        else record.log.level = normalized;
+      }
+    }
     const json = JSON.stringify(record);
-    if (typeof json !== "string") throw new TypeError("JSON.stringify returned nothing");
+    // Anything but an object here would reach sinks that expect one (GELF, pretty console) and fail every send.
+    if (typeof json !== "string" || json.charCodeAt(0) !== 0x7b) throw new TypeError("the record did not serialize to a JSON object");
     return { ok: true, json, record };
   } catch (error) {
-    return { ok: false, error: error as Error };
+    // A thrown non-Error may not even convert to a string.
+    return { ok: false, error: error instanceof Error ? error : new TypeError("the record could not be serialized") };
   }
+}
+
+function asObject(value: unknown, what = "Expected a record object, got"): LogRecord {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) throw new TypeError(`${what} ${describe(value)}`);
+  return value as LogRecord;
 }
 
 export function describe(value: unknown): string {

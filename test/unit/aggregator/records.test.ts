@@ -25,6 +25,66 @@ describe("record intake", () => {
     expect(agg.metrics().dropped).toEqual({ unserializable: 2 });
   });
 
+  it("applies a record's toJSON() before filling in fields; refuses one that yields no object, or throws, without throwing", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(m);
+    const drops: DropEvent[] = [];
+    agg.on("drop", (e) => drops.push(e));
+    await agg.start();
+    class Event {
+      constructor(readonly what: string) {}
+      toJSON() {
+        return { kind: this.what };
+      }
+    }
+    const odd = [
+      { toJSON: () => "just a string" },
+      { toJSON: () => null },
+      { toJSON: () => [1, 2] },
+      {
+        get message(): string {
+          throw new Error("getter boom");
+        },
+      },
+    ];
+    const written = agg.write([{ message: "first" }, new Event("login") as never, ...(odd as never[]), { message: "last" }]);
+    await expect(written).resolves.toBeUndefined();
+    await m.waitForCount(3);
+    expect(m.records.map((r) => [r.message, r.kind])).toEqual([
+      ["first", undefined],
+      ["", "login"],
+      ["last", undefined],
+    ]);
+    expect(typeof m.records[1]!["@timestamp"]).toBe("string");
+    expect(m.records[1]).not.toHaveProperty("what");
+    expect(drops).toMatchObject([{ reason: "unserializable", count: 4 }]);
+    expect(drops[0]!.detail).toMatch(/toJSON\(\) returned `"just a string"` \(string\)/);
+    const report = await agg.stop();
+    expect(report.dropped).toEqual({ unserializable: 4 });
+    expect(report.sinks.m).toMatchObject({ received: 3, delivered: 3 });
+  });
+
+  it("a write() nobody awaits, still waiting for queue room at stop(), does not become an unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const m = new MemorySink({ name: "m" });
+      m.block();
+      const agg = new Aggregator({ queue: { maxRecords: 2 }, batch: { maxRecords: 1, maxWaitMs: 0 } }).addSink(m);
+      await agg.start();
+      void agg.write([{ message: "a" }, { message: "b" }, { message: "c" }, { message: "d" }]); // a logger's call
+      const awaited = agg.write({ message: "e" });
+      const report = await agg.stop({ timeoutMs: 200 });
+      await expect(awaited).rejects.toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
+      await new Promise((r) => setTimeout(r, 20)); // unhandled rejections are reported after the microtasks
+      expect(unhandled).toEqual([]);
+      expect(report.sources.host!.waiting).toBeGreaterThan(0);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
   it("sinks and filters see the record as written, not the caller's object changed afterwards (nor the other way round)", async () => {
     const seen: unknown[] = [];
     const filtered: unknown[] = [];
