@@ -99,7 +99,12 @@ function metricName(s: string): string {
  * Counter keys that are levels, not running totals: exported as gauges. Everything else a collector or a sink
  * reports is a running total (a Prometheus counter, named `…_total`).
  */
-const GAUGE_KEYS = new Set(["filesOpen", "max_request_bytes", "open_unreachable"]);
+const GAUGE_KEYS = new Set(["filesOpen", "max_request_bytes", "open_unreachable", "in_flight", "held_records"]);
+
+/** A collector's or transport's key that is a level (what is open now), not a running total. */
+export function isGaugeKey(key: string): boolean {
+  return GAUGE_KEYS.has(key);
+}
 
 /** The built-in sinks' latency histogram keys (see SinkStats): `latency_ms_le_<bound>`, `latency_ms_le_inf`, `latency_ms_sum`. */
 const LATENCY_BUCKET = /^latency_ms_le_(\d+|inf)$/;
@@ -108,6 +113,8 @@ const LATENCY_BUCKET = /^latency_ms_le_(\d+|inf)$/;
 export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): string {
   const lines: string[] = [];
   const families = new Map<string, { type: string; help: string; samples: string[] }>();
+  /** Series written so far: keys that name one series twice (`req-count`, `reqCount`) keep the first. */
+  const series = new Set<string>();
   /** `sample`: the sample's name suffix within its family (`_bucket`, `_sum`, `_count` of a histogram). */
   const add = (
     name: string,
@@ -126,11 +133,14 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     const l = Object.entries(labels)
       .map(([k, v]) => `${k}="${escapeLabel(v)}"`)
       .join(",");
-    fam.samples.push(`${full}${sample}${l ? `{${l}}` : ""} ${Number.isFinite(value) ? value : 0}`);
+    const id = `${full}${sample}${l ? `{${l}}` : ""}`;
+    if (series.has(id)) return;
+    series.add(id);
+    fam.samples.push(`${id} ${Number.isFinite(value) ? value : 0}`);
   };
   /** A collector's or a sink transport's own counter, typed by GAUGE_KEYS. */
   const addOwn = (family: string, key: string, help: string, labels: Record<string, string>, value: number): void => {
-    if (GAUGE_KEYS.has(key)) add(`${family}_${metricName(key)}`, "gauge", help, labels, value);
+    if (isGaugeKey(key)) add(`${family}_${metricName(key)}`, "gauge", help, labels, value);
     else add(`${family}_${metricName(key)}_total`, "counter", help, labels, value);
   };
   add("uptime_seconds", "gauge", "Seconds since start()", {}, m.uptimeMs / 1000);

@@ -11,7 +11,7 @@ import { DRAINED_MARGIN_MS, FrameDecoder, FrameType, MAX_RECORD_BYTES, ProtocolE
 import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
 import { Ring } from "../pipeline/ring.js";
-import type { SourceCounters, SourceMetricsSnapshot } from "../report.js";
+import { isGaugeKey, type SourceCounters, type SourceMetricsSnapshot } from "../report.js";
 import { normalizeLevel } from "../record.js";
 import { redact, redactObject } from "../util/redact.js";
 import { type SpawnedCollector, spawnCollector, terminate, track } from "./child-process.js";
@@ -457,7 +457,8 @@ export class CollectorRuntime implements SourceRuntime {
   }
 
   private carryCounters(): void {
-    for (const [k, v] of Object.entries(this.collector)) this.carried[k] = (this.carried[k] ?? 0) + v;
+    // Totals carry over to the next incarnation; levels (files open) were the dead one's and start again.
+    for (const [k, v] of Object.entries(this.collector)) if (!isGaugeKey(k)) this.carried[k] = (this.carried[k] ?? 0) + v;
     this.collector = {};
   }
 

@@ -122,6 +122,29 @@ describe("FileSource", () => {
     expect(report.sources.app!.restarts).toBeGreaterThanOrEqual(1);
   });
 
+  it("a restarted collector's levels (files open) are its own, not added to the dead one's", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, lines(0, 10));
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20, restart: { baseDelayMs: 10, maxDelayMs: 50 } }))
+      .addSink(mem);
+    const source = () => agg.metrics().sources.app!;
+    await agg.start();
+    await waitFor(() => source().collector.filesOpen === 1 && source().linesRead === 10, {
+      timeout: 10_000,
+      message: () => `the first collector's stats: ${JSON.stringify(source())}`,
+    });
+    process.kill(source().pid!, "SIGKILL");
+    await waitFor(() => source().restarts >= 1 && source().state === "running", { timeout: 10_000, message: "a restart after SIGKILL" });
+    appendFileSync(file, lines(10, 10));
+    // Its stats came once it counts lines of its own.
+    await waitFor(() => source().linesRead >= 20, { timeout: 10_000, message: () => `the new collector's stats: ${JSON.stringify(source())}` });
+    expect(source().collector.filesOpen).toBe(1);
+    expect(agg.prometheus()).toContain('child_log_agg_collector_files_open{source="app"} 1\n');
+    await agg.stop({ timeoutMs: 10_000 });
+  });
+
   it("a graceful stop commits final positions: the next run ships only what is new (no duplicates)", async () => {
     const file = join(dir, "app.log");
     writeFileSync(file, lines(0, 1_000));

@@ -46,7 +46,21 @@ describe("metrics", () => {
           sendErrors: 0,
           filterErrors: 0,
           state: "open",
-          transport: { requests: 4, status_200: 4, max_request_bytes: 1024, latency_ms_le_1: 1, latency_ms_le_5: 3, latency_ms_le_inf: 4, latency_ms_sum: 12.5 },
+          transport: {
+            requests: 4,
+            status_200: 4,
+            max_request_bytes: 1024,
+            latency_ms_le_1: 1,
+            latency_ms_le_5: 3,
+            latency_ms_le_inf: 4,
+            latency_ms_sum: 12.5,
+            // MemorySink's levels; and three spellings of one name, of which the first is kept.
+            in_flight: 1,
+            held_records: 7,
+            "req-count": 1,
+            reqCount: 2,
+            req_count: 3,
+          },
         },
       },
     };
@@ -60,6 +74,11 @@ describe("metrics", () => {
     expect(typeOf("sink_transport_status_200_total")).toBe("counter");
     expect(typeOf("sink_transport_max_request_bytes")).toBe("gauge");
     expect(typeOf("sink_transport_latency_ms")).toBe("histogram");
+    expect(typeOf("sink_transport_in_flight")).toBe("gauge");
+    expect(typeOf("sink_transport_held_records")).toBe("gauge");
+    expect(lines.filter((l) => l.startsWith("child_log_agg_sink_transport_req_count_total"))).toEqual([
+      'child_log_agg_sink_transport_req_count_total{sink="es"} 1',
+    ]);
     const histogram = lines.filter((l) => l.startsWith("child_log_agg_sink_transport_latency_ms"));
     expect(histogram).toEqual([
       'child_log_agg_sink_transport_latency_ms_bucket{sink="es",le="1"} 1',
