@@ -16,4 +16,6 @@ export default defineConfig({
   sourcemap: true,
   clean: true,
   splitting: true,
+  // esbuild renames a class that refers to itself (`class _AggregatorError`); error names are part of what users see.
+  keepNames: true,
 });

@@ -44,7 +44,8 @@ function ok(what: string, r: Run): Run {
 // The consumer flow, shared by the ESM and the CJS script: a CommandSource (a real collector child forked from the
 // installed package) and 1000 in-host writes into a MemorySink, then stop() and print one JSON line.
 const FLOW = String.raw`
-async function main({ Aggregator, MemorySink, CommandSource, ScriptSource }, testing, collector, resolved) {
+async function main(lib, testing, collector, resolved) {
+  const { Aggregator, MemorySink, CommandSource, ScriptSource } = lib;
   const fs = require("node:fs");
   const emitter = "for (let i = 0; i < 3; i++) console.log(JSON.stringify({ message: 'hi ' + i, n: i })); setInterval(() => {}, 1 << 30);";
   const mem = new MemorySink({ name: "mem" });
@@ -71,6 +72,8 @@ async function main({ Aggregator, MemorySink, CommandSource, ScriptSource }, tes
     collectorArgv,
     collectorExports: Object.keys(collector),
     batch: { length: probe.length, json: probe.json },
+    // Every exported error class, as the bundle names it (a bundler may rename a class that refers to itself).
+    errorNames: Object.entries(lib).filter(([, v]) => v === lib.AggregatorError || v.prototype instanceof lib.AggregatorError).map(([k, v]) => [k, v.name, String(new v("ERR_INVALID_STATE", "probe")).split(":")[0]]),
     written: mem.records.filter((r) => r.service?.name === undefined).map((r) => r.message),
     fromScript: mem.records.filter((r) => r.service?.name === "script").map((r) => r.message),
     fromCommand: mem.records.filter((r) => r.service?.name === "cmd").map((r) => r.message),
@@ -189,6 +192,7 @@ describe("the packed tarball, installed into a scratch project", () => {
       collectorArgv: string[] | null;
       collectorExports: string[];
       batch: { length: number; json: string[] };
+      errorNames: Array<[string, string, string]>;
       written: string[];
       fromCommand: string[];
       fromScript: string[];
@@ -212,6 +216,8 @@ describe("the packed tarball, installed into a scratch project", () => {
     expect(out.report.sources.cmd).toMatchObject({ kind: "command", emitted: 3, admitted: 3 });
     expect(out.report.totals).toMatchObject({ received: 1004, delivered: 1004, dropped: 0, pending: 0 });
     // child-log-agg/testing works from the installed copy, and child-log-agg/collector loads.
+    expect(out.errorNames.length).toBeGreaterThan(3);
+    for (const [exported, name, printed] of out.errorNames) expect([name, printed], exported).toEqual([exported, exported]);
     expect(out.batch.length).toBe(1);
     expect(JSON.parse(out.batch.json[0]!)).toMatchObject({ message: "probe" });
     expect(Array.isArray(out.collectorExports)).toBe(true);
