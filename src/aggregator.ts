@@ -2,7 +2,17 @@
 // and turns their outcomes into typed events, metrics and the DeliveryReport that stop() resolves to.
 import { EventEmitter } from "eventemitter3";
 import { hostname } from "node:os";
-import { AggregatorError, DuplicateNameError, InvalidOptionError, UnknownSinkError } from "./errors.js";
+import {
+  AggregatorError,
+  CollectorError,
+  DuplicateNameError,
+  InvalidOptionError,
+  ListenerError,
+  RecordError,
+  SinkError,
+  StateError,
+  UnknownSinkError,
+} from "./errors.js";
 import type { AggregatorEvents, DropReason } from "./events.js";
 import {
   type AggregatorOptions,
@@ -147,7 +157,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       const now = Date.now();
       if (now - p.filterErrorAnnouncedAt < 1_000) return;
       p.filterErrorAnnouncedAt = now;
-      const err = new AggregatorError(
+      const err = new SinkError(
         "ERR_SINK_FILTER",
         `the filter of sink "${p.name}" threw (${p.filterErrors} record(s) so far, left out of this sink): ${errorMessage(error)}`,
         { sink: p.name, cause: error },
@@ -186,7 +196,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     } catch (error) {
       if (event !== "error") {
         try {
-          super.emit("error", new AggregatorError("ERR_LISTENER", `a "${String(event)}" listener threw: ${errorMessage(error)}`, { cause: error }));
+          super.emit("error", new ListenerError(`a "${String(event)}" listener threw: ${errorMessage(error)}`, { cause: error }));
         } catch {
           // An `error` listener that throws has nowhere left to report to.
         }
@@ -222,7 +232,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         const err =
           error instanceof AggregatorError
             ? error
-            : new AggregatorError("ERR_COLLECTOR_CRASHED", `source "${source.name}" failed to start: ${errorMessage(error)}`, { source: source.name, cause: error });
+            : new CollectorError("ERR_COLLECTOR_CRASHED", `source "${source.name}" failed to start: ${errorMessage(error)}`, { source: source.name, cause: error });
         this.emit("source:error", { source: source.name, error: err });
       });
     }
@@ -315,7 +325,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   /** Open the sinks, then start every collector; resolves when all said ready. */
   async start(): Promise<void> {
     if (this._state !== "idle") {
-      throw new AggregatorError("ERR_INVALID_STATE", `start() called while the aggregator is ${this._state}`);
+      const stopped = this._state === "stopping" || this._state === "stopped";
+      throw new StateError(stopped ? "ERR_AGGREGATOR_STOPPED" : "ERR_INVALID_STATE", `start() called while the aggregator is ${this._state}`);
     }
     for (const slot of this.sinks.values()) {
       const dl = slot.pipeline.deadLetter;
@@ -344,12 +355,12 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       if (!stoppedMeanwhile) this._state = "running";
       await this.stop({ timeoutMs: 5_000 }).catch(() => undefined);
       // A collector killed by that stop() while it started is not a crash to report.
-      if (stoppedMeanwhile) throw new AggregatorError("ERR_AGGREGATOR_STOPPED", "stop() was called before start() finished", { cause: error });
+      if (stoppedMeanwhile) throw new StateError("ERR_AGGREGATOR_STOPPED", "stop() was called before start() finished", { cause: error });
       throw error;
     }
     if (this.stopping !== undefined) {
       await this.stopping.catch(() => undefined);
-      throw new AggregatorError("ERR_AGGREGATOR_STOPPED", "stop() was called before start() finished");
+      throw new StateError("ERR_AGGREGATOR_STOPPED", "stop() was called before start() finished");
     }
     this._state = "running";
   }
@@ -381,7 +392,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
    */
   write(records: LogRecordInput | readonly LogRecordInput[], options: WriteOptions = {}): Promise<void> {
     if (this._state === "stopping" || this._state === "stopped") {
-      return Promise.reject(new AggregatorError("ERR_AGGREGATOR_STOPPED", `write() after stop()`));
+      return Promise.reject(new StateError("ERR_AGGREGATOR_STOPPED", `write() after stop()`));
     }
     try {
       checkObject("options", options);
@@ -418,7 +429,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
     if (bad > 0) {
       const detail = firstError?.message ?? "unserializable";
-      const error = new AggregatorError("ERR_RECORD_UNSERIALIZABLE", `${bad} record(s) could not be serialized: ${detail}`, {
+      const error = new RecordError(`${bad} record(s) could not be serialized: ${detail}`, {
         source: name,
         cause: firstError,
       });
@@ -475,7 +486,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         await this.closeSink(s.pipeline, deadline);
       }),
     );
-    for (const w of this.writers.values()) w.failWaiters(new AggregatorError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
+    for (const w of this.writers.values()) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
     this._state = "stopped";
     this.markStopped();
     return this.buildReport(t0, timedOut);
@@ -514,7 +525,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
 
   private assertNotStopped(call: string): void {
     if (this._state === "stopping" || this._state === "stopped") {
-      throw new AggregatorError("ERR_AGGREGATOR_STOPPED", `${call}() called after stop()`);
+      throw new StateError("ERR_AGGREGATOR_STOPPED", `${call}() called after stop()`);
     }
   }
 
@@ -541,7 +552,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         const err =
           error instanceof AggregatorError
             ? error
-            : new AggregatorError("ERR_SINK_OPEN", `sink "${p.name}" failed to open: ${errorMessage(error)}`, { sink: p.name, cause: error });
+            : new SinkError("ERR_SINK_OPEN", `sink "${p.name}" failed to open: ${errorMessage(error)}`, { sink: p.name, cause: error });
         this.emit("sink:error", { sink: p.name, error: err });
         throw err;
       }
@@ -579,7 +590,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     } catch (error) {
       this.emit("sink:error", {
         sink: p.name,
-        error: new AggregatorError("ERR_SINK_SEND", `sink "${p.name}" failed to close: ${errorMessage(error)}`, { sink: p.name, cause: error }),
+        error: new SinkError("ERR_SINK_SEND", `sink "${p.name}" failed to close: ${errorMessage(error)}`, { sink: p.name, cause: error }),
       });
     }
   }

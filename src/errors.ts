@@ -1,9 +1,10 @@
-// Every failure the library reports is an AggregatorError with a stable `code`; messages never carry credentials.
+// Every failure the library reports is an AggregatorError with a stable `code`, of the one subclass that code belongs to
+// (ERROR_CLASSES); messages never carry credentials.
 import { redact } from "./util/redact.js";
 
 const kAggregatorError = Symbol.for("child-log-agg.error");
 
-/** Stable error codes. The README's error table lists each with its meaning. */
+/** Stable error codes. The README's error table lists each with its meaning and its class. */
 export type ErrorCode =
   | "ERR_INVALID_OPTION"
   | "ERR_DUPLICATE_NAME"
@@ -64,6 +65,8 @@ export class AggregatorError extends Error {
 
 /** An option or argument was invalid. Thrown synchronously by the call that received it. */
 export class InvalidOptionError extends AggregatorError {
+  declare readonly code: "ERR_INVALID_OPTION";
+
   constructor(message: string, options?: AggregatorErrorOptions) {
     super("ERR_INVALID_OPTION", message, options);
   }
@@ -71,6 +74,8 @@ export class InvalidOptionError extends AggregatorError {
 
 /** A source or sink name was used twice. */
 export class DuplicateNameError extends AggregatorError {
+  declare readonly code: "ERR_DUPLICATE_NAME";
+
   constructor(message: string, options?: AggregatorErrorOptions) {
     super("ERR_DUPLICATE_NAME", message, options);
   }
@@ -78,13 +83,34 @@ export class DuplicateNameError extends AggregatorError {
 
 /** A sink name (for example a `deadLetter` target) does not exist. */
 export class UnknownSinkError extends AggregatorError {
+  declare readonly code: "ERR_UNKNOWN_SINK";
+
   constructor(message: string, options?: AggregatorErrorOptions) {
     super("ERR_UNKNOWN_SINK", message, options);
   }
 }
 
+/** A call the aggregator (or a sink) cannot take in its current state: `start()` twice, `write()` after `stop()`. */
+export class StateError extends AggregatorError {
+  declare readonly code: "ERR_INVALID_STATE" | "ERR_AGGREGATOR_STOPPED";
+
+  constructor(code: StateError["code"], message: string, options?: AggregatorErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** A record could not be taken in (it could not be serialized); it is dropped, counted and announced. */
+export class RecordError extends AggregatorError {
+  declare readonly code: "ERR_RECORD_UNSERIALIZABLE";
+
+  constructor(message: string, options?: AggregatorErrorOptions) {
+    super("ERR_RECORD_UNSERIALIZABLE", message, options);
+  }
+}
+
 /** A collector child process failed: it crashed, never said ready, or spoke an invalid protocol. */
 export class CollectorError extends AggregatorError {
+  declare readonly code: "ERR_COLLECTOR_START_TIMEOUT" | "ERR_COLLECTOR_CRASHED" | "ERR_COLLECTOR_FAILED" | "ERR_CHANNEL_PROTOCOL";
   /** Exit code, when the child exited. */
   exitCode?: number | null;
   /** Signal that ended the child, when it was signalled. */
@@ -95,16 +121,106 @@ export class CollectorError extends AggregatorError {
   restarts?: number;
   /** The last lines the child wrote to stderr (redacted). */
   stderrTail?: string[];
+
+  constructor(code: CollectorError["code"], message: string, options?: AggregatorErrorOptions) {
+    super(code, message, options);
+  }
 }
 
-/** A sink failed to deliver. `retryable` says whether the engine will retry. */
+/** A collector could not read or write its checkpoint file. Collecting goes on; the write is retried. */
+export class CheckpointError extends AggregatorError {
+  declare readonly code: "ERR_CHECKPOINT";
+
+  constructor(message: string, options?: AggregatorErrorOptions) {
+    super("ERR_CHECKPOINT", message, options);
+  }
+}
+
+/** A sink failed to open, deliver, close or filter. `retryable` says whether the engine will retry a send. */
 export class SinkError extends AggregatorError {
+  declare readonly code:
+    | "ERR_SINK_SEND"
+    | "ERR_SINK_REJECTED"
+    | "ERR_SINK_PROTOCOL"
+    | "ERR_SINK_AUTH"
+    | "ERR_SINK_TIMEOUT"
+    | "ERR_SINK_OPEN"
+    | "ERR_SINK_FILTER"
+    | "ERR_TLS";
   /** HTTP status (or item status) when there was one. */
   statusCode?: number;
   /** Whether the engine treats this failure as transient. */
   retryable = true;
   /** Milliseconds the server asked to wait (Retry-After), when it did. */
   retryAfterMs?: number;
+
+  constructor(code: SinkError["code"], message: string, options?: AggregatorErrorOptions) {
+    super(code, message, options);
+  }
+}
+
+/** An event listener of the host's threw; reported as the aggregator's `error` event. */
+export class ListenerError extends AggregatorError {
+  declare readonly code: "ERR_LISTENER";
+
+  constructor(message: string, options?: AggregatorErrorOptions) {
+    super("ERR_LISTENER", message, options);
+  }
+}
+
+type Make<C extends ErrorCode> = (code: C, message: string, options?: AggregatorErrorOptions) => AggregatorError;
+
+// A class of one code is made from the message alone; a class of several codes is given the code too.
+
+const fixed =
+  (Class: new (message: string, options?: AggregatorErrorOptions) => AggregatorError): Make<ErrorCode> =>
+  (_code, message, options) =>
+    new Class(message, options);
+
+const coded =
+  <C extends ErrorCode>(Class: new (code: C, message: string, options?: AggregatorErrorOptions) => AggregatorError): Make<C> =>
+  (code, message, options) =>
+    new Class(code, message, options);
+
+/**
+ * The one class of each code (the README's error table shows it): whoever makes an error for a code gets the same
+ * class, so `instanceof SinkError` answers alike wherever an ERR_SINK_* comes from. Typed over every ErrorCode, so a
+ * code added without a class does not compile.
+ */
+const ERROR_CLASSES: { readonly [C in ErrorCode]: Make<C> } = {
+  ERR_INVALID_OPTION: fixed(InvalidOptionError),
+  ERR_DUPLICATE_NAME: fixed(DuplicateNameError),
+  ERR_UNKNOWN_SINK: fixed(UnknownSinkError),
+  ERR_INVALID_STATE: coded(StateError),
+  ERR_AGGREGATOR_STOPPED: coded(StateError),
+  ERR_RECORD_UNSERIALIZABLE: fixed(RecordError),
+  ERR_COLLECTOR_START_TIMEOUT: coded(CollectorError),
+  ERR_COLLECTOR_CRASHED: coded(CollectorError),
+  ERR_COLLECTOR_FAILED: coded(CollectorError),
+  ERR_CHANNEL_PROTOCOL: coded(CollectorError),
+  ERR_SINK_SEND: coded(SinkError),
+  ERR_SINK_REJECTED: coded(SinkError),
+  ERR_SINK_PROTOCOL: coded(SinkError),
+  ERR_SINK_AUTH: coded(SinkError),
+  ERR_SINK_TIMEOUT: coded(SinkError),
+  ERR_SINK_OPEN: coded(SinkError),
+  ERR_TLS: coded(SinkError),
+  ERR_CHECKPOINT: fixed(CheckpointError),
+  ERR_SINK_FILTER: coded(SinkError),
+  ERR_LISTENER: fixed(ListenerError),
+};
+
+/** Every code, for the tests that check each one's class against the README. */
+export const ERROR_CODES = Object.keys(ERROR_CLASSES) as readonly ErrorCode[];
+
+/** A code that only arrives at run time (from a collector child, or from another copy of the library) is one of ours. */
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === "string" && Object.hasOwn(ERROR_CLASSES, value);
+}
+
+/** An error of the class its code belongs to; for codes known only at run time. */
+export function errorForCode(code: ErrorCode, message: string, options?: AggregatorErrorOptions): AggregatorError {
+  return (ERROR_CLASSES[code] as Make<ErrorCode>)(code, message, options);
 }
 
 function sanitizeCause(cause: unknown): unknown {

@@ -39,8 +39,12 @@ export {
   InvalidOptionError,
   DuplicateNameError,
   UnknownSinkError,
+  StateError,
+  RecordError,
   CollectorError,
+  CheckpointError,
   SinkError,
+  ListenerError,
   isAggregatorError,
 } from "./errors.js";
 export type { ErrorCode, AggregatorErrorOptions } from "./errors.js";

@@ -17,7 +17,7 @@
 import { mkdir, open, readFile, rename, unlink } from "node:fs/promises";
 import path from "node:path";
 import { EventEmitter } from "eventemitter3";
-import { AggregatorError, InvalidOptionError } from "../errors.js";
+import { CheckpointError, InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 
 /** One file's persisted position and identity. */
@@ -60,7 +60,7 @@ export interface CheckpointStoreOptions {
 
 export interface CheckpointStoreEvents {
   /** A load or write failed (code ERR_CHECKPOINT). Tailing goes on; the write is retried. */
-  error: [error: AggregatorError];
+  error: [error: CheckpointError];
   /** A write completed. */
   write: [info: { entries: number; file: string }];
 }
@@ -101,7 +101,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   #loaded = false;
   #stats = { writes: 0, writeErrors: 0, commits: 0, forgotten: 0 };
   /** The last write or load error, cleared by a successful write. */
-  lastError: AggregatorError | undefined;
+  lastError: CheckpointError | undefined;
 
   constructor(options: CheckpointStoreOptions) {
     super();
@@ -352,8 +352,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
 
   #report(action: "read" | "parse" | "write", cause: unknown): void {
     const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    const error = new AggregatorError(
-      "ERR_CHECKPOINT",
+    const error = new CheckpointError(
       `Could not ${action} checkpoint file ${this.#options.file}${code === undefined ? "" : ` (${code})`}; collecting continues${action === "write" ? " and the write is retried" : ""}`,
       { cause, source: this.#options.source },
     );

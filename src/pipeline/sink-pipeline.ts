@@ -7,7 +7,7 @@
 //                      │                                                              │
 //   held/heldBytes ────┴── counts everything above until settled ◀── delivered | dead-lettered | dropped
 import PQueue from "p-queue";
-import { AggregatorError, SinkError } from "../errors.js";
+import { AggregatorError, SinkError, StateError, errorForCode, isErrorCode } from "../errors.js";
 import type { DropReason, RetryEvent } from "../events.js";
 import type { ResolvedSinkOptions } from "../options.js";
 import type { SinkCounters, SinkMetricsSnapshot } from "../report.js";
@@ -288,7 +288,7 @@ export class SinkPipeline {
     this.closed = true;
     this.sending = false;
     this.clearTimer();
-    for (const c of this.controllers) c.abort(new AggregatorError("ERR_INVALID_STATE", `sink "${this.name}" abandoned at its deadline`));
+    for (const c of this.controllers) c.abort(new StateError("ERR_INVALID_STATE", `sink "${this.name}" abandoned at its deadline`));
     this.abandonDrop = dropReason;
     if (dropReason !== undefined && this.held > 0) {
       const all: Entry[] = this.waiting.drain();
@@ -429,8 +429,10 @@ export class SinkPipeline {
       const se = toSinkError(error, this.name);
       this.sendErrors++;
       this.hooks.sinkError(this, se);
-      if (se.retryable === false) this.reject(entries, attempts, se.message, "rejected");
-      else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, se.retryAfterMs, true);
+      // Only a SinkError can say "do not retry" or "retry after"; any other failure is retried with backoff.
+      const sinkError = se instanceof SinkError ? se : undefined;
+      if (sinkError?.retryable === false) this.reject(entries, attempts, se.message, "rejected");
+      else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, sinkError?.retryAfterMs, true);
     } else if (verdict.kind === "delivered") {
       this.deliver(entries as Entry[]);
     } else if (verdict.kind === "outcomes") {
@@ -696,12 +698,14 @@ function readResult(result: unknown, size: number): Verdict {
   }
 }
 
-function toSinkError(error: unknown, sink: string): SinkError {
+/**
+ * The error a failed send reports: a SinkError as it is; another of the library's errors again with this sink's
+ * name, and of its code's class (the ERR_INVALID_STATE of a closed connection stays a StateError); anything else
+ * an ERR_SINK_SEND.
+ */
+function toSinkError(error: unknown, sink: string): AggregatorError {
   if (error instanceof SinkError) return error;
-  if (error instanceof AggregatorError) {
-    const se = new SinkError(error.code, error.message, { sink, cause: error });
-    return se;
-  }
+  if (error instanceof AggregatorError && isErrorCode(error.code)) return errorForCode(error.code, error.message, { sink, cause: error });
   const message = error instanceof Error ? error.message : String(error);
   return new SinkError("ERR_SINK_SEND", `sink "${sink}" failed to send: ${message}`, { sink, cause: error });
 }

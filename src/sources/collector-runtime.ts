@@ -6,7 +6,7 @@
 //                      ▼
 //   RECORDS ─▶ entries ─▶ inbox ─▶ router admits ─▶ CREDIT back ─▶ child reads more
 //   exit (unexpected) ─▶ policy.onExit ─▶ restart after delay | breaker: "source:failed"
-import { AggregatorError, CollectorError, type ErrorCode } from "../errors.js";
+import { AggregatorError, CollectorError, errorForCode, isErrorCode } from "../errors.js";
 import { DRAINED_MARGIN_MS, FrameDecoder, FrameType, MAX_RECORD_BYTES, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
 import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
@@ -211,10 +211,12 @@ export class CollectorRuntime implements SourceRuntime {
             break;
           }
           case FrameType.LOG: {
-            // Collector diagnostics. Those with a code (a checkpoint write that failed, say) are coded errors.
+            // Collector diagnostics. Those with a code (a checkpoint write that failed, say) are coded errors, of the
+            // class of their code (a CheckpointError for ERR_CHECKPOINT), as if the host had raised them. The child is
+            // of the same build as this host, so it sends no code the host does not know.
             const l = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string; level?: unknown; fields?: unknown };
-            if (typeof l.code === "string" && l.code.startsWith("ERR_")) {
-              const err = new AggregatorError(l.code as ErrorCode, `collector "${this.name}": ${l.message ?? l.code}`, { source: this.name });
+            if (isErrorCode(l.code)) {
+              const err = errorForCode(l.code, `collector "${this.name}": ${l.message ?? l.code}`, { source: this.name });
               this.host.emit("source:error", { source: this.name, error: err });
             } else {
               // Uncoded: a collector's own diagnostics (a ScriptSource's `log`), telemetry for the host, redacted.
@@ -511,7 +513,7 @@ export class CollectorRuntime implements SourceRuntime {
   }
 
   private collectorError(
-    code: "ERR_COLLECTOR_START_TIMEOUT" | "ERR_COLLECTOR_CRASHED" | "ERR_COLLECTOR_FAILED" | "ERR_CHANNEL_PROTOCOL",
+    code: CollectorError["code"],
     message: string,
     /** Undefined when no process was ever made (a failed spawn). */
     proc: SpawnedCollector | undefined,

@@ -7,7 +7,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync,
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { Aggregator, FileSource, MemorySink, type AggregatorError } from "../../src/index.js";
+import { Aggregator, CheckpointError, FileSource, MemorySink, type AggregatorError } from "../../src/index.js";
 import { waitFor } from "../helpers/wait-for.js";
 
 const root = mkdtempSync(join(tmpdir(), "cla-cpfail-"));
@@ -78,6 +78,8 @@ describe("checkpointDir not writable", () => {
     await until(() => checkpointErrors.length >= 1, () => "an ERR_CHECKPOINT source:error (the first debounced write fails)");
     const first = checkpointErrors[0]!;
     expect(first.code).toBe("ERR_CHECKPOINT");
+    // Made by the host from the code in the child's LOG frame, of the class that code belongs to.
+    expect(first).toBeInstanceOf(CheckpointError);
     expect(first.source).toBe("app");
     expect(first.message).toContain("ENOTDIR");
     expect(first.message).toContain(join(checkpointDir, "app.json"));

@@ -45,7 +45,7 @@ function ok(what: string, r: Run): Run {
 // installed package) and 1000 in-host writes into a MemorySink, then stop() and print one JSON line.
 const FLOW = String.raw`
 async function main(lib, testing, collector, resolved) {
-  const { Aggregator, MemorySink, CommandSource, ScriptSource } = lib;
+  const { Aggregator, AggregatorError, MemorySink, CommandSource, ScriptSource, StateError } = lib;
   const fs = require("node:fs");
   const emitter = "for (let i = 0; i < 3; i++) console.log(JSON.stringify({ message: 'hi ' + i, n: i })); setInterval(() => {}, 1 << 30);";
   const mem = new MemorySink({ name: "mem" });
@@ -66,6 +66,9 @@ async function main(lib, testing, collector, resolved) {
   });
   await testing.waitFor(() => mem.records.some((r) => r.service?.name === "script"), { timeout: 20000, message: "a record from the script collector" });
   const report = await agg.stop({ timeoutMs: 10000 });
+  // The built classes keep their names (the bundler renames colliding ones), and each code has its class.
+  const late = await agg.write({ message: "late" }).catch((e) => e);
+  const lateWrite = { name: late.name, code: late.code, isStateError: late instanceof StateError, isAggregatorError: late instanceof AggregatorError };
   const probe = testing.createBatch([{ message: "probe" }]);
   console.log(JSON.stringify({
     resolved,
@@ -78,6 +81,7 @@ async function main(lib, testing, collector, resolved) {
     fromScript: mem.records.filter((r) => r.service?.name === "script").map((r) => r.message),
     fromCommand: mem.records.filter((r) => r.service?.name === "cmd").map((r) => r.message),
     report,
+    lateWrite,
   }));
 }
 `;
@@ -98,7 +102,7 @@ main(require("child-log-agg"), require("child-log-agg/testing"), require("child-
 `;
 
 // A TypeScript consumer of the shipped declarations, as ESM (.mts) and as CJS (.cts, require(esm) under nodenext).
-const CONSUMER = `import { Aggregator, MemorySink, Outcome, type DeliveryReport, type DropEvent, type Sink } from "child-log-agg";
+const CONSUMER = `import { Aggregator, MemorySink, Outcome, SinkError, StateError, type DeliveryReport, type DropEvent, type Sink } from "child-log-agg";
 import { createBatch, waitFor, type WaitForOptions } from "child-log-agg/testing";
 import "child-log-agg/collector";
 
@@ -108,6 +112,9 @@ export const stopped: Promise<DeliveryReport> = agg.stop();
 export const sink: Sink = { name: "custom", send: (batch) => (batch.length > 0 ? Outcome.delivered : undefined) };
 export const batchLength: number = createBatch([{ message: "x" }]).length;
 export const waited: Promise<boolean> = waitFor(() => true, { timeout: 1 } satisfies WaitForOptions);
+export const sinkCode = (e: unknown): SinkError["code"] | undefined => (e instanceof SinkError ? e.code : undefined);
+// @ts-expect-error ERR_SINK_SEND is not a StateError's code
+export const wrongClass = new StateError("ERR_SINK_SEND", "x");
 // @ts-expect-error the declarations are real types, not \`any\`: metrics() is not a number
 export const wrong: number = agg.metrics();
 // @ts-expect-error "dropAll" is not a whenFull policy
@@ -196,6 +203,7 @@ describe("the packed tarball, installed into a scratch project", () => {
       written: string[];
       fromCommand: string[];
       fromScript: string[];
+      lateWrite: { name: string; code: string; isStateError: boolean; isAggregatorError: boolean };
       report: {
         timedOut: boolean;
         sinks: Record<string, { received: number; delivered: number; pending: number; droppedTotal: number }>;
@@ -215,6 +223,7 @@ describe("the packed tarball, installed into a scratch project", () => {
     expect(out.report.sources.host).toMatchObject({ kind: "write", emitted: 1000, admitted: 1000 });
     expect(out.report.sources.cmd).toMatchObject({ kind: "command", emitted: 3, admitted: 3 });
     expect(out.report.totals).toMatchObject({ received: 1004, delivered: 1004, dropped: 0, pending: 0 });
+    expect(out.lateWrite).toEqual({ name: "StateError", code: "ERR_AGGREGATOR_STOPPED", isStateError: true, isAggregatorError: true });
     // child-log-agg/testing works from the installed copy, and child-log-agg/collector loads.
     expect(out.errorNames.length).toBeGreaterThan(3);
     for (const [exported, name, printed] of out.errorNames) expect([name, printed], exported).toEqual([exported, exported]);

@@ -4,11 +4,16 @@ import { describe, expectTypeOf, it } from "vitest";
 import {
   Aggregator,
   AggregatorError,
+  CheckpointError,
+  CollectorError,
   ConsoleSink,
   FileSink,
   MemorySink,
   Outcome,
+  ListenerError,
+  RecordError,
   SinkError,
+  StateError,
   isAggregatorError,
   type AggregatorEvents,
   type AggregatorOptions,
@@ -203,6 +208,23 @@ describe("Aggregator methods", () => {
     expectTypeOf<SinkError>().toExtend<AggregatorError>();
     expectTypeOf<SinkError["retryable"]>().toEqualTypeOf<boolean>();
     expectTypeOf(isAggregatorError).guards.toEqualTypeOf<AggregatorError>();
+  });
+
+  it("each error class types `code` as its own codes, and makes errors of those codes only", () => {
+    expectTypeOf<StateError["code"]>().toEqualTypeOf<"ERR_INVALID_STATE" | "ERR_AGGREGATOR_STOPPED">();
+    expectTypeOf<RecordError["code"]>().toEqualTypeOf<"ERR_RECORD_UNSERIALIZABLE">();
+    expectTypeOf<CheckpointError["code"]>().toEqualTypeOf<"ERR_CHECKPOINT">();
+    expectTypeOf<ListenerError["code"]>().toEqualTypeOf<"ERR_LISTENER">();
+    expectTypeOf<CollectorError["code"]>().toExtend<ErrorCode>();
+    expectTypeOf<"ERR_TLS" | "ERR_SINK_OPEN" | "ERR_SINK_FILTER">().toExtend<SinkError["code"]>();
+    for (const C of [StateError, RecordError, CheckpointError, ListenerError]) expectTypeOf<InstanceType<typeof C>>().toExtend<AggregatorError>();
+    // A sink reports its failures as SinkErrors with a sink code; other codes have their own classes.
+    // @ts-expect-error ERR_INVALID_STATE is a StateError's code
+    void new SinkError("ERR_INVALID_STATE", "closed");
+    // @ts-expect-error ERR_SINK_SEND is a SinkError's code
+    void new StateError("ERR_SINK_SEND", "failed");
+    const error: unknown = undefined;
+    if (error instanceof SinkError) expectTypeOf(error.code).toEqualTypeOf<SinkError["code"]>();
   });
 });
 

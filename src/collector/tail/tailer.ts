@@ -39,7 +39,7 @@ import { constants } from "node:fs";
 import { open, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { EventEmitter } from "eventemitter3";
-import { AggregatorError } from "../../errors.js";
+import { type CheckpointError, InvalidOptionError, StateError } from "../../errors.js";
 import type { CheckpointStore } from "../checkpoint-store.js";
 import { DirWatcher } from "./dir-watcher.js";
 import { fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
@@ -137,7 +137,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   #wake: (() => void) | undefined;
   #sleepTimer: NodeJS.Timeout | undefined;
   #keySeq = 0;
-  readonly #onStoreError = (error: AggregatorError): void => {
+  readonly #onStoreError = (error: CheckpointError): void => {
     this.emit("checkpointError", error);
   };
 
@@ -145,7 +145,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     super();
     this.#o = resolveTailerOptions(options);
     if (typeof handler !== "function") {
-      throw new AggregatorError("ERR_INVALID_OPTION", "Expected the FileTailer handler to be a function");
+      throw new InvalidOptionError("Expected the FileTailer handler to be a function");
     }
     this.#handler = handler;
     this.#store = this.#o.checkpoints;
@@ -167,7 +167,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
    */
   async start(): Promise<void> {
     if (this.#state !== "idle") {
-      throw new AggregatorError("ERR_INVALID_STATE", `FileTailer.start() called while ${this.#state}`);
+      throw new StateError("ERR_INVALID_STATE", `FileTailer.start() called while ${this.#state}`);
     }
     this.#state = "running";
     if (this.#store !== undefined) {
@@ -224,7 +224,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
    */
   grant(lines: number, bytes: number): void {
     if (!(lines >= 0) || !(bytes >= 0)) {
-      throw new AggregatorError("ERR_INVALID_OPTION", `Expected grant(lines, bytes) to be non-negative, got ${lines}, ${bytes}`);
+      throw new InvalidOptionError(`Expected grant(lines, bytes) to be non-negative, got ${lines}, ${bytes}`);
     }
     this.#credit.lines += lines;
     this.#credit.bytes += bytes;

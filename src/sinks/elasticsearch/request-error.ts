@@ -1,5 +1,4 @@
 // Turns a failed bulk request (the client's error classes) into a decision for the whole request, with nothing secret attached.
-import type { ErrorCode } from "../../errors.js";
 import { SinkError } from "../../errors.js";
 import { redact } from "../../util/redact.js";
 
@@ -30,7 +29,7 @@ interface ClientErrorShape {
 export function classifyRequestError(err: unknown, sink: string, why: "timeout" | "aborted" | undefined): RequestFailure {
   const e = (typeof err === "object" && err !== null ? err : {}) as ClientErrorShape;
   const cause = safeCause(err);
-  const make = (code: ErrorCode, message: string, status: number | undefined, retryable: boolean, retryAfterMs?: number): SinkError => {
+  const make = (code: SinkError["code"], message: string, status: number | undefined, retryable: boolean, retryAfterMs?: number): SinkError => {
     const error = new SinkError(code, `Elasticsearch sink "${sink}": ${message}`, { sink, cause });
     if (status !== undefined) error.statusCode = status;
     error.retryable = retryable;
@@ -70,7 +69,7 @@ export function classifyRequestError(err: unknown, sink: string, why: "timeout" 
     return { kind: "retry", status: "protocol", reason: "malformed_response", error: make("ERR_SINK_PROTOCOL", "bulk response is not valid JSON", undefined, true) };
   }
   const tls = /certificate|self[- ]signed|SSL|TLS|CERT_/i.test(e.message ?? "");
-  const code: ErrorCode = tls ? "ERR_TLS" : "ERR_SINK_SEND";
+  const code: SinkError["code"] = tls ? "ERR_TLS" : "ERR_SINK_SEND";
   const error = make(code, `${e.name ?? "Error"}: ${e.message ?? String(err)}`, undefined, true);
   return { kind: "retry", status: "error", reason: tls ? "tls_error" : "connection_error", error };
 }

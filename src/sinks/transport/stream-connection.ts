@@ -12,7 +12,7 @@
 // as what was in flight fits in the window.
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { SinkError } from "../../errors.js";
+import { SinkError, StateError } from "../../errors.js";
 import { sleep, untilSettledOrAborted } from "../abort.js";
 import type { SinkStats } from "../stats.js";
 import type { ResolvedReconnect } from "./options.js";
@@ -27,8 +27,8 @@ export interface StreamSegment {
 export interface StreamWriteResult {
   /** Records (counted from the first segment) whose bytes all reached the kernel. */
   readonly flushed: number;
-  /** Set when not every record was flushed. */
-  readonly error?: SinkError;
+  /** Set when not every record was flushed (a StateError once the connection is closed). */
+  readonly error?: SinkError | StateError;
   /** Stable short reason for the retry outcome of the unflushed records. */
   readonly reason?: string;
   /** Earliest useful retry (the reconnect backoff), when known. */
@@ -207,7 +207,7 @@ export class StreamConnection {
 
   private async doWrite(segments: readonly StreamSegment[], signal: AbortSignal): Promise<StreamWriteResult> {
     if (this.closed) {
-      return { flushed: 0, reason: "closed", error: new SinkError("ERR_INVALID_STATE", "The sink is closed", { sink: this.o.sink }) };
+      return { flushed: 0, reason: "closed", error: new StateError("ERR_INVALID_STATE", "The sink is closed", { sink: this.o.sink }) };
     }
     if (signal.aborted) return { flushed: 0, reason: "aborted", error: this.abortError() };
     if (segments.length === 0 && this.replay.length === 0) return { flushed: 0 };

@@ -7,6 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { CheckpointStore } from "../../../src/collector/checkpoint-store.js";
+import { InvalidOptionError, StateError } from "../../../src/errors.js";
 import { FileTailer, type FileTailerOptions, type TailLine, type TailProblem } from "../../../src/collector/tail/tailer.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
@@ -522,6 +523,14 @@ describe("FileTailer: hostile input", () => {
       "Expected `pollIntervalMs` to be an integer between 1 and 60000, got `-1` (number)",
     );
     expect(() => new FileTailer({ paths: ["x"], startAt: "middle" as never }, () => undefined)).toThrow(/startAt/);
+    expect(() => new FileTailer({ paths: ["x"] }, "not a function" as never)).toThrow(InvalidOptionError);
+    expect(() => new FileTailer({ paths: ["x"] }, () => undefined).grant(-1, 0)).toThrow(InvalidOptionError);
+  });
+
+  it("start() twice is a StateError (ERR_INVALID_STATE)", async () => {
+    const { tailer } = await tail({ paths: ["app.log"] });
+    await expect(tailer.start()).rejects.toThrow(StateError);
+    await expect(tailer.start()).rejects.toMatchObject({ code: "ERR_INVALID_STATE", message: "FileTailer.start() called while running" });
   });
 });
 

@@ -1,7 +1,18 @@
 // Lifecycle edges: stop() while start() runs, sinks and sources added while starting, dead-letter cycles, sinks that
-// open late, listeners and filters that throw, thenables from send(), timer-sized options.
+// open late, listeners and filters that throw, thenables from send(), timer-sized options; the class of each error.
 import { describe, expect, it } from "vitest";
-import { Aggregator, AggregatorError, CommandSource, MemorySink, type Sink } from "../../../src/index.js";
+import {
+  Aggregator,
+  AggregatorError,
+  CollectorError,
+  CommandSource,
+  ListenerError,
+  MemorySink,
+  SinkError,
+  StateError,
+  type Sink,
+  type SourceErrorEvent,
+} from "../../../src/index.js";
 import { waitFor } from "../../helpers/wait-for.js";
 import { numbered } from "../../helpers/sinks.js";
 
@@ -45,7 +56,7 @@ describe("Aggregator lifecycle", () => {
     release();
     const report = await stopped;
     const error = await startError;
-    expect(error).toBeInstanceOf(AggregatorError);
+    expect(error).toBeInstanceOf(StateError);
     expect((error as AggregatorError).code).toBe("ERR_AGGREGATOR_STOPPED");
     expect(state.closedAfterOpen).toBe(true);
     expect(agg.state).toBe("stopped");
@@ -117,6 +128,9 @@ describe("Aggregator lifecycle", () => {
     await inner.waitForCount(100, { timeout: 10_000 });
     expect(attempts).toBe(3);
     expect(errors.map((e) => e.code)).toEqual(["ERR_SINK_OPEN", "ERR_SINK_OPEN"]);
+    // The sink threw a plain Error: the report is the library's SinkError, with what it threw as the cause.
+    for (const e of errors) expect(e).toBeInstanceOf(SinkError);
+    expect((errors[0]!.cause as Error).message).toBe("refused (attempt 1)");
     expect(agg.metrics().sinks.flaky!.state).toBe("open");
     const report = await agg.stop();
     expect(report.sinks.flaky).toMatchObject({ received: 100, delivered: 100, pending: 0 });
@@ -135,6 +149,7 @@ describe("Aggregator lifecycle", () => {
     await agg.write(numbered(30));
     await mem.waitForCount(30, { timeout: 5_000 });
     expect(errors.map((e) => [e.code, e.message])).toEqual([["ERR_LISTENER", 'a "delivered" listener threw: listener bug']]);
+    expect(errors[0]).toBeInstanceOf(ListenerError);
     const report = await agg.stop({ timeoutMs: 5_000 });
     expect(report.sinks.mem).toMatchObject({ received: 30, delivered: 30, pending: 0 });
   });
@@ -180,6 +195,7 @@ describe("Aggregator lifecycle", () => {
     expect(errors.map((e) => [e.code, e.message])).toEqual([
       ["ERR_SINK_FILTER", 'the filter of sink "mem" threw (1 record(s) so far, left out of this sink): cannot judge 1'],
     ]);
+    expect(errors[0]).toBeInstanceOf(SinkError);
     await agg.stop();
   });
 
@@ -194,5 +210,70 @@ describe("Aggregator lifecycle", () => {
     await expect(agg.stop({ timeoutMs: 2 ** 31 })).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
     const report = await agg.stop({ timeoutMs: max });
     expect(report.timedOut).toBe(false);
+  });
+
+  it("calls made in the wrong state are refused with a StateError", async () => {
+    const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+    await agg.start();
+    const twice = await agg.start().catch((e: unknown) => e);
+    expect(twice).toBeInstanceOf(StateError);
+    expect(twice).toMatchObject({ code: "ERR_INVALID_STATE", message: "start() called while the aggregator is running" });
+    await agg.stop();
+    const late = [
+      () => agg.addSink(new MemorySink({ name: "late" })),
+      () => agg.addSource(new CommandSource({ name: "late", ...node("") })),
+    ].map((call) => {
+      try {
+        call();
+        return undefined;
+      } catch (error) {
+        return error;
+      }
+    });
+    const restart = await agg.start().catch((e: unknown) => e);
+    for (const error of [...late, restart]) {
+      expect(error).toBeInstanceOf(StateError);
+      expect(error).toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
+    }
+  });
+
+  it("a sink whose close() throws a plain Error reports a SinkError (ERR_SINK_SEND) and the stop completes", async () => {
+    const sink: Sink = {
+      name: "unclosable",
+      send() {},
+      close() {
+        throw new Error("close refused");
+      },
+    };
+    const agg = new Aggregator().addSink(sink);
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    await agg.start();
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(report.timedOut).toBe(false);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(SinkError);
+    expect(errors[0]).toMatchObject({ code: "ERR_SINK_SEND", sink: "unclosable", message: 'sink "unclosable" failed to close: close refused' });
+  });
+
+  it("a source added while running whose start fails with a plain Error is reported as a CollectorError", async () => {
+    /** A CommandSource whose runtime's start() rejects with something that is not the library's error. */
+    class UnstartableSource extends CommandSource {
+      override createRuntime(...args: Parameters<CommandSource["createRuntime"]>): ReturnType<CommandSource["createRuntime"]> {
+        const runtime = super.createRuntime(...args);
+        runtime.start = () => Promise.reject(new Error("no collector today"));
+        return runtime;
+      }
+    }
+    const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+    const errors: SourceErrorEvent[] = [];
+    agg.on("source:error", (e) => errors.push(e));
+    await agg.start();
+    agg.addSource(new UnstartableSource({ name: "broken", ...node("") }));
+    await waitFor(() => errors.length > 0, { timeout: 5_000, message: "no source:error for the source that could not start" });
+    expect(errors[0]!.source).toBe("broken");
+    expect(errors[0]!.error).toBeInstanceOf(CollectorError);
+    expect(errors[0]!.error).toMatchObject({ code: "ERR_COLLECTOR_CRASHED", source: "broken", message: 'source "broken" failed to start: no collector today' });
+    await agg.stop({ timeoutMs: 5_000 });
   });
 });

@@ -1,6 +1,6 @@
 // Per-record outcomes: rejected → dead letter with reason; retry → resent alone; delivered → never resent.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import { Aggregator, MemorySink, Outcome } from "../../../src/index.js";
+import { Aggregator, MemorySink, Outcome, SinkError, StateError, type AggregatorError } from "../../../src/index.js";
 import { ScriptedSink, numbered } from "../../helpers/sinks.js";
 
 describe("per-record outcomes", () => {
@@ -107,6 +107,26 @@ describe("per-record outcomes", () => {
     const report = await agg.stop();
     expect(report.sinks.s).toMatchObject({ received: 4, delivered: 2, dropped: { rejected: 2 }, retried: 2 });
     expect(sink.calls.map((c) => c.ids)).toEqual([[0, 1], [2, 3], [2, 3]]);
+  });
+
+  it("a thrown library error of another class keeps its class and code in sink:error, and the batch is retried", async () => {
+    const thrown = new StateError("ERR_INVALID_STATE", "The sink is closed");
+    const sink = new ScriptedSink("s", (_batch, call) => {
+      if (call === 0) throw thrown;
+      return undefined;
+    });
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 2, maxWaitMs: 0 }, retry: { baseDelayMs: 1 } });
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    await agg.start();
+    await agg.write(numbered(2));
+    await vi.advanceTimersByTimeAsync(100);
+    const report = await agg.stop();
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(StateError);
+    expect(errors[0]).not.toBeInstanceOf(SinkError);
+    expect(errors[0]).toMatchObject({ code: "ERR_INVALID_STATE", message: "The sink is closed", sink: "s", cause: thrown });
+    expect(report.sinks.s).toMatchObject({ received: 2, delivered: 2, retried: 2 });
   });
 });
 

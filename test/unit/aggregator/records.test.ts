@@ -1,6 +1,6 @@
 // Records: unserializable input is dropped with a counted reason and an event; missing fields are filled in.
 import { describe, expect, it } from "vitest";
-import { Aggregator, MemorySink, type DropEvent } from "../../../src/index.js";
+import { Aggregator, MemorySink, RecordError, StateError, type DropEvent } from "../../../src/index.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 describe("record intake", () => {
@@ -19,6 +19,7 @@ describe("record intake", () => {
     expect(drops[0]).toMatchObject({ sink: undefined, source: "host", reason: "unserializable", count: 2 });
     expect(drops[0]!.detail).toMatch(/circular/i);
     expect(drops[0]!.error).toMatchObject({ code: "ERR_RECORD_UNSERIALIZABLE" });
+    expect(drops[0]!.error).toBeInstanceOf(RecordError);
     const report = await agg.stop();
     expect(report.dropped).toEqual({ unserializable: 2 });
     expect(report.totals.dropped).toBe(2);
@@ -131,6 +132,7 @@ describe("record intake", () => {
     await agg.start();
     await agg.stop();
     await expect(agg.write({ message: "late" })).rejects.toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
+    await expect(agg.write({ message: "late" })).rejects.toBeInstanceOf(StateError);
   });
 
   it("rejects write() options that are not an object, or a source that is not a valid name, and admits nothing", async () => {

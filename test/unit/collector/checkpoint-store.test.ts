@@ -5,7 +5,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CheckpointStore, type CheckpointEntry } from "../../../src/collector/checkpoint-store.js";
-import { AggregatorError, InvalidOptionError } from "../../../src/errors.js";
+import { AggregatorError, CheckpointError, InvalidOptionError } from "../../../src/errors.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 let root: string;
@@ -128,6 +128,7 @@ describe("CheckpointStore", () => {
     store.commit("k", 42);
     expect(await store.flush()).toBe(false);
     expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(CheckpointError);
     expect(errors[0]).toBeInstanceOf(AggregatorError);
     expect(errors[0]!.code).toBe("ERR_CHECKPOINT");
     expect(errors[0]!.message).toContain("ENOTDIR");
