@@ -17,6 +17,11 @@ export interface Producer {
 /** Entries a producer may pass per turn before the next producer gets its turn. */
 const TURN = 512;
 
+/** A filter's verdict on an entry, per lane. */
+const OUT = 0;
+const IN = 1;
+const THREW = 2;
+
 /** The lanes one producer's entries go to. */
 class Lanes {
   readonly blocking: SinkPipeline[];
@@ -26,6 +31,20 @@ class Lanes {
     this.blocking = routes.filter((p) => p.blocks);
     this.hasFilters = routes.some((p) => p.options.filter !== undefined);
   }
+}
+
+/**
+ * The filters' verdicts on the entry at the head of one producer's inbox, per lane of its routes. Kept while that
+ * entry waits for room, so each filter runs once per record however many pumps it waits through (a filter may
+ * count or log, and a throw is counted once per record).
+ */
+class Verdicts {
+  /** The entry judged; undefined once it is admitted. */
+  entry: Entry | undefined;
+  /** OUT, IN or THREW per lane. */
+  readonly of: number[] = [];
+  /** What the filter threw, for lanes whose verdict is THREW. */
+  readonly errors: unknown[] = [];
 }
 
 export class Router {
@@ -44,7 +63,8 @@ export class Router {
   private readonly queued = new Set<Producer>();
   private pumping = false;
   private again = false;
-  private readonly mask: boolean[] = [];
+  /** Of producers whose lanes have filters (reused arrays, not one per record). */
+  private readonly verdicts = new Map<Producer, Verdicts>();
   /** Called when a sink's filter threw (the record is left out of that sink, and counted as filtered). */
   onFilterError: ((pipeline: SinkPipeline, error: unknown) => void) | undefined;
   /** Called when every sink's filter left an entry out: it is settled at once. */
@@ -58,6 +78,7 @@ export class Router {
     this.all = new Lanes(routes);
     this.byName = byName;
     for (const n of this.named.values()) n.lanes = this.lanesOf(n.sinks);
+    this.verdicts.clear(); // they are per lane of the old routes: waiting entries are judged again
     this.pump();
   }
 
@@ -74,6 +95,7 @@ export class Router {
   removeProducer(p: Producer): void {
     this.producers.delete(p);
     this.named.delete(p);
+    this.verdicts.delete(p);
     this.queued.delete(p); // its slot in `ready` is skipped
   }
 
@@ -128,85 +150,112 @@ export class Router {
     while (progress) {
       progress = false;
       const now = Date.now();
-      // One turn for each producer in line.
+      /** How many producers were back in line after the last one that admitted anything. */
+      let upTo = 0;
+      // One turn for each producer in line. Every one of them is shifted: `ready` ends up in the order they
+      // were put back (producers enlisted meanwhile among them).
       for (let k = ready.length; k > 0; k--) {
         const p = ready.shift()!;
         if (!this.queued.has(p)) continue; // removed meanwhile
         const inbox = p.inbox;
         const lanes = this.named.get(p)?.lanes ?? this.all;
+        const verdicts = lanes.hasFilters ? this.verdictsOf(p) : undefined;
         let admitted = 0;
         let bytes = 0;
         while (admitted < TURN && inbox.length > 0) {
           const e = inbox.peek()!;
-          if (!this.canAdmit(e, lanes)) break;
+          if (!this.canAdmit(e, lanes, verdicts)) break;
           inbox.shift();
           e.admittedAt = now;
           bytes += e.bytes;
-          this.route(e, lanes);
+          this.route(e, lanes, verdicts);
           admitted++;
         }
         if (inbox.length > 0) ready.push(p);
         else this.queued.delete(p);
         if (admitted > 0) {
           progress = true;
+          upTo = ready.length - (k - 1); // the k - 1 not yet visited are still ahead
           p.onAdmitted(admitted, bytes);
         }
       }
-      // The next pass starts one further along: a producer that found the queues full goes ahead of the one that
-      // filled them.
-      if (ready.length > 1) ready.push(ready.shift()!);
+      // The next pass starts after the producer that admitted last: one that found the queues full goes ahead of
+      // the one that filled them. (Not a fixed step per pass: a pump under a full queue is a pass that admits and
+      // one that does not, and two steps cancel out with two producers.)
+      if (upTo < ready.length) for (let i = upTo; i > 0; i--) ready.push(ready.shift()!);
     }
   }
 
-  private canAdmit(e: Entry, lanes: Lanes): boolean {
+  private verdictsOf(p: Producer): Verdicts {
+    let v = this.verdicts.get(p);
+    if (v === undefined) this.verdicts.set(p, (v = new Verdicts()));
+    return v;
+  }
+
+  /** `verdicts`: given when the lanes have filters. */
+  private canAdmit(e: Entry, lanes: Lanes, verdicts: Verdicts | undefined): boolean {
     const routes = lanes.routes;
     // No sink yet: hold entries (producers feel backpressure) rather than drop them.
     if (routes.length === 0) return false;
-    if (lanes.hasFilters) {
-      const mask = this.mask;
-      mask.length = routes.length;
-      let ok = true;
+    if (verdicts !== undefined) {
+      if (verdicts.entry !== e) this.judge(e, routes, verdicts);
+      const of = verdicts.of;
       for (let i = 0; i < routes.length; i++) {
         const p = routes[i]!;
-        const f = p.options.filter;
-        let pass = true;
-        if (f !== undefined) {
-          try {
-            pass = f(e.record) === true;
-          } catch (error) {
-            pass = false; // a throwing filter excludes the record from that sink rather than crashing the host
-            this.onFilterError?.(p, error);
-          }
-        }
-        mask[i] = pass;
-        if (pass && p.blocks && !p.hasRoom(e.bytes)) ok = false;
+        if (of[i] === IN && p.blocks && !p.hasRoom(e.bytes)) return false;
       }
-      return ok;
+      return true;
     }
     const blocking = lanes.blocking;
     for (let i = 0; i < blocking.length; i++) if (!blocking[i]!.hasRoom(e.bytes)) return false;
     return true;
   }
 
-  private route(e: Entry, lanes: Lanes): void {
+  private judge(e: Entry, routes: SinkPipeline[], verdicts: Verdicts): void {
+    const { of, errors } = verdicts;
+    of.length = routes.length;
+    for (let i = 0; i < routes.length; i++) {
+      const f = routes[i]!.options.filter;
+      if (f === undefined) of[i] = IN;
+      else {
+        try {
+          of[i] = f(e.record) === true ? IN : OUT;
+        } catch (error) {
+          of[i] = THREW; // a throwing filter excludes the record from that sink rather than crashing the host
+          errors[i] = error;
+        }
+      }
+    }
+    verdicts.entry = e;
+  }
+
+  private route(e: Entry, lanes: Lanes, verdicts: Verdicts | undefined): void {
     const routes = lanes.routes;
-    if (!lanes.hasFilters) {
+    if (verdicts === undefined) {
       e.pending = routes.length;
       for (let i = 0; i < routes.length; i++) routes[i]!.accept(e);
       return;
     }
-    const mask = this.mask;
+    verdicts.entry = undefined; // admitted: the next head is judged afresh
+    const { of, errors } = verdicts;
     let targets = 0;
-    for (let i = 0; i < routes.length; i++) if (mask[i]) targets++;
+    for (let i = 0; i < routes.length; i++) if (of[i] === IN) targets++;
     if (targets === 0) {
       for (let i = 0; i < routes.length; i++) routes[i]!.counters.filtered++;
       this.onUnrouted?.(e);
-      return;
+    } else {
+      e.pending = targets;
+      for (let i = 0; i < routes.length; i++) {
+        if (of[i] === IN) routes[i]!.accept(e);
+        else routes[i]!.counters.filtered++;
+      }
     }
-    e.pending = targets;
+    // Counted here, with `filtered`, once per admitted record (a filter error is part of `filtered`).
     for (let i = 0; i < routes.length; i++) {
-      if (mask[i]) routes[i]!.accept(e);
-      else routes[i]!.counters.filtered++;
+      if (of[i] !== THREW) continue;
+      const error = errors[i];
+      errors[i] = undefined;
+      this.onFilterError?.(routes[i]!, error);
     }
   }
 }

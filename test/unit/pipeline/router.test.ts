@@ -36,6 +36,32 @@ function lane(): { accepted: string[]; room: boolean; pipeline: SinkPipeline } {
   return out;
 }
 
+/** A `block` lane that holds `capacity` entries until `take()` empties it. */
+function bounded(capacity: number): { held: string[]; take(): string[]; pipeline: SinkPipeline } {
+  const held: string[] = [];
+  const pipeline = {
+    blocks: true,
+    options: {},
+    counters: { filtered: 0 },
+    hasRoom: () => held.length < capacity,
+    accept: (e: Entry) => held.push(e.json),
+  };
+  return { held, take: () => held.splice(0), pipeline: pipeline as unknown as SinkPipeline };
+}
+
+/** A `drop` lane (never full) with a filter, and what it was given. */
+function filtered(filter: (record: unknown) => boolean): { accepted: string[]; pipeline: SinkPipeline } {
+  const accepted: string[] = [];
+  const pipeline = {
+    blocks: false,
+    options: { filter },
+    counters: { filtered: 0 },
+    hasRoom: () => true,
+    accept: (e: Entry) => accepted.push(e.json),
+  };
+  return { accepted, pipeline: pipeline as unknown as SinkPipeline };
+}
+
 const entry = (text: string): Entry => new Entry(text, text.length, undefined, 0);
 
 describe("Router", () => {
@@ -72,6 +98,127 @@ describe("Router", () => {
     r.removeProducer(a);
     r.setRoutes([out.pipeline]);
     expect(out.accepted).toEqual(['{"from":"b"}']);
+  });
+
+  describe("under a full block queue", () => {
+    /** `names.length` producers with 100 entries each behind a 10-entry queue: who gets the first `n` out. */
+    function firstOut(names: string[], n: number): Record<string, number> {
+      const r = new Router();
+      const q = bounded(10);
+      r.setRoutes([q.pipeline]);
+      for (const name of names) {
+        const p = producer(name);
+        r.addProducer(p);
+        for (let i = 0; i < 100; i++) p.inbox.push(entry(`${name}${i}`));
+        r.pump(p);
+      }
+      // The sink takes the whole queue at a time; each time, the router fills it again.
+      const out: string[] = [];
+      while (out.length < n) {
+        out.push(...q.take());
+        r.pump();
+      }
+      const shares: Record<string, number> = {};
+      for (const name of names) shares[name] = out.slice(0, n).filter((x) => x.startsWith(name)).length;
+      return shares;
+    }
+
+    // Each refill is one producer's turn: a fair share is n / producers, give or take one turn (10).
+    it.each([["ab"], ["abc"], ["abcd"]])("producers %s take turns at the room freed", (names) => {
+      const shares = firstOut(names.split(""), 120);
+      for (const share of Object.values(shares)) expect(Math.abs(share - 120 / names.length), JSON.stringify(shares)).toBeLessThanOrEqual(10);
+    });
+
+    it("a producer held by its own full sink does not make the one after it wait twice as long", () => {
+      const r = new Router();
+      const held = lane();
+      held.room = false;
+      const shared = bounded(10);
+      r.setRoutes([shared.pipeline], new Map([["held", held.pipeline]]));
+      for (let i = 0; i < 10; i++) shared.held.push("earlier"); // full from the start
+      const toHeld = producer("toHeld");
+      r.addProducer(toHeld, ["held"]);
+      toHeld.inbox.push(entry("0"));
+      r.pump(toHeld);
+      const b = producer("b");
+      const c = producer("c");
+      for (const p of [b, c]) {
+        r.addProducer(p);
+        for (let i = 0; i < 100; i++) p.inbox.push(entry("0"));
+        r.pump(p);
+      }
+      for (let k = 0; k < 12; k++) {
+        shared.take();
+        r.pump();
+      }
+      // 12 refills of 10: b and c take turns at them while toHeld waits ahead of both.
+      expect([b.admitted, c.admitted]).toEqual([60, 60]);
+      expect(toHeld.inbox.length).toBe(1);
+    });
+
+    it("runs a filter once per record however many pumps the record waits through", () => {
+      const r = new Router();
+      const q = bounded(1);
+      let calls = 0;
+      const f = filtered(() => {
+        calls++;
+        return true;
+      });
+      r.setRoutes([q.pipeline, f.pipeline]);
+      const p = producer("p");
+      r.addProducer(p);
+      for (let i = 0; i < 3; i++) p.inbox.push(entry(`{"n":${i}}`));
+      for (let k = 0; k < 5; k++) r.pump(p);
+      expect(q.held).toEqual(['{"n":0}']);
+      expect(calls).toBe(2); // the first, admitted; the second, waiting for room
+      for (let k = 0; k < 3; k++) {
+        q.take();
+        r.pump();
+        r.pump();
+      }
+      expect(f.accepted).toEqual(['{"n":0}', '{"n":1}', '{"n":2}']);
+      expect(calls).toBe(3);
+    });
+
+    it("counts a throwing filter once per record, as the record is admitted", () => {
+      const r = new Router();
+      const q = bounded(1);
+      const f = filtered(() => {
+        throw new Error("cannot judge");
+      });
+      const errors: unknown[] = [];
+      r.onFilterError = (pipeline, error) => errors.push([pipeline, (error as Error).message]);
+      r.setRoutes([q.pipeline, f.pipeline]);
+      const p = producer("p");
+      r.addProducer(p);
+      for (let i = 0; i < 3; i++) p.inbox.push(entry(`{"n":${i}}`));
+      for (let k = 0; k < 5; k++) r.pump(p);
+      expect(errors).toEqual([[f.pipeline, "cannot judge"]]); // the first; the second waits
+      while (q.take().length > 0) r.pump();
+      expect(errors).toHaveLength(3);
+      expect(f.pipeline.counters.filtered).toBe(3);
+      expect(f.accepted).toEqual([]);
+    });
+
+    it("judges a waiting record again when the routes change", () => {
+      const r = new Router();
+      const q = bounded(1);
+      const yes = filtered(() => true);
+      const no = filtered(() => false);
+      r.setRoutes([q.pipeline, yes.pipeline]);
+      const p = producer("p");
+      r.addProducer(p);
+      p.inbox.push(entry('{"n":0}'));
+      p.inbox.push(entry('{"n":1}'));
+      r.pump(p); // the first in; the second judged by `yes`, waits
+      r.setRoutes([q.pipeline, no.pipeline]);
+      q.take();
+      r.pump();
+      expect(q.held).toEqual(['{"n":1}']);
+      expect(yes.accepted).toEqual(['{"n":0}']);
+      expect(no.accepted).toEqual([]);
+      expect(no.pipeline.counters.filtered).toBe(1);
+    });
   });
 
   describe("producers that name their sinks", () => {
