@@ -490,7 +490,7 @@ export class SinkPipeline {
         firstError ??= oError;
         (rejEntries ??= []).push(e);
         (rejAttempts ??= []).push((attempts[i] ?? 0) + 1);
-        (rejReasons ??= []).push(redact(String(reason ?? "rejected")));
+        (rejReasons ??= []).push(redact(typeof reason === "string" || typeof reason === "number" ? String(reason) : "rejected"));
       } else {
         // "retry", and what no sink should return: a wrong status is a bug to show, not a reason to drop records.
         if (status === "retry") firstError ??= oError;
