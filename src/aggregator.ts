@@ -79,6 +79,8 @@ interface SinkSlot {
   opened: Promise<void> | undefined;
   /** Aborts a pending open() when stop() comes first. */
   openAbort: AbortController | undefined;
+  /** Its close(), once asked for (by removeSink(), stop() or both). */
+  closing: { done: Promise<void>; controller: AbortController } | undefined;
 }
 
 /** In-process producer behind `write()`: parks records while `block` queues are full. */
@@ -119,6 +121,43 @@ class HostProducer implements Producer {
 }
 
 const RESOLVED = Promise.resolve();
+
+/**
+ * Counters of removed sources or sinks, by name (summed when a name was removed more than once). A removed one's
+ * counters still move for a while (its removal is under way; acks, aborted sends and dead letters come back), so it
+ * is read as it is whenever asked, until `final()` says they no longer change: then it is folded into the sums and
+ * let go.
+ */
+class Retired<T extends object> {
+  private readonly sums = new Map<string, T>();
+  private live: Array<{ name: string; read: () => T; final: () => boolean }> = [];
+
+  add(name: string, read: () => T, final: () => boolean): void {
+    this.fold();
+    this.live.push({ name, read, final });
+  }
+
+  /** Every removed one's counters now, by name. */
+  read(): Map<string, T> {
+    this.fold();
+    const out = new Map(this.sums);
+    for (const r of this.live) sumInto(out, r.name, r.read());
+    return out;
+  }
+
+  private fold(): void {
+    this.live = this.live.filter((r) => {
+      if (!r.final()) return true;
+      sumInto(this.sums, r.name, r.read());
+      return false;
+    });
+  }
+}
+
+function sumInto<T extends object>(sums: Map<string, T>, name: string, counters: T): void {
+  const earlier = sums.get(name);
+  sums.set(name, earlier === undefined ? counters : addCounters(earlier, counters));
+}
 
 /**
  * Ships logs from supervised collector children (and in-process writes) to sinks, each sink on its own
@@ -239,28 +278,39 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     return this;
   }
 
-  /** Stop a source: its collector stops reading, what it read is delivered, then it exits. */
-  async removeSource(name: string, options: StopOptions = {}): Promise<SourceCounters> {
+  /**
+   * Stop a source: its collector stops reading, what it read is delivered, then it exits. A stop() that comes
+   * meanwhile stops it with the others, by the stop's deadline if that comes first; this then resolves before the
+   * stop does.
+   */
+  removeSource(name: string, options: StopOptions = {}): Promise<SourceCounters> {
+    return this.removal(this.doRemoveSource(name, options));
+  }
+
+  private async doRemoveSource(name: string, options: StopOptions): Promise<SourceCounters> {
     const slot = this.sources.get(name);
     if (slot === undefined) throw new InvalidOptionError(`No source named ${describe(name)}`);
     const deadline = Date.now() + stopTimeout(options);
     this.sources.delete(name);
     const rt = slot.runtime;
     if (rt === undefined) return emptySourceCounters();
-    await rt.stopInput(deadline);
-    await waitUntil(() => rt.inbox.length === 0, deadline, () => this.router.pump());
+    // Until it has exited, stop() stops it too; the report reads its counters when it is built.
+    this.removingSources.add(rt);
+    this.retiredSources.add(name, () => ({ ...rt.counters(), kind: slot.def.kind }), () => !this.removingSources.has(rt) && allSettled(rt));
+    const stopped = this.stoppedSignal;
+    await Promise.race([rt.stopInput(deadline), stopped]);
+    await waitUntil(() => rt.inbox.length === 0, deadline, () => this.router.pump(), stopped);
     // What it read is delivered (or settled otherwise) before the collector writes its last checkpoint and exits:
     // closed earlier, the checkpoint would stay behind what the sinks still hold, and a re-added source would read
     // it all again.
     await waitUntil(() => {
       const c = rt.counters();
       return c.settled >= c.emitted;
-    }, deadline, () => this.router.pump());
+    }, deadline, () => this.router.pump(), stopped);
     await rt.close(deadline);
     this.router.removeProducer(rt);
-    const counters = rt.counters();
-    this.retire(this.retiredSources, name, { ...counters, kind: slot.def.kind });
-    return counters;
+    this.removingSources.delete(rt);
+    return rt.counters();
   }
 
   /** Add a sink with its own queue, batching, retry policy, dead-letter route and filter. Chainable. */
@@ -283,7 +333,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       throw new UnknownSinkError(`Dead-letter sink "${resolved.deadLetter}" of sink "${sink.name}" does not exist`, { sink: sink.name });
     }
     const pipeline = new SinkPipeline(sink, resolved, this.hooks);
-    const slot: SinkSlot = { pipeline, opened: undefined, openAbort: undefined };
+    const slot: SinkSlot = { pipeline, opened: undefined, openAbort: undefined, closing: undefined };
     this.sinks.set(sink.name, slot);
     if (live) {
       try {
@@ -298,8 +348,18 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     return this;
   }
 
-  /** Stop routing to a sink, drain what it holds (until the deadline), close it. */
-  async removeSink(name: string, options: StopOptions = {}): Promise<SinkCounters> {
+  /**
+   * Stop routing to a sink, drain what it holds (until the deadline; what is left then is dropped as `sinkRemoved`),
+   * close it. Resolves with its counters then: records it rejected that are still on their way through its
+   * dead-letter sink are `pending` in them (the report has their outcome). A stop() that comes meanwhile also drains,
+   * abandons and closes it, by the stop's deadline if that comes first (what is left then stays `pending`, as in any
+   * sink); this then resolves before the stop does.
+   */
+  removeSink(name: string, options: StopOptions = {}): Promise<SinkCounters> {
+    return this.removal(this.doRemoveSink(name, options));
+  }
+
+  private async doRemoveSink(name: string, options: StopOptions): Promise<SinkCounters> {
     const slot = this.sinks.get(name);
     if (slot === undefined) throw new InvalidOptionError(`No sink named ${describe(name)}`);
     for (const other of this.sinks.values()) {
@@ -310,16 +370,18 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const deadline = Date.now() + stopTimeout(options);
     const p = slot.pipeline;
     this.sinks.delete(name);
+    // Until it is closed, stop() drains, abandons and closes it too; the report reads its counters when it is built.
+    this.removingSinks.add(slot);
+    this.retiredSinks.add(name, () => p.report(), () => !this.removingSinks.has(slot) && p.held === 0);
     this.rebuildRoutes();
-    if (slot.opened !== undefined) {
-      await withDeadline(p.drain(), deadline);
-    }
+    const stopped = this.stoppedSignal;
+    if (slot.opened !== undefined) await withDeadline(Promise.race([p.drain(), stopped]), deadline);
+    // Changes nothing if a stop() that came meanwhile abandoned it first: the first abandon's terms hold.
     p.abandon("sinkRemoved");
-    await this.closeSink(p, deadline);
+    await this.closeSink(slot, deadline);
+    this.removingSinks.delete(slot);
     this.router.pump();
-    const counters = p.report();
-    this.retire(this.retiredSinks, name, counters);
-    return counters;
+    return p.report();
   }
 
   /** Open the sinks, then start every collector; resolves when all said ready. */
@@ -461,35 +523,56 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const wasStarted = this._state !== "idle";
     this._state = "stopping";
     // A start() in progress starts no collector from now on (it checks `stopping`); collectors it already started
-    // are in `sources` with their runtime, and are stopped below like the others.
+    // are in `sources` with their runtime, and are stopped below like the others, as are those being removed.
     const runtimes = [...this.sources.values()].map((s) => s.runtime).filter((r): r is SourceRuntime => r !== undefined);
+    runtimes.push(...this.removingSources);
     // 1. Collectors stop reading and hand over what they have.
     await Promise.all(runtimes.map((r) => r.stopInput(deadline).catch(() => undefined)));
-    // 2. Drain: inboxes into queues, queues into sinks.
+    // 2. Drain: inboxes into queues, queues into sinks. Records of a source with no sink left to go to (it named
+    // only removed ones) are not waited for: no sink can be added any more. They stay in its `waiting`.
     if (wasStarted) {
       const drained = (async () => {
-        await waitUntil(() => this.router.waiting === 0, deadline, () => this.router.pump());
-        await Promise.all([...this.sinks.values()].map((s) => s.pipeline.drain()));
+        await waitUntil(() => !this.router.hasRoutableWaiting(), deadline, () => this.router.pump());
+        await Promise.all(this.lanes().map((s) => s.pipeline.drain()));
       })();
       await withDeadline(drained, deadline);
     }
-    // Judged by what is left, not by which promise won: a deadline of 0 with nothing held is not a timeout.
-    const timedOut = this.router.waiting > 0 || [...this.sinks.values()].some((s) => s.pipeline.held > 0);
-    for (const s of this.sinks.values()) s.pipeline.abandon();
+    // Judged by what is left, not by which promise won: a deadline of 0 with nothing held is not a timeout. Records
+    // left waiting for a sink were not delivered either.
+    const timedOut = this.router.waiting > 0 || this.lanes().some((s) => s.pipeline.held > 0);
+    for (const s of this.lanes()) s.pipeline.abandon();
     // 3. Final checkpoints and process exit (positions committed are only what every sink settled).
     await Promise.all(runtimes.map((r) => r.close(deadline).catch(() => undefined)));
     // 4. Close sinks within what is left, each after its open() settled (or was aborted at the deadline): a sink
     // closed while it still opens would leave behind whatever its open() sets up afterwards.
     await Promise.all(
-      [...this.sinks.values()].map(async (s) => {
+      this.lanes().map(async (s) => {
         if (s.opened !== undefined && !(await withDeadline(s.opened, deadline))) s.openAbort?.abort();
-        await this.closeSink(s.pipeline, deadline);
+        await this.closeSink(s, deadline);
       }),
     );
     for (const w of this.writers.values()) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
     this._state = "stopped";
     this.markStopped();
+    // Removals under way end with this signal (their waits race it): they resolve, with their counters, before stop().
+    await Promise.all(this.removals);
     return this.buildReport(t0, timedOut);
+  }
+
+  /** Every sink lane there is: the sinks, and those whose removal is under way. */
+  private lanes(): SinkSlot[] {
+    return [...this.sinks.values(), ...this.removingSinks];
+  }
+
+  /** Track a removeSource()/removeSink(): stop() resolves after it. */
+  private removal<T>(work: Promise<T>): Promise<T> {
+    const done = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.removals.add(done);
+    void done.then(() => this.removals.delete(done));
+    return work;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -581,18 +664,29 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
   }
 
-  private async closeSink(p: SinkPipeline, deadline: number): Promise<void> {
+  /**
+   * Close a sink once (removeSink() and stop() may both ask), each waiting until its own deadline or the end of a
+   * stop(); a close still running at a deadline is aborted.
+   */
+  private async closeSink(slot: SinkSlot, deadline: number): Promise<void> {
+    const p = slot.pipeline;
     if (p.sink.close === undefined) return;
+    const closing = (slot.closing ??= this.startClose(p));
+    if (!(await withDeadline(Promise.race([closing.done, this.stoppedSignal]), deadline))) closing.controller.abort();
+  }
+
+  private startClose(p: SinkPipeline): { done: Promise<void>; controller: AbortController } {
     const controller = new AbortController();
+    let closed: Promise<unknown> = RESOLVED;
     try {
-      const ok = await withDeadline(Promise.resolve(p.sink.close({ signal: controller.signal })), deadline);
-      if (!ok) controller.abort();
+      closed = Promise.resolve(p.sink.close?.({ signal: controller.signal }));
     } catch (error) {
       this.emit("sink:error", {
         sink: p.name,
         error: new SinkError("ERR_SINK_SEND", `sink "${p.name}" failed to close: ${errorMessage(error)}`, { sink: p.name, cause: error }),
       });
     }
+    return { done: closed.then(() => undefined, () => undefined), controller };
   }
 
   /** Start a source's collector once: start() and an addSource() during start() may both ask. */
@@ -661,14 +755,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     return true;
   }
 
-  /** Counters of removed sources and sinks, by name (summed when a name was removed more than once). */
-  private readonly retiredSources = new Map<string, DeliveryReport["sources"][string]>();
-  private readonly retiredSinks = new Map<string, SinkCounters>();
-
-  private retire<T extends object>(retired: Map<string, T>, name: string, counters: T): void {
-    const earlier = retired.get(name);
-    retired.set(name, earlier === undefined ? counters : addCounters(earlier, counters));
-  }
+  /** Counters of removed sources and sinks, from the moment their removal began. */
+  private readonly retiredSources = new Retired<DeliveryReport["sources"][string]>();
+  private readonly retiredSinks = new Retired<SinkCounters>();
+  /** Removals under way: stop() stops these too. */
+  private readonly removingSources = new Set<SourceRuntime>();
+  private readonly removingSinks = new Set<SinkSlot>();
+  private readonly removals = new Set<Promise<void>>();
 
   private buildReport(t0: number, timedOut: boolean): DeliveryReport {
     const sources: DeliveryReport["sources"] = {};
@@ -680,8 +773,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     for (const [name, slot] of this.sinks) sinks[name] = slot.pipeline.report();
     // Removed sources and sinks stay in the report (added up with a later one of the same name): what they
     // delivered and dropped happened in this run.
-    for (const [name, c] of this.retiredSources) sources[name] = sources[name] === undefined ? c : addCounters(sources[name], c);
-    for (const [name, c] of this.retiredSinks) sinks[name] = sinks[name] === undefined ? c : addCounters(sinks[name], c);
+    for (const [name, c] of this.retiredSources.read()) sources[name] = sources[name] === undefined ? c : addCounters(sources[name], c);
+    for (const [name, c] of this.retiredSinks.read()) sinks[name] = sinks[name] === undefined ? c : addCounters(sinks[name], c);
     const totals = { received: 0, delivered: 0, deadLettered: 0, dropped: 0, pending: 0 };
     for (const r of Object.values(sinks)) {
       totals.received += r.received;
@@ -715,6 +808,12 @@ function writerCounters(w: HostProducer): SourceCounters {
     settled: w.acks.watermark,
     waiting: w.inbox.length,
   };
+}
+
+/** Every record the source handed to the sinks is settled: its counters no longer change. */
+function allSettled(rt: SourceRuntime): boolean {
+  const c = rt.counters();
+  return c.settled >= c.admitted;
 }
 
 export function emptySourceCounters(): SourceCounters {
@@ -760,12 +859,22 @@ export async function withDeadline(p: Promise<unknown>, deadline: number): Promi
   }
 }
 
-/** Poll a condition (calling `kick` each time) until it holds or the deadline passes. */
-async function waitUntil(cond: () => boolean, deadline: number, kick: () => void): Promise<boolean> {
+/** Poll a condition (calling `kick` each time) until it holds, the deadline passes or `until` resolves. */
+async function waitUntil(cond: () => boolean, deadline: number, kick: () => void, until?: Promise<void>): Promise<boolean> {
+  let ended = false;
+  let wake: (() => void) | undefined;
+  // One reaction on `until` for the whole wait, not one per poll: `until` may stay pending for the aggregator's life.
+  void until?.then(() => {
+    ended = true;
+    wake?.();
+  });
   for (;;) {
     kick();
     if (cond()) return true;
-    if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, Math.min(20, Math.max(1, deadline - Date.now()))));
+    if (ended || Date.now() >= deadline) return false;
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
+    });
   }
 }

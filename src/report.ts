@@ -74,7 +74,7 @@ export interface DeliveryReport {
   startedAt: string | undefined;
   stoppedAt: string;
   durationMs: number;
-  /** True when the deadline passed before every queue drained. */
+  /** True when stop() ended with records undelivered: held by a sink at the deadline, or waiting in a source with no sink left. */
   timedOut: boolean;
   sources: Record<string, SourceCounters & { kind: string }>;
   sinks: Record<string, SinkCounters>;

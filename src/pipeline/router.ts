@@ -116,6 +116,17 @@ export class Router {
   }
 
   /**
+   * Whether some waiting entry has a sink to go to. Those of a producer with none (every sink it named was removed,
+   * or there is no sink at all) can only wait for a sink to be added.
+   */
+  hasRoutableWaiting(): boolean {
+    for (const p of this.queued) {
+      if (p.inbox.length > 0 && (this.named.get(p)?.lanes ?? this.all).routes.length > 0) return true;
+    }
+    return false;
+  }
+
+  /**
    * Admit as much as the queues allow, fairly across producers. Safe to call often. `from`: a producer that just
    * put entries in its inbox (it joins the turn order).
    */

@@ -282,23 +282,26 @@ export class SinkPipeline {
 
   /**
    * Give up: abort sends in flight and stop sending. Held entries stay counted as pending;
-   * with `dropReason` they are dropped (and settled) instead.
+   * with `dropReason` they are dropped (and settled) instead. Only the first call counts: stop() also abandons a sink
+   * whose removeSink() gave up on it already.
    */
   abandon(dropReason?: DropReason): void {
+    if (this.closed) return;
     this.closed = true;
     this.sending = false;
     this.clearTimer();
     for (const c of this.controllers) c.abort(new StateError("ERR_INVALID_STATE", `sink "${this.name}" abandoned at its deadline`));
     this.abandonDrop = dropReason;
-    if (dropReason !== undefined && this.held > 0) {
-      const all: Entry[] = this.waiting.drain();
-      for (const g of this.retries.splice(0)) all.push(...g.entries);
-      // In-flight entries are settled when their aborted sends return (see finishSend).
-      this.waitingBytes = 0;
-      this.settleMany(all);
-      this.countDrop(dropReason, all.length);
-      this.hooks.dropped(this, dropReason, all, "sink removed before its queue drained");
-    }
+    if (dropReason === undefined) return;
+    const all: Entry[] = this.waiting.drain();
+    for (const g of this.retries.splice(0)) all.push(...g.entries);
+    // In-flight entries are settled when their aborted sends return (see finishSend), dead letters when the
+    // dead-letter sink settles their copies: `held` counts those too, so there may be nothing to drop here.
+    if (all.length === 0) return;
+    this.waitingBytes = 0;
+    this.settleMany(all);
+    this.countDrop(dropReason, all.length);
+    this.hooks.dropped(this, dropReason, all, "sink removed before its queue drained");
   }
 
   private dispatch(): void {
@@ -414,14 +417,7 @@ export class SinkPipeline {
     const entries = batch.entries;
     const verdict = threw ? undefined : readResult(result, entries.length);
     if (this.closed) {
-      // Abandoned at a deadline: whatever the sink says now, the report already counts these as pending.
-      // Delivered ones are still settled so that sources can commit them.
-      if (verdict?.kind === "delivered") this.deliver(entries as Entry[]);
-      else if (this.abandonDrop !== undefined) {
-        this.countDrop(this.abandonDrop, entries.length);
-        this.settleMany(entries);
-        this.hooks.dropped(this, this.abandonDrop, entries, "sink removed before this batch was delivered");
-      }
+      this.finishAbandoned(splitDelivered(entries, verdict));
       this.afterSend();
       return;
     }
@@ -451,6 +447,19 @@ export class SinkPipeline {
       this.retry(entries, attempts, se.message, undefined, true);
     }
     this.afterSend();
+  }
+
+  /**
+   * A send that came back after abandon(): no retry, no dead letter. What the sink says it delivered (`delivered`, the
+   * whole batch or some of its records) is delivered, so that sources can commit it; the rest is dropped with the
+   * abandon's reason, or without one stays held, pending in the report.
+   */
+  private finishAbandoned({ delivered, rest }: { delivered: readonly Entry[]; rest: readonly Entry[] }): void {
+    if (delivered.length > 0) this.deliver(delivered);
+    if (rest.length === 0 || this.abandonDrop === undefined) return;
+    this.countDrop(this.abandonDrop, rest.length);
+    this.settleMany(rest);
+    this.hooks.dropped(this, this.abandonDrop, rest, "sink removed before this batch was delivered");
   }
 
   /** `outcomes` has one entry per record of the batch (readResult checked). */
@@ -519,7 +528,7 @@ export class SinkPipeline {
     if (error !== undefined && error !== null) this.hooks.sinkError(this, toSinkError(error, this.name));
   }
 
-  private deliver(entries: Entry[]): void {
+  private deliver(entries: readonly Entry[]): void {
     this.counters.delivered += entries.length;
     this.settleMany(entries, true);
     this.hooks.delivered(this, entries.length);
@@ -696,6 +705,28 @@ function readResult(result: unknown, size: number): Verdict {
   } catch {
     return { kind: "protocol", problem: "returned a result that could not be read" };
   }
+}
+
+/**
+ * A send's entries split by its verdict (undefined: it threw): delivered (the whole batch, or by per-record outcome)
+ * and the rest. An outcome that cannot be read says nothing about its record.
+ */
+function splitDelivered(entries: readonly Entry[], verdict: Verdict | undefined): { delivered: readonly Entry[]; rest: readonly Entry[] } {
+  if (verdict?.kind === "delivered") return { delivered: entries, rest: [] };
+  if (verdict?.kind !== "outcomes") return { delivered: [], rest: entries };
+  const delivered: Entry[] = [];
+  const rest: Entry[] = [];
+  for (let i = 0; i < entries.length; i++) {
+    let ok = false;
+    try {
+      const o = verdict.outcomes[i] as { status?: unknown } | undefined | null;
+      ok = o === undefined || o === null || o.status === "delivered";
+    } catch {
+      ok = false;
+    }
+    (ok ? delivered : rest).push(entries[i]!);
+  }
+  return { delivered, rest };
 }
 
 /**

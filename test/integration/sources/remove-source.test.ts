@@ -1,11 +1,20 @@
 // removeSource(): what the collector read is settled before it writes its last checkpoint and exits, so a source
-// added again under the same name resumes after it rather than reading it again.
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// added again under the same name resumes after it rather than reading it again. A stop() that comes meanwhile
+// stops that collector too, by its own deadline.
+import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Aggregator, FileSource, MemorySink } from "../../../src/index.js";
+import { Aggregator, CommandSource, FileSource, MemorySink, ScriptSource, type SourceCounters } from "../../../src/index.js";
+import type { SourceExitEvent } from "../../../src/events.js";
 import { waitFor } from "../../helpers/wait-for.js";
+
+const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
+/** Far beyond the test's timeout: a stop() that resolves at all did not wait for it. */
+const NEVER_MS = 60_000;
 
 let dir: string;
 beforeEach(() => {
@@ -41,4 +50,107 @@ describe("removeSource", () => {
     expect(seen).toHaveLength(210);
     expect(new Set(seen).size).toBe(210);
   });
+
+  it("a stop() while it waits for the sinks stops the collector by the stop's deadline and reports the source", async () => {
+    const stuck = new MemorySink({ name: "stuck" }).neverAnswer();
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(stuck);
+    agg.addSource(
+      new CommandSource({
+        name: "cmd",
+        parser: "plain",
+        command: process.execPath,
+        args: ["-e", "for (let i = 0; i < 5; i++) console.log('line ' + i); setInterval(() => {}, 60_000)"],
+      }),
+    );
+    await agg.start();
+    await waitFor(() => agg.metrics().sources.cmd?.admitted === 5, { timeout: 10_000, message: "the 5 lines were not admitted" });
+    const pid = agg.metrics().sources.cmd!.pid!;
+    let removed: SourceCounters | undefined;
+    // The stuck sink never settles them: removeSource() would wait its whole minute.
+    const removing = agg.removeSource("cmd", { timeoutMs: 60_000 }).then((c) => (removed = c));
+    const report = await agg.stop({ timeoutMs: 500 });
+    expect(report.sources.cmd).toMatchObject({ kind: "command", emitted: 5, admitted: 5, settled: 0 });
+    expect(report.sinks.stuck).toMatchObject({ received: 5, pending: 5 });
+    expect(report.timedOut).toBe(true);
+    expect(isAlive(pid), `collector ${pid} outlived stop()`).toBe(false);
+    // removeSource() resolved before stop() did.
+    expect(removed).toMatchObject({ emitted: 5, admitted: 5, settled: 0 });
+    await removing;
+  });
+
+  it("the report has what the sinks settled of a removed source's records after removeSource() stopped waiting", async () => {
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(mem);
+    const printing = (name: string) =>
+      new CommandSource({
+        name,
+        parser: "plain",
+        command: process.execPath,
+        args: ["-e", "for (let i = 0; i < 5; i++) console.log('line ' + i); setInterval(() => {}, 60_000)"],
+      });
+    agg.addSource(printing("one")).addSource(printing("two"));
+    await agg.start();
+    await waitFor(() => agg.metrics().sinks.mem!.received === 10, { timeout: 10_000, message: "the 10 lines did not reach the sink" });
+    // The blocked sink settles nothing by their deadlines.
+    expect(await agg.removeSource("one", { timeoutMs: 100 })).toMatchObject({ emitted: 5, admitted: 5, settled: 0 });
+    expect(await agg.removeSource("two", { timeoutMs: 100 })).toMatchObject({ emitted: 5, admitted: 5, settled: 0 });
+    mem.unblock();
+    await mem.waitForCount(10);
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(report.sources.one).toMatchObject({ emitted: 5, admitted: 5, settled: 5 });
+    expect(report.sources.two).toMatchObject({ emitted: 5, admitted: 5, settled: 5 });
+  });
+
+  it(
+    "a stop() kills a collector being removed by the stop's deadline, not by removeSource()'s or its killAfterMs",
+    async () => {
+      // A collector that ships one record, then (told by the `go` file) spins in a synchronous loop: it answers
+      // neither STOP nor EXIT, so only a kill ends it.
+      const module = join(dir, "busy.mjs");
+      const go = join(dir, "go");
+      const spinning = join(dir, "spinning");
+      writeFileSync(
+        module,
+        `import { existsSync, writeFileSync } from "node:fs";
+import { defineCollector } from ${JSON.stringify(collectorUrl)};
+export default defineCollector(async ({ emit }) => {
+  await emit({ message: "before the loop" });
+  await new Promise((resolve) => { const t = setInterval(() => { if (existsSync(${JSON.stringify(go)})) { clearInterval(t); resolve(); } }, 10); });
+  writeFileSync(${JSON.stringify(spinning)}, "");
+  for (;;) {}
 });
+`,
+      );
+      // Blocked: removeSource() waits for it to settle the record, past the stop.
+      const mem = new MemorySink({ name: "mem" }).block();
+      const agg = new Aggregator({ batch: { maxWaitMs: 0 } })
+        .addSource(new ScriptSource({ name: "busy", module: pathToFileURL(module), killAfterMs: NEVER_MS, execArgv: ["--import", tsxLoader] }))
+        .addSink(mem);
+      const exits: SourceExitEvent[] = [];
+      agg.on("source:exit", (e) => exits.push(e));
+      await agg.start();
+      await waitFor(() => mem.inFlight === 1, { timeout: 20_000, message: "the record before the loop was not sent" });
+      writeFileSync(go, "");
+      await waitFor(() => existsSync(spinning), { timeout: 20_000, message: "the collector did not enter its synchronous loop" });
+      let removed: SourceCounters | undefined;
+      const removing = agg.removeSource("busy", { timeoutMs: NEVER_MS }).then((c) => (removed = c));
+      const report = await agg.stop({ timeoutMs: 1_000 });
+      expect(exits).toEqual([expect.objectContaining({ source: "busy", forceKilled: true, signal: "SIGKILL" })]);
+      expect(report.sources.busy).toMatchObject({ kind: "script", emitted: 1, admitted: 1, settled: 0 });
+      expect(report.sinks.mem).toMatchObject({ received: 1, pending: 1 });
+      expect(removed).toMatchObject({ emitted: 1, admitted: 1, settled: 0 });
+      await removing;
+    },
+    30_000,
+  );
+});
+
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

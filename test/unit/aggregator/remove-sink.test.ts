@@ -1,7 +1,8 @@
-// removeSink at run time drains that sink, and the others keep flowing.
+// removeSink at run time drains that sink, and the others keep flowing; a stop() that comes meanwhile takes it over.
 import { describe, expect, it } from "vitest";
-import { Aggregator, MemorySink } from "../../../src/index.js";
+import { Aggregator, MemorySink, type SinkCounters, type Sink } from "../../../src/index.js";
 import { numbered } from "../../helpers/sinks.js";
+import { waitFor } from "../../helpers/wait-for.js";
 
 describe("removeSink", () => {
   it("drains the removed sink and leaves the others flowing", async () => {
@@ -55,5 +56,76 @@ describe("removeSink", () => {
     const report = await agg.stop();
     expect(report.sinks.a!.delivered).toBe(10);
     expect(report.sinks.late!.delivered).toBe(5);
+  });
+
+  it("with a batch in flight at its deadline, resolves with it dropped and announces one drop, none of 0", async () => {
+    // No close(): nothing else to wait for before removeSink() resolves.
+    let sent = 0;
+    const s: Sink = {
+      name: "s",
+      send() {
+        sent++;
+        return new Promise<void>(() => undefined);
+      },
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(s).addSink(new MemorySink({ name: "keep" }));
+    const drops: string[] = [];
+    agg.on("drop", (e) => drops.push(`${e.sink}:${e.reason}:${e.count}`));
+    await agg.start();
+    await agg.write(numbered(5));
+    await waitFor(() => sent === 1, { timeout: 5_000, message: "the batch was not sent" });
+    const counters = await agg.removeSink("s", { timeoutMs: 50 });
+    expect(counters).toMatchObject({ received: 5, dropped: { sinkRemoved: 5 }, droppedTotal: 5, pending: 0 });
+    expect(drops).toEqual(["s:sinkRemoved:5"]);
+    const report = await agg.stop();
+    expect(report.sinks.s).toMatchObject({ received: 5, dropped: { sinkRemoved: 5 }, pending: 0 });
+  });
+
+  it("the report has the final outcome of what it rejected and its dead-letter sink took after it was removed", async () => {
+    const s = new MemorySink({ name: "s" }).rejectWhen(() => true, "bad");
+    const dlq = new MemorySink({ name: "dlq" }).block();
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } })
+      .addSink(s, { deadLetter: "dlq" })
+      .addSink(dlq)
+      .addSink(new MemorySink({ name: "other" }));
+    const drops: string[] = [];
+    agg.on("drop", (e) => drops.push(`${e.sink}:${e.reason}:${e.count}`));
+    await agg.start();
+    await agg.write(numbered(4));
+    await waitFor(() => agg.metrics().sinks.dlq!.received === 4, { timeout: 5_000, message: "the rejected records did not reach the dead-letter sink" });
+    // Their copies wait in the (blocked) dead-letter sink: still pending for "s" when it is removed.
+    const counters = await agg.removeSink("s", { timeoutMs: 50 });
+    expect(counters).toMatchObject({ received: 4, deadLettered: 0, droppedTotal: 0, dropped: {}, pending: 4 });
+    // Another removal meanwhile does not freeze what the report says of "s".
+    await agg.removeSink("other");
+    dlq.unblock();
+    await dlq.waitForCount(4);
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(report.sinks.s).toMatchObject({ received: 4, deadLettered: 4, droppedTotal: 0, dropped: {}, pending: 0 });
+    expect(report.totals).toMatchObject({ pending: 0, deadLettered: 4 });
+    expect(report.sinks.other).toMatchObject({ received: 4, delivered: 4 });
+    expect(report.timedOut).toBe(false);
+    expect(drops).toEqual([]);
+  });
+
+  it("a stop() that comes meanwhile abandons and closes the sink by its own deadline; it is in the report, pending", async () => {
+    const s = new MemorySink({ name: "s" }).neverAnswer();
+    const keep = new MemorySink({ name: "keep" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(s).addSink(keep);
+    await agg.start();
+    await agg.write(numbered(5));
+    await keep.waitForCount(5);
+    let removed: SinkCounters | undefined;
+    const removing = agg.removeSink("s", { timeoutMs: 60_000 }).then((c) => (removed = c));
+    const report = await agg.stop({ timeoutMs: 200 });
+    // Its records were not delivered by the stop's deadline: pending (not settled, so not committed), not dropped.
+    expect(report.sinks.s).toMatchObject({ received: 5, delivered: 0, droppedTotal: 0, pending: 5 });
+    expect(report.totals.pending).toBe(5);
+    expect(report.timedOut).toBe(true);
+    expect(report.sources.host).toMatchObject({ admitted: 5, settled: 0 });
+    expect(s.closed).toBe(true);
+    // removeSink() resolved before stop() did, with the same counters.
+    expect(removed).toMatchObject({ received: 5, pending: 5, droppedTotal: 0 });
+    await removing;
   });
 });

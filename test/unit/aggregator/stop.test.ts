@@ -1,7 +1,17 @@
-// stop(): never hangs past its deadline; drains healthy sinks completely; the report's numbers add up.
+// stop(): never hangs past its deadline; drains healthy sinks completely; the report's numbers add up; records no sink
+// can take any more are not waited for, and are in the report.
 import { describe, expect, it } from "vitest";
-import { Aggregator, MemorySink } from "../../../src/index.js";
+import { Aggregator, CommandSource, type DeliveryReport, MemorySink } from "../../../src/index.js";
 import { ScriptedSink, numbered } from "../../helpers/sinks.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+/** Resolve with stop()'s report, failing with `message` if it is not there within 10 s (its timeout is far longer). */
+async function stopWithin10s(agg: Aggregator, message: string): Promise<DeliveryReport> {
+  let report: DeliveryReport | undefined;
+  void agg.stop({ timeoutMs: 120_000 }).then((r) => (report = r));
+  await waitFor(() => report !== undefined, { timeout: 10_000, message });
+  return report!;
+}
 
 describe("stop", () => {
   it("with a sink that never answers, resolves by the deadline and reports what is pending", async () => {
@@ -56,5 +66,42 @@ describe("stop", () => {
     }
     expect(m.count).toBe(1);
     expect(m.closed).toBe(true);
+  });
+
+  it("does not wait for written records no sink is left to take (all removed), and reports them as waiting", async () => {
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(new MemorySink({ name: "a" }));
+    await agg.start();
+    await agg.removeSink("a");
+    // No sink: these wait to be admitted, and no sink can be added once stop() began.
+    const written = agg.write(numbered(7));
+    const rejected = expect(written).rejects.toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
+    const report = await stopWithin10s(agg, "stop() waited (for its 120 s timeout) for records no sink could take");
+    expect(report.sources.host).toMatchObject({ emitted: 7, admitted: 0, settled: 0, waiting: 7 });
+    // Not delivered, so not a clean report, though no sink holds them.
+    expect(report.timedOut).toBe(true);
+    await rejected;
+  });
+
+  it("does not wait for records of a source whose named sinks were all removed, and reports them as waiting", async () => {
+    const out = new MemorySink({ name: "out" });
+    const other = new MemorySink({ name: "other" });
+    const ticking = new CommandSource({
+      name: "tick",
+      parser: "plain",
+      command: process.execPath,
+      args: ["-e", "let i = 0; setInterval(() => console.log('tick ' + i++), 5)"],
+    });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(out).addSink(other).addSource(ticking, { sinks: ["out"] });
+    await agg.start();
+    await out.waitForCount(3, { timeout: 10_000 });
+    await agg.removeSink("out", { timeoutMs: 5_000 });
+    await waitFor(() => agg.metrics().sources.tick!.waiting > 0, { timeout: 10_000, message: "no record of source tick waited for a sink" });
+    const report = await stopWithin10s(agg, "stop() waited (for its 120 s timeout) for records whose only sink was removed");
+    const tick = report.sources.tick!;
+    expect(tick.waiting).toBeGreaterThan(0);
+    expect(tick.settled).toBe(tick.admitted);
+    expect(tick.emitted).toBe(tick.admitted + tick.waiting);
+    expect(report.sinks.other!.received).toBe(0);
+    expect(report.timedOut).toBe(true);
   });
 });

@@ -1,9 +1,11 @@
-// SinkPipeline: detaching held records by the recent pass rate; records that reach a closed lane.
+// SinkPipeline: detaching held records by the recent pass rate; records that reach a closed lane; sends that come back
+// after the lane was abandoned.
 import { describe, expect, it } from "vitest";
 import { resolveAggregatorOptions, resolveSinkOptions } from "../../../src/options.js";
 import { Entry } from "../../../src/pipeline/entry.js";
 import { SinkPipeline, type PipelineHooks } from "../../../src/pipeline/sink-pipeline.js";
-import type { Sink } from "../../../src/sinks/sink.js";
+import type { DropReason } from "../../../src/events.js";
+import type { SendResult, Sink } from "../../../src/sinks/sink.js";
 
 const RECORD = '{"m":"a record of a frame"}';
 
@@ -140,5 +142,98 @@ describe("SinkPipeline after stop() closed it", () => {
     pipeline.accept(late);
     expect(pipeline.report()).toMatchObject({ received: 1, droppedTotal: 1, dropped: { sinkRemoved: 1 }, pending: 0 });
     expect(settled).toEqual([3]);
+  });
+});
+
+/** Three entries of source "src" (seq 0, 1, 2) that record how each was settled. */
+function tracked(): { entries: Entry[]; settled: string[] } {
+  const settled: string[] = [];
+  const target = { name: "src", settle: (seq: number, delivered: boolean) => settled.push(`${seq}:${delivered ? "delivered" : "settled"}`) };
+  const entries = [0, 1, 2].map((seq) => {
+    const e = new Entry(RECORD, RECORD.length, target, seq);
+    e.pending = 1;
+    return e;
+  });
+  return { entries, settled };
+}
+
+/**
+ * A lane of batches of 3 whose sink answers `result`, but only after the lane was abandoned (by a removeSink() or
+ * stop() deadline) meanwhile: the answer comes back to a closed lane.
+ */
+async function answerAfterAbandon(result: SendResult, dropReason?: DropReason) {
+  const drops: string[] = [];
+  let pipeline!: SinkPipeline;
+  const sink: Sink = {
+    name: "s",
+    send() {
+      pipeline.abandon(dropReason);
+      return result;
+    },
+  };
+  const options = resolveSinkOptions({ batch: { maxRecords: 3, maxWaitMs: 0 } }, resolveAggregatorOptions(undefined), undefined);
+  pipeline = new SinkPipeline(sink, options, { ...hooks, dropped: (_p, reason, entries) => drops.push(`${reason}:${entries.length}`) });
+  pipeline.startSending();
+  const { entries, settled } = tracked();
+  for (const e of entries) pipeline.accept(e);
+  await new Promise((r) => setImmediate(r));
+  return { report: pipeline.report(), drops, settled };
+}
+
+describe("SinkPipeline: a send that comes back after abandon()", () => {
+  it("records the sink's per-record outcomes say it delivered are delivered, not dropped as sinkRemoved", async () => {
+    const { report, drops, settled } = await answerAfterAbandon({ outcomes: [{ status: "delivered" }, { status: "delivered" }, { status: "delivered" }] }, "sinkRemoved");
+    expect(report).toMatchObject({ received: 3, delivered: 3, droppedTotal: 0, dropped: {}, pending: 0 });
+    expect(settled).toEqual(["0:delivered", "1:delivered", "2:delivered"]);
+    expect(drops).toEqual([]);
+  });
+
+  it("the delivered ones of a mixed answer are delivered; the rest are dropped with the abandon's reason", async () => {
+    const { report, drops, settled } = await answerAfterAbandon(
+      { outcomes: [{ status: "delivered" }, { status: "rejected", reason: "bad" }, { status: "retry" }] },
+      "sinkRemoved",
+    );
+    expect(report).toMatchObject({ received: 3, delivered: 1, droppedTotal: 2, dropped: { sinkRemoved: 2 }, pending: 0 });
+    expect(settled).toEqual(["0:delivered", "1:settled", "2:settled"]);
+    expect(drops).toEqual(["sinkRemoved:2"]);
+  });
+
+  it("after stop()'s abandon, per-record deliveries are settled (their positions may be committed); nothing else is", async () => {
+    const all = await answerAfterAbandon({ outcomes: [{ status: "delivered" }, { status: "delivered" }, { status: "delivered" }] });
+    expect(all.report).toMatchObject({ received: 3, delivered: 3, pending: 0 });
+    expect(all.settled).toEqual(["0:delivered", "1:delivered", "2:delivered"]);
+    const some = await answerAfterAbandon({ outcomes: [{ status: "retry" }, { status: "delivered" }, { status: "rejected", reason: "bad" }] });
+    expect(some.report).toMatchObject({ received: 3, delivered: 1, droppedTotal: 0, pending: 2 });
+    expect(some.settled).toEqual(["1:delivered"]);
+    expect(some.drops).toEqual([]);
+  });
+
+  it("removeSink()'s abandon with only in-flight records announces one drop of them when they come back, none of 0", async () => {
+    const drops: string[] = [];
+    const options = resolveSinkOptions({ batch: { maxRecords: 3, maxWaitMs: 0 } }, resolveAggregatorOptions(undefined), undefined);
+    const never: Sink = { name: "s", send: () => new Promise<void>(() => undefined) };
+    const pipeline = new SinkPipeline(never, options, { ...hooks, dropped: (_p, reason, entries) => drops.push(`${reason}:${entries.length}`) });
+    pipeline.startSending();
+    for (const e of tracked().entries) pipeline.accept(e);
+    await new Promise((r) => setImmediate(r));
+    expect(pipeline.snapshot().inFlightBatches).toBe(1);
+    pipeline.abandon("sinkRemoved");
+    // The aborted send comes back at once.
+    await new Promise((r) => setImmediate(r));
+    expect(drops).toEqual(["sinkRemoved:3"]);
+    expect(pipeline.report()).toMatchObject({ received: 3, dropped: { sinkRemoved: 3 }, droppedTotal: 3, pending: 0 });
+  });
+
+  it("only the first abandon counts: stop()'s leaves what is held pending, a later removeSink() deadline drops nothing", () => {
+    const drops: string[] = [];
+    const options = resolveSinkOptions(undefined, resolveAggregatorOptions(undefined), undefined);
+    const pipeline = new SinkPipeline(switchableSink(), options, { ...hooks, dropped: (_p, reason, entries) => drops.push(`${reason}:${entries.length}`) });
+    const { entries, settled } = tracked();
+    for (const e of entries) pipeline.accept(e); // not open yet: they wait
+    pipeline.abandon();
+    pipeline.abandon("sinkRemoved");
+    expect(pipeline.report()).toMatchObject({ received: 3, droppedTotal: 0, dropped: {}, pending: 3 });
+    expect(settled).toEqual([]);
+    expect(drops).toEqual([]);
   });
 });
