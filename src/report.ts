@@ -99,7 +99,7 @@ function metricName(s: string): string {
  * Counter keys that are levels, not running totals: exported as gauges. Everything else a collector or a sink
  * reports is a running total (a Prometheus counter, named `…_total`).
  */
-const GAUGE_KEYS = new Set(["filesOpen", "max_request_bytes", "open_unreachable", "in_flight", "held_records"]);
+const GAUGE_KEYS = new Set(["filesOpen", "max_request_bytes", "open_unreachable", "in_flight", "held_records", "records_resend_pending"]);
 
 /** A collector's or transport's key that is a level (what is open now), not a running total. */
 export function isGaugeKey(key: string): boolean {

@@ -12,6 +12,8 @@ export class SinkStats {
   recordsResent = 0;
   /** Records still waiting for that resend when the sink closed (reported delivered, possibly lost). */
   recordsResendLost = 0;
+  /** Records reported delivered that a broken connection left waiting for that resend right now (a level). */
+  recordsResendPending = 0;
   private readonly statuses = new Map<string, number>();
   private readonly buckets = new Array<number>(LATENCY_BUCKETS_MS.length + 1).fill(0);
   private latencySumMs = 0;
@@ -41,6 +43,7 @@ export class SinkStats {
       reconnects: this.reconnects,
       records_resent: this.recordsResent,
       records_resend_lost: this.recordsResendLost,
+      records_resend_pending: this.recordsResendPending,
       latency_ms_sum: this.latencySumMs,
     };
     for (const [status, n] of this.statuses) out[`status_${status}`] = n;

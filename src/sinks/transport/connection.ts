@@ -21,7 +21,10 @@ export interface ConnectionOptions {
   connectTimeoutMs?: number;
   /** HTTP: deadline of a whole request. TCP/TLS: a write that makes no progress this long fails. @default 30000 */
   requestTimeoutMs?: number;
-  /** TCP/TLS reconnect backoff (a send during the backoff returns `retry` at once). */
+  /**
+   * TCP/TLS reconnect backoff (a send during the backoff returns `retry` at once). It also paces the resend of the
+   * replay window after a broken connection, which starts by itself, without waiting for the next send.
+   */
   reconnect?: ReconnectOptions;
   /**
    * TCP/TLS: bytes of the most recent writes kept and written again after a broken connection (a reset discards

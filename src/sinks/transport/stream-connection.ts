@@ -9,7 +9,10 @@
 // Bytes in our send buffer or in the receiver's unread receive buffer die with a reset connection, and nobody can
 // tell which. So the connection keeps the last `resendWindowBytes` it wrote (the replay window) and, after any
 // broken connection, writes them again first on the next one: a reset then costs duplicates, not records, as long
-// as what was in flight fits in the window.
+// as what was in flight fits in the window. Those records were already reported delivered (their checkpoints may
+// have moved on), so the resend does not wait for the next batch: after one reconnect backoff a background resend
+// writes them on a new connection (serialized with the sends like any write), again with backoff until it succeeds
+// or the connection is closed.
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { SinkError, StateError } from "../../errors.js";
@@ -58,6 +61,10 @@ export interface StreamConnectionOptions {
 // delay once per connection.
 const TLS13_CONFIRM_MS = 1000;
 
+// Floor of the wait before a background resend: with `reconnect.initialDelayMs: 0` nothing else would pace it (a
+// send's retries are paced by the engine, a background resend only by its timer).
+const RESEND_MIN_DELAY_MS = 100;
+
 interface WriteState {
   readonly socket: net.Socket;
   /** The replayed segments first (`replayed` of them, already reported delivered), then the caller's. */
@@ -91,6 +98,17 @@ export class StreamConnection {
   private windowSocket: net.Socket | undefined;
   /** What a broken connection may have lost: written first on the next connection. */
   private replay: StreamSegment[] = [];
+  /** The pending background resend of `replay` (see `scheduleResend`). */
+  private resendTimer: NodeJS.Timeout | undefined;
+  private resending = false;
+  /** Background resends scheduled since a send last delivered records: the exponent of their backoff. */
+  private resendRounds = 0;
+  /** Aborted by close(): ends a background resend still connecting or writing. */
+  private readonly resendAbort = new AbortController();
+  /** close() has started: it resends (or counts as lost) what is owed itself. */
+  private closing = false;
+  /** close() has counted what was still owed as resend-lost: nothing is owed any more. */
+  private settled = false;
 
   constructor(private readonly o: StreamConnectionOptions) {}
 
@@ -122,6 +140,13 @@ export class StreamConnection {
    */
   async close(signal?: AbortSignal): Promise<void> {
     const stop = signal ?? new AbortController().signal;
+    this.closing = true;
+    clearTimeout(this.resendTimer);
+    this.resendTimer = undefined;
+    // A background resend still running finishes first (close's own writes queue behind it), unless the deadline comes.
+    const stopResend = (): void => this.resendAbort.abort();
+    if (stop.aborted) stopResend();
+    else stop.addEventListener("abort", stopResend, { once: true });
     for (let attempt = 0; attempt < 3 && !this.closed && !stop.aborted; attempt++) {
       if (this.replay.length > 0) {
         // Honour the reconnect backoff rather than give up inside it.
@@ -149,10 +174,12 @@ export class StreamConnection {
       this.socket?.destroy();
     }
     await untilSettledOrAborted(this.o.sink, this.lock, stop).catch(() => undefined);
-    if (this.replay.length > 0) {
-      this.o.stats.recordsResendLost += this.pendingResend;
-      this.replay = [];
-    }
+    stop.removeEventListener("abort", stopResend);
+    // Past the deadline a write may still hold part of the replay: it cannot go out any more either.
+    this.o.stats.recordsResendLost += this.pendingResend;
+    this.replay = [];
+    this.settled = true;
+    this.notePending();
     const socket = this.socket;
     this.socket = undefined;
     socket?.destroy();
@@ -191,7 +218,10 @@ export class StreamConnection {
       });
       socket.end();
     });
-    if (!clean) this.replay.unshift(...window);
+    if (!clean) {
+      this.replay.unshift(...window);
+      this.notePending();
+    }
     return clean && this.replay.length === 0;
   }
 
@@ -244,6 +274,7 @@ export class StreamConnection {
         if (st.done < st.replayed) {
           this.o.stats.recordsResent += seg.records;
           st.replayOk++;
+          this.notePending();
         } else {
           st.flushed += seg.records;
         }
@@ -292,13 +323,20 @@ export class StreamConnection {
     const latency = performance.now() - started;
     if (st.done === all.length && st.failure === undefined) {
       this.o.stats.request("ok", bytes, latency);
+      // The destination takes records again: the next broken connection's resend starts from the first backoff.
+      if (segments.length > 0) this.resendRounds = 0;
       return { flushed: st.flushed };
     }
     this.o.stats.request("error", bytes, latency);
     this.o.stats.error();
     this.drop(socket);
-    // Replayed segments this connection did not take stay due (after what the window just gave back).
-    if (st.replayOk < st.replayed) this.replay.push(...all.slice(st.replayOk, st.replayed));
+    // Replayed segments this connection did not take stay due (after what the window just gave back), unless a
+    // close past its deadline already counted them as lost.
+    if (st.replayOk < st.replayed && !this.settled) {
+      this.replay.push(...all.slice(st.replayOk, st.replayed));
+      this.notePending();
+      this.scheduleResend();
+    }
     const f = this.classify(st.failure!.error, st.failure!.reason);
     return { flushed: st.flushed, reason: f.reason, error: f.error };
   }
@@ -348,7 +386,36 @@ export class StreamConnection {
       this.windowSizes = [];
       this.windowBytes = 0;
       this.windowSocket = undefined;
+      this.notePending();
+      this.scheduleResend();
     }
+  }
+
+  /**
+   * Resend what a broken connection left in doubt without waiting for the next send: those records were reported
+   * delivered, so until then they would exist only in this process. Waits the reconnect backoff (at least until the
+   * next connect is allowed, growing per round while connections keep breaking), then writes through `write` like a
+   * send, so it never interleaves with one. Repeats while something is owed; close() cancels it.
+   */
+  private scheduleResend(): void {
+    if (this.closing || this.resending || this.resendTimer !== undefined || this.replay.length === 0) return;
+    const delay = Math.max(RESEND_MIN_DELAY_MS, this.nextConnectAt - Date.now(), this.backoff(++this.resendRounds));
+    // Unref'd: a pending resend alone does not keep the process alive (close() resends with a ref'd wait).
+    this.resendTimer = setTimeout(() => void this.resendNow(), delay).unref();
+  }
+
+  private async resendNow(): Promise<void> {
+    this.resendTimer = undefined;
+    this.resending = true;
+    // write() reports failures in its result; nothing may reject from a timer callback into the host.
+    await this.write([], this.resendAbort.signal).catch(() => undefined);
+    this.resending = false;
+    // A refused connect or another broken connection: try again after the next backoff.
+    this.scheduleResend();
+  }
+
+  private notePending(): void {
+    this.o.stats.recordsResendPending = this.pendingResend;
   }
 
   /** Keep a written segment in the replay window, evicting the oldest beyond `resendWindowBytes`. */
@@ -366,17 +433,27 @@ export class StreamConnection {
     }
   }
 
-  /** Records already reported delivered that wait for a resend (a broken connection left them in doubt). */
+  /**
+   * Records already reported delivered that wait for a resend (a broken connection left them in doubt), including
+   * those of a resend in progress that the kernel has not taken yet.
+   */
   get pendingResend(): number {
     let n = 0;
     for (const seg of this.replay) n += seg.records;
+    const st = this.state;
+    if (st !== undefined && !this.settled) for (let i = st.replayOk; i < st.replayed; i++) n += st.segments[i]!.records;
     return n;
+  }
+
+  /** The reconnect backoff before attempt `n` after a failure (1 = the first retry). */
+  private backoff(n: number): number {
+    const { initialDelayMs, maxDelayMs } = this.o.reconnect;
+    return Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(n - 1, 30));
   }
 
   private noteConnectFailure(f: { error: SinkError; reason: string }): number {
     this.failures++;
-    const { initialDelayMs, maxDelayMs } = this.o.reconnect;
-    const delay = Math.min(maxDelayMs, initialDelayMs * 2 ** Math.min(this.failures - 1, 30));
+    const delay = this.backoff(this.failures);
     this.nextConnectAt = Date.now() + delay;
     this.lastFailure = f;
     this.o.stats.error();

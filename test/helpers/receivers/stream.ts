@@ -71,6 +71,11 @@ export class StreamReceiver {
     return this.killing;
   }
 
+  /** Reset every connection (RST: what the kernel holds unread is discarded) and keep listening. */
+  resetAll(): void {
+    for (const s of this.sockets) s.resetAndDestroy();
+  }
+
   async close(): Promise<void> {
     const server = this.server;
     this.server = undefined;

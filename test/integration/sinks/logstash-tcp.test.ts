@@ -59,6 +59,19 @@ describe("LogstashSink over TCP (json_lines)", () => {
     expect(JSON.parse(rx.frames[7]!)).toMatchObject({ message: 'event 7 "quoted"\nsecond line', n: 7, service: { name: "api" } });
   });
 
+  it("a reset in a quiet period: the replay window goes out again without another send", async () => {
+    const { rx, sink } = await start();
+    const batch = createBatch(makeRecords(300));
+    expect(outcomesOf(await sink.send(batch, { signal: signal() }), 300).every((o) => o.status === "delivered")).toBe(true);
+    await expect.poll(() => rx.frames.length, { timeout: 10_000, message: "frames before the reset" }).toBe(300);
+    rx.resetAll();
+    await expect.poll(() => rx.frames.length, { timeout: 10_000, message: "frames after the reset, with no further send" }).toBe(600);
+    await expect.poll(() => sink.metrics().records_resend_pending, { timeout: 5_000, message: "records_resend_pending" }).toBe(0);
+    expect(rx.frames.slice(300)).toEqual(batch.json);
+    expect(sink.metrics()).toMatchObject({ records_resent: 300, records_resend_lost: 0, reconnects: 1 });
+    expect(rx.connections).toBe(2);
+  });
+
   it("receiver killed mid-stream and restarted: nothing reported delivered is missing, the rest is retried", async () => {
     const { rx, sink } = await start({}, { killAfterFrames: 40_000 });
     const records = makeRecords(100_000);

@@ -1,5 +1,7 @@
-// StreamConnection.close(signal) on 127.0.0.1: a close that would resend its replay window (the receiver reset the
-// connection, then went away or stopped answering) stops at once when its signal aborts and leaves no socket or timer.
+// StreamConnection on 127.0.0.1 after a broken connection: the replay window is resent in the background, without
+// waiting for another write, and the pending-resend gauge follows it; a close that would resend its replay window (the
+// receiver reset the connection, then went away or stopped answering) stops at once when its signal aborts and leaves
+// no socket or timer.
 import * as net from "node:net";
 import * as tls from "node:tls";
 import type { AddressInfo } from "node:net";
@@ -80,7 +82,101 @@ class Receiver {
   }
 }
 
-function connection(port: number, stats: SinkStats, tlsOptions?: tls.ConnectionOptions): StreamConnection {
+/**
+ * A json_lines-like receiver on 127.0.0.1:0 that counts lines. Its first connection is not read until `resetFirst`,
+ * which reads `keep` lines of it and then resets it (the rest is discarded unread) and stops listening, so the
+ * sender's next connects are refused until `listen()` again.
+ */
+class LineReceiver {
+  readonly lines: string[] = [];
+  connections = 0;
+  private first: net.Socket | undefined;
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+  private constructor(public port: number) {}
+
+  static async start(): Promise<LineReceiver> {
+    const rx = new LineReceiver(0);
+    await rx.listen();
+    return rx;
+  }
+
+  async listen(): Promise<void> {
+    const server = net.createServer((s) => this.onSocket(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.port, "127.0.0.1", () => resolve());
+    });
+    this.port = (server.address() as AddressInfo).port;
+    this.server = server;
+  }
+
+  resetFirst(keep: number): void {
+    const s = this.first!;
+    let kept = 0;
+    let buffered = "";
+    s.on("data", (chunk: string) => {
+      if (s.destroyed) return;
+      buffered += chunk;
+      let at = buffered.indexOf("\n");
+      while (at !== -1 && kept < keep) {
+        this.lines.push(buffered.slice(0, at));
+        kept++;
+        buffered = buffered.slice(at + 1);
+        at = buffered.indexOf("\n");
+      }
+      if (kept < keep) return;
+      this.stopListening();
+      s.resetAndDestroy();
+    });
+    s.resume();
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await this.stopListening();
+  }
+
+  private stopListening(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    return server === undefined ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private onSocket(s: net.Socket): void {
+    this.connections++;
+    this.sockets.add(s);
+    s.setEncoding("utf8");
+    s.on("error", () => undefined);
+    s.on("close", () => this.sockets.delete(s));
+    if (this.first === undefined) {
+      this.first = s;
+      s.pause();
+      return;
+    }
+    let buffered = "";
+    s.on("data", (chunk: string) => {
+      buffered += chunk;
+      const parts = buffered.split("\n");
+      buffered = parts.pop()!;
+      this.lines.push(...parts);
+    });
+  }
+}
+
+/** `n` records of about 50 bytes, in segments of 50 records (small enough for the kernel to hold unread). */
+function lineSegments(n: number): { data: string; records: number }[] {
+  const out: { data: string; records: number }[] = [];
+  for (let i = 0; i < n; i += 50) {
+    let data = "";
+    const end = Math.min(n, i + 50);
+    for (let j = i; j < end; j++) data += `{"message":"r${j}","pad":"${"p".repeat(20)}"}\n`;
+    out.push({ data, records: end - i });
+  }
+  return out;
+}
+
+function connection(port: number, stats: SinkStats, tlsOptions?: tls.ConnectionOptions, reconnect = { initialDelayMs: 30_000, maxDelayMs: 30_000 }): StreamConnection {
   return new StreamConnection({
     sink: "stream-test",
     display: `tcp://127.0.0.1:${port}`,
@@ -90,18 +186,19 @@ function connection(port: number, stats: SinkStats, tlsOptions?: tls.ConnectionO
     // Long enough that a close ignoring its signal is still connecting or backing off when the checks give up.
     connectTimeoutMs: 30_000,
     writeTimeoutMs: 30_000,
-    reconnect: { initialDelayMs: 30_000, maxDelayMs: 30_000 },
+    reconnect,
     stats,
     resendWindowBytes: 1024 * 1024,
   });
 }
 
 /** Write 5 records, then have the receiver reset the connection: the connection now owes them a resend. */
-async function owingResend(conn: StreamConnection, rx: Receiver): Promise<void> {
+async function owingResend(conn: StreamConnection, rx: Receiver, beforeReset?: () => void): Promise<void> {
   await conn.open(new AbortController().signal);
   const r = await conn.write([{ data: "a\nb\nc\nd\ne\n", records: 5 }], new AbortController().signal);
   expect(r).toEqual({ flushed: 5 });
   await waitFor(() => rx.open.size === 1, 5_000, () => `receiver holds ${rx.open.size} connections, expected 1`);
+  beforeReset?.();
   rx.resetAll();
   await waitFor(() => !conn.connected && conn.pendingResend === 5, 5_000,
     () => `no broken connection seen: connected=${conn.connected}, pendingResend=${conn.pendingResend}`);
@@ -109,6 +206,7 @@ async function owingResend(conn: StreamConnection, rx: Receiver): Promise<void> 
 
 /** Call close(signal) after `ready` holds, abort, and check close settles and nothing of the connection stays active. */
 async function closeAndAbort(conn: StreamConnection, stats: SinkStats, baseline: Record<string, number>, ready: () => boolean, what: string) {
+  expect(stats.recordsResendPending).toBe(5);
   const controller = new AbortController();
   let settled = false;
   const closing = conn.close(controller.signal).finally(() => (settled = true));
@@ -119,8 +217,9 @@ async function closeAndAbort(conn: StreamConnection, stats: SinkStats, baseline:
   await closing;
   await waitFor(() => WATCHED.every((t) => activeCounts()[t]! <= baseline[t]!), 5_000,
     () => `resources still active after the aborted close (${what}): ${JSON.stringify(activeCounts())}, before: ${JSON.stringify(baseline)}`);
-  // The replay never went out: it counts as possibly lost.
+  // The replay never went out: it counts as possibly lost, and nothing waits for a resend any more.
   expect(stats.recordsResendLost).toBe(5);
+  expect(stats.recordsResendPending).toBe(0);
 }
 
 describe("StreamConnection.close(signal)", () => {
@@ -153,5 +252,59 @@ describe("StreamConnection.close(signal)", () => {
     // Only the client can have closed the silent receiver's side: the connect was destroyed, not left to time out.
     expect(rx.open.size).toBe(0);
     expect(rx.accepts).toBe(acceptsBefore + 1);
+  });
+
+  it("a background resend stuck connecting (TLS handshake hangs): an abort ends close and that connect at once", async () => {
+    const pki = testPki();
+    const baseline = activeCounts();
+    const rx = await Receiver.start({ key: pki.serverKey, cert: pki.serverCert });
+    cleanups.push(() => rx.close());
+    const stats = new SinkStats();
+    // A short backoff: the resend starts by itself, long before close() is called.
+    const conn = connection(rx.port, stats, { ca: pki.ca }, { initialDelayMs: 5, maxDelayMs: 50 });
+    cleanups.push(() => conn.close(AbortSignal.abort()));
+    let acceptsBefore = 0;
+    await owingResend(conn, rx, () => {
+      rx.answering = false;
+      acceptsBefore = rx.accepts;
+    });
+    await waitFor(() => rx.accepts > acceptsBefore && rx.open.size === 1, 5_000,
+      () => `no background resend connected without a write: accepts=${rx.accepts} (before: ${acceptsBefore}), open=${rx.open.size}`);
+    // close() queues behind the background resend; only its deadline can end that connect before its 30 s timeout.
+    await closeAndAbort(conn, stats, baseline, () => true, "background connect");
+    expect(rx.open.size).toBe(0);
+    expect(rx.accepts).toBe(acceptsBefore + 1);
+  });
+});
+
+describe("StreamConnection background resend", () => {
+  it("receiver resets a connection in a quiet period and returns later: every record arrives with no further write", async () => {
+    const rx = await LineReceiver.start();
+    cleanups.push(() => rx.close());
+    const stats = new SinkStats();
+    const conn = connection(rx.port, stats, undefined, { initialDelayMs: 5, maxDelayMs: 50 });
+    cleanups.push(() => conn.close(AbortSignal.abort()));
+    await conn.open(new AbortController().signal);
+    const n = 400;
+    const segments = lineSegments(n);
+    // The kernel takes it all: reported delivered, though the receiver has read none of it.
+    expect(await conn.write(segments, new AbortController().signal)).toEqual({ flushed: n });
+    await waitFor(() => rx.connections === 1, 5_000, () => `receiver saw ${rx.connections} connections, expected 1`);
+    rx.resetFirst(100);
+    // The receiver is gone: each background attempt is refused, and the records reported delivered wait for it.
+    await waitFor(() => stats.requestErrors >= 2, 10_000,
+      () => `no background resend attempts without a write: request_errors=${stats.requestErrors}, pending=${stats.recordsResendPending}`);
+    expect(stats.recordsResendPending).toBe(n);
+    expect(conn.pendingResend).toBe(n);
+    expect(rx.lines).toHaveLength(100);
+    await rx.listen();
+    await waitFor(() => new Set(rx.lines).size === n, 10_000,
+      () => `receiver has ${new Set(rx.lines).size} of ${n} records after it came back (connections=${rx.connections}, pending=${stats.recordsResendPending})`);
+    await waitFor(() => stats.recordsResendPending === 0, 5_000, () => `records_resend_pending is ${stats.recordsResendPending}, expected 0`);
+    // The whole window went out once more, whole lines in the original order, on one new connection.
+    expect(rx.lines.slice(100)).toEqual(segments.flatMap((s) => s.data.split("\n").slice(0, -1)));
+    expect(rx.connections).toBe(2);
+    expect(stats.recordsResent).toBe(n);
+    expect(stats.recordsResendLost).toBe(0);
   });
 });

@@ -50,6 +50,8 @@ describe("metrics", () => {
             requests: 4,
             status_200: 4,
             max_request_bytes: 1024,
+            records_resent: 2,
+            records_resend_pending: 3,
             latency_ms_le_1: 1,
             latency_ms_le_5: 3,
             latency_ms_le_inf: 4,
@@ -73,6 +75,8 @@ describe("metrics", () => {
     expect(typeOf("sink_transport_requests_total")).toBe("counter");
     expect(typeOf("sink_transport_status_200_total")).toBe("counter");
     expect(typeOf("sink_transport_max_request_bytes")).toBe("gauge");
+    expect(typeOf("sink_transport_records_resent_total")).toBe("counter");
+    expect(typeOf("sink_transport_records_resend_pending")).toBe("gauge");
     expect(typeOf("sink_transport_latency_ms")).toBe("histogram");
     expect(typeOf("sink_transport_in_flight")).toBe("gauge");
     expect(typeOf("sink_transport_held_records")).toBe("gauge");
