@@ -9,10 +9,10 @@ import { pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Aggregator, CommandSource, FileSource, MemorySink, ScriptSource, type SourceCounters } from "../../../src/index.js";
 import type { SourceExitEvent } from "../../../src/events.js";
+import { busyCollector } from "../../helpers/busy-collector.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
 /** Far beyond the test's timeout: a stop() that resolves at all did not wait for it. */
 const NEVER_MS = 60_000;
 
@@ -106,21 +106,7 @@ describe("removeSource", () => {
     async () => {
       // A collector that ships one record, then (told by the `go` file) spins in a synchronous loop: it answers
       // neither STOP nor EXIT, so only a kill ends it.
-      const module = join(dir, "busy.mjs");
-      const go = join(dir, "go");
-      const spinning = join(dir, "spinning");
-      writeFileSync(
-        module,
-        `import { existsSync, writeFileSync } from "node:fs";
-import { defineCollector } from ${JSON.stringify(collectorUrl)};
-export default defineCollector(async ({ emit }) => {
-  await emit({ message: "before the loop" });
-  await new Promise((resolve) => { const t = setInterval(() => { if (existsSync(${JSON.stringify(go)})) { clearInterval(t); resolve(); } }, 10); });
-  writeFileSync(${JSON.stringify(spinning)}, "");
-  for (;;) {}
-});
-`,
-      );
+      const { module, go, spinning } = busyCollector(dir);
       // Blocked: removeSource() waits for it to settle the record, past the stop.
       const mem = new MemorySink({ name: "mem" }).block();
       const agg = new Aggregator({ batch: { maxWaitMs: 0 } })

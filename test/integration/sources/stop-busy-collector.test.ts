@@ -8,10 +8,10 @@ import { pathToFileURL } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Aggregator, MemorySink, ScriptSource } from "../../../src/index.js";
 import type { SourceExitEvent } from "../../../src/events.js";
+import { busyCollector } from "../../helpers/busy-collector.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const tsxLoader = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
-const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
 
 /**
  * Far beyond this file's test timeouts: a stop() that resolves at all did not wait for it (it is also the stop
@@ -26,31 +26,8 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/**
- * A collector that ships one record, waits for the test's `go` file, writes its `spinning` file and spins forever:
- * from then on it reads no frame and runs no signal handler.
- */
-function busyCollector(): { module: string; go: string; spinning: string } {
-  const module = join(dir, "busy.mjs");
-  const go = join(dir, "go");
-  const spinning = join(dir, "spinning");
-  writeFileSync(
-    module,
-    `import { existsSync, writeFileSync } from "node:fs";
-import { defineCollector } from ${JSON.stringify(collectorUrl)};
-export default defineCollector(async ({ emit }) => {
-  await emit({ message: "before the loop" });
-  await new Promise((resolve) => { const t = setInterval(() => { if (existsSync(${JSON.stringify(go)})) { clearInterval(t); resolve(); } }, 10); });
-  writeFileSync(${JSON.stringify(spinning)}, "");
-  for (;;) {}
-});
-`,
-  );
-  return { module, go, spinning };
-}
-
 async function startBusy(killAfterMs: number, mem: MemorySink, shipped: () => boolean) {
-  const c = busyCollector();
+  const c = busyCollector(dir);
   const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
     .addSource(new ScriptSource({ name: "busy", module: pathToFileURL(c.module), killAfterMs, execArgv: ["--import", tsxLoader] }))
     .addSink(mem);
