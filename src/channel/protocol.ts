@@ -13,7 +13,9 @@
 //
 // READY's `groups` are process groups the collector started outside its own (a command's): the host kills them
 // when the collector dies without doing so. FATAL's `exitCode`, `signal` and `stderrTail` describe what ended by
-// itself (the command), which the host reports instead of the collector's own exit.
+// itself (the command), which the host reports instead of the collector's own exit. FATAL is a collector's last
+// frame: it then waits for EXIT, which the host sends once it has read everything before it (a collector that exited
+// at once would make the host's next write fail with EPIPE, and Node would drop the frames still unread).
 //
 // RECORDS carries many records per frame (no per-record IPC message). Its header holds the seq of the first
 // record; the others follow contiguously. ACK lets a collector commit positions (file checkpoints) of settled records.

@@ -3,6 +3,7 @@
 //   host ──INIT──▶ build collector ──READY──▶ host
 //        ◀──RECORDS (credit-limited)── collector reads input
 //   host ──STOP──▶ stop reading, flush ──DRAINED──▶ host ──EXIT──▶ exit(0)
+//   what it runs ends by itself, or fails ──FATAL──▶ host (has read all before it) ──EXIT──▶ exit(0 or 1)
 //   host gone (fd 3 closed, or re-parented) ──▶ kill own process group, exit
 //   every way out ──▶ kill the process groups the collector started (a command's is not ours)
 import { FrameType, STOP_MARGIN_MS } from "../channel/protocol.js";
@@ -14,6 +15,10 @@ import type { CollectorRun } from "./runtime/run.js";
 let run: CollectorRun | undefined;
 let spec: CollectorSpec | undefined;
 let stopping = false;
+/** Set when what the collector runs ended by itself: the code this process exits with once the host says EXIT. */
+let endedCode: number | undefined;
+/** A failure was reported (see fatal): the host's EXIT ends this process hard. */
+let failed = false;
 const parentPid = process.ppid;
 
 /** SIGKILL the process groups this collector started outside its own (a command's); they do not share its fate. */
@@ -49,7 +54,8 @@ const channel = new ChildChannel({
     });
   },
   exit() {
-    void finish();
+    if (failed) void channel.drain().then(() => shutdownHard(1));
+    else void finish();
   },
   ack(seq) {
     run?.ack?.(seq);
@@ -84,10 +90,11 @@ async function start(s: CollectorSpec): Promise<CollectorRun> {
   const r = await runnerFor(s);
   // A collector that ends by itself (a command exits, a script returns or throws) is a crash to the supervisor,
   // which restarts it with backoff; one that was asked to stop says DRAINED from stop() instead.
-  void r.done.then(async (exit) => {
+  void r.done.then((exit) => {
     channel.flush();
     sendStats();
     if (stopping && exit.beforeStop !== true) return;
+    endedCode = exit.code === 0 ? 0 : 1;
     // The host reports the exit code, signal and stderr of what ended (the command), not this process's own.
     channel.send(FrameType.FATAL, {
       code: "ERR_COLLECTOR_CRASHED",
@@ -97,22 +104,23 @@ async function start(s: CollectorSpec): Promise<CollectorRun> {
       stderrTail: exit.stderrTail,
     });
     // It ended before a stop that came while its last output waited for credit: reported, and the stop goes on.
-    if (stopping) return;
-    // What is settled by now is saved (a script's cursor); the rest is replayed by the next incarnation.
-    await Promise.resolve(r.close?.()).catch(() => undefined);
-    await channel.drain();
-    process.exit(exit.code === 0 ? 0 : 1);
+    // Otherwise the host answers with EXIT (finish) once it has read the FATAL, and so all before it. Exiting first
+    // would close our end of the channel under frames a busy host has not read yet: its next CREDIT or ACK then fails
+    // with EPIPE, and Node destroys its socket with those frames, the command's last lines among them.
   });
   return r;
 }
 
 let finishing: Promise<void> | undefined;
-/** Persist final positions (once), flush the channel, exit. */
+/**
+ * Persist final positions (once; what is settled by now: a script's cursor, the rest is replayed by the next
+ * incarnation), flush the channel, exit.
+ */
 function finish(): Promise<void> {
   finishing ??= Promise.resolve(run?.close?.())
     .catch(() => undefined)
     .then(() => channel.drain())
-    .then(() => process.exit(0));
+    .then(() => process.exit(failed ? 1 : (endedCode ?? 0)));
   return finishing;
 }
 
@@ -133,9 +141,11 @@ function sendStats(): void {
   if (run !== undefined) channel.send(FrameType.STATS, { ...run.counters(), ...channel.counters() });
 }
 
+/** Report a failure (the first one: what follows is its consequence), then wait for the host's EXIT, as in start(). */
 function fatal(code: string, error: unknown): void {
+  if (failed) return;
+  failed = true;
   channel.send(FrameType.FATAL, { code, message: error instanceof Error ? error.message : String(error) });
-  void channel.drain().then(() => shutdownHard(1));
 }
 
 // Stats once a second; and if we were re-parented (host died without closing the pipe), leave.

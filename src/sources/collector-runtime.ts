@@ -88,6 +88,8 @@ export class CollectorRuntime implements SourceRuntime {
   private restartTimer: NodeJS.Timeout | undefined;
   private drainedResolve: (() => void) | undefined;
   private expectedExit = false;
+  /** The current incarnation was sent EXIT: nothing more is written to it (see sendExit). */
+  private exitSent = false;
   private failedError: CollectorError | undefined;
   /**
    * What ended by itself in the current incarnation, from its FATAL frame: a command's exit code, signal and last
@@ -117,8 +119,21 @@ export class CollectorRuntime implements SourceRuntime {
 
   private sendAck(): void {
     const proc = this.proc;
-    if (proc === undefined || proc.child.exitCode !== null || proc.channel.destroyed) return;
+    if (proc === undefined || this.exitSent || proc.child.exitCode !== null || proc.channel.destroyed) return;
     proc.channel.write(encodeJson(FrameType.ACK, { seq: this.acks.watermark }));
+  }
+
+  /**
+   * The last frames to an incarnation: how far its records are settled (it commits that before it exits), then EXIT.
+   * A collector exits only when told so (or killed): a write to a channel whose collector is gone fails with EPIPE,
+   * and Node then destroys the socket with all the collector sent that was not read yet. So nothing is written to it
+   * after EXIT either.
+   */
+  private sendExit(proc: SpawnedCollector): void {
+    if (this.exitSent || proc.child.exitCode !== null || proc.channel.destroyed) return;
+    this.sendAck();
+    proc.channel.write(encodeJson(FrameType.EXIT, {}));
+    this.exitSent = true;
   }
 
   get name(): string {
@@ -153,6 +168,7 @@ export class CollectorRuntime implements SourceRuntime {
     this.proc = proc;
     track(proc);
     this.expectedExit = false;
+    this.exitSent = false;
     this.ended = undefined;
     let ready = false;
     const seqStart = this.nextSeq;
@@ -208,6 +224,9 @@ export class CollectorRuntime implements SourceRuntime {
             const err = this.collectorError("ERR_COLLECTOR_CRASHED", `collector "${this.name}": ${f.message ?? "fatal error"}`, proc);
             if (!ready) fail(err);
             else this.host.emit("source:error", { source: this.name, error: err });
+            // Its last word (what it ran ended, or it failed), so all it sent is read: it waits to be let go (see
+            // sendExit). Stopping, close() does that (a FATAL then may come before DRAINED).
+            if (this.state !== "stopping" && this.state !== "stopped") this.sendExit(proc);
             break;
           }
           case FrameType.LOG: {
@@ -380,7 +399,7 @@ export class CollectorRuntime implements SourceRuntime {
 
   private sendCredit(): void {
     const proc = this.proc;
-    if (this.unsentRecords > 0 && proc !== undefined && proc.child.exitCode === null && !proc.channel.destroyed) {
+    if (this.unsentRecords > 0 && proc !== undefined && !this.exitSent && proc.child.exitCode === null && !proc.channel.destroyed) {
       proc.channel.write(encodeJson(FrameType.CREDIT, { records: this.unsentRecords, bytes: this.unsentBytes }));
       this.grantedRecords += this.unsentRecords;
       this.grantedBytes += this.unsentBytes;
@@ -472,7 +491,8 @@ export class CollectorRuntime implements SourceRuntime {
     const proc = this.proc;
     const running = this.state === "running";
     this.state = "stopping";
-    if (proc === undefined || !running || proc.child.exitCode !== null) return;
+    // One that was let go after its FATAL has sent all it will (see sendExit): it is only waited for, in close().
+    if (proc === undefined || !running || this.exitSent || proc.child.exitCode !== null) return;
     const drained = new Promise<void>((resolve) => {
       this.drainedResolve = resolve;
     });
@@ -501,8 +521,7 @@ export class CollectorRuntime implements SourceRuntime {
     if (proc !== undefined) {
       if (proc.child.exitCode === null && proc.child.signalCode === null) {
         try {
-          this.sendAck(); // final positions first: the collector commits them before it exits
-          proc.channel.write(encodeJson(FrameType.EXIT, {}));
+          this.sendExit(proc);
         } catch {
           // channel already gone
         }

@@ -1,10 +1,73 @@
 // CommandSource through real collector children: records arrive, stderr is tagged, crashes restart, loops trip.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Aggregator, CollectorError, CommandSource, MemorySink, type SourceExitEvent } from "../../../src/index.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const fixture = fileURLToPath(new URL("../../fixtures/emit-lines.mjs", import.meta.url));
+
+/**
+ * Incarnation k (counted in files in `dir`) prints lines "k:0", "k:1"…: the first `first` of them, then, once the
+ * file go<k> exists, `rest` more; then it creates done<k> and exits. Incarnations after the first print all of their
+ * lines at once and stay.
+ */
+const TWO_PARTS = `
+const fs = require("node:fs");
+const [first, rest, dir] = [Number(process.argv[1]), Number(process.argv[2]), process.argv[3]];
+let k = 1;
+while (fs.existsSync(dir + "/run" + k)) k++;
+fs.writeFileSync(dir + "/run" + k, "");
+const print = (from, to) => { let s = ""; for (let i = from; i < to; i++) s += k + ":" + i + "\\n"; process.stdout.write(s); };
+print(0, first);
+if (k > 1) {
+  print(first, first + rest);
+  setInterval(() => {}, 1 << 30);
+} else {
+  const wait = setInterval(() => {
+    if (!fs.existsSync(dir + "/go1")) return;
+    clearInterval(wait);
+    print(first, first + rest);
+    fs.writeFileSync(dir + "/done1", "");
+  }, 5);
+}
+`;
+
+/** The process is a zombie: it exited, and its parent (the host, whose event loop is held) has not reaped it yet. */
+function zombie(pid: number | undefined): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) === "Z";
+  } catch {
+    return false; // no procfs: the bound below holds the host instead
+  }
+}
+
+/** Sleep synchronously: the host's event loop does nothing meanwhile (no reads, no timers). */
+const sleepSync = (ms: number): void => void Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * A sink filter that, at record "1:0", holds the host's event loop (filters run as records are admitted, inside the
+ * host's read of the collector's channel) while the command prints the rest of its lines and exits, and its
+ * collector sends them all: until the collector exited too (within some 100 ms when it does not wait to be let go),
+ * or for 3 s. A host that writes to the channel of a collector gone meanwhile (credit, acks) must not lose what it
+ * has not read of it yet.
+ */
+function busyHostAtFirstRecord(dir: string, collectorPid: () => number | undefined): (r: { message?: unknown }) => boolean {
+  let held = false;
+  return (r) => {
+    if (held || r.message !== "1:0") return true;
+    held = true;
+    writeFileSync(join(dir, "go1"), "");
+    for (let i = 0; i < 2_000 && !existsSync(join(dir, "done1")); i++) sleepSync(5);
+    for (let i = 0; i < 600 && !zombie(collectorPid()); i++) sleepSync(5);
+    // A loaded kernel may release a dead process's end of a socket a little after it became a zombie.
+    if (zombie(collectorPid())) sleepSync(100);
+    return true;
+  };
+}
 
 describe("CommandSource", () => {
   it("ships every stdout line parsed as JSON and every stderr line tagged, with the report counting them", async () => {
@@ -162,5 +225,57 @@ describe("CommandSource", () => {
     expect(out[3]!.message).toBe(big("é"));
     expect(out[3004 - 1]!.message).toBe("x".repeat(3003 % 300) + "ü");
     expect(report.sources.big).toMatchObject({ emitted: 3004, parseErrors: 0 });
+  });
+
+  describe("a command that prints and exits while the host is behind in reading its collector", () => {
+    // 300 lines, then 600 more while the host is held: over one 64 KiB read of the channel, and in the socket's buffer.
+    // The credit window covers them all, and admitting the first 300 sends credit back (a quarter of the window).
+    const [FIRST, REST] = [300, 600];
+    const lines = (k: number, n: number): string[] => Array.from({ length: n }, (_, i) => `${k}:${i}`);
+    let dir: string;
+    beforeEach(() => {
+      dir = mkdtempSync(join(tmpdir(), "cla-cmd-exit-"));
+    });
+    afterEach(() => rmSync(dir, { recursive: true, force: true }));
+    const setup = (restart: { maxRestarts: number; baseDelayMs?: number }) => {
+      const mem = new MemorySink({ name: "mem" });
+      const exits: SourceExitEvent[] = [];
+      const failed: string[] = [];
+      const agg = new Aggregator({ batch: { maxWaitMs: 10 }, credit: { records: 1_024 } });
+      agg
+        .addSource(new CommandSource({ name: "cmd", command: process.execPath, args: ["-e", TWO_PARTS, String(FIRST), String(REST), dir], restart }))
+        .addSink(mem, { filter: busyHostAtFirstRecord(dir, () => agg.metrics().sources.cmd!.pid) });
+      agg.on("source:exit", (e) => exits.push(e));
+      agg.on("source:failed", (e) => failed.push(e.error.code));
+      return { mem, agg, exits, failed };
+    };
+
+    it("maxRestarts 0: every line it printed arrives, then its exit is reported and the source fails; the counters agree", async () => {
+      const { mem, agg, exits, failed } = setup({ maxRestarts: 0 });
+      await agg.start();
+      await waitFor(() => failed.length === 1, {
+        timeout: 20_000,
+        message: () => `source:failed, got ${mem.count} records, exits ${JSON.stringify(exits)}`,
+      });
+      await mem.waitForCount(FIRST + REST, { timeout: 10_000 });
+      const report = await agg.stop({ timeoutMs: 10_000 });
+      expect(mem.messages()).toEqual(lines(1, FIRST + REST));
+      expect(exits).toEqual([expect.objectContaining({ exitCode: 0, expected: false })]);
+      expect(failed).toEqual(["ERR_COLLECTOR_FAILED"]);
+      const total = FIRST + REST;
+      expect(report.sources.cmd).toMatchObject({ linesRead: total, emitted: total, admitted: total, settled: total, waiting: 0 });
+      expect(report.sinks.mem).toMatchObject({ received: total, delivered: total, pending: 0 });
+    });
+
+    it("restarted: the next incarnation starts after all of the previous one's lines are in, and its own follow them", async () => {
+      const { mem, agg, exits } = setup({ maxRestarts: 5, baseDelayMs: 10 });
+      await agg.start();
+      await mem.waitForCount(2 * (FIRST + REST), { timeout: 20_000 });
+      const report = await agg.stop({ timeoutMs: 10_000 });
+      expect(mem.messages()).toEqual([...lines(1, FIRST + REST), ...lines(2, FIRST + REST)]);
+      expect(exits[0]).toMatchObject({ exitCode: 0, expected: false, restarts: 0 });
+      const total = 2 * (FIRST + REST);
+      expect(report.sources.cmd).toMatchObject({ restarts: 1, linesRead: total, emitted: total, admitted: total, settled: total, waiting: 0 });
+    });
   });
 });

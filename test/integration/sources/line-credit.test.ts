@@ -38,6 +38,23 @@ if (mode === "hold") {
 }
 `;
 
+/**
+ * Incarnation k (counted in files in `dir`) prints n lines "k:0", "k:1"… at once; the first then exits, the others
+ * stay.
+ */
+const INCARNATIONS = `
+const fs = require("node:fs");
+const [n, dir] = [Number(process.argv[1]), process.argv[2]];
+let k = 1;
+while (fs.existsSync(dir + "/run" + k)) k++;
+fs.writeFileSync(dir + "/run" + k, "");
+let s = "";
+for (let i = 0; i < n; i++) s += k + ":" + i + "\\n";
+process.stdout.write(s);
+if (k > 1) setInterval(() => {}, 1 << 30);
+`;
+const incarnation = (k: number, n: number): string[] => Array.from({ length: n }, (_, i) => `${k}:${i}`);
+
 function aggregator(mem: MemorySink, extra: { checkpointDir?: string } = {}): Aggregator {
   return new Aggregator({
     ...extra,
@@ -259,6 +276,57 @@ describe("line collectors stop at their credit", () => {
     expect(errors).toEqual([expect.stringContaining("exited with code 3")]);
     expect(mem.records.map((r) => r.message)).toEqual(upTo(3_000));
     expect(report.sources.fails).toMatchObject({ emitted: 3_000, settled: 3_000 });
+  });
+
+  // 8,000 lines of 7 bytes or less: they fit in the pipe and the collector's read buffer, so the command exits while
+  // all but the first window of them wait for credit.
+  it("maxRestarts 0: a command that exits with its output held ships all of it, then fails; the counters agree", async () => {
+    const n = 8_000;
+    const mem = new MemorySink({ name: "mem" }).block();
+    const exits: SourceExitEvent[] = [];
+    const failed: string[] = [];
+    const agg = aggregator(mem).addSource(
+      new CommandSource({ name: "once", command: process.execPath, args: ["-e", INCARNATIONS, String(n), dir], restart: { maxRestarts: 0 } }),
+    );
+    agg.on("source:exit", (e) => exits.push(e));
+    agg.on("source:failed", (e) => failed.push(e.error.code));
+    await agg.start();
+    await stalled(agg, "once", Buffer.byteLength(incarnation(1, n).join("\n")));
+    expectWithinCredit(agg, "once");
+    expect({ exits, failed }, "nothing is reported while the output waits for credit").toEqual({ exits: [], failed: [] });
+    mem.unblock();
+    await mem.waitForCount(n, { timeout: 30_000 });
+    await waitFor(() => failed.length === 1, { timeout: 10_000, message: () => `source:failed, saw exits ${JSON.stringify(exits)}` });
+    expect(agg.metrics().sources.once!.state).toBe("failed");
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.messages()).toEqual(incarnation(1, n));
+    expect(exits).toEqual([expect.objectContaining({ exitCode: 0, expected: false })]);
+    expect(report.sources.once).toMatchObject({ linesRead: n, emitted: n, admitted: n, settled: n, waiting: 0 });
+    expect(report.sinks.mem).toMatchObject({ received: n, delivered: n, pending: 0 });
+  });
+
+  it("restarted: the next incarnation starts once the previous one's held output is all in, and its lines follow", async () => {
+    const n = 8_000;
+    const mem = new MemorySink({ name: "mem" }).block();
+    const restarts: number[] = [];
+    const agg = aggregator(mem).addSource(
+      new CommandSource({
+        name: "again",
+        command: process.execPath,
+        args: ["-e", INCARNATIONS, String(n), dir],
+        restart: { maxRestarts: 5, baseDelayMs: 10, maxDelayMs: 20 },
+      }),
+    );
+    agg.on("source:restart", (e) => restarts.push(e.restarts));
+    await agg.start();
+    await stalled(agg, "again", Buffer.byteLength(incarnation(1, n).join("\n")));
+    expect(restarts, "no restart while the first incarnation's output waits for credit").toEqual([]);
+    mem.unblock();
+    await mem.waitForCount(2 * n, { timeout: 30_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(restarts).toEqual([1]);
+    expect(mem.messages()).toEqual([...incarnation(1, n), ...incarnation(2, n)]);
+    expect(report.sources.again).toMatchObject({ restarts: 1, linesRead: 2 * n, emitted: 2 * n, admitted: 2 * n, settled: 2 * n, waiting: 0 });
   });
 
   it("a running command stopped while its sink stays blocked: what it hands over past its credit is read and counted", async () => {
