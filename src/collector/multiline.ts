@@ -5,7 +5,7 @@
 //                                        ├▶ CONTINUE append to the open event (limits: maxLines, maxBytes)
 //                                        └▶ HOLD     keep the line aside until the next line decides (blank lines
 //                                                    inside a Go panic or between chained Python tracebacks)
-//   timer (timeoutMs after the last line) or flush() ─▶ emit what is open
+//   timer (timeoutMs after the last line, its input read to its end) or flush() ─▶ emit what is open
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 
@@ -26,8 +26,9 @@ export interface MultilineLimits {
    */
   maxBytes?: number;
   /**
-   * Emit the open event when no line has arrived for this long. `0` turns the timer off (only the next event's
-   * first line, a limit or `flush()` emits then).
+   * Emit the open event when no line has arrived for this long. Time the source is held back for credit does not
+   * count, nor, for a file, time before it is read to its end: the event's next lines are there, waiting to be read.
+   * `0` turns the timer off (only the next event's first line, a limit or `flush()` emits then).
    * @default 1000
    */
   timeoutMs?: number;
@@ -113,7 +114,9 @@ interface Classifier {
  * and re-armed from the time of the last line, so tests drive it with `vi.useFakeTimers()` and
  * `vi.advanceTimersByTime()`. `onEvent` is then called from the timer. Call {@link close} when the stream ends.
  * Time the input spends held back (its collector out of credit, between {@link pauseIdle} and {@link resumeIdle}) is
- * not idle time: the event's next lines are waiting to be read, and must not be cut off it.
+ * not idle time: the event's next lines are waiting to be read, and must not be cut off it. Nor is time the input
+ * spends being read when it has more than has arrived (`reading`, say a file not read to its end: the read after a
+ * resume, or of the next chunk, can take longer than `timeoutMs` on a busy host).
  */
 export class MultilineJoiner {
   readonly stats: MultilineStats = { events: 0, truncated: 0, timedOut: 0 };
@@ -133,10 +136,15 @@ export class MultilineJoiner {
   #lastPush = 0;
   /** pauseIdle(): the timer does not emit (see Timing). */
   #idlePaused = false;
+  readonly #reading: (() => boolean) | undefined;
   #closed = false;
   readonly #onTimer = (): void => this.#timerFired();
 
-  constructor(spec: MultilineSpec, onEvent: MultilineHandler, optionName = "multiline") {
+  /**
+   * `reading`, asked when the timer is due: true while the input has more to read right now (its next lines are on
+   * their way, not late). The event then waits, and is idle `timeoutMs` after its last line or the last such answer.
+   */
+  constructor(spec: MultilineSpec, onEvent: MultilineHandler, optionName = "multiline", reading?: () => boolean) {
     if (typeof onEvent !== "function") {
       throw new InvalidOptionError(`Expected \`onEvent\` to be a function, got ${describe(onEvent)}`);
     }
@@ -146,6 +154,7 @@ export class MultilineJoiner {
     this.#maxBytes = checkInt(limits.maxBytes ?? 1024 * 1024, 1, `${optionName}.maxBytes`);
     this.#timeoutMs = checkInt(limits.timeoutMs ?? 1000, 0, `${optionName}.timeoutMs`);
     this.#onEvent = onEvent;
+    this.#reading = reading;
   }
 
   /** True while lines are waiting to be emitted. */
@@ -273,7 +282,10 @@ export class MultilineJoiner {
     this.#timer = undefined;
     // Paused, resumeIdle() arms it again.
     if (!this.pending || this.#closed || this.#idlePaused) return;
-    const idle = Date.now() - this.#lastPush;
+    const now = Date.now();
+    // Still reading the input: the event's next lines may be in what is being read. Its idle time starts again.
+    if (this.#reading?.() === true) this.#lastPush = now;
+    const idle = now - this.#lastPush;
     if (idle >= this.#timeoutMs) {
       this.stats.timedOut++;
       this.flush();

@@ -8,8 +8,10 @@
 //
 // The credit is checked before each line, so the collector stops at it exactly, not at the end of a read (which, with
 // tiny lines, was tens of thousands of records past it). Out of credit, multiline idle timers stop too (the next
-// lines are waiting, not late); only a file that closes or is truncated meanwhile sends its open event past the
-// credit: one record (and any blank lines its joiner held) per such file.
+// lines are waiting, not late), and after it they count only once the file is read to its end again: the rewound
+// read comes back whenever the host lets it, and an event open meanwhile must not go out without its next lines.
+// Only a file that closes or is truncated meanwhile sends its open event past the credit: one record (and any blank
+// lines its joiner held) per such file.
 import { CheckpointStore } from "../checkpoint-store.js";
 import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
@@ -146,7 +148,9 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     if (j === undefined) {
       // The line itself is valid only while the handler runs: keep just its file's identity.
       const file: FileOrigin = { path: line.path, fileKey: line.fileKey, device: line.device, inode: line.inode };
-      j = new MultilineJoiner(spec.multiline!, (e) => emit(e.text, file, e.start, e.end));
+      // Not idle while its file is being read on: the read after a resume (or of the next chunk) may take longer
+      // than the timeout on a busy host, and the event's next lines are in it.
+      j = new MultilineJoiner(spec.multiline!, (e) => emit(e.text, file, e.start, e.end), undefined, () => !tailer.readToEnd(file.fileKey));
       joiners.set(file.fileKey, j);
     }
     return j;

@@ -219,6 +219,17 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   }
 
   /**
+   * The file of `fileKey` has been read to its end as its last poll found it, and the handler took every line: until
+   * it grows, nothing more of it is coming. False while it has bytes to read: it grew, a read of it is under way or
+   * due, or a handler out of room left lines to read again after resume(). True for a key no longer read (the file
+   * closed, or truncated under a new key).
+   */
+  readToEnd(fileKey: string): boolean {
+    const file = this.#byKey.get(fileKey);
+    return file === undefined || file.handle === undefined || file.eof;
+  }
+
+  /**
    * Adds flow-control credit (see the `credit` option). Reading stops when either count reaches 0; the last read
    * may overshoot by the lines of one chunk. Without the `credit` option credit is unlimited and this is a no-op.
    */

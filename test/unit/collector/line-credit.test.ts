@@ -213,6 +213,26 @@ describe("multiline idle timeout while the input is held back", () => {
     j.close();
   });
 
+  it("MultilineJoiner: while its input is still being read, the event is not idle; a full timeout after the last such answer", () => {
+    vi.useFakeTimers();
+    const events: MultilineEvent[] = [];
+    // A file collector's answer: its file is not read to its end (the read after a resume, or the next chunk, is late).
+    let reading = true;
+    const j = new MultilineJoiner({ startPattern: "^start", timeoutMs: 100 }, (e) => events.push(e), undefined, () => reading);
+    j.push("start 1", 0, 8);
+    vi.advanceTimersByTime(10_000);
+    expect(events).toEqual([]);
+    // The late read comes back with the event's next line, and the file is read to its end.
+    j.push(" more", 8, 14);
+    reading = false;
+    vi.advanceTimersByTime(99);
+    expect(events).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(events).toEqual([{ text: "start 1\n more", start: 0, end: 14, lines: 2, truncated: false }]);
+    expect(j.stats.timedOut).toBe(1);
+    j.close();
+  });
+
   it("LinePipeline: an event open when the credit ran out waits for its held lines, however long", () => {
     vi.useFakeTimers();
     const out = new FakeOut(1);
