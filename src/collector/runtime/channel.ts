@@ -42,12 +42,21 @@ const SLAB_BYTES = 1024 * 1024;
 /** A slab with less room than this left starts no new frame. */
 const MIN_FRAME_ROOM = 64 * 1024;
 /**
- * Slabs kept for reuse beyond the current one. A collector ahead of its host has up to two credit windows in its
- * socket (W1: 5.3 MB), so the pool must cover that or the excess turns into garbage again. Once no frame has been
- * sent for SPARE_TRIM_MS the pool is emptied, so an idle collector holds one slab.
+ * Slabs kept for reuse beyond the current one. A collector ahead of its host holds about MAX_BACKLOG_BYTES and a
+ * frame in its socket (more only from what it hands over whatever its credit, such as a command's last output at a
+ * stop), so the pool must cover that or the excess turns into garbage again. Once no frame has been sent for
+ * SPARE_TRIM_MS the pool is emptied, so an idle collector holds one slab.
  */
 const MAX_SPARE_SLABS = 16;
 const SPARE_TRIM_MS = 2000;
+/**
+ * Frame bytes the socket may hold unwritten (the host is not reading: busy, or still starting) before the collector
+ * stops reading its input, as it does when out of credit; it goes on once the socket is back under half of it. Credit
+ * alone let a whole window (W1: about 3 MB) pile up in the socket, in slabs that were then kept as spares for the
+ * rest of the run: a W1 collector held 7 slabs, allocated while its host started. The host still finds about this
+ * much waiting whenever it reads again.
+ */
+export const MAX_BACKLOG_BYTES = 1024 * 1024;
 
 interface Slab {
   readonly buf: Buffer;
@@ -78,13 +87,18 @@ export class ChildChannel implements RecordWriter {
   private creditBytes = 0;
   private flushQueued = false;
   private gone = false;
+  /** The socket holds more than MAX_BACKLOG_BYTES unwritten: no credit until it is under half of that. */
+  private backlogged = false;
   private oversized = 0;
   /** The host's initial credit window (what `begin` granted). */
   private windowRecords = 0;
   private windowBytes = 0;
-  /** Called when credit arrives after it ran out. */
+  /** Called when credit arrives after it ran out, and when a backlog that held it back has cleared. */
   onCredit: () => void = () => {};
-  /** Called after every CREDIT frame, whether or not credit had run out (a collector keeping a reserve needs it). */
+  /**
+   * Called after every CREDIT frame, whether or not credit had run out (a collector keeping a reserve needs it), and
+   * when a backlog has cleared.
+   */
   onCreditFrame: () => void = () => {};
 
   /** `channel` is the fd of the host's pipe (3 in a collector), or an open socket (tests). */
@@ -136,16 +150,17 @@ export class ChildChannel implements RecordWriter {
     return this.seq + this.count;
   }
 
+  /** Whether the collector may go on reading: credit is left and the socket is not backlogged (MAX_BACKLOG_BYTES). */
   get hasCredit(): boolean {
-    return this.creditRecords > 0 && this.creditBytes > 0;
+    return this.creditRecords > 0 && this.creditBytes > 0 && !this.backlogged;
   }
 
   /**
-   * Whether more than `records` and `bytes` of credit are left: what a collector that keeps part of its credit in
-   * reserve asks instead of `hasCredit`.
+   * Whether more than `records` and `bytes` of credit are left (and the socket is not backlogged): what a collector
+   * that keeps part of its credit in reserve asks instead of `hasCredit`.
    */
   hasCreditOver(records: number, bytes: number): boolean {
-    return this.creditRecords > records && this.creditBytes > bytes;
+    return this.creditRecords > records && this.creditBytes > bytes && !this.backlogged;
   }
 
   /** The host's credit window, as granted at the start. */
@@ -266,6 +281,7 @@ export class ChildChannel implements RecordWriter {
     if (!this.gone) {
       slab.pending++;
       this.socket.write(frame, (err) => this.written(slab, err));
+      if (this.socket.writableLength > MAX_BACKLOG_BYTES) this.backlogged = true;
     }
     // A slab made for one large record is not kept: the next frame starts in a standard one.
     if (buf.length !== SLAB_BYTES || buf.length - this.base < MIN_FRAME_ROOM) this.nextSlab(SLAB_BYTES);
@@ -277,6 +293,11 @@ export class ChildChannel implements RecordWriter {
     // After an error the handle may have been torn down mid-write: such a slab is left to the GC.
     if (err != null) slab.pending = Number.NaN;
     else if (slab.pending === 0 && slab !== this.slab) this.recycle(slab);
+    if (this.backlogged && this.socket.writableLength <= MAX_BACKLOG_BYTES / 2) {
+      this.backlogged = false;
+      if (this.hasCredit) this.onCredit();
+      this.onCreditFrame();
+    }
   }
 
   private recycle(slab: Slab): void {

@@ -4,9 +4,11 @@
 // a slab among them.
 import { once } from "node:events";
 import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { decodeRecords, FrameDecoder, FrameType } from "../../../src/channel/protocol.js";
-import { ChildChannel } from "../../../src/collector/runtime/channel.js";
+import { ChildChannel, MAX_BACKLOG_BYTES } from "../../../src/collector/runtime/channel.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const noop = (): void => {};
@@ -20,14 +22,18 @@ afterEach(() => {
   channel = server = undefined;
 });
 
-/** A loopback TCP pair: the channel writes to `client`; `peer` is the host's end, paused. */
-async function socketPair(): Promise<{ client: Socket; peer: Socket }> {
+/**
+ * A connected pair: the channel writes to `client`; `peer` is the host's end, paused. Loopback TCP, or with `unix` a
+ * Unix socket, as a collector's channel is (its kernel buffers hold a few hundred KB, loopback TCP's several MB).
+ */
+async function socketPair(unix = false): Promise<{ client: Socket; peer: Socket }> {
   server = createServer({ pauseOnConnect: true });
-  server.listen(0, "127.0.0.1");
+  const path = join(tmpdir(), `cla-channel-${process.pid}-${Date.now()}.sock`);
+  if (unix) server.listen(path);
+  else server.listen(0, "127.0.0.1");
   await once(server, "listening");
-  const { port } = server.address() as { port: number };
   const accepted = once(server, "connection") as Promise<[Socket]>;
-  const client = connect(port, "127.0.0.1");
+  const client = unix ? connect(path) : connect((server.address() as { port: number }).port, "127.0.0.1");
   await once(client, "connect");
   const [peer] = await accepted;
   return { client, peer };
@@ -81,5 +87,40 @@ describe("ChildChannel frames", () => {
       next += seqs[k + 1]!;
     }
     expect(next).toBe(sent);
+  });
+
+  it("stops asking for input while the socket holds over MAX_BACKLOG_BYTES, and goes on once it is written", async () => {
+    const { client, peer } = await socketPair(true);
+    let got = 0;
+    const decoder = new FrameDecoder((_type, payload) => (got += decodeRecords(payload).starts.length));
+    peer.on("data", (chunk: Buffer) => decoder.push(chunk));
+    channel = new ChildChannel(handlers, client);
+    channel.begin(0, { records: 1e9, bytes: 1e15 });
+    let resumed = 0;
+    let roomFrames = 0;
+    channel.onCredit = () => resumed++;
+    channel.onCreditFrame = () => roomFrames++;
+    const line = JSON.stringify({ msg: "x".repeat(300) });
+    // Far more than the kernel's socket buffers hold, far less than the credit: only the backlog can stop this.
+    let sent = 0;
+    let more = true;
+    while (more && sent < 100_000) {
+      more = channel.push(line);
+      sent++;
+    }
+    expect(more, "push() never said stop with the reader paused and credit left").toBe(false);
+    expect(client.writableLength).toBeGreaterThan(MAX_BACKLOG_BYTES);
+    // It stopped within a frame (at most 256 KiB of records) of the mark.
+    expect(client.writableLength).toBeLessThan(MAX_BACKLOG_BYTES + 300 * 1024);
+    expect(channel.hasCreditOver(1e8, 1e14)).toBe(false);
+    expect(resumed).toBe(0);
+
+    peer.resume();
+    await waitFor(() => resumed === 1, { timeout: 10_000, message: () => `onCredit was called ${resumed} times once the reader resumed` });
+    expect(roomFrames).toBe(1);
+    expect(channel.hasCredit).toBe(true);
+    expect(client.writableLength).toBeLessThanOrEqual(MAX_BACKLOG_BYTES / 2);
+    channel.flush();
+    await waitFor(() => got === sent, { timeout: 10_000, message: () => `${got} of ${sent} records arrived` });
   });
 });
