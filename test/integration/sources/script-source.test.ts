@@ -226,10 +226,12 @@ export default defineCollector(async ({ emit, signal }) => {
     writeFileSync(
       module,
       `import { defineCollector } from ${JSON.stringify(collectorUrl)};
-export default defineCollector(async ({ emit }) => {
+export default defineCollector(async ({ emit, signal }) => {
   for (let i = 0; ; i++) {
     await emit({ message: "m" + i });
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    // Aborted, it emits at every turn of the event loop: between the end of its grace (a timer) and the exit that
+    // follows the host's EXIT there is at least one such turn, however slow the machine.
+    await new Promise((resolve) => (signal.aborted ? setImmediate(resolve) : setTimeout(resolve, 2)));
   }
 });
 `,
