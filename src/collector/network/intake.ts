@@ -77,6 +77,11 @@ export class Intake {
    * and it slows down); a datagram that finds no credit is lost. Without a reserve, one big HTTP body or TCP stream
    * took every record of credit as soon as it came back, and the UDP senders' messages were dropped meanwhile.
    */
+  /** A listener stopped reading for want of credit: every listener pauses until credit comes (if not already). */
+  outOfCredit(): void {
+    this.onOutOfCredit();
+  }
+
   get hasCredit(): boolean {
     // With no reserve (0, 0) this is `hasCredit`.
     return this.out.hasCreditOver(this.reserveRecords, this.reserveBytes);

@@ -189,9 +189,13 @@ class StreamListener implements Listener {
       () => !closed && !this.paused && intake.hasCredit,
       intake.slices,
     );
-    // Out of credit within this read (every socket is paused by now): the rest waits in the socket, unread, and
-    // comes back as the next 'data' on resume, before anything read later (and before 'end').
-    if (at < chunk.length && !closed) c.socket.unshift(chunk.subarray(at));
+    // Out of credit within this read: the rest waits in the socket, unread, and comes back as the next 'data' on
+    // resume, before anything read later (and before 'end'). Every socket is paused by now, and if credit ran out
+    // other than by a push here, they are paused now: an unpaused socket would hand the rest straight back, forever.
+    if (at < chunk.length && !closed) {
+      if (!this.paused) intake.outOfCredit();
+      c.socket.unshift(chunk.subarray(at));
+    }
   }
 
   /** Charge the connection's partial message to the shared budget; over it, close the connection (false). */

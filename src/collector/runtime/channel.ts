@@ -89,6 +89,12 @@ export class ChildChannel implements RecordWriter {
   private gone = false;
   /** The socket holds more than MAX_BACKLOG_BYTES unwritten: no credit until it is under half of that. */
   private backlogged = false;
+  /**
+   * Whether a backlog in the socket holds the collector back (see MAX_BACKLOG_BYTES). A network collector turns it
+   * off: UDP cannot wait, and its share of the credit window (the UDP reserve) is what it may use while the host is
+   * busy; the window bounds what the host holds either way.
+   */
+  limitBacklog = true;
   private oversized = 0;
   /** The host's initial credit window (what `begin` granted). */
   private windowRecords = 0;
@@ -281,7 +287,7 @@ export class ChildChannel implements RecordWriter {
     if (!this.gone) {
       slab.pending++;
       this.socket.write(frame, (err) => this.written(slab, err));
-      if (this.socket.writableLength > MAX_BACKLOG_BYTES) this.backlogged = true;
+      if (this.limitBacklog && this.socket.writableLength > MAX_BACKLOG_BYTES) this.backlogged = true;
     }
     // A slab made for one large record is not kept: the next frame starts in a standard one.
     if (buf.length !== SLAB_BYTES || buf.length - this.base < MIN_FRAME_ROOM) this.nextSlab(SLAB_BYTES);

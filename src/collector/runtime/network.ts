@@ -51,6 +51,8 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
     counters,
     pause,
   );
+  // A backlog in the channel does not hold the listeners back: only credit does (see ChildChannel.limitBacklog).
+  channel.limitBacklog = false;
   const w = channel.creditWindow;
   intake.slices = slicesFor(w);
   // UDP cannot wait for credit, streams and HTTP can: with both, an eighth of the window is kept for UDP, and the

@@ -255,6 +255,21 @@ describe("NetworkSource", () => {
     expect(report.sources.lines).toMatchObject({ emitted: 1001, parseErrors: 1, linesRead: 1002 });
   });
 
+  it("JSON lines over TCP as fast as the sender can write: 100k lines on one connection all arrive, each once", async () => {
+    // A channel backed up behind a host still busy with the last frames must pause the listener, not spin on it.
+    const { agg, mem, port } = await start({ name: "flood", listen: ["tcp://:0"] });
+    const lines: string[] = [];
+    for (let i = 0; i < 100_000; i++) lines.push(`{"n":${i},"message":"flood line ${i}","pad":"${"x".repeat(100)}"}`);
+    const client = await tcpClient(port());
+    client.write(lines.join("\n") + "\n");
+    await endSocket(client);
+    await mem.waitForCount(100_000, { timeout: 30_000 });
+    const seen = new Set(mem.records.map((r) => r.n as number));
+    expect(seen.size).toBe(100_000);
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sources.flood).toMatchObject({ emitted: 100_000, linesRead: 100_000 });
+  });
+
   it("JSON lines over TLS with a certificate given as PEM text", async () => {
     const pki = testPki();
     const { mem, port } = await start({ name: "tls", listen: "tls://127.0.0.1:0", tls: { cert: pki.serverCert, key: pki.serverKey } });
