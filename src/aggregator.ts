@@ -375,7 +375,18 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     this.retiredSinks.add(name, () => p.report(), () => !this.removingSinks.has(slot) && p.held === 0);
     this.rebuildRoutes();
     const stopped = this.stoppedSignal;
-    if (slot.opened !== undefined) await withDeadline(Promise.race([p.drain(), stopped]), deadline);
+    if (slot.opened !== undefined) {
+      // An open() under way is waited for (a sink closed while it opens would leave behind what its open() sets up),
+      // and aborted at the deadline. Only a sink that opened can drain: one that failed to is not retried once
+      // removed, so what it holds is dropped (sinkRemoved) at once instead of at the deadline.
+      let opened = false;
+      const settled = slot.opened.then(
+        () => (opened = true),
+        () => undefined,
+      );
+      if (!(await withDeadline(Promise.race([settled, stopped]), deadline))) slot.openAbort?.abort();
+      if (opened) await withDeadline(Promise.race([p.drain(), stopped]), deadline);
+    }
     // Changes nothing if a stop() that came meanwhile abandoned it first: the first abandon's terms hold.
     p.abandon("sinkRemoved");
     await this.closeSink(slot, deadline);
@@ -677,16 +688,20 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
 
   private startClose(p: SinkPipeline): { done: Promise<void>; controller: AbortController } {
     const controller = new AbortController();
-    let closed: Promise<unknown> = RESOLVED;
-    try {
-      closed = Promise.resolve(p.sink.close?.({ signal: controller.signal }));
-    } catch (error) {
+    // Thrown or rejected alike: reported (a close that flushes can lose what it held), and the stop goes on.
+    const failed = (error: unknown): void => {
       this.emit("sink:error", {
         sink: p.name,
         error: new SinkError("ERR_SINK_SEND", `sink "${p.name}" failed to close: ${errorMessage(error)}`, { sink: p.name, cause: error }),
       });
+    };
+    let closed: Promise<unknown> = RESOLVED;
+    try {
+      closed = Promise.resolve(p.sink.close?.({ signal: controller.signal }));
+    } catch (error) {
+      failed(error);
     }
-    return { done: closed.then(() => undefined, () => undefined), controller };
+    return { done: closed.then(() => undefined, failed), controller };
   }
 
   /** Start a source's collector once: start() and an addSource() during start() may both ask. */

@@ -171,7 +171,8 @@ export class StreamConnection {
     if (stop.aborted) {
       // A connect (from a write still holding the lock) would otherwise run on to its own timeout.
       this.connecting?.destroy();
-      this.socket?.destroy();
+      // Its window is in doubt (what the peer had not read when the socket was destroyed is discarded).
+      if (this.socket !== undefined) this.drop(this.socket);
     }
     await untilSettledOrAborted(this.o.sink, this.lock, stop).catch(() => undefined);
     stop.removeEventListener("abort", stopResend);
@@ -379,16 +380,22 @@ export class StreamConnection {
   private drop(socket: net.Socket): void {
     if (this.socket === socket) this.socket = undefined;
     socket.destroy();
-    // Broken, not closed by us: what it may not have delivered is written again on the next connection.
-    if (socket === this.windowSocket && !this.closed) {
-      this.replay.push(...this.window);
-      this.window = [];
-      this.windowSizes = [];
-      this.windowBytes = 0;
-      this.windowSocket = undefined;
-      this.notePending();
-      this.scheduleResend();
+    // Broken, or destroyed by a close past its deadline: what it may not have delivered is written again on the next
+    // connection, or, once close() is past resending, counted by it as resend-lost. Never just forgotten: those
+    // records were reported delivered.
+    if (socket !== this.windowSocket) return;
+    const window = this.window;
+    this.window = [];
+    this.windowSizes = [];
+    this.windowBytes = 0;
+    this.windowSocket = undefined;
+    if (this.settled) {
+      for (const seg of window) this.o.stats.recordsResendLost += seg.records;
+      return;
     }
+    this.replay.push(...window);
+    this.notePending();
+    this.scheduleResend();
   }
 
   /**

@@ -223,6 +223,23 @@ async function closeAndAbort(conn: StreamConnection, stats: SinkStats, baseline:
 }
 
 describe("StreamConnection.close(signal)", () => {
+  it("a close past its deadline on a healthy connection counts what it last wrote as resend-lost, not forgotten", async () => {
+    const rx = await Receiver.start();
+    cleanups.push(() => rx.close());
+    const stats = new SinkStats();
+    const conn = connection(rx.port, stats);
+    await conn.open(new AbortController().signal);
+    expect(await conn.write([{ data: "a\nb\nc\n", records: 3 }], new AbortController().signal)).toEqual({ flushed: 3 });
+    await waitFor(() => rx.open.size === 1, 5_000, () => `receiver holds ${rx.open.size} connections, expected 1`);
+    const controller = new AbortController();
+    controller.abort();
+    await conn.close(controller.signal);
+    // Destroyed without a clean close, the 3 records it reported delivered are in doubt: counted, nothing pending.
+    expect(stats.recordsResendLost).toBe(3);
+    expect(stats.recordsResendPending).toBe(0);
+    expect(conn.connected).toBe(false);
+  });
+
   it("receiver gone (connects refused): an abort during the reconnect backoff ends close at once, no timer left", async () => {
     const baseline = activeCounts();
     const rx = await Receiver.start();

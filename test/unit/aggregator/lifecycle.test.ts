@@ -256,6 +256,27 @@ describe("Aggregator lifecycle", () => {
     expect(errors[0]).toMatchObject({ code: "ERR_SINK_SEND", sink: "unclosable", message: 'sink "unclosable" failed to close: close refused' });
   });
 
+  it("a sink whose close() rejects later is reported alike, and the stop completes", async () => {
+    const sink: Sink = {
+      name: "unclosable",
+      send() {},
+      async close() {
+        await new Promise((resolve) => setImmediate(resolve));
+        throw new Error("final flush failed");
+      },
+    };
+    const agg = new Aggregator().addSink(sink);
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    await agg.start();
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(report.timedOut).toBe(false);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toBeInstanceOf(SinkError);
+    expect(errors[0]).toMatchObject({ code: "ERR_SINK_SEND", sink: "unclosable", message: 'sink "unclosable" failed to close: final flush failed' });
+    expect((errors[0]!.cause as Error).message).toBe("final flush failed");
+  });
+
   it("a source added while running whose start fails with a plain Error is reported as a CollectorError", async () => {
     /** A CommandSource whose runtime's start() rejects with something that is not the library's error. */
     class UnstartableSource extends CommandSource {

@@ -44,6 +44,65 @@ describe("removeSink", () => {
     expect(report.totals.dropped).toBe(30);
   });
 
+  it("removing a sink whose open() hangs aborts the open at the deadline, then closes it and drops what it held", async () => {
+    let openSignal: AbortSignal | undefined;
+    let closedAfterOpenSettled = false;
+    let openSettled = false;
+    const hanging: Sink = {
+      name: "hanging",
+      open({ signal }) {
+        openSignal = signal;
+        return new Promise<void>((_, reject) =>
+          signal.addEventListener("abort", () => {
+            openSettled = true;
+            reject(signal.reason as Error);
+          }),
+        );
+      },
+      send() {},
+      close() {
+        closedAfterOpenSettled = openSettled;
+      },
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } });
+    await agg.start();
+    agg.addSink(hanging);
+    await agg.write(numbered(3));
+    await waitFor(() => openSignal !== undefined, { message: () => "open() was never called" });
+    const counters = await agg.removeSink("hanging", { timeoutMs: 100 });
+    expect(openSignal!.aborted).toBe(true);
+    expect(closedAfterOpenSettled).toBe(true);
+    expect(counters).toMatchObject({ received: 3, delivered: 0, dropped: { sinkRemoved: 3 }, pending: 0 });
+    await agg.stop();
+  });
+
+  it("removing a sink whose open() failed does not wait out its deadline for a drain that cannot happen", async () => {
+    let opens = 0;
+    const broken: Sink = {
+      name: "broken",
+      open() {
+        opens++;
+        throw new Error("unreachable");
+      },
+      send() {},
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } });
+    const errors: string[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error.code));
+    await agg.start();
+    agg.addSink(broken, { retry: { baseDelayMs: 60_000, maxDelayMs: 60_000 } });
+    await agg.write(numbered(4));
+    await waitFor(() => errors.length > 0, { message: () => "open() failure was never reported" });
+    // A deadline longer than the test's own timeout: only a removal that skips the drain resolves in time.
+    const counters = await agg.removeSink("broken", { timeoutMs: 600_000 });
+    expect(counters).toMatchObject({ received: 4, delivered: 0, dropped: { sinkRemoved: 4 }, pending: 0 });
+    // Nothing opens it again at its removal or at the stop (a retry before them, after a jittered backoff, is allowed).
+    const opensAtRemoval = opens;
+    expect(new Set(errors)).toEqual(new Set(["ERR_SINK_OPEN"]));
+    await agg.stop();
+    expect(opens).toBe(opensAtRemoval);
+  });
+
   it("adds a sink after start and it starts receiving", async () => {
     const a = new MemorySink({ name: "a" });
     const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(a);
