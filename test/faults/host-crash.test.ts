@@ -1,4 +1,5 @@
-// The host dies by SIGKILL: its collectors notice and exit; a new host with the same checkpointDir resumes.
+// The host dies by SIGKILL: its collectors notice and exit (a script collector stuck in a synchronous loop too); a new
+// host with the same checkpointDir resumes.
 import { spawn, type ChildProcess } from "node:child_process";
 import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -6,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { busyCollector } from "../helpers/busy-collector.js";
 import { FakeElasticsearch } from "../helpers/fake-elasticsearch.js";
 import { recordScenario, SequenceTracker } from "../helpers/sequence.js";
 import { waitFor } from "../helpers/wait-for.js";
@@ -14,8 +16,17 @@ const fixture = fileURLToPath(new URL("../fixtures/host-tail.ts", import.meta.ur
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 const dir = mkdtempSync(join(tmpdir(), "cla-hostkill-"));
 const hosts: ChildProcess[] = [];
+/** Collector pids to kill at the end whatever happened (an orphan spinning would outlive the run). */
+const spinning: number[] = [];
 afterAll(() => {
   for (const h of hosts) h.kill("SIGKILL");
+  for (const pid of spinning) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -160,3 +171,33 @@ describe("host SIGKILL", () => {
     }
   });
 });
+
+describe("host SIGKILL, collector stuck in a synchronous loop", () => {
+  it("a script collector spinning when its host dies is killed, not left spinning as an orphan", async () => {
+    const c = busyCollector(dir);
+    const host = spawn(process.execPath, ["--import", tsx, fileURLToPath(new URL("../fixtures/host-script.ts", import.meta.url)), c.module, tsx], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    hosts.push(host);
+    let err = "";
+    host.stderr!.on("data", (d: Buffer) => (err += d));
+    const collectorPid = await new Promise<number>((resolve, reject) => {
+      let buf = "";
+      host.stdout!.on("data", (d: Buffer) => {
+        buf += d;
+        const nl = buf.indexOf("\n");
+        if (nl >= 0) resolve((JSON.parse(buf.slice(0, nl)) as { collectorPid: number }).collectorPid);
+      });
+      host.once("exit", (code) => reject(new Error(`host exited (${code}) before ready: ${err}`)));
+    });
+    // If the collector outlives the test, do not leave it spinning on the machine.
+    spinning.push(collectorPid);
+    writeFileSync(c.go, "");
+    await waitFor(() => existsSync(c.spinning), { timeout: 20_000, message: "the collector to enter its synchronous loop" });
+    host.kill("SIGKILL");
+    await new Promise((r) => host.once("exit", r));
+    // Its event loop never turns again, so only something outside it can notice the host is gone.
+    await waitFor(() => !alive(collectorPid), { timeout: 15_000, message: `collector ${collectorPid} still alive (spinning) after its host was SIGKILLed` });
+  });
+});
+

@@ -18,6 +18,7 @@ import type { ScriptSpec } from "../../sources/specs.js";
 import { CheckpointStore } from "../checkpoint-store.js";
 import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
 import type { ChildChannel } from "./channel.js";
+import { startOrphanWatchdog } from "./orphan-watchdog.js";
 import type { CollectorRun } from "./run.js";
 
 /** A record whose JSON is larger is dropped and counted: far below the channel's frame limit, so one record can never break it. */
@@ -432,6 +433,8 @@ async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
 }
 
 export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promise<CollectorRun> {
+  // Before the user's module is loaded: its top level may block too.
+  startOrphanWatchdog();
   const definition = await loadDefinition(spec.module);
   const emitter = new ScriptEmitter(spec, channel, definition);
   const controller = new AbortController();
