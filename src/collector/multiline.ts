@@ -133,6 +133,9 @@ export class MultilineJoiner {
   #bytes = 0;
   #held: { line: string; start: number; end: number }[] = [];
   #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The timer found the event due and looks once more after the input's turn (see #timerFired). */
+  #recheck: ReturnType<typeof setImmediate> | undefined;
+  #rechecked = false;
   #lastPush = 0;
   /** pauseIdle(): the timer does not emit (see Timing). */
   #idlePaused = false;
@@ -231,6 +234,8 @@ export class MultilineJoiner {
     this.#closed = true;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timer = undefined;
+    if (this.#recheck !== undefined) clearImmediate(this.#recheck);
+    this.#recheck = undefined;
   }
 
   #openWith(line: string, start: number, end: number): void {
@@ -280,17 +285,32 @@ export class MultilineJoiner {
 
   #timerFired(): void {
     this.#timer = undefined;
+    this.#recheck = undefined;
     // Paused, resumeIdle() arms it again.
-    if (!this.pending || this.#closed || this.#idlePaused) return;
+    if (!this.pending || this.#closed || this.#idlePaused) {
+      this.#rechecked = false;
+      return;
+    }
     const now = Date.now();
     // Still reading the input: the event's next lines may be in what is being read. Its idle time starts again.
     if (this.#reading?.() === true) this.#lastPush = now;
     const idle = now - this.#lastPush;
     if (idle >= this.#timeoutMs) {
+      // Timers run before input is read in each turn of the event loop: a process that waited for a CPU (or was
+      // busy) finds its timer overdue while the event's next lines may already wait in its pipe. A late timer looks
+      // once more after they were read (an immediate runs after the loop polled for input).
+      if (idle > this.#timeoutMs && !this.#rechecked) {
+        this.#rechecked = true;
+        this.#recheck = setImmediate(this.#onTimer);
+        this.#recheck.unref?.();
+        return;
+      }
+      this.#rechecked = false;
       this.stats.timedOut++;
       this.flush();
       return;
     }
+    this.#rechecked = false;
     this.#timer = setTimeout(this.#onTimer, this.#timeoutMs - idle);
     this.#timer.unref?.();
   }

@@ -203,6 +203,56 @@ describe("idle timeout", () => {
     expect(events).toHaveLength(1);
   });
 
+  it("a timer that runs late looks again after the input had its turn: lines read by then join the event", () => {
+    vi.useFakeTimers();
+    const events: MultilineEvent[] = [];
+    const j = new MultilineJoiner({ preset: "java", timeoutMs: 1000 }, (e) => events.push(e));
+    j.push("ERROR boom", 0, 11);
+    // The process waits for a CPU: the clock moves on, and the timer runs overdue (2.5 s after the line).
+    vi.setSystemTime(Date.now() + 1500);
+    vi.advanceTimersByTime(1000);
+    expect(events).toHaveLength(0);
+    // The next line waited in the pipe; the poll phase reads it before the timer's second look.
+    j.push("\tat a.b(C.java:1)", 11, 29);
+    vi.advanceTimersByTime(1);
+    expect(events).toHaveLength(0);
+    vi.advanceTimersByTime(1000);
+    expect(events.map((e) => e.text)).toEqual(["ERROR boom\n\tat a.b(C.java:1)"]);
+    expect(j.stats.timedOut).toBe(1);
+    j.close();
+  });
+
+  it("a timer that runs late with nothing read by its second look emits the event then", () => {
+    vi.useFakeTimers();
+    const events: MultilineEvent[] = [];
+    const j = new MultilineJoiner({ preset: "java", timeoutMs: 1000 }, (e) => events.push(e));
+    j.push("ERROR boom", 0, 11);
+    vi.setSystemTime(Date.now() + 1500);
+    vi.advanceTimersByTime(1000);
+    vi.advanceTimersByTime(1);
+    expect(events.map((e) => e.text)).toEqual(["ERROR boom"]);
+    expect(j.stats.timedOut).toBe(1);
+    expect(vi.getTimerCount()).toBe(0);
+    j.push("\tat late", 11, 20);
+    vi.advanceTimersByTime(1000);
+    expect(events.map((e) => e.text)).toEqual(["ERROR boom", "\tat late"]);
+    j.close();
+  });
+
+  it("close() during the second look cancels it", () => {
+    vi.useFakeTimers();
+    const events: MultilineEvent[] = [];
+    const j = new MultilineJoiner({ preset: "java", timeoutMs: 1000 }, (e) => events.push(e));
+    j.push("ERROR boom", 0, 11);
+    vi.setSystemTime(Date.now() + 1500);
+    vi.advanceTimersByTime(1000);
+    expect(vi.getTimerCount()).toBe(1);
+    j.close();
+    expect(vi.getTimerCount()).toBe(0);
+    expect(events).toHaveLength(1);
+    expect(j.stats.timedOut).toBe(0);
+  });
+
   it("close() clears the timer", () => {
     vi.useFakeTimers();
     const j = new MultilineJoiner("java", () => {});
