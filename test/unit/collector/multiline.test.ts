@@ -203,14 +203,20 @@ describe("idle timeout", () => {
     expect(events).toHaveLength(1);
   });
 
-  it("a timer that runs late looks again after the input had its turn: lines read by then join the event", () => {
+  /** An event opened by one line, whose idle timer then runs overdue (2.5 s after the line, timeout 1 s). */
+  function lateTimer(): { j: MultilineJoiner; events: MultilineEvent[] } {
     vi.useFakeTimers();
     const events: MultilineEvent[] = [];
     const j = new MultilineJoiner({ preset: "java", timeoutMs: 1000 }, (e) => events.push(e));
     j.push("ERROR boom", 0, 11);
-    // The process waits for a CPU: the clock moves on, and the timer runs overdue (2.5 s after the line).
+    // The process waits for a CPU: the clock moves on while the timer cannot run.
     vi.setSystemTime(Date.now() + 1500);
     vi.advanceTimersByTime(1000);
+    return { j, events };
+  }
+
+  it("a timer that runs late looks again after the input had its turn: lines read by then join the event", () => {
+    const { j, events } = lateTimer();
     expect(events).toHaveLength(0);
     // The next line waited in the pipe; the poll phase reads it before the timer's second look.
     j.push("\tat a.b(C.java:1)", 11, 29);
@@ -223,12 +229,7 @@ describe("idle timeout", () => {
   });
 
   it("a timer that runs late with nothing read by its second look emits the event then", () => {
-    vi.useFakeTimers();
-    const events: MultilineEvent[] = [];
-    const j = new MultilineJoiner({ preset: "java", timeoutMs: 1000 }, (e) => events.push(e));
-    j.push("ERROR boom", 0, 11);
-    vi.setSystemTime(Date.now() + 1500);
-    vi.advanceTimersByTime(1000);
+    const { j, events } = lateTimer();
     vi.advanceTimersByTime(1);
     expect(events.map((e) => e.text)).toEqual(["ERROR boom"]);
     expect(j.stats.timedOut).toBe(1);
@@ -240,12 +241,7 @@ describe("idle timeout", () => {
   });
 
   it("close() during the second look cancels it", () => {
-    vi.useFakeTimers();
-    const events: MultilineEvent[] = [];
-    const j = new MultilineJoiner({ preset: "java", timeoutMs: 1000 }, (e) => events.push(e));
-    j.push("ERROR boom", 0, 11);
-    vi.setSystemTime(Date.now() + 1500);
-    vi.advanceTimersByTime(1000);
+    const { j, events } = lateTimer();
     expect(vi.getTimerCount()).toBe(1);
     j.close();
     expect(vi.getTimerCount()).toBe(0);
