@@ -601,6 +601,10 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
     const sinks: MetricsSnapshot["sinks"] = {};
     for (const [name, slot] of this.sinks) sinks[name] = slot.pipeline.snapshot();
+    // What is being removed is still at work (stopping, draining, closing) until its removal resolves; one added again
+    // under the same name meanwhile is the one shown.
+    for (const rt of this.removingSources) sources[rt.name] ??= rt.snapshot();
+    for (const slot of this.removingSinks) sinks[slot.pipeline.name] ??= slot.pipeline.snapshot();
     return {
       state: this._state,
       uptimeMs: this.startedAt === undefined ? 0 : Date.now() - this.startedAt,

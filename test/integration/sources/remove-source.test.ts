@@ -68,6 +68,8 @@ describe("removeSource", () => {
     let removed: SourceCounters | undefined;
     // The stuck sink never settles them: removeSource() would wait its whole minute.
     const removing = agg.removeSource("cmd", { timeoutMs: 60_000 }).then((c) => (removed = c));
+    // Until its removal resolves, it is still in metrics(), stopping.
+    expect(agg.metrics().sources.cmd).toMatchObject({ kind: "command", state: "stopping", emitted: 5, pid });
     const report = await agg.stop({ timeoutMs: 500 });
     expect(report.sources.cmd).toMatchObject({ kind: "command", emitted: 5, admitted: 5, settled: 0 });
     expect(report.sinks.stuck).toMatchObject({ received: 5, pending: 5 });
@@ -76,6 +78,7 @@ describe("removeSource", () => {
     // removeSource() resolved before stop() did.
     expect(removed).toMatchObject({ emitted: 5, admitted: 5, settled: 0 });
     await removing;
+    expect(agg.metrics().sources.cmd).toBeUndefined();
   });
 
   it("the report has what the sinks settled of a removed source's records after removeSource() stopped waiting", async () => {

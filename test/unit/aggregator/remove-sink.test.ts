@@ -176,6 +176,8 @@ describe("removeSink", () => {
     await keep.waitForCount(5);
     let removed: SinkCounters | undefined;
     const removing = agg.removeSink("s", { timeoutMs: 60_000 }).then((c) => (removed = c));
+    // Until its removal resolves, it is still in metrics(), with what it holds.
+    expect(agg.metrics().sinks.s).toMatchObject({ received: 5, delivered: 0, pending: 5 });
     const report = await agg.stop({ timeoutMs: 200 });
     // Its records were not delivered by the stop's deadline: pending (not settled, so not committed), not dropped.
     expect(report.sinks.s).toMatchObject({ received: 5, delivered: 0, droppedTotal: 0, pending: 5 });
@@ -186,5 +188,6 @@ describe("removeSink", () => {
     // removeSink() resolved before stop() did, with the same counters.
     expect(removed).toMatchObject({ received: 5, pending: 5, droppedTotal: 0 });
     await removing;
+    expect(agg.metrics().sinks.s).toBeUndefined();
   });
 });
