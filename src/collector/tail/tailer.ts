@@ -18,7 +18,8 @@
 // fileKey (late acks for the old content cannot move the new one's checkpoint). The pre-truncation fingerprint and
 // position are remembered for a while: if the copy (`app.log.1`) is matched by the globs, it is recognized by its
 // fingerprint and read from where the original stopped, so only lines written between the copy and the truncate
-// that the tailer had not read are lost (the copytruncate window, inherent to that rotation method).
+// that the tailer had not read are lost (the copytruncate window, inherent to that rotation method). A new file
+// still too short to fingerprint (a copy caught being written) that starts like a live file waits until it can tell.
 //
 // Offsets: `offset` is a line's first byte, `end` the byte after its newline. Commit `end` values (a contiguous
 // acknowledged watermark) through `commit(fileKey, end)`; only those reach the checkpoint file.
@@ -64,6 +65,8 @@ interface TrackedFile {
   handle: FileHandle | undefined;
   assembler: LineAssembler;
   fingerprint: Fingerprint;
+  /** The leading bytes the fingerprint covers: a copy too short to fingerprint yet is compared with them. */
+  head: Buffer;
   lastSize: number;
   lastMtimeNs: bigint;
   /** Read returned 0 bytes since the last growth. */
@@ -92,7 +95,10 @@ interface Retired {
 
 interface PendingCopy {
   path: string;
-  hash: string;
+  /** Fingerprint of a possible copy; undefined while it is shorter than fingerprintBytes (see #discover). */
+  hash: string | undefined;
+  /** Its size when last looked at (a short one is looked at again when it changes). */
+  size: number;
   since: number;
 }
 
@@ -106,6 +112,8 @@ const MAX_RETIRED = 32;
  * copies first: a big file can take a while). If it is not, it is a distinct file and is read from its start.
  */
 const COPY_DECISION_MS = 30_000;
+/** The head of a file that has no fingerprint (yet). */
+const EMPTY = Buffer.alloc(0);
 /** Closed files that no scan matched for this long are forgotten (the checkpoint store remembers longer). */
 const FORGET_CLOSED_MS = 60 * 60_000;
 
@@ -419,8 +427,11 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     }
   }
 
-  /** Opens a file not tracked yet and decides where to start reading. */
-  async #discover(p: string, initial: boolean, skipCopyCheck = false): Promise<void> {
+  /**
+   * Opens a file not tracked yet and decides where to start reading. `since`: when it was first found (a possible
+   * copy looked at again keeps waiting from then).
+   */
+  async #discover(p: string, initial: boolean, skipCopyCheck = false, since = Date.now()): Promise<void> {
     const handle = await this.#openRegular(p);
     if (handle === undefined) return;
     let keep = false;
@@ -467,8 +478,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
           this.#stats.copytruncateCopies++;
         } else if (!skipCopyCheck && fingerprint.bytes === n && this.#liveWithFingerprint(fingerprint.hash)) {
           // Looks like a copy of a file we are reading that has not been truncated (yet). Decide once the
-          // original is truncated (copytruncate) or after rotateWaitMs (a distinct file with the same start).
-          this.#pending.set(id, { path: p, hash: fingerprint.hash, since: Date.now() });
+          // original is truncated (copytruncate) or after COPY_DECISION_MS (a distinct file with the same start).
+          this.#pending.set(id, { path: p, hash: fingerprint.hash, size, since });
+          return;
+        } else if (!skipCopyCheck && !initial && fingerprint.bytes < n && this.#liveStartingWith(prefix)) {
+          // Copytruncate creates the copy empty and then fills it: caught early, it is too short to be recognized,
+          // and read from 0 it would deliver the whole original again. Look again once it has grown.
+          this.#pending.set(id, { path: p, hash: undefined, size, since });
           return;
         } else if (initial && this.#store?.resumed !== true) {
           // startAt is for a source's first start. A source resuming from its checkpoints (a host restart, or this
@@ -492,6 +508,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         handle,
         assembler: new LineAssembler(this.#o.maxLineBytes, this.#o.overlong, offset, this.#o.lazyText),
         fingerprint,
+        head: prefix,
         lastSize: size,
         lastMtimeNs: s.mtimeNs,
         eof: offset >= size,
@@ -567,14 +584,38 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     if (this.#pending.size === 0) return;
     const now = Date.now();
     for (const [id, pending] of [...this.#pending]) {
-      const retired = this.#retired.some((r) => r.hash === pending.hash);
       const expired = now - pending.since >= COPY_DECISION_MS;
+      if (pending.hash === undefined) {
+        if (!expired && !(await this.#changedSize(pending))) continue;
+        this.#pending.delete(id);
+        await this.#discover(pending.path, false, expired, pending.since);
+        continue;
+      }
+      const retired = this.#retired.some((r) => r.hash === pending.hash);
       if (!retired && !expired && this.#liveWithFingerprint(pending.hash)) continue;
       this.#pending.delete(id);
       // The original was truncated → read the copy from where the original stopped; otherwise it is a distinct
       // file that happens to start like another one (or the original vanished): read it from the start.
       await this.#discover(pending.path, false, !retired);
     }
+  }
+
+  /** True also when the path is gone or unreadable: discovering it again sorts that out. */
+  async #changedSize(pending: PendingCopy): Promise<boolean> {
+    try {
+      return Number((await stat(pending.path)).size) !== pending.size;
+    } catch {
+      return true;
+    }
+  }
+
+  /** Is `prefix` (shorter than fingerprintBytes, possibly empty) how a fingerprinted live file starts? */
+  #liveStartingWith(prefix: Buffer): boolean {
+    for (const file of this.#files.values()) {
+      if (file.fingerprint.bytes !== this.#o.fingerprintBytes || file.deleted) continue;
+      if (file.head.subarray(0, prefix.length).equals(prefix)) return true;
+    }
+    return false;
   }
 
   #liveWithFingerprint(hash: string): boolean {
@@ -666,11 +707,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     if (file.fingerprint.bytes > 0 && !prefixMatches(prefix, file.fingerprint)) {
       this.#truncated(file, size);
       file.fingerprint = fingerprintOf(prefix, this.#o.fingerprintBytes);
+      file.head = prefix;
       this.#upsertStore(file);
       return;
     }
     if (prefix.length > file.fingerprint.bytes) {
       file.fingerprint = fingerprintOf(prefix, this.#o.fingerprintBytes);
+      file.head = prefix;
       this.#upsertStore(file);
     }
   }
@@ -691,6 +734,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     file.assembler.reset(0);
     file.committed = 0;
     file.fingerprint = { bytes: 0, hash: "" };
+    file.head = EMPTY;
     file.lastSize = -1;
     file.eof = false;
     file.partialSince = Date.now();

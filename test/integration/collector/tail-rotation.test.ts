@@ -16,7 +16,7 @@
 // stopped), C is lost — exactly those 100 numbers and no other — because they existed only in the bytes the
 // truncate destroyed before anyone read them. No tailer can recover them; a real deployment shrinks the window
 // by reading faster than the copy takes, never to zero. Everything else: exactly once.
-import { copyFile, mkdtemp, open, rename, rm, truncate, type FileHandle } from "node:fs/promises";
+import { copyFile, mkdtemp, open, rename, rm, stat, truncate, type FileHandle } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -102,6 +102,14 @@ describe("FileTailer: 200k lines across two rename rotations and one copytruncat
         await writer.write(AFTER_RENAME); // the logger has not reopened yet
         await writer.reopen();
       } else if (at === 100_501) {
+        // A rotation is a file the tailer follows moving away from its name. Polling only, the tailer rescans every
+        // globIntervalMs and the writer can write 50k lines in less: let it find this app.log under its own name
+        // first, or it first sees it as app.log.1, a file that never rotated (rotations would count 1, data intact).
+        const inode = String((await stat(file, { bigint: true })).ino);
+        await waitFor(() => t.files().some((f) => f.inode === inode && f.path === file), {
+          timeout: 20_000,
+          message: () => `the tailer to find app.log (inode ${inode}), files ${JSON.stringify(t.files())}`,
+        });
         await rename(`${file}.1`, `${file}.2`);
         await rename(file, `${file}.1`);
         await writer.write(AFTER_RENAME);

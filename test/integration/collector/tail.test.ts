@@ -370,6 +370,33 @@ describe("FileTailer: rotation, truncation, deletion", () => {
     expect(tailer.stats().truncations).toBe(1);
   });
 
+  it.each([
+    { label: "empty", copied: 0 },
+    { label: "shorter than fingerprintBytes", copied: 100 },
+  ])("a copytruncate copy found while still being written ($label) is recognized once filled: nothing read twice", async ({ copied }) => {
+    const file = path.join(dir, "app.log");
+    const copy = `${file}.1`;
+    writeFileSync(file, numbered(1, 200)); // longer than fingerprintBytes (1024): copies are recognizable
+    const content = readFileSync(file);
+    const { tailer, lines, texts } = await tail({ paths: ["app.log*"] });
+    const opens: string[] = [];
+    tailer.on("open", (e) => opens.push(`${path.basename(e.path)} ${e.reason} @${e.offset}`));
+    await waitFor(() => lines.length === 200, { message: "200 lines" });
+    // The copier has created the copy and written little or nothing yet; two scan starts: one began after that.
+    writeFileSync(copy, content.subarray(0, copied));
+    const scans = tailer.stats().scans;
+    await waitFor(() => tailer.stats().scans >= scans + 2, { message: "2 rescans that see the unfinished copy" });
+    appendFileSync(copy, content.subarray(copied));
+    truncateSync(file, 0);
+    appendFileSync(file, numbered(201, 210));
+    await waitFor(() => lines.length >= 210 && tailer.stats().copytruncateCopies === 1, {
+      message: () => `210 lines and the copy recognized, got ${lines.length} lines, opens ${JSON.stringify(opens)}`,
+    });
+    await passes(tailer, 5);
+    expect(texts()).toEqual(numbered(1, 210).trimEnd().split("\n"));
+    expect(opens).toEqual([`app.log.1 copytruncate-copy @${Buffer.byteLength(numbered(1, 200))}`]);
+  });
+
   it("deleted while open: read to EOF, delete event, closed, checkpoint entry dropped", async () => {
     const file = path.join(dir, "app.log");
     writeFileSync(file, numbered(1, 20));
