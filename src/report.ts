@@ -173,8 +173,10 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     add("sink_queue_bytes", "gauge", "Bytes held by the sink", l, s.queueBytes);
     add("sink_in_flight_batches", "gauge", "Batches being sent", l, s.inFlightBatches);
     const t = s.transport;
+    // Only with its +Inf bucket is it a histogram (the count): a custom sink's partial set is exported as counters.
+    const histogram = t.latency_ms_le_inf !== undefined;
     for (const [k, v] of Object.entries(t)) {
-      const bucket = LATENCY_BUCKET.exec(k);
+      const bucket = histogram ? LATENCY_BUCKET.exec(k) : null;
       if (bucket !== null) {
         const le = bucket[1] === "inf" ? "+Inf" : bucket[1]!;
         add("sink_transport_latency_ms", "histogram", "Request latency (ms)", { sink, le }, v, "_bucket");
@@ -182,7 +184,7 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
           add("sink_transport_latency_ms", "histogram", "Request latency (ms)", l, t.latency_ms_sum ?? 0, "_sum");
           add("sink_transport_latency_ms", "histogram", "Request latency (ms)", l, v, "_count");
         }
-      } else if (k !== "latency_ms_sum" || t.latency_ms_le_inf === undefined) {
+      } else if (k !== "latency_ms_sum" || !histogram) {
         addOwn("sink_transport", k, `Sink transport counter ${k}`, l, v);
       }
     }

@@ -98,4 +98,33 @@ describe("metrics", () => {
       if (type === "counter") expect(name).toMatch(/_total$/);
     }
   });
+
+  it("a custom sink's latency buckets without the +Inf one are counters: the text format requires a histogram to have it", () => {
+    const sink = { received: 0, delivered: 0, deadLettered: 0, dropped: {}, droppedTotal: 0, retried: 0, filtered: 0, pending: 0 };
+    const snap: MetricsSnapshot = {
+      state: "running",
+      uptimeMs: 0,
+      dropped: {},
+      sources: {},
+      sinks: {
+        custom: {
+          ...sink,
+          queueRecords: 0,
+          queueBytes: 0,
+          inFlightBatches: 0,
+          sendErrors: 0,
+          filterErrors: 0,
+          state: "open",
+          transport: { latency_ms_le_10: 2, latency_ms_le_100: 5, latency_ms_sum: 80 },
+        },
+      },
+    };
+    const lines = toPrometheus(snap).trim().split("\n");
+    expect(lines.filter((l) => l.includes("latency_ms") && !l.startsWith("#"))).toEqual([
+      'child_log_agg_sink_transport_latency_ms_le_10_total{sink="custom"} 2',
+      'child_log_agg_sink_transport_latency_ms_le_100_total{sink="custom"} 5',
+      'child_log_agg_sink_transport_latency_ms_sum_total{sink="custom"} 80',
+    ]);
+    expect(lines.some((l) => l.startsWith("# TYPE") && l.endsWith(" histogram"))).toBe(false);
+  });
 });
