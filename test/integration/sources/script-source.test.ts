@@ -226,20 +226,17 @@ export default defineCollector(async ({ emit, signal }) => {
     writeFileSync(
       module,
       `import { defineCollector } from ${JSON.stringify(collectorUrl)};
-export default defineCollector(async ({ emit, signal }) => {
+export default defineCollector(async ({ emit }) => {
   for (let i = 0; ; i++) {
     await emit({ message: "m" + i });
-    // Aborted, it emits at every turn of the event loop: between the end of its grace (a timer) and the exit that
-    // follows the host's EXIT there is a turn, however slow the machine. Busy like this, it gets a grace long enough
-    // that the host does not have to kill it before it exits after EXIT (a kill loses its last counters).
-    await new Promise((resolve) => (signal.aborted ? setImmediate(resolve) : setTimeout(resolve, 2)));
+    await new Promise((resolve) => setTimeout(resolve, 2));
   }
 });
 `,
     );
     const mem = new MemorySink({ name: "mem" });
     const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
-      .addSource(new ScriptSource({ name: "stubborn", module: pathToFileURL(module), killAfterMs: 1_000, execArgv: ["--import", tsxLoader] }))
+      .addSource(new ScriptSource({ name: "stubborn", module: pathToFileURL(module), killAfterMs: 200, execArgv: ["--import", tsxLoader] }))
       .addSink(mem);
     await agg.start();
     await mem.waitForCount(10, { timeout: 20_000 });
