@@ -234,7 +234,9 @@ export default defineCollector(async ({ emit }) => {
 });
 `,
     );
-    const mem = new MemorySink({ name: "mem" });
+    // Slow sends (300 ms a batch) keep a batch in flight when the grace ends: stop() drains it before it lets the
+    // collector exit, so the function's emits every 2 ms surely fall between its grace and its exit.
+    const mem = new MemorySink({ name: "mem" }).setLatency(300);
     const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
       .addSource(new ScriptSource({ name: "stubborn", module: pathToFileURL(module), killAfterMs: 200, execArgv: ["--import", tsxLoader] }))
       .addSink(mem);
