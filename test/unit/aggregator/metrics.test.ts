@@ -4,6 +4,27 @@ import { Aggregator, MemorySink } from "../../../src/index.js";
 import { toPrometheus, type MetricsSnapshot } from "../../../src/report.js";
 import { numbered } from "../../helpers/sinks.js";
 
+/** An open sink's snapshot that has received and delivered `records`, with the transport counters given. */
+function sinkSnapshot(records: number, transport: Record<string, number>): MetricsSnapshot["sinks"][string] {
+  return {
+    received: records,
+    delivered: records,
+    deadLettered: 0,
+    dropped: {},
+    droppedTotal: 0,
+    retried: 0,
+    filtered: 0,
+    pending: 0,
+    queueRecords: 0,
+    queueBytes: 0,
+    inFlightBatches: 0,
+    sendErrors: 0,
+    filterErrors: 0,
+    state: "open",
+    transport,
+  };
+}
+
 describe("metrics", () => {
   it("counts per sink and per source, and renders Prometheus text", async () => {
     const m = new MemorySink({ name: "mem" });
@@ -31,39 +52,29 @@ describe("metrics", () => {
 
   it("exports collector and transport counters as `_total` counters in snake case, levels as gauges, latency as a histogram", () => {
     const source = { emitted: 1, admitted: 1, settled: 1, linesRead: 1, bytesRead: 1, parseErrors: 0, restarts: 0, waiting: 0 };
-    const sink = { received: 4, delivered: 4, deadLettered: 0, dropped: {}, droppedTotal: 0, retried: 0, filtered: 0, pending: 0 };
     const snap: MetricsSnapshot = {
       state: "running",
       uptimeMs: 1_000,
       dropped: {},
       sources: { app: { ...source, kind: "file", state: "running", pid: 1, collector: { filesOpen: 2, droppedKeys: 3, gelfChunkInvalid: 1 } } },
       sinks: {
-        es: {
-          ...sink,
-          queueRecords: 0,
-          queueBytes: 0,
-          inFlightBatches: 0,
-          sendErrors: 0,
-          filterErrors: 0,
-          state: "open",
-          transport: {
-            requests: 4,
-            status_200: 4,
-            max_request_bytes: 1024,
-            records_resent: 2,
-            records_resend_pending: 3,
-            latency_ms_le_1: 1,
-            latency_ms_le_5: 3,
-            latency_ms_le_inf: 4,
-            latency_ms_sum: 12.5,
-            // MemorySink's levels; and three spellings of one name, of which the first is kept.
-            in_flight: 1,
-            held_records: 7,
-            "req-count": 1,
-            reqCount: 2,
-            req_count: 3,
-          },
-        },
+        es: sinkSnapshot(4, {
+          requests: 4,
+          status_200: 4,
+          max_request_bytes: 1024,
+          records_resent: 2,
+          records_resend_pending: 3,
+          latency_ms_le_1: 1,
+          latency_ms_le_5: 3,
+          latency_ms_le_inf: 4,
+          latency_ms_sum: 12.5,
+          // MemorySink's levels; and three spellings of one name, of which the first is kept.
+          in_flight: 1,
+          held_records: 7,
+          "req-count": 1,
+          reqCount: 2,
+          req_count: 3,
+        }),
       },
     };
     const text = toPrometheus(snap);
@@ -100,24 +111,12 @@ describe("metrics", () => {
   });
 
   it("a custom sink's latency buckets without the +Inf one are counters: the text format requires a histogram to have it", () => {
-    const sink = { received: 0, delivered: 0, deadLettered: 0, dropped: {}, droppedTotal: 0, retried: 0, filtered: 0, pending: 0 };
     const snap: MetricsSnapshot = {
       state: "running",
       uptimeMs: 0,
       dropped: {},
       sources: {},
-      sinks: {
-        custom: {
-          ...sink,
-          queueRecords: 0,
-          queueBytes: 0,
-          inFlightBatches: 0,
-          sendErrors: 0,
-          filterErrors: 0,
-          state: "open",
-          transport: { latency_ms_le_10: 2, latency_ms_le_100: 5, latency_ms_sum: 80 },
-        },
-      },
+      sinks: { custom: sinkSnapshot(0, { latency_ms_le_10: 2, latency_ms_le_100: 5, latency_ms_sum: 80 }) },
     };
     const lines = toPrometheus(snap).trim().split("\n");
     expect(lines.filter((l) => l.includes("latency_ms") && !l.startsWith("#"))).toEqual([
