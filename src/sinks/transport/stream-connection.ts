@@ -126,9 +126,35 @@ export class StreamConnection {
     });
   }
 
-  /** Write the segments in order; never throws. */
+  /**
+   * Write the segments in order; never throws. A write waits for the ones before it (one socket, one stream). If
+   * its signal aborts while it waits, it answers `aborted` at once, with nothing of it written (when its turn
+   * comes, it sees the aborted signal and writes nothing): a send queued behind a stuck one ends at its own
+   * deadline, not at the stuck one's. Once it has started, an abort ends it as doWrite says.
+   */
   write(segments: readonly StreamSegment[], signal: AbortSignal): Promise<StreamWriteResult> {
-    return this.serialized(() => this.doWrite(segments, signal));
+    let started = false;
+    const run = this.serialized(() => {
+      started = true;
+      return this.doWrite(segments, signal);
+    });
+    return new Promise<StreamWriteResult>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (!started) resolve({ flushed: 0, reason: "aborted", error: this.abortError() });
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener("abort", onAbort, { once: true });
+      run.then(
+        (result) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(result);
+        },
+        (error: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(error);
+        },
+      );
+    });
   }
 
   /**

@@ -325,3 +325,35 @@ describe("StreamConnection background resend", () => {
     expect(stats.recordsResendLost).toBe(0);
   });
 });
+
+describe("StreamConnection.write(signal)", () => {
+  it("a write queued behind a stuck one answers aborted as soon as its own signal aborts", async () => {
+    // The receiver accepts and never reads: the first write fills the kernel's buffers and waits (for 30 s).
+    const rx = await LineReceiver.start();
+    cleanups.push(() => rx.close());
+    const stats = new SinkStats();
+    const conn = connection(rx.port, stats);
+    cleanups.push(() => conn.close(AbortSignal.abort()));
+    await conn.open(new AbortController().signal);
+    const line = `{"message":"${"x".repeat(1000)}"}\n`;
+    const big = Array.from({ length: 16 }, () => ({ data: line.repeat(4096), records: 4096 })); // 64 MiB
+    const first = new AbortController();
+    let firstSettled = false;
+    const stuck = conn.write(big, first.signal).finally(() => (firstSettled = true));
+    await waitFor(() => rx.connections === 1, 5_000, () => `receiver saw ${rx.connections} connections, expected 1`);
+    const queued = new AbortController();
+    let result: unknown;
+    const second = conn.write([{ data: '{"message":"queued"}\n', records: 1 }], queued.signal).then((r) => (result = r));
+    queued.abort();
+    await waitFor(() => result !== undefined, 5_000, () => "the queued write did not answer within 5 s of its signal aborting");
+    expect(result).toMatchObject({ flushed: 0, reason: "aborted" });
+    expect(firstSettled).toBe(false); // the stuck write still holds the connection
+    first.abort();
+    const r1 = await stuck;
+    expect(r1.reason).toBe("aborted");
+    expect(r1.flushed).toBeLessThan(16 * 4096);
+    await second;
+    // An already aborted signal answers at once as well, with nothing written.
+    expect(await conn.write([{ data: '{"message":"late"}\n', records: 1 }], AbortSignal.abort())).toMatchObject({ flushed: 0, reason: "aborted" });
+  });
+});
