@@ -55,8 +55,14 @@ export interface SinkOptions {
   deadLetter?: string;
   /** Only records for which this returns true are sent to this sink (others count as `filtered`). */
   filter?: (record: LogRecord) => boolean;
-  /** Batches in flight at once. @default 1 (or the sink's suggestion) */
-  concurrency?: number;
+  /**
+   * Batches in flight at once, or `"adaptive"`: from 1, one more after each round of sends that all succeeded while
+   * batches waited for a slot, halved when the destination pushes back (429, 503, a retryable failure, a timeout),
+   * never above `maxConcurrency`. @default 1 (or the sink's suggestion)
+   */
+  concurrency?: number | "adaptive";
+  /** With `concurrency: "adaptive"`, the most batches in flight at once. @default 8 */
+  maxConcurrency?: number;
   /** A send that has not settled after this long is aborted and retried. @default 120_000 */
   sendTimeoutMs?: number;
 }
@@ -107,7 +113,10 @@ export interface ResolvedSinkOptions {
   retry: ResolvedRetry;
   deadLetter: string | undefined;
   filter: ((record: LogRecord) => boolean) | undefined;
+  /** Batches in flight at once; with `adaptive`, the most. */
   concurrency: number;
+  /** The limit adapts between 1 and `concurrency` (see AdaptiveConcurrency). */
+  adaptive: boolean;
   sendTimeoutMs: number;
 }
 
@@ -234,7 +243,13 @@ export function resolveSinkOptions(
     throw new InvalidOptionError(`Expected \`filter\` to be a function, got ${describe(o.filter)}`);
   }
   if (o.deadLetter !== undefined) checkName("deadLetter", o.deadLetter);
-  checkInt("concurrency", o.concurrency, 1);
+  if (o.concurrency !== undefined && o.concurrency !== "adaptive" && !(Number.isSafeInteger(o.concurrency) && o.concurrency >= 1)) {
+    throw new InvalidOptionError(`Expected \`concurrency\` to be a positive integer or "adaptive", got ${describe(o.concurrency)}`);
+  }
+  checkInt("maxConcurrency", o.maxConcurrency, 1);
+  if (o.maxConcurrency !== undefined && o.concurrency !== "adaptive") {
+    throw new InvalidOptionError('`maxConcurrency` applies to `concurrency: "adaptive"` only');
+  }
   checkInt("sendTimeoutMs", o.sendTimeoutMs, 1);
   const batchBase: ResolvedBatch = { ...defaults.batch, ...stripUndefined(suggested?.batch) };
   const queue = resolveQueue("queue", o.queue, defaults.queue);
@@ -253,7 +268,8 @@ export function resolveSinkOptions(
     retry: resolveRetry("retry", o.retry, defaults.retry),
     deadLetter: o.deadLetter,
     filter: o.filter,
-    concurrency: o.concurrency ?? suggested?.concurrency ?? 1,
+    concurrency: o.concurrency === "adaptive" ? (o.maxConcurrency ?? 8) : (o.concurrency ?? suggested?.concurrency ?? 1),
+    adaptive: o.concurrency === "adaptive",
     sendTimeoutMs: o.sendTimeoutMs ?? 120_000,
   };
 }

@@ -23,6 +23,8 @@ export interface SinkMetricsSnapshot extends SinkCounters {
   queueRecords: number;
   queueBytes: number;
   inFlightBatches: number;
+  /** Batches that may be in flight now: `concurrency`, or with `"adaptive"` the current limit. */
+  concurrencyLimit: number;
   sendErrors: number;
   /** Records the sink's filter threw on (left out of this sink, and counted in `filtered` too). */
   filterErrors: number;
@@ -172,6 +174,7 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     add("sink_queue_records", "gauge", "Records held by the sink (waiting, in flight, awaiting retry)", l, s.queueRecords);
     add("sink_queue_bytes", "gauge", "Bytes held by the sink", l, s.queueBytes);
     add("sink_in_flight_batches", "gauge", "Batches being sent", l, s.inFlightBatches);
+    add("sink_concurrency_limit", "gauge", "Batches that may be in flight now (concurrency, or its adaptive limit)", l, s.concurrencyLimit);
     const t = s.transport;
     // Only with its +Inf bucket is it a histogram (the count): a custom sink's partial set is exported as counters.
     const histogram = t.latency_ms_le_inf !== undefined;

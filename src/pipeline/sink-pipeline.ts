@@ -13,6 +13,7 @@ import type { ResolvedSinkOptions } from "../options.js";
 import type { SinkCounters, SinkMetricsSnapshot } from "../report.js";
 import type { SendResult, Sink } from "../sinks/sink.js";
 import { redact } from "../util/redact.js";
+import { AdaptiveConcurrency } from "./adaptive-concurrency.js";
 import { backoffDelay } from "./backoff.js";
 import { EntryBatch } from "./batch.js";
 import type { Entry } from "./entry.js";
@@ -68,6 +69,8 @@ export class SinkPipeline {
   private waitingBytes = 0;
   private readonly retries: RetryGroup[] = [];
   private readonly sends: PQueue;
+  /** With `concurrency: "adaptive"`: the limit on `sends` (which itself allows the maximum). */
+  private readonly adaptive: AdaptiveConcurrency | undefined;
   private readonly controllers = new Set<AbortController>();
   private backoffUntil = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -95,6 +98,7 @@ export class SinkPipeline {
     private readonly random: () => number = Math.random,
   ) {
     this.sends = new PQueue({ concurrency: options.concurrency });
+    this.adaptive = options.adaptive ? new AdaptiveConcurrency(options.concurrency) : undefined;
     this.filtered = options.filter !== undefined;
   }
 
@@ -307,7 +311,7 @@ export class SinkPipeline {
   private dispatch(): void {
     if (!this.sending || this.closed) return;
     const batch = this.options.batch;
-    const slots = this.options.concurrency;
+    const slots = this.adaptive?.limit ?? this.options.concurrency;
     while (this.sends.pending + this.sends.size < slots) {
       const now = Date.now();
       if (now < this.backoffUntil) {
@@ -329,6 +333,7 @@ export class SinkPipeline {
       }
       this.launch(this.takeBatch(), NO_ATTEMPTS);
     }
+    if (this.adaptive !== undefined && this.sends.pending + this.sends.size >= slots && this.ready(Date.now())) this.adaptive.saturated();
     // Wake up for the next retry group or the next partial batch, whichever comes first.
     let next = Number.POSITIVE_INFINITY;
     for (const g of this.retries) if (g.dueAt < next) next = g.dueAt;
@@ -336,6 +341,16 @@ export class SinkPipeline {
       next = Math.min(next, this.waiting.peek()!.admittedAt + batch.maxWaitMs);
     }
     if (next !== Number.POSITIVE_INFINITY) this.armTimer(next);
+  }
+
+  /** A batch could be launched now if a slot were free: a retry group is due, or a batch is full or due. */
+  private ready(now: number): boolean {
+    if (now < this.backoffUntil) return false;
+    for (const g of this.retries) if (g.dueAt <= now) return true;
+    const n = this.waiting.length;
+    if (n === 0) return false;
+    const batch = this.options.batch;
+    return n >= batch.maxRecords || this.waitingBytes >= batch.maxBytes || this.flushing || now >= this.waiting.peek()!.admittedAt + batch.maxWaitMs;
   }
 
   private dueRetryGroup(now: number): RetryGroup | undefined {
@@ -387,10 +402,11 @@ export class SinkPipeline {
     for (const a of attempts) if (a > maxAttempt) maxAttempt = a;
     const batch = new EntryBatch(entries, maxAttempt + 1);
     // Dispatch again once p-queue has released the slot (its add() promise settles after `pending` drops).
-    void this.sends.add(() => this.runSend(batch, attempts)).then(this.queuedDispatch, this.queuedDispatch);
+    const round = this.adaptive?.started() ?? 0;
+    void this.sends.add(() => this.runSend(batch, attempts, round)).then(this.queuedDispatch, this.queuedDispatch);
   }
 
-  private async runSend(batch: EntryBatch, attempts: readonly number[]): Promise<void> {
+  private async runSend(batch: EntryBatch, attempts: readonly number[], round: number): Promise<void> {
     const controller = new AbortController();
     this.controllers.add(controller);
     const timeout = setTimeout(() => {
@@ -410,10 +426,10 @@ export class SinkPipeline {
       clearTimeout(timeout);
       this.controllers.delete(controller);
     }
-    this.finishSend(batch, attempts, threw, result, error);
+    this.finishSend(batch, attempts, threw, result, error, round);
   }
 
-  private finishSend(batch: EntryBatch, attempts: readonly number[], threw: boolean, result: SendResult, error: unknown): void {
+  private finishSend(batch: EntryBatch, attempts: readonly number[], threw: boolean, result: SendResult, error: unknown, round: number): void {
     const entries = batch.entries;
     const verdict = threw ? undefined : readResult(result, entries.length);
     if (this.closed) {
@@ -421,23 +437,29 @@ export class SinkPipeline {
       this.afterSend();
       return;
     }
+    /** The destination pushed back (for the adaptive limit): anything retried. Rejections are about the records. */
+    let pushedBack = true;
     if (verdict === undefined) {
       const se = toSinkError(error, this.name);
       this.sendErrors++;
       this.hooks.sinkError(this, se);
       // Only a SinkError can say "do not retry" or "retry after"; any other failure is retried with backoff.
       const sinkError = se instanceof SinkError ? se : undefined;
-      if (sinkError?.retryable === false) this.reject(entries, attempts, se.message, "rejected");
-      else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, sinkError?.retryAfterMs, true);
+      if (sinkError?.retryable === false) {
+        pushedBack = false;
+        this.reject(entries, attempts, se.message, "rejected");
+      } else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, sinkError?.retryAfterMs, true);
     } else if (verdict.kind === "delivered") {
+      pushedBack = false;
       this.deliver(entries as Entry[]);
     } else if (verdict.kind === "outcomes") {
-      this.applyOutcomes(batch, attempts, verdict.outcomes);
+      pushedBack = this.applyOutcomes(batch, attempts, verdict.outcomes);
     } else if (verdict.kind === "retry") {
       this.sendErrors++;
       this.reportOutcomeError(verdict.error);
       this.retry(entries, attempts, verdict.reason ?? "retry", verdict.retryAfterMs, true);
     } else if (verdict.kind === "rejected") {
+      pushedBack = false;
       this.reportOutcomeError(verdict.error);
       this.reject(entries, attempts, verdict.reason ?? "rejected", "rejected");
     } else {
@@ -446,6 +468,7 @@ export class SinkPipeline {
       this.hooks.sinkError(this, se);
       this.retry(entries, attempts, se.message, undefined, true);
     }
+    this.adaptive?.ended(round, pushedBack);
     this.afterSend();
   }
 
@@ -462,8 +485,8 @@ export class SinkPipeline {
     this.hooks.dropped(this, this.abandonDrop, rest, "sink removed before this batch was delivered");
   }
 
-  /** `outcomes` has one entry per record of the batch (readResult checked). */
-  private applyOutcomes(batch: EntryBatch, attempts: readonly number[], outcomes: readonly unknown[]): void {
+  /** `outcomes` has one entry per record of the batch (readResult checked). Returns whether any is retried. */
+  private applyOutcomes(batch: EntryBatch, attempts: readonly number[], outcomes: readonly unknown[]): boolean {
     const entries = batch.entries;
     const delivered: Entry[] = [];
     let retryEntries: Entry[] | undefined;
@@ -518,6 +541,7 @@ export class SinkPipeline {
     }
     if (rejEntries !== undefined) this.toDeadLetterOrDrop(rejEntries, rejAttempts!, rejReasons!, "rejected");
     if (retryEntries !== undefined) this.retry(retryEntries, retryAttempts!, unknown > 0 && retryReason === "retry" ? "unknownOutcome" : retryReason, retryAfter, false);
+    return retryEntries !== undefined;
   }
 
   /**
@@ -657,6 +681,7 @@ export class SinkPipeline {
       queueRecords: this.held,
       queueBytes: this.heldBytes,
       inFlightBatches: this.sends.pending,
+      concurrencyLimit: this.adaptive?.limit ?? this.options.concurrency,
       sendErrors: this.sendErrors,
       filterErrors: this.filterErrors,
       state,

@@ -85,6 +85,17 @@ export class FakeElasticsearch {
   onBulk: ((req: RecordedRequest, index: number) => RequestBehavior | undefined) | undefined;
   /** Count of bulk requests seen. */
   bulkRequests = 0;
+  /**
+   * A write thread pool: at most this many bulk requests are worked on at once, each for `writeLatencyMs`; one that
+   * finds them all busy is answered at once with every item 429 es_rejected_execution_exception, as Elasticsearch
+   * does when its write queue is full. Undefined: requests are answered as they come.
+   */
+  writeCapacity: number | undefined;
+  writeLatencyMs = 0;
+  activeWrites = 0;
+  maxActiveWrites = 0;
+  /** Bulk requests refused whole by the write pool. */
+  rejectedRequests = 0;
 
   readonly #options: FakeElasticsearchOptions;
   readonly #docs = new Map<string, Record<string, unknown>>();
@@ -251,6 +262,27 @@ export class FakeElasticsearch {
       const index = typeof meta._index === "string" ? meta._index : pathIndex;
       ops.push({ op, meta, doc, actionLine: lines[i - (op === "delete" ? 1 : 2)]!, index, request: requestNo });
     }
+    if (this.writeCapacity !== undefined) {
+      if (this.activeWrites >= this.writeCapacity) {
+        this.rejectedRequests++;
+        this.received.push(...ops);
+        const rejected: BulkResponseBody = { took: 1, errors: true, items: ops.map((o) => ({ [o.op]: { _index: o.index, status: 429, error: genericError(429) } })) };
+        return this.#answer(recorded, res, rejected, behavior);
+      }
+      this.activeWrites++;
+      this.maxActiveWrites = Math.max(this.maxActiveWrites, this.activeWrites);
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        this.activeWrites--;
+        this.#applyAll(recorded, ops, res, behavior);
+      }, this.writeLatencyMs);
+      this.#timers.add(timer);
+      return;
+    }
+    this.#applyAll(recorded, ops, res, behavior);
+  }
+
+  #applyAll(recorded: RecordedRequest, ops: BulkOperation[], res: ServerResponse, behavior: RequestBehavior | undefined): void {
     const response: BulkResponseBody = { took: 1, errors: false, items: [] };
     for (const operation of ops) {
       this.received.push(operation);
@@ -258,6 +290,10 @@ export class FakeElasticsearch {
       if ((item.status as number) >= 300) response.errors = true;
       response.items.push({ [operation.op]: item });
     }
+    this.#answer(recorded, res, response, behavior);
+  }
+
+  #answer(recorded: RecordedRequest, res: ServerResponse, response: BulkResponseBody, behavior: RequestBehavior | undefined): void {
     const out = behavior?.kind === "mutate" ? behavior.mutate(response) : response;
     // Like Elasticsearch, honour `filter_path` (the sink asks for `errors,items.*.status,items.*.error`).
     const filter = recorded.query.get("filter_path");

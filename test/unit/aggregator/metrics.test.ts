@@ -18,6 +18,7 @@ function sinkSnapshot(records: number, transport: Record<string, number>): Metri
     queueRecords: 0,
     queueBytes: 0,
     inFlightBatches: 0,
+    concurrencyLimit: 1,
     sendErrors: 0,
     filterErrors: 0,
     state: "open",

@@ -21,6 +21,9 @@ const cases: Case[] = [
   ["own dead letter", () => new Aggregator().addSink(sink("x"), { deadLetter: "x" }), "ERR_INVALID_OPTION", /own dead-letter/],
   ["batch larger than queue", () => new Aggregator().addSink(sink("x"), { queue: { maxRecords: 10 }, batch: { maxRecords: 20 } }), "ERR_INVALID_OPTION", /batch.maxRecords/],
   ["zero concurrency", () => new Aggregator().addSink(sink("x"), { concurrency: 0 }), "ERR_INVALID_OPTION", /concurrency/],
+  ["unknown concurrency word", () => new Aggregator().addSink(sink("x"), { concurrency: "auto" as never }), "ERR_INVALID_OPTION", /Expected `concurrency` to be a positive integer or "adaptive", got `"auto"` \(string\)/],
+  ["zero maxConcurrency", () => new Aggregator().addSink(sink("x"), { concurrency: "adaptive", maxConcurrency: 0 }), "ERR_INVALID_OPTION", /`maxConcurrency` to be a positive integer/],
+  ["maxConcurrency without adaptive", () => new Aggregator().addSink(sink("x"), { concurrency: 4, maxConcurrency: 8 }), "ERR_INVALID_OPTION", /`maxConcurrency` applies to `concurrency: "adaptive"` only/],
   ["not a source", () => new Aggregator().addSource({} as never), "ERR_INVALID_OPTION", /Expected a source/],
 ];
 
