@@ -14,7 +14,7 @@ export interface CollectorSourceOptions {
   /** Unique source name; becomes `service.name` on records that lack one. */
   name: string;
   /**
-   * How a line becomes fields: `"json"`, `"logfmt"`, `"plain"`, or `{ regex }` with named groups.
+   * How a line becomes fields: `"json"`, `"logfmt"`, `"plain"`, `"syslog"`, or `{ regex }` with named groups.
    * Lines that fail to parse are shipped as plain messages and counted as parse errors.
    * @default "plain"
    */
@@ -64,7 +64,7 @@ export function resolveCollectorOptions(o: CollectorSourceOptions): ResolvedColl
   let parser: WireParserSpec = "plain";
   if (o.parser !== undefined) {
     if (typeof o.parser === "function") {
-      throw new InvalidOptionError("Expected `parser` to be \"json\", \"logfmt\", \"plain\" or { regex }; parse functions belong in a ScriptSource collector");
+      throw new InvalidOptionError("Expected `parser` to be \"json\", \"logfmt\", \"plain\", \"syslog\" or { regex }; parse functions belong in a ScriptSource collector");
     }
     // Compile once here so a bad parser fails in the constructor, not in the child.
     createParser(o.parser as never);

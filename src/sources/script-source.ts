@@ -27,7 +27,7 @@ export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multi
    */
   options?: unknown;
   /**
-   * How strings passed to `emit` become fields: `"json"`, `"logfmt"`, `"plain"` or `{ regex }`. A `parse`
+   * How strings passed to `emit` become fields: `"json"`, `"logfmt"`, `"plain"`, `"syslog"` or `{ regex }`. A `parse`
    * function given to `defineCollector` takes precedence. Record objects are never parsed.
    * @default "plain"
    */

@@ -10,6 +10,7 @@ import { parseLogfmt } from "./logfmt.js";
 import { parsePlain } from "./plain.js";
 import { createRegexParser } from "./regex.js";
 import { stripProtoKeys } from "./safe-keys.js";
+import { parseSyslog } from "./syslog.js";
 import { isBlank, stripCR } from "./text.js";
 import type { ParseFunction, ParsedLine, Parser, ParserSpec } from "./types.js";
 
@@ -20,6 +21,7 @@ export { parseJson } from "./json.js";
 export { parseLogfmt } from "./logfmt.js";
 export { parsePlain, sniffLevel } from "./plain.js";
 export { createRegexParser } from "./regex.js";
+export { parseSyslog } from "./syslog.js";
 
 // A function parser's result is user data of unknown shape: bound the __proto__ walk.
 const FUNCTION_WALK_DEPTH = 64;
@@ -29,7 +31,7 @@ const FUNCTION_WALK_NODES = 10_000;
  * Validate a parser spec and compile it. Throws `InvalidOptionError` synchronously for a bad spec; the returned
  * parser never throws.
  *
- * - `"json"`, `"logfmt"`, `"plain"`: see `parseJson`, `parseLogfmt`, `parsePlain`.
+ * - `"json"`, `"logfmt"`, `"plain"`, `"syslog"`: see `parseJson`, `parseLogfmt`, `parsePlain`, `parseSyslog`.
  * - `{ regex, flags? }`: see `createRegexParser` (named groups required).
  * - a function `(line) => fields`: a plain object (or null-prototype object) becomes the fields; `null` or
  *   `undefined` means "no structure", the line stays a plain message and it is *not* an error; throwing gives
@@ -42,14 +44,18 @@ export function createParser(spec: ParserSpec, optionName = "parser"): Parser {
   if (spec === "json") return parseJson;
   if (spec === "logfmt") return parseLogfmt;
   if (spec === "plain") return parsePlain;
+  if (spec === "syslog") return syslogParser;
   if (typeof spec === "function") return functionParser(spec);
   if (typeof spec === "object" && spec !== null && !Array.isArray(spec) && "regex" in spec) {
     return createRegexParser(spec, optionName);
   }
   throw new InvalidOptionError(
-    `Expected \`${optionName}\` to be "json", "logfmt", "plain", { regex } or a function, got ${describe(spec)}`,
+    `Expected \`${optionName}\` to be "json", "logfmt", "plain", "syslog", { regex } or a function, got ${describe(spec)}`,
   );
 }
+
+/** parseSyslog with the clock read per line (its `now` argument is for tests). */
+const syslogParser: Parser = (line) => parseSyslog(line);
 
 function functionParser(fn: ParseFunction): Parser {
   return (input: string): ParsedLine => {

@@ -11,6 +11,8 @@ export type ParseErrorReason =
   | "too_deep"
   /** `logfmt`: the line holds no `key=value` pair. */
   | "not_logfmt"
+  /** `syslog`: the line is neither RFC 5424 nor BSD syslog. */
+  | "not_syslog"
   /** `{ regex }`: the expression did not match. */
   | "no_match"
   /** function parser: it threw. */
@@ -58,7 +60,7 @@ export interface RegexParserSpec {
 }
 
 /** How a collector turns a line into fields. */
-export type ParserSpec = "json" | "logfmt" | "plain" | RegexParserSpec | ParseFunction;
+export type ParserSpec = "json" | "logfmt" | "plain" | "syslog" | RegexParserSpec | ParseFunction;
 
 /** JSON nested deeper than this is a parse error: `JSON.stringify` overflows the stack at a few thousand levels. */
 export const MAX_JSON_DEPTH = 1000;
