@@ -76,6 +76,8 @@ export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "mult
    * - `gelf+tcp://host:port`, `gelf+tls://host:port`: GELF, one JSON object per frame ending in NUL (a newline is
    *   accepted as a frame end too).
    * - `tcp://host:port`, `tls://host:port`: lines (JSON by default, see `parser`).
+   * - `udp://host:port`: one message per datagram (a trailing newline or NUL is dropped), parsed as a line is: with
+   *   `parser: "syslog"`, syslog over UDP (RFC 5426); no credit, no record (counted, `udpDroppedNoCredit`).
    * - `http://host:port/path`, `https://host:port/path`: POST of NDJSON bodies to exactly `path` (default `/`).
    *
    * `host` defaults to 127.0.0.1 (`tcp://:5170`): name `0.0.0.0` or `[::]` to accept other machines. Port 0 picks a
@@ -83,7 +85,8 @@ export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "mult
    */
   listen: string | readonly string[];
   /**
-   * How a line of `tcp://`, `tls://` and `http://` input becomes fields (GELF is always GELF).
+   * How a line of `tcp://`, `tls://` and `http://` input, or a `udp://` datagram, becomes fields (GELF is always
+   * GELF). `"syslog"` reads RFC 5424 and BSD syslog, framed by newlines over TCP (not octet counting).
    * @default "json"
    */
   parser?: WireParserSpec | { regex: RegExp | string; flags?: string };
@@ -129,7 +132,7 @@ export interface NetworkAddress {
   port: number;
 }
 
-const PROTOCOLS: readonly NetworkProtocol[] = ["gelf+udp", "gelf+tcp", "gelf+tls", "tcp", "tls", "http", "https"];
+const PROTOCOLS: readonly NetworkProtocol[] = ["gelf+udp", "gelf+tcp", "gelf+tls", "udp", "tcp", "tls", "http", "https"];
 const TLS_PROTOCOLS = new Set<NetworkProtocol>(["gelf+tls", "tls", "https"]);
 const GELF_DEFAULT_PORT = 12201;
 const DEFAULT_HOST = "127.0.0.1";
@@ -238,7 +241,7 @@ function resolveTlsOption(value: unknown): NonNullable<NetworkSpec["tls"]> {
 
 // TCP-based protocols share the port space; UDP has its own.
 function transportOf(p: NetworkProtocol): "udp" | "tcp" {
-  return p === "gelf+udp" ? "udp" : "tcp";
+  return p === "gelf+udp" || p === "udp" ? "udp" : "tcp";
 }
 
 type NetworkPart = Omit<NetworkSpec, keyof BaseSpec | "kind">;
@@ -300,7 +303,7 @@ export class NetworkSource extends CollectorSource {
     checkInt("maxPartialBytes", options.maxPartialBytes, 16);
     const maxPartialBytes = options.maxPartialBytes ?? 64 * 1024 * 1024;
     for (const l of listeners) {
-      if (l.protocol === "gelf+udp" || l.protocol === "http" || l.protocol === "https") continue;
+      if (transportOf(l.protocol) === "udp" || l.protocol === "http" || l.protocol === "https") continue;
       const largest = options.maxMessageBytes ?? defaultStreamMessageBytes(l.protocol);
       if (maxPartialBytes < largest) {
         throw new InvalidOptionError(

@@ -4,7 +4,7 @@ import type { FileSourceOptions } from "./file-source.js";
 import type { MultilineSpec } from "../collector/multiline.js";
 
 /** Parsers that can cross the process boundary (functions only exist in ScriptSource modules). */
-export type WireParserSpec = "json" | "logfmt" | "plain" | { regex: string; flags?: string };
+export type WireParserSpec = "json" | "logfmt" | "plain" | "syslog" | { regex: string; flags?: string };
 
 export interface BaseSpec {
   name: string;
@@ -21,7 +21,7 @@ export interface BaseSpec {
 }
 
 /** Schemes a NetworkSource listens on. */
-export type NetworkProtocol = "gelf+udp" | "gelf+tcp" | "gelf+tls" | "tcp" | "tls" | "http" | "https";
+export type NetworkProtocol = "gelf+udp" | "gelf+tcp" | "gelf+tls" | "udp" | "tcp" | "tls" | "http" | "https";
 
 /** One listener, resolved from its URL by NetworkSource. */
 export interface NetworkListenerSpec {

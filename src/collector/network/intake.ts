@@ -150,6 +150,19 @@ export class Intake {
     this.ship(buildRecord(parsed, this.ctx), peer);
   }
 
+  /**
+   * A `udp://` datagram: one message without its trailing newlines or NULs, taken as a line is (the parsers strip a
+   * CR; a datagram is at most 64 KiB, under every `maxMessageBytes`).
+   */
+  datagram(payload: Buffer, peer: Peer): void {
+    let end = payload.length;
+    while (end > 0 && (payload[end - 1] === 10 || payload[end - 1] === 0)) end--;
+    const valid = isUtf8(payload.subarray(0, end));
+    const flags = valid ? 0 : LineFlags.INVALID_UTF8;
+    if (valid && this.writer !== undefined) this.line("", flags | LineFlags.LAZY_TEXT, peer, payload, 0, end);
+    else this.line(payload.toString("utf8", 0, end), flags, peer);
+  }
+
   /** One GELF message: a UDP payload (reassembled) or a TCP frame; compressed or not. */
   gelf(payload: Buffer, peer: Peer): void {
     this.counters.linesRead++;

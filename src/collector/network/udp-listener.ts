@@ -1,5 +1,6 @@
-// GELF over UDP: datagrams, plain or chunked, compressed or not. UDP cannot slow a sender down, so without credit a
-// finished message is dropped and counted (`udpDroppedNoCredit`) while chunks keep being reassembled (bounded).
+// UDP listeners: GELF (`gelf+udp`, datagrams plain or chunked, compressed or not), or one message per datagram in the
+// source's parser (`udp`: syslog per RFC 5426, JSON, …). UDP cannot slow a sender down, so without credit a finished
+// message is dropped and counted (`udpDroppedNoCredit`) while GELF chunks keep being reassembled (bounded).
 // Datagrams that never reach us, because the socket's receive buffer was full while the collector was busy, are
 // dropped by the kernel: on Linux its per-socket count is read from /proc/net/udp(6) (`udpKernelDrops`).
 import { type RemoteInfo, type Socket, createSocket } from "node:dgram";
@@ -27,6 +28,8 @@ class UdpListener implements Listener {
     private readonly intake: Intake,
     limits: ChunkLimits,
     onFailure: ListenerFailure,
+    /** `udp://`: each datagram is a message in the source's parser, not GELF. */
+    private readonly lines: boolean,
   ) {
     this.assembler = new GelfChunkAssembler(limits, intake.counters);
     this.procKey = procNetKey(bound.address, bound.port);
@@ -39,7 +42,7 @@ class UdpListener implements Listener {
     c.datagrams++;
     c.bytesRead += msg.length;
     let payload: Buffer | undefined = msg;
-    if (isChunk(msg)) {
+    if (!this.lines && isChunk(msg)) {
       // A monotonic clock: a wall clock stepped back (NTP, a VM resumed) would keep chunks far past their time.
       payload = this.assembler.add(msg, rinfo.address, performance.now());
       if (payload === undefined) return;
@@ -50,7 +53,8 @@ class UdpListener implements Listener {
       return;
     }
     this.intake.stamp();
-    this.intake.gelf(payload, peerOf(rinfo.address, rinfo.port));
+    if (this.lines) this.intake.datagram(payload, peerOf(rinfo.address, rinfo.port));
+    else this.intake.gelf(payload, peerOf(rinfo.address, rinfo.port));
   };
 
   pause(): void {}
@@ -112,7 +116,7 @@ export async function listenUdp(spec: NetworkListenerSpec, intake: Intake, limit
     // not permitted: the default buffer still works, bursts may lose datagrams in the kernel
   }
   const a = socket.address();
-  return new UdpListener(socket, boundAddress(spec, a.address, a.port), intake, limits, onFailure);
+  return new UdpListener(socket, boundAddress(spec, a.address, a.port), intake, limits, onFailure, spec.protocol === "udp");
 }
 
 /**

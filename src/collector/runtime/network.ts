@@ -4,6 +4,7 @@
 // window. READY carries the bound addresses for the host.
 //
 //   gelf+udp ─┐
+//   udp      ─┤
 //   gelf+tcp ─┤                       ┌─ push() false ─▶ pause every listener ─┐
 //   tcp/tls  ─┼─▶ Intake (records) ───┤                                        │
 //   http(s)  ─┘                       └─ channel ─▶ host ─▶ CREDIT ─▶ resume ◀─┘
@@ -59,8 +60,8 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
   // others pause at that line and resume on the credit frame that lifts them over it. They stop within a slice, so
   // the reserve is a slice larger (at most half the window); in bytes, three slices (a record can be more than twice
   // its line: a line without a message is copied into `message`).
-  const udp = spec.listeners.some((l) => l.protocol === "gelf+udp");
-  if (udp && spec.listeners.some((l) => l.protocol !== "gelf+udp")) {
+  const isUdp = (l: NetworkListenerSpec): boolean => l.protocol === "gelf+udp" || l.protocol === "udp";
+  if (spec.listeners.some(isUdp) && !spec.listeners.every(isUdp)) {
     const reserve = (window: number, slice: number): number => Math.min(Math.floor(window / 2), Math.floor(window / UDP_RESERVE_DIVISOR) + slice);
     intake.reserveForUdp(reserve(w.records, intake.slices.messages), reserve(w.bytes, 3 * intake.slices.bytes));
     channel.onCreditFrame = resume;
@@ -78,6 +79,7 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
   const open = (l: NetworkListenerSpec): Promise<Listener> => {
     switch (l.protocol) {
       case "gelf+udp":
+      case "udp":
         return listenUdp(l, intake, chunkLimits, onFailure);
       case "http":
       case "https":
