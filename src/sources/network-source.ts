@@ -86,7 +86,8 @@ export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "mult
   listen: string | readonly string[];
   /**
    * How a line of `tcp://`, `tls://` and `http://` input, or a `udp://` datagram, becomes fields (GELF is always
-   * GELF). `"syslog"` reads RFC 5424 and BSD syslog, framed by newlines over TCP (not octet counting).
+   * GELF). `"syslog"` reads RFC 5424 and BSD syslog; over TCP and TLS a connection is framed by newlines, or by
+   * octet counting (RFC 6587, as RFC 5425 has it over TLS) when its first byte is a digit.
    * @default "json"
    */
   parser?: WireParserSpec | { regex: RegExp | string; flags?: string };

@@ -42,6 +42,11 @@ export interface NetworkCounters {
   partialDiscarded: number;
   /** TLS handshakes that failed or did not finish within `tls.handshakeTimeoutMs` (the connection is closed). */
   tlsErrors: number;
+  /**
+   * Syslog connections with octet counting (RFC 6587) closed because a frame did not start with its length: the
+   * rest of the stream cannot be framed.
+   */
+  framingErrors: number;
   /** Times the collector stopped reading because the host ran out of credit. */
   pauses: number;
   gelfInvalidJson: number;
@@ -95,6 +100,7 @@ export function newCounters(): NetworkCounters {
     partialOverBudget: 0,
     partialDiscarded: 0,
     tlsErrors: 0,
+    framingErrors: 0,
     pauses: 0,
     gelfInvalidJson: 0,
     gelfNotAnObject: 0,
@@ -127,6 +133,7 @@ const MALFORMED: ReadonlyArray<keyof NetworkCounters> = [
   "gelfDecompressFailed",
   "gelfTooLarge",
   "gelfChunkInvalid",
+  "framingErrors",
 ];
 
 /** The STATS payload: every counter plus `malformed`, their total, for one alert rule. */

@@ -67,6 +67,11 @@ export class Intake {
     this.writer = options.parser === "json" && out.reserve !== undefined && out.commit !== undefined ? (out as RecordWriter) : undefined;
   }
 
+  /** The source parses syslog: its TCP and TLS connections may use octet counting (RFC 6587, RFC 5425). */
+  get syslog(): boolean {
+    return this.options.parser === "syslog";
+  }
+
   /** Whether lines may come as bytes only (LineFlags.LAZY_TEXT): the fast path reads them, the rest decodes them. */
   get lazyLines(): boolean {
     return this.writer !== undefined;

@@ -1,5 +1,7 @@
-// TCP and TLS listeners: GELF frames (`gelf+tcp`, `gelf+tls`) or lines (`tcp`, `tls`). Out of credit, every
-// connection stops being read, so the kernel buffers fill and senders block in write(): backpressure end to end.
+// TCP and TLS listeners: GELF frames (`gelf+tcp`, `gelf+tls`) or lines (`tcp`, `tls`); with the syslog parser, a
+// connection whose first byte is a digit is read with octet counting instead (RFC 6587 3.4.1, the framing RFC 5425
+// prescribes over TLS). Out of credit, every connection stops being read, so the kernel buffers fill and senders
+// block in write(): backpressure end to end.
 //
 //   socket ─data─▶ slices (≤ 64 messages) ─▶ decoder ─▶ Intake ─▶ channel
 //                    │ out of credit mid-read: the rest goes back into the socket (unshift), every socket pauses,
@@ -11,6 +13,7 @@
 // message discarded because its connection did not end cleanly (reset, timeout, budget, stop) is counted.
 import { type Server, type Socket, createServer as createTcpServer } from "node:net";
 import { createServer as createTlsServer } from "node:tls";
+import { isUtf8 } from "node:buffer";
 import type { NetworkListenerSpec, NetworkSpec } from "../../sources/specs.js";
 import { LineFlags, LineSplitter } from "../line-splitter.js";
 import { FrameSplitter } from "./frame-splitter.js";
@@ -110,6 +113,142 @@ class FrameDecoder implements Decoder {
   }
 }
 
+/**
+ * Syslog with octet counting: `MSG-LEN SP SYSLOG-MSG`, one frame after another. Frames are taken whole while `go()`
+ * holds, checked before each one, so a connection stops at the frame where credit ran out (no slices needed: there
+ * are no delimiters to cut at). A frame over `maxBytes` is skipped as it streams by (counted), never held. A frame
+ * that does not start with its length is a framing error: the stream cannot be resynchronized.
+ */
+class OctetCountingDecoder {
+  /** Bytes of the current frame still to come; -1 while its length is read. */
+  private need = -1;
+  private length = 0;
+  private digits = 0;
+  private parts: Buffer[] = [];
+  private held = 0;
+  /** The current frame is over the limit: its bytes are skipped. */
+  private skipping = false;
+
+  constructor(
+    private readonly maxBytes: number,
+    private readonly intake: Intake,
+    private readonly peer: Peer,
+  ) {}
+
+  /** Decode frames from `chunk` while `go()` holds; returns the bytes consumed, or -1 on a framing error. */
+  take(chunk: Buffer, go: () => boolean): number {
+    const n = chunk.length;
+    let i = 0;
+    while (i < n) {
+      if (this.need < 0) {
+        const c = chunk[i]!;
+        if (this.digits === 0) {
+          // Some senders end each frame with a newline anyway: between frames, it is not a frame.
+          if (c === 10 || c === 13) {
+            i++;
+            continue;
+          }
+          if (!go()) return i;
+        }
+        if (c >= 48 && c <= 57 && !(this.digits === 0 && c === 48) && this.digits < 10) {
+          this.length = this.length * 10 + (c - 48);
+          this.digits++;
+          i++;
+          continue;
+        }
+        if (c !== 32 || this.digits === 0) return -1;
+        i++;
+        this.need = this.length;
+        this.length = 0;
+        this.digits = 0;
+        if (this.need > this.maxBytes) {
+          this.skipping = true;
+          this.intake.oversized();
+        }
+        if (this.need === 0) this.end();
+        continue;
+      }
+      const take = Math.min(this.need, n - i);
+      if (!this.skipping) {
+        this.parts.push(chunk.subarray(i, i + take));
+        this.held += take;
+      }
+      i += take;
+      this.need -= take;
+      if (this.need === 0) this.end();
+    }
+    return n;
+  }
+
+  /** The current frame is complete: ship it (a trailing newline inside the count is not part of the message). */
+  private end(): void {
+    this.need = -1;
+    if (this.skipping) {
+      this.skipping = false;
+      return;
+    }
+    const frame = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.held);
+    this.parts = [];
+    this.held = 0;
+    let end = frame.length;
+    while (end > 0 && frame[end - 1] === 10) end--;
+    const body = frame.subarray(0, end);
+    this.intake.line(body.toString("utf8"), isUtf8(body) ? 0 : LineFlags.INVALID_UTF8, this.peer);
+  }
+
+  get pendingBytes(): number {
+    return this.held;
+  }
+
+  /** A frame (or its length) has begun and not ended; an oversized one is already counted. */
+  get hasPartial(): boolean {
+    return this.digits > 0 || (this.need >= 0 && !this.skipping);
+  }
+}
+
+/**
+ * A syslog connection: octet counting when its first byte is a digit (a frame length), newline framing otherwise
+ * (a frame starts with `<`, or a line of a syslog file). One framing per connection, as senders use.
+ */
+class SyslogDecoder implements Decoder {
+  private mode: "octets" | "lines" | undefined;
+  private readonly lines: LineDecoder;
+  private readonly octets: OctetCountingDecoder;
+
+  constructor(maxBytes: number, intake: Intake, peer: Peer) {
+    this.lines = new LineDecoder(maxBytes, intake, peer);
+    this.octets = new OctetCountingDecoder(maxBytes, intake, peer);
+  }
+
+  /** Whether this connection is octet-counted (decided by its first byte). */
+  counted(chunk: Buffer): boolean {
+    if (this.mode === undefined && chunk.length > 0) this.mode = chunk[0]! >= 49 && chunk[0]! <= 57 ? "octets" : "lines";
+    return this.mode === "octets";
+  }
+
+  take(chunk: Buffer, go: () => boolean): number {
+    return this.octets.take(chunk, go);
+  }
+
+  push(chunk: Buffer): void {
+    this.lines.push(chunk);
+  }
+
+  flush(): void {
+    // An octet-counted frame cut short by the end of the stream cannot be completed: it stays partial (counted
+    // as discarded when the connection closes).
+    if (this.mode !== "octets") this.lines.flush();
+  }
+
+  get pendingBytes(): number {
+    return this.mode === "octets" ? this.octets.pendingBytes : this.lines.pendingBytes;
+  }
+
+  get hasPartial(): boolean {
+    return this.mode === "octets" ? this.octets.hasPartial : this.lines.hasPartial;
+  }
+}
+
 interface Connection {
   readonly socket: Socket;
   readonly decoder: Decoder;
@@ -146,7 +285,8 @@ class StreamListener implements Listener {
     const counters = intake.counters;
     counters.connections++;
     const peer = peerOf(socket.remoteAddress, socket.remotePort);
-    const decoder = this.gelf ? new FrameDecoder(this.limits.maxBytes, intake, peer) : new LineDecoder(this.limits.maxBytes, intake, peer);
+    const max = this.limits.maxBytes;
+    const decoder = this.gelf ? new FrameDecoder(max, intake, peer) : intake.syslog ? new SyslogDecoder(max, intake, peer) : new LineDecoder(max, intake, peer);
     const c: Connection = { socket, decoder, held: 0, settled: false };
     this.conns.add(c);
     socket.setKeepAlive(true, KEEPALIVE_MS);
@@ -176,6 +316,10 @@ class StreamListener implements Listener {
   private onData(c: Connection, chunk: Buffer): void {
     const intake = this.intake;
     intake.stamp();
+    if (c.decoder instanceof SyslogDecoder && c.decoder.counted(chunk)) {
+      this.onFrames(c, c.decoder, chunk);
+      return;
+    }
     let closed = false;
     const at = feedSlices(
       chunk,
@@ -193,6 +337,24 @@ class StreamListener implements Listener {
     // resume, before anything read later (and before 'end'). Every socket is paused by now, and if credit ran out
     // other than by a push here, they are paused now: an unpaused socket would hand the rest straight back, forever.
     if (at < chunk.length && !closed) {
+      if (!this.paused) intake.outOfCredit();
+      c.socket.unshift(chunk.subarray(at));
+    }
+  }
+
+  /** Octet-counted syslog: frames are taken whole while credit lasts; the rest goes back into the socket. */
+  private onFrames(c: Connection, decoder: SyslogDecoder, chunk: Buffer): void {
+    const intake = this.intake;
+    const at = decoder.take(chunk, () => !this.paused && intake.hasCredit);
+    if (at < 0) {
+      intake.counters.bytesRead += chunk.length;
+      intake.counters.framingErrors++;
+      c.socket.destroy();
+      return;
+    }
+    intake.counters.bytesRead += at;
+    if (!this.charge(c)) return;
+    if (at < chunk.length) {
       if (!this.paused) intake.outOfCredit();
       c.socket.unshift(chunk.subarray(at));
     }
