@@ -5,9 +5,11 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { type Socket as UdpSocket, createSocket } from "node:dgram";
 import { type Socket, connect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
 import { Aggregator, MemorySink } from "../../../src/index.js";
 import { NetworkSource, type NetworkSourceOptions } from "../../../src/sources/network-source.js";
+import { testPki } from "../../helpers/tls.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const running: Aggregator[] = [];
@@ -166,6 +168,18 @@ describe('NetworkSource parser: "syslog"', () => {
     mem.unblock();
     await mem.waitForCount(total, { timeout: 30_000 });
     expect(mem.messages()).toEqual(Array.from({ length: total }, (_, i) => `m${i}`));
+  });
+
+  it("tls:// with octet counting, as RFC 5425 prescribes for syslog over TLS", async () => {
+    const pki = testPki();
+    const { mem, port } = await start({ name: "tls", listen: "tls://127.0.0.1:0", parser: "syslog", tls: { cert: pki.serverCert, key: pki.serverKey } });
+    const s = await new Promise<Socket>((resolve, reject) => {
+      const c = tlsConnect({ host: "127.0.0.1", port: port(), ca: pki.ca }, () => resolve(c));
+      c.once("error", reject);
+    });
+    s.end(frame("<13>1 2024-01-15T10:00:00Z h app - - - secure one") + frame("<13>1 2024-01-15T10:00:01Z h app - - - secure two"));
+    await waitFor(() => mem.count === 2, { timeout: 10_000, message: () => `2 records, got ${mem.count}` });
+    expect(mem.messages()).toEqual(["secure one", "secure two"]);
   });
 
   it("udp:// with the default JSON parser: one JSON object per datagram", async () => {
