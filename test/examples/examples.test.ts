@@ -1,5 +1,7 @@
 // Every example runs as a test, so the examples never rot (and `npm start` stays green).
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { connect } from "node:net";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -16,7 +18,7 @@ const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
 const scratch = mkdtempSync(join(tmpdir(), "cla-examples-"));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
-function run(file: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+function run(file: string, env: Record<string, string>, started?: (child: ChildProcess, out: () => string) => void): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--import", tsx, file], {
       cwd: root,
@@ -28,6 +30,7 @@ function run(file: string, env: Record<string, string>): Promise<{ code: number 
     child.stderr.on("data", (d: Buffer) => (out += d));
     child.once("error", reject);
     child.once("exit", (code) => resolve({ code, out }));
+    started?.(child, () => out);
   });
 }
 
@@ -87,7 +90,37 @@ describe("examples", () => {
     }
   });
 
-  const needsServer = new Set(["quickstart.ts", "elasticsearch.ts", "logstash.ts", "gelf.ts"]);
+  it("syslog-server.ts takes syslog over UDP and octet-counted TCP into Elasticsearch, and reports on SIGTERM", async () => {
+    const es = await FakeElasticsearch.start();
+    try {
+      const { code, out } = await run("examples/syslog-server.ts", { ES_URL: es.url, SYSLOG_PORT: "0" }, (child, output) => {
+        void (async () => {
+          await waitFor(() => /listening: udp:\/\/\S+ tcp:\/\/\S+/.test(output()), { timeout: 30_000, message: () => `the listening line, got: ${output()}` });
+          const [udpPort, tcpPort] = [...output().matchAll(/:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
+          const udp = createSocket("udp4");
+          await new Promise<void>((resolve, reject) => udp.send("<14>1 2026-11-28T12:00:00Z web-1 api 10 - - over udp", udpPort!, "127.0.0.1", (e) => (e ? reject(e) : resolve())));
+          udp.close();
+          const message = "<11>1 2026-11-28T12:00:01Z web-2 api 11 - - over tcp";
+          const tcp = connect(tcpPort!, "127.0.0.1");
+          tcp.end(`${Buffer.byteLength(message)} ${message}`);
+          await waitFor(() => es.stored.length === 2, { timeout: 15_000, message: () => `2 documents, got ${es.stored.length}: ${output()}` });
+          child.kill("SIGTERM");
+        })().catch((error: unknown) => {
+          child.kill("SIGKILL");
+          throw error;
+        });
+      });
+      expect(code, out).toBe(0);
+      expect(out).toMatch(/report: .*"delivered":2/);
+      const docs = es.stored.map((o) => o.doc as { message: string; host: { name: string }; log: { level: string } });
+      expect(docs.map((d) => [d.message, d.host.name, d.log.level]).sort()).toEqual([["over tcp", "web-2", "error"], ["over udp", "web-1", "info"]]);
+      expect(new Set(es.stored.map((o) => o.index))).toEqual(new Set(["logs-syslog-default"]));
+    } finally {
+      await es.close();
+    }
+  });
+
+  const needsServer = new Set(["quickstart.ts", "elasticsearch.ts", "logstash.ts", "gelf.ts", "syslog-server.ts"]);
   const others = readdirSync(join(root, "examples")).filter((f) => f.endsWith(".ts") && !needsServer.has(f));
   it.each(others)("%s runs to completion with exit code 0", async (file) => {
     const { code, out } = await run(join("examples", file), { EXAMPLE_DIR: scratch });
