@@ -63,6 +63,12 @@ export interface WriteOptions {
    * `-`; anything else rejects the write with `ERR_INVALID_OPTION`. @default "host"
    */
   source?: string;
+  /**
+   * The only sinks this source's records go to, as `addSource(source, { sinks })` has it: named by the first write of
+   * the source name, and kept for it (a later write may leave it out; naming other sinks rejects with
+   * `ERR_INVALID_OPTION`). The sinks must exist (`ERR_UNKNOWN_SINK`). @default every sink but dead-letter-only ones
+   */
+  sinks?: readonly string[];
 }
 
 interface SourceSlot {
@@ -86,6 +92,8 @@ interface SinkSlot {
 /** In-process producer behind `write()`: parks records while `block` queues are full. */
 class HostProducer implements Producer {
   readonly inbox = new Ring<Entry>(64);
+  /** The sinks its first write named (WriteOptions.sinks), or undefined for every sink. */
+  sinks: readonly string[] | undefined;
   admittedTotal = 0;
   /** Records accepted by write() (serializable ones): what this producer emitted. */
   enqueuedTotal = 0;
@@ -467,22 +475,34 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (this._state === "stopping" || this._state === "stopped") {
       return Promise.reject(new StateError("ERR_AGGREGATOR_STOPPED", `write() after stop()`));
     }
+    const name = options?.source ?? "host";
+    let sinks: readonly string[] | undefined;
     try {
       checkObject("options", options);
       // The name goes into reports, metrics labels and acknowledgements like any source's.
       if (options.source !== undefined) checkName("options.source", options.source);
+      if (options.sinks !== undefined) {
+        const named = resolveSourceOptions({ sinks: options.sinks })!;
+        this.checkSourceSinks(name, named);
+        sinks = named;
+      }
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    const name = options.source ?? "host";
     let w = this.writers.get(name);
     if (w === undefined) {
       if (this.sources.has(name)) {
         return Promise.reject(new DuplicateNameError(`"${name}" is a collector source; write() needs another source name`));
       }
       w = new HostProducer(name);
+      w.sinks = sinks;
       this.writers.set(name, w);
-      this.router.addProducer(w);
+      this.router.addProducer(w, sinks);
+    } else if (sinks !== undefined && !sameNames(w.sinks, sinks)) {
+      const had = w.sinks === undefined ? "every sink" : `sinks ${w.sinks.map((s) => `"${s}"`).join(", ")}`;
+      return Promise.reject(
+        new InvalidOptionError(`write() source "${name}" goes to ${had}, as its first write said; this write names ${sinks.map((s) => `"${s}"`).join(", ")}`),
+      );
     }
     const list = Array.isArray(records) ? (records as readonly LogRecordInput[]) : [records as LogRecordInput];
     const now = new Date().toISOString();
@@ -896,4 +916,11 @@ async function waitUntil(cond: () => boolean, deadline: number, kick: () => void
       setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
     });
   }
+}
+
+/** The same sink names, in any order. */
+function sameNames(a: readonly string[] | undefined, b: readonly string[]): boolean {
+  if (a === undefined || a.length !== b.length) return false;
+  const set = new Set(a);
+  return b.every((n) => set.has(n));
 }

@@ -106,3 +106,43 @@ describe("addSource(source, { sinks })", () => {
     expect(report.sources.a!.settled).toBe(report.sources.a!.emitted);
   });
 });
+
+describe("write(records, { source, sinks })", () => {
+  it("a write source's records go to the sinks its first write named, later writes keep them, other sources go everywhere", async () => {
+    const a = new MemorySink({ name: "a" });
+    const b = new MemorySink({ name: "b" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 1 } }).addSink(a).addSink(b);
+    await agg.start();
+    await agg.write({ message: "audit 1" }, { source: "audit", sinks: ["a"] });
+    await agg.write({ message: "audit 2" }, { source: "audit" });
+    await agg.write({ message: "audit 3" }, { source: "audit", sinks: ["a"] });
+    await agg.write({ message: "app 1" });
+    await waitFor(() => a.count === 4 && b.count === 1, { message: () => `a ${a.count} of 4, b ${b.count} of 1` });
+    expect(a.messages().sort()).toEqual(["app 1", "audit 1", "audit 2", "audit 3"]);
+    expect(b.messages()).toEqual(["app 1"]);
+    const report = await agg.stop();
+    expect(report.sources.audit).toMatchObject({ emitted: 3, settled: 3 });
+  });
+
+  it("rejects an unknown sink, a malformed list, and other sinks than the source's first write named", async () => {
+    const agg = new Aggregator().addSink(new MemorySink({ name: "a" })).addSink(new MemorySink({ name: "b" }));
+    await agg.start();
+    await expect(agg.write({ message: "x" }, { source: "s1", sinks: ["nope"] })).rejects.toMatchObject({ code: "ERR_UNKNOWN_SINK", sink: "nope" });
+    await expect(agg.write({ message: "x" }, { source: "s1", sinks: [] })).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
+    await agg.write({ message: "x" }, { source: "s1", sinks: ["a"] });
+    await expect(agg.write({ message: "y" }, { source: "s1", sinks: ["b"] })).rejects.toMatchObject({
+      code: "ERR_INVALID_OPTION",
+      message: expect.stringMatching(/goes to sinks "a", as its first write said; this write names "b"/),
+    });
+    // The same sinks in another order are the same route.
+    await agg.write({ message: "z" }, { source: "s2", sinks: ["a", "b"] });
+    await expect(agg.write({ message: "z" }, { source: "s2", sinks: ["b", "a"] })).resolves.toBeUndefined();
+    // A source whose first write named no sinks goes to every sink; naming some later is refused.
+    await agg.write({ message: "w" }, { source: "s3" });
+    await expect(agg.write({ message: "w" }, { source: "s3", sinks: ["a"] })).rejects.toMatchObject({ code: "ERR_INVALID_OPTION", message: expect.stringMatching(/goes to every sink/) });
+    const report = await agg.stop();
+    // Nothing of a refused write was taken.
+    expect(report.sources.s1).toMatchObject({ emitted: 1 });
+    expect(report.sources.s3).toMatchObject({ emitted: 1 });
+  });
+});
