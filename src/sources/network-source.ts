@@ -79,6 +79,8 @@ export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "mult
    * - `udp://host:port`: one message per datagram (a trailing newline or NUL is dropped), parsed as a line is: with
    *   `parser: "syslog"`, syslog over UDP (RFC 5426); no credit, no record (counted, `udpDroppedNoCredit`).
    * - `http://host:port/path`, `https://host:port/path`: POST of NDJSON bodies to exactly `path` (default `/`).
+   * - `gelf+http://host:port/path`, `gelf+https://…`: POST of GELF, one message per body or one per line (Graylog's
+   *   bulk receiving), to exactly `path` (default `/gelf`).
    *
    * `host` defaults to 127.0.0.1 (`tcp://:5170`): name `0.0.0.0` or `[::]` to accept other machines. Port 0 picks a
    * free port (read it from {@link NetworkSource.addresses}); GELF schemes default to port 12201.
@@ -133,8 +135,9 @@ export interface NetworkAddress {
   port: number;
 }
 
-const PROTOCOLS: readonly NetworkProtocol[] = ["gelf+udp", "gelf+tcp", "gelf+tls", "udp", "tcp", "tls", "http", "https"];
-const TLS_PROTOCOLS = new Set<NetworkProtocol>(["gelf+tls", "tls", "https"]);
+const PROTOCOLS: readonly NetworkProtocol[] = ["gelf+udp", "gelf+tcp", "gelf+tls", "gelf+http", "gelf+https", "udp", "tcp", "tls", "http", "https"];
+const TLS_PROTOCOLS = new Set<NetworkProtocol>(["gelf+tls", "gelf+https", "tls", "https"]);
+const HTTP_PROTOCOLS = new Set<NetworkProtocol>(["http", "https", "gelf+http", "gelf+https"]);
 const GELF_DEFAULT_PORT = 12201;
 const DEFAULT_HOST = "127.0.0.1";
 const URL_SHAPE = /^([a-z+]+):\/\/(\[[^\]]*\]|[^/:[\]]*)(?::([^/]*))?(\/.*)?$/i;
@@ -188,14 +191,15 @@ export function parseListenUrl(value: unknown, path = "listen"): NetworkListener
   }
   const urlPath = m[4];
   const spec: NetworkListenerSpec = { protocol, host, port };
-  if (protocol === "http" || protocol === "https") {
-    const p = urlPath ?? "/";
+  if (HTTP_PROTOCOLS.has(protocol)) {
+    // Graylog's GELF HTTP input takes POSTs to /gelf.
+    const p = urlPath ?? (protocol.startsWith("gelf+") ? "/gelf" : "/");
     if (!HTTP_PATH.test(p)) {
       throw new InvalidOptionError(`Expected the path of \`${path}\` to be a plain path without query or fragment, got ${describe(value)}`);
     }
     spec.path = p;
   } else if (urlPath !== undefined && urlPath !== "/") {
-    throw new InvalidOptionError(`Expected \`${path}\` to have no path (only http:// and https:// listeners take one), got ${describe(value)}`);
+    throw new InvalidOptionError(`Expected \`${path}\` to have no path (only HTTP listeners take one), got ${describe(value)}`);
   }
   return spec;
 }
@@ -304,7 +308,7 @@ export class NetworkSource extends CollectorSource {
     checkInt("maxPartialBytes", options.maxPartialBytes, 16);
     const maxPartialBytes = options.maxPartialBytes ?? 64 * 1024 * 1024;
     for (const l of listeners) {
-      if (transportOf(l.protocol) === "udp" || l.protocol === "http" || l.protocol === "https") continue;
+      if (transportOf(l.protocol) === "udp" || HTTP_PROTOCOLS.has(l.protocol)) continue;
       const largest = options.maxMessageBytes ?? defaultStreamMessageBytes(l.protocol);
       if (maxPartialBytes < largest) {
         throw new InvalidOptionError(

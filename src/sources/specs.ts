@@ -21,7 +21,7 @@ export interface BaseSpec {
 }
 
 /** Schemes a NetworkSource listens on. */
-export type NetworkProtocol = "gelf+udp" | "gelf+tcp" | "gelf+tls" | "udp" | "tcp" | "tls" | "http" | "https";
+export type NetworkProtocol = "gelf+udp" | "gelf+tcp" | "gelf+tls" | "gelf+http" | "gelf+https" | "udp" | "tcp" | "tls" | "http" | "https";
 
 /** One listener, resolved from its URL by NetworkSource. */
 export interface NetworkListenerSpec {

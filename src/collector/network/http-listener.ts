@@ -1,4 +1,4 @@
-// HTTP(S) listener: NDJSON bodies POSTed to one path. A request is read only while the host has credit and one of
+// HTTP(S) listener: NDJSON bodies (or GELF messages, `gelf+http`/`gelf+https`) POSTed to one path. A request is read only while the host has credit and one of
 // MAX_READING slots is free; otherwise it waits unread (the client's upload blocks: TCP backpressure) for up to
 // `creditWaitMs`, then gets 429. A body is shipped in slices while credit lasts, and answered 202 once all of it is in.
 //
@@ -13,7 +13,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Socket } from "node:net";
 import { gunzipSync, inflateSync } from "node:zlib";
 import type { NetworkListenerSpec, NetworkSpec } from "../../sources/specs.js";
-import { LineSplitter } from "../line-splitter.js";
+import { LineFlags, LineSplitter } from "../line-splitter.js";
 import { type Intake, type Peer, peerOf } from "./intake.js";
 import { type BoundAddress, type Listener, type ListenerFailure, closeServer, listenServer, tlsServerOptions } from "./listener.js";
 import { feedSlices } from "./slices.js";
@@ -69,6 +69,8 @@ class HttpListener implements Listener {
   private shipQueued = false;
   private paused = false;
   private closing = false;
+  /** `gelf+http(s)`: lines are GELF messages, not lines in the source's parser. */
+  private readonly gelf: boolean;
 
   constructor(
     private readonly server: Server,
@@ -79,6 +81,7 @@ class HttpListener implements Listener {
     private readonly intake: Intake,
     onFailure: ListenerFailure,
   ) {
+    this.gelf = spec.protocol === "gelf+http" || spec.protocol === "gelf+https";
     server.on("request", this.onRequest);
     server.on("error", (error) => onFailure(`${bound.url}: ${error.message}`));
     server.on("clientError", (_error, socket) => {
@@ -243,10 +246,21 @@ class HttpListener implements Listener {
     const peer: Peer = peerOf(req.socket.remoteAddress, req.socket.remotePort);
     job.arrived = new Date().toISOString();
     job.body = body;
-    job.lines = new LineSplitter(
-      { maxLineBytes: this.limits.maxLineBytes, overlong: "truncate", lazyText: this.intake.lazyLines },
-      (line, _s, _e, flags, bytes, bytesStart, bytesEnd) => this.intake.line(line, flags, peer, bytes, bytesStart, bytesEnd),
-    );
+    const intake = this.intake;
+    job.lines = this.gelf
+      ? // GELF HTTP: a body holds one message, or one per line (Graylog's bulk receiving); a GELF JSON text has no raw
+        // newline. A blank line between messages is not one.
+        new LineSplitter({ maxLineBytes: this.limits.maxLineBytes, overlong: "truncate", lazyText: true }, (_line, _s, _e, flags, bytes, bytesStart, bytesEnd) => {
+          if ((flags & LineFlags.TRUNCATED) !== 0) {
+            intake.counters.linesRead++;
+            intake.counters.gelfTooLarge++;
+          } else if (isBlankBytes(bytes, bytesStart, bytesEnd)) intake.counters.blankLines++;
+          else intake.gelf(bytes.subarray(bytesStart, bytesEnd), peer);
+        })
+      : new LineSplitter(
+          { maxLineBytes: this.limits.maxLineBytes, overlong: "truncate", lazyText: intake.lazyLines },
+          (line, _s, _e, flags, bytes, bytesStart, bytesEnd) => intake.line(line, flags, peer, bytes, bytesStart, bytesEnd),
+        );
     this.shipping.push(job);
     this.ship();
   }
@@ -363,7 +377,7 @@ export async function listenHttp(
   intake: Intake,
   onFailure: ListenerFailure,
 ): Promise<Listener> {
-  const tlsOptions = spec.protocol === "https" ? await tlsServerOptions(network.tls) : undefined;
+  const tlsOptions = spec.protocol === "https" || spec.protocol === "gelf+https" ? await tlsServerOptions(network.tls) : undefined;
   const { server, bound, sockets } = await listenServer(
     spec,
     network,
@@ -378,4 +392,13 @@ export async function listenHttp(
     maxLineBytes: network.maxMessageBytes ?? 1024 * 1024,
   };
   return new HttpListener(server, sockets, bound, spec, limits, intake, onFailure);
+}
+
+/** Only spaces, tabs and CRs (or nothing) in `bytes[start..end)`. */
+function isBlankBytes(bytes: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = bytes[i];
+    if (c !== 32 && c !== 9 && c !== 13) return false;
+  }
+  return true;
 }

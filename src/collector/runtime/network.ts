@@ -83,6 +83,8 @@ export async function runNetwork(spec: NetworkSpec, channel: ChildChannel): Prom
         return listenUdp(l, intake, chunkLimits, onFailure);
       case "http":
       case "https":
+      case "gelf+http":
+      case "gelf+https":
         return listenHttp(l, spec, intake, onFailure);
       default:
         return listenStream(l, spec, intake, budget, onFailure);

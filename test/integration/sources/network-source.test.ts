@@ -282,6 +282,23 @@ describe("NetworkSource", () => {
     expect(mem.messages()).toEqual(["secure 1", "secure 2"]);
   });
 
+  it("GELF over HTTP (Graylog's input): one message per body or one per line, gzip too, invalid GELF counted", async () => {
+    const { agg, mem, source, port } = await start({ name: "gelfhttp", listen: "gelf+http://127.0.0.1:0" });
+    expect(source.addresses[0]!.url).toBe(`gelf+http://127.0.0.1:${port()}/gelf`);
+    expect((await post(port(), "/gelf", gelfJson({ short_message: "single", _user_id: 7 }))).status).toBe(202);
+    const bulk = [gelfJson({ short_message: "bulk 1", level: 3 }), gelfJson({ short_message: "bulk 2" }), Buffer.from(""), gelfJson({ short_message: "bulk 3" })];
+    const body = gzipSync(Buffer.concat(bulk.flatMap((b) => [b, Buffer.from("\n")])));
+    expect((await post(port(), "/gelf", body, { headers: { "Content-Encoding": "gzip" } })).status).toBe(202);
+    expect((await post(port(), "/gelf", gelfJson({ full_message: 42 }))).status).toBe(202);
+    expect((await post(port(), "/other", gelfJson({ short_message: "lost" }))).status).toBe(404);
+    await mem.waitForCount(4, { timeout: 10_000 });
+    expect(mem.messages().sort()).toEqual(["bulk 1", "bulk 2", "bulk 3", "single"]);
+    const single = mem.records.find((r) => r.message === "single");
+    expect(single).toMatchObject({ host: { name: "web-1" }, user_id: 7, log: { level: "info" }, client: { ip: "127.0.0.1" } });
+    expect(mem.records.find((r) => r.message === "bulk 1")).toMatchObject({ log: { level: "error" } });
+    await waitForCounters(agg, "gelfhttp", { gelfMissingMessage: 1, blankLines: 1, httpBadRequest: 1, httpRequests: 4 });
+  });
+
   it("NDJSON over HTTP: 202 on success (plain or gzip), 404 / 405 / 413 otherwise, each counted", async () => {
     const { agg, mem, port } = await start({ name: "http", listen: "http://127.0.0.1:0/ingest", http: { maxBodyBytes: 4096 } });
     const body = Array.from({ length: 20 }, (_, i) => JSON.stringify({ n: i, message: `req ${i}` })).join("\n") + "\n";

@@ -13,6 +13,8 @@ describe("listen URLs", () => {
     ["gelf+tcp://0.0.0.0", { protocol: "gelf+tcp", host: "0.0.0.0", port: 12201 }],
     ["tcp://:5170", { protocol: "tcp", host: "127.0.0.1", port: 5170 }],
     ["udp://0.0.0.0:514", { protocol: "udp", host: "0.0.0.0", port: 514 }],
+    ["gelf+http://0.0.0.0", { protocol: "gelf+http", host: "0.0.0.0", port: 12201, path: "/gelf" }],
+    ["gelf+https://127.0.0.1:12202/in", { protocol: "gelf+https", host: "127.0.0.1", port: 12202, path: "/in" }],
     ["tcp://5170", { protocol: "tcp", host: "127.0.0.1", port: 5170 }],
     ["TLS://[::1]:0", { protocol: "tls", host: "::1", port: 0 }],
     ["http://localhost:8080", { protocol: "http", host: "localhost", port: 8080, path: "/" }],
@@ -23,7 +25,7 @@ describe("listen URLs", () => {
 
   it.each([
     [12201, /Expected `listen` to be a URL string/],
-    ["syslog://127.0.0.1:1", /scheme of `listen` to be one of gelf\+udp:\/\/, gelf\+tcp:\/\/, gelf\+tls:\/\/, udp:\/\/, tcp:\/\//],
+    ["syslog://127.0.0.1:1", /scheme of `listen` to be one of gelf\+udp:\/\/, gelf\+tcp:\/\/, gelf\+tls:\/\/, gelf\+http:\/\/, gelf\+https:\/\/, udp:\/\/, tcp:\/\//],
     ["udp://127.0.0.1", /to name a port/],
     ["tcp://127.0.0.1", /to name a port/],
     ["tcp://127.0.0.1:65536", /port of `listen` to be an integer between 0 and 65535/],
