@@ -329,6 +329,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
     checkName("sink.name", sink.name);
     if (this.sinks.has(sink.name)) throw new DuplicateNameError(`A sink named "${sink.name}" already exists`, { sink: sink.name });
+    if (sink.gauges !== undefined && (!Array.isArray(sink.gauges) || !sink.gauges.every((g) => typeof g === "string"))) {
+      throw new InvalidOptionError(`Expected \`sink.gauges\` to be an array of metric keys, got ${describe(sink.gauges)}`, { sink: sink.name });
+    }
     const resolved = resolveSinkOptions(options, this.options, {
       batch: sink.pipelineDefaults?.batch,
       concurrency: sink.pipelineDefaults?.concurrency,
@@ -636,7 +639,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
 
   /** Prometheus text exposition of `metrics()`. */
   prometheus(): string {
-    return toPrometheus(this.metrics());
+    // The keys each sink says are levels (Sink.gauges), as metrics() shows its sinks: removed ones until they are gone.
+    const gauges = new Map<string, ReadonlySet<string>>();
+    for (const slot of [...this.removingSinks, ...this.sinks.values()]) {
+      const g = slot.pipeline.sink.gauges;
+      if (g !== undefined && g.length > 0) gauges.set(slot.pipeline.name, new Set(g));
+    }
+    return toPrometheus(this.metrics(), undefined, gauges);
   }
 
   // ---- internals ----

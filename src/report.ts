@@ -111,8 +111,11 @@ export function isGaugeKey(key: string): boolean {
 /** The built-in sinks' latency histogram keys (see SinkStats): `latency_ms_le_<bound>`, `latency_ms_le_inf`, `latency_ms_sum`. */
 const LATENCY_BUCKET = /^latency_ms_le_(\d+|inf)$/;
 
-/** Prometheus text exposition (format 0.0.4) of a metrics snapshot. */
-export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): string {
+/**
+ * Prometheus text exposition (format 0.0.4) of a metrics snapshot. `sinkGauges`: per sink, the transport keys that
+ * are levels (Sink.gauges) besides the built-in ones.
+ */
+export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg", sinkGauges?: ReadonlyMap<string, ReadonlySet<string>>): string {
   const lines: string[] = [];
   const families = new Map<string, { type: string; help: string; samples: string[] }>();
   /** Series written so far: keys that name one series twice (`req-count`, `reqCount`) keep the first. */
@@ -140,9 +143,9 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
     series.add(id);
     fam.samples.push(`${id} ${Number.isFinite(value) ? value : 0}`);
   };
-  /** A collector's or a sink transport's own counter, typed by GAUGE_KEYS. */
-  const addOwn = (family: string, key: string, help: string, labels: Record<string, string>, value: number): void => {
-    if (isGaugeKey(key)) add(`${family}_${metricName(key)}`, "gauge", help, labels, value);
+  /** A collector's or a sink transport's own counter, typed by GAUGE_KEYS (or by the sink's `gauges`). */
+  const addOwn = (family: string, key: string, help: string, labels: Record<string, string>, value: number, gauges?: ReadonlySet<string>): void => {
+    if (isGaugeKey(key) || gauges?.has(key) === true) add(`${family}_${metricName(key)}`, "gauge", help, labels, value);
     else add(`${family}_${metricName(key)}_total`, "counter", help, labels, value);
   };
   add("uptime_seconds", "gauge", "Seconds since start()", {}, m.uptimeMs / 1000);
@@ -188,7 +191,7 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg"): stri
           add("sink_transport_latency_ms", "histogram", "Request latency (ms)", l, v, "_count");
         }
       } else if (k !== "latency_ms_sum" || !histogram) {
-        addOwn("sink_transport", k, `Sink transport counter ${k}`, l, v);
+        addOwn("sink_transport", k, `Sink transport counter ${k}`, l, v, sinkGauges?.get(sink));
       }
     }
   }

@@ -77,8 +77,13 @@ export interface Sink {
   send(batch: Batch, ctx: SendContext): Promise<SendResult> | SendResult;
   /** Flush and release resources. Called after the sink's queue drained (or the deadline passed). */
   close?(ctx: SinkLifecycleContext): Promise<void> | void;
-  /** Sink-specific counters (requests, bytes, per-status counts, latency buckets). */
+  /**
+   * Sink-specific numbers (requests, bytes, per-status counts, latency buckets). Each key is a running total, which
+   * `prometheus()` exports as a `…_total` counter and which must never go down, unless `gauges` names it.
+   */
   metrics?(): SinkMetrics;
+  /** Keys of `metrics()` that are levels (open connections, bytes buffered now): `prometheus()` exports them as gauges. */
+  readonly gauges?: readonly string[];
   /** Per-sink pipeline defaults that suit this transport (the user's options still win). */
   readonly pipelineDefaults?: {
     batch?: { maxRecords?: number; maxBytes?: number; maxWaitMs?: number };

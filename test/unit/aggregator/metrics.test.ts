@@ -127,4 +127,24 @@ describe("metrics", () => {
     ]);
     expect(lines.some((l) => l.startsWith("# TYPE") && l.endsWith(" histogram"))).toBe(false);
   });
+
+  it("a custom sink's keys named in `gauges` are exported as gauges, the others as counters", async () => {
+    const sink = {
+      name: "custom",
+      gauges: ["open_connections", "bufferedBytes"],
+      send: () => undefined,
+      metrics: () => ({ open_connections: 3, bufferedBytes: 512, requests: 10 }),
+    };
+    const agg = new Aggregator().addSink(sink);
+    await agg.start();
+    const lines = agg.prometheus().trim().split("\n");
+    const typeOf = (name: string) => lines.find((l) => l.startsWith(`# TYPE child_log_agg_${name} `))?.split(" ")[3];
+    expect(typeOf("sink_transport_open_connections")).toBe("gauge");
+    expect(typeOf("sink_transport_buffered_bytes")).toBe("gauge");
+    expect(typeOf("sink_transport_requests_total")).toBe("counter");
+    expect(lines).toContain('child_log_agg_sink_transport_open_connections{sink="custom"} 3');
+    expect(lines).toContain('child_log_agg_sink_transport_requests_total{sink="custom"} 10');
+    await agg.stop();
+    expect(() => new Aggregator().addSink({ ...sink, gauges: "open_connections" as never })).toThrow(/`sink.gauges` to be an array of metric keys/);
+  });
 });
