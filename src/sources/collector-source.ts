@@ -69,12 +69,14 @@ export function resolveCollectorOptions(o: CollectorSourceOptions): ResolvedColl
     // Compile once here so a bad parser fails in the constructor, not in the child.
     createParser(o.parser as never);
     parser =
-      typeof o.parser === "object" && o.parser !== null
+      typeof o.parser === "object" && o.parser !== null && "regex" in o.parser
         ? {
             regex: o.parser.regex instanceof RegExp ? o.parser.regex.source : String(o.parser.regex),
             flags: o.parser.flags ?? (o.parser.regex instanceof RegExp ? o.parser.regex.flags : undefined),
           }
-        : o.parser;
+        : typeof o.parser === "object" && o.parser !== null
+          ? { syslog: { ...o.parser.syslog } }
+          : o.parser;
   }
   let multiline = o.multiline;
   if (multiline !== undefined) {

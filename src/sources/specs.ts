@@ -4,7 +4,7 @@ import type { FileSourceOptions } from "./file-source.js";
 import type { MultilineSpec } from "../collector/multiline.js";
 
 /** Parsers that can cross the process boundary (functions only exist in ScriptSource modules). */
-export type WireParserSpec = "json" | "logfmt" | "plain" | "syslog" | { regex: string; flags?: string };
+export type WireParserSpec = "json" | "logfmt" | "plain" | "syslog" | { syslog: { timezone?: string } } | { regex: string; flags?: string };
 
 export interface BaseSpec {
   name: string;

@@ -69,7 +69,8 @@ export class Intake {
 
   /** The source parses syslog: its TCP and TLS connections may use octet counting (RFC 6587, RFC 5425). */
   get syslog(): boolean {
-    return this.options.parser === "syslog";
+    const p = this.options.parser;
+    return p === "syslog" || (typeof p === "object" && "syslog" in p);
   }
 
   /** Whether lines may come as bytes only (LineFlags.LAZY_TEXT): the fast path reads them, the rest decodes them. */

@@ -10,11 +10,11 @@ import { parseLogfmt } from "./logfmt.js";
 import { parsePlain } from "./plain.js";
 import { createRegexParser } from "./regex.js";
 import { stripProtoKeys } from "./safe-keys.js";
-import { parseSyslog } from "./syslog.js";
+import { checkTimeZone, parseSyslog } from "./syslog.js";
 import { isBlank, stripCR } from "./text.js";
 import type { ParseFunction, ParsedLine, Parser, ParserSpec } from "./types.js";
 
-export type { ParseErrorReason, ParsedLine, Parser, ParseFunction, ParserSpec, RegexParserSpec } from "./types.js";
+export type { ParseErrorReason, ParsedLine, Parser, ParseFunction, ParserSpec, RegexParserSpec, SyslogParserSpec } from "./types.js";
 export { MAX_JSON_DEPTH } from "./types.js";
 export { buildRecord, MESSAGE_KEYS, LEVEL_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./build-record.js";
 export { parseJson } from "./json.js";
@@ -33,6 +33,7 @@ const FUNCTION_WALK_NODES = 10_000;
  *
  * - `"json"`, `"logfmt"`, `"plain"`, `"syslog"`: see `parseJson`, `parseLogfmt`, `parsePlain`, `parseSyslog`.
  * - `{ regex, flags? }`: see `createRegexParser` (named groups required).
+ * - `{ syslog: { timezone? } }`: `parseSyslog` with the zone of BSD timestamps.
  * - a function `(line) => fields`: a plain object (or null-prototype object) becomes the fields; `null` or
  *   `undefined` means "no structure", the line stays a plain message and it is *not* an error; throwing gives
  *   `error: "parser_threw"`, any other return value (string, array, number) `error: "invalid_result"`.
@@ -46,11 +47,23 @@ export function createParser(spec: ParserSpec, optionName = "parser"): Parser {
   if (spec === "plain") return parsePlain;
   if (spec === "syslog") return syslogParser;
   if (typeof spec === "function") return functionParser(spec);
+  if (typeof spec === "object" && spec !== null && !Array.isArray(spec) && "syslog" in spec) {
+    const o: unknown = spec.syslog;
+    if (o === null || typeof o !== "object" || Array.isArray(o)) {
+      throw new InvalidOptionError(`Expected \`${optionName}.syslog\` to be an object ({ timezone }), got ${describe(o)}`);
+    }
+    const timeZone = (o as { timezone?: unknown }).timezone;
+    if (timeZone === undefined) return syslogParser;
+    if (typeof timeZone !== "string" || !checkTimeZone(timeZone)) {
+      throw new InvalidOptionError(`Expected \`${optionName}.syslog.timezone\` to be an IANA time zone such as "Europe/Berlin", got ${describe(timeZone)}`);
+    }
+    return (line) => parseSyslog(line, Date.now(), timeZone);
+  }
   if (typeof spec === "object" && spec !== null && !Array.isArray(spec) && "regex" in spec) {
     return createRegexParser(spec, optionName);
   }
   throw new InvalidOptionError(
-    `Expected \`${optionName}\` to be "json", "logfmt", "plain", "syslog", { regex } or a function, got ${describe(spec)}`,
+    `Expected \`${optionName}\` to be "json", "logfmt", "plain", "syslog", { syslog }, { regex } or a function, got ${describe(spec)}`,
   );
 }
 

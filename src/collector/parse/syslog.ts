@@ -30,13 +30,14 @@ const DAY_MS = 24 * 60 * 60 * 1000;
  *   `{ "<SD-ID>": { "<name>": "<value>" } }` (a repeated name keeps its last value); a leading BOM is dropped from
  *   the message.
  * - BSD: `Mmm dd hh:mm:ss` (or an RFC 3339 timestamp, as rsyslog writes with high precision), the host, and the tag
- *   `app[pid]:` (`appname`, `procid`). A BSD timestamp has no year and no zone: it is read as UTC, as every timestamp
- *   without a zone is here, in the current year, or the previous one when that would put it more than a day ahead.
+ *   `app[pid]:` (`appname`, `procid`). A BSD timestamp has no year and no zone: it is read in `timeZone` (UTC unless
+ *   the parser spec names one, as every timestamp without a zone is read here), in the current year, or the previous
+ *   one when that would put it more than a day ahead.
  *   A BSD message with `<PRI>` but none of the rest is kept whole as the message (RFC 3164 4.3.3).
  * - `host.name` is the sender's host name, `process.name` and `process.pid` the app and a numeric proc id.
  * - A line that is not syslog is a parse error (`not_syslog`) and stays a plain message.
  */
-export function parseSyslog(input: string, now = Date.now()): ParsedLine {
+export function parseSyslog(input: string, now = Date.now(), timeZone?: string): ParsedLine {
   const line = stripCR(input);
   if (isBlank(line)) return { line, fields: undefined, blank: true };
   let i = 0;
@@ -59,7 +60,7 @@ export function parseSyslog(input: string, now = Date.now()): ParsedLine {
     fields["log.level"] = normalizeLevel(severity);
   }
   const v = /^([1-9]\d?) /.exec(line.slice(i, i + 3));
-  const ok = pri !== undefined && v !== null ? rfc5424(line, i + v[0].length, Number(v[1]), fields, syslog) : bsd(line, i, pri !== undefined, now, fields, syslog);
+  const ok = pri !== undefined && v !== null ? rfc5424(line, i + v[0].length, Number(v[1]), fields, syslog) : bsd(line, i, pri !== undefined, now, timeZone, fields, syslog);
   if (!ok) return notSyslog(line);
   if (Object.keys(syslog).length > 0) fields["log"] = { syslog };
   const host = syslog["hostname"];
@@ -172,7 +173,7 @@ function nameEnd(line: string, i: number): number {
 }
 
 /** BSD (RFC 3164) from `i`: TIMESTAMP HOSTNAME TAG: MSG, leniently. */
-function bsd(line: string, i: number, hasPri: boolean, now: number, fields: Record<string, unknown>, syslog: Record<string, unknown>): boolean {
+function bsd(line: string, i: number, hasPri: boolean, now: number, timeZone: string | undefined, fields: Record<string, unknown>, syslog: Record<string, unknown>): boolean {
   let rest = line.slice(i);
   let timestamp: string | undefined;
   const m = BSD_TIME.exec(rest);
@@ -181,7 +182,7 @@ function bsd(line: string, i: number, hasPri: boolean, now: number, fields: Reco
     const day = Number(m[2]!.trim());
     const year = m[3];
     if (month >= 0 && day >= 1 && day <= 31) {
-      timestamp = bsdTime(year === undefined ? undefined : Number(year), month, day, Number(m[4]), Number(m[5]), Number(m[6]), now);
+      timestamp = bsdTime(year === undefined ? undefined : Number(year), month, day, Number(m[4]), Number(m[5]), Number(m[6]), now, timeZone);
     }
     if (timestamp === undefined) return hasPri && whole(rest, fields);
     rest = rest.slice(m[0].length);
@@ -221,14 +222,71 @@ function whole(text: string, fields: Record<string, unknown>): boolean {
   return true;
 }
 
-function bsdTime(year: number | undefined, month: number, day: number, h: number, min: number, s: number, now: number): string | undefined {
+function bsdTime(
+  year: number | undefined,
+  month: number,
+  day: number,
+  h: number,
+  min: number,
+  s: number,
+  now: number,
+  timeZone: string | undefined,
+): string | undefined {
   if (h > 23 || min > 59 || s > 60) return undefined;
-  const at = (y: number): number => Date.UTC(y, month, day, h, min, Math.min(s, 59));
-  const y = year ?? new Date(now).getUTCFullYear();
+  // The wall time, as if it were UTC; then the instant it is in the zone.
+  const wall = (y: number): number => Date.UTC(y, month, day, h, min, Math.min(s, 59));
+  const at = (y: number): number => (timeZone === undefined ? wall(y) : wallToInstant(wall(y), timeZone));
+  let y = year ?? new Date(now).getUTCFullYear();
   let ms = at(y);
-  if (year === undefined && ms > now + DAY_MS) ms = at(y - 1);
-  const d = new Date(ms);
+  if (year === undefined && ms > now + DAY_MS) ms = at(--y);
   // Feb 30 and the like roll over into the next month: not a date.
+  const d = new Date(wall(y));
   if (d.getUTCMonth() !== month || d.getUTCDate() !== day) return undefined;
-  return d.toISOString();
+  return new Date(ms).toISOString();
+}
+
+const FORMATTERS = new Map<string, Intl.DateTimeFormat>();
+
+function formatter(timeZone: string): Intl.DateTimeFormat {
+  let f = FORMATTERS.get(timeZone);
+  if (f === undefined) {
+    f = new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "numeric",
+      day: "numeric",
+      hour: "numeric",
+      minute: "numeric",
+      second: "numeric",
+    });
+    FORMATTERS.set(timeZone, f);
+  }
+  return f;
+}
+
+/** Whether `timeZone` is a zone this runtime knows (an IANA name such as "Europe/Berlin", or "UTC"). */
+export function checkTimeZone(timeZone: string): boolean {
+  try {
+    formatter(timeZone);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** How far the zone's clock is ahead of UTC at the instant `ms`. */
+function offsetAt(ms: number, timeZone: string): number {
+  const p: Record<string, number> = {};
+  for (const part of formatter(timeZone).formatToParts(new Date(ms))) if (part.type !== "literal") p[part.type] = Number(part.value);
+  return Date.UTC(p["year"]!, p["month"]! - 1, p["day"]!, p["hour"]!, p["minute"]!, p["second"]!) - (ms - (((ms % 1000) + 1000) % 1000));
+}
+
+/**
+ * The instant at which the zone's clock shows `wall` (a wall time written as UTC ms). Twice, so that a time near a
+ * daylight-saving change takes the offset in force then; a wall time the change skipped lands after it.
+ */
+function wallToInstant(wall: number, timeZone: string): number {
+  const first = wall - offsetAt(wall, timeZone);
+  return wall - offsetAt(first, timeZone);
 }

@@ -59,8 +59,19 @@ export interface RegexParserSpec {
   flags?: string;
 }
 
+/** The syslog parser with options (`"syslog"` is the same with none). */
+export interface SyslogParserSpec {
+  syslog: {
+    /**
+     * The IANA zone (`"Europe/Berlin"`) of BSD timestamps, which carry none: the zone the senders' clocks show.
+     * RFC 5424 and RFC 3339 timestamps carry their own offset and are not affected. @default "UTC"
+     */
+    timezone?: string;
+  };
+}
+
 /** How a collector turns a line into fields. */
-export type ParserSpec = "json" | "logfmt" | "plain" | "syslog" | RegexParserSpec | ParseFunction;
+export type ParserSpec = "json" | "logfmt" | "plain" | "syslog" | SyslogParserSpec | RegexParserSpec | ParseFunction;
 
 /** JSON nested deeper than this is a parse error: `JSON.stringify` overflows the stack at a few thousand levels. */
 export const MAX_JSON_DEPTH = 1000;

@@ -3,11 +3,14 @@
 // split anywhere, oversized, malformed, and held back by credit), JSON datagrams over `udp://`, and, where
 // util-linux's `logger` is installed, messages written by that independent implementation of RFC 5424 and 3164.
 import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { type Socket as UdpSocket, createSocket } from "node:dgram";
 import { type Socket, connect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { afterEach, describe, expect, it } from "vitest";
-import { Aggregator, MemorySink } from "../../../src/index.js";
+import { Aggregator, FileSource, MemorySink } from "../../../src/index.js";
 import { NetworkSource, type NetworkSourceOptions } from "../../../src/sources/network-source.js";
 import { testPki } from "../../helpers/tls.js";
 import { waitFor } from "../../helpers/wait-for.js";
@@ -213,3 +216,26 @@ describe('NetworkSource parser: "syslog"', () => {
     expect(byMessage(mem, "framed by length")).toMatchObject({ log: { syslog: { version: 1, appname: "app" } } });
   });
 });
+
+describe('FileSource parser: { syslog: { timezone } }', () => {
+  it("reads a syslog file's BSD timestamps in the zone named, in the collector child", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cla-syslog-"));
+    try {
+      writeFileSync(join(dir, "syslog"), "Jan 15 2024 10:00:00 web-01 sshd[812]: Accepted publickey\nJul 15 2024 10:00:00 web-01 cron[9]: (root) CMD (run-parts)\n");
+      const agg = new Aggregator({ batch: { maxWaitMs: 10 } });
+      const mem = new MemorySink({ name: "mem" });
+      agg.addSource(new FileSource({ name: "syslog-file", paths: [join(dir, "syslog")], startAt: "beginning", parser: { syslog: { timezone: "America/New_York" } } })).addSink(mem);
+      running.push(agg);
+      await agg.start();
+      await waitFor(() => mem.count === 2, { timeout: 10_000, message: () => `2 records, got ${mem.count}` });
+      expect(mem.records.map((r) => [r["@timestamp"], r.message])).toEqual([
+        ["2024-01-15T15:00:00.000Z", "Accepted publickey"],
+        ["2024-07-15T14:00:00.000Z", "(root) CMD (run-parts)"],
+      ]);
+      expect(() => new FileSource({ name: "bad", paths: ["x"], parser: { syslog: { timezone: "Nowhere/Town" } } })).toThrow(/IANA time zone/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+

@@ -244,10 +244,10 @@ describe("createParser", () => {
   });
 
   it.each([
-    ["xml", 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { regex } or a function, got `"xml"` (string)'],
-    [42, 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { regex } or a function, got `42` (number)'],
-    [null, 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { regex } or a function, got `null`'],
-    [{}, 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { regex } or a function, got an object'],
+    ["xml", 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { syslog }, { regex } or a function, got `"xml"` (string)'],
+    [42, 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { syslog }, { regex } or a function, got `42` (number)'],
+    [null, 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { syslog }, { regex } or a function, got `null`'],
+    [{}, 'Expected `parser` to be "json", "logfmt", "plain", "syslog", { syslog }, { regex } or a function, got an object'],
     [{ regex: "(unclosed" }, 'Expected `parser.regex` to be a valid regular expression, got `"(unclosed"` (string)'],
     [{ regex: "^(\\w+) (.*)$" }, "Expected `parser.regex` to have at least one named group such as (?<message>.*), got"],
     [{ regex: 5 }, "Expected `parser.regex` to be a string or a RegExp, got `5` (number)"],

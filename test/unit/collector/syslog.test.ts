@@ -170,3 +170,34 @@ describe('createParser("syslog") and buildRecord', () => {
     expect(bad).toMatchObject({ message: "not syslog", error: { type: "parse", message: "not_syslog" } });
   });
 });
+
+describe('parser { syslog: { timezone } }', () => {
+  const berlin = createParser({ syslog: { timezone: "Europe/Berlin" } });
+  const at = (line: string) => berlin(line).fields!["@timestamp"];
+
+  it("reads BSD timestamps in the zone, with its daylight-saving offset, and leaves zoned timestamps alone", () => {
+    const year = new Date().getUTCFullYear() - 1; // a written year: no inference from the clock
+    expect(at(`<13>Jan 15 ${year} 10:00:00 h app: winter`)).toBe(`${year}-01-15T09:00:00.000Z`);
+    expect(at(`<13>Jul 15 ${year} 10:00:00 h app: summer`)).toBe(`${year}-07-15T08:00:00.000Z`);
+    // RFC 5424 and RFC 3339 timestamps carry their offset.
+    expect(at("<13>1 2024-07-15T10:00:00+05:30 h app - - - m")).toBe("2024-07-15T04:30:00.000Z");
+    expect(at("2024-07-15T10:00:00Z h app: m")).toBe("2024-07-15T10:00:00.000Z");
+    // Without a zone named, the same BSD line is UTC.
+    expect(createParser("syslog")(`<13>Jan 15 ${year} 10:00:00 h app: m`).fields!["@timestamp"]).toBe(`${year}-01-15T10:00:00.000Z`);
+  });
+
+  it("takes the offset in force at a daylight-saving change, and a wall time the change skipped lands after it", () => {
+    // Europe/Berlin, 2024-03-31: 02:00 CET became 03:00 CEST. 01:59:59 was +1; 03:00:00 is +2; 02:30 never happened.
+    expect(at("<13>Mar 31 2024 01:59:59 h app: m")).toBe("2024-03-31T00:59:59.000Z");
+    expect(at("<13>Mar 31 2024 03:00:00 h app: m")).toBe("2024-03-31T01:00:00.000Z");
+    expect(at("<13>Mar 31 2024 02:30:00 h app: m")).toBe("2024-03-31T01:30:00.000Z");
+  });
+
+  it("refuses a zone the runtime does not know and a malformed spec, with ERR_INVALID_OPTION", () => {
+    expect(() => createParser({ syslog: { timezone: "Mars/Olympus" } })).toThrow(/`parser.syslog.timezone` to be an IANA time zone/);
+    expect(() => createParser({ syslog: { timezone: 5 as never } })).toThrow(/IANA time zone/);
+    expect(() => createParser({ syslog: "UTC" as never })).toThrow(/`parser.syslog` to be an object/);
+    expect(createParser({ syslog: {} })("<13>x").fields).toMatchObject({ message: "x" });
+  });
+});
+
