@@ -195,18 +195,17 @@ function bsd(line: string, i: number, hasPri: boolean, now: number, timeZone: st
     rest = sp < 0 ? "" : rest.slice(sp);
   }
   fields["@timestamp"] = timestamp;
-  if (rest.length > 0) {
-    if (rest.charCodeAt(0) !== 32) return hasPri && whole(line.slice(i), fields);
-    rest = rest.slice(1);
-  }
+  // Both timestamp forms end at a space or at the end of the line.
+  rest = rest.slice(1);
   // The host, unless the next token is already the tag (some senders leave the host out).
-  if (!TAG.test(rest)) {
+  let tag = TAG.exec(rest);
+  if (tag === null) {
     const sp = rest.indexOf(" ");
     const host = sp < 0 ? rest : rest.slice(0, sp);
     if (host.length > 0) syslog["hostname"] = host;
     rest = sp < 0 ? "" : rest.slice(sp + 1);
+    tag = TAG.exec(rest);
   }
-  const tag = TAG.exec(rest);
   if (tag !== null) {
     syslog["appname"] = tag[1];
     if (tag[2] !== undefined) syslog["procid"] = tag[2];
