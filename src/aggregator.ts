@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import {
   AggregatorError,
   CollectorError,
+  DiskQueueError,
   DuplicateNameError,
   InvalidOptionError,
   ListenerError,
@@ -383,7 +384,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     this.sinks.delete(name);
     // Until it is closed, stop() drains, abandons and closes it too; the report reads its counters when it is built.
     this.removingSinks.add(slot);
-    this.retiredSinks.add(name, () => p.report(), () => !this.removingSinks.has(slot) && p.held === 0);
+    this.retiredSinks.add(name, () => p.report(), () => !this.removingSinks.has(slot) && p.idle);
     this.rebuildRoutes();
     const stopped = this.stoppedSignal;
     if (slot.opened !== undefined) {
@@ -401,6 +402,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     // Changes nothing if a stop() that came meanwhile abandoned it first: the first abandon's terms hold.
     p.abandon("sinkRemoved");
     await this.closeSink(slot, deadline);
+    await this.closeDiskQueue(p, deadline);
     this.removingSinks.delete(slot);
     this.router.pump();
     return p.report();
@@ -573,7 +575,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
     // Judged by what is left, not by which promise won: a deadline of 0 with nothing held is not a timeout. Records
     // left waiting for a sink were not delivered either.
-    const timedOut = this.router.waiting > 0 || this.lanes().some((s) => s.pipeline.held > 0);
+    const timedOut = this.router.waiting > 0 || this.lanes().some((s) => s.pipeline.busy);
     for (const s of this.lanes()) s.pipeline.abandon();
     // 3. Final checkpoints and process exit (positions committed are only what every sink settled).
     await Promise.all(runtimes.map((r) => r.close(deadline).catch(() => undefined)));
@@ -583,6 +585,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       this.lanes().map(async (s) => {
         if (s.opened !== undefined && !(await withDeadline(s.opened, deadline))) s.openAbort?.abort();
         await this.closeSink(s, deadline);
+        await this.closeDiskQueue(s.pipeline, deadline);
       }),
     );
     for (const w of this.writers.values()) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
@@ -719,6 +722,19 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (!(await withDeadline(Promise.race([closing.done, this.stoppedSignal]), deadline))) closing.controller.abort();
   }
 
+  /**
+   * Close a sink's disk queue. Its last write (at most 8 MiB) is waited for past the deadline: until it landed, the
+   * directory stays locked, and another aggregator of this process could not take it over. Bounded, so a disk that
+   * hangs cannot hang stop().
+   */
+  private async closeDiskQueue(p: SinkPipeline, deadline: number): Promise<void> {
+    if (await withDeadline(p.closeDiskQueue(), Math.max(deadline, Date.now() + DISK_CLOSE_GRACE_MS))) return;
+    this.emit("sink:error", {
+      sink: p.name,
+      error: new DiskQueueError(`the disk queue of sink "${p.name}" did not finish its last write within ${DISK_CLOSE_GRACE_MS} ms; its directory stays locked until it does`, { sink: p.name }),
+    });
+  }
+
   private startClose(p: SinkPipeline): { done: Promise<void>; controller: AbortController } {
     const controller = new AbortController();
     // Thrown or rejected alike: reported (a close that flushes can lose what it held), and the stop goes on.
@@ -757,14 +773,14 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       delivered: (p, count) => {
         if (this.listenerCount("delivered") > 0) this.emit("delivered", { sink: p.name, count });
       },
-      dropped: (p, reason, entries, detail, error) => {
+      dropped: (p, reason, entries, detail, error, count) => {
         const src = entries[0]?.source?.name;
         const uniform = entries.every((e) => e.source?.name === src);
         this.emit("drop", {
           sink: p.name,
           source: uniform ? src : undefined,
           reason,
-          count: entries.length,
+          count: count ?? entries.length,
           detail: detail === undefined ? undefined : redact(detail),
           error,
         });
@@ -878,6 +894,9 @@ function addCounters<T extends object>(a: T, b: T): T {
   }
   return out as T;
 }
+
+/** How long past a stop's deadline a disk queue may take to finish its last write and let go of its directory. */
+const DISK_CLOSE_GRACE_MS = 10_000;
 
 /** `timeoutMs` of stop(), removeSource() and removeSink(): 0 to the longest delay a Node timer honours. */
 function stopTimeout(options: StopOptions): number {

@@ -25,7 +25,8 @@ export type ErrorCode =
   | "ERR_TLS"
   | "ERR_CHECKPOINT"
   | "ERR_SINK_FILTER"
-  | "ERR_LISTENER";
+  | "ERR_LISTENER"
+  | "ERR_DISK_QUEUE";
 
 export interface AggregatorErrorOptions {
   cause?: unknown;
@@ -168,6 +169,19 @@ export class ListenerError extends AggregatorError {
   }
 }
 
+/**
+ * A sink's disk queue could not be used: its directory is locked by another process or cannot be written (thrown by
+ * addSink()), or a write, read, delete or position update failed (reported as `sink:error`; records that could not
+ * be written stay in memory, and the queue takes no more for a few seconds).
+ */
+export class DiskQueueError extends AggregatorError {
+  declare readonly code: "ERR_DISK_QUEUE";
+
+  constructor(message: string, options?: AggregatorErrorOptions) {
+    super("ERR_DISK_QUEUE", message, options);
+  }
+}
+
 type Make<C extends ErrorCode> = (code: C, message: string, options?: AggregatorErrorOptions) => AggregatorError;
 
 // A class of one code is made from the message alone; a class of several codes is given the code too.
@@ -208,6 +222,7 @@ const ERROR_CLASSES: { readonly [C in ErrorCode]: Make<C> } = {
   ERR_CHECKPOINT: fixed(CheckpointError),
   ERR_SINK_FILTER: coded(SinkError),
   ERR_LISTENER: fixed(ListenerError),
+  ERR_DISK_QUEUE: fixed(DiskQueueError),
 };
 
 /** Every code, for the tests that check each one's class against the README. */

@@ -17,7 +17,9 @@ export type DropReason =
   /** The record could not be serialized to JSON (cycles, BigInt…). */
   | "unserializable"
   /** `removeSink()` reached its deadline with records still held. */
-  | "sinkRemoved";
+  | "sinkRemoved"
+  /** Records of a disk queue that could not be read back (a checksum or length that does not match, a torn write). */
+  | "diskCorrupt";
 
 export interface DropEvent {
   /** The sink that dropped the records; `undefined` when dropped before routing (e.g. unserializable). */

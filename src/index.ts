@@ -9,6 +9,7 @@ export type {
   BatchOptions,
   RetryOptions,
   WhenFull,
+  DiskQueueOptions,
 } from "./options.js";
 export type {
   AggregatorEvents,
@@ -33,6 +34,7 @@ export type {
   SourceCounters,
   SourceMetricsSnapshot,
   DropCounts,
+  DiskQueueMetrics,
 } from "./report.js";
 export {
   AggregatorError,
@@ -45,6 +47,7 @@ export {
   CheckpointError,
   SinkError,
   ListenerError,
+  DiskQueueError,
   isAggregatorError,
 } from "./errors.js";
 export type { ErrorCode, AggregatorErrorOptions } from "./errors.js";

@@ -3,11 +3,24 @@ import { InvalidOptionError } from "./errors.js";
 import { checkInt, checkName, checkNumber, checkObject } from "./util/validate.js";
 import type { LogRecord } from "./record.js";
 import { describe } from "./pipeline/serialize.js";
+import type { ResolvedDiskQueue } from "./pipeline/disk-queue.js";
 
 export { checkInt, checkName, checkNumber, checkObject } from "./util/validate.js";
 
 /** What a sink's queue does when it is full. */
 export type WhenFull = "block" | "dropNewest" | "dropOldest";
+
+/** A sink queue on disk (`queue.disk`). */
+export interface DiskQueueOptions {
+  /** Directory of the disk queues; each sink keeps its own in `dir/<sink name>` (created, mode 0700). Required. */
+  dir: string;
+  /** Bytes of segment files a sink may hold; when they are full, `whenFull` applies. @default 1_073_741_824 (1 GiB) */
+  maxBytes?: number;
+  /** A segment file is closed and a new one begun at this size; a segment is deleted once all its records settled. @default 16_777_216 (16 MiB) */
+  segmentBytes?: number;
+  /** Sync each write to disk (`fdatasync`) before its records count as taken; `false` trades crash safety for speed. @default true */
+  fsync?: boolean;
+}
 
 export interface QueueOptions {
   /** Records a sink may hold (waiting, in flight and awaiting retry). @default 100_000 */
@@ -17,9 +30,16 @@ export interface QueueOptions {
   /**
    * `block` pauses producers (children stop reading through credits) until there is room;
    * `dropNewest` drops the arriving record; `dropOldest` drops the oldest waiting record. Drops are counted.
+   * With `disk`, this applies when the disk queue is full (`dropOldest` is not available there).
    * @default "block"
    */
   whenFull?: WhenFull;
+  /**
+   * Keep this sink's queue on disk: every record is appended to checksummed segment files, acknowledged to its source
+   * once synced, and read back in order; `maxRecords` and `maxBytes` then bound what is read ahead into memory. A later
+   * run with the same directory sends what an earlier one left.
+   */
+  disk?: DiskQueueOptions;
 }
 
 export interface BatchOptions {
@@ -94,6 +114,7 @@ export interface ResolvedQueue {
   maxRecords: number;
   maxBytes: number;
   whenFull: WhenFull;
+  disk: ResolvedDiskQueue | undefined;
 }
 export interface ResolvedBatch {
   maxRecords: number;
@@ -120,7 +141,7 @@ export interface ResolvedSinkOptions {
   sendTimeoutMs: number;
 }
 
-export const DEFAULT_QUEUE: ResolvedQueue = { maxRecords: 100_000, maxBytes: 64 * 1024 * 1024, whenFull: "block" };
+export const DEFAULT_QUEUE: ResolvedQueue = { maxRecords: 100_000, maxBytes: 64 * 1024 * 1024, whenFull: "block", disk: undefined };
 export const DEFAULT_BATCH: ResolvedBatch = { maxRecords: 5_000, maxBytes: 5 * 1024 * 1024, maxWaitMs: 1_000 };
 export const DEFAULT_RETRY: ResolvedRetry = {
   baseDelayMs: 500,
@@ -142,11 +163,38 @@ export function resolveQueue(path: string, input: QueueOptions | undefined, base
       `Expected \`${path}.whenFull\` to be one of "block", "dropNewest", "dropOldest", got ${describe(whenFull)}`,
     );
   }
+  const disk = input?.disk === undefined ? base.disk : resolveDisk(`${path}.disk`, input.disk);
+  if (disk !== undefined && whenFull === "dropOldest") {
+    throw new InvalidOptionError(`\`${path}.whenFull: "dropOldest"\` is not available with \`${path}.disk\` (use "block" or "dropNewest")`);
+  }
   return {
     maxRecords: input?.maxRecords ?? base.maxRecords,
     maxBytes: input?.maxBytes ?? base.maxBytes,
     whenFull,
+    disk,
   };
+}
+
+function resolveDisk(path: string, input: DiskQueueOptions): ResolvedDiskQueue {
+  checkObject(path, input);
+  if (typeof input.dir !== "string" || input.dir.length === 0) {
+    throw new InvalidOptionError(`Expected \`${path}.dir\` to be a non-empty path string, got ${describe(input.dir)}`);
+  }
+  checkInt(`${path}.maxBytes`, input.maxBytes, 1024 * 1024);
+  checkInt(`${path}.segmentBytes`, input.segmentBytes, 64 * 1024);
+  if (input.fsync !== undefined && typeof input.fsync !== "boolean") {
+    throw new InvalidOptionError(`Expected \`${path}.fsync\` to be a boolean, got ${describe(input.fsync)}`);
+  }
+  const out: ResolvedDiskQueue = {
+    dir: input.dir,
+    maxBytes: input.maxBytes ?? 1024 * 1024 * 1024,
+    segmentBytes: input.segmentBytes ?? 16 * 1024 * 1024,
+    fsync: input.fsync ?? true,
+  };
+  if (out.segmentBytes > out.maxBytes) {
+    throw new InvalidOptionError(`Expected \`${path}.segmentBytes\` (${out.segmentBytes}) to be ≤ \`${path}.maxBytes\` (${out.maxBytes})`);
+  }
+  return out;
 }
 
 export function resolveBatch(path: string, input: BatchOptions | undefined, base: ResolvedBatch): ResolvedBatch {

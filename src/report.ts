@@ -31,6 +31,24 @@ export interface SinkMetricsSnapshot extends SinkCounters {
   state: "idle" | "open" | "backoff" | "closed" | "failed";
   /** Counters the sink itself reports (requests, bytes, statuses, latency buckets). */
   transport: Record<string, number>;
+  /** With `queue.disk`: the disk queue. */
+  disk?: DiskQueueMetrics;
+}
+
+export interface DiskQueueMetrics {
+  /** Records this run wrote that were not read back yet (part of `pending`). */
+  records: number;
+  /** Bytes of segment files on disk (records left by an earlier run included). */
+  bytes: number;
+  segments: number;
+  /** Records written to disk in this run (a running total). */
+  written: number;
+  /** Records an earlier run left on disk, read back in this one (a running total). */
+  recovered: number;
+  /** Writes that failed (their records stayed in memory). */
+  writeErrors: number;
+  /** Stretches of segment files that held no readable record (their records are dropped as `diskCorrupt`). */
+  corruptRegions: number;
 }
 
 export interface SourceCounters {
@@ -178,6 +196,16 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg", sinkG
     add("sink_queue_bytes", "gauge", "Bytes held by the sink", l, s.queueBytes);
     add("sink_in_flight_batches", "gauge", "Batches being sent", l, s.inFlightBatches);
     add("sink_concurrency_limit", "gauge", "Batches that may be in flight now (concurrency, or its adaptive limit)", l, s.concurrencyLimit);
+    const d = s.disk;
+    if (d !== undefined) {
+      add("sink_disk_records", "gauge", "Records this run wrote to the disk queue that were not read back yet", l, d.records);
+      add("sink_disk_bytes", "gauge", "Bytes of disk-queue segment files", l, d.bytes);
+      add("sink_disk_segments", "gauge", "Disk-queue segment files", l, d.segments);
+      add("sink_disk_written_total", "counter", "Records written to the disk queue", l, d.written);
+      add("sink_disk_recovered_total", "counter", "Records an earlier run left in the disk queue, read back", l, d.recovered);
+      add("sink_disk_write_errors_total", "counter", "Disk-queue writes that failed (their records stayed in memory)", l, d.writeErrors);
+      add("sink_disk_corrupt_regions_total", "counter", "Stretches of disk-queue files that held no readable record", l, d.corruptRegions);
+    }
     const t = s.transport;
     // Only with its +Inf bucket is it a histogram (the count): a custom sink's partial set is exported as counters.
     const histogram = t.latency_ms_le_inf !== undefined;

@@ -7,7 +7,7 @@
 //                      │                                                              │
 //   held/heldBytes ────┴── counts everything above until settled ◀── delivered | dead-lettered | dropped
 import PQueue from "p-queue";
-import { AggregatorError, SinkError, StateError, errorForCode, isErrorCode } from "../errors.js";
+import { AggregatorError, DiskQueueError, SinkError, StateError, errorForCode, isErrorCode } from "../errors.js";
 import type { DropReason, RetryEvent } from "../events.js";
 import type { ResolvedSinkOptions } from "../options.js";
 import type { SinkCounters, SinkMetricsSnapshot } from "../report.js";
@@ -19,11 +19,13 @@ import { EntryBatch } from "./batch.js";
 import type { Entry } from "./entry.js";
 import { Ring } from "./ring.js";
 import { describe } from "./serialize.js";
+import { DiskQueue, type DiskQueueHooks } from "./disk-queue.js";
 
 /** What a pipeline tells the aggregator. Kept as one object so the hot path makes no closures. */
 export interface PipelineHooks {
   delivered(pipeline: SinkPipeline, count: number): void;
-  dropped(pipeline: SinkPipeline, reason: DropReason, entries: readonly Entry[], detail: string | undefined, error?: Error): void;
+  /** `count`: when not every record dropped is an entry (records of a disk queue that could not be read back). */
+  dropped(pipeline: SinkPipeline, reason: DropReason, entries: readonly Entry[], detail: string | undefined, error?: Error, count?: number): void;
   retry(event: RetryEvent): void;
   /** Hand rejected entries to the dead-letter sink. Each original entry is settled by the DLQ later. */
   deadLetter(pipeline: SinkPipeline, entries: readonly Entry[], reasons: readonly string[], attempts: readonly number[]): boolean;
@@ -90,6 +92,9 @@ export class SinkPipeline {
   private lateArrivals = 0;
   /** Set by abandon(reason): in-flight entries that come back undelivered are dropped with it. */
   private abandonDrop: DropReason | undefined;
+  /** With `queue.disk`: every record goes to disk first, and comes back from there in order into `waiting`. */
+  private readonly disk: DiskQueue | undefined;
+  private refilling = false;
 
   constructor(
     readonly sink: Sink,
@@ -100,6 +105,82 @@ export class SinkPipeline {
     this.sends = new PQueue({ concurrency: options.concurrency });
     this.adaptive = options.adaptive ? new AdaptiveConcurrency(options.concurrency) : undefined;
     this.filtered = options.filter !== undefined;
+    if (options.queue.disk !== undefined) {
+      this.disk = new DiskQueue(sink.name, options.queue.disk, this.diskHooks());
+      this.disk.open();
+    }
+  }
+
+  private diskHooks(): DiskQueueHooks {
+    return {
+      persisted: (entries) => {
+        // On disk: taken, as far as their sources are concerned (after a crash the disk queue sends them, not the source).
+        for (let i = 0; i < entries.length; i++) entries[i]!.settleOne(true);
+        this.hooks.capacity();
+      },
+      notPersisted: (entries, error) => {
+        this.hooks.sinkError(this, error);
+        for (let i = 0; i < entries.length; i++) this.enqueue(entries[i]!);
+        if (this.idle) this.resolveDrain();
+      },
+      corrupt: (records, detail, recovered) => {
+        if (recovered) this.counters.received += records;
+        this.countDrop("diskCorrupt", records);
+        this.hooks.dropped(this, "diskCorrupt", [], detail, undefined, records);
+        if (this.idle) this.resolveDrain();
+      },
+      readable: () => this.refill(),
+      roomAgain: () => this.hooks.capacity(),
+      error: (error) => this.hooks.sinkError(this, error),
+    };
+  }
+
+  /** Nothing is held in memory or on disk. */
+  get idle(): boolean {
+    return this.held === 0 && (this.disk === undefined || !this.disk.active);
+  }
+
+  /** Records held in memory or on disk (stop() waits for these). */
+  get busy(): boolean {
+    return !this.idle;
+  }
+
+  /**
+   * Read records back from disk into memory once it has room for a good part of its bound, so that reads are large.
+   * Records read back settle through the disk queue, which deletes a segment once all of its records settled.
+   */
+  private refill(): void {
+    const s = this.disk;
+    if (s === undefined || this.refilling || this.closed || !s.readable) return;
+    const q = this.options.queue;
+    if (this.held > 0 && (this.held * 2 > q.maxRecords || this.heldBytes * 2 > q.maxBytes)) return;
+    this.refilling = true;
+    s.read(q.maxRecords - this.held, q.maxBytes - this.heldBytes).then(
+      ({ entries, recovered }) => {
+        this.refilling = false;
+        this.counters.received += recovered;
+        const now = Date.now();
+        for (let i = 0; i < entries.length; i++) {
+          const e = entries[i]!;
+          e.pending = 1;
+          e.admittedAt = now;
+          this.enqueue(e);
+        }
+        if (entries.length > 0) this.refill();
+        else if (this.idle) this.resolveDrain();
+      },
+      (error: unknown) => {
+        this.refilling = false;
+        const e = error instanceof DiskQueueError ? error : new DiskQueueError(`could not read the disk queue ${s.path}: ${(error as Error).message}; trying again in 1 s`, { cause: error });
+        this.hooks.sinkError(this, e);
+        setTimeout(() => this.refill(), 1000).unref();
+      },
+    );
+  }
+
+  /** Close the disk queue (after abandon): what it holds stays there for the next run with the same directory. */
+  async closeDiskQueue(): Promise<void> {
+    await this.disk?.close();
   }
 
   get name(): string {
@@ -114,8 +195,14 @@ export class SinkPipeline {
     return this.options.queue.whenFull === "block";
   }
 
-  /** Room for one more entry of `bytes` without exceeding the bounds. */
+  /** Room for one more entry of `bytes` without exceeding the bounds (in memory, or on disk with `queue.disk`). */
   hasRoom(bytes: number): boolean {
+    const s = this.disk;
+    if (s === undefined) return this.memoryRoom(bytes);
+    return bytes > this.options.queue.maxBytes || s.hasRoom(bytes);
+  }
+
+  private memoryRoom(bytes: number): boolean {
     const q = this.options.queue;
     if (this.held >= q.maxRecords) return false;
     // An entry larger than the whole byte bound is dropped as `tooLarge` by accept(), so it never blocks.
@@ -142,6 +229,14 @@ export class SinkPipeline {
     if (entry.bytes > q.maxBytes) {
       this.counters.received++;
       this.dropOne(entry, "tooLarge", `record of ${entry.bytes} bytes exceeds queue.maxBytes ${q.maxBytes}`);
+      return;
+    }
+    const disk = this.disk;
+    if (disk !== undefined) {
+      this.counters.received++;
+      if (disk.hasRoom(entry.bytes)) disk.append(entry);
+      else if (force) this.enqueue(entry); // a dead letter: the disk is full or failing, so memory takes it
+      else this.dropOne(entry, "queueFull", `disk queue full (${disk.bytes} bytes on disk)`);
       return;
     }
     if (!force && !this.hasRoom(entry.bytes)) {
@@ -274,13 +369,15 @@ export class SinkPipeline {
     this.failed = false;
     this.sending = true;
     this.dispatch();
+    this.refill();
   }
 
   /** Send everything without waiting for `maxWaitMs`; resolves when nothing is held. Retries keep their backoff. */
   drain(): Promise<void> {
     this.flushing = true;
     this.dispatch();
-    if (this.held === 0) return Promise.resolve();
+    this.refill();
+    if (this.idle) return Promise.resolve();
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
@@ -633,12 +730,14 @@ export class SinkPipeline {
     this.heldBytes -= entry.bytes;
     // For the source, a record parked in the dead-letter sink counts as settled either way: nothing will retry it.
     entry.settleOne(delivered);
-    if (this.held === 0) this.resolveDrain();
+    this.refill();
+    if (this.idle) this.resolveDrain();
     this.hooks.capacity();
   }
 
   private afterSend(): void {
-    if (this.held === 0) this.resolveDrain();
+    this.refill();
+    if (this.idle) this.resolveDrain();
     this.hooks.capacity();
   }
 
@@ -677,7 +776,7 @@ export class SinkPipeline {
     return {
       ...this.counters,
       dropped: { ...this.counters.dropped },
-      pending: this.held + this.lateArrivals,
+      pending: this.pendingCount(),
       queueRecords: this.held,
       queueBytes: this.heldBytes,
       inFlightBatches: this.sends.pending,
@@ -686,12 +785,30 @@ export class SinkPipeline {
       filterErrors: this.filterErrors,
       state,
       transport,
+      ...(this.disk === undefined
+        ? {}
+        : {
+            disk: {
+              records: this.disk.records,
+              bytes: this.disk.bytes,
+              segments: this.disk.segmentCount,
+              written: this.disk.written,
+              recovered: this.disk.recovered,
+              writeErrors: this.disk.writeErrors,
+              corruptRegions: this.disk.corruptRegions,
+            },
+          }),
     };
   }
 
   /** Counters for the report; `pending` is what is still held. */
   report(): SinkCounters {
-    return { ...this.counters, dropped: { ...this.counters.dropped }, pending: this.held + this.lateArrivals };
+    return { ...this.counters, dropped: { ...this.counters.dropped }, pending: this.pendingCount() };
+  }
+
+  /** Held in memory, written to disk by this run and not read back yet, and arrived after the lane closed. */
+  private pendingCount(): number {
+    return this.held + this.lateArrivals + (this.disk?.records ?? 0);
   }
 }
 

@@ -98,7 +98,7 @@ describe("event map", () => {
   it("payload fields carry the documented types", () => {
     expectTypeOf<DropEvent["reason"]>().toEqualTypeOf<DropReason>();
     expectTypeOf<DropReason>().toEqualTypeOf<
-      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "sinkRemoved"
+      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "sinkRemoved" | "diskCorrupt"
     >();
     expectTypeOf<DropEvent>().toHaveProperty("count").toEqualTypeOf<number>();
     expectTypeOf<DropEvent["sink"]>().toEqualTypeOf<string | undefined>();

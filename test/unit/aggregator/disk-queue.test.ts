@@ -1,0 +1,228 @@
+// queue.disk: a sink's queue on disk. Records are acknowledged to their source once written, read back in order,
+// survive a host SIGKILL, and a full or damaged disk queue blocks, drops or skips with counts, never silently.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { afterEach, describe, expect, it } from "vitest";
+import { Aggregator, AggregatorError, MemorySink, type DropEvent, type Sink } from "../../../src/index.js";
+import { numbered } from "../../helpers/sinks.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+const dirs: string[] = [];
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), "cla-diskq-"));
+  dirs.push(d);
+  return d;
+}
+const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith(".seg"));
+const ns = (sink: MemorySink): number[] => sink.records.map((r) => r.n as number);
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+describe("queue.disk", () => {
+  it("acknowledges records once on disk, holds only the read-ahead in memory, and delivers all in order", async () => {
+    const dir = tempDir();
+    const sink = new MemorySink({ name: "out" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 5 } }).addSink(sink, {
+      queue: { maxRecords: 500, disk: { dir, segmentBytes: 64 * 1024 } },
+    });
+    await agg.start();
+    for (let i = 0; i < 10_000; i += 1_000) await agg.write(numbered(1_000, i), { source: "app" });
+    await waitFor(() => agg.metrics().sinks.out!.disk!.written === 10_000, { timeout: 10_000, message: "all 10,000 written to disk" });
+    const m = agg.metrics();
+    // Written is taken: the source's watermark passed every record although the sink delivered none.
+    expect(m.sources.app!.settled).toBe(10_000);
+    expect(m.sinks.out!.delivered).toBe(0);
+    expect(m.sinks.out!.pending).toBe(10_000);
+    expect(m.sinks.out!.queueRecords).toBeLessThanOrEqual(500);
+    expect(m.sinks.out!.disk!.segments).toBeGreaterThan(5);
+    expect(agg.prometheus()).toMatch(/child_log_agg_sink_disk_written_total\{sink="out"\} 10000/);
+
+    sink.unblock();
+    await sink.waitForCount(10_000, { timeout: 20_000 });
+    expect(ns(sink)).toEqual(range(10_000));
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sinks.out).toMatchObject({ received: 10_000, delivered: 10_000, pending: 0, droppedTotal: 0 });
+    expect(report.timedOut).toBe(false);
+    expect(readdirSync(join(dir, "out"))).toEqual([]);
+  });
+
+  it("keeps what a SIGKILLed host wrote: a new aggregator on the same directory sends each record once, in order", async () => {
+    const dir = tempDir();
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+    const fixture = fileURLToPath(new URL("../../fixtures/host-disk-queue.ts", import.meta.url));
+    const host = spawn(process.execPath, ["--import", tsx, fixture, dir, "5000"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    host.stdout!.on("data", (d: Buffer) => (out += d));
+    host.stderr!.on("data", (d: Buffer) => (err += d));
+    try {
+      await waitFor(() => out.includes("\n"), { timeout: 30_000, message: () => `host wrote its records to disk (stderr: ${err})` });
+    } finally {
+      host.kill("SIGKILL");
+    }
+    expect(JSON.parse(out)).toMatchObject({ written: 5_000 });
+    await new Promise((resolve) => (host.exitCode !== null || host.signalCode !== null ? resolve(undefined) : host.once("exit", resolve)));
+
+    // A sink that keeps what the engine says about each record: its number and the source it came from.
+    const got: number[] = [];
+    const sources = new Set<string | undefined>();
+    const sink: Sink = {
+      name: "out",
+      send: (batch) => {
+        for (const r of batch.records) got.push(r.n as number);
+        for (const s of batch.sources) sources.add(s);
+        return undefined;
+      },
+    };
+    const agg = new Aggregator({ batch: { maxRecords: 200, maxWaitMs: 5 } }).addSink(sink, {
+      queue: { maxRecords: 1_000, disk: { dir, segmentBytes: 64 * 1024 } },
+    });
+    await agg.start();
+    await waitFor(() => got.length >= 5_000, { timeout: 20_000, message: () => `5,000 records delivered (got ${got.length})` });
+    expect(got).toEqual(range(5_000));
+    expect([...sources]).toEqual(["app"]);
+    expect(agg.metrics().sinks.out!.disk!.recovered).toBe(5_000);
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sinks.out).toMatchObject({ received: 5_000, delivered: 5_000, pending: 0, droppedTotal: 0 });
+    expect(segments(join(dir, "out"))).toEqual([]);
+  });
+
+  it("leaves what a stop's deadline did not deliver on disk, and the next run sends it", async () => {
+    const dir = tempDir();
+    const first = new MemorySink({ name: "out" }).neverAnswer();
+    const a = new Aggregator({ batch: { maxRecords: 50, maxWaitMs: 5 } }).addSink(first, { queue: { maxRecords: 200, disk: { dir } } });
+    await a.start();
+    await a.write(numbered(1_000), { source: "app" });
+    await waitFor(() => a.metrics().sinks.out!.disk!.written === 1_000, { timeout: 10_000, message: "all written" });
+    const r1 = await a.stop({ timeoutMs: 100 });
+    expect(r1.timedOut).toBe(true);
+    expect(r1.sinks.out).toMatchObject({ received: 1_000, delivered: 0, pending: 1_000 });
+
+    const second = new MemorySink({ name: "out" });
+    const b = new Aggregator({ batch: { maxRecords: 50, maxWaitMs: 5 } }).addSink(second, { queue: { maxRecords: 200, disk: { dir } } });
+    await b.start();
+    await second.waitForCount(1_000, { timeout: 10_000 });
+    expect(ns(second)).toEqual(range(1_000));
+    const r2 = await b.stop({ timeoutMs: 10_000 });
+    expect(r2.sinks.out).toMatchObject({ received: 1_000, delivered: 1_000, pending: 0 });
+  });
+
+  it("skips a damaged record, counted as diskCorrupt, and delivers the others", async () => {
+    const dir = tempDir();
+    const a = new Aggregator({ batch: { maxRecords: 50, maxWaitMs: 5 } }).addSink(new MemorySink({ name: "out" }).neverAnswer(), {
+      queue: { maxRecords: 200, disk: { dir } },
+    });
+    await a.start();
+    await a.write(numbered(100), { source: "app" });
+    await waitFor(() => a.metrics().sinks.out!.disk!.written === 100, { timeout: 10_000, message: "all written" });
+    await a.stop({ timeoutMs: 50 });
+    const [seg] = segments(join(dir, "out"));
+    const path = join(dir, "out", seg!);
+    const bytes = readFileSync(path);
+    const at = bytes.indexOf('"line 42"');
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 3] ^= 0x01; // "line 42" → "lhne 42": the record's checksum no longer matches
+    writeFileSync(path, bytes);
+
+    const sink = new MemorySink({ name: "out" });
+    const drops: DropEvent[] = [];
+    const b = new Aggregator({ batch: { maxRecords: 50, maxWaitMs: 5 } }).addSink(sink, { queue: { maxRecords: 200, disk: { dir } } });
+    b.on("drop", (e) => drops.push(e));
+    await b.start();
+    await sink.waitForCount(99, { timeout: 10_000 });
+    await waitFor(() => drops.length > 0, { timeout: 5_000, message: "a diskCorrupt drop event" });
+    expect(ns(sink)).toEqual(range(100).filter((n) => n !== 42));
+    expect(drops).toEqual([expect.objectContaining({ sink: "out", reason: "diskCorrupt", count: 1, detail: expect.stringMatching(/000000000001\.seg/) })]);
+    const report = await b.stop({ timeoutMs: 10_000 });
+    expect(report.sinks.out).toMatchObject({ received: 100, delivered: 99, dropped: { diskCorrupt: 1 }, pending: 0 });
+  });
+
+  it("a full disk queue blocks producers until records leave it, losing none", async () => {
+    const dir = tempDir();
+    const sink = new MemorySink({ name: "out" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 5 } }).addSink(sink, {
+      queue: { maxRecords: 500, disk: { dir, maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 } },
+    });
+    await agg.start();
+    const written = agg.write(numbered(30_000), { source: "app" });
+    // About 100 bytes a record: a 1 MiB disk queue holds about 10,000 of them. The rest waits for admission.
+    await waitFor(() => agg.metrics().sources.app!.waiting > 0 && agg.metrics().sinks.out!.disk!.written > 5_000, {
+      timeout: 10_000,
+      message: "the disk queue filled and the writer waits",
+    });
+    const m = agg.metrics().sinks.out!;
+    expect(m.disk!.bytes).toBeLessThanOrEqual(1024 * 1024);
+    expect(m.received).toBeLessThan(30_000);
+    sink.unblock();
+    await written;
+    await sink.waitForCount(30_000, { timeout: 30_000 });
+    expect(ns(sink)).toEqual(range(30_000));
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sinks.out).toMatchObject({ received: 30_000, delivered: 30_000, droppedTotal: 0, pending: 0 });
+  });
+
+  it("with dropNewest, a full disk queue drops what arrives, counted and announced", async () => {
+    const dir = tempDir();
+    const sink = new MemorySink({ name: "out" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 5 } }).addSink(sink, {
+      queue: { maxRecords: 500, whenFull: "dropNewest", disk: { dir, maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 } },
+    });
+    let announced = 0;
+    agg.on("drop", (e) => {
+      if (e.reason === "queueFull") announced += e.count;
+    });
+    await agg.start();
+    for (let i = 0; i < 30_000; i += 1_000) {
+      await agg.write(numbered(1_000, i), { source: "app" });
+      // Let each write land before the next, so the disk fills rather than only the write backlog.
+      await waitFor(() => agg.metrics().sinks.out!.disk!.written + (agg.metrics().sinks.out!.dropped.queueFull ?? 0) === i + 1_000, {
+        timeout: 10_000,
+        message: "the write landed",
+      });
+    }
+    const dropped = agg.metrics().sinks.out!.dropped.queueFull ?? 0;
+    expect(dropped).toBeGreaterThan(10_000);
+    sink.unblock();
+    await sink.waitForCount(30_000 - dropped, { timeout: 30_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sinks.out).toMatchObject({ received: 30_000, delivered: 30_000 - dropped, dropped: { queueFull: dropped }, pending: 0 });
+    expect(announced).toBe(dropped);
+    // What arrived is the oldest records, in order: the newest were the ones dropped.
+    expect(ns(sink)).toEqual(range(30_000 - dropped));
+  });
+
+  it("refuses a second user of the same directory, and options it cannot honour", async () => {
+    const dir = tempDir();
+    const a = new Aggregator().addSink(new MemorySink({ name: "out" }), { queue: { disk: { dir } } });
+    let thrown: unknown;
+    try {
+      new Aggregator().addSink(new MemorySink({ name: "out" }), { queue: { disk: { dir } } });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(AggregatorError);
+    expect(thrown).toMatchObject({ code: "ERR_DISK_QUEUE", message: expect.stringMatching(/in use by process \d+/) });
+    await a.stop();
+    // Released at stop: the directory can be used again.
+    const b = new Aggregator().addSink(new MemorySink({ name: "out" }), { queue: { disk: { dir } } });
+    await b.stop();
+
+    const bad = (queue: object): unknown => {
+      try {
+        new Aggregator().addSink(new MemorySink({ name: "x" }), { queue });
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    };
+    expect(bad({ disk: {} })).toMatchObject({ code: "ERR_INVALID_OPTION", message: expect.stringMatching(/queue\.disk\.dir/) });
+    expect(bad({ whenFull: "dropOldest", disk: { dir } })).toMatchObject({ code: "ERR_INVALID_OPTION", message: expect.stringMatching(/dropOldest/) });
+    expect(bad({ disk: { dir, maxBytes: 1 << 20, segmentBytes: 2 << 20 } })).toMatchObject({ code: "ERR_INVALID_OPTION", message: expect.stringMatching(/segmentBytes/) });
+  });
+});
