@@ -352,6 +352,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         this.checkDeadLetterCycles();
       } catch (error) {
         this.sinks.delete(sink.name);
+        void pipeline.closeDiskQueue(); // and let go of its disk queue's directory
         throw error;
       }
     }

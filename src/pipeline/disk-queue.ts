@@ -171,7 +171,8 @@ export class DiskQueue {
       }
       const pid = Number.parseInt(readOr(path) ?? "", 10);
       if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-        throw new DiskQueueError(`the disk queue directory ${this.path} is in use by process ${pid}${pid === process.pid ? " (this one: another sink or aggregator)" : ""}`);
+        const who = pid === process.pid ? " (this one: another sink or aggregator)" : `; if that process is not a shipper (its pid was reused), delete ${path}`;
+        throw new DiskQueueError(`the disk queue directory ${this.path} is in use by process ${pid}${who}`);
       }
       unlinkSync(path); // left by a process that is gone
     }

@@ -6,6 +6,9 @@
 //                      │        retry groups (per-record attempts, due times) ◀── retry outcomes
 //                      │                                                              │
 //   held/heldBytes ────┴── counts everything above until settled ◀── delivered | dead-lettered | dropped
+//
+// With `queue.disk`, accept() appends to the DiskQueue instead, which settles each record for its source once on disk;
+// refill() reads records back into `waiting` while it has room, and they settle through the disk queue.
 import PQueue from "p-queue";
 import { AggregatorError, DiskQueueError, SinkError, StateError, errorForCode, isErrorCode } from "../errors.js";
 import type { DropReason, RetryEvent } from "../events.js";

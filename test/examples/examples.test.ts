@@ -93,7 +93,7 @@ describe("examples", () => {
   it("syslog-server.ts takes syslog over UDP and octet-counted TCP into Elasticsearch, and reports on SIGTERM", async () => {
     const es = await FakeElasticsearch.start();
     try {
-      const { code, out } = await run("examples/syslog-server.ts", { ES_URL: es.url, SYSLOG_PORT: "0" }, (child, output) => {
+      const { code, out } = await run("examples/syslog-server.ts", { ES_URL: es.url, SYSLOG_PORT: "0", QUEUE_DIR: join(scratch, "syslog-queue") }, (child, output) => {
         void (async () => {
           await waitFor(() => /listening: udp:\/\/\S+ tcp:\/\/\S+/.test(output()), { timeout: 30_000, message: () => `the listening line, got: ${output()}` });
           const [udpPort, tcpPort] = [...output().matchAll(/:\/\/127\.0\.0\.1:(\d+)/g)].map((m) => Number(m[1]));
@@ -115,6 +115,8 @@ describe("examples", () => {
       const docs = es.stored.map((o) => o.doc as { message: string; host: { name: string }; log: { level: string } });
       expect(docs.map((d) => [d.message, d.host.name, d.log.level]).sort()).toEqual([["over tcp", "web-2", "error"], ["over udp", "web-1", "info"]]);
       expect(new Set(es.stored.map((o) => o.index))).toEqual(new Set(["logs-syslog-default"]));
+      // Its disk queue sent everything and kept nothing: no segment, position or lock left.
+      expect(readdirSync(join(scratch, "syslog-queue", "es"))).toEqual([]);
     } finally {
       await es.close();
     }
