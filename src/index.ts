@@ -55,6 +55,8 @@ export type { LogRecord, LogRecordInput, LogLevel } from "./record.js";
 export { normalizeLevel, parseTimestamp, syslogSeverity, LOG_LEVELS } from "./record.js";
 export { Outcome } from "./sinks/sink.js";
 export type { Sink, Batch, SendResult, RecordOutcome, SendContext, SinkLifecycleContext, SinkMetrics } from "./sinks/sink.js";
+export { inspectDiskQueue } from "./pipeline/disk-queue.js";
+export type { DiskQueueInspection, DiskQueueSegmentInspection } from "./pipeline/disk-queue.js";
 export { MemorySink } from "./sinks/memory.js";
 export type { MemorySinkOptions, FailNextOptions, RuleOptions, RecordPredicate, WaitForCountOptions } from "./sinks/memory.js";
 export { FileSink } from "./sinks/file.js";

@@ -56,6 +56,21 @@ const READ_CHUNK = 1024 * 1024;
 const BACKLOG_LIMIT = 8 * 1024 * 1024;
 /** The largest body a frame may claim: anything longer is damage, not a record. */
 const MAX_BODY = 256 * 1024 * 1024;
+/** Source names are at most 128 characters of a restricted ASCII set (checkName). */
+const MAX_NAME = 128;
+
+/** The body length a frame at `p` claims, or -1 when no frame can claim it. */
+function frameLength(buf: Buffer, p: number): number {
+  const len = buf.readUInt32LE(p);
+  return len < NAME_LEN || len > MAX_BODY ? -1 : len;
+}
+
+/** Whether the whole frame at `p` (body `len` bytes, all in `buf`) is one the writer wrote: name length and CRC. */
+function frameChecks(buf: Buffer, p: number, len: number): boolean {
+  const body = p + FRAME_HEAD;
+  const nameLen = buf.readUInt16LE(body);
+  return nameLen <= MAX_NAME && nameLen <= len - NAME_LEN && crc32(buf.subarray(body, body + len)) === buf.readUInt32LE(p + 4);
+}
 const POSITION_EVERY_MS = 1000;
 /** After a write error, appending is tried again after this long (the lane blocks meanwhile). */
 const WRITE_RETRY_MS = 5000;
@@ -409,8 +424,8 @@ export class DiskQueue {
       let p = 0;
       let damaged = false;
       while (p + FRAME_HEAD <= buf.length && entries.length < maxRecords) {
-        const len = buf.readUInt32LE(p);
-        if (len < NAME_LEN || len > MAX_BODY) {
+        const len = frameLength(buf, p);
+        if (len < 0) {
           damaged = true;
           break;
         }
@@ -419,12 +434,12 @@ export class DiskQueue {
           else if (p === 0) want = FRAME_HEAD + len;
           break; // else: the rest comes with the next read
         }
-        const body = p + FRAME_HEAD;
-        const nameLen = buf.readUInt16LE(body);
-        if (nameLen > len - NAME_LEN || crc32(buf.subarray(body, body + len)) !== buf.readUInt32LE(p + 4)) {
+        if (!frameChecks(buf, p, len)) {
           damaged = true;
           break;
         }
+        const body = p + FRAME_HEAD;
+        const nameLen = buf.readUInt16LE(body);
         const payload = len - NAME_LEN - nameLen;
         if (entries.length > 0 && bytes + payload > maxBytes) {
           full = true;
@@ -474,18 +489,13 @@ export class DiskQueue {
     let at = from + 1;
     while (at + FRAME_HEAD <= seg.size) {
       const buf = await this.readAt(seg, at, Math.min(seg.size - at, READ_CHUNK));
-      for (let q = 0; q + FRAME_HEAD <= buf.length; q++) {
-        const len = buf.readUInt32LE(q);
-        if (len < NAME_LEN || len > MAX_BODY || at + q + FRAME_HEAD + len > seg.size) continue;
-        const body = q + FRAME_HEAD;
-        const whole = body + len <= buf.length ? buf.subarray(body, body + len) : await this.readAt(seg, at + body, len);
-        if (whole.readUInt16LE(0) <= len - NAME_LEN && crc32(whole) === buf.readUInt32LE(q + 4)) {
-          this.damage(seg, from, at + q, "checksum or length mismatch");
-          this.readOffset = at + q;
-          return;
-        }
+      const q = nextFrame(buf, 0, seg.size - at);
+      if (q.found >= 0) {
+        this.damage(seg, from, at + q.found, "checksum or length mismatch");
+        this.readOffset = at + q.found;
+        return;
       }
-      at += Math.max(1, buf.length - FRAME_HEAD + 1);
+      at += q.resume;
     }
     this.damage(seg, from, seg.size, seg === this.writeSeg ? "checksum or length mismatch" : "a torn or damaged end");
     this.readOffset = seg.size;
@@ -652,6 +662,98 @@ export class DiskQueue {
   }
 }
 
+/**
+ * The first frame in `buf` from `p` that checks out (`found`, or -1), looking only at frames that lie whole in `buf`
+ * (a record over a read's length is not taken as the place to go on from). `left`: bytes from `buf`'s start to the
+ * segment's end. Otherwise `resume`: where to read next, the first candidate cut off by the buffer's end.
+ */
+function nextFrame(buf: Buffer, p: number, left: number): { found: number; resume: number } {
+  for (let q = p; q + FRAME_HEAD <= buf.length; q++) {
+    const len = frameLength(buf, q);
+    if (len < 0 || q + FRAME_HEAD + len > left) continue;
+    if (q + FRAME_HEAD + len > buf.length) {
+      if (q > 0) return { found: -1, resume: q }; // read again from its start
+      continue;
+    }
+    if (frameChecks(buf, q, len)) return { found: q, resume: q };
+  }
+  return { found: -1, resume: Math.max(1, buf.length - FRAME_HEAD + 1) };
+}
+
+/** What `inspectDiskQueue()` finds in one segment file. */
+export interface DiskQueueSegmentInspection {
+  file: string;
+  bytes: number;
+  /** Records whose frames check out. */
+  records: number;
+  /** Of those, records at or after `position` (not settled yet). */
+  unsettled: number;
+  /** Stretches that hold no readable record (a torn end, a damaged disk): the reader skips them. */
+  damaged: Array<{ offset: number; bytes: number }>;
+}
+
+export interface DiskQueueInspection {
+  path: string;
+  /** The pid in `lock`, and whether that process is alive (the queue is in use). */
+  lock: { pid: number; alive: boolean } | undefined;
+  /** Where the next run starts reading: segment id and byte offset. */
+  position: { segment: number; offset: number } | undefined;
+  segments: DiskQueueSegmentInspection[];
+  /** Records not settled yet, over every segment: what the next run sends. */
+  unsettled: number;
+  bytes: number;
+}
+
+/**
+ * Read a sink's disk queue directory (`dir/<sink name>`) without changing it or taking its lock: each segment's
+ * records, the records the next run will send, and any damaged stretch. One segment is in memory at a time.
+ */
+export function inspectDiskQueue(path: string): DiskQueueInspection {
+  const lockText = readOr(join(path, "lock"));
+  const pid = lockText === undefined ? Number.NaN : Number.parseInt(lockText, 10);
+  const pos = /^(\d+) (\d+)\n?$/.exec(readOr(join(path, "position")) ?? "");
+  const position = pos === null ? undefined : { segment: Number(pos[1]), offset: Number(pos[2]) };
+  const out: DiskQueueInspection = {
+    path,
+    lock: Number.isInteger(pid) && pid > 0 ? { pid, alive: alive(pid) } : undefined,
+    position,
+    segments: [],
+    unsettled: 0,
+    bytes: 0,
+  };
+  const files = readdirSync(path).filter((f) => SEGMENT_FILE.test(f)).sort();
+  for (const file of files) {
+    const id = Number(SEGMENT_FILE.exec(file)![1]);
+    const buf = readOr(join(path, file), null);
+    if (buf === undefined) continue; // deleted meanwhile
+    const seg: DiskQueueSegmentInspection = { file, bytes: buf.length, records: 0, unsettled: 0, damaged: [] };
+    out.bytes += buf.length;
+    out.segments.push(seg);
+    const settledBefore = position === undefined || id > position.segment ? 0 : id < position.segment ? Number.POSITIVE_INFINITY : position.offset;
+    if (buf.length < HEADER || !buf.subarray(0, HEADER).equals(SEGMENT_MAGIC)) {
+      seg.damaged.push({ offset: 0, bytes: buf.length });
+      continue;
+    }
+    let p = HEADER;
+    while (p + FRAME_HEAD <= buf.length) {
+      const len = frameLength(buf, p);
+      if (len >= 0 && p + FRAME_HEAD + len <= buf.length && frameChecks(buf, p, len)) {
+        seg.records++;
+        if (p >= settledBefore) seg.unsettled++;
+        p += FRAME_HEAD + len;
+        continue;
+      }
+      const next = nextFrame(buf, p + 1, buf.length);
+      const to = next.found >= 0 ? next.found : buf.length;
+      seg.damaged.push({ offset: p, bytes: to - p });
+      p = to;
+    }
+    if (p < buf.length) seg.damaged.push({ offset: p, bytes: buf.length - p });
+    out.unsettled += seg.unsettled;
+  }
+  return out;
+}
+
 async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < buf.length) {
@@ -660,9 +762,11 @@ async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<
   }
 }
 
-function readOr(path: string): string | undefined {
+function readOr(path: string): string | undefined;
+function readOr(path: string, encoding: null): Buffer | undefined;
+function readOr(path: string, encoding: "utf8" | null = "utf8"): string | Buffer | undefined {
   try {
-    return readFileSync(path, "utf8");
+    return encoding === null ? readFileSync(path) : readFileSync(path, encoding);
   } catch {
     return undefined;
   }

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { AggregatorError } from "../../../src/errors.js";
 import { Entry, type AckTarget } from "../../../src/pipeline/entry.js";
-import { SEGMENT_MAGIC, DiskQueue, type ResolvedDiskQueue, type DiskQueueHooks } from "../../../src/pipeline/disk-queue.js";
+import { SEGMENT_MAGIC, DiskQueue, inspectDiskQueue, type ResolvedDiskQueue, type DiskQueueHooks } from "../../../src/pipeline/disk-queue.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const SINK = "es";
@@ -504,4 +504,44 @@ describe("DiskQueue", () => {
       expect(s.bytes).toBe(diskBytes(dir));
     });
   });
+
+  it("inspectDiskQueue() reports the records each segment holds, what is unsettled, damage and the lock, without changing anything", async () => {
+    const dir = freshDir();
+    const hooks = new Hooks();
+    const s = openQueue(dir, hooks, { segmentBytes: 4096 });
+    await appendRecords(s, hooks, 0, 60, 10);
+    settleAll((await s.read(25, 1 << 20)).entries);
+    let seen = inspectDiskQueue(laneDir(dir));
+    expect(seen.lock).toEqual({ pid: process.pid, alive: true });
+    expect(seen.segments.reduce((a, g) => a + g.records, 0)).toBe(60 - deletedRecords(dir, 60));
+    await closeQueue(s);
+
+    const files = segmentFiles(dir);
+    const before = files.map((f) => readFileSync(join(laneDir(dir), f)));
+    seen = inspectDiskQueue(laneDir(dir));
+    expect(seen.lock).toBeUndefined();
+    expect(seen.position).toBeDefined();
+    expect(seen.unsettled).toBe(35);
+    expect(seen.segments.map((g) => g.file)).toEqual(files);
+    expect(seen.segments.every((g) => g.damaged.length === 0)).toBe(true);
+    expect(seen.bytes).toBe(diskBytes(dir));
+
+    // One flipped byte in the last segment: one record fewer there, one damaged stretch where it was.
+    const last = join(laneDir(dir), files.at(-1)!);
+    const f = frames(last)[1]!;
+    const buf = readFileSync(last);
+    buf[f.payload]! ^= 0x01;
+    writeFileSync(last, buf);
+    const damaged = inspectDiskQueue(laneDir(dir));
+    expect(damaged.unsettled).toBe(34);
+    expect(damaged.segments.at(-1)!.damaged).toEqual([{ offset: f.offset, bytes: 8 + f.len }]);
+    // It changed nothing: the files are as they were (but for the byte flipped here).
+    expect(files.slice(0, -1).map((x) => readFileSync(join(laneDir(dir), x)))).toEqual(before.slice(0, -1));
+    expect(segmentFiles(dir)).toEqual(files);
+  });
 });
+
+/** Records of [0, n) whose segments were already deleted (settled): n minus what the files still hold. */
+function deletedRecords(dir: string, n: number): number {
+  return n - segmentFiles(dir).reduce((a, f) => a + frames(join(laneDir(dir), f)).length, 0);
+}
