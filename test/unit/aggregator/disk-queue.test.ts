@@ -1,7 +1,7 @@
 // queue.disk: a sink's queue on disk. Records are acknowledged to their source once written, read back in order,
 // survive a host SIGKILL, and a full or damaged disk queue blocks, drops or skips with counts, never silently.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -195,6 +195,24 @@ describe("queue.disk", () => {
     expect(announced).toBe(dropped);
     // What arrived is the oldest records, in order: the newest were the ones dropped.
     expect(ns(sink)).toEqual(range(30_000 - dropped));
+  });
+
+  it("a write that fails keeps its records in memory: announced as ERR_DISK_QUEUE, and all still arrive", async () => {
+    const dir = tempDir();
+    const sink = new MemorySink({ name: "out" });
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 5 } }).addSink(sink, { queue: { disk: { dir } } });
+    const errors: string[] = [];
+    agg.on("sink:error", (e) => errors.push(`${e.error.code}: ${e.error.message}`));
+    await agg.start();
+    // The name of the first segment is taken (by a directory): its creation fails, as a full or broken disk would.
+    mkdirSync(join(dir, "out", "000000000001.seg"));
+    await agg.write(numbered(1_000), { source: "app" });
+    await sink.waitForCount(1_000, { timeout: 10_000 });
+    expect(ns(sink)).toEqual(range(1_000));
+    expect(errors).toEqual([expect.stringMatching(/^ERR_DISK_QUEUE: could not write 1000 record\(s\) to the disk queue .*EEXIST/)]);
+    expect(agg.metrics().sinks.out!.disk).toMatchObject({ writeErrors: 1, written: 0 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sinks.out).toMatchObject({ received: 1_000, delivered: 1_000, pending: 0, droppedTotal: 0 });
   });
 
   it("refuses a second user of the same directory, and options it cannot honour", async () => {
