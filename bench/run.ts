@@ -6,7 +6,7 @@
 //        └─▶ one shipper tree at a time: host + collectors (+ commands) │ naive host + child │ pino-elasticsearch
 //            measured from outside: wall, docs/s, CPU (reaped-children accounting), peak RSS (/proc sampling)
 //
-// Flags: --quick (100k lines, short stall; < 60 s), --only w1,w2,w3,w4,w5,lat, --profile (--cpu-prof for hosts and
+// Flags: --quick (100k lines, short stall; < 60 s), --only w1,w2,w3,w4,w5,w6,lat, --profile (--cpu-prof for hosts and
 // collectors into bench/results/profiles/), --no-build (reuse bench/results/.lib).
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
@@ -310,6 +310,25 @@ async function w5(file: string): Promise<void> {
   details.w5 = m.done;
 }
 
+/** W6 (not one of issue 7's workloads): what `queue.disk` costs, the W1 file into a counting MemorySink both ways. */
+async function w6(file: string): Promise<void> {
+  for (const disk of [false, true]) {
+    log(`W6 FileSource → MemorySink, queue ${disk ? "on disk (queue.disk, fsync)" : "in memory"} …`);
+    const dir = join(tmpdir(), `child-log-agg-bench-w6-${process.pid}`);
+    rmSync(dir, { recursive: true, force: true });
+    const m = await measure(
+      () => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [file] }], sink: { kind: "mem", disk: disk ? dir : undefined }, target: SIZE, profileDir: profile ? PROFILES : undefined }),
+      untilHost,
+      { ipc: true, timeoutMs: RUN_TIMEOUT_MS },
+    );
+    rmSync(dir, { recursive: true, force: true });
+    const delivered = (m.done?.delivered as number | undefined) ?? 0;
+    const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
+    rows.push(row("W6", `child-log-agg queue ${disk ? "on disk" : "in memory"}`, Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined }));
+    details[`w6 ${disk ? "disk" : "memory"}`] = m.done;
+  }
+}
+
 async function w3(gelf: Receiver, file: string): Promise<void> {
   log("W3 FileSource → GelfSink (UDP, defaults) …");
   await call(gelf.proc, { cmd: "expect", n: SIZE }, "ok");
@@ -438,6 +457,7 @@ try {
   if (enabled("w3")) await w3(gelf, data.path);
   if (enabled("w4")) await w4(data.path);
   if (enabled("w5")) await w5(data.path);
+  if (enabled("w6")) await w6(data.path);
   if (enabled("lat")) await latency(es);
 } finally {
   es.proc.send({ cmd: "exit" });

@@ -38,7 +38,8 @@ let sink;
 if (config.sink.kind === "es") sink = new ElasticsearchSink({ name: "out", node: config.sink.url, index: "bench" });
 else if (config.sink.kind === "gelf") sink = new GelfSink({ name: "out", url: config.sink.url });
 else sink = new MemorySink({ name: "out" });
-agg.addSink(sink);
+// W6: the sink's queue on disk.
+agg.addSink(sink, config.sink.disk === undefined ? undefined : { queue: { disk: { dir: config.sink.disk } } });
 
 // Counting only: a MemorySink would otherwise hold every record it got.
 const clearTimer = sink instanceof MemorySink ? setInterval(() => sink.clear(), 100) : undefined;
