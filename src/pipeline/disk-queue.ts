@@ -332,7 +332,7 @@ export class DiskQueue {
         this.failedUntil = Date.now() + WRITE_RETRY_MS;
         // Whatever part of the write landed is cut off again, so the segment ends on a whole frame.
         if (seg !== undefined) await this.writeFh?.truncate(seg.size).catch(() => undefined);
-        const e = new DiskQueueError(`could not write ${entries.length} record(s) to the disk queue ${this.path}: ${(error as Error).message}; they stay in memory, and the lane blocks for ${WRITE_RETRY_MS} ms`, { cause: error });
+        const e = new DiskQueueError(`could not write ${entries.length} record(s) to the disk queue ${this.path}: ${(error as Error).message}; they stay in memory, and the queue takes no more for ${WRITE_RETRY_MS} ms`, { cause: error });
         this.hooks.notPersisted(entries, e);
         setTimeout(() => this.hooks.roomAgain(), WRITE_RETRY_MS).unref();
         continue;
@@ -357,6 +357,8 @@ export class DiskQueue {
     const fh = await open(path, "wx", 0o600);
     try {
       await writeAll(fh, SEGMENT_MAGIC, 0);
+      // The new file's name must survive a machine crash as its synced records do.
+      if (this.options.fsync) await syncDirectory(this.path);
     } catch (error) {
       await fh.close().catch(() => undefined);
       await unlink(path).catch(() => undefined);
@@ -752,6 +754,15 @@ export function inspectDiskQueue(path: string): DiskQueueInspection {
     out.unsettled += seg.unsettled;
   }
   return out;
+}
+
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await open(path, "r");
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }
 
 async function writeAll(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
