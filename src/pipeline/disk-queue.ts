@@ -557,6 +557,9 @@ export class DiskQueue {
       if (m.firstSeq + m.offsets.length > watermark) break;
       this.marks.shift();
     }
+    // Closed: the directory may be another queue's by now (a send that outlived stop()'s deadline settles late).
+    // What settled after the final position is sent again by the next run.
+    if (this.closed) return;
     this.positionDirty = true;
     this.positionTimer ??= setTimeout(this.onPositionTimer, POSITION_EVERY_MS).unref();
     this.retireWriteSegment();
@@ -569,14 +572,18 @@ export class DiskQueue {
    * only segment is that one would never free its space.
    */
   private retireWriteSegment(): void {
+    if (!this.closed) void this.retire();
+  }
+
+  private async retire(): Promise<void> {
     const seg = this.writeSeg;
-    if (seg === undefined || this.writing !== undefined || this.queue.length > 0 || this.closed) return;
+    if (seg === undefined || this.writing !== undefined || this.queue.length > 0) return;
     if (this.segments[this.readIdx] !== seg || this.readOffset < seg.size || this.acks.watermark !== this.nextSeq) return;
     seg.endSeq = this.nextSeq;
     this.segmentRead(seg);
     this.readIdx++;
     this.readOffset = HEADER;
-    void this.closeWriteSegment().catch(() => undefined);
+    await this.closeWriteSegment().catch(() => undefined);
   }
 
   private readonly onPositionTimer = (): void => {
@@ -646,6 +653,10 @@ export class DiskQueue {
     await this.releasing;
     clearTimeout(this.positionTimer);
     this.positionTimer = undefined;
+    // What settled while it closed goes now, while this process still holds the directory (settles after close()
+    // change nothing on disk: the next run sends those records again).
+    await this.retire();
+    await this.deleteSettled();
     this.positionDirty = true;
     await this.positionWrite;
     await this.writePosition();
@@ -653,13 +664,6 @@ export class DiskQueue {
     await this.readFh?.fh.close().catch(() => undefined);
     this.writeFh = undefined;
     this.readFh = undefined;
-    // Everything read back and settled: nothing for the next run (the segment written last is not deleted while open).
-    if (this.segments.length === 1 && this.readIdx === 0 && this.readOffset >= this.segments[0]!.size && this.acks.watermark === this.nextSeq) {
-      const s = this.segments.pop()!;
-      this.diskBytes -= s.size;
-      tryUnlink(s.path);
-      tryUnlink(join(this.path, "position"));
-    }
     tryUnlink(join(this.path, "lock"));
   }
 }

@@ -317,6 +317,23 @@ describe("DiskQueue", () => {
     await closeQueue(crashed);
   });
 
+  it("records settled after close() change nothing on disk: the next owner of the directory reads them all", async () => {
+    const dir = freshDir();
+    const hooks1 = new Hooks();
+    const q1 = openQueue(dir, hooks1, { segmentBytes: 1024 });
+    await appendRecords(q1, hooks1, 0, 30);
+    const late = (await readAll(q1, 100)).entries;
+    await closeQueue(q1);
+    const files = segmentFiles(dir);
+    const q2 = openQueue(dir, new Hooks(), { segmentBytes: 1024 });
+    // A send that outlived stop()'s deadline delivers them now, after the directory changed hands.
+    settleAll(late);
+    const back = await readAll(q2, 7, true);
+    expect(texts(back.entries)).toEqual(jsonOf(range(0, 30)));
+    expect(files.length).toBeGreaterThan(3);
+    await closeQueue(q2);
+  });
+
   it("close() right after append() writes the record first, and leaves only what is unsettled", async () => {
     const dir = freshDir();
     const hooks = new Hooks();
