@@ -1,13 +1,13 @@
 // queue.disk: a sink's queue on disk. Records are acknowledged to their source once written, read back in order,
 // survive a host SIGKILL, and a full or damaged disk queue blocks, drops or skips with counts, never silently.
 import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
-import { Aggregator, AggregatorError, MemorySink, type DropEvent, type Sink } from "../../../src/index.js";
+import { Aggregator, AggregatorError, FileSource, MemorySink, type DropEvent, type Sink } from "../../../src/index.js";
 import { numbered } from "../../helpers/sinks.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
@@ -19,6 +19,19 @@ function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), "cla-diskq-"));
   dirs.push(d);
   return d;
+}
+/** Whether a process runs (a zombie, already exited but not reaped, does not). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
 }
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith(".seg"));
 const ns = (sink: MemorySink): number[] => sink.records.map((r) => r.n as number);
@@ -91,6 +104,53 @@ describe("queue.disk", () => {
     const report = await agg.stop({ timeoutMs: 10_000 });
     expect(report.sinks.out).toMatchObject({ received: 5_000, delivered: 5_000, pending: 0, droppedTotal: 0 });
     expect(segments(join(dir, "out"))).toEqual([]);
+  });
+
+  it("a file's checkpoint moves on once its lines are on disk: after a host SIGKILL, each line arrives once", async () => {
+    const dir = tempDir();
+    const log = join(dir, "app.log");
+    const cp = join(dir, "cp");
+    const queue = join(dir, "queue");
+    const total = 3_000;
+    writeFileSync(log, Array.from({ length: total }, (_, n) => JSON.stringify({ msg: `line ${n}`, n }) + "\n").join(""));
+    const size = statSync(log).size;
+    const committed = (): number => {
+      try {
+        return (JSON.parse(readFileSync(join(cp, "tail.json"), "utf8")) as { files: Array<{ offset: number }> }).files[0]?.offset ?? 0;
+      } catch {
+        return 0;
+      }
+    };
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+    const fixture = fileURLToPath(new URL("../../fixtures/host-disk-queue-file.ts", import.meta.url));
+    const host = spawn(process.execPath, ["--import", tsx, fixture, log, cp, queue], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    let err = "";
+    host.stdout!.on("data", (d: Buffer) => (out += d));
+    host.stderr!.on("data", (d: Buffer) => (err += d));
+    try {
+      await waitFor(() => out.includes("\n"), { timeout: 30_000, message: () => `host ready (stderr: ${err})` });
+      // Nothing is ever delivered, yet the whole file is committed: every line was acknowledged once on disk.
+      await waitFor(() => committed() === size, { timeout: 30_000, message: () => `checkpoint at the file's end (${size}), have ${committed()}; stderr: ${err}` });
+    } finally {
+      host.kill("SIGKILL");
+    }
+    await new Promise((resolve) => (host.exitCode !== null || host.signalCode !== null ? resolve(undefined) : host.once("exit", resolve)));
+    // Its collector notices the host is gone and exits; the next host's collector then has the checkpoint to itself.
+    const { collectorPid } = JSON.parse(out) as { collectorPid: number };
+    await waitFor(() => !alive(collectorPid), { timeout: 5_000, message: `collector ${collectorPid} gone after its host was SIGKILLed` });
+
+    const sink = new MemorySink({ name: "out" });
+    const agg = new Aggregator({ checkpointDir: cp, batch: { maxRecords: 200, maxWaitMs: 5 } })
+      .addSource(new FileSource({ name: "tail", paths: [log], parser: "json", pollIntervalMs: 20 }))
+      .addSink(sink, { queue: { maxRecords: 1_000, disk: { dir: queue, segmentBytes: 64 * 1024 } } });
+    await agg.start();
+    await sink.waitForCount(total, { timeout: 20_000 });
+    // The file resumes at its end (nothing read again); the disk queue sends what the killed host had taken.
+    expect(ns(sink)).toEqual(range(total));
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(report.sinks.out).toMatchObject({ received: total, delivered: total, pending: 0 });
+    expect(report.sources.tail!.emitted).toBe(0);
   });
 
   it("leaves what a stop's deadline did not deliver on disk, and the next run sends it", async () => {
