@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
+import { alive } from "../helpers/alive.js";
 import { busyCollector } from "../helpers/busy-collector.js";
 import { FakeElasticsearch } from "../helpers/fake-elasticsearch.js";
 import { recordScenario, SequenceTracker } from "../helpers/sequence.js";
@@ -48,19 +49,6 @@ function startHost(log: string, sink: string, cp: string): Promise<{ host: Child
   });
 }
 
-/** Alive and not a zombie (a reaped-later zombie has already exited). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return existsSync(`/proc/${pid}`);
-  }
-}
 
 /**
  * The numbers in a FileSink's output. Only whole lines count: the file is read while a host appends to it, and a

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { Aggregator, AggregatorError, FileSource, MemorySink, type DropEvent, type Sink } from "../../../src/index.js";
+import { alive } from "../../helpers/alive.js";
 import { numbered } from "../../helpers/sinks.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
@@ -19,19 +20,6 @@ function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), "cla-diskq-"));
   dirs.push(d);
   return d;
-}
-/** Whether a process runs (a zombie, already exited but not reaped, does not). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
 }
 const segments = (dir: string): string[] => readdirSync(dir).filter((f) => f.endsWith(".seg"));
 const ns = (sink: MemorySink): number[] => sink.records.map((r) => r.n as number);
