@@ -7,7 +7,7 @@ import { join } from "node:path";
 const args = process.argv.slice(2);
 const topAt = args.indexOf("--top");
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 15;
-const dir = args.find((a, i) => !a.startsWith("--") && i !== topAt + 1) ?? new URL("./results/profiles", import.meta.url).pathname;
+const dir = args.find((a, i) => !a.startsWith("--") && (topAt < 0 || i !== topAt + 1)) ?? new URL("./results/profiles", import.meta.url).pathname;
 
 for (const file of readdirSync(dir).filter((f) => f.endsWith(".cpuprofile")).sort()) {
   const p = JSON.parse(readFileSync(join(dir, file), "utf8"));
