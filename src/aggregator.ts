@@ -429,6 +429,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     this.startedAt = Date.now();
     this.rebuildRoutes();
     try {
+      // Collector processes boot while the sinks open; they are told to start only once every sink is open.
+      for (const slot of this.sources.values()) this.runtimeOf(slot).prepare?.();
       // Sinks and sources added while this runs are opened and started by addSink()/addSource() themselves.
       // A stop() that finishes first (an open() that ignores its abort signal) ends the wait.
       const opens = Promise.all([...this.sinks.values()].map((s) => this.openSink(s)));
@@ -756,12 +758,17 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
 
   /** Start a source's collector once: start() and an addSource() during start() may both ask. */
   private startSource(slot: SourceSlot): Promise<void> {
-    if (slot.started !== undefined) return slot.started;
-    const rt = slot.def.createRuntime(this.host);
-    slot.runtime = rt;
-    this.router.addProducer(rt, slot.sinks);
-    slot.started = rt.start();
+    slot.started ??= this.runtimeOf(slot).start();
     return slot.started;
+  }
+
+  /** The slot's runtime, made (and given to the router) on first use. */
+  private runtimeOf(slot: SourceSlot): SourceRuntime {
+    if (slot.runtime === undefined) {
+      slot.runtime = slot.def.createRuntime(this.host);
+      this.router.addProducer(slot.runtime, slot.sinks);
+    }
+    return slot.runtime;
   }
 
   private countPreRoutingDrop(reason: DropReason, count: number, detail: string, source?: string, error?: Error): void {

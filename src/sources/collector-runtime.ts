@@ -144,6 +144,28 @@ export class CollectorRuntime implements SourceRuntime {
     return this.o.kind;
   }
 
+  /**
+   * A collector process booted ahead of start(), waiting for its INIT (see prepare), or undefined. It has read
+   * nothing and run nothing yet: ending it has no effect beyond the process.
+   */
+  private prepared: SpawnedCollector | undefined;
+
+  /**
+   * Boot the first collector process now, while the aggregator still opens its sinks: Node's start-up and the
+   * collector's module loading (some 100 to 200 ms of a core) then overlap a sink's open(), which for an
+   * Elasticsearch sink loads its client library. The process only gets its INIT, and so starts its command or reads
+   * its files, in start(). A failed spawn is left for start() to meet and report.
+   */
+  prepare(): void {
+    if (this.state !== "idle" || this.proc !== undefined || this.prepared !== undefined) return;
+    try {
+      this.prepared = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
+    } catch {
+      return;
+    }
+    track(this.prepared);
+  }
+
   start(): Promise<void> {
     return this.launch();
   }
@@ -159,14 +181,22 @@ export class CollectorRuntime implements SourceRuntime {
     this.receivedBytes = 0;
     this.overrunPaused = false;
     this.state = this.restarts > 0 ? "restarting" : "starting";
-    let proc: SpawnedCollector;
-    try {
-      proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
-    } catch (error) {
-      return Promise.reject(this.spawnFailed(error));
+    let proc = this.prepared;
+    this.prepared = undefined;
+    // One that died while it waited (killed from outside) is not used: a fresh process takes its place.
+    if (proc !== undefined && (proc.child.exitCode !== null || proc.child.signalCode !== null || proc.channel.destroyed)) {
+      void terminate(proc, 0);
+      proc = undefined;
+    }
+    if (proc === undefined) {
+      try {
+        proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
+      } catch (error) {
+        return Promise.reject(this.spawnFailed(error));
+      }
+      track(proc);
     }
     this.proc = proc;
-    track(proc);
     this.expectedExit = false;
     this.exitSent = false;
     this.ended = undefined;
@@ -484,6 +514,7 @@ export class CollectorRuntime implements SourceRuntime {
   }
 
   async stopInput(deadline: number): Promise<void> {
+    if (this.state === "idle") return; // never started: it read nothing (close() ends a booted process)
     if (this.restartTimer !== undefined) {
       clearTimeout(this.restartTimer);
       this.restartTimer = undefined;
@@ -515,6 +546,12 @@ export class CollectorRuntime implements SourceRuntime {
   }
 
   async close(deadline: number): Promise<void> {
+    const prepared = this.prepared;
+    this.prepared = undefined;
+    // Booted but never told what to do (the aggregator stopped, or a sink failed to open, before start()): the
+    // source stays idle, as one that was never prepared.
+    if (prepared !== undefined) await terminate(prepared, this.o.killAfterMs, deadline);
+    if (this.state === "idle") return;
     this.state = "stopping";
     this.expectedExit = true;
     const proc = this.proc;

@@ -19,6 +19,11 @@ export interface SourceHost {
 export interface SourceRuntime extends Producer {
   readonly kind: string;
   readonly acks: AckTracker;
+  /**
+   * Optional: get ready to start without starting (a collector boots its process). The aggregator calls it while
+   * its sinks open; start() follows, or close() when the aggregator stops first.
+   */
+  prepare?(): void;
   /** Resolves once the collector said ready; rejects with a coded error otherwise. */
   start(): Promise<void>;
   /** Stop reading input; resolves when everything read so far is in the inbox (or at the deadline). */

@@ -1,6 +1,6 @@
 // Lifecycle edges: stop() while start() runs, sinks and sources added while starting, dead-letter cycles, sinks that
 // open late, listeners and filters that throw, thenables from send(), timer-sized options; the class of each error.
-import { describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it } from "vitest";
 import {
   Aggregator,
   AggregatorError,
@@ -13,8 +13,12 @@ import {
   type Sink,
   type SourceErrorEvent,
 } from "../../../src/index.js";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { waitFor } from "../../helpers/wait-for.js";
 import { numbered } from "../../helpers/sinks.js";
+import { alive, collectorChildren } from "../../helpers/alive.js";
 
 /** A sink whose open() waits until `release()`; it notes whether close() came after open() had finished. */
 function gatedSink(name: string) {
@@ -37,6 +41,19 @@ function gatedSink(name: string) {
 }
 
 const node = (code: string) => ({ command: process.execPath, args: ["-e", code] });
+
+/** Collector processes of this test process that were there before the test began (other tests' leftovers). */
+let before = new Set<number>();
+beforeEach(() => {
+  before = new Set(collectorChildren());
+});
+
+/** The one collector process started since the test began, once it runs. */
+async function bootedCollector(): Promise<number> {
+  const fresh = (): number[] => collectorChildren().filter((p) => !before.has(p));
+  await waitFor(() => fresh().length === 1, { timeout: 10_000, message: "no collector process while the sink opened" });
+  return fresh()[0]!;
+}
 
 describe("Aggregator lifecycle", () => {
   it("stop() while sinks open: no collector is started, the sink closes after its open, start() rejects", async () => {
@@ -63,6 +80,65 @@ describe("Aggregator lifecycle", () => {
     expect(ready).toEqual([]);
     expect(agg.metrics().sources.cmd).toMatchObject({ state: "idle", pid: undefined });
     expect(report.timedOut).toBe(false);
+  });
+
+  it("collector processes boot while the sinks open, and their commands run only once every sink is open", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cla-prepare-"));
+    try {
+      const marker = join(dir, "ran");
+      const { sink, release } = gatedSink("slow");
+      const agg = new Aggregator().addSink(sink).addSource(
+        new CommandSource({
+          name: "cmd",
+          ...node(`require("fs").writeFileSync(${JSON.stringify(marker)}, "x"); setInterval(() => {}, 60_000)`),
+        }),
+      );
+      const started = agg.start();
+      const pid = await bootedCollector();
+      expect(existsSync(marker)).toBe(false);
+      expect(agg.metrics().sources.cmd).toMatchObject({ state: "idle" });
+      release();
+      await started;
+      // The booted process is the one that runs the source.
+      expect(agg.metrics().sources.cmd).toMatchObject({ state: "running", pid });
+      await waitFor(() => existsSync(marker), { timeout: 10_000, message: "the command did not run after start()" });
+      await agg.stop({ timeoutMs: 5_000 });
+      expect(alive(pid)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("a sink that fails to open: start() rejects, the booted collectors are ended and their commands never ran", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cla-prepare-"));
+    try {
+      const marker = join(dir, "ran");
+      let fail!: (e: Error) => void;
+      const refused = new Promise<void>((_, reject) => (fail = reject));
+      const sink: Sink = { name: "refusing", open: () => refused, send() {} };
+      const agg = new Aggregator().addSink(sink).addSource(
+        new CommandSource({
+          name: "cmd",
+          ...node(`require("fs").writeFileSync(${JSON.stringify(marker)}, "x"); setInterval(() => {}, 60_000)`),
+        }),
+      );
+      const started = agg.start().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      const pid = await bootedCollector();
+      fail(new Error("cluster unreachable"));
+      const error = (await started) as AggregatorError;
+      expect(error).toBeInstanceOf(SinkError);
+      expect(error.code).toBe("ERR_SINK_OPEN");
+      // start() leaves nothing running: the process that waited for its INIT was ended before start() rejected.
+      expect(alive(pid)).toBe(false);
+      expect(collectorChildren().filter((p) => !before.has(p))).toEqual([]);
+      expect(existsSync(marker)).toBe(false);
+      expect(agg.metrics().sources.cmd).toMatchObject({ pid: undefined });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("stop() while a sink's open() never finishes aborts the open at the deadline", async () => {
