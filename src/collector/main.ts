@@ -71,16 +71,32 @@ channel.onCredit = () => run?.resume();
  * loads only its own runtime: a file collector never loads http, tls, dgram or child_process, which saves every
  * collector process start-up time and memory.
  */
+const RUNNERS = {
+  command: async () => (await import("./runtime/command.js")).runCommand,
+  script: async () => (await import("./runtime/script.js")).runScript,
+  file: async () => (await import("./runtime/file.js")).runFile,
+  network: async () => (await import("./runtime/network.js")).runNetwork,
+} as const;
+
+function isKind(kind: unknown): kind is keyof typeof RUNNERS {
+  return typeof kind === "string" && Object.hasOwn(RUNNERS, kind);
+}
+
+// The host names the kind on the command line (see spawnCollector): its runtime loads while INIT is awaited, which
+// may come only once the host's sinks are open. A load that fails here fails again, reported, in runnerFor.
+const kindHint = process.argv[2];
+if (isKind(kindHint)) void RUNNERS[kindHint]().catch(() => undefined);
+
 async function runnerFor(s: CollectorSpec): Promise<CollectorRun> {
   switch (s.kind) {
     case "command":
-      return (await import("./runtime/command.js")).runCommand(s, channel);
+      return (await RUNNERS.command())(s, channel);
     case "script":
-      return (await import("./runtime/script.js")).runScript(s, channel);
+      return (await RUNNERS.script())(s, channel);
     case "file":
-      return (await import("./runtime/file.js")).runFile(s, channel);
+      return (await RUNNERS.file())(s, channel);
     case "network":
-      return (await import("./runtime/network.js")).runNetwork(s, channel);
+      return (await RUNNERS.network())(s, channel);
     default:
       throw new Error(`unknown collector kind ${JSON.stringify((s as { kind: unknown }).kind)}`);
   }

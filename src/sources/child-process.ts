@@ -62,10 +62,12 @@ const CHANNEL_END_WAIT_MS = 1_000;
  */
 const COLLECTOR_FLAGS: readonly string[] = ["--max-semi-space-size=2", "--v8-pool-size=1"];
 
-export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string }): SpawnedCollector {
+export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.ProcessEnv; cwd?: string; kind?: string }): SpawnedCollector {
   const entry = collectorEntry();
+  // The kind, when given, is a hint: the collector loads that kind's code before its INIT arrives.
+  const args = options.kind === undefined ? [entry.file] : [entry.file, options.kind];
   // Throws when the process cannot be made at all (ENOMEM, E2BIG…): the caller treats that as a failed start.
-  const child = spawn(process.execPath, [...COLLECTOR_FLAGS, ...entry.execArgv, ...options.execArgv, entry.file], {
+  const child = spawn(process.execPath, [...COLLECTOR_FLAGS, ...entry.execArgv, ...options.execArgv, ...args], {
     // fd 3 is the channel (a duplex socket pair); stdout/stderr are piped so prints can't corrupt anything.
     stdio: ["ignore", "pipe", "pipe", "pipe"],
     detached: true,

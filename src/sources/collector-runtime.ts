@@ -159,7 +159,7 @@ export class CollectorRuntime implements SourceRuntime {
   prepare(): void {
     if (this.state !== "idle" || this.proc !== undefined || this.prepared !== undefined) return;
     try {
-      this.prepared = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
+      this.prepared = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env, kind: this.o.kind });
     } catch {
       return;
     }
@@ -190,7 +190,7 @@ export class CollectorRuntime implements SourceRuntime {
     }
     if (proc === undefined) {
       try {
-        proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env });
+        proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env, kind: this.o.kind });
       } catch (error) {
         return Promise.reject(this.spawnFailed(error));
       }
