@@ -221,6 +221,37 @@ function receiverCpuNote(rx: Record<string, unknown>): string | undefined {
   return typeof rx.cpuSec === "number" ? `receiver CPU ${rx.cpuSec.toFixed(2)} s` : undefined;
 }
 
+/**
+ * The run with its start-up left out: from the first delivery (the receiver's first bulk request, or the host's
+ * first `delivered` event) to the last, the documents that came after the first, and the tree's CPU over that window
+ * (sampled every 50 ms, interpolated). Start-up (Node, module loading, the sink's client, the compiler warming up) is
+ * a fixed cost that a long-running host pays once.
+ */
+function fromFirstDoc(m: Measured, at: Record<string, unknown> | undefined): { firstDocMs: number; docsPerSec: number; cpuPer1M: number } | undefined {
+  const { firstAt, lastAt, firstDocs, docs } = (at ?? {}) as { firstAt?: number; lastAt?: number; firstDocs?: number; docs?: number };
+  if (!firstAt || !lastAt || firstDocs === undefined || docs === undefined || lastAt <= firstAt || docs <= firstDocs) return undefined;
+  const cpuFirst = m.sampler.cpuAt(firstAt);
+  const cpuLast = m.sampler.cpuAt(lastAt);
+  if (cpuFirst === undefined || cpuLast === undefined) return undefined;
+  const after = docs - firstDocs;
+  return { firstDocMs: firstAt - m.t0, docsPerSec: after / ((lastAt - firstAt) / 1000), cpuPer1M: ((cpuLast - cpuFirst) * 1_000_000) / after };
+}
+
+function firstDocNote(f: ReturnType<typeof fromFirstDoc>): string | undefined {
+  return f === undefined ? undefined : `1st doc at ${Math.round(f.firstDocMs)} ms, then ${Math.round(f.docsPerSec / 1000)}k docs/s, ${f.cpuPer1M.toFixed(2)} s CPU/1M`;
+}
+
+/** The receiver's CPU and the run from its first document on, for the notes column. */
+function w1Notes(m: Measured, rx: Record<string, unknown>): string | undefined {
+  return [receiverCpuNote(rx), firstDocNote(fromFirstDoc(m, rx))].filter((x) => x !== undefined).join("; ") || undefined;
+}
+
+/** A MemorySink workload's first and last delivery, as the host saw them. */
+function hostDeliveries(m: Measured): Record<string, unknown> | undefined {
+  const d = m.done;
+  return d === undefined ? undefined : { firstAt: d.firstAt, firstDocs: d.firstDocs, lastAt: d.reachedAt, docs: d.delivered };
+}
+
 // ── workloads ───────────────────────────────────────────────────────────────────────────────────────────────────
 
 const rows: Row[] = [];
@@ -239,9 +270,9 @@ async function w1(es: Receiver, file: string): Promise<void> {
     eldP50: impact?.eventLoopDelayMs.p50,
     eldP99: impact?.eventLoopDelayMs.p99,
     hostCpuSec: ours.done?.hostSec as number | undefined,
-    notes: receiverCpuNote(oursRx),
+    notes: w1Notes(ours, oursRx),
   }));
-  details.w1Ours = { receiver: oursRx, host: ours.done };
+  details.w1Ours = { receiver: oursRx, host: ours.done, fromFirstDoc: fromFirstDoc(ours, oursRx) };
   if (!baselines) return;
 
   log("W1 baseline (a) naive: child per source + process.send per line, client.bulk every 1000 lines …");
@@ -249,8 +280,8 @@ async function w1(es: Receiver, file: string): Promise<void> {
   const naive = await measure(() => naiveProc({ url, sources: [{ kind: "file", paths: [file] }], profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
   const naiveRx = await receiverStats(es);
   const ni = naive.done?.impact as typeof impact;
-  rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined, notes: receiverCpuNote(naiveRx) }));
-  details.w1Naive = { receiver: naiveRx, host: naive.done };
+  rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined, notes: w1Notes(naive, naiveRx) }));
+  details.w1Naive = { receiver: naiveRx, host: naive.done, fromFirstDoc: fromFirstDoc(naive, naiveRx) };
 
   for (const [label, extraArgs, timeoutMs] of [
     ["pino-es defaults (b)", [], PINO_DEFAULT_TIMEOUT_MS],
@@ -267,8 +298,8 @@ async function w1(es: Receiver, file: string): Promise<void> {
     closeSync(fd);
     const rx = await receiverStats(es);
     const m = { ...pino, wallSec: pino.timedOut ? (((rx.lastAt as number) || epochNow()) - pino.t0) / 1000 : pino.wallSec };
-    rows.push(row("W1", label, rx.docs as number, m, { notes: receiverCpuNote(rx) }));
-    details[`w1 ${label}`] = { receiver: rx };
+    rows.push(row("W1", label, rx.docs as number, m, { notes: w1Notes(m, rx) }));
+    details[`w1 ${label}`] = { receiver: rx, fromFirstDoc: fromFirstDoc(m, rx) };
   }
 }
 
@@ -283,8 +314,8 @@ async function w2(): Promise<void> {
   const m = await measure(() => hostProc({ lib: LIB, sources, sink: { kind: "mem" }, target: total, profileDir: profile ? PROFILES : undefined }), untilHost, { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
   const delivered = (m.done?.delivered as number | undefined) ?? 0;
   const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
-  rows.push(row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined }));
-  details.w2 = m.done;
+  rows.push(row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(fromFirstDoc(m, hostDeliveries(m))) }));
+  details.w2 = { ...m.done, fromFirstDoc: fromFirstDoc(m, hostDeliveries(m)) };
 }
 
 async function w5(file: string): Promise<void> {
@@ -306,8 +337,8 @@ async function w5(file: string): Promise<void> {
   sender?.kill();
   const delivered = (m.done?.delivered as number | undefined) ?? 0;
   const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
-  rows.push(row("W5", "child-log-agg NetworkSource tcp", Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: "sender not measured" }));
-  details.w5 = m.done;
+  rows.push(row("W5", "child-log-agg NetworkSource tcp", Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: ["sender not measured", firstDocNote(fromFirstDoc(m, hostDeliveries(m)))].filter((x) => x !== undefined).join("; ") }));
+  details.w5 = { ...m.done, fromFirstDoc: fromFirstDoc(m, hostDeliveries(m)) };
 }
 
 /** W6 (not one of issue 7's workloads): what `queue.disk` costs, the W1 file into a counting MemorySink both ways. */
@@ -324,8 +355,8 @@ async function w6(file: string): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
     const delivered = (m.done?.delivered as number | undefined) ?? 0;
     const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
-    rows.push(row("W6", `child-log-agg queue ${disk ? "on disk" : "in memory"}`, Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined }));
-    details[`w6 ${disk ? "disk" : "memory"}`] = m.done;
+    rows.push(row("W6", `child-log-agg queue ${disk ? "on disk" : "in memory"}`, Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(fromFirstDoc(m, hostDeliveries(m))) }));
+    details[`w6 ${disk ? "disk" : "memory"}`] = { ...m.done, fromFirstDoc: fromFirstDoc(m, hostDeliveries(m)) };
   }
 }
 

@@ -1,5 +1,5 @@
-// Measuring a whole process tree from outside it (Linux /proc): peak RSS by sampling every ~50 ms, and exact CPU
-// from the kernel's accounting of reaped children. The driver runs one shipper at a time, so the growth of its own
+// Measuring a whole process tree from outside it (Linux /proc): peak RSS and CPU so far by sampling every ~50 ms, and
+// exact CPU from the kernel's accounting of reaped children. The driver runs one shipper at a time, so the growth of its own
 // cutime+cstime across a run is precisely the user+sys time of that shipper's tree, children included, once the
 // tree has exited (each parent reaps its children, and the kernel folds their times into the parent's).
 import { readFileSync } from "node:fs";
@@ -37,20 +37,38 @@ export function treePids(root: number): number[] {
   return out;
 }
 
-export function treeRssBytes(root: number): { rss: number; pids: number } {
+/** Resident bytes of these processes (each counts its own share of the Node binary). */
+export function treeRssBytes(pids: readonly number[]): number {
   let rss = 0;
-  const pids = treePids(root);
   for (const pid of pids) {
     const statm = readOr(`/proc/${pid}/statm`);
     if (statm !== undefined) rss += Number(statm.split(" ")[1]) * PAGE;
   }
-  return { rss, pids: pids.length };
+  return rss;
+}
+
+/**
+ * CPU seconds the tree has used so far: each live process's user+sys (all its threads) plus what its reaped
+ * children used (a command that already ended). In 10 ms ticks, as the kernel keeps them.
+ */
+export function treeCpuSec(pids: readonly number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readOr(`/proc/${pid}/stat`);
+    if (stat === undefined) continue;
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // f[0] is field 3: utime, stime, cutime, cstime are fields 14 to 17.
+    ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+  }
+  return ticks / TICKS_PER_SEC;
 }
 
 export interface RssSample {
   /** Epoch ms. */
   t: number;
   rss: number;
+  /** The tree's CPU seconds so far (see treeCpuSec). */
+  cpu: number;
 }
 
 /** Samples the tree's RSS on a timer until stopped; keeps the series for later windows (W4). */
@@ -72,12 +90,24 @@ export class TreeSampler {
   }
 
   sample(): number {
-    const { rss, pids } = treeRssBytes(this.root);
-    if (pids === 0) return 0;
-    this.samples.push({ t: performance.timeOrigin + performance.now(), rss });
+    const pids = treePids(this.root);
+    if (pids.length === 0) return 0;
+    const rss = treeRssBytes(pids);
+    this.samples.push({ t: performance.timeOrigin + performance.now(), rss, cpu: treeCpuSec(pids) });
     if (rss > this.peak) this.peak = rss;
-    if (pids > this.maxPids) this.maxPids = pids;
+    if (pids.length > this.maxPids) this.maxPids = pids.length;
     return rss;
+  }
+
+  /** The tree's CPU seconds at epoch ms `t`, interpolated between the samples around it (undefined outside them). */
+  cpuAt(t: number): number | undefined {
+    const s = this.samples;
+    for (let i = 1; i < s.length; i++) {
+      const a = s[i - 1]!;
+      const b = s[i]!;
+      if (a.t <= t && t <= b.t) return b.t === a.t ? b.cpu : a.cpu + ((b.cpu - a.cpu) * (t - a.t)) / (b.t - a.t);
+    }
+    return undefined;
   }
 
   stop(): void {

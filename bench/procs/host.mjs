@@ -46,10 +46,17 @@ const clearTimer = sink instanceof MemorySink ? setInterval(() => sink.clear(), 
 
 let delivered = 0;
 let reachedAt;
+/** The first delivery (epoch ms) and its count: the driver leaves start-up out from there (MemorySink workloads). */
+let firstAt = 0;
+let firstDocs = 0;
 const drops = {};
 agg.on("drop", (e) => (drops[e.reason] = (drops[e.reason] ?? 0) + e.count));
 agg.on("delivered", (e) => {
   delivered += e.count;
+  if (firstAt === 0) {
+    firstAt = epochNow();
+    firstDocs = delivered;
+  }
   if (config.target !== undefined && reachedAt === undefined && delivered >= config.target) {
     reachedAt = epochNow();
     send({ event: "reached", at: reachedAt });
@@ -100,6 +107,9 @@ clearInterval(clearTimer);
 send({
   event: "done",
   delivered,
+  firstAt,
+  firstDocs,
+  reachedAt,
   drops,
   impact: impactResult,
   ...ownCpu(),

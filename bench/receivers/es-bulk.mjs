@@ -29,6 +29,8 @@ let docs = 0;
 let requests = 0;
 let bytes = 0;
 let firstAt = 0;
+/** Documents in the first bulk request (counted at firstAt): what arrived after it came in (lastAt - firstAt). */
+let firstDocs = 0;
 let lastAt = 0;
 let target = Infinity;
 let reachedSent = false;
@@ -41,7 +43,7 @@ let cpuAtReset = process.cpuUsage();
 
 function reset(n, wantLatency) {
   cpuAtReset = process.cpuUsage();
-  docs = requests = bytes = malformed = 0;
+  docs = requests = bytes = malformed = firstDocs = 0;
   firstAt = lastAt = 0;
   target = n;
   reachedSent = false;
@@ -94,6 +96,7 @@ const server = createServer((req, res) => {
       // Only the filter the sink sends is modelled; any other filter_path gets the full answer.
       const filter = new URL(url, "http://x").searchParams.get("filter_path");
       const answer = bulk(body, filter === "errors,items.*.status,items.*.error");
+      if (requests === 1) firstDocs = docs;
       lastAt = epochNow();
       res.writeHead(200, { ...PRODUCT, "content-length": Buffer.byteLength(answer) });
       res.end(answer);
@@ -126,7 +129,7 @@ function percentiles(values) {
 
 function stats() {
   const cpu = process.cpuUsage(cpuAtReset);
-  return { docs, requests, bytes, firstAt, lastAt, malformed, latencyMs: percentiles(latencies), cpuSec: (cpu.user + cpu.system) / 1e6 };
+  return { docs, requests, bytes, firstAt, firstDocs, lastAt, malformed, latencyMs: percentiles(latencies), cpuSec: (cpu.user + cpu.system) / 1e6 };
 }
 
 async function ceiling(ms) {
