@@ -1,7 +1,7 @@
 // A sink's queue on disk (`queue.disk`): every record routed to the sink is appended to checksummed segment files,
 // acknowledged to its source once written (and synced), and read back in order into the lane as it has room.
 //
-//   dir/<sink>/lock              pid of the process using it (one process per directory)
+//   dir/<sink>/lock              pid (and start time) of the process using it (one process per directory)
 //   dir/<sink>/000000000001.seg  "CLADQ001", then frames: u32 LE body length, u32 LE crc32(body),
 //                                body = u16 LE source-name length, source name, record JSON (UTF-8)
 //   dir/<sink>/position          the first record not yet settled: "<segment id> <byte offset>"
@@ -178,16 +178,21 @@ export class DiskQueue {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
         const fd = openSync(path, "wx", 0o600);
-        writeSync(fd, String(process.pid));
+        writeSync(fd, lockText(process.pid));
         closeSync(fd);
         return;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       }
-      const pid = Number.parseInt(readOr(path) ?? "", 10);
-      if (Number.isInteger(pid) && pid > 0 && alive(pid)) {
-        const who = pid === process.pid ? " (this one: another sink or aggregator)" : `; if that process is not a shipper (its pid was reused), delete ${path}`;
-        throw new DiskQueueError(`the disk queue directory ${this.path} is in use by process ${pid}${who}`);
+      const holder = lockHolder(readOr(path));
+      if (holder?.alive === true) {
+        const who =
+          holder.pid === process.pid
+            ? " (this one: another sink or aggregator)"
+            : holder.started
+              ? ""
+              : `; if that process is not a shipper (its pid was reused), delete ${path}`;
+        throw new DiskQueueError(`the disk queue directory ${this.path} is in use by process ${holder.pid}${who}`);
       }
       unlinkSync(path); // left by a process that is gone
     }
@@ -715,13 +720,12 @@ export interface DiskQueueInspection {
  * records, the records the next run will send, and any damaged stretch. One segment is in memory at a time.
  */
 export function inspectDiskQueue(path: string): DiskQueueInspection {
-  const lockText = readOr(join(path, "lock"));
-  const pid = lockText === undefined ? Number.NaN : Number.parseInt(lockText, 10);
+  const holder = lockHolder(readOr(join(path, "lock")));
   const pos = /^(\d+) (\d+)\n?$/.exec(readOr(join(path, "position")) ?? "");
   const position = pos === null ? undefined : { segment: Number(pos[1]), offset: Number(pos[2]) };
   const out: DiskQueueInspection = {
     path,
-    lock: Number.isInteger(pid) && pid > 0 ? { pid, alive: alive(pid) } : undefined,
+    lock: holder === undefined ? undefined : { pid: holder.pid, alive: holder.alive },
     position,
     segments: [],
     unsettled: 0,
@@ -793,6 +797,42 @@ function tryUnlink(path: string): void {
   } catch {
     // gone already
   }
+}
+
+/**
+ * A process's start time, in clock ticks since boot (Linux: /proc/<pid>/stat field 22), or undefined where there is
+ * no /proc. With the pid it names one process: a later process given the same pid started later.
+ */
+function startTime(pid: number): string | undefined {
+  const stat = readOr(`/proc/${pid}/stat`);
+  if (stat === undefined) return undefined;
+  // After the command name (in parentheses, and it may hold spaces): field 3 (state) onwards.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return fields[0] === "Z" ? "exited" : fields[19];
+}
+
+/** What `lock` holds: the pid and, where the OS tells it, the process's start time. */
+function lockText(pid: number): string {
+  const started = startTime(pid);
+  return started === undefined ? String(pid) : `${pid} ${started}`;
+}
+
+/**
+ * Who holds a lock (from its text), and whether that process still runs. A lock written with a start time is held
+ * only by the process that started then: a pid reused by another process does not keep it. Without one (no /proc
+ * where it was written), a live pid is taken to hold it.
+ */
+function lockHolder(text: string | undefined): { pid: number; started: boolean; alive: boolean } | undefined {
+  const m = text === undefined ? null : /^(\d+)(?: (\d+))?\n?$/.exec(text);
+  if (m === null) return undefined;
+  const pid = Number(m[1]);
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  const started = m[2] !== undefined;
+  if (!alive(pid)) return { pid, started, alive: false };
+  const now = startTime(pid);
+  // A zombie has exited; a different start time is a different process.
+  const same = now === undefined ? true : now !== "exited" && (!started || now === m[2]);
+  return { pid, started, alive: same };
 }
 
 function alive(pid: number): boolean {

@@ -36,3 +36,8 @@ export function collectorChildren(): number[] {
   }
   return [...pids];
 }
+
+/** A process's start time in clock ticks since boot (/proc/<pid>/stat field 22): with its pid, it names one process. */
+export function startTime(pid: number): string {
+  return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19]!;
+}

@@ -29,6 +29,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { DiskQueue, inspectDiskQueue, type DiskQueueHooks } from "../../../src/pipeline/disk-queue.js";
 import { Entry, type AckTarget } from "../../../src/pipeline/entry.js";
 import { waitFor } from "../../helpers/wait-for.js";
+import { startTime } from "../../helpers/alive.js";
 
 const SINK = "es";
 const SEEDS = process.env.DQ_MODEL_SEED !== undefined ? [Number(process.env.DQ_MODEL_SEED)] : Array.from({ length: 20 }, (_, k) => k + 1);
@@ -417,7 +418,7 @@ async function runSeed({ seed, steps }: Options): Promise<void> {
     // It may have written `position` any time up to now: the next one starts between this one's start and watermark.
     const w = watermark(s);
     const next = openInstance(s.start ?? s.lo, w.hi);
-    expect(readFileSync(lockPath, "utf8"), "the new instance took the lock over").toBe(String(process.pid));
+    expect(readFileSync(lockPath, "utf8"), "the new instance took the lock over").toBe(`${process.pid} ${startTime(process.pid)}`);
     return next;
   };
 

@@ -10,10 +10,16 @@ import { AggregatorError } from "../../../src/errors.js";
 import { Entry, type AckTarget } from "../../../src/pipeline/entry.js";
 import { SEGMENT_MAGIC, DiskQueue, inspectDiskQueue, type ResolvedDiskQueue, type DiskQueueHooks } from "../../../src/pipeline/disk-queue.js";
 import { waitFor } from "../../helpers/wait-for.js";
+import { startTime } from "../../helpers/alive.js";
 
 const SINK = "es";
 /** The code of the error open() throws when the directory is locked (DiskQueueError's code). */
 const LOCKED_CODE = "ERR_DISK_QUEUE";
+
+/** This process's start time: a lock names its holder by pid and start time. */
+const SELF_START = startTime(process.pid);
+/** What `lock` holds while this process uses the directory. */
+const OUR_LOCK = `${process.pid} ${SELF_START}`;
 
 /** The error class the queue reports with (named through the hooks, so this file does not depend on its name). */
 type QueueError = Parameters<DiskQueueHooks["error"]>[0];
@@ -287,7 +293,7 @@ describe("DiskQueue", () => {
 
     const hooks2 = new Hooks();
     const s2 = openQueue(dir, hooks2, { segmentBytes: 4096 });
-    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(String(process.pid));
+    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(OUR_LOCK);
     const back = await readAll(s2, 16, true);
     expect(texts(back.entries)).toEqual(jsonOf(range(0, n)));
     expect(names(back.entries)).toEqual(nameOf(range(0, n)));
@@ -365,13 +371,28 @@ describe("DiskQueue", () => {
     expect((thrown as QueueError).code).toBe(LOCKED_CODE);
     expect((thrown as Error).message).toContain(String(process.pid));
     // The failed attempt left the lock alone.
-    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(String(process.pid));
+    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(OUR_LOCK);
 
     await closeQueue(first);
     expect(existsSync(join(laneDir(dir), "lock"))).toBe(false);
     second.open();
     queues.push(second);
-    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(String(process.pid));
+    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(OUR_LOCK);
+  });
+
+  it("a lock naming a live pid that started at another time (the pid was reused) is taken over; one naming this process is not", () => {
+    const dir = freshDir();
+    mkdirSync(laneDir(dir), { recursive: true });
+    // Our own pid with a start time that is not ours: the process that wrote it is gone, its pid now ours.
+    writeFileSync(join(laneDir(dir), "lock"), `${process.pid} ${Number(SELF_START) + 1}`);
+    expect(inspectDiskQueue(laneDir(dir)).lock).toEqual({ pid: process.pid, alive: false });
+    openQueue(dir, new Hooks());
+    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(OUR_LOCK);
+    expect(inspectDiskQueue(laneDir(dir)).lock).toEqual({ pid: process.pid, alive: true });
+    // The same pid with the right start time is a live holder: refused, and the lock left alone.
+    const other = new DiskQueue(SINK, { dir, maxBytes: 1 << 20, segmentBytes: 4096, fsync: true }, new Hooks());
+    expect(() => other.open()).toThrow(expect.objectContaining({ code: LOCKED_CODE }) as Error);
+    expect(readFileSync(join(laneDir(dir), "lock"), "utf8")).toBe(OUR_LOCK);
   });
 
   describe("damaged segments", () => {
