@@ -55,7 +55,7 @@ async function main(lib, testing, collector, resolved) {
     .addSink(mem);
   let collectorArgv = null;
   agg.on("source:ready", (e) => {
-    if (fs.existsSync("/proc/" + e.pid + "/cmdline")) collectorArgv = fs.readFileSync("/proc/" + e.pid + "/cmdline", "utf8").split("\0");
+    if (e.source === "script" && fs.existsSync("/proc/" + e.pid + "/cmdline")) collectorArgv = fs.readFileSync("/proc/" + e.pid + "/cmdline", "utf8").split("\0");
   });
   await agg.start();
   const records = Array.from({ length: 1000 }, (_, i) => ({ message: "record " + i, log: { level: "info" }, n: i }));
@@ -230,11 +230,13 @@ describe("the packed tarball, installed into a scratch project", () => {
     expect(out.batch.length).toBe(1);
     expect(JSON.parse(out.batch.json[0]!)).toMatchObject({ message: "probe" });
     expect(Array.isArray(out.collectorExports)).toBe(true);
-    // The collector child runs the installed dist/collector/main.js (not the repo's), under the same node.
+    // The script's collector child runs the installed dist/collector/main.js (not the repo's), under the same node,
+    // and is told its kind after it (so it loads that kind's code before its INIT).
     if (process.platform === "linux") {
       expect(out.collectorArgv, "collector argv from /proc").not.toBeNull();
       const argv = out.collectorArgv!.filter((a) => a.length > 0);
-      expect(await realpath(argv[argv.length - 1]!)).toBe(join(installed, "dist", "collector", "main.js"));
+      expect(argv[argv.length - 1]).toBe("script");
+      expect(await realpath(argv[argv.length - 2]!)).toBe(join(installed, "dist", "collector", "main.js"));
     }
   });
 
