@@ -800,21 +800,22 @@ function tryUnlink(path: string): void {
 }
 
 /**
- * A process's start time, in clock ticks since boot (Linux: /proc/<pid>/stat field 22), or undefined where there is
- * no /proc. With the pid it names one process: a later process given the same pid started later.
+ * A process's start time, in clock ticks since boot (Linux: /proc/<pid>/stat field 22), and whether it has exited
+ * (a zombie its parent has not reaped yet); undefined where there is no /proc. With the pid, the start time names one
+ * process: a later process given the same pid started later.
  */
-function startTime(pid: number): string | undefined {
+function processStart(pid: number): { ticks: string; exited: boolean } | undefined {
   const stat = readOr(`/proc/${pid}/stat`);
   if (stat === undefined) return undefined;
   // After the command name (in parentheses, and it may hold spaces): field 3 (state) onwards.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return fields[0] === "Z" ? "exited" : fields[19];
+  return { ticks: fields[19] ?? "", exited: fields[0] === "Z" };
 }
 
 /** What `lock` holds: the pid and, where the OS tells it, the process's start time. */
 function lockText(pid: number): string {
-  const started = startTime(pid);
-  return started === undefined ? String(pid) : `${pid} ${started}`;
+  const start = processStart(pid);
+  return start === undefined ? String(pid) : `${pid} ${start.ticks}`;
 }
 
 /**
@@ -829,9 +830,9 @@ function lockHolder(text: string | undefined): { pid: number; started: boolean; 
   if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
   const started = m[2] !== undefined;
   if (!alive(pid)) return { pid, started, alive: false };
-  const now = startTime(pid);
+  const now = processStart(pid);
   // A zombie has exited; a different start time is a different process.
-  const same = now === undefined ? true : now !== "exited" && (!started || now === m[2]);
+  const same = now === undefined || (!now.exited && (!started || now.ticks === m[2]));
   return { pid, started, alive: same };
 }
 

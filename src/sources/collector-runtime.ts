@@ -159,11 +159,17 @@ export class CollectorRuntime implements SourceRuntime {
   prepare(): void {
     if (this.state !== "idle" || this.proc !== undefined || this.prepared !== undefined) return;
     try {
-      this.prepared = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env, kind: this.o.kind });
+      this.prepared = this.spawn();
     } catch {
-      return;
+      // start() spawns again, and reports what fails
     }
-    track(this.prepared);
+  }
+
+  /** A new collector process of this source, tracked (killed if the host exits). Throws when none can be made. */
+  private spawn(): SpawnedCollector {
+    const proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env, kind: this.o.kind });
+    track(proc);
+    return proc;
   }
 
   start(): Promise<void> {
@@ -190,11 +196,10 @@ export class CollectorRuntime implements SourceRuntime {
     }
     if (proc === undefined) {
       try {
-        proc = spawnCollector({ execArgv: this.o.execArgv, env: this.o.env, kind: this.o.kind });
+        proc = this.spawn();
       } catch (error) {
         return Promise.reject(this.spawnFailed(error));
       }
-      track(proc);
     }
     this.proc = proc;
     this.expectedExit = false;
