@@ -39,7 +39,8 @@ export interface SpawnedCollector {
   readonly channel: Socket;
   readonly pid: number | undefined;
   readonly stderrTail: string[];
-  readonly startedAt: number;
+  /** When it was spawned, and then when it was given its work (INIT): its uptime counts from there. */
+  startedAt: number;
   forceKilled: boolean;
   /** Process groups the collector started outside its own (from its READY): a command's. */
   readonly groups: number[];

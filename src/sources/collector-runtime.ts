@@ -201,6 +201,8 @@ export class CollectorRuntime implements SourceRuntime {
         return Promise.reject(this.spawnFailed(error));
       }
     }
+    // Its run counts from now (the restart policy's uptime), not from when it booted ahead (see prepare).
+    proc.startedAt = Date.now();
     this.proc = proc;
     this.expectedExit = false;
     this.exitSent = false;
