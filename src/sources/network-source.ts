@@ -67,6 +67,13 @@ export interface NetworkHttpOptions {
    * @default 5_000
    */
   bodyIdleTimeoutMs?: number;
+  /**
+   * A body may take this long in all to arrive, counting only the time it is being read (not time waiting for credit);
+   * a slower one, however steady, is answered 408, its connection closed and counted (`httpBodyTimeouts`). Replaces
+   * Node's own `requestTimeout`, which counted the waits for credit too and ended such a request's connection.
+   * @default 300_000
+   */
+  bodyTimeoutMs?: number;
 }
 
 export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "multiline" | "maxLineBytes" | "parser"> {
@@ -304,6 +311,7 @@ export class NetworkSource extends CollectorSource {
     checkInt("http.maxBodyBytes", options.http?.maxBodyBytes, 16);
     checkInt("http.creditWaitMs", options.http?.creditWaitMs, 0);
     checkInt("http.bodyIdleTimeoutMs", options.http?.bodyIdleTimeoutMs, 1);
+    checkInt("http.bodyTimeoutMs", options.http?.bodyTimeoutMs, 1);
     checkInt("idleTimeoutMs", options.idleTimeoutMs, 1);
     checkInt("maxPartialBytes", options.maxPartialBytes, 16);
     const maxPartialBytes = options.maxPartialBytes ?? 64 * 1024 * 1024;
@@ -340,6 +348,7 @@ export class NetworkSource extends CollectorSource {
         maxBodyBytes: options.http?.maxBodyBytes ?? 10 * 1024 * 1024,
         creditWaitMs: options.http?.creditWaitMs ?? 10_000,
         bodyIdleTimeoutMs: options.http?.bodyIdleTimeoutMs ?? 5_000,
+        bodyTimeoutMs: options.http?.bodyTimeoutMs ?? 300_000,
       },
     };
     if (options.tls !== undefined) this.network.tls = resolveTlsOption(options.tls);

@@ -75,7 +75,10 @@ export interface NetworkCounters {
   httpThrottled: number;
   /** 429: credit was there, but every body-reading slot stayed busy for `http.creditWaitMs`. */
   httpSlotsBusy: number;
-  /** 408: a body brought less than 1 KiB in `http.bodyIdleTimeoutMs` (stalled or trickling); the connection is closed. */
+  /**
+   * 408: a body brought less than 1 KiB in `http.bodyIdleTimeoutMs` (stalled or trickling), or was read for longer than
+   * `http.bodyTimeoutMs` in all; the connection is closed.
+   */
   httpBodyTimeouts: number;
   /** The client went away before its body was read and shipped (no 202 sent; the rest of the body is not shipped). */
   httpAborted: number;

@@ -5,7 +5,8 @@
 //   POST path ─▶ slot and credit? ─yes─▶ read body ─▶ decode ─▶ lines, a slice at a time ─▶ all in ─▶ 202
 //                  │no                    │ > maxBodyBytes: 413      │ out of credit: wait (slot kept);
 //                  │                      │ < 1 KiB per              │ resume on credit
-//                  │                      │ bodyIdleTimeoutMs: 408   │ client gone / stop: counted (httpAborted)
+//                  │                      │ bodyIdleTimeoutMs, or    │ client gone / stop: counted (httpAborted)
+//                  │                      │ read > bodyTimeoutMs: 408│
 //                  └─▶ held, unread ──slot and credit──▶ (as above)
 //                         └─creditWaitMs─▶ 429 + Retry-After: httpThrottled (no credit) or httpSlotsBusy (no slot)
 import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from "node:http";
@@ -44,6 +45,8 @@ interface Job {
   over: boolean;
   /** Bytes read since the body timer was armed. */
   recent: number;
+  /** Time spent reading the body so far, in whole `bodyIdleTimeoutMs` windows (waits for credit not counted). */
+  readMs: number;
   timer: NodeJS.Timeout | undefined;
   /** Set once the body is read and decoded: shipped from `pos` on. */
   body: Buffer | undefined;
@@ -58,6 +61,7 @@ interface HttpLimits {
   maxBodyBytes: number;
   creditWaitMs: number;
   bodyIdleTimeoutMs: number;
+  bodyTimeoutMs: number;
   maxLineBytes: number;
 }
 
@@ -153,6 +157,7 @@ class HttpListener implements Listener {
       size: 0,
       over: false,
       recent: 0,
+      readMs: 0,
       timer: undefined,
       body: undefined,
       pos: 0,
@@ -195,14 +200,18 @@ class HttpListener implements Listener {
     }
   }
 
-  /** The body timer: a window of `bodyIdleTimeoutMs` in which at least MIN_BODY_BYTES must arrive. */
+  /**
+   * The body timer: a window of `bodyIdleTimeoutMs` in which at least MIN_BODY_BYTES must arrive, and the windows
+   * add up to at most `bodyTimeoutMs` (a window cut short by a wait for credit is not counted).
+   */
   private arm(job: Job): void {
     clearTimeout(job.timer);
     job.recent = 0;
     job.timer = setTimeout(() => {
       job.timer = undefined;
       if (job.done || job.body !== undefined) return;
-      if (job.recent >= MIN_BODY_BYTES) this.arm(job);
+      job.readMs += this.limits.bodyIdleTimeoutMs;
+      if (job.recent >= MIN_BODY_BYTES && job.readMs < this.limits.bodyTimeoutMs) this.arm(job);
       else this.stalled(job);
     }, this.limits.bodyIdleTimeoutMs);
   }
@@ -212,7 +221,7 @@ class HttpListener implements Listener {
     job.timer = undefined;
   }
 
-  /** A stalled or trickling body: 408, and the connection is closed (reading the rest could take forever). */
+  /** A stalled, trickling or too slow body: 408, and the connection is closed (reading the rest could take forever). */
   private stalled(job: Job): void {
     this.intake.counters.httpBodyTimeouts++;
     const { req, res } = job;
@@ -381,7 +390,10 @@ export async function listenHttp(
   const { server, bound, sockets } = await listenServer(
     spec,
     network,
-    () => (tlsOptions === undefined ? createHttpServer() : createHttpsServer(tlsOptions)),
+    // Node's requestTimeout (300 s by default) would also count a body's waits for credit, and end the connection as
+    // a client error (no answer; counted as a connection error): the body timers above, and creditWaitMs for requests
+    // not read yet, stand in for it.
+    () => (tlsOptions === undefined ? createHttpServer({ requestTimeout: 0 }) : createHttpsServer({ ...tlsOptions, requestTimeout: 0 })),
     intake.counters,
     tlsOptions !== undefined,
   );
@@ -389,6 +401,7 @@ export async function listenHttp(
     maxBodyBytes: network.http.maxBodyBytes,
     creditWaitMs: network.http.creditWaitMs,
     bodyIdleTimeoutMs: network.http.bodyIdleTimeoutMs,
+    bodyTimeoutMs: network.http.bodyTimeoutMs,
     maxLineBytes: network.maxMessageBytes ?? 1024 * 1024,
   };
   return new HttpListener(server, sockets, bound, spec, limits, intake, onFailure);

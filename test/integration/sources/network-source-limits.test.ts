@@ -255,6 +255,32 @@ describe("NetworkSource limits", () => {
     }
   });
 
+  it("a body that keeps coming, but slower than http.bodyTimeoutMs allows in all, loses its slot (408, counted)", async () => {
+    const { mem, port, counters } = await start({
+      name: "steady",
+      listen: "http://127.0.0.1:0/in",
+      // 2 KiB every 20 ms clears the idle check (1 KiB per 100 ms) every time; only the total limit can end it.
+      http: { bodyIdleTimeoutMs: 100, bodyTimeoutMs: 500 },
+    });
+    const slow = await slowPost(port(), "/in");
+    const chunk = `${(2048).toString(16)}\r\n${`{"message":"${"x".repeat(2048 - 15)}"}\n`}\r\n`;
+    const drip = setInterval(() => {
+      if (!slow.socket.destroyed) slow.socket.write(chunk);
+    }, 20);
+    try {
+      await closed([slow.socket], "the server to close the connection of a body read for longer than bodyTimeoutMs");
+      expect(slow.answer()).toMatch(/^HTTP\/1\.1 408/);
+      await waitForCounters(counters, { httpBodyTimeouts: 1, httpAborted: 0 });
+      // Nothing of the unfinished body is shipped; the listener still takes the next one.
+      const next = post(port(), "/in", '{"message":"after"}\n');
+      expect(await next.done).toBe(202);
+      await mem.waitForCount(1, { timeout: 10_000 });
+      expect(mem.messages()).toEqual(["after"]);
+    } finally {
+      clearInterval(drip);
+    }
+  });
+
   it("a request that waited because every slot was busy (credit was free) is counted as httpSlotsBusy, not httpThrottled", async () => {
     const { port, counters } = await start({
       name: "busy",

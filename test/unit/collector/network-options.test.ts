@@ -56,6 +56,7 @@ describe("NetworkSource options", () => {
       [{ listen: "tcp://:1", maxLineBytes: 100 }, /`maxMessageBytes` rather than `maxLineBytes`/],
       [{ listen: "tcp://:1", idleTimeoutMs: 0 }, /Expected `idleTimeoutMs` to be a positive integer, got `0`/],
       [{ listen: "tcp://:1", http: { bodyIdleTimeoutMs: 0 } }, /`http.bodyIdleTimeoutMs`/],
+      [{ listen: "tcp://:1", http: { bodyTimeoutMs: 0 } }, /`http.bodyTimeoutMs`/],
       [{ listen: "tls://:1", tls: { cert: "-----BEGIN x", key: "-----BEGIN y", handshakeTimeoutMs: 0 } }, /`tls.handshakeTimeoutMs`/],
       [{ listen: "gelf+tcp://:1", maxPartialBytes: 1024 * 1024 }, /`maxPartialBytes` to be at least the largest message a gelf\+tcp:\/\/ listener takes \(2097152 bytes\), got `1048576`/],
       [{ listen: "tcp://:1", maxMessageBytes: 4096, maxPartialBytes: 4095 }, /`maxPartialBytes` to be at least/],
