@@ -30,6 +30,7 @@ import { DiskQueue, inspectDiskQueue, type DiskQueueHooks } from "../../../src/p
 import { Entry, type AckTarget } from "../../../src/pipeline/entry.js";
 import { waitFor } from "../../helpers/wait-for.js";
 import { startTime } from "../../helpers/alive.js";
+import { mulberry32 } from "../../helpers/random-json.js";
 
 const SINK = "es";
 const SEEDS = process.env.DQ_MODEL_SEED !== undefined ? [Number(process.env.DQ_MODEL_SEED)] : Array.from({ length: 20 }, (_, k) => k + 1);
@@ -48,17 +49,6 @@ afterEach(async () => {
 });
 
 // ---- seeded randomness -------------------------------------------------------------------------------------------
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Rng {
   private readonly next: () => number;
