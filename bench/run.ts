@@ -241,9 +241,9 @@ function firstDocNote(f: ReturnType<typeof fromFirstDoc>): string | undefined {
   return f === undefined ? undefined : `1st doc at ${Math.round(f.firstDocMs)} ms, then ${Math.round(f.docsPerSec / 1000)}k docs/s, ${f.cpuPer1M.toFixed(2)} s CPU/1M`;
 }
 
-/** The receiver's CPU and the run from its first document on, for the notes column. */
-function w1Notes(m: Measured, rx: Record<string, unknown>): string | undefined {
-  return [receiverCpuNote(rx), firstDocNote(fromFirstDoc(m, rx))].filter((x) => x !== undefined).join("; ") || undefined;
+/** The notes column: the parts that apply, in order. */
+function joinNotes(...parts: (string | undefined)[]): string | undefined {
+  return parts.filter((x) => x !== undefined).join("; ") || undefined;
 }
 
 /** A MemorySink workload's first and last delivery, as the host saw them. */
@@ -265,23 +265,25 @@ async function w1(es: Receiver, file: string): Promise<void> {
   await expect(SIZE);
   const ours = await measure(() => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [file] }], sink: { kind: "es", url }, profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
   const oursRx = await receiverStats(es);
+  const oursFirst = fromFirstDoc(ours, oursRx);
   const impact = ours.done?.impact as { eventLoopDelayMs: { p50: number; p99: number; max: number }; hostCpuWhileShippingSec: number } | undefined;
   rows.push(row("W1", "child-log-agg", oursRx.docs as number, ours, {
     eldP50: impact?.eventLoopDelayMs.p50,
     eldP99: impact?.eventLoopDelayMs.p99,
     hostCpuSec: ours.done?.hostSec as number | undefined,
-    notes: w1Notes(ours, oursRx),
+    notes: joinNotes(receiverCpuNote(oursRx), firstDocNote(oursFirst)),
   }));
-  details.w1Ours = { receiver: oursRx, host: ours.done, fromFirstDoc: fromFirstDoc(ours, oursRx) };
+  details.w1Ours = { receiver: oursRx, host: ours.done, fromFirstDoc: oursFirst };
   if (!baselines) return;
 
   log("W1 baseline (a) naive: child per source + process.send per line, client.bulk every 1000 lines …");
   await expect(SIZE);
   const naive = await measure(() => naiveProc({ url, sources: [{ kind: "file", paths: [file] }], profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
   const naiveRx = await receiverStats(es);
+  const naiveFirst = fromFirstDoc(naive, naiveRx);
   const ni = naive.done?.impact as typeof impact;
-  rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined, notes: w1Notes(naive, naiveRx) }));
-  details.w1Naive = { receiver: naiveRx, host: naive.done, fromFirstDoc: fromFirstDoc(naive, naiveRx) };
+  rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined, notes: joinNotes(receiverCpuNote(naiveRx), firstDocNote(naiveFirst)) }));
+  details.w1Naive = { receiver: naiveRx, host: naive.done, fromFirstDoc: naiveFirst };
 
   for (const [label, extraArgs, timeoutMs] of [
     ["pino-es defaults (b)", [], PINO_DEFAULT_TIMEOUT_MS],
@@ -298,8 +300,9 @@ async function w1(es: Receiver, file: string): Promise<void> {
     closeSync(fd);
     const rx = await receiverStats(es);
     const m = { ...pino, wallSec: pino.timedOut ? (((rx.lastAt as number) || epochNow()) - pino.t0) / 1000 : pino.wallSec };
-    rows.push(row("W1", label, rx.docs as number, m, { notes: w1Notes(m, rx) }));
-    details[`w1 ${label}`] = { receiver: rx, fromFirstDoc: fromFirstDoc(m, rx) };
+    const first = fromFirstDoc(m, rx);
+    rows.push(row("W1", label, rx.docs as number, m, { notes: joinNotes(receiverCpuNote(rx), firstDocNote(first)) }));
+    details[`w1 ${label}`] = { receiver: rx, fromFirstDoc: first };
   }
 }
 
@@ -314,8 +317,9 @@ async function w2(): Promise<void> {
   const m = await measure(() => hostProc({ lib: LIB, sources, sink: { kind: "mem" }, target: total, profileDir: profile ? PROFILES : undefined }), untilHost, { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
   const delivered = (m.done?.delivered as number | undefined) ?? 0;
   const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
-  rows.push(row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(fromFirstDoc(m, hostDeliveries(m))) }));
-  details.w2 = { ...m.done, fromFirstDoc: fromFirstDoc(m, hostDeliveries(m)) };
+  const first = fromFirstDoc(m, hostDeliveries(m));
+  rows.push(row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(first) }));
+  details.w2 = { ...m.done, fromFirstDoc: first };
 }
 
 async function w5(file: string): Promise<void> {
@@ -337,8 +341,9 @@ async function w5(file: string): Promise<void> {
   sender?.kill();
   const delivered = (m.done?.delivered as number | undefined) ?? 0;
   const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
-  rows.push(row("W5", "child-log-agg NetworkSource tcp", Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: ["sender not measured", firstDocNote(fromFirstDoc(m, hostDeliveries(m)))].filter((x) => x !== undefined).join("; ") }));
-  details.w5 = { ...m.done, fromFirstDoc: fromFirstDoc(m, hostDeliveries(m)) };
+  const first = fromFirstDoc(m, hostDeliveries(m));
+  rows.push(row("W5", "child-log-agg NetworkSource tcp", Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: joinNotes("sender not measured", firstDocNote(first)) }));
+  details.w5 = { ...m.done, fromFirstDoc: first };
 }
 
 /** W6 (not one of issue 7's workloads): what `queue.disk` costs, the W1 file into a counting MemorySink both ways. */
@@ -355,8 +360,9 @@ async function w6(file: string): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
     const delivered = (m.done?.delivered as number | undefined) ?? 0;
     const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
-    rows.push(row("W6", `child-log-agg queue ${disk ? "on disk" : "in memory"}`, Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(fromFirstDoc(m, hostDeliveries(m))) }));
-    details[`w6 ${disk ? "disk" : "memory"}`] = { ...m.done, fromFirstDoc: fromFirstDoc(m, hostDeliveries(m)) };
+    const first = fromFirstDoc(m, hostDeliveries(m));
+    rows.push(row("W6", `child-log-agg queue ${disk ? "on disk" : "in memory"}`, Math.min(delivered, SIZE), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(first) }));
+    details[`w6 ${disk ? "disk" : "memory"}`] = { ...m.done, fromFirstDoc: first };
   }
 }
 
