@@ -28,6 +28,12 @@ export interface MemorySinkOptions {
   rejectWhen?: RecordPredicate;
   /** Batch and concurrency suggestions handed to the engine (to test how it honours them). @default undefined */
   pipelineDefaults?: Sink["pipelineDefaults"];
+  /**
+   * Hold at most this many records, the latest (older ones are let go first): a long or soak test's memory stays
+   * bounded. 0 holds none, a counting sink: `delivered` and `metrics()` still count every record. Between reads up
+   * to half as many again (at least 1,024) may wait to be let go; every read sees at most `keep`. @default Infinity
+   */
+  keep?: number;
 }
 
 export interface FailNextOptions {
@@ -91,8 +97,15 @@ export class MemorySink implements Sink {
   private lines: string[] = [];
   /** Delivered engine batches, in order after `lines`, not decoded yet (their entries' bytes never change). */
   private undecoded: EntryBatch[] = [];
+  /** Records held in `undecoded`: all of its batches' entries but the first `skip` of the first one. */
   private undecodedCount = 0;
+  /** Entries of `undecoded[0]` already let go (`keep`). */
+  private skip = 0;
+  /** `parsed[i]` is `lines[i]` parsed; it covers a prefix of `lines`. */
   private parsed: LogRecord[] = [];
+  private readonly keep: number;
+  /** How far past `keep` deliveries may go before the oldest are let go (reads let go at once). */
+  private readonly slack: number;
   private latency: number;
   private failures = 0;
   private failOptions: FailNextOptions = {};
@@ -121,7 +134,10 @@ export class MemorySink implements Sink {
     checkInt("failNext", options.failNext, 0);
     checkPredicate("rejectWhen", options.rejectWhen, true);
     checkObject("pipelineDefaults", options.pipelineDefaults);
+    checkInt("keep", options.keep, 0, true);
     this.name = options.name;
+    this.keep = options.keep ?? Infinity;
+    this.slack = Math.max(1024, Math.floor(this.keep / 2));
     this.latency = options.latencyMs ?? 0;
     this.failures = options.failNext ?? 0;
     this.pipelineDefaults = options.pipelineDefaults;
@@ -132,7 +148,7 @@ export class MemorySink implements Sink {
 
   /** Delivered records in order, parsed on first read. The array grows on later reads; `clear()` starts a new one. */
   get records(): readonly LogRecord[] {
-    const lines = this.decoded();
+    const lines = this.held();
     const parsed = this.parsed;
     for (let i = parsed.length; i < lines.length; i++) parsed.push(JSON.parse(lines[i]!) as LogRecord);
     return parsed;
@@ -140,22 +156,66 @@ export class MemorySink implements Sink {
 
   /** Delivered records as their canonical JSON lines (no trailing newline), in order. */
   get json(): readonly string[] {
-    return this.decoded();
+    return this.held();
   }
 
-  /** Records currently held (delivered since construction or the last `clear()`). */
+  /** Records currently held (delivered since construction or the last `clear()`; at most `keep`). */
   get count(): number {
-    return this.lines.length + this.undecodedCount;
+    return Math.min(this.lines.length + this.undecodedCount, this.keep);
+  }
+
+  /** What reads see: at most `keep` records, decoded. */
+  private held(): string[] {
+    this.trim();
+    return this.decoded();
   }
 
   /** `lines`, with the undecoded batches decoded into it. */
   private decoded(): string[] {
     if (this.undecodedCount === 0) return this.lines;
     const lines = this.lines;
-    for (const batch of this.undecoded) for (const entry of batch.entries) lines.push(entry.json);
+    const batches = this.undecoded;
+    for (let b = 0; b < batches.length; b++) {
+      const entries = batches[b]!.entries;
+      for (let i = b === 0 ? this.skip : 0; i < entries.length; i++) lines.push(entries[i]!.json);
+    }
     this.undecoded = [];
     this.undecodedCount = 0;
+    this.skip = 0;
     return lines;
+  }
+
+  /** Let go of the oldest held records beyond `keep`: first from `lines`, then from the undecoded batches. */
+  private trim(): void {
+    let excess = this.lines.length + this.undecodedCount - this.keep;
+    if (excess <= 0) return;
+    const fromLines = Math.min(excess, this.lines.length);
+    if (fromLines > 0) {
+      // New arrays: ones handed out by earlier reads stay as they were.
+      this.lines = this.lines.slice(fromLines);
+      this.parsed = this.parsed.slice(fromLines);
+      excess -= fromLines;
+    }
+    let whole = 0;
+    while (excess > 0) {
+      const left = this.undecoded[whole]!.length - this.skip;
+      if (left <= excess) {
+        excess -= left;
+        this.undecodedCount -= left;
+        this.skip = 0;
+        whole++;
+      } else {
+        this.skip += excess;
+        this.undecodedCount -= excess;
+        excess = 0;
+      }
+    }
+    if (whole > 0) this.undecoded = this.undecoded.slice(whole);
+  }
+
+  /** After a delivery: let go of the oldest once more than `slack` records beyond `keep` wait. */
+  private bound(): void {
+    if (this.lines.length + this.undecodedCount > this.keep + this.slack) this.trim();
   }
 
   /** The first held record matching `predicate`. */
@@ -175,15 +235,23 @@ export class MemorySink implements Sink {
     this.lines = [];
     this.undecoded = [];
     this.undecodedCount = 0;
+    this.skip = 0;
     this.parsed = [];
   }
 
   /**
    * Resolve once at least `n` records are held. Rejects after `timeout` ms (real time, even under fake
-   * timers) with a `WaitForTimeoutError` saying how many arrived and what the sink did meanwhile.
+   * timers) with a `WaitForTimeoutError` saying how many arrived and what the sink did meanwhile. An `n` above
+   * `keep` could never be held: it throws `ERR_INVALID_OPTION` (wait on `delivered` with `waitFor` instead).
    */
   waitForCount(n: number, options: WaitForCountOptions = {}): Promise<void> {
     checkInt("n", n, 0);
+    if (n > this.keep) {
+      throw new InvalidOptionError(
+        `MemorySink "${this.name}" holds at most ${this.keep} records (\`keep\`), so it can never hold ${n}: ` +
+          `wait for \`delivered\` with \`waitFor\` instead`,
+      );
+    }
     checkObject("options", options);
     const timeout = options.timeout ?? 5000;
     checkNumber("timeout", timeout, 0);
@@ -413,7 +481,10 @@ export class MemorySink implements Sink {
   }
 
   private deliverAll(batch: Batch): RecordOutcome {
-    if (batch instanceof EntryBatch) {
+    if (this.keep === 0) {
+      // A counting sink: nothing is held, nor decoded.
+      this.deliveredCount += batch.length;
+    } else if (batch instanceof EntryBatch) {
       this.undecoded.push(batch);
       this.undecodedCount += batch.length;
       this.deliveredCount += batch.length;
@@ -424,6 +495,7 @@ export class MemorySink implements Sink {
       this.deliveredCount += json.length;
     }
     this.deliveredBytes += batch.bytes;
+    this.bound();
     this.wake();
     return Outcome.delivered;
   }
@@ -440,7 +512,7 @@ export class MemorySink implements Sink {
       const rule = chosen[i];
       if (rule === undefined) {
         outcomes[i] = Outcome.delivered;
-        lines.push(json[i]!);
+        if (this.keep > 0) lines.push(json[i]!);
         this.deliveredCount++;
         this.deliveredBytes += Buffer.byteLength(json[i]!);
         continue;
@@ -454,6 +526,7 @@ export class MemorySink implements Sink {
         outcomes[i] = Outcome.retry(rule.reason, rule.retryAfterMs);
       }
     }
+    this.bound();
     this.wake();
     return allDelivered ? Outcome.delivered : Outcome.perRecord(outcomes);
   }

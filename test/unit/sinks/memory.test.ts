@@ -94,6 +94,86 @@ describe("MemorySink storage", () => {
   });
 });
 
+describe("MemorySink keep", () => {
+  const plain = (...m: string[]) =>
+    ({ length: m.length, json: m.map((message) => JSON.stringify({ message })), records: [], sources: m.map(() => undefined), bytes: 0, attempt: 1 }) as never;
+
+  it("holds the latest `keep` records across engine batches, plain batches and earlier reads; counters count all", async () => {
+    const sink = new MemorySink({ name: "mem", keep: 3 });
+    await sink.send(msgs("a", "b"), ctx());
+    expect(sink.records.map((r) => r.message)).toEqual(["a", "b"]); // parsed before later ones arrive
+    await sink.send(msgs("c", "d", "e"), ctx()); // an engine batch: the first of it is let go
+    expect(sink.count).toBe(3);
+    expect(sink.messages()).toEqual(["c", "d", "e"]);
+    expect(sink.records[0]!.message).toBe("c");
+    await sink.send(plain("f"), ctx());
+    await sink.send(msgs("g", "h"), ctx());
+    expect(sink.json).toEqual(["f", "g", "h"].map((message) => JSON.stringify(message === "f" ? { message } : { message, "@timestamp": "2024-05-01T10:00:00.000Z" })));
+    expect(sink.find((r) => r.message === "e")).toBeUndefined();
+    expect(sink.delivered).toBe(8);
+    expect(sink.metrics()).toMatchObject({ records: 8, held_records: 3 });
+  });
+
+  it("lets go inside an engine batch that is still undecoded", async () => {
+    const sink = new MemorySink({ name: "mem", keep: 5 });
+    await sink.send(msgs("a", "b", "c"), ctx());
+    await sink.send(msgs("d", "e", "f"), ctx());
+    await sink.send(msgs("g"), ctx());
+    expect(sink.count).toBe(5);
+    expect(sink.messages()).toEqual(["c", "d", "e", "f", "g"]);
+  });
+
+  it("applies to records judged by rules", async () => {
+    const sink = new MemorySink({ name: "mem", keep: 2 });
+    sink.rejectWhen((r) => r.message === "x");
+    await sink.send(msgs("a", "x", "b", "c"), ctx());
+    expect(sink.messages()).toEqual(["b", "c"]);
+    expect(sink.metrics()).toMatchObject({ records: 3, rejected_records: 1, held_records: 2 });
+  });
+
+  it("keep: 0 counts without holding or decoding anything, and refuses a waitForCount it could never satisfy", async () => {
+    const sink = new MemorySink({ name: "mem", keep: 0 });
+    const batch = msgs("a", "b");
+    await sink.send(batch, ctx());
+    sink.rejectWhen((r) => r.message === "x");
+    await sink.send(msgs("x", "c"), ctx());
+    expect(sink.count).toBe(0);
+    expect(sink.json).toEqual([]);
+    expect(sink.delivered).toBe(3);
+    expect(sink.metrics()).toMatchObject({ records: 3, rejected_records: 1, held_records: 0 });
+    await expect(sink.waitForCount(0)).resolves.toBeUndefined();
+    expect(() => sink.waitForCount(1)).toThrow(InvalidOptionError);
+    expect(() => sink.waitForCount(1)).toThrow(/holds at most 0 records/);
+  });
+
+  it("stays bounded while a million records go through, unread, as engine batches or plain ones", async () => {
+    const engine = createBatch(Array.from({ length: 1000 }, (_, i) => ({ message: `m${i}`, "@timestamp": "2024-05-01T10:00:00.000Z" })));
+    const json = Array.from({ length: 1000 }, (_, i) => `{"message":"p${i}"}`);
+    const plainBatch = { length: 1000, json, records: [], sources: [], bytes: 1000 * 16, attempt: 1 } as never;
+    for (const batch of [engine, plainBatch]) {
+      const sink = new MemorySink({ name: "mem", keep: 2000 });
+      const internals = sink as unknown as { lines: string[]; undecodedCount: number };
+      for (let i = 0; i < 1000; i++) {
+        await sink.send(batch, ctx());
+        // Between reads at most keep + max(1024, keep / 2) wait, plus the batch that just came.
+        expect(internals.lines.length + internals.undecodedCount).toBeLessThanOrEqual(2000 + 1024 + 1000);
+      }
+      expect(sink.count).toBe(2000);
+      expect(sink.json).toHaveLength(2000);
+      expect(sink.json[0]).toBe(batch.json[0]);
+      expect(sink.json[1999]).toBe(batch.json[999]);
+      expect(sink.delivered).toBe(1_000_000);
+    }
+  });
+
+  it("refuses a keep that is not a non-negative integer or Infinity", () => {
+    for (const keep of [-1, 1.5, "3", Number.NaN]) {
+      expect(() => new MemorySink({ name: "mem", keep: keep as never })).toThrow(InvalidOptionError);
+    }
+    expect(new MemorySink({ name: "mem", keep: Infinity }).count).toBe(0);
+  });
+});
+
 describe("MemorySink.waitForCount", () => {
   it("resolves once enough records arrived, including ones delivered later", async () => {
     const sink = new MemorySink({ name: "mem" });
