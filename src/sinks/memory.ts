@@ -146,7 +146,10 @@ export class MemorySink implements Sink {
 
   // ── reading ─────────────────────────────────────────────────────────────────────────────────────
 
-  /** Delivered records in order, parsed on first read. The array grows on later reads; `clear()` starts a new one. */
+  /**
+   * Delivered records in order, parsed on first read. The array grows on later reads; `clear()`, and a read that lets
+   * records go (`keep`), start a new one.
+   */
   get records(): readonly LogRecord[] {
     const lines = this.held();
     const parsed = this.parsed;
