@@ -90,9 +90,15 @@ interface SinkSlot {
   closing: { done: Promise<void>; controller: AbortController } | undefined;
 }
 
-/** In-process producer behind `write()`: parks records while `block` queues are full. */
+/**
+ * In-process producer behind `write()`: parks records while `block` queues are full, up to the `credit` window (a
+ * collector's bound on what it may send ahead of admission): a logger that does not await write() cannot grow it
+ * without limit while the sinks are stalled.
+ */
 class HostProducer implements Producer {
   readonly inbox = new Ring<Entry>(64);
+  /** Bytes of the entries in `inbox`. */
+  waitingBytes = 0;
   /** The sinks its first write named (WriteOptions.sinks), or undefined for every sink. */
   sinks: readonly string[] | undefined;
   admittedTotal = 0;
@@ -110,8 +116,9 @@ class HostProducer implements Producer {
     return this.seq++;
   }
 
-  onAdmitted(count: number): void {
+  onAdmitted(count: number, bytes: number): void {
     this.admittedTotal += count;
+    this.waitingBytes -= bytes;
     while (this.waiters.length > 0 && this.waiters[0]!.upTo <= this.admittedTotal) this.waiters.shift()!.resolve();
   }
 
@@ -130,6 +137,17 @@ class HostProducer implements Producer {
 }
 
 const RESOLVED = Promise.resolve();
+
+/** The source a write() names ("host" when it names none), or undefined when that is not a valid name. */
+function writeSourceName(options: WriteOptions | undefined): string | undefined {
+  const source = options !== null && typeof options === "object" ? (options.source ?? "host") : "host";
+  try {
+    checkName("options.source", source);
+    return source;
+  } catch {
+    return undefined;
+  }
+}
 
 /**
  * Counters of removed sources or sinks, by name (summed when a name was removed more than once). A removed one's
@@ -478,10 +496,16 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   /**
    * Write records from the host process itself. Resolves once every record is admitted to the queues
    * (it waits while a `block` queue is full, so await it). Unserializable records are dropped, counted and announced.
+   * A write that finds its source's backlog full (the `credit` window waiting for room), or comes once `stop()` has
+   * begun, takes none of its records: they are dropped as `writeRefused` and the promise rejects (ERR_BACKLOG_FULL,
+   * ERR_AGGREGATOR_STOPPED). No rejection of write() is ever unhandled, awaited or not.
    */
   write(records: LogRecordInput | readonly LogRecordInput[], options: WriteOptions = {}): Promise<void> {
+    const list = Array.isArray(records) ? (records as readonly LogRecordInput[]) : [records as LogRecordInput];
+    /** The source's name for the refusal's drop event, when the name is one. */
+    const named = writeSourceName(options);
     if (this._state === "stopping" || this._state === "stopped") {
-      return Promise.reject(new StateError("ERR_AGGREGATOR_STOPPED", `write() after stop()`));
+      return this.refuseWrite(new StateError("ERR_AGGREGATOR_STOPPED", `write() after stop()`, { source: named }), list.length, named);
     }
     const name = options?.source ?? "host";
     let sinks: readonly string[] | undefined;
@@ -495,12 +519,12 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         sinks = named;
       }
     } catch (error) {
-      return Promise.reject(error as Error);
+      return this.refuseWrite(error as Error, list.length, named);
     }
     let w = this.writers.get(name);
     if (w === undefined) {
       if (this.sources.has(name)) {
-        return Promise.reject(new DuplicateNameError(`"${name}" is a collector source; write() needs another source name`));
+        return this.refuseWrite(new DuplicateNameError(`"${name}" is a collector source; write() needs another source name`), list.length, name);
       }
       w = new HostProducer(name);
       w.sinks = sinks;
@@ -508,11 +532,25 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       this.router.addProducer(w, sinks);
     } else if (sinks !== undefined && !sameNames(w.sinks, sinks)) {
       const had = w.sinks === undefined ? "every sink" : `sinks ${w.sinks.map((s) => `"${s}"`).join(", ")}`;
-      return Promise.reject(
+      return this.refuseWrite(
         new InvalidOptionError(`write() source "${name}" goes to ${had}, as its first write said; this write names ${sinks.map((s) => `"${s}"`).join(", ")}`),
+        list.length,
+        name,
       );
     }
-    const list = Array.isArray(records) ? (records as readonly LogRecordInput[]) : [records as LogRecordInput];
+    // Bounded like a collector: at most one credit window waits for queue room (the write that reaches it is taken
+    // whole). A caller that awaits its writes never gets here; a logger that does not is refused instead of growing
+    // the host's memory for as long as the sinks are stalled.
+    const credit = this.options.credit;
+    if (w.inbox.length >= credit.records || w.waitingBytes >= credit.bytes) {
+      const error = new StateError(
+        "ERR_BACKLOG_FULL",
+        `write() source "${name}" already has ${w.inbox.length} records (${w.waitingBytes} bytes) waiting for queue room, ` +
+          `its \`credit\` window (${credit.records} records / ${credit.bytes} bytes): ${list.length} record(s) refused`,
+        { source: name },
+      );
+      return this.refuseWrite(error, list.length, name);
+    }
     const now = new Date().toISOString();
     const target: AckTarget = w.acks;
     let bad = 0;
@@ -525,7 +563,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         continue;
       }
       // Not the caller's object: it may change after write() returns, and sinks must see what was written.
-      w.inbox.push(new Entry(s.json, Buffer.byteLength(s.json), target, w.nextSeq()));
+      const bytes = Buffer.byteLength(s.json);
+      w.inbox.push(new Entry(s.json, bytes, target, w.nextSeq()));
+      w.waitingBytes += bytes;
       w.enqueuedTotal++;
     }
     if (bad > 0) {
@@ -769,6 +809,18 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       this.router.addProducer(slot.runtime, slot.sinks);
     }
     return slot.runtime;
+  }
+
+  /**
+   * A write() that takes nothing: its records are counted and announced as `writeRefused`, and the promise rejects
+   * with `error`. Handled here as well: a logger's call that nobody awaits must not become an unhandled rejection,
+   * which would end the host process.
+   */
+  private refuseWrite(error: Error, count: number, source: string | undefined): Promise<void> {
+    if (count > 0) this.countPreRoutingDrop("writeRefused", count, error.message, source, error);
+    const refused = Promise.reject(error);
+    refused.catch(() => undefined);
+    return refused;
   }
 
   private countPreRoutingDrop(reason: DropReason, count: number, detail: string, source?: string, error?: Error): void {

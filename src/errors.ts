@@ -11,6 +11,7 @@ export type ErrorCode =
   | "ERR_UNKNOWN_SINK"
   | "ERR_INVALID_STATE"
   | "ERR_AGGREGATOR_STOPPED"
+  | "ERR_BACKLOG_FULL"
   | "ERR_RECORD_UNSERIALIZABLE"
   | "ERR_COLLECTOR_START_TIMEOUT"
   | "ERR_COLLECTOR_CRASHED"
@@ -91,9 +92,12 @@ export class UnknownSinkError extends AggregatorError {
   }
 }
 
-/** A call the aggregator (or a sink) cannot take in its current state: `start()` twice, `write()` after `stop()`. */
+/**
+ * A call the aggregator (or a sink) cannot take in its current state: `start()` twice, `write()` after `stop()`, a
+ * `write()` whose source already has a full backlog of records waiting for queue room.
+ */
 export class StateError extends AggregatorError {
-  declare readonly code: "ERR_INVALID_STATE" | "ERR_AGGREGATOR_STOPPED";
+  declare readonly code: "ERR_INVALID_STATE" | "ERR_AGGREGATOR_STOPPED" | "ERR_BACKLOG_FULL";
 
   constructor(code: StateError["code"], message: string, options?: AggregatorErrorOptions) {
     super(code, message, options);
@@ -207,6 +211,7 @@ const ERROR_CLASSES: { readonly [C in ErrorCode]: Make<C> } = {
   ERR_UNKNOWN_SINK: fixed(UnknownSinkError),
   ERR_INVALID_STATE: coded(StateError),
   ERR_AGGREGATOR_STOPPED: coded(StateError),
+  ERR_BACKLOG_FULL: coded(StateError),
   ERR_RECORD_UNSERIALIZABLE: fixed(RecordError),
   ERR_COLLECTOR_START_TIMEOUT: coded(CollectorError),
   ERR_COLLECTOR_CRASHED: coded(CollectorError),

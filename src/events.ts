@@ -16,6 +16,11 @@ export type DropReason =
   | "deadLetterFailed"
   /** The record could not be serialized to JSON (cycles, BigInt…). */
   | "unserializable"
+  /**
+   * `write()` refused the records: their source already had a full backlog (the `credit` window) waiting for queue
+   * room, or the aggregator was stopping or stopped.
+   */
+  | "writeRefused"
   /** `removeSink()` reached its deadline with records still held. */
   | "sinkRemoved"
   /** Records of a disk queue that could not be read back (a checksum or length that does not match, a torn write). */

@@ -106,7 +106,10 @@ export interface AggregatorOptions {
   retry?: RetryOptions;
   /** `host.name` put on records that lack one. @default os.hostname() */
   hostName?: string;
-  /** Records (and bytes) a collector child may have sent but not yet had admitted to the queues. */
+  /**
+   * Records (and bytes) a collector child may have sent but not yet had admitted to the queues; also what a `write()`
+   * source may hold waiting for admission (a write that finds it full is refused: `writeRefused`, ERR_BACKLOG_FULL).
+   */
   credit?: { records?: number; bytes?: number };
 }
 

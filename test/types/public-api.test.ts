@@ -98,7 +98,7 @@ describe("event map", () => {
   it("payload fields carry the documented types", () => {
     expectTypeOf<DropEvent["reason"]>().toEqualTypeOf<DropReason>();
     expectTypeOf<DropReason>().toEqualTypeOf<
-      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "sinkRemoved" | "diskCorrupt"
+      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "writeRefused" | "sinkRemoved" | "diskCorrupt"
     >();
     expectTypeOf<DropEvent>().toHaveProperty("count").toEqualTypeOf<number>();
     expectTypeOf<DropEvent["sink"]>().toEqualTypeOf<string | undefined>();
@@ -211,7 +211,7 @@ describe("Aggregator methods", () => {
   });
 
   it("each error class types `code` as its own codes, and makes errors of those codes only", () => {
-    expectTypeOf<StateError["code"]>().toEqualTypeOf<"ERR_INVALID_STATE" | "ERR_AGGREGATOR_STOPPED">();
+    expectTypeOf<StateError["code"]>().toEqualTypeOf<"ERR_INVALID_STATE" | "ERR_AGGREGATOR_STOPPED" | "ERR_BACKLOG_FULL">();
     expectTypeOf<RecordError["code"]>().toEqualTypeOf<"ERR_RECORD_UNSERIALIZABLE">();
     expectTypeOf<CheckpointError["code"]>().toEqualTypeOf<"ERR_CHECKPOINT">();
     expectTypeOf<ListenerError["code"]>().toEqualTypeOf<"ERR_LISTENER">();

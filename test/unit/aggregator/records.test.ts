@@ -86,6 +86,100 @@ describe("record intake", () => {
     }
   });
 
+  it("bounds what a write source holds waiting for room by the credit window: later writes are refused, counted, announced", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const m = new MemorySink({ name: "m" });
+      m.block();
+      const agg = new Aggregator({ credit: { records: 10 }, queue: { maxRecords: 2 }, batch: { maxRecords: 1, maxWaitMs: 0 } }).addSink(m);
+      const drops: DropEvent[] = [];
+      agg.on("drop", (e) => drops.push(e));
+      await agg.start();
+      // A logger's calls, never awaited: two are admitted (one in flight, one queued), nine wait.
+      const accepted: Array<Promise<void>> = [];
+      for (let i = 0; i < 11; i++) accepted.push(agg.write({ message: `m${i}` }));
+      expect(agg.metrics().sources.host!.waiting).toBe(9);
+      // A write that finds room is taken whole, even past the window.
+      accepted.push(agg.write([{ message: "a" }, { message: "b" }, { message: "c" }]));
+      expect(agg.metrics().sources.host!.waiting).toBe(12);
+      const one = agg.write({ message: "refused 1" });
+      const two = agg.write([{ message: "refused 2" }, { message: "refused 3" }]);
+      await expect(one).rejects.toMatchObject({ code: "ERR_BACKLOG_FULL", source: "host" });
+      await expect(two).rejects.toBeInstanceOf(StateError);
+      expect(drops).toMatchObject([
+        { sink: undefined, source: "host", reason: "writeRefused", count: 1 },
+        { sink: undefined, source: "host", reason: "writeRefused", count: 2 },
+      ]);
+      expect(drops[0]!.detail).toMatch(/already has 12 records \(\d+ bytes\) waiting for queue room/);
+      expect(drops[0]!.error).toMatchObject({ code: "ERR_BACKLOG_FULL" });
+      expect(agg.metrics().dropped).toEqual({ writeRefused: 3 });
+      m.unblock();
+      await Promise.all(accepted);
+      await m.waitForCount(14);
+      // Room again: the backlog is what waits now, not what was ever written.
+      await agg.write({ message: "later" });
+      await m.waitForCount(15);
+      expect(m.messages()).toEqual([...Array.from({ length: 11 }, (_, i) => `m${i}`), "a", "b", "c", "later"]);
+      const report = await agg.stop();
+      expect(report.dropped).toEqual({ writeRefused: 3 });
+      expect(report.totals.dropped).toBe(3);
+      await new Promise((r) => setTimeout(r, 20)); // unhandled rejections are reported after the microtasks
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
+  it("bounds the backlog by bytes too", async () => {
+    const m = new MemorySink({ name: "m" });
+    m.block();
+    const agg = new Aggregator({ credit: { records: 1_000, bytes: 1_024 }, queue: { maxRecords: 1 }, batch: { maxRecords: 1, maxWaitMs: 0 } }).addSink(m);
+    await agg.start();
+    const record = (i: number) => ({ "@timestamp": "2024-05-01T12:00:00.000Z", message: `${i}`.padEnd(300, ".") });
+    const size = Buffer.byteLength(JSON.stringify(record(0)));
+    const written: Array<Promise<void>> = [];
+    for (let i = 0; i < 10; i++) written.push(agg.write(record(i)));
+    // One is admitted; the others wait until their bytes reach 1,024 (the write that reaches it is taken).
+    const waiting = Math.ceil(1_024 / size);
+    expect(agg.metrics().sources.host!.waiting).toBe(waiting);
+    expect(agg.metrics().dropped).toEqual({ writeRefused: 10 - 1 - waiting });
+    for (const refused of written.slice(1 + waiting)) await expect(refused).rejects.toMatchObject({ code: "ERR_BACKLOG_FULL" });
+    m.unblock();
+    await m.waitForCount(1 + waiting);
+    expect(m.json[0]).toBe(JSON.stringify(record(0)));
+    // Admitted bytes leave the backlog: a write is taken again.
+    await agg.write(record(99));
+    await m.waitForCount(2 + waiting);
+    expect(agg.metrics().dropped).toEqual({ writeRefused: 10 - 1 - waiting });
+    await agg.stop();
+  });
+
+  it("a write() after stop(), or with a bad option, is counted and announced as refused and never an unhandled rejection", async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on("unhandledRejection", onUnhandled);
+    try {
+      const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+      const drops: DropEvent[] = [];
+      agg.on("drop", (e) => drops.push(e));
+      await agg.start();
+      void agg.write({ message: "bad source" }, { source: "" }); // a logger's call with a bad option
+      await agg.stop();
+      void agg.write([{ message: "late 1" }, { message: "late 2" }]); // a logger's call after stop
+      await new Promise((r) => setTimeout(r, 20));
+      expect(unhandled).toEqual([]);
+      expect(drops).toMatchObject([
+        { reason: "writeRefused", count: 1, source: undefined, error: { code: "ERR_INVALID_OPTION" } },
+        { reason: "writeRefused", count: 2, source: "host", error: { code: "ERR_AGGREGATOR_STOPPED" } },
+      ]);
+      expect(agg.metrics().dropped).toEqual({ writeRefused: 3 });
+    } finally {
+      process.off("unhandledRejection", onUnhandled);
+    }
+  });
+
   it("sinks and filters see the record as written, not the caller's object changed afterwards (nor the other way round)", async () => {
     const seen: unknown[] = [];
     const filtered: unknown[] = [];
