@@ -3,6 +3,23 @@ import { describe, expect, it } from "vitest";
 import { Aggregator, MemorySink, RecordError, StateError, type DropEvent } from "../../../src/index.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
+/**
+ * Runs `body` and returns the unhandled rejections it left, once the microtasks after it ran (Node reports them
+ * after those). A logger's write() that nobody awaits must leave none.
+ */
+async function unhandledRejectionsOf(body: () => Promise<void>): Promise<unknown[]> {
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+  process.on("unhandledRejection", onUnhandled);
+  try {
+    await body();
+    await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    process.off("unhandledRejection", onUnhandled);
+  }
+  return unhandled;
+}
+
 describe("record intake", () => {
   it("drops cyclic and BigInt records with a counted reason and an event, never a crash", async () => {
     const m = new MemorySink({ name: "m" });
@@ -66,10 +83,7 @@ describe("record intake", () => {
   });
 
   it("a write() nobody awaits, still waiting for queue room at stop(), does not become an unhandled rejection", async () => {
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-    process.on("unhandledRejection", onUnhandled);
-    try {
+    const unhandled = await unhandledRejectionsOf(async () => {
       const m = new MemorySink({ name: "m" });
       m.block();
       const agg = new Aggregator({ queue: { maxRecords: 2 }, batch: { maxRecords: 1, maxWaitMs: 0 } }).addSink(m);
@@ -78,19 +92,13 @@ describe("record intake", () => {
       const awaited = agg.write({ message: "e" });
       const report = await agg.stop({ timeoutMs: 200 });
       await expect(awaited).rejects.toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
-      await new Promise((r) => setTimeout(r, 20)); // unhandled rejections are reported after the microtasks
-      expect(unhandled).toEqual([]);
       expect(report.sources.host!.waiting).toBeGreaterThan(0);
-    } finally {
-      process.off("unhandledRejection", onUnhandled);
-    }
+    });
+    expect(unhandled).toEqual([]);
   });
 
   it("bounds what a write source holds waiting for room by the credit window: later writes are refused, counted, announced", async () => {
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-    process.on("unhandledRejection", onUnhandled);
-    try {
+    const unhandled = await unhandledRejectionsOf(async () => {
       const m = new MemorySink({ name: "m" });
       m.block();
       const agg = new Aggregator({ credit: { records: 10 }, queue: { maxRecords: 2 }, batch: { maxRecords: 1, maxWaitMs: 0 } }).addSink(m);
@@ -125,11 +133,8 @@ describe("record intake", () => {
       const report = await agg.stop();
       expect(report.dropped).toEqual({ writeRefused: 3 });
       expect(report.totals.dropped).toBe(3);
-      await new Promise((r) => setTimeout(r, 20)); // unhandled rejections are reported after the microtasks
-      expect(unhandled).toEqual([]);
-    } finally {
-      process.off("unhandledRejection", onUnhandled);
-    }
+    });
+    expect(unhandled).toEqual([]);
   });
 
   it("bounds the backlog by bytes too", async () => {
@@ -157,27 +162,21 @@ describe("record intake", () => {
   });
 
   it("a write() after stop(), or with a bad option, is counted and announced as refused and never an unhandled rejection", async () => {
-    const unhandled: unknown[] = [];
-    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
-    process.on("unhandledRejection", onUnhandled);
-    try {
-      const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
-      const drops: DropEvent[] = [];
-      agg.on("drop", (e) => drops.push(e));
+    const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+    const drops: DropEvent[] = [];
+    agg.on("drop", (e) => drops.push(e));
+    const unhandled = await unhandledRejectionsOf(async () => {
       await agg.start();
       void agg.write({ message: "bad source" }, { source: "" }); // a logger's call with a bad option
       await agg.stop();
       void agg.write([{ message: "late 1" }, { message: "late 2" }]); // a logger's call after stop
-      await new Promise((r) => setTimeout(r, 20));
-      expect(unhandled).toEqual([]);
-      expect(drops).toMatchObject([
-        { reason: "writeRefused", count: 1, source: undefined, error: { code: "ERR_INVALID_OPTION" } },
-        { reason: "writeRefused", count: 2, source: "host", error: { code: "ERR_AGGREGATOR_STOPPED" } },
-      ]);
-      expect(agg.metrics().dropped).toEqual({ writeRefused: 3 });
-    } finally {
-      process.off("unhandledRejection", onUnhandled);
-    }
+    });
+    expect(unhandled).toEqual([]);
+    expect(drops).toMatchObject([
+      { reason: "writeRefused", count: 1, source: undefined, error: { code: "ERR_INVALID_OPTION" } },
+      { reason: "writeRefused", count: 2, source: "host", error: { code: "ERR_AGGREGATOR_STOPPED" } },
+    ]);
+    expect(agg.metrics().dropped).toEqual({ writeRefused: 3 });
   });
 
   it("sinks and filters see the record as written, not the caller's object changed afterwards (nor the other way round)", async () => {
