@@ -46,6 +46,13 @@ const enum Mode {
 
 /** Field paths remembered; past this the table starts over (random keys must not grow it without bound). */
 const MAX_PATHS = 10_000;
+/** Slots of the table's open addressing: at most half of them are ever used. */
+const SLOTS = 1 << 15;
+/**
+ * Paths one record may add: the start-over happens only between records, so a record with more new keys than this
+ * is declined (the general path builds it). A full table would make the probe loop forever.
+ */
+const MAX_FILLED = SLOTS >> 1;
 const ROOT = 0;
 
 /**
@@ -63,20 +70,20 @@ class FieldTable {
   nameIds: number[] = [];
   private nameIndex = new Map<string, number>();
   /** Open addressing over node ids + 1 (0 = empty). */
-  private slots = new Int32Array(1 << 15);
+  private slots = new Int32Array(SLOTS);
 
   constructor() {
     this.reset();
   }
 
-  /** The node for key `src[s, e)` under `parent`, added when new. */
+  /** The node for key `src[s, e)` under `parent`, added when new; -1 when the table has no room left for it. */
   lookup(parent: number, src: Buffer, s: number, e: number): number {
     let h = Math.imul(parent + 1, 0x9e3779b1) ^ (e - s);
     for (let k = s; k < e; k++) h = Math.imul(h ^ src[k]!, 0x01000193);
     const mask = this.slots.length - 1;
     for (let slot = h & mask; ; slot = (slot + 1) & mask) {
       const id = this.slots[slot]! - 1;
-      if (id < 0) return this.add(slot, h, parent, src, s, e);
+      if (id < 0) return this.parents.length >= MAX_FILLED ? -1 : this.add(slot, h, parent, src, s, e);
       if (this.hashes[id] === h && this.parents[id] === parent && sameBytes(this.keys[id]!, src, s, e)) return id;
     }
   }
@@ -259,8 +266,9 @@ export class GelfBytesEncoder {
     return e;
   }
 
-  /** The value at `v` of the field path `node`, `depth` objects deep. Returns its end or -1. */
+  /** The value at `v` of the field path `node` (-1: no room for its path), `depth` objects deep. Returns its end or -1. */
   private field(node: number, v: number, end: number, depth: number, mode: Mode): number {
+    if (node < 0) return -1;
     const src = this.src;
     const c = src[v];
     if (c === QUOTE) {

@@ -24,6 +24,12 @@ import { LEVEL_KEYS, MESSAGE_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./
 const FAST_MAX_DEPTH = 32;
 /** Lines with more top-level keys take the general path (the key tables below are fixed-size). */
 const MAX_TOP_KEYS = 64;
+/**
+ * Keys one nested object may have on the fast path. Its duplicate check compares each key with the ones before it:
+ * an object with tens of thousands of keys (a map dumped into a log line) would cost seconds per line. Larger ones
+ * take the general path, which is linear.
+ */
+const MAX_NESTED_KEYS = 64;
 
 const enum T {
   STRING = 1,
@@ -726,6 +732,7 @@ function scanNested(i: number, n: number, depth: number, base: number): number {
       i = scanString(i, n);
       if (i < 0 || i - ks === 2 || isDigit(b[ks + 1]!) || isProto(ks + 1, i - 1)) return -1;
       // Duplicate keys: JSON.parse keeps the last, a verbatim copy would keep both.
+      if (top - base >= 2 * MAX_NESTED_KEYS) return -1;
       for (let k = base; k < top; k += 2) if (sameText(nestedKeys[k]!, nestedKeys[k + 1]!, ks, i)) return -1;
       if (top + 2 > nestedKeys.length) {
         const grown = new Int32Array(nestedKeys.length * 2);

@@ -130,6 +130,16 @@ describe("fastJsonRecord", () => {
     }
   });
 
+  it("declines a nested object with more than 64 keys (its duplicate check is quadratic); takes one with 64", () => {
+    const plan = planFastRecord(CONTEXTS[1]!.ctx)!;
+    const line = (n: number) => JSON.stringify({ msg: "m", map: Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, i])) });
+    expect(check(line(64))).toBe(CONTEXTS.length);
+    expect(fastJsonRecord(line(65), plan, NOW, 0)).toBeUndefined();
+    // A map dumped into one line: declined at its 65th key, before any quadratic work.
+    expect(fastJsonRecord(line(60_000), plan, NOW, 0)).toBeUndefined();
+    expect(fastJsonRecord(JSON.stringify({ msg: "m", a: { b: Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, i])) } }), plan, NOW, 0)).toBeUndefined();
+  });
+
   it("agrees on 20,000 random lines (seeded)", () => {
     const rand = mulberry32(0xc0ffee);
     let fast = 0;

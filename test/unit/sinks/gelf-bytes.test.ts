@@ -239,6 +239,20 @@ describe("GelfBytesEncoder", () => {
     }
     expect((enc as unknown as { fields: { parents: unknown[] } }).fields.parents.length).toBeLessThanOrEqual(10_000);
   });
+
+  it("declines a record with more new keys than its table has room for, and returns (a full table would probe forever)", () => {
+    const enc = new GelfBytesEncoder(MAPPINGS[0]!.mapping);
+    // 40,000 distinct keys, 477 KB: a line a JSON NetworkSource or a file can carry. The table holds at most 16,384.
+    const fields: Record<string, number> = {};
+    for (let i = 0; i < 40_000; i++) fields[`k${i}`] = i;
+    const text = rec(fields);
+    const bytes = Buffer.from(text);
+    expect(enc.prepare(bytes, 0, bytes.length)).toBe(-1);
+    // The general path builds it; the encoder goes on with the next record as before.
+    expect(JSON.stringify(toGelf(JSON.parse(text), MAPPINGS[0]!.mapping))).toContain('"_k39999":39999');
+    const next = Buffer.from(rec({ after: 1 }));
+    expect(encode(enc, next, 0, next.length)?.toString()).toBe(JSON.stringify(toGelf(JSON.parse(next.toString()), MAPPINGS[0]!.mapping)));
+  });
 });
 
 const STRINGS = ["info", "warn", "error", "fatal", "x", 'q"', "back\\", "line\nbreak", "tab\t", "end ", "ctl\u0001", "é", "😀", "\u2028", "\u00a0", "", " ", "2026-01-15T08:00:00Z"];
