@@ -72,7 +72,10 @@ export class ConsoleSink implements Sink {
   readonly name: string;
   private readonly options: ResolvedConsoleOptions;
   private streamError: Error | undefined;
+  /** In use: sends listen to the stream's `error`. */
   private listening = false;
+  /** Our `error` listener is on the stream (it can stay after close() while the stream still holds our text). */
+  private attached = false;
   private sendCount = 0;
   private recordCount = 0;
   private byteCount = 0;
@@ -109,11 +112,30 @@ export class ConsoleSink implements Sink {
     return Outcome.delivered;
   }
 
-  /** Stops listening to the stream. Never ends it (it is usually `process.stdout`). Calling it again is a no-op. */
+  /**
+   * Stops listening to the stream, once it holds none of our text. Never ends it (it is usually `process.stdout`).
+   * Calling it again is a no-op.
+   */
   close(_ctx?: SinkLifecycleContext): void {
     if (!this.listening) return;
     this.listening = false;
-    this.options.stream.off("error", this.onStreamError);
+    const stream = this.options.stream;
+    // Text a send handed over (one that stop()'s deadline cut short answered "delivered") may still wait in the
+    // stream: an error while it is flushed (EPIPE from a reader that went away) must still find a listener, or it
+    // would end the host. So the listener goes when the stream has flushed, finished or closed.
+    if (stream.writableLength === 0 || stream.destroyed) {
+      this.detach();
+      return;
+    }
+    const done = (): void => {
+      stream.off("drain", done);
+      stream.off("finish", done);
+      stream.off("close", done);
+      this.detach();
+    };
+    stream.on("drain", done);
+    stream.on("finish", done);
+    stream.on("close", done);
   }
 
   private readonly onStreamError = (error: Error): void => {
@@ -123,7 +145,16 @@ export class ConsoleSink implements Sink {
   private listen(): void {
     if (this.listening) return;
     this.listening = true;
+    if (this.attached) return;
+    this.attached = true;
     this.options.stream.on("error", this.onStreamError);
+  }
+
+  /** Remove our `error` listener, unless the sink is in use again. */
+  private detach(): void {
+    if (this.listening || !this.attached) return;
+    this.attached = false;
+    this.options.stream.off("error", this.onStreamError);
   }
 
   private brokenOutcome(error: Error): SendResult {

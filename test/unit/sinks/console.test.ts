@@ -159,6 +159,44 @@ describe("ConsoleSink failures and lifecycle", () => {
     expect(stream.listenerCount("error")).toBe(0);
   });
 
+  it("close() keeps listening while the stream still holds its text: a later EPIPE does not crash the host", async () => {
+    const { stream, chunks } = slowStream();
+    const sink = new ConsoleSink({ name: "c", format: "json", stream });
+    const controller = new AbortController();
+    const pending = sink.send(createBatch([{ message: "x".repeat(64) }]), { signal: controller.signal });
+    await ticks();
+    controller.abort(); // stop()'s deadline: the text stays in the stream
+    expect(await pending).toEqual({ status: "delivered" });
+    sink.close();
+    expect(stream.listenerCount("error")).toBe(1);
+    // The reader goes away while the text is still held. Without a listener this would be an uncaught EPIPE.
+    stream.destroy(Object.assign(new Error("write EPIPE"), { code: "EPIPE" }));
+    await ticks();
+    expect(chunks).toHaveLength(1);
+    expect(stream.listenerCount("error")).toBe(0);
+    expect(stream.listenerCount("close")).toBe(0);
+  });
+
+  it("close() of a stream that flushes later stops listening then; in use again, it listens again", async () => {
+    const { stream, release } = slowStream();
+    const sink = new ConsoleSink({ name: "c", format: "json", stream });
+    const controller = new AbortController();
+    const pending = sink.send(createBatch([{ message: "y".repeat(64) }]), { signal: controller.signal });
+    await ticks();
+    controller.abort();
+    await pending;
+    sink.close();
+    release();
+    await ticks();
+    expect(stream.listenerCount("error")).toBe(0);
+    expect(stream.listenerCount("drain")).toBe(0);
+    const again = sink.send(createBatch([{ message: "z" }]), ctx());
+    await ticks();
+    release();
+    await again;
+    expect(stream.listenerCount("error")).toBe(1);
+  });
+
   it("does not end the stream on close", async () => {
     const stream = new PassThrough();
     const sink = new ConsoleSink({ name: "c", stream });
