@@ -868,9 +868,12 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       const s = serializeRecord(record, at);
       // The original serialized fine, so this can only fail if the reason text itself is odd; keep the original then.
       const json = s.ok ? s.json : original.json;
+      // The original waits, held by the sink that rejected it, until the copy is delivered: as its text alone.
+      original.releaseDecoded();
       // The DLQ entry's ack settles the original entry in the sink that rejected it: at-least-once across the hop.
       const ack: AckTarget = { name: original.source?.name, settle: (_seq, delivered) => p.settleDeadLetter(original, delivered, reason) };
-      const e = new Entry(json, Buffer.byteLength(json), ack, 0, s.ok ? s.record : undefined);
+      // Its text only too (a dead-letter sink that wants objects parses them when it sends).
+      const e = new Entry(json, Buffer.byteLength(json), ack, 0);
       e.pending = 1;
       e.admittedAt = Date.now();
       target.accept(e, true);

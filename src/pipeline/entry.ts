@@ -137,6 +137,16 @@ export class Entry {
     return (this.rec ??= JSON.parse(this.json) as LogRecord);
   }
 
+  /**
+   * Let go of the parsed record, and of the decoded text when the frame still holds the bytes: what a filter's
+   * look at the record cached (about 2.4 times the JSON for a typical line), which the queue's byte bound does not
+   * count. A sink that asks for them later decodes them again.
+   */
+  releaseDecoded(): void {
+    this.rec = undefined;
+    if (this.frame !== undefined) this.text = undefined;
+  }
+
   /** Called by each sink when it settled the entry (delivered, dead-lettered, dropped). */
   settleOne(delivered = false): void {
     if (--this.pending === 0 && this.source !== undefined) this.source.settle(this.seq, delivered);

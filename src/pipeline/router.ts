@@ -248,6 +248,8 @@ export class Router {
       return;
     }
     verdicts.entry = undefined; // admitted: the next head is judged afresh
+    // The filters are done with the parsed record: queued, the entry holds its bytes only, as the bound counts.
+    e.releaseDecoded();
     const { of, errors } = verdicts;
     let targets = 0;
     for (let i = 0; i < routes.length; i++) if (of[i] === IN) targets++;

@@ -41,4 +41,20 @@ describe("Entry.admittedAt", () => {
     expect(e.frameOffset).toBe(1);
     expect(e.record).toEqual({ a: 1 });
   });
+
+  it("releaseDecoded() lets go of the parsed record and of text its frame still holds; both come back on demand", () => {
+    const framed = entry();
+    const parsed = framed.record;
+    framed.releaseDecoded();
+    const internals = framed as unknown as { rec: unknown; text: unknown };
+    expect([internals.rec, internals.text]).toEqual([undefined, undefined]);
+    expect(framed.record).toEqual({ a: 1 });
+    expect(framed.record).not.toBe(parsed);
+    expect(framed.json).toBe('{"a":1}');
+    // Text is all a written record has: it stays.
+    const written = new Entry('{"b":2}', 7, undefined, 0, { b: 2 } as never);
+    written.releaseDecoded();
+    expect((written as unknown as { rec: unknown; text: unknown }).text).toBe('{"b":2}');
+    expect(written.record).toEqual({ b: 2 });
+  });
 });

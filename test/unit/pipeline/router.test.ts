@@ -180,6 +180,20 @@ describe("Router", () => {
       expect(calls).toBe(3);
     });
 
+    it("queues the entry without the record its filters parsed: what a filter changed in it reaches no sink", () => {
+      const r = new Router();
+      const got: Entry[] = [];
+      const sink = { blocks: false, options: { filter: (rec: Record<string, unknown>) => ((rec.touched = true), true) }, counters: { filtered: 0 }, hasRoom: () => true, accept: (e: Entry) => got.push(e) };
+      r.setRoutes([sink as unknown as SinkPipeline]);
+      const p = producer("p");
+      r.addProducer(p);
+      p.inbox.push(new Entry(Buffer.from('{"n":1}'), 7, undefined, 0));
+      r.pump(p);
+      expect(got).toHaveLength(1);
+      expect((got[0] as unknown as { rec: unknown }).rec).toBeUndefined();
+      expect(got[0]!.record).toEqual({ n: 1 });
+    });
+
     it("counts a throwing filter once per record, as the record is admitted", () => {
       const r = new Router();
       const q = bounded(1);
