@@ -19,6 +19,7 @@ import { CheckpointStore } from "../checkpoint-store.js";
 import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
 import type { ChildChannel } from "./channel.js";
 import { startOrphanWatchdog } from "./orphan-watchdog.js";
+import { PendingCursors } from "./pending-cursors.js";
 import type { CollectorRun } from "./run.js";
 
 /** A record whose JSON is larger is dropped and counted: far below the channel's frame limit, so one record can never break it. */
@@ -546,26 +547,19 @@ async function openCursors(
   const store = new CheckpointStore({ dir: spec.checkpointDir, source: spec.name, flushIntervalMs: spec.checkpointIntervalMs });
   store.on("error", (error) => channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message }));
   await store.load();
-  /** Committed cursors not yet settled, by ascending seq. */
-  const waiting: Array<{ seq: number; json: string }> = [];
-  /** Every seq below this is settled (the host's last ACK). */
-  let settled = -1;
-  const ack = (seq: number): void => {
-    if (seq > settled) settled = seq;
-    let n = 0;
-    while (n < waiting.length && waiting[n]!.seq <= settled) n++;
-    if (n > 0) store.setCursor(waiting.splice(0, n)[n - 1]!.json);
+  /** Committed cursors not yet settled. */
+  const pending = new PendingCursors();
+  const write = (json: string | undefined): void => {
+    if (json !== undefined) store.setCursor(json);
   };
   return {
     loaded: store.cursor,
     mark(json) {
-      const seq = channel.nextSeq;
-      const last = waiting[waiting.length - 1];
-      if (last !== undefined && last.seq === seq) last.json = json;
-      else waiting.push({ seq, json });
-      ack(settled);
+      write(pending.add(channel.nextSeq, json));
     },
-    ack,
+    ack(seq) {
+      write(pending.settle(seq));
+    },
     close: async () => {
       await store.close();
     },
