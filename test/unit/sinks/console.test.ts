@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { ConsoleSink, formatPretty } from "../../../src/sinks/console.js";
 import { createBatch } from "../../../src/testing/create-batch.js";
 import { InvalidOptionError, SinkError } from "../../../src/errors.js";
-import type { RecordOutcome } from "../../../src/sinks/sink.js";
+import type { RecordOutcome, SendResult } from "../../../src/sinks/sink.js";
 
 const ctx = () => ({ signal: new AbortController().signal });
 const TS = "2024-05-01T13:04:05.067Z";
@@ -34,6 +34,15 @@ function slowStream() {
       for (const cb of held.splice(0)) cb();
     },
   };
+}
+
+/** A send the slow stream cannot take at once, aborted (stop()'s deadline) while it waits for drain: its answer. */
+async function abortedSend(sink: ConsoleSink): Promise<SendResult> {
+  const controller = new AbortController();
+  const pending = sink.send(createBatch([{ message: "x".repeat(64) }]), { signal: controller.signal });
+  await ticks();
+  controller.abort();
+  return pending;
 }
 
 const ticks = async (n = 10) => {
@@ -117,11 +126,7 @@ describe("ConsoleSink backpressure", () => {
   it("an abort while waiting for drain answers at once, as delivered (the stream holds the text)", async () => {
     const { stream, chunks } = slowStream();
     const sink = new ConsoleSink({ name: "c", format: "json", stream });
-    const controller = new AbortController();
-    const pending = sink.send(createBatch([{ message: "x".repeat(64) }]), { signal: controller.signal });
-    await ticks();
-    controller.abort();
-    expect(await pending).toEqual({ status: "delivered" });
+    expect(await abortedSend(sink)).toEqual({ status: "delivered" });
     expect(chunks).toHaveLength(1);
   });
 
@@ -162,11 +167,7 @@ describe("ConsoleSink failures and lifecycle", () => {
   it("close() keeps listening while the stream still holds its text: a later EPIPE does not crash the host", async () => {
     const { stream, chunks } = slowStream();
     const sink = new ConsoleSink({ name: "c", format: "json", stream });
-    const controller = new AbortController();
-    const pending = sink.send(createBatch([{ message: "x".repeat(64) }]), { signal: controller.signal });
-    await ticks();
-    controller.abort(); // stop()'s deadline: the text stays in the stream
-    expect(await pending).toEqual({ status: "delivered" });
+    expect(await abortedSend(sink)).toEqual({ status: "delivered" }); // the text stays in the stream
     sink.close();
     expect(stream.listenerCount("error")).toBe(1);
     // The reader goes away while the text is still held. Without a listener this would be an uncaught EPIPE.
@@ -180,11 +181,7 @@ describe("ConsoleSink failures and lifecycle", () => {
   it("close() of a stream that flushes later stops listening then; in use again, it listens again", async () => {
     const { stream, release } = slowStream();
     const sink = new ConsoleSink({ name: "c", format: "json", stream });
-    const controller = new AbortController();
-    const pending = sink.send(createBatch([{ message: "y".repeat(64) }]), { signal: controller.signal });
-    await ticks();
-    controller.abort();
-    await pending;
+    await abortedSend(sink);
     sink.close();
     release();
     await ticks();
