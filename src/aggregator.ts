@@ -119,6 +119,8 @@ class HostProducer implements Producer {
   onAdmitted(count: number, bytes: number): void {
     this.admittedTotal += count;
     this.waitingBytes -= bytes;
+    // A source name is kept for the aggregator's life: after a burst, it need not keep the burst's slots.
+    this.inbox.shrinkIfEmpty();
     while (this.waiters.length > 0 && this.waiters[0]!.upTo <= this.admittedTotal) this.waiters.shift()!.resolve();
   }
 

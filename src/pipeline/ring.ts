@@ -4,11 +4,24 @@ export class Ring<T> {
   private buf: (T | undefined)[];
   private head = 0;
   private len = 0;
+  private readonly initial: number;
 
   constructor(capacity = 16) {
     let c = 16;
     while (c < capacity) c *= 2;
+    this.initial = c;
     this.buf = new Array<T | undefined>(c);
+  }
+
+  /**
+   * When empty, go back to the first capacity if a burst grew it past `above` slots: a queue that is mostly empty
+   * (one of many `write()` sources) does not keep a burst's worth of memory for good.
+   */
+  shrinkIfEmpty(above = 1024): void {
+    if (this.len === 0 && this.buf.length > above && this.buf.length > this.initial) {
+      this.buf = new Array<T | undefined>(this.initial);
+      this.head = 0;
+    }
   }
 
   get length(): number {

@@ -137,6 +137,21 @@ describe("record intake", () => {
     expect(unhandled).toEqual([]);
   });
 
+  it("a write source gives back the room a burst took once its backlog is admitted", async () => {
+    const m = new MemorySink({ name: "m", keep: 0 });
+    m.block();
+    const agg = new Aggregator({ queue: { maxRecords: 1 }, batch: { maxRecords: 1, maxWaitMs: 0 } }).addSink(m);
+    await agg.start();
+    const written = agg.write(Array.from({ length: 5_000 }, (_, i) => ({ message: `m${i}` })));
+    const slots = () => (agg as unknown as { writers: Map<string, { inbox: { buf: unknown[] } }> }).writers.get("host")!.inbox.buf.length;
+    expect(slots()).toBe(8_192);
+    m.unblock();
+    await written;
+    await waitFor(() => m.delivered === 5_000, { timeout: 10_000, message: "the burst was not delivered" });
+    expect(slots()).toBe(64);
+    await agg.stop();
+  });
+
   it("bounds the backlog by bytes too", async () => {
     const m = new MemorySink({ name: "m" });
     m.block();
