@@ -104,7 +104,8 @@ export function compileIndexPattern(pattern: string, optionName: string): IndexP
       }
       if (needsRecord) {
         const bad = indexNameProblem(out);
-        return bad === undefined ? out : { problem: `invalid index name ${JSON.stringify(out)}: ${bad}` };
+        // The name comes from the record: quote a bounded part of it (it goes into an error and a drop event).
+        return bad === undefined ? out : { problem: `invalid index name ${JSON.stringify(out.length > 300 ? `${out.slice(0, 300)}…` : out)}: ${bad}` };
       }
       if (cache.size >= 1024) cache.clear();
       cache.set(hourKey, out);
