@@ -96,11 +96,20 @@ export function parseGelf(text: string): ParsedLine | GelfDropReason {
     }
   }
   if (fullRaw !== undefined && full === undefined && typeof fullRaw !== "string") fields["full_message"] = fullRaw;
+  /** Numbers given to names still taken after a few `_`, counted per message (see below). */
+  let clashes = 0;
   for (const key in g) {
     if (CONSUMED.has(key) || (usedMessageKey && key === "message")) continue;
     let name = key.charCodeAt(0) === 95 /* _ */ ? key.slice(1) : key;
     if (name.length === 0 || name === "__proto__") continue;
-    while (Object.hasOwn(fields, name)) name += "_";
+    if (Object.hasOwn(fields, name)) {
+      // A name another field has gets `_` appended, up to four times; then a number, counted per message. Appending
+      // without end let a message made of chains (`a`, `a_`, `a__` … then `_a`, `_a_` …) cost time quadratic in its
+      // size: seconds for one deflated UDP datagram.
+      let candidate = `${name}_`;
+      for (let tries = 1; Object.hasOwn(fields, candidate); tries++) candidate = tries < 4 ? `${candidate}_` : `${name}_${++clashes}`;
+      name = candidate;
+    }
     fields[name] = g[key];
   }
   return { line: text, fields };

@@ -195,6 +195,22 @@ describe("GELF payloads", () => {
     expect(parseGelf(text)).toBe(reason);
   });
 
+  it("renames an extra whose name is taken with up to four `_`, then with a number counted per message; chains keep every field", () => {
+    const taken = { a: 0, a_: 1, a__: 2, a___: 3, a____: 4, a_1: 5 };
+    const p = parseGelf(JSON.stringify({ host: "h", short_message: "x", ...taken, _a: "first clash", _a_: "second" }));
+    if (typeof p === "string") throw new Error(p);
+    // `_a` finds a, then a_ … a____ taken (four `_`), then a_1: it gets a_2. `_a_` (a_) finds a__ … a____ taken and
+    // gets its fourth `_`: a_____.
+    expect(p.fields).toMatchObject({ ...taken, a_2: "first clash", a_____: "second" });
+    // A message of such chains: 4,000 extras, each kept once.
+    const chain: Record<string, number> = {};
+    for (let k = 0; k < 2_000; k++) chain[`a${"_".repeat(k)}`] = k;
+    for (let k = 0; k < 2_000; k++) chain[`_a${"_".repeat(k)}`] = -k;
+    const big = parseGelf(JSON.stringify({ host: "h", short_message: "x", ...chain }));
+    if (typeof big === "string") throw new Error(big);
+    expect(Object.values(big.fields!).filter((v) => typeof v === "number")).toHaveLength(4_000);
+  });
+
   it("never lets an extra named __proto__ reach the prototype", () => {
     const p = parseGelf('{"host":"h","short_message":"x","___proto__":{"polluted":true}}');
     if (typeof p === "string") throw new Error(p);
