@@ -53,6 +53,8 @@ const SLOTS = 1 << 15;
  * is declined (the general path builds it). A full table would make the probe loop forever.
  */
 const MAX_FILLED = SLOTS >> 1;
+/** Slots one lookup looks at; a key past them is declined (the general path builds its record). */
+const MAX_PROBES = 64;
 const ROOT = 0;
 
 /**
@@ -76,16 +78,22 @@ class FieldTable {
     this.reset();
   }
 
-  /** The node for key `src[s, e)` under `parent`, added when new; -1 when the table has no room left for it. */
+  /**
+   * The node for key `src[s, e)` under `parent`, added when new; -1 when the table has no room left for it, or when
+   * it sits behind a long run of other keys (keys chosen to collide would make every lookup walk that run).
+   */
   lookup(parent: number, src: Buffer, s: number, e: number): number {
     let h = Math.imul(parent + 1, 0x9e3779b1) ^ (e - s);
     for (let k = s; k < e; k++) h = Math.imul(h ^ src[k]!, 0x01000193);
     const mask = this.slots.length - 1;
-    for (let slot = h & mask; ; slot = (slot + 1) & mask) {
+    // The high bits: the low ones of a multiplicative hash depend only on the low bits of each step.
+    let slot = (Math.imul(h, 0x9e3779b1) >>> 17) & mask;
+    for (let probes = 0; probes < MAX_PROBES; probes++, slot = (slot + 1) & mask) {
       const id = this.slots[slot]! - 1;
       if (id < 0) return this.parents.length >= MAX_FILLED ? -1 : this.add(slot, h, parent, src, s, e);
       if (this.hashes[id] === h && this.parents[id] === parent && sameBytes(this.keys[id]!, src, s, e)) return id;
     }
+    return -1;
   }
 
   /** Start over when full; only between records (node ids of the record being read must stay valid). */

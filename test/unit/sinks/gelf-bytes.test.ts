@@ -240,6 +240,14 @@ describe("GelfBytesEncoder", () => {
     expect((enc as unknown as { fields: { parents: unknown[] } }).fields.parents.length).toBeLessThanOrEqual(10_000);
   });
 
+  it("declines a key behind a long run of occupied slots instead of walking it (keys chosen to collide)", () => {
+    const enc = new GelfBytesEncoder(MAPPINGS[0]!.mapping);
+    // Every slot taken by a node no key matches: what a flood of colliding keys makes of one region of the table.
+    (enc as unknown as { fields: { slots: Int32Array } }).fields.slots.fill(1);
+    const bytes = Buffer.from(rec({ user: "ann" }));
+    expect(enc.prepare(bytes, 0, bytes.length)).toBe(-1);
+  });
+
   it("declines a record with more new keys than its table has room for, and returns (a full table would probe forever)", () => {
     const enc = new GelfBytesEncoder(MAPPINGS[0]!.mapping);
     // 40,000 distinct keys, 477 KB: a line a JSON NetworkSource or a file can carry. The table holds at most 16,384.
