@@ -132,6 +132,8 @@ export class MultilineJoiner {
   #lines = 0;
   #bytes = 0;
   #held: { line: string; start: number; end: number }[] = [];
+  /** Bytes of the held lines (terminators included). */
+  #heldBytes = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** The timer found the event due and looks once more after the input's turn (see #timerFired). */
   #recheck: ReturnType<typeof setImmediate> | undefined;
@@ -170,13 +172,23 @@ export class MultilineJoiner {
     if (this.#timeoutMs > 0) this.#lastPush = Date.now();
     const action = this.#classifier.classify(line);
     if (this.#open && action === HOLD) {
+      // Held lines join the open event if a continuation comes. Past the event's limits they could not, so it ends
+      // here: blank lines that keep coming after a `panic:` must not pile up without bound.
+      if (this.#lines + this.#held.length + 1 > this.#maxLines || this.#bytes + this.#heldBytes + (end - start) > this.#maxBytes) {
+        this.#emit(false);
+        this.#emitHeld();
+        this.#openWith(line, start, end);
+        return;
+      }
       this.#held.push({ line, start, end });
+      this.#heldBytes += end - start;
       return;
     }
     if (this.#open && action === CONTINUE) {
       if (this.#held.length > 0) {
         const held = this.#held;
         this.#held = [];
+        this.#heldBytes = 0;
         for (const h of held) this.#append(h.line, h.start, h.end);
       }
       this.#append(line, start, end);
@@ -226,6 +238,7 @@ export class MultilineJoiner {
     this.#open = false;
     this.#text = "";
     this.#held = [];
+    this.#heldBytes = 0;
     this.#classifier.reset();
   }
 
@@ -277,6 +290,7 @@ export class MultilineJoiner {
     if (this.#held.length === 0) return;
     const held = this.#held;
     this.#held = [];
+    this.#heldBytes = 0;
     for (const h of held) {
       this.stats.events++;
       this.#onEvent({ text: h.line, start: h.start, end: h.end, lines: 1, truncated: false });

@@ -177,6 +177,28 @@ describe("idle timeout", () => {
     j.close();
   });
 
+  it("holds blank lines after an event only up to its limits, then emits (they must not pile up without bound)", () => {
+    const input = "panic: x\n" + "\n".repeat(12) + "goroutine 1 [running]:\n";
+    const { events, total } = join({ preset: "go", maxLines: 5 }, input);
+    expectTiling(events, total);
+    // The panic and four held lines fill five lines: the fifth blank line ends the panic; the held ones go alone.
+    expect(events[0]).toMatchObject({ text: "panic: x", lines: 1, truncated: false });
+    expect(events.every((e) => e.lines <= 5)).toBe(true);
+    const trace = 'Traceback (most recent call last):\n  File "a.py", line 1, in <module>\nValueError: boom\n';
+    const py = join({ preset: "python", maxBytes: 128 }, trace + "\n".repeat(100));
+    expectTiling(py.events, py.total);
+    expect(py.events[0]).toMatchObject({ text: trace.trimEnd(), lines: 3, truncated: false });
+    // Emitted as they come, not kept until the end: 1,000 blank lines after a panic, nothing flushed yet.
+    const seen: MultilineEvent[] = [];
+    const j = new MultilineJoiner({ preset: "go", maxLines: 5 }, (e) => seen.push(e));
+    let at = 0;
+    j.push("panic: y", at, (at += 9));
+    for (let i = 0; i < 1_000; i++) j.push("", at, (at += 1));
+    expect(seen.length).toBeGreaterThan(990);
+    j.close();
+    expect(seen.reduce((n, e) => n + e.lines, 0)).toBe(1_001);
+  });
+
   it("emits held blank lines on timeout too, and resets preset state", () => {
     vi.useFakeTimers();
     const events: MultilineEvent[] = [];
