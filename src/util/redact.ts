@@ -44,7 +44,14 @@ function redactUrls(text: string): string {
     if (password > runEnd) {
       SPACE.lastIndex = password;
       runEnd = SPACE.exec(text)?.index ?? text.length;
-      lastAt = text.lastIndexOf("@", runEnd - 1);
+      // Within the run only (lastIndexOf would go on through the text before it).
+      lastAt = -1;
+      for (let i = runEnd - 1; i >= password; i--) {
+        if (text.charCodeAt(i) === 64 /* @ */) {
+          lastAt = i;
+          break;
+        }
+      }
     }
     if (lastAt < password) continue;
     out += `${text.slice(from, m.index)}${m[1]}${m[2]}:${REDACTED}@`;

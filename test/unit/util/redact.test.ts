@@ -35,6 +35,8 @@ describe("redact", () => {
     expect(redact(words)).toBe(words);
     const many = "x://u:p@h ".repeat(100_000);
     expect(redact(many)).toBe("x://u:[redacted]@h ".repeat(100_000));
+    const spaced = "a://b: ".repeat(150_000); // many runs, none with an `@`
+    expect(redact(spaced)).toBe(spaced);
     const glued = `${"a://b:".repeat(100_000)}@host`;
     expect(redact(glued)).toBe("a://b:[redacted]@host");
   });
