@@ -220,7 +220,16 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   // A closed file (rotated away, deleted, or stopped) gets no more lines.
   tailer.on("close", (info) => retire(info.fileKey));
   // A truncated file restarts at 0 under a new key without a `close`: its old content's key is done.
-  tailer.on("truncate", (info) => retire(info.previousFileKey));
+  tailer.on("truncate", (info) => {
+    retire(info.previousFileKey);
+    if (info.discardedBytes > 0) {
+      // Counted (partialLinesDiscarded) and said once per truncation: the file no longer holds that line.
+      channel.send(FrameType.LOG, {
+        level: "warn",
+        message: `${info.path} was truncated before its last line ended: its ${info.discardedBytes} bytes were discarded`,
+      });
+    }
+  });
   await tailer.start();
 
   let settled = false;
@@ -269,6 +278,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         resumedFromCheckpoint: t.resumedFromCheckpoint,
         linesTruncated: t.linesTruncated,
         linesSplit: t.linesSplit,
+        partialLinesDiscarded: t.partialLinesDiscarded,
         invalidUtf8: t.invalidUtf8Lines,
         notRegularSkipped: t.notRegularSkipped,
         accessDenied: t.accessDenied,

@@ -164,7 +164,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     this.#stats = {
       cycles: 0, scans: 0, opened: 0, closed: 0, rotations: 0, truncations: 0, deletions: 0, fingerprintMismatches: 0,
       copytruncateCopies: 0, resumedFromCheckpoint: 0, linesEmitted: 0, bytesRead: 0, linesTruncated: 0, linesSplit: 0,
-      partialLinesEmitted: 0, partialBytesDiscarded: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
+      partialLinesEmitted: 0, partialLinesDiscarded: 0, partialBytesDiscarded: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
       accessDenied: 0, symlinkLoops: 0, ioErrors: 0, handlerErrors: 0,
     };
   }
@@ -721,7 +721,11 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   #truncated(file: TrackedFile, size: number): void {
     const previousOffset = file.assembler.position;
     const lineStart = file.assembler.lineStart;
-    if (file.assembler.hasPartial) this.#stats.partialBytesDiscarded += previousOffset - lineStart;
+    const discardedBytes = file.assembler.hasPartial ? previousOffset - lineStart : 0;
+    if (discardedBytes > 0) {
+      this.#stats.partialLinesDiscarded++;
+      this.#stats.partialBytesDiscarded += discardedBytes;
+    }
     if (file.fingerprint.bytes === this.#o.fingerprintBytes) {
       this.#retired.push({ hash: file.fingerprint.hash, offset: lineStart, at: Date.now() });
       if (this.#retired.length > MAX_RETIRED) this.#retired.shift();
@@ -740,7 +744,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     file.partialSince = Date.now();
     this.#stats.truncations++;
     this.#upsertStore(file, 0);
-    this.emit("truncate", { path: file.path, fileKey: file.fileKey, previousFileKey, previousOffset, size });
+    this.emit("truncate", { path: file.path, fileKey: file.fileKey, previousFileKey, previousOffset, size, discardedBytes });
   }
 
   // ── reading ─────────────────────────────────────────────────────────────────────────────────────────────────

@@ -66,7 +66,17 @@ export interface FileTailerEvents {
    */
   rotate: [info: { path: string; fileKey: string; newPath?: string }];
   /** The file shrank below the read offset or its first bytes changed: reading restarts at 0 under a new key. */
-  truncate: [info: { path: string; fileKey: string; previousFileKey: string; previousOffset: number; size: number }];
+  truncate: [
+    info: {
+      path: string;
+      fileKey: string;
+      previousFileKey: string;
+      previousOffset: number;
+      size: number;
+      /** Bytes of an unterminated last line the truncation took away (0 when the content ended in a newline). */
+      discardedBytes: number;
+    },
+  ];
   /** The file was unlinked. It is read to EOF, then closed and its checkpoint dropped. */
   delete: [info: { path: string; fileKey: string }];
   close: [info: { path: string; fileKey: string; offset: number; reason: "rotated" | "deleted" | "inactive" | "error" | "stopped" }];
@@ -97,7 +107,8 @@ export interface FileTailerStats {
   /** Pieces of overlong lines (overlong "split") that continue in the next line. */
   linesSplit: number;
   partialLinesEmitted: number;
-  /** Bytes of an unterminated line dropped when its file was truncated under it. */
+  /** Unterminated lines dropped when their file was truncated under them, and their bytes. */
+  partialLinesDiscarded: number;
   partialBytesDiscarded: number;
   invalidUtf8Lines: number;
   notRegularSkipped: number;

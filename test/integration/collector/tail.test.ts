@@ -357,6 +357,22 @@ describe("FileTailer: rotation, truncation, deletion", () => {
     expect(tailer.stats().truncations).toBe(1);
   });
 
+  it("a truncation that takes away an unfinished last line counts it and says how many bytes went", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, "line 1\npartial, no newline yet");
+    const { tailer, lines } = await tail({ paths: ["app.log"], partialLineTimeoutMs: 60_000 });
+    const truncates: number[] = [];
+    tailer.on("truncate", (e) => truncates.push(e.discardedBytes));
+    await waitFor(() => lines.length === 1, { message: "the first line" });
+    truncateSync(file, 0);
+    await waitFor(() => truncates.length === 1, { message: "the truncate event" });
+    appendFileSync(file, "after\n");
+    await waitFor(() => lines.length === 2, { message: "the line written after the truncate" });
+    expect(lines.map((l) => l.text)).toEqual(["line 1", "after"]);
+    expect(truncates).toEqual([Buffer.byteLength("partial, no newline yet")]);
+    expect(tailer.stats()).toMatchObject({ truncations: 1, partialLinesDiscarded: 1, partialBytesDiscarded: 23 });
+  });
+
   it("truncate and refill past the old offset before a poll is caught by the changed first bytes", async () => {
     const file = path.join(dir, "app.log");
     writeFileSync(file, numbered(1, 200, "old"));

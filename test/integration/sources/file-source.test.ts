@@ -78,6 +78,27 @@ describe("FileSource", () => {
     expect(files("plain")).toEqual([JSON.stringify(identity(paths.plain))]);
   });
 
+  it("a truncation that takes away an unfinished last line is counted and announced on source:log", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, `${lines(0, 2)}{"msg":"unfinished`);
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
+      .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20, partialLineTimeoutMs: 60_000 }))
+      .addSink(mem);
+    const logs: string[] = [];
+    agg.on("source:log", (e) => logs.push(`${e.level} ${e.message}`));
+    await agg.start();
+    await mem.waitForCount(2, { timeout: 10_000 });
+    writeFileSync(file, ""); // truncated in place, under the unfinished line
+    await waitFor(() => logs.some((l) => l.includes("was truncated before its last line ended")), { timeout: 10_000, message: () => `the warning, got ${JSON.stringify(logs)}` });
+    appendFileSync(file, lines(2, 1));
+    await mem.waitForCount(3, { timeout: 10_000 });
+    expect(numbersIn(mem)).toEqual([0, 1, 2]);
+    expect(logs.find((l) => l.includes("truncated"))).toBe(`warn ${file} was truncated before its last line ended: its 18 bytes were discarded`);
+    await waitFor(() => agg.metrics().sources.app!.collector.partialLinesDiscarded === 1, { timeout: 10_000, message: "the counter" });
+    await agg.stop({ timeoutMs: 10_000 });
+  });
+
   it("collector SIGKILLed mid-stream restarts and resumes from the last acked checkpoint: nothing missing", async () => {
     const file = join(dir, "app.log");
     const total = 20_000;
