@@ -11,7 +11,7 @@ import type { SourceHost } from "./runtime.js";
 /** The tail options users set (documented once, on the tailer's options); the rest are the collector's. */
 type TailOptions = Pick<
   FileTailerOptions,
-  "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs"
+  "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs" | "partialLineTimeoutMs"
 >;
 
 export interface FileSourceOptions extends CollectorSourceOptions, TailOptions {
@@ -42,6 +42,7 @@ export class FileSource extends CollectorSource {
       globIntervalMs: options.globIntervalMs,
       fingerprintBytes: options.fingerprintBytes,
       rotateWaitMs: options.rotateWaitMs,
+      partialLineTimeoutMs: options.partialLineTimeoutMs,
     };
     checkInt("checkpointIntervalMs", options.checkpointIntervalMs, 0);
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 250;

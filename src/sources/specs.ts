@@ -62,7 +62,7 @@ export interface FileSpec
   extends BaseSpec,
     Pick<
       FileSourceOptions,
-      "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs"
+      "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs" | "partialLineTimeoutMs"
     > {
   kind: "file";
   checkpointDir: string | undefined;

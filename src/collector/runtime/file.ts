@@ -167,6 +167,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       maxLineBytes: spec.maxLineBytes,
       fingerprintBytes: spec.fingerprintBytes,
       rotateWaitMs: spec.rotateWaitMs,
+      partialLineTimeoutMs: spec.partialLineTimeoutMs,
       checkpoints: store,
       // Lines are consumed synchronously below; the fast path never needs their text.
       lazyText: true,

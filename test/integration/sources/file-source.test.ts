@@ -83,7 +83,7 @@ describe("FileSource", () => {
     writeFileSync(file, `${lines(0, 2)}{"msg":"unfinished`);
     const mem = new MemorySink({ name: "mem" });
     const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
-      .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20, partialLineTimeoutMs: 60_000 }))
+      .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20, partialLineTimeoutMs: false }))
       .addSink(mem);
     const logs: string[] = [];
     agg.on("source:log", (e) => logs.push(`${e.level} ${e.message}`));
@@ -96,6 +96,20 @@ describe("FileSource", () => {
     expect(numbersIn(mem)).toEqual([0, 1, 2]);
     expect(logs.find((l) => l.includes("truncated"))).toBe(`warn ${file} was truncated before its last line ended: its 18 bytes were discarded`);
     await waitFor(() => agg.metrics().sources.app!.collector.partialLinesDiscarded === 1, { timeout: 10_000, message: "the counter" });
+    await agg.stop({ timeoutMs: 10_000 });
+  });
+
+  it("partialLineTimeoutMs reaches the collector: an unfinished last line is shipped after it", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, `${lines(0, 1)}{"msg":"no newline yet"}`);
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
+      .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20, partialLineTimeoutMs: 50 }))
+      .addSink(mem);
+    await agg.start();
+    // The default (5 s) would not ship it within this wait.
+    await mem.waitForCount(2, { timeout: 3_000 });
+    expect(mem.messages()).toEqual(["line 0", "no newline yet"]);
     await agg.stop({ timeoutMs: 10_000 });
   });
 
