@@ -9,7 +9,7 @@ import type { BaseSpec, FileSpec } from "./specs.js";
 import type { SourceHost } from "./runtime.js";
 
 /** The tail options users set (documented once, on the tailer's options); the rest are the collector's. */
-type TailOptions = Pick<
+export type TailOptions = Pick<
   FileTailerOptions,
   "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs" | "partialLineTimeoutMs"
 >;

@@ -1,6 +1,6 @@
 // What the host sends a collector child in its INIT frame: plain JSON, one shape per source kind.
 import type { CommandSourceOptions } from "./command-source.js";
-import type { FileSourceOptions } from "./file-source.js";
+import type { TailOptions } from "./file-source.js";
 import type { MultilineSpec } from "../collector/multiline.js";
 
 /** Parsers that can cross the process boundary (functions only exist in ScriptSource modules). */
@@ -58,12 +58,7 @@ export interface CommandSpec
 }
 
 /** The tail half of FileSourceOptions, plus where checkpoints live. */
-export interface FileSpec
-  extends BaseSpec,
-    Pick<
-      FileSourceOptions,
-      "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs" | "partialLineTimeoutMs"
-    > {
+export interface FileSpec extends BaseSpec, TailOptions {
   kind: "file";
   checkpointDir: string | undefined;
   checkpointIntervalMs: number;
