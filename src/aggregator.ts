@@ -849,7 +849,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       },
       retry: (event) => this.emit("retry", event),
       sinkError: (p, error) => this.emit("sink:error", { sink: p.name, error }),
-      capacity: () => this.router.pump(),
+      // Room again in a queue: the engine's own pump, sliced (see Router.pump).
+      capacity: () => this.router.pump(undefined, true),
       deadLetter: (p, entries, reasons, attempts) => this.routeDeadLetters(p, entries, reasons, attempts),
     };
   }

@@ -6,6 +6,7 @@
 import type { Entry } from "./entry.js";
 import { Ring } from "./ring.js";
 import type { SinkPipeline } from "./sink-pipeline.js";
+import { type Slice, engineSlice, nextTurn } from "./slice.js";
 
 export interface Producer {
   readonly name: string;
@@ -63,6 +64,10 @@ export class Router {
   private readonly queued = new Set<Producer>();
   private pumping = false;
   private again = false;
+  /** A sliced pump stopped short of the end: the rest is admitted in the next turn of the loop. */
+  private continuing = false;
+  /** Producer turns taken by the pump under way. */
+  private turns = 0;
   /** Of producers whose lanes have filters (reused arrays, not one per record). */
   private readonly verdicts = new Map<Producer, Verdicts>();
   /** Called when a sink's filter threw (the record is left out of that sink, and counted as filtered). */
@@ -126,25 +131,42 @@ export class Router {
     return false;
   }
 
+  constructor(private readonly slice: Slice = engineSlice) {}
+
   /**
    * Admit as much as the queues allow, fairly across producers. Safe to call often. `from`: a producer that just
    * put entries in its inbox (it joins the turn order).
+   *
+   * `sliced`: the engine's own pumps (a collector's frames came in, a queue has room again) stop once the engine's
+   * slice of this turn of the loop is used up, after one producer's turn at least, and admit the rest in the next
+   * turn: the host's callbacks run in between. A pump the host asked for (`write()`, `stop()`) admits all it can now.
    */
-  pump(from?: Producer): void {
+  pump(from?: Producer, sliced = false): void {
     if (from !== undefined) this.enlist(from);
     if (this.pumping) {
       this.again = true;
       return;
     }
     this.pumping = true;
+    this.turns = 0;
     try {
       do {
         this.again = false;
-        this.pumpOnce();
+        if (!this.pumpOnce(sliced)) break;
       } while (this.again);
     } finally {
       this.pumping = false;
     }
+  }
+
+  /** The rest of a sliced pump, in the next turn of the loop (once, however many pumps stopped short meanwhile). */
+  private continueNextTurn(): void {
+    if (this.continuing) return;
+    this.continuing = true;
+    nextTurn(() => {
+      this.continuing = false;
+      this.pump(undefined, true);
+    });
   }
 
   /** Put a registered producer with waiting entries in line for turns (once). */
@@ -155,7 +177,8 @@ export class Router {
     }
   }
 
-  private pumpOnce(): void {
+  /** One or more passes over the producers in line; false when a sliced pump stopped short (see `pump`). */
+  private pumpOnce(sliced: boolean): boolean {
     const ready = this.ready;
     let progress = true;
     while (progress) {
@@ -166,8 +189,13 @@ export class Router {
       // One turn for each producer in line. Every one of them is shifted: `ready` ends up in the order they
       // were put back (producers enlisted meanwhile among them).
       for (let k = ready.length; k > 0; k--) {
+        if (sliced && this.slice.spent() && this.turns > 0) {
+          this.continueNextTurn();
+          return false;
+        }
         const p = ready.shift()!;
         if (!this.queued.has(p)) continue; // removed meanwhile
+        this.turns++;
         const inbox = p.inbox;
         const lanes = this.named.get(p)?.lanes ?? this.all;
         const verdicts = lanes.hasFilters ? this.verdictsOf(p) : undefined;
@@ -195,6 +223,7 @@ export class Router {
       // one that does not, and two steps cancel out with two producers.)
       if (upTo < ready.length) for (let i = upTo; i > 0; i--) ready.push(ready.shift()!);
     }
+    return true;
   }
 
   private verdictsOf(p: Producer): Verdicts {

@@ -6,11 +6,13 @@
 //                      ▼
 //   RECORDS ─▶ entries ─▶ inbox ─▶ router admits ─▶ CREDIT back ─▶ child reads more
 //   exit (unexpected) ─▶ policy.onExit ─▶ restart after delay | breaker: "source:failed"
+import { setImmediate as immediate } from "node:timers";
 import { AggregatorError, CollectorError, errorForCode, isErrorCode } from "../errors.js";
 import { DRAINED_MARGIN_MS, FrameDecoder, FrameType, MAX_RECORD_BYTES, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
 import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
 import { Ring } from "../pipeline/ring.js";
+import { engineSlice } from "../pipeline/slice.js";
 import { isGaugeKey, type SourceCounters, type SourceMetricsSnapshot } from "../report.js";
 import { normalizeLevel } from "../record.js";
 import { redact, redactObject } from "../util/redact.js";
@@ -291,8 +293,10 @@ export class CollectorRuntime implements SourceRuntime {
         }
       });
       proc.channel.on("data", (chunk: Buffer) => {
+        engineSlice.spent(); // starts this turn's slice, if nothing else did
         try {
           decoder.push(chunk);
+          if (engineSlice.spent()) this.yieldTurn(proc);
         } catch (error) {
           // Garbage on the channel: this incarnation is broken. Kill it; the exit path restarts it.
           const err = this.collectorError(
@@ -372,7 +376,7 @@ export class CollectorRuntime implements SourceRuntime {
     this.checkOverrun();
     if (this.unsentRecords > 0 && this.creditLow()) this.sendCredit();
     if (bad > 0) this.host.dropUnserializable(this.name, bad, "collector sent a record that is not a JSON object");
-    this.host.router.pump(this);
+    this.host.router.pump(this, true);
   }
 
   /** Admitted but not yet credited back (see onAdmitted). */
@@ -383,6 +387,19 @@ export class CollectorRuntime implements SourceRuntime {
   private grantedBytes = 0;
   private receivedRecords = 0;
   private receivedBytes = 0;
+
+  /**
+   * The engine's slice of this turn of the loop is used up (see pipeline/slice.ts): read no more of this channel in
+   * this turn, so the host's timers and sockets get theirs before the next chunk. Reading goes on from the turn's
+   * check phase, unless the overrun guard holds the channel by then (its resume is onAdmitted's).
+   */
+  private yieldTurn(proc: SpawnedCollector): void {
+    if (proc.channel.isPaused()) return;
+    proc.channel.pause();
+    immediate(() => {
+      if (!(proc === this.proc && this.overrunPaused)) proc.channel.resume();
+    });
+  }
 
   /**
    * The host's memory bound, whatever the collector does: once this incarnation has sent more than a frame's worth

@@ -3,6 +3,7 @@ import { Entry } from "../../../src/pipeline/entry.js";
 import { Ring } from "../../../src/pipeline/ring.js";
 import { Router, type Producer } from "../../../src/pipeline/router.js";
 import type { SinkPipeline } from "../../../src/pipeline/sink-pipeline.js";
+import { Slice } from "../../../src/pipeline/slice.js";
 
 /** A producer that counts how often the router looks at its inbox. */
 function producer(name: string): Producer & { looks: number; admitted: number } {
@@ -319,6 +320,53 @@ describe("Router", () => {
       one.inbox.push(e);
       r.pump(one);
       expect(e.pending).toBe(1);
+    });
+  });
+
+  describe("sliced pumps", () => {
+    /** A router on a clock that each accepted entry moves on by `msPerEntry`, with a 4 ms slice. */
+    function clocked(msPerEntry: number) {
+      let now = 0;
+      const r = new Router(new Slice(4, () => now));
+      const out = lane();
+      const accept = out.pipeline.accept.bind(out.pipeline);
+      (out.pipeline as { accept: (e: Entry) => void }).accept = (e) => {
+        now += msPerEntry;
+        accept(e);
+      };
+      r.setRoutes([out.pipeline]);
+      const p = producer("p");
+      r.addProducer(p);
+      const texts = Array.from({ length: 2_000 }, (_, i) => `{"i":${i}}`);
+      for (const t of texts) p.inbox.push(entry(t));
+      return { r, out, p, texts };
+    }
+    const nextTurnOfTheLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+    it("stop once the slice is spent, after one producer turn, and admit the rest in later turns of the loop, in order", async () => {
+      const { r, out, p, texts } = clocked(0.01); // a turn of 512 entries: 5.12 ms
+      r.pump(p, true);
+      expect(out.accepted).toHaveLength(512);
+      expect(r.waiting).toBe(2_000 - 512);
+      const seen = [512];
+      for (let k = 0; k < 50 && out.accepted.length < texts.length; k++) {
+        await nextTurnOfTheLoop();
+        if (out.accepted.length !== seen.at(-1)) seen.push(out.accepted.length);
+      }
+      // Nothing but the router's own continuation pumped: one turn per turn of the loop, to the end.
+      expect(seen).toEqual([512, 1024, 1536, 2000]);
+      expect(out.accepted).toEqual(texts);
+      expect(p.admitted).toBe(2_000);
+      expect(r.waiting).toBe(0);
+    });
+
+    it("admit everything at once while the slice lasts, and so does a pump the host asked for", () => {
+      const quick = clocked(0);
+      quick.r.pump(quick.p, true);
+      expect(quick.out.accepted).toEqual(quick.texts);
+      const slow = clocked(0.01);
+      slow.r.pump(slow.p);
+      expect(slow.out.accepted).toEqual(slow.texts);
     });
   });
 });
