@@ -33,6 +33,11 @@ export interface CollectorRuntimeOptions {
   env?: NodeJS.ProcessEnv;
   /** Receives the collector's READY info (each incarnation). */
   onReady?: (info: unknown) => void;
+  /**
+   * Whether the source runs again after what it ran ended by itself (a command's exit, with its code or signal).
+   * False ends the source there (state `stopped`). @default always true (restarted per `restart`)
+   */
+  restartsAfterEnd?: (exit: { code: number | null; signal: NodeJS.Signals | null }) => boolean;
 }
 
 type State = SourceMetricsSnapshot["state"];
@@ -262,7 +267,10 @@ export class CollectorRuntime implements SourceRuntime {
             this.ended = exitReport(f);
             const err = this.collectorError("ERR_COLLECTOR_CRASHED", `collector "${this.name}": ${f.message ?? "fatal error"}`, proc);
             if (!ready) fail(err);
-            else this.host.emit("source:error", { source: this.name, error: err });
+            // A command that exited 0 and is not run again (restartOnExit) simply ended: no error.
+            else if (!(this.ended?.code === 0 && this.ended.signal === null && !this.restartsAfter(this.ended))) {
+              this.host.emit("source:error", { source: this.name, error: err });
+            }
             // Its last word (what it ran ended, or it failed), so all it sent is read: it waits to be let go (see
             // sendExit). Stopping, close() does that (a FATAL then may come before DRAINED).
             if (this.state !== "stopping" && this.state !== "stopped") this.sendExit(proc);
@@ -468,6 +476,9 @@ export class CollectorRuntime implements SourceRuntime {
     const expected = this.expectedExit || this.state === "stopping" || this.state === "stopped";
     // A command's own exit when it ended by itself; the collector process's otherwise (killed, crashed, stopped).
     const exit = this.ended ?? processExit;
+    // What it ran ended, and is not to run again: the source is done (before the event, so listeners see it).
+    const done = !expected && this.ended !== undefined && !this.restartsAfter(this.ended);
+    if (done) this.state = "stopped";
     this.host.emit("source:exit", {
       source: this.name,
       pid: proc.pid,
@@ -479,7 +490,7 @@ export class CollectorRuntime implements SourceRuntime {
       stderrTail: this.stderrTail(proc),
     });
     this.drainedResolve?.();
-    if (expected) return;
+    if (expected || done) return;
     this.scheduleRestart(Date.now() - proc.startedAt, () =>
       this.collectorError(
         "ERR_COLLECTOR_FAILED",
@@ -488,6 +499,10 @@ export class CollectorRuntime implements SourceRuntime {
         exit,
       ),
     );
+  }
+
+  private restartsAfter(exit: ExitReport): boolean {
+    return this.o.restartsAfterEnd?.(exit) ?? true;
   }
 
   /**

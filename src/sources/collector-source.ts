@@ -127,6 +127,11 @@ export abstract class CollectorSource implements SourceDefinition {
   /** READY info of each incarnation (e.g. the ports a network collector bound). */
   protected onReady(_info: unknown): void {}
 
+  /** Whether it runs again after what it ran ended by itself (a command's exit). */
+  protected restartsAfterEnd(_exit: { code: number | null; signal: NodeJS.Signals | null }): boolean {
+    return true;
+  }
+
   /** @internal */
   createRuntime(host: SourceHost): SourceRuntime {
     const o = this.o;
@@ -138,6 +143,7 @@ export abstract class CollectorSource implements SourceDefinition {
       killAfterMs: o.killAfterMs,
       execArgv: o.execArgv,
       onReady: (info) => this.onReady(info),
+      restartsAfterEnd: (exit) => this.restartsAfterEnd(exit),
       spec: (base) =>
         this.spec({ ...base, parser: o.parser, multiline: o.multiline, fields: o.fields, maxLineBytes: o.maxLineBytes }, host),
     });

@@ -21,11 +21,22 @@ export interface CommandSourceOptions extends CollectorSourceOptions {
   inheritEnv?: boolean;
   /** Level of stderr lines that carry none. @default "warn" */
   stderrLevel?: LogLevel;
+  /**
+   * When the command exits by itself: `"always"` runs it again (after the `restart` backoff, within its breaker),
+   * `"on-failure"` only when it exited with a code other than 0 or was killed by a signal, `"never"` not at all. A
+   * command that is not run again ends the source: its `source:exit` is its last event (an exit with code 0 is no
+   * `source:error`), and its state is `stopped`. A collector process that crashes is restarted in any case.
+   * @default "always"
+   */
+  restartOnExit?: "always" | "on-failure" | "never";
 }
+
+const RESTART_ON_EXIT = ["always", "on-failure", "never"] as const;
 
 export class CommandSource extends CollectorSource {
   readonly kind = "command";
   private readonly command: Omit<CommandSpec, keyof BaseSpec | "kind">;
+  private readonly restartOnExit: (typeof RESTART_ON_EXIT)[number];
 
   constructor(options: CommandSourceOptions) {
     super(resolveCollectorOptions(options));
@@ -42,6 +53,10 @@ export class CommandSource extends CollectorSource {
     if (options.stderrLevel !== undefined && normalizeLevel(options.stderrLevel) !== options.stderrLevel) {
       throw new InvalidOptionError(`Expected \`stderrLevel\` to be one of trace, debug, info, warn, error, fatal, got ${describe(options.stderrLevel)}`);
     }
+    if (options.restartOnExit !== undefined && !RESTART_ON_EXIT.includes(options.restartOnExit)) {
+      throw new InvalidOptionError(`Expected \`restartOnExit\` to be one of ${RESTART_ON_EXIT.join(", ")}, got ${describe(options.restartOnExit)}`);
+    }
+    this.restartOnExit = options.restartOnExit ?? "always";
     this.command = {
       command: options.command,
       args: options.args ?? [],
@@ -51,6 +66,11 @@ export class CommandSource extends CollectorSource {
       inheritEnv: options.inheritEnv ?? true,
       stderrLevel: options.stderrLevel,
     };
+  }
+
+  protected override restartsAfterEnd(exit: { code: number | null; signal: NodeJS.Signals | null }): boolean {
+    if (this.restartOnExit === "on-failure") return exit.code !== 0 || exit.signal !== null;
+    return this.restartOnExit === "always";
   }
 
   protected spec(base: BaseSpec): CommandSpec {

@@ -189,6 +189,57 @@ describe("CommandSource", () => {
     expect(JSON.stringify([...exits.values(), ...[...errors.values()].flat().map((e) => e.stderrTail)])).not.toContain("s3cret");
   });
 
+  it("restartOnExit: a command that ends is run again only as asked, and one not run again ends its source quietly", async () => {
+    // Each prints its name and exits with the given code; a restart would come within a few ms (baseDelayMs: 1).
+    const restart = { baseDelayMs: 1, maxDelayMs: 2, maxRestarts: 5 };
+    const command = (name: string, code: number, restartOnExit?: "always" | "on-failure" | "never"): CommandSource =>
+      new CommandSource({ name, command: "sh", args: ["-c", `echo ${name}; exit ${code}`], restart, ...(restartOnExit === undefined ? {} : { restartOnExit }) });
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(command("never0", 0, "never"))
+      .addSource(command("never3", 3, "never"))
+      .addSource(command("onfailure0", 0, "on-failure"))
+      .addSource(command("onfailure3", 3, "on-failure"))
+      .addSource(command("always0", 0))
+      .addSink(mem);
+    // The state each source is in when its first exit is announced: `stopped` for a source that ended there.
+    const stateAtExit = new Map<string, string>();
+    agg.on("source:exit", (e) => {
+      if (!stateAtExit.has(e.source)) stateAtExit.set(e.source, agg.metrics().sources[e.source]!.state);
+    });
+    const errors: string[] = [];
+    agg.on("source:error", (e) => errors.push(e.source));
+    const restarted = new Set<string>();
+    agg.on("source:restart", (e) => restarted.add(e.source));
+    await agg.start();
+    await waitFor(() => stateAtExit.size === 5 && restarted.has("onfailure3") && restarted.has("always0"), {
+      timeout: 20_000,
+      message: () => `five exits and two restarts; saw exits ${[...stateAtExit.keys()]}, restarts ${[...restarted]}`,
+    });
+    const states = agg.metrics().sources;
+    await agg.stop({ timeoutMs: 10_000 });
+
+    expect(Object.fromEntries(stateAtExit)).toEqual({
+      never0: "stopped",
+      never3: "stopped",
+      onfailure0: "stopped",
+      // (a restart is scheduled right after the event)
+      onfailure3: "running",
+      always0: "running",
+    });
+    // Those that ended stay ended, with their one line each.
+    for (const name of ["never0", "never3", "onfailure0"]) {
+      expect(states[name]!.state, name).toBe("stopped");
+      expect(states[name]!.restarts, name).toBe(0);
+      expect(mem.records.filter((r) => r.service?.name === name).map((r) => r.message), name).toEqual([name]);
+    }
+    // An exit with a code other than 0 is still an error; an exit with 0 that ends the source is not.
+    expect(errors).toContain("never3");
+    expect(errors).not.toContain("never0");
+    expect(errors).not.toContain("onfailure0");
+    expect(() => new CommandSource({ name: "x", command: "true", restartOnExit: "sometimes" as "never" })).toThrow(/restartOnExit/);
+  });
+
   it("runs no shell unless asked: shell metacharacters reach the program as plain arguments", async () => {
     const mem = new MemorySink({ name: "mem" });
     const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
