@@ -30,7 +30,8 @@ config.sources.forEach((s, i) => {
   } else if (s.kind === "file") {
     agg.addSource(new FileSource({ ...common, paths: s.paths, startAt: "beginning", globIntervalMs: 250 }));
   } else {
-    agg.addSource(new CommandSource({ ...common, command: s.command, args: s.args }));
+    // A command that ends is not run again: a `cat` rerun after its restart backoff would count its lines twice.
+    agg.addSource(new CommandSource({ ...common, command: s.command, args: s.args, restartOnExit: "never" }));
   }
 });
 
