@@ -17,7 +17,7 @@ import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
 import { buildRecord, createParser, type RecordContext } from "../parse/index.js";
 import { FileTailer } from "../tail/tailer.js";
-import type { TailLine } from "../tail/types.js";
+import type { TailLine, TailProblem } from "../tail/types.js";
 import { FrameType } from "../../channel/protocol.js";
 import type { FileSpec } from "../../sources/specs.js";
 import type { ChildChannel } from "./channel.js";
@@ -203,6 +203,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message });
   };
   tailer.on("checkpointError", report);
+  // What keeps a file from being read (said once per path and kind; counted in the collector's counters as well).
+  tailer.on("problem", (p) => channel.send(FrameType.LOG, { level: p.kind === "handler" ? "error" : "warn", message: describeProblem(p) }));
   /**
    * Set by stop() when the collector was held back for credit: an open event's next lines are then likely unread, so
    * shipped now it would be cut short and its end committed. With checkpoints it is left to the next run, which
@@ -285,7 +287,26 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         accessDenied: t.accessDenied,
         symlinkLoops: t.symlinkLoops,
         ioErrors: t.ioErrors,
+        handlerErrors: t.handlerErrors,
       };
     },
   };
+}
+
+/** A tailer problem as a collector log line. */
+function describeProblem(p: TailProblem): string {
+  const where = p.path ?? "a watched path";
+  const cause = p.error instanceof Error ? p.error.message : p.error === undefined ? "" : String(p.error);
+  switch (p.kind) {
+    case "access-denied":
+      return `${where} cannot be read (permission denied): it is skipped, and tried again at each scan`;
+    case "not-regular":
+      return `${where} is not a regular file: it is skipped`;
+    case "symlink-loop":
+      return `${where} is a symbolic link loop: it is skipped`;
+    case "handler":
+      return `lines of ${where} were lost: handling them failed (${cause})`;
+    default:
+      return `${where} could not be read: ${cause}`;
+  }
 }

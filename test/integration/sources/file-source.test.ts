@@ -1,5 +1,5 @@
 // FileSource end to end: real files, real collector children, checkpoints committed only from acks.
-import { appendFileSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -97,6 +97,34 @@ describe("FileSource", () => {
     expect(logs.find((l) => l.includes("truncated"))).toBe(`warn ${file} was truncated before its last line ended: its 18 bytes were discarded`);
     await waitFor(() => agg.metrics().sources.app!.collector.partialLinesDiscarded === 1, { timeout: 10_000, message: "the counter" });
     await agg.stop({ timeoutMs: 10_000 });
+  });
+
+  it("paths it cannot read (a directory, a symbolic link loop) are announced on source:log once each, and counted", async () => {
+    writeFileSync(join(dir, "app.log"), lines(0, 1));
+    mkdirSync(join(dir, "dir.log"));
+    symlinkSync("loop.log", join(dir, "loop.log")); // points at itself: ELOOP
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
+      .addSource(new FileSource({ name: "app", paths: [join(dir, "*.log")], parser: "json", pollIntervalMs: 20, globIntervalMs: 20 }))
+      .addSink(mem);
+    const logs: string[] = [];
+    agg.on("source:log", (e) => logs.push(`${e.level} ${e.message}`));
+    await agg.start();
+    await mem.waitForCount(1, { timeout: 10_000 });
+    const collector = () => agg.metrics().sources.app!.collector;
+    await waitFor(() => (collector().notRegularSkipped ?? 0) >= 1 && (collector().symlinkLoops ?? 0) >= 1 && logs.length >= 2, {
+      timeout: 10_000,
+      message: () => `both counted and announced, got ${JSON.stringify(collector())} and ${JSON.stringify(logs)}`,
+    });
+    // Later scans find them again: still said once each.
+    appendFileSync(join(dir, "app.log"), lines(1, 1));
+    await mem.waitForCount(2, { timeout: 10_000 });
+    await agg.stop({ timeoutMs: 10_000 });
+    expect(logs.sort()).toEqual([
+      `warn ${join(dir, "dir.log")} is not a regular file: it is skipped`,
+      `warn ${join(dir, "loop.log")} is a symbolic link loop: it is skipped`,
+    ]);
+    expect(numbersIn(mem)).toEqual([0, 1]);
   });
 
   it("partialLineTimeoutMs reaches the collector: an unfinished last line is shipped after it", async () => {
