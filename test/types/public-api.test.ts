@@ -17,6 +17,7 @@ import {
   isAggregatorError,
   type AggregatorEvents,
   type AggregatorOptions,
+  type CommandSourceOptions,
   type AggregatorState,
   type Batch,
   type DeadLetterEvent,
@@ -124,6 +125,13 @@ describe("options", () => {
     // @ts-expect-error not a policy
     const bad: QueueOptions = { whenFull: "dropAll" };
     void bad;
+  });
+
+  it("CommandSource restartOnExit is one of three words", () => {
+    expectTypeOf<CommandSourceOptions["restartOnExit"]>().toEqualTypeOf<"always" | "on-failure" | "never" | undefined>();
+    // @ts-expect-error a boolean is not one of them
+    const yes: CommandSourceOptions = { name: "c", command: "true", restartOnExit: true };
+    void yes;
   });
 
   it("filter takes a LogRecord and returns a boolean; deadLetter names a sink", () => {
