@@ -34,6 +34,12 @@ export function collectorEntry(): { file: string; execArgv: string[] } {
   return { file: fileURLToPath(candidates[0]!), execArgv: [] };
 }
 
+/** How a process ended: its exit code, or the signal that killed it. */
+export interface ExitStatus {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
 export interface SpawnedCollector {
   readonly child: ChildProcess;
   readonly channel: Socket;
@@ -45,7 +51,7 @@ export interface SpawnedCollector {
   /** Process groups the collector started outside its own (from its READY): a command's. */
   readonly groups: number[];
   /** Resolves once the process exited and its channel was read to the end (its last frames are in), or soon after. */
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  readonly exited: Promise<ExitStatus>;
 }
 
 const STDERR_LINES = 20;
@@ -102,7 +108,7 @@ export function spawnCollector(options: { execArgv: string[]; env?: NodeJS.Proce
     channel.once("close", resolve);
   });
   const groups: number[] = [];
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+  const exited = new Promise<ExitStatus>((resolve) => {
     child.once("exit", (code, signal) => {
       // Killed by a signal, it had no chance to kill the groups it started: they would be orphans.
       if (signal !== null) for (const g of groups) killStartedGroup(g);

@@ -16,7 +16,7 @@ import { engineSlice } from "../pipeline/slice.js";
 import { isGaugeKey, type SourceCounters, type SourceMetricsSnapshot } from "../report.js";
 import { normalizeLevel } from "../record.js";
 import { redact, redactObject } from "../util/redact.js";
-import { type SpawnedCollector, spawnCollector, terminate, track } from "./child-process.js";
+import { type ExitStatus, type SpawnedCollector, spawnCollector, terminate, track } from "./child-process.js";
 import { type ResolvedRestart, RestartPolicy } from "./restart-policy.js";
 import type { SourceHost, SourceRuntime } from "./runtime.js";
 import type { CollectorSpec } from "./specs.js";
@@ -37,7 +37,7 @@ export interface CollectorRuntimeOptions {
    * Whether the source runs again after what it ran ended by itself (a command's exit, with its code or signal).
    * False ends the source there (state `stopped`). @default always true (restarted per `restart`)
    */
-  restartsAfterEnd?: (exit: { code: number | null; signal: NodeJS.Signals | null }) => boolean;
+  restartsAfterEnd?: (exit: ExitStatus) => boolean;
 }
 
 type State = SourceMetricsSnapshot["state"];
@@ -470,7 +470,7 @@ export class CollectorRuntime implements SourceRuntime {
     this.unsentBytes = 0;
   }
 
-  private onExit(proc: SpawnedCollector, processExit: { code: number | null; signal: NodeJS.Signals | null }): void {
+  private onExit(proc: SpawnedCollector, processExit: ExitStatus): void {
     if (proc !== this.proc) return;
     this.carryCounters();
     const expected = this.expectedExit || this.state === "stopping" || this.state === "stopped";
@@ -612,7 +612,7 @@ export class CollectorRuntime implements SourceRuntime {
     message: string,
     /** Undefined when no process was ever made (a failed spawn). */
     proc: SpawnedCollector | undefined,
-    exit?: { code: number | null; signal: NodeJS.Signals | null },
+    exit?: ExitStatus,
     cause?: unknown,
   ): CollectorError {
     const err = new CollectorError(code, message, { source: this.name, cause });

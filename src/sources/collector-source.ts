@@ -8,6 +8,7 @@ import { MultilineJoiner } from "../collector/multiline.js";
 import { type RestartOptions, type ResolvedRestart, resolveRestart } from "./restart-policy.js";
 import type { BaseSpec, CollectorSpec, WireParserSpec } from "./specs.js";
 import { CollectorRuntime } from "./collector-runtime.js";
+import type { ExitStatus } from "./child-process.js";
 import type { SourceDefinition, SourceHost, SourceRuntime } from "./runtime.js";
 
 export interface CollectorSourceOptions {
@@ -128,7 +129,7 @@ export abstract class CollectorSource implements SourceDefinition {
   protected onReady(_info: unknown): void {}
 
   /** Whether it runs again after what it ran ended by itself (a command's exit). */
-  protected restartsAfterEnd(_exit: { code: number | null; signal: NodeJS.Signals | null }): boolean {
+  protected restartsAfterEnd(_exit: ExitStatus): boolean {
     return true;
   }
 

@@ -3,6 +3,7 @@ import { InvalidOptionError } from "../errors.js";
 import { checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
 import { normalizeLevel, type LogLevel } from "../record.js";
+import type { ExitStatus } from "./child-process.js";
 import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
 import type { BaseSpec, CommandSpec } from "./specs.js";
 
@@ -68,7 +69,7 @@ export class CommandSource extends CollectorSource {
     };
   }
 
-  protected override restartsAfterEnd(exit: { code: number | null; signal: NodeJS.Signals | null }): boolean {
+  protected override restartsAfterEnd(exit: ExitStatus): boolean {
     if (this.restartOnExit === "on-failure") return exit.code !== 0 || exit.signal !== null;
     return this.restartOnExit === "always";
   }
