@@ -203,8 +203,16 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message });
   };
   tailer.on("checkpointError", report);
-  // What keeps a file from being read (said once per path and kind; counted in the collector's counters as well).
-  tailer.on("problem", (p) => channel.send(FrameType.LOG, { level: p.kind === "handler" ? "error" : "warn", message: describeProblem(p) }));
+  // What keeps a file from being read, said once per path and kind (the tailer repeats no other kind; the counters
+  // have every occurrence).
+  const handlerFailed = new Set<string | undefined>();
+  tailer.on("problem", (p) => {
+    if (p.kind === "handler") {
+      if (handlerFailed.has(p.path)) return;
+      handlerFailed.add(p.path);
+    }
+    channel.send(FrameType.LOG, { level: p.kind === "handler" ? "error" : "warn", message: describeProblem(p) });
+  });
   /**
    * Set by stop() when the collector was held back for credit: an open event's next lines are then likely unread, so
    * shipped now it would be cut short and its end committed. With checkpoints it is left to the next run, which
