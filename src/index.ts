@@ -90,5 +90,6 @@ export type {
 export type { ScriptSourceOptions } from "./sources/script-source.js";
 export type { FileSourceOptions } from "./sources/file-source.js";
 export type { CommandSourceOptions } from "./sources/command-source.js";
+export type { RestartOnExit } from "./sources/collector-source.js";
 export type { CollectorSourceOptions } from "./sources/collector-source.js";
 export type { RestartOptions } from "./sources/restart-policy.js";

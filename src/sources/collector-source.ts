@@ -109,6 +109,24 @@ export function resolveCollectorOptions(o: CollectorSourceOptions): ResolvedColl
   };
 }
 
+/** Whether what a source runs (a command, a script's function) runs again after it ended by itself. */
+export type RestartOnExit = "always" | "on-failure" | "never";
+const RESTART_ON_EXIT: readonly RestartOnExit[] = ["always", "on-failure", "never"];
+
+/** The `restartOnExit` option, checked. @default "always" */
+export function resolveRestartOnExit(value: unknown): RestartOnExit {
+  if (value === undefined) return "always";
+  if (!RESTART_ON_EXIT.includes(value as RestartOnExit)) {
+    throw new InvalidOptionError(`Expected \`restartOnExit\` to be one of ${RESTART_ON_EXIT.join(", ")}, got ${describe(value)}`);
+  }
+  return value as RestartOnExit;
+}
+
+/** Whether `policy` runs it again after it ended so: "on-failure" only after a code other than 0 or a signal. */
+export function restartsUnder(policy: RestartOnExit, exit: ExitStatus): boolean {
+  return policy === "always" || (policy === "on-failure" && (exit.code !== 0 || exit.signal !== null));
+}
+
 /**
  * What every collector-backed source shares: the resolved options, and how its runtime (a supervised child) is
  * built. A subclass only says what its INIT spec adds to the common part, and may read READY info.

@@ -4,7 +4,7 @@ import { checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
 import { normalizeLevel, type LogLevel } from "../record.js";
 import type { ExitStatus } from "./child-process.js";
-import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
+import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit, restartsUnder } from "./collector-source.js";
 import type { BaseSpec, CommandSpec } from "./specs.js";
 
 export interface CommandSourceOptions extends CollectorSourceOptions {
@@ -29,15 +29,13 @@ export interface CommandSourceOptions extends CollectorSourceOptions {
    * `source:error`), and its state is `stopped`. A collector process that crashes is restarted in any case.
    * @default "always"
    */
-  restartOnExit?: "always" | "on-failure" | "never";
+  restartOnExit?: RestartOnExit;
 }
-
-const RESTART_ON_EXIT = ["always", "on-failure", "never"] as const;
 
 export class CommandSource extends CollectorSource {
   readonly kind = "command";
   private readonly command: Omit<CommandSpec, keyof BaseSpec | "kind">;
-  private readonly restartOnExit: (typeof RESTART_ON_EXIT)[number];
+  private readonly restartOnExit: RestartOnExit;
 
   constructor(options: CommandSourceOptions) {
     super(resolveCollectorOptions(options));
@@ -54,10 +52,7 @@ export class CommandSource extends CollectorSource {
     if (options.stderrLevel !== undefined && normalizeLevel(options.stderrLevel) !== options.stderrLevel) {
       throw new InvalidOptionError(`Expected \`stderrLevel\` to be one of trace, debug, info, warn, error, fatal, got ${describe(options.stderrLevel)}`);
     }
-    if (options.restartOnExit !== undefined && !RESTART_ON_EXIT.includes(options.restartOnExit)) {
-      throw new InvalidOptionError(`Expected \`restartOnExit\` to be one of ${RESTART_ON_EXIT.join(", ")}, got ${describe(options.restartOnExit)}`);
-    }
-    this.restartOnExit = options.restartOnExit ?? "always";
+    this.restartOnExit = resolveRestartOnExit(options.restartOnExit);
     this.command = {
       command: options.command,
       args: options.args ?? [],
@@ -70,8 +65,7 @@ export class CommandSource extends CollectorSource {
   }
 
   protected override restartsAfterEnd(exit: ExitStatus): boolean {
-    if (this.restartOnExit === "on-failure") return exit.code !== 0 || exit.signal !== null;
-    return this.restartOnExit === "always";
+    return restartsUnder(this.restartOnExit, exit);
   }
 
   protected spec(base: BaseSpec): CommandSpec {

@@ -7,7 +7,8 @@ import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { safeUrl } from "../util/redact.js";
 import { checkInt } from "../util/validate.js";
-import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
+import type { ExitStatus } from "./child-process.js";
+import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit, restartsUnder } from "./collector-source.js";
 import type { SourceHost } from "./runtime.js";
 import type { BaseSpec, ScriptSpec } from "./specs.js";
 
@@ -38,6 +39,14 @@ export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multi
    * @default 250
    */
   checkpointIntervalMs?: number;
+  /**
+   * When the collector function returns (or throws) before the source is stopped: `"always"` runs it again (after the
+   * `restart` backoff, within its breaker), `"on-failure"` only when it threw, `"never"` not at all. A function that
+   * is not run again ends the source: its `source:exit` is its last event (a return is no `source:error`), and its
+   * state is `stopped`. A collector process that crashes is restarted in any case.
+   * @default "always"
+   */
+  restartOnExit?: RestartOnExit;
 }
 
 /** Deeper option trees than this are refused (they are configuration, not data). */
@@ -48,6 +57,7 @@ export class ScriptSource extends CollectorSource {
   private readonly module: string;
   private readonly options: unknown;
   private readonly checkpointIntervalMs: number;
+  private readonly restartOnExit: RestartOnExit;
 
   constructor(options: ScriptSourceOptions) {
     super(resolveCollectorOptions(options));
@@ -63,6 +73,12 @@ export class ScriptSource extends CollectorSource {
     this.options = options.options === undefined ? {} : (JSON.parse(JSON.stringify(options.options)) as unknown);
     checkInt("checkpointIntervalMs", options.checkpointIntervalMs, 0);
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 250;
+    this.restartOnExit = resolveRestartOnExit(options.restartOnExit);
+  }
+
+  /** A function that returned ended with code 0, one that threw with code 1. */
+  protected override restartsAfterEnd(exit: ExitStatus): boolean {
+    return restartsUnder(this.restartOnExit, exit);
   }
 
   protected spec(base: BaseSpec, host: SourceHost): ScriptSpec {

@@ -294,6 +294,55 @@ export default defineCollector(async ({ emit }) => {
     expect(report.sources.flaky!.restarts).toBeGreaterThanOrEqual(2);
   });
 
+  it("restartOnExit: a function that returns or throws runs again only as asked, and one not run again ends its source", async () => {
+    const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
+    const write = (name: string, body: string): URL => {
+      const module = join(scratch, `${name}.mjs`);
+      writeFileSync(module, `import { defineCollector } from ${JSON.stringify(collectorUrl)};\nexport default defineCollector(async ({ emit }) => {\n${body}\n});\n`);
+      return pathToFileURL(module);
+    };
+    const returns = write("returns", `await emit({ message: "once" });`);
+    const throws = write("throws-once", `await emit({ message: "once" }); throw new Error("boom");`);
+    const restart = { baseDelayMs: 1, maxDelayMs: 2, maxRestarts: 5 };
+    const source = (name: string, module: URL, restartOnExit: "on-failure" | "never"): ScriptSource =>
+      new ScriptSource({ name, module, restartOnExit, restart, execArgv: ["--import", tsxLoader] });
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(source("returnsNever", returns, "never"))
+      .addSource(source("returnsOnFailure", returns, "on-failure"))
+      .addSource(source("throwsNever", throws, "never"))
+      .addSource(source("throwsOnFailure", throws, "on-failure"))
+      .addSink(mem);
+    const stateAtExit = new Map<string, string>();
+    agg.on("source:exit", (e) => {
+      if (!stateAtExit.has(e.source)) stateAtExit.set(e.source, agg.metrics().sources[e.source]!.state);
+    });
+    const errors: string[] = [];
+    agg.on("source:error", (e) => errors.push(e.source));
+    const restarted = new Set<string>();
+    agg.on("source:restart", (e) => restarted.add(e.source));
+    await agg.start();
+    await waitFor(() => stateAtExit.size === 4 && restarted.has("throwsOnFailure"), {
+      timeout: 20_000,
+      message: () => `four exits and a restart; saw exits ${[...stateAtExit.keys()]}, restarts ${[...restarted]}`,
+    });
+    await agg.stop({ timeoutMs: 10_000 });
+    expect(Object.fromEntries(stateAtExit)).toEqual({
+      returnsNever: "stopped",
+      returnsOnFailure: "stopped",
+      throwsNever: "stopped",
+      throwsOnFailure: "running", // a restart is scheduled right after the event
+    });
+    expect([...restarted]).toEqual(["throwsOnFailure"]);
+    // A return that ends the source is no error; a throw is one.
+    expect(errors).not.toContain("returnsNever");
+    expect(errors).not.toContain("returnsOnFailure");
+    expect(errors).toContain("throwsNever");
+    for (const name of ["returnsNever", "returnsOnFailure", "throwsNever"]) {
+      expect(mem.records.filter((r) => r.service?.name === name).map((r) => r.message), name).toEqual(["once"]);
+    }
+  });
+
   it("start() rejects with a coded error when the module's default export is not a defineCollector() definition", async () => {
     const agg = new Aggregator()
       .addSource(new ScriptSource({ name: "bad", module: fixture("not-a-collector.mjs"), restart: { maxRestarts: 0 } }))
