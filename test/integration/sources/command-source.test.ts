@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { Aggregator, CollectorError, CommandSource, MemorySink, type SourceExitEvent } from "../../../src/index.js";
+import { watchSourceEnds } from "../../helpers/source-ends.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const fixture = fileURLToPath(new URL("../../fixtures/emit-lines.mjs", import.meta.url));
@@ -202,15 +203,7 @@ describe("CommandSource", () => {
       .addSource(command("onfailure3", 3, "on-failure"))
       .addSource(command("always0", 0))
       .addSink(mem);
-    // The state each source is in when its first exit is announced: `stopped` for a source that ended there.
-    const stateAtExit = new Map<string, string>();
-    agg.on("source:exit", (e) => {
-      if (!stateAtExit.has(e.source)) stateAtExit.set(e.source, agg.metrics().sources[e.source]!.state);
-    });
-    const errors: string[] = [];
-    agg.on("source:error", (e) => errors.push(e.source));
-    const restarted = new Set<string>();
-    agg.on("source:restart", (e) => restarted.add(e.source));
+    const { stateAtExit, errors, restarted } = watchSourceEnds(agg);
     await agg.start();
     await waitFor(() => stateAtExit.size === 5 && restarted.has("onfailure3") && restarted.has("always0"), {
       timeout: 20_000,

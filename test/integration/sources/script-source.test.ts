@@ -10,6 +10,7 @@ import { Aggregator, CollectorError, InvalidOptionError, MemorySink } from "../.
 import type { SourceLogEvent } from "../../../src/events.js";
 import { ScriptSource } from "../../../src/sources/script-source.js";
 import { defineCollector, isCollectorDefinition } from "../../../src/collector.js";
+import { watchSourceEnds } from "../../helpers/source-ends.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 const fixture = (name: string): URL => new URL(`../../fixtures/collectors/${name}`, import.meta.url);
@@ -313,14 +314,7 @@ export default defineCollector(async ({ emit }) => {
       .addSource(source("throwsNever", throws, "never"))
       .addSource(source("throwsOnFailure", throws, "on-failure"))
       .addSink(mem);
-    const stateAtExit = new Map<string, string>();
-    agg.on("source:exit", (e) => {
-      if (!stateAtExit.has(e.source)) stateAtExit.set(e.source, agg.metrics().sources[e.source]!.state);
-    });
-    const errors: string[] = [];
-    agg.on("source:error", (e) => errors.push(e.source));
-    const restarted = new Set<string>();
-    agg.on("source:restart", (e) => restarted.add(e.source));
+    const { stateAtExit, errors, restarted } = watchSourceEnds(agg);
     await agg.start();
     await waitFor(() => stateAtExit.size === 4 && restarted.has("throwsOnFailure"), {
       timeout: 20_000,
