@@ -122,11 +122,6 @@ export function resolveRestartOnExit(value: unknown): RestartOnExit {
   return value as RestartOnExit;
 }
 
-/** Whether `policy` runs it again after it ended so: "on-failure" only after a code other than 0 or a signal. */
-export function restartsUnder(policy: RestartOnExit, exit: ExitStatus): boolean {
-  return policy === "always" || (policy === "on-failure" && (exit.code !== 0 || exit.signal !== null));
-}
-
 /**
  * What every collector-backed source shares: the resolved options, and how its runtime (a supervised child) is
  * built. A subclass only says what its INIT spec adds to the common part, and may read READY info.
@@ -146,9 +141,13 @@ export abstract class CollectorSource implements SourceDefinition {
   /** READY info of each incarnation (e.g. the ports a network collector bound). */
   protected onReady(_info: unknown): void {}
 
-  /** Whether it runs again after what it ran ended by itself (a command's exit). */
-  protected restartsAfterEnd(_exit: ExitStatus): boolean {
-    return true;
+  /** What runs again after what it ran ended by itself (a command's exit, a script's return or throw). */
+  protected restartOnExit: RestartOnExit = "always";
+
+  /** "on-failure" runs it again only after a code other than 0 (a script that threw) or a signal. */
+  private restartsAfterEnd(exit: ExitStatus): boolean {
+    const policy = this.restartOnExit;
+    return policy === "always" || (policy === "on-failure" && (exit.code !== 0 || exit.signal !== null));
   }
 
   /** @internal */

@@ -3,8 +3,7 @@ import { InvalidOptionError } from "../errors.js";
 import { checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
 import { normalizeLevel, type LogLevel } from "../record.js";
-import type { ExitStatus } from "./child-process.js";
-import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit, restartsUnder } from "./collector-source.js";
+import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit } from "./collector-source.js";
 import type { BaseSpec, CommandSpec } from "./specs.js";
 
 export interface CommandSourceOptions extends CollectorSourceOptions {
@@ -35,7 +34,6 @@ export interface CommandSourceOptions extends CollectorSourceOptions {
 export class CommandSource extends CollectorSource {
   readonly kind = "command";
   private readonly command: Omit<CommandSpec, keyof BaseSpec | "kind">;
-  private readonly restartOnExit: RestartOnExit;
 
   constructor(options: CommandSourceOptions) {
     super(resolveCollectorOptions(options));
@@ -62,10 +60,6 @@ export class CommandSource extends CollectorSource {
       inheritEnv: options.inheritEnv ?? true,
       stderrLevel: options.stderrLevel,
     };
-  }
-
-  protected override restartsAfterEnd(exit: ExitStatus): boolean {
-    return restartsUnder(this.restartOnExit, exit);
   }
 
   protected spec(base: BaseSpec): CommandSpec {

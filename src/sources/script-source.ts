@@ -7,8 +7,7 @@ import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { safeUrl } from "../util/redact.js";
 import { checkInt } from "../util/validate.js";
-import type { ExitStatus } from "./child-process.js";
-import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit, restartsUnder } from "./collector-source.js";
+import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit } from "./collector-source.js";
 import type { SourceHost } from "./runtime.js";
 import type { BaseSpec, ScriptSpec } from "./specs.js";
 
@@ -57,7 +56,6 @@ export class ScriptSource extends CollectorSource {
   private readonly module: string;
   private readonly options: unknown;
   private readonly checkpointIntervalMs: number;
-  private readonly restartOnExit: RestartOnExit;
 
   constructor(options: ScriptSourceOptions) {
     super(resolveCollectorOptions(options));
@@ -77,10 +75,6 @@ export class ScriptSource extends CollectorSource {
   }
 
   /** A function that returned ended with code 0, one that threw with code 1. */
-  protected override restartsAfterEnd(exit: ExitStatus): boolean {
-    return restartsUnder(this.restartOnExit, exit);
-  }
-
   protected spec(base: BaseSpec, host: SourceHost): ScriptSpec {
     return {
       ...base,
