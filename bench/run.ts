@@ -241,6 +241,12 @@ function firstDocNote(f: ReturnType<typeof fromFirstDoc>): string | undefined {
   return f === undefined ? undefined : `1st doc at ${Math.round(f.firstDocMs)} ms, then ${Math.round(f.docsPerSec / 1000)}k docs/s, ${f.cpuPer1M.toFixed(2)} s CPU/1M`;
 }
 
+/** Event-loop delay in the host from its first delivery on (host-impact.mjs): the run without its warm-up. */
+function steadyEldNote(impact: unknown): string | undefined {
+  const d = (impact as { eventLoopDelayAfterFirstDocMs?: { p50: number; p99: number } } | undefined)?.eventLoopDelayAfterFirstDocMs;
+  return d === undefined ? undefined : `ELD after 1st delivery ${d.p50.toFixed(1)} / ${d.p99.toFixed(1)} ms`;
+}
+
 /** The notes column: the parts that apply, in order. */
 function joinNotes(...parts: (string | undefined)[]): string | undefined {
   return parts.filter((x) => x !== undefined).join("; ") || undefined;
@@ -271,7 +277,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
     eldP50: impact?.eventLoopDelayMs.p50,
     eldP99: impact?.eventLoopDelayMs.p99,
     hostCpuSec: ours.done?.hostSec as number | undefined,
-    notes: joinNotes(receiverCpuNote(oursRx), firstDocNote(oursFirst)),
+    notes: joinNotes(receiverCpuNote(oursRx), firstDocNote(oursFirst), steadyEldNote(impact)),
   }));
   details.w1Ours = { receiver: oursRx, host: ours.done, fromFirstDoc: oursFirst };
   if (!baselines) return;

@@ -55,6 +55,7 @@ agg.on("delivered", (e) => {
   if (firstAt === 0) {
     firstAt = epochNow();
     firstDocs = delivered;
+    impact?.steady();
   }
   if (config.target !== undefined && reachedAt === undefined && delivered >= config.target) {
     reachedAt = epochNow();
@@ -93,6 +94,8 @@ if (config.stall !== undefined) {
   await agg.start();
   queueTimer = setInterval(sampleQueue, 50);
   impact = startHostImpact();
+  // A delivery before start() resolved (a later source still starting): the steady window starts now.
+  if (firstAt !== 0) impact.steady();
   // W5: the bound ports, for the driver's sender.
   send({ event: "started", at: epochNow(), ports: network.map((source) => source.addresses[0].port) });
 }
