@@ -7,7 +7,8 @@
 //            measured from outside: wall, docs/s, CPU (reaped-children accounting), peak RSS (/proc sampling)
 //
 // Flags: --quick (100k lines, short stall; < 60 s), --only w1,w2,w3,w4,w5,w6,lat, --profile (--cpu-prof for hosts and
-// collectors into bench/results/profiles/), --no-build (reuse bench/results/.lib).
+// collectors into bench/results/profiles/), --no-build (reuse bench/results/.lib), --repeat N (runs per target row,
+// default 3, 1 with --quick), --no-baselines.
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -26,6 +27,12 @@ const only = args.includes("--only") ? new Set(args[args.indexOf("--only") + 1]!
 const enabled = (w: string): boolean => only === undefined || only.has(w);
 /** --no-baselines: only our shipper (a tuning loop); ratios and the ×-pino target then show as not measured. */
 const baselines = !args.includes("--no-baselines");
+/**
+ * --repeat N: the runs behind each of W1's target rows (ours, pino-es --flush-bytes 5000000) and W2's. Their row holds
+ * each figure's median over the N runs and the notes every run's; the targets are checked against the medians.
+ * Default 3 (1 with --quick or --profile): one run moves by a fifth or more with the VM's neighbours.
+ */
+const REPEAT = args.includes("--repeat") ? Math.max(1, Number(args[args.indexOf("--repeat") + 1]) || 1) : quick || profile ? 1 : 3;
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS = join(ROOT, "bench", "results");
@@ -252,6 +259,63 @@ function joinNotes(...parts: (string | undefined)[]): string | undefined {
   return parts.filter((x) => x !== undefined).join("; ") || undefined;
 }
 
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * One row for repeated runs of a shipper: each figure the median of the runs that have it (so one figure may come
+ * from another run than the next), the process count the largest, partial if any run was. The notes list each run's
+ * throughput, CPU, RSS and event-loop p99 in the order they ran, then the notes of the run with the median docs/s.
+ */
+function medianRow(runs: Row[]): Row {
+  if (runs.length === 1) return runs[0]!;
+  const med = (k: keyof Row): number | undefined => {
+    const xs = runs.map((r) => r[k]).filter((x): x is number => typeof x === "number" && Number.isFinite(x));
+    return xs.length === 0 ? undefined : median(xs);
+  };
+  const list = (k: keyof Row, f: (x: number) => string): string | undefined => {
+    const xs = runs.map((r) => r[k]).filter((x): x is number => typeof x === "number");
+    return xs.length === 0 ? undefined : xs.map(f).join(", ");
+  };
+  const byRate = [...runs].sort((a, b) => a.docsPerSec - b.docsPerSec)[runs.length >> 1]!;
+  const perRun = [
+    list("docsPerSec", (x) => `${Math.round(x / 1000)}k`),
+    list("cpuPer1M", (x) => x.toFixed(2)),
+    list("peakRssMB", (x) => x.toFixed(0)),
+    list("eldP99", (x) => x.toFixed(1)),
+  ];
+  const labels = ["docs/s", "CPU s/1M", "peak RSS MB", "ELD p99 ms"];
+  const runsNote = perRun.map((v, i) => (v === undefined ? undefined : `${labels[i]} ${v}`)).filter((x) => x !== undefined).join("; ");
+  return {
+    workload: byRate.workload,
+    shipper: byRate.shipper,
+    docs: med("docs")!,
+    wallSec: med("wallSec")!,
+    docsPerSec: med("docsPerSec")!,
+    cpuSec: med("cpuSec")!,
+    cpuPer1M: med("cpuPer1M")!,
+    peakRssMB: med("peakRssMB")!,
+    processes: Math.max(...runs.map((r) => r.processes)),
+    partial: runs.some((r) => r.partial),
+    hostCpuSec: med("hostCpuSec"),
+    eldP50: med("eldP50"),
+    eldP99: med("eldP99"),
+    eldP99AfterFirst: med("eldP99AfterFirst"),
+    notes: joinNotes(`median of ${runs.length} runs (${runsNote})`, byRate.notes === undefined ? undefined : `median run: ${byRate.notes}`),
+  };
+}
+
+/** Run `once` REPEAT times; push the median row, and return every run's details (in run order). */
+async function repeated(once: () => Promise<{ row: Row; detail: unknown }>): Promise<unknown[]> {
+  const runs: { row: Row; detail: unknown }[] = [];
+  for (let k = 0; k < REPEAT; k++) runs.push(await once());
+  rows.push(medianRow(runs.map((r) => r.row)));
+  return runs.map((r) => r.detail);
+}
+
 /** A MemorySink workload's first and last delivery, as the host saw them. */
 function hostDeliveries(m: Measured): Record<string, unknown> | undefined {
   const d = m.done;
@@ -267,19 +331,25 @@ async function w1(es: Receiver, file: string): Promise<void> {
   const url = `http://127.0.0.1:${es.port}`;
   const expect = (n: number, latency = false): Promise<Message> => call(es.proc, { cmd: "expect", n, latency }, "ok");
 
-  log("W1 child-log-agg FileSource → ElasticsearchSink …");
-  await expect(SIZE);
-  const ours = await measure(() => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [file] }], sink: { kind: "es", url }, profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
-  const oursRx = await receiverStats(es);
-  const oursFirst = fromFirstDoc(ours, oursRx);
-  const impact = ours.done?.impact as { eventLoopDelayMs: { p50: number; p99: number; max: number }; hostCpuWhileShippingSec: number } | undefined;
-  rows.push(row("W1", "child-log-agg", oursRx.docs as number, ours, {
-    eldP50: impact?.eventLoopDelayMs.p50,
-    eldP99: impact?.eventLoopDelayMs.p99,
-    hostCpuSec: ours.done?.hostSec as number | undefined,
-    notes: joinNotes(receiverCpuNote(oursRx), firstDocNote(oursFirst), steadyEldNote(impact)),
-  }));
-  details.w1Ours = { receiver: oursRx, host: ours.done, fromFirstDoc: oursFirst };
+  type Impact = { eventLoopDelayMs: { p50: number; p99: number; max: number }; eventLoopDelayAfterFirstDocMs?: { p99: number } };
+  details.w1Ours = await repeated(async () => {
+    log("W1 child-log-agg FileSource → ElasticsearchSink …");
+    await expect(SIZE);
+    const ours = await measure(() => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [file] }], sink: { kind: "es", url }, profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
+    const oursRx = await receiverStats(es);
+    const oursFirst = fromFirstDoc(ours, oursRx);
+    const impact = ours.done?.impact as Impact | undefined;
+    return {
+      row: row("W1", "child-log-agg", oursRx.docs as number, ours, {
+        eldP50: impact?.eventLoopDelayMs.p50,
+        eldP99: impact?.eventLoopDelayMs.p99,
+        eldP99AfterFirst: impact?.eventLoopDelayAfterFirstDocMs?.p99,
+        hostCpuSec: ours.done?.hostSec as number | undefined,
+        notes: joinNotes(receiverCpuNote(oursRx), firstDocNote(oursFirst), steadyEldNote(impact)),
+      }),
+      detail: { receiver: oursRx, host: ours.done, fromFirstDoc: oursFirst },
+    };
+  });
   if (!baselines) return;
 
   log("W1 baseline (a) naive: child per source + process.send per line, client.bulk every 1000 lines …");
@@ -287,28 +357,33 @@ async function w1(es: Receiver, file: string): Promise<void> {
   const naive = await measure(() => naiveProc({ url, sources: [{ kind: "file", paths: [file] }], profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
   const naiveRx = await receiverStats(es);
   const naiveFirst = fromFirstDoc(naive, naiveRx);
-  const ni = naive.done?.impact as typeof impact;
+  const ni = naive.done?.impact as Impact | undefined;
   rows.push(row("W1", "naive seed (a)", naiveRx.docs as number, naive, { eldP50: ni?.eventLoopDelayMs.p50, eldP99: ni?.eventLoopDelayMs.p99, hostCpuSec: naive.done?.hostSec as number | undefined, notes: joinNotes(receiverCpuNote(naiveRx), firstDocNote(naiveFirst)) }));
   details.w1Naive = { receiver: naiveRx, host: naive.done, fromFirstDoc: naiveFirst };
 
-  for (const [label, extraArgs, timeoutMs] of [
-    ["pino-es defaults (b)", [], PINO_DEFAULT_TIMEOUT_MS],
-    ["pino-es --flush-bytes 5000000 (b)", ["--flush-bytes", "5000000"], RUN_TIMEOUT_MS],
+  // The target's baseline runs as often as ours; the defaults (a minute at 5 documents a request) once.
+  for (const [label, extraArgs, timeoutMs, times] of [
+    ["pino-es defaults (b)", [], PINO_DEFAULT_TIMEOUT_MS, 1],
+    ["pino-es --flush-bytes 5000000 (b)", ["--flush-bytes", "5000000"], RUN_TIMEOUT_MS, REPEAT],
   ] as const) {
-    log(`W1 baseline ${label} …`);
-    await expect(SIZE);
-    const fd = openSync(file, "r");
-    const pino = await measure(
-      () => spawn(NODE, [PINO_CLI, "--node", url, "--index", "bench", ...extraArgs], { stdio: [fd, "ignore", "ignore"] }),
-      untilReceiver(es),
-      { ipc: false, timeoutMs },
-    );
-    closeSync(fd);
-    const rx = await receiverStats(es);
-    const m = { ...pino, wallSec: pino.timedOut ? (((rx.lastAt as number) || epochNow()) - pino.t0) / 1000 : pino.wallSec };
-    const first = fromFirstDoc(m, rx);
-    rows.push(row("W1", label, rx.docs as number, m, { notes: joinNotes(receiverCpuNote(rx), firstDocNote(first)) }));
-    details[`w1 ${label}`] = { receiver: rx, fromFirstDoc: first };
+    const runs: { row: Row; detail: unknown }[] = [];
+    for (let k = 0; k < times; k++) {
+      log(`W1 baseline ${label} …`);
+      await expect(SIZE);
+      const fd = openSync(file, "r");
+      const pino = await measure(
+        () => spawn(NODE, [PINO_CLI, "--node", url, "--index", "bench", ...extraArgs], { stdio: [fd, "ignore", "ignore"] }),
+        untilReceiver(es),
+        { ipc: false, timeoutMs },
+      );
+      closeSync(fd);
+      const rx = await receiverStats(es);
+      const m = { ...pino, wallSec: pino.timedOut ? (((rx.lastAt as number) || epochNow()) - pino.t0) / 1000 : pino.wallSec };
+      const first = fromFirstDoc(m, rx);
+      runs.push({ row: row("W1", label, rx.docs as number, m, { notes: joinNotes(receiverCpuNote(rx), firstDocNote(first)) }), detail: { receiver: rx, fromFirstDoc: first } });
+    }
+    rows.push(medianRow(runs.map((r) => r.row)));
+    details[`w1 ${label}`] = runs.map((r) => r.detail);
   }
 }
 
@@ -320,12 +395,16 @@ async function w2(): Promise<void> {
   const files = [];
   for (let i = 0; i < W2_CHILDREN; i++) files.push((await dataFile(W2_PER_CHILD, i + 1)).path);
   const sources = files.map((file, i) => ({ kind: "cmd", name: `cmd${i}`, command: "cat", args: [file] }));
-  const m = await measure(() => hostProc({ lib: LIB, sources, sink: { kind: "mem" }, target: total, profileDir: profile ? PROFILES : undefined }), untilHost, { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
-  const delivered = (m.done?.delivered as number | undefined) ?? 0;
-  const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
-  const first = fromFirstDoc(m, hostDeliveries(m));
-  rows.push(row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(first) }));
-  details.w2 = { ...m.done, fromFirstDoc: first };
+  details.w2 = await repeated(async () => {
+    const m = await measure(() => hostProc({ lib: LIB, sources, sink: { kind: "mem" }, target: total, profileDir: profile ? PROFILES : undefined }), untilHost, { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
+    const delivered = (m.done?.delivered as number | undefined) ?? 0;
+    const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
+    const first = fromFirstDoc(m, hostDeliveries(m));
+    return {
+      row: row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(first) }),
+      detail: { ...m.done, fromFirstDoc: first },
+    };
+  });
 }
 
 async function w5(file: string): Promise<void> {

@@ -18,6 +18,8 @@ export interface Row {
   hostCpuSec?: number;
   eldP50?: number;
   eldP99?: number;
+  /** Event-loop delay p99 from the host's first delivery on (host-impact.mjs), where measured. */
+  eldP99AfterFirst?: number;
   latP50?: number;
   latP99?: number;
   drops?: number;
