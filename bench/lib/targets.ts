@@ -21,7 +21,7 @@ export function checkTargets(rows: Row[], details: Record<string, unknown>, o: {
   };
   add("W1 ≥ 300k docs/s (ambition 700k)", w1 && `${f(w1.docsPerSec)} docs/s`, w1 && w1.docs >= o.size && w1.docsPerSec >= 300_000);
   add("W1 ≥ 2× pino-es --flush-bytes 5000000", w1 && pino5 && `${f(w1.docsPerSec / pino5.docsPerSec, 2)}×`, w1 && pino5 && w1.docsPerSec >= 2 * pino5.docsPerSec);
-  add("W1 peak RSS host+children ≤ 200 MB (ambition 100)", w1 && `${f(w1.peakRssMB)} MB`, w1 && w1.peakRssMB <= 200);
+  add("W1 peak RSS host+children ≤ 200 MB (ambition 100)", w1 && `${f(w1.peakRssMB, 1)} MB`, w1 && w1.peakRssMB <= 200);
   add("W1 CPU ≤ 5 s per 1M docs", w1 && `${f(w1.cpuPer1M, 2)} s per 1M (tree); host ${f(((w1.hostCpuSec ?? 0) * 1e6) / Math.max(1, w1.docs), 2)} s per 1M`, w1 && w1.cpuPer1M <= 5);
   const steadyText = w1?.eldP99AfterFirst === undefined ? "" : `; after the first delivery p99 ${f(w1.eldP99AfterFirst, 1)} ms`;
   add(
