@@ -8,7 +8,7 @@
 //
 // Flags: --quick (100k lines, short stall; < 60 s), --only w1,w2,w3,w4,w5,w6,lat, --profile (--cpu-prof for hosts and
 // collectors into bench/results/profiles/), --no-build (reuse bench/results/.lib), --repeat N (runs per target row,
-// default 3, 1 with --quick), --no-baselines.
+// default 3, 1 with --quick or --profile), --no-baselines.
 import { type ChildProcess, fork, spawn, spawnSync } from "node:child_process";
 import { closeSync, existsSync, mkdirSync, openSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -308,10 +308,10 @@ function medianRow(runs: Row[]): Row {
   };
 }
 
-/** Run `once` REPEAT times; push the median row, and return every run's details (in run order). */
-async function repeated(once: () => Promise<{ row: Row; detail: unknown }>): Promise<unknown[]> {
+/** Run `once` `times` times; push the median row, and return every run's details (in run order). */
+async function repeated(times: number, once: () => Promise<{ row: Row; detail: unknown }>): Promise<unknown[]> {
   const runs: { row: Row; detail: unknown }[] = [];
-  for (let k = 0; k < REPEAT; k++) runs.push(await once());
+  for (let k = 0; k < times; k++) runs.push(await once());
   rows.push(medianRow(runs.map((r) => r.row)));
   return runs.map((r) => r.detail);
 }
@@ -332,7 +332,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
   const expect = (n: number, latency = false): Promise<Message> => call(es.proc, { cmd: "expect", n, latency }, "ok");
 
   type Impact = { eventLoopDelayMs: { p50: number; p99: number; max: number }; eventLoopDelayAfterFirstDocMs?: { p99: number } };
-  details.w1Ours = await repeated(async () => {
+  details.w1Ours = await repeated(REPEAT, async () => {
     log("W1 child-log-agg FileSource → ElasticsearchSink …");
     await expect(SIZE);
     const ours = await measure(() => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [file] }], sink: { kind: "es", url }, profileDir: profile ? PROFILES : undefined }), untilReceiver(es), { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
@@ -366,8 +366,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
     ["pino-es defaults (b)", [], PINO_DEFAULT_TIMEOUT_MS, 1],
     ["pino-es --flush-bytes 5000000 (b)", ["--flush-bytes", "5000000"], RUN_TIMEOUT_MS, REPEAT],
   ] as const) {
-    const runs: { row: Row; detail: unknown }[] = [];
-    for (let k = 0; k < times; k++) {
+    details[`w1 ${label}`] = await repeated(times, async () => {
       log(`W1 baseline ${label} …`);
       await expect(SIZE);
       const fd = openSync(file, "r");
@@ -380,10 +379,8 @@ async function w1(es: Receiver, file: string): Promise<void> {
       const rx = await receiverStats(es);
       const m = { ...pino, wallSec: pino.timedOut ? (((rx.lastAt as number) || epochNow()) - pino.t0) / 1000 : pino.wallSec };
       const first = fromFirstDoc(m, rx);
-      runs.push({ row: row("W1", label, rx.docs as number, m, { notes: joinNotes(receiverCpuNote(rx), firstDocNote(first)) }), detail: { receiver: rx, fromFirstDoc: first } });
-    }
-    rows.push(medianRow(runs.map((r) => r.row)));
-    details[`w1 ${label}`] = runs.map((r) => r.detail);
+      return { row: row("W1", label, rx.docs as number, m, { notes: joinNotes(receiverCpuNote(rx), firstDocNote(first)) }), detail: { receiver: rx, fromFirstDoc: first } };
+    });
   }
 }
 
@@ -395,7 +392,7 @@ async function w2(): Promise<void> {
   const files = [];
   for (let i = 0; i < W2_CHILDREN; i++) files.push((await dataFile(W2_PER_CHILD, i + 1)).path);
   const sources = files.map((file, i) => ({ kind: "cmd", name: `cmd${i}`, command: "cat", args: [file] }));
-  details.w2 = await repeated(async () => {
+  details.w2 = await repeated(REPEAT, async () => {
     const m = await measure(() => hostProc({ lib: LIB, sources, sink: { kind: "mem" }, target: total, profileDir: profile ? PROFILES : undefined }), untilHost, { ipc: true, timeoutMs: RUN_TIMEOUT_MS });
     const delivered = (m.done?.delivered as number | undefined) ?? 0;
     const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
