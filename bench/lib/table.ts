@@ -27,6 +27,62 @@ export interface Row {
   notes?: string;
 }
 
+/** The notes column: the parts that apply, in order. */
+export function joinNotes(...parts: (string | undefined)[]): string | undefined {
+  return parts.filter((x) => x !== undefined).join("; ") || undefined;
+}
+
+/** The middle value of `xs` (not empty), or the mean of the middle two for an even count. */
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+/**
+ * One row for repeated runs of a shipper: each figure the median of the runs that have it (so one figure may come
+ * from another run than the next), the process count the largest, partial if any run was. The notes list each run's
+ * throughput, CPU, RSS and event-loop p99 in the order they ran, then the notes of the run with the median docs/s
+ * (for an even count, the faster of the middle two).
+ */
+export function medianRow(runs: Row[]): Row {
+  if (runs.length === 1) return runs[0]!;
+  const med = (k: keyof Row): number | undefined => {
+    const xs = runs.map((r) => r[k]).filter((x): x is number => typeof x === "number" && Number.isFinite(x));
+    return xs.length === 0 ? undefined : median(xs);
+  };
+  const list = (k: keyof Row, f: (x: number) => string): string | undefined => {
+    const xs = runs.map((r) => r[k]).filter((x): x is number => typeof x === "number");
+    return xs.length === 0 ? undefined : xs.map(f).join(", ");
+  };
+  const byRate = [...runs].sort((a, b) => a.docsPerSec - b.docsPerSec)[runs.length >> 1]!;
+  const perRun = [
+    list("docsPerSec", (x) => `${Math.round(x / 1000)}k`),
+    list("cpuPer1M", (x) => x.toFixed(2)),
+    list("peakRssMB", (x) => x.toFixed(0)),
+    list("eldP99", (x) => x.toFixed(1)),
+  ];
+  const labels = ["docs/s", "CPU s/1M", "peak RSS MB", "ELD p99 ms"];
+  const runsNote = perRun.map((v, i) => (v === undefined ? undefined : `${labels[i]} ${v}`)).filter((x) => x !== undefined).join("; ");
+  return {
+    workload: byRate.workload,
+    shipper: byRate.shipper,
+    docs: med("docs")!,
+    wallSec: med("wallSec")!,
+    docsPerSec: med("docsPerSec")!,
+    cpuSec: med("cpuSec")!,
+    cpuPer1M: med("cpuPer1M")!,
+    peakRssMB: med("peakRssMB")!,
+    processes: Math.max(...runs.map((r) => r.processes)),
+    partial: runs.some((r) => r.partial),
+    hostCpuSec: med("hostCpuSec"),
+    eldP50: med("eldP50"),
+    eldP99: med("eldP99"),
+    eldP99AfterFirst: med("eldP99AfterFirst"),
+    notes: joinNotes(`median of ${runs.length} runs (${runsNote})`, byRate.notes === undefined ? undefined : `median run: ${byRate.notes}`),
+  };
+}
+
 const num = (n: number | undefined, digits = 0): string =>
   n === undefined || !Number.isFinite(n) ? "–" : n.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
 
