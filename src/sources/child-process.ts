@@ -11,7 +11,8 @@ import { signalGroup } from "../util/process-group.js";
 import { redact } from "../util/redact.js";
 
 /**
- * The collector entry point and the Node flags it needs. Installed: dist/collector/main.js beside the bundle.
+ * The collector entry point and the Node flags it needs. Installed: dist/collector/main.cjs beside the bundle (one
+ * CommonJS file: see tsup.config.ts).
  * Running from the TypeScript sources (this repo's tests and examples under tsx): the child runs from source
  * too, through tsx's loader resolved by absolute URL, so it never runs a stale build.
  */
@@ -26,7 +27,7 @@ export function collectorEntry(): { file: string; execArgv: string[] } {
       // no tsx: fall back to the build
     }
   }
-  const candidates = [new URL("./collector/main.js", here), new URL("../../dist/collector/main.js", here)];
+  const candidates = [new URL("./collector/main.cjs", here), new URL("../../dist/collector/main.cjs", here)];
   for (const c of candidates) {
     const p = fileURLToPath(c);
     if (existsSync(p)) return { file: p, execArgv: [] };

@@ -129,7 +129,7 @@ describe("the packed tarball, installed into a scratch project", () => {
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), "cla-pack-"));
     // Pack from a copy of the checkout: prepack's `tsup` cleans dist/, and other test files fork the repo's
-    // dist/collector/main.js while this one runs. The copy builds exactly what the current sources build.
+    // dist/collector/main.cjs while this one runs. The copy builds exactly what the current sources build.
     const checkout = join(scratch, "checkout");
     await cp(root, checkout, {
       recursive: true,
@@ -177,7 +177,7 @@ describe("the packed tarball, installed into a scratch project", () => {
       "dist/collector.d.ts",
       "dist/testing.js",
       "dist/testing.d.ts",
-      "dist/collector/main.js",
+      "dist/collector/main.cjs",
     ]) {
       expect(entries, f).toContain(f);
     }
@@ -230,13 +230,13 @@ describe("the packed tarball, installed into a scratch project", () => {
     expect(out.batch.length).toBe(1);
     expect(JSON.parse(out.batch.json[0]!)).toMatchObject({ message: "probe" });
     expect(Array.isArray(out.collectorExports)).toBe(true);
-    // The script's collector child runs the installed dist/collector/main.js (not the repo's), under the same node,
+    // The script's collector child runs the installed dist/collector/main.cjs (not the repo's), under the same node,
     // and is told its kind after it (so it loads that kind's code before its INIT).
     if (process.platform === "linux") {
       expect(out.collectorArgv, "collector argv from /proc").not.toBeNull();
       const argv = out.collectorArgv!.filter((a) => a.length > 0);
       expect(argv[argv.length - 1]).toBe("script");
-      expect(await realpath(argv[argv.length - 2]!)).toBe(join(installed, "dist", "collector", "main.js"));
+      expect(await realpath(argv[argv.length - 2]!)).toBe(join(installed, "dist", "collector", "main.cjs"));
     }
   });
 
