@@ -2,7 +2,9 @@ import { build, defineConfig, type Options } from "tsup";
 
 // The child-process entry point that the supervisor forks (not a public import), as one CommonJS file. Node loads
 // it with its CommonJS loader, which costs a collector less at start than the ES module loader with the shared
-// chunks: 120 to 140 ms of CPU to READY against 150 to 160 ms, and 2.6 MB less resident (see CHANGELOG).
+// chunks: a command collector 130 to 140 ms of CPU to READY against 160 to 170 ms, and 2.6 MB less resident when
+// idle (see the README's performance section). Each kind's runtime still loads (and requires its Node modules) only
+// when that kind runs.
 const collectorMain = (outDir: string): Options => ({
   entry: { "collector/main": "src/collector/main.ts" },
   format: ["cjs"],
