@@ -41,17 +41,24 @@ function ok(what: string, r: Run): Run {
   return r;
 }
 
-// The consumer flow, shared by the ESM and the CJS script: a CommandSource (a real collector child forked from the
-// installed package) and 1000 in-host writes into a MemorySink, then stop() and print one JSON line.
+// The consumer flow, shared by the ESM and the CJS script: a CommandSource, a FileSource with checkpoints and a
+// ScriptSource (real collector children forked from the installed package, one of each kind that reads) and 1000
+// in-host writes into a MemorySink, then stop() and print one JSON line.
 const FLOW = String.raw`
 async function main(lib, testing, collector, resolved) {
-  const { Aggregator, AggregatorError, MemorySink, CommandSource, ScriptSource, StateError } = lib;
+  const { Aggregator, AggregatorError, MemorySink, CommandSource, FileSource, ScriptSource, StateError } = lib;
   const fs = require("node:fs");
+  const path = require("node:path");
   const emitter = "for (let i = 0; i < 3; i++) console.log(JSON.stringify({ message: 'hi ' + i, n: i })); setInterval(() => {}, 1 << 30);";
+  // Each script run tails its own file and keeps its own checkpoints.
+  const logFile = path.join(process.cwd(), "app-" + process.pid + ".log");
+  const checkpointDir = path.join(process.cwd(), "checkpoints-" + process.pid);
+  fs.writeFileSync(logFile, [0, 1, 2].map((i) => JSON.stringify({ message: "file " + i })).join("\n") + "\n");
   const mem = new MemorySink({ name: "mem" });
-  const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
+  const agg = new Aggregator({ batch: { maxWaitMs: 20 }, checkpointDir })
     .addSource(new CommandSource({ name: "cmd", command: process.execPath, args: ["-e", emitter], parser: "json" }))
-    .addSource(new ScriptSource({ name: "script", module: require("node:path").join(process.cwd(), "my-collector.mjs") }))
+    .addSource(new FileSource({ name: "file", paths: [logFile], parser: "json", startAt: "beginning" }))
+    .addSource(new ScriptSource({ name: "script", module: path.join(process.cwd(), "my-collector.mjs") }))
     .addSink(mem);
   let collectorArgv = null;
   agg.on("source:ready", (e) => {
@@ -65,7 +72,9 @@ async function main(lib, testing, collector, resolved) {
     message: () => "3 records from the command, got " + JSON.stringify(mem.messages().filter((m) => m.startsWith("hi"))),
   });
   await testing.waitFor(() => mem.records.some((r) => r.service?.name === "script"), { timeout: 20000, message: "a record from the script collector" });
+  await testing.waitFor(() => mem.records.filter((r) => r.service?.name === "file").length >= 3, { timeout: 20000, message: "3 records from the file" });
   const report = await agg.stop({ timeoutMs: 10000 });
+  const checkpoints = fs.readdirSync(checkpointDir).map((f) => [f, (fs.statSync(path.join(checkpointDir, f)).mode & 0o777).toString(8)]);
   // The built classes keep their names (the bundler renames colliding ones), and each code has its class.
   const late = await agg.write({ message: "late" }).catch((e) => e);
   const lateWrite = { name: late.name, code: late.code, isStateError: late instanceof StateError, isAggregatorError: late instanceof AggregatorError };
@@ -80,6 +89,8 @@ async function main(lib, testing, collector, resolved) {
     written: mem.records.filter((r) => r.service?.name === undefined).map((r) => r.message),
     fromScript: mem.records.filter((r) => r.service?.name === "script").map((r) => r.message),
     fromCommand: mem.records.filter((r) => r.service?.name === "cmd").map((r) => r.message),
+    fromFile: mem.records.filter((r) => r.service?.name === "file").map((r) => r.message),
+    checkpoints,
     report,
     lateWrite,
   }));
@@ -188,7 +199,7 @@ describe("the packed tarball, installed into a scratch project", () => {
   it.each([
     ["import", "esm.mjs"],
     ["require", "cjs.cjs"],
-  ])("%s gives a working Aggregator: 1000 writes and a forked CommandSource are delivered to a MemorySink", async (_how, script) => {
+  ])("%s gives a working Aggregator: 1000 writes and forked command, file and script collectors deliver to a MemorySink", async (_how, script) => {
     const r = ok(script, await run(process.execPath, [script], app, 60_000));
     // The library never prints, and require(esm) raises no warning on the supported Node versions.
     expect(r.stderr).toBe("");
@@ -202,6 +213,8 @@ describe("the packed tarball, installed into a scratch project", () => {
       errorNames: Array<[string, string, string]>;
       written: string[];
       fromCommand: string[];
+      fromFile: string[];
+      checkpoints: Array<[string, string]>;
       fromScript: string[];
       lateWrite: { name: string; code: string; isStateError: boolean; isAggregatorError: boolean };
       report: {
@@ -218,11 +231,15 @@ describe("the packed tarball, installed into a scratch project", () => {
     expect(out.written).toEqual(Array.from({ length: 1000 }, (_, i) => `record ${i}`));
     expect(out.fromCommand).toEqual(["hi 0", "hi 1", "hi 2"]);
     expect(out.fromScript).toEqual(["from script"]);
+    // The file collector (one CommonJS file with every kind's runtime) tails and commits its checkpoint, private.
+    expect(out.fromFile).toEqual(["file 0", "file 1", "file 2"]);
+    expect(out.checkpoints).toEqual([["file.json", "600"]]);
     expect(out.report.timedOut).toBe(false);
-    expect(out.report.sinks.mem).toMatchObject({ received: 1004, delivered: 1004, pending: 0, droppedTotal: 0 });
+    expect(out.report.sinks.mem).toMatchObject({ received: 1007, delivered: 1007, pending: 0, droppedTotal: 0 });
     expect(out.report.sources.host).toMatchObject({ kind: "write", emitted: 1000, admitted: 1000 });
     expect(out.report.sources.cmd).toMatchObject({ kind: "command", emitted: 3, admitted: 3 });
-    expect(out.report.totals).toMatchObject({ received: 1004, delivered: 1004, dropped: 0, pending: 0 });
+    expect(out.report.sources.file).toMatchObject({ kind: "file", emitted: 3, admitted: 3 });
+    expect(out.report.totals).toMatchObject({ received: 1007, delivered: 1007, dropped: 0, pending: 0 });
     expect(out.lateWrite).toEqual({ name: "StateError", code: "ERR_AGGREGATOR_STOPPED", isStateError: true, isAggregatorError: true });
     // child-log-agg/testing works from the installed copy, and child-log-agg/collector loads.
     expect(out.errorNames.length).toBeGreaterThan(3);
