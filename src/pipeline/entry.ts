@@ -74,7 +74,20 @@ export class Entry {
   }
 
   set admittedAt(ms: number) {
-    this.admitted = wrap(ms - ADMIT_EPOCH) | 0;
+    this.admitted = Entry.admitStamp(ms);
+  }
+
+  /**
+   * `ms` (epoch) as `admit` takes it. The modulo of a double is a C call: a loop that admits many entries at one
+   * time computes this once and stamps each with `admit`.
+   */
+  static admitStamp(ms: number): number {
+    return wrap(ms - ADMIT_EPOCH) | 0;
+  }
+
+  /** Set `admittedAt` from `Entry.admitStamp(ms)`. */
+  admit(stamp: number): void {
+    this.admitted = stamp;
   }
 
   /** The canonical JSON text (decoded from the bytes on first use). */

@@ -3,7 +3,7 @@
 // Producers (collector channels, in-host writers) park entries in their own inbox; the router admits them
 // round-robin, so one chatty source cannot starve the others, and tells each producer how many it admitted
 // (children turn that into credits).
-import type { Entry } from "./entry.js";
+import { Entry } from "./entry.js";
 import { Ring } from "./ring.js";
 import type { SinkPipeline } from "./sink-pipeline.js";
 import { type Slice, engineSlice, nextTurn } from "./slice.js";
@@ -183,7 +183,7 @@ export class Router {
     let progress = true;
     while (progress) {
       progress = false;
-      const now = Date.now();
+      const stamp = Entry.admitStamp(Date.now());
       /** How many producers were back in line after the last one that admitted anything. */
       let upTo = 0;
       // One turn for each producer in line. Every one of them is shifted: `ready` ends up in the order they
@@ -205,7 +205,7 @@ export class Router {
           const e = inbox.peek()!;
           if (!this.canAdmit(e, lanes, verdicts)) break;
           inbox.shift();
-          e.admittedAt = now;
+          e.admit(stamp);
           bytes += e.bytes;
           this.route(e, lanes, verdicts);
           admitted++;

@@ -19,7 +19,7 @@ import { redact } from "../util/redact.js";
 import { AdaptiveConcurrency } from "./adaptive-concurrency.js";
 import { backoffDelay } from "./backoff.js";
 import { EntryBatch } from "./batch.js";
-import type { Entry } from "./entry.js";
+import { Entry } from "./entry.js";
 import { Ring } from "./ring.js";
 import { describe } from "./serialize.js";
 import { DiskQueue, type DiskQueueHooks } from "./disk-queue.js";
@@ -162,11 +162,11 @@ export class SinkPipeline {
       ({ entries, recovered }) => {
         this.refilling = false;
         this.counters.received += recovered;
-        const now = Date.now();
+        const stamp = Entry.admitStamp(Date.now());
         for (let i = 0; i < entries.length; i++) {
           const e = entries[i]!;
           e.pending = 1;
-          e.admittedAt = now;
+          e.admit(stamp);
           this.enqueue(e);
         }
         if (entries.length > 0) this.refill();

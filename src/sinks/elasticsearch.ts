@@ -16,8 +16,8 @@ import { redact } from "../util/redact.js";
 import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
 import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
-import { type ItemTally, classifyBulkResponse } from "./elasticsearch/bulk-response.js";
-import { bulkBody } from "./elasticsearch/bulk-body.js";
+import { BatchOutcomes, type ItemTally, classifyBulkResponse, uniformlyDelivered } from "./elasticsearch/bulk-response.js";
+import { type BulkActions, bulkBody } from "./elasticsearch/bulk-body.js";
 import { bulkAwareSerializer } from "./elasticsearch/bulk-serializer.js";
 import { MAX_ID_BYTES, deterministicId } from "./elasticsearch/document-id.js";
 import { type IndexPattern, indexNameProblem, recordTimestamp } from "./elasticsearch/index-name.js";
@@ -150,11 +150,10 @@ export class ElasticsearchSink implements Sink {
       return Outcome.retry("closed", undefined, error);
     }
     if (this.#client === undefined) await this.#ready();
-    const outcomes = new Array<RecordOutcome>(n);
-    const actions = new Array<string | undefined>(n);
-    const included = this.#plan(batch, actions, outcomes);
+    const outcomes = new BatchOutcomes(n);
+    const { actions, included } = this.#plan(batch, outcomes);
     if (included.length > 0) await this.#sendRange(batch, actions, included, 0, included.length, outcomes, ctx?.signal);
-    return summarize(outcomes);
+    return outcomes.result();
   }
 
   async close(): Promise<void> {
@@ -181,11 +180,24 @@ export class ElasticsearchSink implements Sink {
     return out;
   }
 
+  /** 0, 1, 2, …: the positions of a batch every record of which goes into the request (read only, shared). */
+  #identity = new Int32Array(0);
+
+  #allPositions(n: number): Int32Array {
+    if (this.#identity.length < n) {
+      const next = new Int32Array(Math.max(n, this.#identity.length * 2));
+      for (let i = 0; i < next.length; i++) next[i] = i;
+      this.#identity = next;
+    }
+    return this.#identity.subarray(0, n);
+  }
+
   /**
    * Decide the action line of every record. Records whose target cannot be built are rejected here and left out
-   * of the body. Returns the batch positions that go into the request, in order.
+   * of the body. Returns the actions (one string when it is the same for every record) and the batch positions
+   * that go into the request, in order.
    */
-  #plan(batch: Batch, actions: (string | undefined)[], outcomes: RecordOutcome[]): Int32Array {
+  #plan(batch: Batch, outcomes: BatchOutcomes): { actions: BulkActions; included: Int32Array } {
     const o = this.#o;
     const n = batch.length;
     const sources = batch.sources;
@@ -193,13 +205,7 @@ export class ElasticsearchSink implements Sink {
     const perRecordAction = o.id !== "none" || o.routingFn !== undefined;
     // Fast path: one index, nothing per record → the same action string for every record, no record objects.
     if (pattern?.isStatic === true && !perRecordAction && !o.dataStream) {
-      const action = this.#actionFor(pattern.render("", undefined) as string);
-      const all = new Int32Array(n);
-      for (let i = 0; i < n; i++) {
-        actions[i] = action;
-        all[i] = i;
-      }
-      return all;
+      return { actions: this.#actionFor(pattern.render("", undefined) as string), included: this.#allPositions(n) };
     }
 
     // Texts (decoded here, not on the fast path above) and one getter per batch: records are parsed only when
@@ -209,6 +215,7 @@ export class ElasticsearchSink implements Sink {
     const getRecord = (): LogRecord => batch.records[cur]!;
     const nowIso = new Date().toISOString();
     const needsTimestamp = o.dataStream || pattern?.needsTimestamp === true;
+    const actions = new Array<string | undefined>(n);
     const included = new Int32Array(n);
     let m = 0;
     for (let i = 0; i < n; i++) {
@@ -242,13 +249,13 @@ export class ElasticsearchSink implements Sink {
         const reason = redact(problem);
         const error = new SinkError("ERR_SINK_REJECTED", `Elasticsearch sink "${this.name}": record not sent: ${reason}`, { sink: this.name });
         error.retryable = false;
-        outcomes[i] = Outcome.reject(reason, error);
+        outcomes.each[i] = Outcome.reject(reason, error);
         continue;
       }
       actions[i] = action;
       included[m++] = i;
     }
-    return included.subarray(0, m);
+    return { actions, included: included.subarray(0, m) };
   }
 
   #indexFor(pattern: IndexPattern | undefined, ts: string, getRecord: () => LogRecord): string | { problem: string } {
@@ -318,11 +325,11 @@ export class ElasticsearchSink implements Sink {
    */
   async #sendRange(
     batch: Batch,
-    actions: readonly (string | undefined)[],
+    actions: BulkActions,
     included: Int32Array,
     lo: number,
     hi: number,
-    outcomes: RecordOutcome[],
+    outcomes: BatchOutcomes,
     signal: AbortSignal | undefined,
   ): Promise<RequestFailure | undefined> {
     const body = bulkBody(batch, actions, included, lo, hi, this.#allocBody);
@@ -338,7 +345,12 @@ export class ElasticsearchSink implements Sink {
     if (answer.ok) {
       // Answered: the server read the whole body, so the client is done with it and the buffer can carry the next.
       this.#recycleBody(body);
-      const error = classifyBulkResponse(answer.body, included, lo, hi, this.#o.opType, outcomes, this.#tally, this.name);
+      // The usual answer to a whole batch: every record delivered, judged without an outcome or item per record.
+      if (lo === 0 && hi === outcomes.length && uniformlyDelivered(answer.body, hi, this.#o.opType, this.#tally)) {
+        outcomes.deliverAll();
+        return undefined;
+      }
+      const error = classifyBulkResponse(answer.body, included, lo, hi, this.#o.opType, outcomes.each, this.#tally, this.name);
       if (error === undefined) return undefined;
       this.#protocolErrors++;
       this.#fill(included, lo, hi, outcomes, Outcome.retry("malformed_response", undefined, error), true);
@@ -396,11 +408,11 @@ export class ElasticsearchSink implements Sink {
 
   async #split(
     batch: Batch,
-    actions: readonly (string | undefined)[],
+    actions: BulkActions,
     included: Int32Array,
     lo: number,
     hi: number,
-    outcomes: RecordOutcome[],
+    outcomes: BatchOutcomes,
     signal: AbortSignal | undefined,
   ): Promise<RequestFailure | undefined> {
     this.#splits++;
@@ -413,8 +425,9 @@ export class ElasticsearchSink implements Sink {
     return this.#sendRange(batch, actions, included, mid, hi, outcomes, signal);
   }
 
-  #fill(included: Int32Array, lo: number, hi: number, outcomes: RecordOutcome[], outcome: RecordOutcome, retry: boolean): void {
-    for (let k = lo; k < hi; k++) outcomes[included[k]!] = outcome;
+  #fill(included: Int32Array, lo: number, hi: number, outcomes: BatchOutcomes, outcome: RecordOutcome, retry: boolean): void {
+    const each = outcomes.each;
+    for (let k = lo; k < hi; k++) each[included[k]!] = outcome;
     if (retry) this.#tally.retried += hi - lo;
     else this.#tally.rejected += hi - lo;
   }
@@ -473,15 +486,6 @@ export class ElasticsearchSink implements Sink {
       outer?.removeEventListener("abort", onAbort);
     }
   }
-}
-
-/** The smallest result that says the same: nothing (all delivered), one shared outcome, or one per record. */
-function summarize(outcomes: readonly RecordOutcome[]): SendResult {
-  const first = outcomes[0]!;
-  for (let i = 1; i < outcomes.length; i++) {
-    if (outcomes[i] !== first) return Outcome.perRecord(outcomes);
-  }
-  return first === Outcome.delivered ? undefined : first;
 }
 
 /** Throw ERR_INVALID_OPTION for a node URL the client would refuse: not a WHATWG URL, or not http(s). */

@@ -6,13 +6,16 @@ import { EntryBatch } from "../../pipeline/batch.js";
 import type { Entry } from "../../pipeline/entry.js";
 import type { Batch } from "../sink.js";
 
+/** Each record's action line by batch position, or one line for every record. */
+export type BulkActions = string | readonly (string | undefined)[];
+
 /**
  * The body for `included[lo..hi)`: the batch positions whose `actions` are set. `alloc` supplies the buffer for a
  * body of `size` bytes (the sink reuses the buffers of answered requests); the body is exactly `size` long.
  */
 export function bulkBody(
   batch: Batch,
-  actions: readonly (string | undefined)[],
+  actions: BulkActions,
   included: Int32Array,
   lo: number,
   hi: number,
@@ -20,12 +23,14 @@ export function bulkBody(
 ): Buffer {
   const entries = batch instanceof EntryBatch ? batch.entries : undefined;
   const texts = entries === undefined ? batch.json : undefined;
+  const each = typeof actions === "string" ? undefined : actions;
+  const one = typeof actions === "string" ? actions : undefined;
   let size = 0;
   let last: string | undefined;
   let lastBytes = 0;
   for (let k = lo; k < hi; k++) {
     const i = included[k]!;
-    const action = actions[i]!;
+    const action = one ?? each![i]!;
     if (action !== last) {
       last = action;
       lastBytes = Buffer.byteLength(action);
@@ -38,7 +43,7 @@ export function bulkBody(
   let lastBuf: Buffer | undefined;
   for (let k = lo; k < hi; ) {
     const i = included[k]!;
-    const action = actions[i]!;
+    const action = one ?? each![i]!;
     if (action !== last) {
       last = action;
       lastBuf = Buffer.from(action);
@@ -46,7 +51,7 @@ export function bulkBody(
     if (entries !== undefined) {
       // A run: the next records under the same action that follow each other in one frame.
       let m = k + 1;
-      while (m < hi && actions[included[m]!] === action && entries[included[m]!]!.follows(entries[included[m - 1]!]!)) m++;
+      while (m < hi && (one !== undefined || each![included[m]!] === action) && entries[included[m]!]!.follows(entries[included[m - 1]!]!)) m++;
       if (m - k > 1) {
         pos = spreadRun(entries, included, k, m, lastBuf!, out, pos);
         k = m;

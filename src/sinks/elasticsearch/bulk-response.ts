@@ -1,8 +1,9 @@
 // Judges a bulk response item by item, by position: the only place that decides which documents Elasticsearch kept.
 import { SinkError } from "../../errors.js";
 import { redact } from "../../util/redact.js";
-import type { RecordOutcome } from "../sink.js";
+import type { RecordOutcome, SendResult } from "../sink.js";
 import { Outcome } from "../sink.js";
+import { UniformBulkAnswer } from "./bulk-serializer.js";
 
 /** Tallies the caller keeps across responses. */
 export interface ItemTally {
@@ -12,6 +13,72 @@ export interface ItemTally {
   duplicates: number;
   retried: number;
   rejected: number;
+}
+
+/**
+ * The outcome of each record of one batch. The per-record array is made only when records fare differently: a batch
+ * answered all-delivered by one request (the usual case) allocates nothing per record.
+ */
+export class BatchOutcomes {
+  #each: RecordOutcome[] | undefined;
+  #allDelivered = false;
+
+  constructor(readonly length: number) {}
+
+  /** One slot per record of the batch, for writing (made on first use). */
+  get each(): RecordOutcome[] {
+    if (this.#each === undefined) {
+      this.#each = new Array<RecordOutcome>(this.length);
+      if (this.#allDelivered) this.#each.fill(Outcome.delivered);
+    }
+    return this.#each;
+  }
+
+  /** Every record of the batch was delivered. */
+  deliverAll(): void {
+    if (this.#each === undefined) this.#allDelivered = true;
+    else this.#each.fill(Outcome.delivered);
+  }
+
+  /**
+   * The smallest result that says the same: nothing (all delivered), one shared outcome, or one per record. A
+   * record without an outcome is a bug here, and would otherwise read as delivered: it throws, so the batch is retried.
+   */
+  result(): SendResult {
+    const each = this.#each;
+    if (each === undefined) {
+      if (this.#allDelivered || this.length === 0) return undefined;
+      throw new Error("Elasticsearch sink: a batch was judged without an outcome per record");
+    }
+    const first = each[0];
+    for (let i = 0; i < each.length; i++) {
+      if (each[i] === undefined) throw new Error(`Elasticsearch sink: record ${i} of a batch was judged without an outcome`);
+    }
+    for (let i = 1; i < each.length; i++) {
+      if (each[i] !== first) return Outcome.perRecord(each);
+    }
+    return first === Outcome.delivered ? undefined : first;
+  }
+}
+
+/**
+ * The usual answer, judged at once: when `body` is a uniform answer (see bulk-serializer.ts) of `expected` items
+ * that each mean delivered, tally them and return true. Anything else returns false and tallies nothing; the caller
+ * then judges it item by item (classifyBulkResponse).
+ */
+export function uniformlyDelivered(body: unknown, expected: number, opType: "create" | "index", tally: ItemTally): boolean {
+  if (!(body instanceof UniformBulkAnswer) || body.count !== expected) return false;
+  let status = -1;
+  for (const key in body.item) {
+    const value = (body.item as Record<string, { status?: unknown } | undefined>)[key]?.status;
+    if (typeof value === "number") status = value;
+    break;
+  }
+  if (!((status >= 200 && status < 300) || (status === 409 && opType === "create"))) return false;
+  tally.statuses.set(status, (tally.statuses.get(status) ?? 0) + expected);
+  tally.delivered += expected;
+  if (status === 409) tally.duplicates += expected;
+  return true;
 }
 
 /**

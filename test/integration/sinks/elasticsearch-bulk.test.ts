@@ -4,6 +4,7 @@ import { ElasticsearchSink } from "../../../src/sinks/elasticsearch.js";
 import type { ElasticsearchSinkOptions } from "../../../src/sinks/elasticsearch.js";
 import { FakeElasticsearch } from "../../helpers/fake-elasticsearch.js";
 import type { BulkOperation } from "../../helpers/fake-elasticsearch.js";
+import { createBatch } from "../../../src/testing/create-batch.js";
 import { deliverAll, sendRecords, ts } from "./elasticsearch-helpers.js";
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -56,6 +57,20 @@ describe("ElasticsearchSink: per-item outcomes", () => {
     expect(fake.documentCount).toBe(4);
     const m = sink.metrics();
     expect(m).toMatchObject({ item_status_409: 1, item_status_429: 1, item_status_400: 1, item_status_503: 2, records_duplicate: 1 });
+  });
+
+  it("takes the usual all-created answer to a whole batch as one result, counted per item", async () => {
+    const { fake, sink } = await setup();
+    const records = Array.from({ length: 300 }, (_, i) => ({ "@timestamp": ts(i), message: `m${i}` }));
+    const result = await sink.send(createBatch(records, { source: "app" }), { signal: new AbortController().signal });
+    expect(result).toBeUndefined();
+    expect(fake.stored).toHaveLength(300);
+    expect(sink.metrics()).toMatchObject({ records_delivered: 300, item_status_201: 300, records_retried: 0, records_rejected: 0 });
+    // The same answer to a batch of which the sink left records out is judged item by item, by position.
+    const { sink: byField } = await setup({ index: "app-%{[service][name]}" });
+    const outcomes = await sendRecords(byField, [{ message: "a", service: { name: "x" } }, { message: "b" }, { message: "c", service: { name: "y" } }]);
+    expect(outcomes.map((o) => o.status)).toEqual(["delivered", "rejected", "delivered"]);
+    expect(byField.metrics()).toMatchObject({ records_delivered: 2, item_status_201: 2 });
   });
 
   it("never resends an accepted item, even without ids (auto-id index)", async () => {

@@ -20,9 +20,13 @@ describe("Entry.admittedAt", () => {
     vi.setSystemTime(t0);
     const e = entry();
     e.admittedAt = t0;
+    // The router's way: one stamp per turn, the same for every entry it admits.
+    const stamped = entry();
+    stamped.admit(Entry.admitStamp(t0));
     for (const age of [0, 1, 999, 60_000, 86_400_000, 12 * 86_400_000]) {
       vi.setSystemTime(t0 + age);
       expect(e.admittedAt, `age ${age} ms`).toBe(t0);
+      expect(stamped.admittedAt, `stamped, age ${age} ms`).toBe(t0);
     }
   });
 

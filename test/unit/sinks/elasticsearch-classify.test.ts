@@ -4,9 +4,10 @@ import { describe, expect, it } from "vitest";
 import { InvalidOptionError, SinkError } from "../../../src/errors.js";
 import { Aggregator } from "../../../src/aggregator.js";
 import { ElasticsearchSink } from "../../../src/sinks/elasticsearch.js";
-import { type ItemTally, classifyBulkResponse } from "../../../src/sinks/elasticsearch/bulk-response.js";
+import { BatchOutcomes, type ItemTally, classifyBulkResponse, uniformlyDelivered } from "../../../src/sinks/elasticsearch/bulk-response.js";
+import { UniformBulkAnswer } from "../../../src/sinks/elasticsearch/bulk-serializer.js";
 import { classifyRequestError, parseRetryAfter } from "../../../src/sinks/elasticsearch/request-error.js";
-import type { RecordOutcome } from "../../../src/sinks/sink.js";
+import { Outcome, type RecordOutcome } from "../../../src/sinks/sink.js";
 
 const tally = (): ItemTally => ({ statuses: new Map(), delivered: 0, duplicates: 0, retried: 0, rejected: 0 });
 const idx = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
@@ -70,6 +71,76 @@ describe("classifyBulkResponse", () => {
     classifyBulkResponse({ errors: true, items: [{ create: {} }, "junk"] }, idx(2), 0, 2, "create", out, tally(), "es");
     expect(out.map((o) => o.status)).toEqual(["retry", "retry"]);
     expect(out[0]).toMatchObject({ reason: "malformed_item" });
+  });
+
+  it("judges a uniform answer by position like any other when it covers part of a batch", () => {
+    const out = new Array<RecordOutcome>(4);
+    const t = tally();
+    const answer = new UniformBulkAnswer({ create: { status: 201 } }, 2);
+    expect(classifyBulkResponse(answer, Int32Array.of(0, 2, 3), 1, 3, "create", out, t, "es")).toBeUndefined();
+    expect(out.map((o) => o?.status)).toEqual([undefined, undefined, "delivered", "delivered"]);
+    expect(t).toMatchObject({ delivered: 2 });
+  });
+});
+
+describe("uniformlyDelivered", () => {
+  it("tallies a uniform all-success answer of the expected length at once", () => {
+    const t = tally();
+    expect(uniformlyDelivered(new UniformBulkAnswer({ create: { status: 201 } }, 5000), 5000, "create", t)).toBe(true);
+    expect(uniformlyDelivered(new UniformBulkAnswer({ index: { status: 200 } }, 3), 3, "index", t)).toBe(true);
+    expect(t).toMatchObject({ delivered: 5003, duplicates: 0, retried: 0, rejected: 0 });
+    expect([...t.statuses]).toEqual([[201, 5000], [200, 3]]);
+  });
+
+  it("counts a uniform 409 on create as duplicates, and leaves it to the item-by-item judgement on index", () => {
+    const t = tally();
+    const conflicts = new UniformBulkAnswer({ create: { status: 409 } }, 2);
+    expect(uniformlyDelivered(conflicts, 2, "create", t)).toBe(true);
+    expect(t).toMatchObject({ delivered: 2, duplicates: 2 });
+    expect(uniformlyDelivered(new UniformBulkAnswer({ index: { status: 409 } }, 2), 2, "index", t)).toBe(false);
+  });
+
+  it("declines, tallying nothing, for another count, another status or an ordinary answer", () => {
+    const t = tally();
+    expect(uniformlyDelivered(new UniformBulkAnswer({ create: { status: 201 } }, 4), 5, "create", t)).toBe(false);
+    expect(uniformlyDelivered(new UniformBulkAnswer({ create: { status: 429 } }, 5), 5, "create", t)).toBe(false);
+    expect(uniformlyDelivered(new UniformBulkAnswer({ create: {} }, 5), 5, "create", t)).toBe(false);
+    expect(uniformlyDelivered({ errors: false, items: Array.from({ length: 5 }, () => ({ create: { status: 201 } })) }, 5, "create", t)).toBe(false);
+    expect(t).toMatchObject({ delivered: 0, duplicates: 0 });
+    expect(t.statuses.size).toBe(0);
+  });
+});
+
+describe("BatchOutcomes", () => {
+  it("says all delivered without a per-record array when one answer covered the batch", () => {
+    const o = new BatchOutcomes(3);
+    o.deliverAll();
+    expect(o.result()).toBeUndefined();
+    expect(o.each).toEqual([Outcome.delivered, Outcome.delivered, Outcome.delivered]);
+  });
+
+  it("gives one shared outcome, or one per record, when records fare differently", () => {
+    const retry = Outcome.retry("busy");
+    const same = new BatchOutcomes(2);
+    same.each[0] = retry;
+    same.each[1] = retry;
+    expect(same.result()).toBe(retry);
+    const mixed = new BatchOutcomes(2);
+    mixed.each[0] = Outcome.delivered;
+    mixed.each[1] = retry;
+    expect(mixed.result()).toEqual({ outcomes: [Outcome.delivered, retry] });
+    const late = new BatchOutcomes(2);
+    late.each[1] = retry;
+    late.deliverAll();
+    expect(late.result()).toBeUndefined();
+  });
+
+  it("throws rather than read a record without an outcome as delivered", () => {
+    expect(() => new BatchOutcomes(2).result()).toThrow(/without an outcome/);
+    const partial = new BatchOutcomes(2);
+    partial.each[0] = Outcome.delivered;
+    expect(() => partial.result()).toThrow(/record 1 of a batch was judged without an outcome/);
+    expect(new BatchOutcomes(0).result()).toBeUndefined();
   });
 });
 
