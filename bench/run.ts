@@ -16,7 +16,7 @@ import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { call, exited, nextMessage, type Message } from "./lib/ipc.js";
-import { reapedChildrenCpuSec, treePids, TreeSampler } from "./lib/tree.js";
+import { reapedChildrenCpuSec, treeMemory, treePids, TreeSampler } from "./lib/tree.js";
 import { joinNotes, medianRow, printTable, type Row } from "./lib/table.js";
 import { checkTargets } from "./lib/targets.js";
 
@@ -428,6 +428,8 @@ async function w4(file: string): Promise<void> {
   let baseline = 0;
   let stallStart = 0;
   let stallEnd: Message | undefined;
+  /** Per process (anonymous and file-backed MB) and the host's own view (V8 heap by space, ArrayBuffers), idle and full. */
+  const memory: { idle?: unknown; full?: unknown } = {};
   const m = await measure(
     () => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [join(dir, "*.log")] }], sink: { kind: "mem" }, target: SIZE, queue, stall: { dir, file, ms: STALL_MS }, profileDir: profile ? PROFILES : undefined }),
     untilHost,
@@ -435,14 +437,16 @@ async function w4(file: string): Promise<void> {
       ipc: true,
       timeoutMs: RUN_TIMEOUT_MS + STALL_MS,
       onStarted: async (child, sampler) => {
-        await nextMessage(child, (x) => x.event === "idle", 30_000, "host idle");
+        const idle = await nextMessage(child, (x) => x.event === "idle", 30_000, "host idle");
         await new Promise((r) => setTimeout(r, 500));
         baseline = sampler.sample();
+        memory.idle = { processes: treeMemory(child.pid!), host: idle.memory };
         const started = nextMessage(child, (x) => x.event === "stall" && x.phase === "start", 10_000, "stall start");
         const ended = nextMessage(child, (x) => x.event === "stall" && x.phase === "end", STALL_MS + 30_000, "stall end");
         child.send({ cmd: "go" });
         stallStart = (await started).at as number;
         stallEnd = await ended;
+        memory.full = { processes: treeMemory(child.pid!), host: stallEnd.memory };
       },
     },
   );
@@ -450,7 +454,16 @@ async function w4(file: string): Promise<void> {
   const end = (stallEnd?.at as number | undefined) ?? epochNow();
   const whole = m.sampler.window(stallStart, end);
   // "Flat": from the moment the queue is full (give it the first quarter of the stall) to the end of the stall.
-  const settled = m.sampler.window(stallStart + STALL_MS / 4, end);
+  const settledFrom = stallStart + STALL_MS / 4;
+  const settled = m.sampler.window(settledFrom, end);
+  // How far it rose above where it was once full (a fall, as V8 gives memory back, is no drift upward).
+  const atSettled = m.sampler.samples.find((x) => x.t >= settledFrom)?.rss ?? settled.low;
+  /** The tree's RSS from the stall's start, one sample a second (MB): how it rose, and whether it stayed. */
+  const series: [number, number][] = [];
+  for (const s of m.sampler.samples) {
+    const sec = (s.t - stallStart) / 1000;
+    if (sec >= -1 && sec <= (end - stallStart) / 1000 + 5 && (series.length === 0 || sec - series[series.length - 1]![0] >= 1)) series.push([Math.round(sec * 10) / 10, Math.round((s.rss / 2 ** 20) * 10) / 10]);
+  }
   const queuePeak = m.done?.queuePeak as { records: number; bytes: number } | undefined;
   const boundBytes = Math.min(queue.maxBytes, queue.maxRecords * ((queuePeak?.bytes ?? 0) / Math.max(1, queuePeak?.records ?? 1)));
   const w4 = {
@@ -460,16 +473,40 @@ async function w4(file: string): Promise<void> {
     growthOverBaselineMB: (whole.peak - baseline) / 2 ** 20,
     settledLowMB: settled.low / 2 ** 20,
     settledPeakMB: settled.peak / 2 ** 20,
+    riseWhileFullMB: Math.max(0, settled.peak - atSettled) / 2 ** 20,
+    memory,
     queueBound: { ...queue, effectiveBytes: boundBytes },
     queuePeak,
     queueAtStallEnd: stallEnd === undefined ? undefined : { records: stallEnd.queueRecords, bytes: stallEnd.queueBytes },
+    rssSeriesMB: series,
     deliveredDuringStall: stallEnd?.delivered,
     deliveredAfter: m.done?.delivered,
     expected: SIZE,
   };
   details.w4 = { ...w4, host: m.done };
   const delivered = (m.done?.delivered as number | undefined) ?? 0;
-  rows.push(row("W4", "child-log-agg (stall)", delivered, m, { notes: `idle ${w4.idleBaselineMB.toFixed(0)} MB, stall peak ${w4.peakDuringStallMB.toFixed(0)} MB, queue peak ${queuePeak?.records ?? "?"} rec / ${((queuePeak?.bytes ?? 0) / 2 ** 20).toFixed(1)} MB (bound ${queue.maxRecords} rec, ${(boundBytes / 2 ** 20).toFixed(1)} MB eff.)` }));
+  rows.push(row("W4", "child-log-agg (stall)", delivered, m, { notes: `idle ${w4.idleBaselineMB.toFixed(0)} MB, stall peak ${w4.peakDuringStallMB.toFixed(0)} MB, queue peak ${queuePeak?.records ?? "?"} rec / ${((queuePeak?.bytes ?? 0) / 2 ** 20).toFixed(1)} MB (bound ${queue.maxRecords} rec, ${(boundBytes / 2 ** 20).toFixed(1)} MB eff.)${memoryGrowth(memory)}` }));
+}
+
+interface TreeMemory {
+  processes: { role: string; anonMB: number; fileMB: number }[];
+  host?: { heapCommitted: number; arrayBuffers: number };
+}
+
+/** `; at the stall's end over idle: …` — which process grew, and in the host how much of it is heap and ArrayBuffers. */
+function memoryGrowth(memory: { idle?: unknown; full?: unknown }): string {
+  const idle = memory.idle as TreeMemory | undefined;
+  const full = memory.full as TreeMemory | undefined;
+  if (idle === undefined || full === undefined) return "";
+  const d = (n: number): string => `${n >= 0 ? "+" : ""}${n.toFixed(1)}`;
+  const parts = full.processes.map((p) => {
+    const before = idle.processes.find((q) => q.role === p.role);
+    return before === undefined ? `${p.role} new` : `${p.role} anon ${d(p.anonMB - before.anonMB)}, binary ${d(p.fileMB - before.fileMB)}`;
+  });
+  if (idle.host !== undefined && full.host !== undefined) {
+    parts.push(`host V8 heap ${d(full.host.heapCommitted - idle.host.heapCommitted)}, ArrayBuffers ${d(full.host.arrayBuffers - idle.host.arrayBuffers)}`);
+  }
+  return `; at the stall's end over idle (MB): ${parts.join("; ")}`;
 }
 
 async function latency(es: Receiver): Promise<void> {

@@ -47,6 +47,19 @@ export function treeRssBytes(pids: readonly number[]): number {
   return rss;
 }
 
+/** Each process of the tree: its anonymous and file-backed resident MB (/proc/PID/status), named by role. */
+export function treeMemory(root: number): { pid: number; role: string; anonMB: number; fileMB: number }[] {
+  const mb = (kb: number): number => Math.round((kb / 1024) * 10) / 10;
+  return treePids(root).flatMap((pid) => {
+    const status = readOr(`/proc/${pid}/status`);
+    if (status === undefined) return [];
+    const kb = (key: string): number => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+    const cmd = (readOr(`/proc/${pid}/cmdline`) ?? "").split("\0").join(" ");
+    const role = pid === root ? "host" : /collector/.test(cmd) ? "collector" : cmd.split(" ")[0]!.split("/").pop()!;
+    return [{ pid, role, anonMB: mb(kb("RssAnon")), fileMB: mb(kb("RssFile") + kb("RssShmem")) }];
+  });
+}
+
 /**
  * CPU seconds the tree has used so far: each live process's user+sys (all its threads) plus what its reaped
  * children used (a command that already ended). In 10 ms ticks, as the kernel keeps them.

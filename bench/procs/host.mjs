@@ -7,6 +7,7 @@
 import { linkSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { getHeapSpaceStatistics } from "node:v8";
 import { epochNow } from "./lines.mjs";
 import { startHostImpact, ownCpu } from "./host-impact.mjs";
 
@@ -72,6 +73,14 @@ const sampleQueue = () => {
   if (m.queueBytes > queuePeak.bytes) queuePeak.bytes = m.queueBytes;
 };
 
+/** W4: where the host's memory is (MB): the V8 heap by space (committed), ArrayBuffers, and RSS. */
+const memory = () => {
+  const mb = (b) => Math.round((b / 2 ** 20) * 10) / 10;
+  const u = process.memoryUsage();
+  const spaces = Object.fromEntries(getHeapSpaceStatistics().map((x) => [x.space_name, mb(x.physical_space_size)]));
+  return { rss: mb(u.rss), heapCommitted: mb(u.heapTotal), heapUsed: mb(u.heapUsed), arrayBuffers: mb(u.arrayBuffers), spaces };
+};
+
 let impact;
 const stopped = new Promise((resolve) => process.on("message", (m) => m.cmd === "stop" && resolve()));
 
@@ -80,7 +89,7 @@ if (config.stall !== undefined) {
   mkdirSync(config.stall.dir, { recursive: true });
   sink.block();
   await agg.start();
-  send({ event: "idle" });
+  send({ event: "idle", memory: memory() });
   await new Promise((resolve) => process.on("message", (m) => m.cmd === "go" && resolve()));
   queueTimer = setInterval(sampleQueue, 50);
   const stallStart = epochNow();
@@ -88,7 +97,7 @@ if (config.stall !== undefined) {
   send({ event: "stall", phase: "start", at: stallStart });
   await new Promise((r) => setTimeout(r, config.stall.ms));
   const m = agg.metrics();
-  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, delivered });
+  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, delivered, memory: memory() });
   sink.unblock();
 } else {
   await agg.start();
