@@ -51,12 +51,13 @@ export class BatchOutcomes {
       throw new Error("Elasticsearch sink: a batch was judged without an outcome per record");
     }
     const first = each[0];
+    let same = true;
     for (let i = 0; i < each.length; i++) {
-      if (each[i] === undefined) throw new Error(`Elasticsearch sink: record ${i} of a batch was judged without an outcome`);
+      const outcome = each[i];
+      if (outcome === undefined) throw new Error(`Elasticsearch sink: record ${i} of a batch was judged without an outcome`);
+      if (outcome !== first) same = false;
     }
-    for (let i = 1; i < each.length; i++) {
-      if (each[i] !== first) return Outcome.perRecord(each);
-    }
+    if (!same) return Outcome.perRecord(each);
     return first === Outcome.delivered ? undefined : first;
   }
 }
@@ -74,7 +75,7 @@ export function uniformlyDelivered(body: unknown, expected: number, opType: "cre
     if (typeof value === "number") status = value;
     break;
   }
-  if (!((status >= 200 && status < 300) || (status === 409 && opType === "create"))) return false;
+  if (!storedStatus(status, opType)) return false;
   tally.statuses.set(status, (tally.statuses.get(status) ?? 0) + expected);
   tally.delivered += expected;
   if (status === 409) tally.duplicates += expected;
@@ -127,7 +128,7 @@ export function classifyBulkResponse(
     const status = typeof entry?.status === "number" ? entry.status : -1;
     tally.statuses.set(status, (tally.statuses.get(status) ?? 0) + 1);
     const i = idx[lo + k]!;
-    if ((status >= 200 && status < 300) || (status === 409 && opType === "create")) {
+    if (storedStatus(status, opType)) {
       if (status === 409) tally.duplicates++;
       tally.delivered++;
       outcomes[i] = Outcome.delivered;
@@ -155,6 +156,11 @@ export function classifyBulkResponse(
     outcomes[i] = Outcome.reject(reason, error);
   }
   return undefined;
+}
+
+/** The item's document is in the index: 2xx, or 409 on `create` (stored before, by an earlier attempt). */
+function storedStatus(status: number, opType: "create" | "index"): boolean {
+  return (status >= 200 && status < 300) || (status === 409 && opType === "create");
 }
 
 function errorField(err: unknown, key: string): string | undefined {
