@@ -429,7 +429,7 @@ async function w4(file: string): Promise<void> {
   let stallStart = 0;
   let stallEnd: Message | undefined;
   /** Per process (anonymous and file-backed MB) and the host's own view (V8 heap by space, ArrayBuffers), idle and full. */
-  const memory: { idle?: unknown; full?: unknown } = {};
+  const memory: { idle?: TreeMemory; full?: TreeMemory } = {};
   const m = await measure(
     () => hostProc({ lib: LIB, sources: [{ kind: "file", paths: [join(dir, "*.log")] }], sink: { kind: "mem" }, target: SIZE, queue, stall: { dir, file, ms: STALL_MS }, profileDir: profile ? PROFILES : undefined }),
     untilHost,
@@ -440,13 +440,13 @@ async function w4(file: string): Promise<void> {
         const idle = await nextMessage(child, (x) => x.event === "idle", 30_000, "host idle");
         await new Promise((r) => setTimeout(r, 500));
         baseline = sampler.sample();
-        memory.idle = { processes: treeMemory(child.pid!), host: idle.memory };
+        memory.idle = { processes: treeMemory(child.pid!), host: idle.memory as TreeMemory["host"] };
         const started = nextMessage(child, (x) => x.event === "stall" && x.phase === "start", 10_000, "stall start");
         const ended = nextMessage(child, (x) => x.event === "stall" && x.phase === "end", STALL_MS + 30_000, "stall end");
         child.send({ cmd: "go" });
         stallStart = (await started).at as number;
         stallEnd = await ended;
-        memory.full = { processes: treeMemory(child.pid!), host: stallEnd.memory };
+        memory.full = { processes: treeMemory(child.pid!), host: stallEnd.memory as TreeMemory["host"] };
       },
     },
   );
@@ -488,15 +488,14 @@ async function w4(file: string): Promise<void> {
   rows.push(row("W4", "child-log-agg (stall)", delivered, m, { notes: `idle ${w4.idleBaselineMB.toFixed(0)} MB, stall peak ${w4.peakDuringStallMB.toFixed(0)} MB, queue peak ${queuePeak?.records ?? "?"} rec / ${((queuePeak?.bytes ?? 0) / 2 ** 20).toFixed(1)} MB (bound ${queue.maxRecords} rec, ${(boundBytes / 2 ** 20).toFixed(1)} MB eff.)${memoryGrowth(memory)}` }));
 }
 
+/** W4's memory, idle or full: each process's (treeMemory) and the host's own view (bench/procs/host.mjs). */
 interface TreeMemory {
   processes: { role: string; anonMB: number; fileMB: number }[];
   host?: { heapCommitted: number; arrayBuffers: number };
 }
 
 /** `; at the stall's end over idle: …` — which process grew, and in the host how much of it is heap and ArrayBuffers. */
-function memoryGrowth(memory: { idle?: unknown; full?: unknown }): string {
-  const idle = memory.idle as TreeMemory | undefined;
-  const full = memory.full as TreeMemory | undefined;
+function memoryGrowth({ idle, full }: { idle?: TreeMemory; full?: TreeMemory }): string {
   if (idle === undefined || full === undefined) return "";
   const d = (n: number): string => `${n >= 0 ? "+" : ""}${n.toFixed(1)}`;
   const parts = full.processes.map((p) => {
