@@ -74,7 +74,6 @@ export class ScriptSource extends CollectorSource {
     this.restartOnExit = resolveRestartOnExit(options.restartOnExit);
   }
 
-  /** A function that returned ended with code 0, one that threw with code 1. */
   protected spec(base: BaseSpec, host: SourceHost): ScriptSpec {
     return {
       ...base,
