@@ -248,6 +248,12 @@ function firstDocNote(f: ReturnType<typeof fromFirstDoc>): string | undefined {
   return f === undefined ? undefined : `1st doc at ${Math.round(f.firstDocMs)} ms, then ${Math.round(f.docsPerSec / 1000)}k docs/s, ${f.cpuPer1M.toFixed(2)} s CPU/1M`;
 }
 
+/** How long the host's `start()` held its event loop at most (host-impact.mjs timedStart): spawns, imports. */
+function startHoldNote(done: Message | undefined): string | undefined {
+  const h = done?.startHold as { syncMs: number; laterMaxMs: number } | undefined;
+  return h === undefined ? undefined : `start() held the loop ≤ ${Math.round(Math.max(h.syncMs, h.laterMaxMs))} ms (its call ${Math.round(h.syncMs)} ms)`;
+}
+
 /** Event-loop delay in the host from its first delivery on (host-impact.mjs): the run without its warm-up. */
 function steadyEldNote(impact: unknown): string | undefined {
   const d = (impact as { eventLoopDelayAfterFirstDocMs?: { p50: number; p99: number } } | undefined)?.eventLoopDelayAfterFirstDocMs;
@@ -291,7 +297,7 @@ async function w1(es: Receiver, file: string): Promise<void> {
         eldP99: impact?.eventLoopDelayMs.p99,
         eldP99AfterFirst: impact?.eventLoopDelayAfterFirstDocMs?.p99,
         hostCpuSec: ours.done?.hostSec as number | undefined,
-        notes: joinNotes(receiverCpuNote(oursRx), firstDocNote(oursFirst), steadyEldNote(impact)),
+        notes: joinNotes(receiverCpuNote(oursRx), firstDocNote(oursFirst), steadyEldNote(impact), startHoldNote(ours.done)),
       }),
       detail: { receiver: oursRx, host: ours.done, fromFirstDoc: oursFirst },
     };
@@ -344,7 +350,7 @@ async function w2(): Promise<void> {
     const imp = m.done?.impact as { eventLoopDelayMs: { p50: number; p99: number } } | undefined;
     const first = fromFirstDoc(m, hostDeliveries(m));
     return {
-      row: row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: firstDocNote(first) }),
+      row: row("W2", "child-log-agg", Math.min(delivered, total), m, { eldP50: imp?.eventLoopDelayMs.p50, eldP99: imp?.eventLoopDelayMs.p99, hostCpuSec: m.done?.hostSec as number | undefined, notes: joinNotes(firstDocNote(first), startHoldNote(m.done)) }),
       detail: { ...m.done, fromFirstDoc: first },
     };
   });

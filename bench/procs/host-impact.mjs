@@ -45,6 +45,22 @@ export function startHostImpact() {
   };
 }
 
+/**
+ * How long `agg.start()` held the host's event loop at most: its call's own synchronous part (which no histogram
+ * enabled in the same turn sees), and the longest delay of the turns after it until `start()` resolved.
+ */
+export async function timedStart(agg) {
+  const turns = monitorEventLoopDelay({ resolution: 1 });
+  turns.enable();
+  const t0 = performance.now();
+  const started = agg.start();
+  const syncMs = performance.now() - t0;
+  await started;
+  turns.disable();
+  const laterMs = Math.max(0, turns.max / 1e6 - 1);
+  return { syncMs: Math.round(syncMs * 10) / 10, laterMaxMs: Math.round(laterMs * 10) / 10, totalMs: Math.round(performance.now() - t0) };
+}
+
 /** The host's own CPU (user+sys) since it started, and that of its reaped children (from /proc/self/stat). */
 export function ownCpu() {
   const u = process.cpuUsage();

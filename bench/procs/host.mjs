@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { getHeapSpaceStatistics } from "node:v8";
 import { epochNow } from "./lines.mjs";
-import { startHostImpact, ownCpu } from "./host-impact.mjs";
+import { startHostImpact, ownCpu, timedStart } from "./host-impact.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const lib = await import(pathToFileURL(config.lib).href);
@@ -82,6 +82,8 @@ const memory = () => {
 };
 
 let impact;
+/** How long start() held the event loop (host-impact.mjs timedStart). */
+let startHold;
 const stopped = new Promise((resolve) => process.on("message", (m) => m.cmd === "stop" && resolve()));
 
 if (config.stall !== undefined) {
@@ -100,7 +102,7 @@ if (config.stall !== undefined) {
   send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, delivered, memory: memory() });
   sink.unblock();
 } else {
-  await agg.start();
+  startHold = await timedStart(agg);
   queueTimer = setInterval(sampleQueue, 50);
   impact = startHostImpact();
   // A delivery before start() resolved (a later source still starting): the steady window starts now.
@@ -122,6 +124,7 @@ send({
   reachedAt,
   drops,
   impact: impactResult,
+  startHold,
   ...ownCpu(),
   queuePeak,
   queueConfig: config.queue,
