@@ -831,8 +831,12 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     return true;
   }
 
-  /** Hands `lines` (contiguous, of one file) to the handler. False when it did not take them all (see #unread). */
-  async #deliver(file: TrackedFile, lines: AssembledLine[]): Promise<boolean> {
+  /**
+   * The handler's lines for `lines` of `file`. A loop of its own: V8 optimizes a loop that runs long in its first
+   * call while it runs (on-stack replacement), and #deliver optimized that way had never called the handler yet, so it
+   * was thrown away and compiled again at the handler's first lines.
+   */
+  #tailLines(file: TrackedFile, lines: AssembledLine[]): TailLine[] {
     const batch: TailLine[] = new Array(lines.length);
     for (let i = 0; i < lines.length; i++) {
       const l = lines[i]!;
@@ -868,6 +872,12 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       }
       batch[i] = line;
     }
+    return batch;
+  }
+
+  /** Hands `lines` (contiguous, of one file) to the handler. False when it did not take them all (see #unread). */
+  async #deliver(file: TrackedFile, lines: AssembledLine[]): Promise<boolean> {
+    const batch = this.#tailLines(file, lines);
     this.#stats.linesEmitted += lines.length;
     this.#credit.lines -= lines.length;
     // Lines are contiguous: their bytes run from the first one's offset to the last one's end.
