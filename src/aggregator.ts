@@ -296,8 +296,10 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const slot: SourceSlot = { def: source, sinks, runtime: undefined, started: undefined };
     this.sources.set(source.name, slot);
     if (live) {
-      // Running: a source that cannot start is that source's problem, reported as an event; the rest goes on.
-      void this.startSource(slot).catch((error: unknown) => {
+      // Running: a source that cannot start is that source's problem, reported as an event; the rest goes on. It starts
+      // in a turn of its own (see inSpawnTurn): a loop of addSource() calls spawned all their collectors in one.
+      const start = () => (this.sources.get(source.name) === slot && this.stopping === undefined ? this.startSource(slot) : undefined);
+      void this.inSpawnTurn(start).catch((error: unknown) => {
         const err =
           error instanceof AggregatorError
             ? error
@@ -820,6 +822,29 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       runtime.prepare();
       spawned = true;
     }
+  }
+
+  /** The turn the last spawn queued by inSpawnTurn ran in (it never rejects). */
+  private spawnChain: Promise<void> = Promise.resolve();
+
+  /**
+   * Call `start` in a turn of the event loop of its own, after those queued before it; resolves with what its
+   * promise resolves to. Only the call waits for the turn, not the collector's start. Node's spawn holds the host's
+   * thread (see prepareCollectors).
+   */
+  private inSpawnTurn(start: () => Promise<void> | undefined): Promise<void> {
+    let started: Promise<void> | undefined;
+    const turn = this.spawnChain
+      .then(() => nextTurn())
+      .then(() => {
+        try {
+          started = start();
+        } catch (error) {
+          started = Promise.reject(error);
+        }
+      });
+    this.spawnChain = turn;
+    return turn.then(() => started);
   }
 
   /** Start a source's collector once: start() and an addSource() during start() may both ask. */

@@ -60,6 +60,20 @@ describe("start() spawns collectors one per turn of the event loop", () => {
     expect(spawns.sameTurn).toBe(0);
   });
 
+  it("sources added while running: one spawn per turn, and none for one removed before its turn", async () => {
+    agg = new Aggregator().addSink(new MemorySink({ name: "mem" }));
+    await agg.start();
+    const ready: string[] = [];
+    agg.on("source:ready", (e) => ready.push(e.source));
+    for (let i = 0; i < 4; i++) agg.addSource(running(`late${i}`));
+    const removed = agg.removeSource("late2");
+    await waitFor(() => ready.length === 3, { timeout: 10_000, message: `${ready.length} of 3 added sources said ready` });
+    await removed;
+    expect(spawns.collectors).toBe(3);
+    expect(spawns.sameTurn).toBe(0);
+    expect(ready.sort()).toEqual(["late0", "late1", "late3"]);
+  });
+
   it("a source removed while they boot is not spawned", async () => {
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
