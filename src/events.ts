@@ -45,7 +45,11 @@ export interface RetryEvent {
   attempt: number;
   delayMs: number;
   reason: string;
-  /** True when the whole batch failed (the sink backs off before sending anything else). */
+  /**
+   * True when the sink backs off before sending anything else: a whole batch failed, and nothing says the destination
+   * is well. False for records retried on their own (failed items of a batch, or a batch that failed again after the
+   * destination took other records), which hold nothing back.
+   */
   wholeBatch: boolean;
 }
 

@@ -41,9 +41,21 @@ interface RetryGroup {
   entries: Entry[];
   attempts: number[];
   dueAt: number;
+  /**
+   * Retried on their own: the records failed while the destination took others (items of a bulk answer, or a batch
+   * that failed again after other sends were delivered). Their failures say nothing about the destination, so they
+   * never hold the sink's other batches back.
+   */
+  isolated: boolean;
+  /** The lane's `deliveries` when the group was queued: a delivery since then shows the destination works. */
+  deliveries: number;
 }
 
 const NO_ATTEMPTS: readonly number[] = [];
+/** What failed, for SinkPipeline.retry: a batch of waiting records, whole, or some items of a batch. */
+const WHOLE = "whole";
+const ITEMS = "items";
+type Failed = typeof WHOLE | typeof ITEMS;
 /** Records a sparse filtered lane holds before it detaches them from their frames (see SinkPipeline.detaching). */
 const DETACH_AFTER = 256;
 /** A filtered lane judges its pass rate over the last one or two windows of this many records (passed + filtered). */
@@ -78,6 +90,16 @@ export class SinkPipeline {
   private readonly adaptive: AdaptiveConcurrency | undefined;
   private readonly controllers = new Set<AbortController>();
   private backoffUntil = 0;
+  /** Sends that delivered records: a delivery shows the destination works (see RetryGroup.isolated). */
+  private deliveries = 0;
+  /** Batches that failed whole, and held the sink back, since the last delivery: the sink's backoff grows with them. */
+  private wholeFailures = 0;
+  /**
+   * A retried batch failed whole again while nothing was delivered: the next probe is a batch of the records that
+   * waited, if one is ready. If those are delivered, the batch that keeps failing is the problem (a record the
+   * destination refuses every time), not the destination, and it is retried on its own from then on.
+   */
+  private probeFresh = false;
   private timer: NodeJS.Timeout | undefined;
   private timerAt = 0;
   private drainWaiters: Array<() => void> = [];
@@ -418,20 +440,22 @@ export class SinkPipeline {
         this.armTimer(this.backoffUntil);
         return;
       }
-      const group = this.dueRetryGroup(now);
-      if (group !== undefined) {
-        this.launch(group.entries, group.attempts);
+      if (this.probeFresh && this.batchReady(now)) {
+        this.probeFresh = false;
+        this.launch(this.takeBatch(), NO_ATTEMPTS, undefined);
         continue;
       }
-      const n = this.waiting.length;
-      if (n === 0) break;
-      const full = n >= batch.maxRecords || this.waitingBytes >= batch.maxBytes;
-      const dueAt = this.waiting.peek()!.admittedAt + batch.maxWaitMs;
-      if (!full && !this.flushing && now < dueAt) {
-        this.armTimer(dueAt);
+      const group = this.dueRetryGroup(now);
+      if (group !== undefined) {
+        this.launch(group.entries, group.attempts, group);
+        continue;
+      }
+      if (this.waiting.length === 0) break;
+      if (!this.batchReady(now)) {
+        this.armTimer(this.waiting.peek()!.admittedAt + batch.maxWaitMs);
         break;
       }
-      this.launch(this.takeBatch(), NO_ATTEMPTS);
+      this.launch(this.takeBatch(), NO_ATTEMPTS, undefined);
     }
     if (this.adaptive !== undefined && this.sends.pending + this.sends.size >= slots && this.ready(Date.now())) this.adaptive.saturated();
     // Wake up for the next retry group or the next partial batch, whichever comes first.
@@ -447,6 +471,11 @@ export class SinkPipeline {
   private ready(now: number): boolean {
     if (now < this.backoffUntil) return false;
     for (const g of this.retries) if (g.dueAt <= now) return true;
+    return this.batchReady(now);
+  }
+
+  /** A batch of waiting records may leave now: it is full, due (maxWaitMs), or the lane is flushing. */
+  private batchReady(now: number): boolean {
     const n = this.waiting.length;
     if (n === 0) return false;
     const batch = this.options.batch;
@@ -497,16 +526,17 @@ export class SinkPipeline {
     this.dispatch();
   };
 
-  private launch(entries: Entry[], attempts: readonly number[]): void {
+  /** Send `entries`; `group` is the retry group they come from, undefined for a batch of waiting records. */
+  private launch(entries: Entry[], attempts: readonly number[], group: RetryGroup | undefined): void {
     let maxAttempt = 0;
     for (const a of attempts) if (a > maxAttempt) maxAttempt = a;
     const batch = new EntryBatch(entries, maxAttempt + 1);
     // Dispatch again once p-queue has released the slot (its add() promise settles after `pending` drops).
     const round = this.adaptive?.started() ?? 0;
-    void this.sends.add(() => this.runSend(batch, attempts, round)).then(this.queuedDispatch, this.queuedDispatch);
+    void this.sends.add(() => this.runSend(batch, attempts, round, group)).then(this.queuedDispatch, this.queuedDispatch);
   }
 
-  private async runSend(batch: EntryBatch, attempts: readonly number[], round: number): Promise<void> {
+  private async runSend(batch: EntryBatch, attempts: readonly number[], round: number, group: RetryGroup | undefined): Promise<void> {
     const controller = new AbortController();
     this.controllers.add(controller);
     const timeout = setTimeout(() => {
@@ -526,10 +556,18 @@ export class SinkPipeline {
       clearTimeout(timeout);
       this.controllers.delete(controller);
     }
-    this.finishSend(batch, attempts, threw, result, error, round);
+    this.finishSend(batch, attempts, threw, result, error, round, group);
   }
 
-  private finishSend(batch: EntryBatch, attempts: readonly number[], threw: boolean, result: SendResult, error: unknown, round: number): void {
+  private finishSend(
+    batch: EntryBatch,
+    attempts: readonly number[],
+    threw: boolean,
+    result: SendResult,
+    error: unknown,
+    round: number,
+    group: RetryGroup | undefined,
+  ): void {
     const entries = batch.entries;
     const verdict = threw ? undefined : readResult(result, entries.length);
     if (this.closed) {
@@ -548,7 +586,7 @@ export class SinkPipeline {
       if (sinkError?.retryable === false) {
         pushedBack = false;
         this.reject(entries, attempts, se.message, "rejected");
-      } else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, sinkError?.retryAfterMs, true);
+      } else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, sinkError?.retryAfterMs, group ?? WHOLE);
     } else if (verdict.kind === "delivered") {
       pushedBack = false;
       this.deliver(entries as Entry[]);
@@ -557,7 +595,7 @@ export class SinkPipeline {
     } else if (verdict.kind === "retry") {
       this.sendErrors++;
       this.reportOutcomeError(verdict.error);
-      this.retry(entries, attempts, verdict.reason ?? "retry", verdict.retryAfterMs, true);
+      this.retry(entries, attempts, verdict.reason ?? "retry", verdict.retryAfterMs, group ?? WHOLE);
     } else if (verdict.kind === "rejected") {
       pushedBack = false;
       this.reportOutcomeError(verdict.error);
@@ -566,7 +604,7 @@ export class SinkPipeline {
       const se = new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" ${verdict.problem}`, { sink: this.name });
       this.sendErrors++;
       this.hooks.sinkError(this, se);
-      this.retry(entries, attempts, se.message, undefined, true);
+      this.retry(entries, attempts, se.message, undefined, group ?? WHOLE);
     }
     this.adaptive?.ended(round, pushedBack);
     this.afterSend();
@@ -640,7 +678,7 @@ export class SinkPipeline {
       this.hooks.sinkError(this, new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" returned ${unknown} unknown per-record outcome(s); retrying them`, { sink: this.name }));
     }
     if (rejEntries !== undefined) this.toDeadLetterOrDrop(rejEntries, rejAttempts!, rejReasons!, "rejected");
-    if (retryEntries !== undefined) this.retry(retryEntries, retryAttempts!, unknown > 0 && retryReason === "retry" ? "unknownOutcome" : retryReason, retryAfter, false);
+    if (retryEntries !== undefined) this.retry(retryEntries, retryAttempts!, unknown > 0 && retryReason === "retry" ? "unknownOutcome" : retryReason, retryAfter, ITEMS);
     return retryEntries !== undefined;
   }
 
@@ -653,6 +691,9 @@ export class SinkPipeline {
   }
 
   private deliver(entries: readonly Entry[]): void {
+    this.deliveries++;
+    this.wholeFailures = 0;
+    this.probeFresh = false;
     this.counters.delivered += entries.length;
     this.settleMany(entries, true);
     this.hooks.delivered(this, entries.length);
@@ -677,7 +718,11 @@ export class SinkPipeline {
     this.hooks.dropped(this, dropReason, entries, reasons[0]);
   }
 
-  private retry(entries: readonly Entry[], attempts: readonly number[], reason: string, retryAfterMs: number | undefined, wholeBatch: boolean): void {
+  /**
+   * Queue `entries` for another attempt. `from` says what failed: a batch of waiting records, whole (WHOLE); some
+   * items of a batch while the others were delivered or rejected (ITEMS); or a retry group that failed whole again.
+   */
+  private retry(entries: readonly Entry[], attempts: readonly number[], reason: string, retryAfterMs: number | undefined, from: RetryGroup | Failed): void {
     const policy = this.options.retry;
     const again: Entry[] = [];
     const againAttempts: number[] = [];
@@ -700,15 +745,25 @@ export class SinkPipeline {
       this.toDeadLetterOrDrop(exhausted, exhaustedAttempts!, new Array<string>(exhausted.length).fill(why), "retriesExhausted");
     }
     if (again.length === 0) return;
+    // Records retried on their own: items of a batch whose others went through, or a retried batch that failed again
+    // after the destination had taken other records since it was queued.
+    const isolated = from === ITEMS || (from !== WHOLE && (from.isolated || this.deliveries > from.deliveries));
     // Items retried on their own, or by a lane whose filter passes few, are a few records of each frame.
-    if (!wholeBatch || (this.filtered && this.sparse())) for (let i = 0; i < again.length; i++) again[i]!.detach();
-    const delayMs = backoffDelay(maxAttempt, policy, retryAfterMs, this.random);
+    if (isolated || (this.filtered && this.sparse())) for (let i = 0; i < again.length; i++) again[i]!.detach();
+    // Any other failure of a whole batch says the destination may be unwell: hold new batches back too, so we probe,
+    // not hammer. That backoff grows with each such failure until something is delivered, whichever batch failed.
+    const holdBack = !isolated;
+    if (holdBack) this.wholeFailures++;
+    const delayMs = backoffDelay(holdBack ? Math.max(maxAttempt, this.wholeFailures) : maxAttempt, policy, retryAfterMs, this.random);
     const dueAt = Date.now() + delayMs;
-    this.retries.push({ entries: again, attempts: againAttempts, dueAt });
-    // A whole-batch failure says the destination is unwell: hold new batches back too, so we probe, not hammer.
-    if (wholeBatch && dueAt > this.backoffUntil) this.backoffUntil = dueAt;
+    this.retries.push({ entries: again, attempts: againAttempts, dueAt, isolated, deliveries: this.deliveries });
+    if (holdBack) {
+      if (dueAt > this.backoffUntil) this.backoffUntil = dueAt;
+      // A retry that failed again: let the records that waited be the next probe (see probeFresh).
+      if (from !== WHOLE) this.probeFresh = true;
+    }
     this.counters.retried += again.length;
-    this.hooks.retry({ sink: this.name, count: again.length, attempt: maxAttempt, delayMs, reason: redact(reason), wholeBatch });
+    this.hooks.retry({ sink: this.name, count: again.length, attempt: maxAttempt, delayMs, reason: redact(reason), wholeBatch: holdBack });
   }
 
   /** Settle entries this sink held. */

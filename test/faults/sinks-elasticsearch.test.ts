@@ -1,7 +1,7 @@
 // Elasticsearch under partial failure, through agg.write() → engine → ElasticsearchSink → the official client →
 // a loopback bulk API: item-level 429 storms, request-level 503s, answers lost after storing, 400 rejections to a
 // dead-letter sink, and stop() with a deadline in the middle of a 503 storm. Each ends on sequence counts.
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Aggregator, ElasticsearchSink, MemorySink } from "../../src/index.js";
 import { FakeElasticsearch, type BulkOperation, type RequestBehavior } from "../helpers/fake-elasticsearch.js";
 import { SequenceGenerator, SequenceTracker, recordScenario } from "../helpers/sequence.js";
@@ -10,6 +10,7 @@ import { waitFor } from "../helpers/wait-for.js";
 const SENT = 10_000;
 const cleanups: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
+  vi.restoreAllMocks();
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 
@@ -165,6 +166,39 @@ describe("Elasticsearch under partial failure", () => {
     }
     expect(report.sinks.es).toMatchObject({ received: SENT, delivered: SENT - 100, deadLettered: 100, droppedTotal: 0, pending: 0 });
     expect(report.sinks.dlq).toMatchObject({ received: 100, delivered: 100, pending: 0 });
+  });
+
+  it("a document answered 500 at every attempt is retried on its own and holds back none of the documents after it", async () => {
+    // Backoffs at their ceilings (1 s, then 2 s), so the order below does not depend on jitter.
+    vi.spyOn(Math, "random").mockReturnValue(0.999);
+    const fake = await FakeElasticsearch.start();
+    cleanups.push(() => fake.close());
+    const poison = 3;
+    const attempts = new SequenceTracker();
+    fake.itemReply = (op) => {
+      attempts.add(seqOf(op));
+      return seqOf(op) === poison ? { status: 500, error: { type: "exception", reason: "boom" } } : undefined;
+    };
+    const agg = new Aggregator({ batch: { maxRecords: 250, maxWaitMs: 5 }, retry: { baseDelayMs: 1_000 } }).addSink(
+      new ElasticsearchSink({ name: "es", node: fake.url, index: "logs" }),
+    );
+    cleanups.push(() => agg.stop({ timeoutMs: 1_000 }));
+    await agg.start();
+    const gen = new SequenceGenerator();
+    await generate(agg, gen, 500);
+    // Its first attempt came with its batch, the second alone (a bulk request of one item that failed): the next is
+    // about 2 s away.
+    await waitFor(() => attempts.countOf(poison) === 2, { timeout: 10_000, message: () => `a second attempt of the failing document, have ${attempts.countOf(poison)}` });
+    await generate(agg, gen, 1_000);
+    const others = gen.sentSeqs().filter((s) => s !== poison);
+    await waitFor(() => fake.stored.length >= others.length, { timeout: 10_000, message: () => `${others.length} documents stored, have ${fake.stored.length}` });
+    // Stored before that next attempt: they did not wait for it.
+    expect(attempts.countOf(poison)).toBe(2);
+    const { stored } = storedCounts(fake);
+    expect(stored.report("es one document 500 forever", others)).toMatchObject({ missing: 0, duplicates: 0, unexpected: 0 });
+    const report = await agg.stop({ timeoutMs: 0 });
+    expect(report.sinks.es).toMatchObject({ received: 1_000, delivered: 999, pending: 1 });
+    vi.restoreAllMocks();
   });
 
   it("stop({ timeoutMs }) during a 503 storm returns; pending equals exactly what the receiver is missing", async () => {
