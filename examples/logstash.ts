@@ -1,4 +1,4 @@
-// Ship to Logstash: `tcp://` (json_lines over one persistent connection) or `http://` (one NDJSON request per batch).
+// Ship to Logstash: `tcp://` (json_lines over one persistent connection) or `http://` (one JSON array per batch).
 // Logstash side: input { tcp { port => 5000 codec => json_lines } }  (with tls://, the tcp input wants a client cert).
 // Run: LOGSTASH_URL=tcp://127.0.0.1:5000 npx tsx examples/logstash.ts
 import { Aggregator, LogstashSink } from "../src/index.js";

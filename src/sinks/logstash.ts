@@ -24,9 +24,11 @@ export interface LogstashSinkOptions extends ConnectionOptions {
    */
   url: string | URL;
   /**
-   * HTTP body format: `ndjson` (`application/x-ndjson`, one JSON document per line, every line ends with `\n`;
-   * map it to `json_lines` in the input's `additional_codecs`) or `json_array` (`application/json`, one array the
-   * default `json` codec splits into events). @default "ndjson"
+   * HTTP body format: `json_array` (`application/json`, one array, which the `http` input's default `json` codec
+   * splits into events) or `ndjson` (`application/x-ndjson`, one JSON document per line, every line ends with `\n`).
+   * An `http` input takes `ndjson` only with `additional_codecs => { "application/json" => "json",
+   * "application/x-ndjson" => "json_lines" }`: without it, its `plain` codec makes the whole body one event, and
+   * answers 200. @default "json_array"
    */
   format?: "ndjson" | "json_array";
   /** HTTP: `Content-Encoding: gzip` bodies. @default "none" */
@@ -58,7 +60,7 @@ export class LogstashSink implements Sink {
     if (!isHttp && ep.username !== undefined) {
       throw new InvalidOptionError(`Expected \`url\` without credentials for ${ep.protocol}// (the tcp input has no auth), got userinfo`);
     }
-    this.format = enumOption("format", options.format, ["ndjson", "json_array"], "ndjson");
+    this.format = enumOption("format", options.format, ["ndjson", "json_array"], "json_array");
     this.gzip = enumOption("compression", options.compression, ["gzip", "none"], "none") === "gzip";
     if (!isHttp && (options.format !== undefined || options.compression !== undefined)) {
       throw new InvalidOptionError(`Expected no \`format\`/\`compression\` with ${ep.protocol}// (json_lines is plain), got one`);

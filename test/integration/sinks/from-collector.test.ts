@@ -63,7 +63,7 @@ describe("sinks fed by a collector", () => {
       .addSink(new GelfSink({ name: "http", url: `http://127.0.0.1:${http.port}/gelf`, host: "fallback", bulk: true }))
       .addSink(new GelfSink({ name: "http-single", url: `http://127.0.0.1:${httpSingle.port}/gelf`, host: "fallback", compression: "gzip" }))
       .addSink(new LogstashSink({ name: "ls-tcp", url: `tcp://127.0.0.1:${lsTcp.port}` }))
-      .addSink(new LogstashSink({ name: "ls-ndjson", url: `http://127.0.0.1:${lsNdjson.port}` }))
+      .addSink(new LogstashSink({ name: "ls-ndjson", url: `http://127.0.0.1:${lsNdjson.port}`, format: "ndjson" }))
       .addSink(new LogstashSink({ name: "ls-array", url: `http://127.0.0.1:${lsArray.port}`, format: "json_array" }));
     try {
       await agg.start();

@@ -19,10 +19,11 @@ function makeSink(kind: Kind, port: number): Sink {
   return new GelfSink({ name: "s", url: `http://127.0.0.1:${port}/gelf`, bulk: kind === "gelf-bulk" });
 }
 
-/** The `n` of every record a request carried (NDJSON or GELF lines; GELF extras are `_`-prefixed). */
+/** The `n` of every record a request carried (a JSON array, or GELF lines; GELF extras are `_`-prefixed). */
 function numbers(req: ReceivedRequest): number[] {
-  return req.body
-    .toString("utf8")
+  const text = req.body.toString("utf8");
+  if (text.startsWith("[")) return (JSON.parse(text) as Array<{ n: number }>).map((o) => o.n);
+  return text
     .split("\n")
     .filter((l) => l.length > 0)
     .map((l) => {

@@ -16,6 +16,18 @@ afterEach(async () => {
 });
 
 const signal = (): AbortSignal => new AbortController().signal;
+
+/**
+ * The events Logstash's `http` input makes of a body with its default settings (see protocols.md §3.1): the MIME type
+ * of Content-Type is looked up in `additional_codecs` (by default only application/json → json), else the `plain`
+ * codec makes the whole body one event. The json codec makes one event per element of a top-level array.
+ */
+function stockHttpInputEvents(contentType: string | undefined, body: string): Array<Record<string, unknown>> {
+  const mime = (contentType ?? "").split(";")[0]!.trim().toLowerCase();
+  if (mime !== "application/json") return [{ message: body }];
+  const parsed = JSON.parse(body) as unknown;
+  return Array.isArray(parsed) ? (parsed as Array<Record<string, unknown>>) : [parsed as Record<string, unknown>];
+}
 const makeRecords = (n: number, from = 0): LogRecordInput[] =>
   Array.from({ length: n }, (_x, i) => ({ "@timestamp": "2024-05-01T12:00:00.000Z", message: `event ${from + i}`, n: from + i }));
 
@@ -28,8 +40,26 @@ async function start(responder?: Responder, o: Partial<LogstashSinkOptions> = {}
 }
 
 describe("LogstashSink over HTTP", () => {
-  it("100k records: one NDJSON request per batch, every line terminated, canonical JSON reused", async () => {
+  it("by default a batch is one JSON array, which a stock http input (no additional_codecs) splits into one event per record", async () => {
     const { rx, sink } = await start();
+    const batch = createBatch(makeRecords(50));
+    expect(await sink.send(batch, { signal: signal() })).toEqual({ status: "delivered" });
+    const req = rx.requests[0]!;
+    expect(req.headers["content-type"]).toBe("application/json");
+    expect(stockHttpInputEvents(req.headers["content-type"], req.body.toString("utf8"))).toEqual(batch.records);
+  });
+
+  it("ndjson is what a stock http input would take as one event: it needs application/x-ndjson mapped to json_lines", async () => {
+    const { rx, sink } = await start(undefined, { format: "ndjson" });
+    expect(await sink.send(createBatch(makeRecords(3)), { signal: signal() })).toEqual({ status: "delivered" });
+    const req = rx.requests[0]!;
+    const events = stockHttpInputEvents(req.headers["content-type"], req.body.toString("utf8"));
+    expect(events).toHaveLength(1);
+    expect(events[0]!.message).toBe(req.body.toString("utf8"));
+  });
+
+  it("100k records: one NDJSON request per batch, every line terminated, canonical JSON reused", async () => {
+    const { rx, sink } = await start(undefined, { format: "ndjson" });
     const batches: ReturnType<typeof createBatch>[] = [];
     for (let b = 0; b < 100_000; b += 5_000) batches.push(createBatch(makeRecords(5_000, b)));
     for (const batch of batches) expect(await sink.send(batch, { signal: signal() })).toEqual({ status: "delivered" });
@@ -82,7 +112,7 @@ describe("LogstashSink over HTTP", () => {
 
   it("413: halves the batch until each part fits, every record delivered once; later batches are cut below the learned size", async () => {
     const limit = 20_000;
-    const { rx, sink } = await start((req) => (req.body.length > limit ? { status: 413, body: "payload too large" } : { status: 200, body: "ok" }));
+    const { rx, sink } = await start((req) => (req.body.length > limit ? { status: 413, body: "payload too large" } : { status: 200, body: "ok" }), { format: "ndjson" });
     const big = (n: number, from: number): LogRecordInput[] => makeRecords(n, from).map((r) => ({ ...r, pad: "x".repeat(400) }));
     // 100 records of ~480 bytes: 48 KB, more than twice the limit.
     expect(await sink.send(createBatch(big(100, 0)), { signal: signal() })).toEqual({ status: "delivered" });
@@ -110,7 +140,7 @@ describe("LogstashSink over HTTP", () => {
   });
 
   it("413 for a single record still too large: only it is rejected (http_413), its neighbours delivered", async () => {
-    const { rx, sink } = await start((req) => (req.body.length > 5_000 ? { status: 413 } : { status: 200 }));
+    const { rx, sink } = await start((req) => (req.body.length > 5_000 ? { status: 413 } : { status: 200 }), { format: "ndjson" });
     const records = makeRecords(8);
     records[5] = { ...records[5]!, pad: "y".repeat(6_000) };
     const outcomes = outcomesOf(await sink.send(createBatch(records), { signal: signal() }), 8);
