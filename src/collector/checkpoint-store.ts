@@ -138,6 +138,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
       for (const raw of data.files) {
         const entry = parseEntry(raw);
         if (entry === undefined) continue;
+        this.#savedLastSeen.set(entry.fileKey, entry.lastSeen);
         entry.lastSeen = loadedAt;
         this.#entries.set(entry.fileKey, entry);
         this.#byIdentity.set(`${entry.device}:${entry.inode}`, entry.fileKey);
@@ -158,6 +159,15 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   }
 
   #resumed = false;
+  readonly #savedLastSeen = new Map<string, number>();
+
+  /**
+   * When the run that saved the loaded file last saw this file (its `lastSeen` as saved; load() restarts the clock of
+   * every entry), or undefined for an entry that was not loaded.
+   */
+  savedLastSeen(fileKey: string): number | undefined {
+    return this.#savedLastSeen.get(fileKey);
+  }
 
   /** The committed cursor (a fresh copy of the JSON value), or undefined when none was committed. */
   get cursor(): unknown {

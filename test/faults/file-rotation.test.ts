@@ -10,7 +10,11 @@ import { waitFor } from "../helpers/wait-for.js";
 
 const TOTAL = 200_000;
 const dir = mkdtempSync(join(tmpdir(), "cla-rotation-"));
-afterEach(() => rmSync(dir, { recursive: true, force: true }));
+const cleanups: Array<() => void> = [];
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+  for (const c of cleanups.splice(0)) c();
+});
 
 describe("FileSource under rotation", () => {
   it("200k lines, rename ×2 and copytruncate ×1: no duplicates, missing only inside the copytruncate window", async () => {
@@ -75,4 +79,43 @@ describe("FileSource under rotation", () => {
     // The copytruncate was seen as a truncation (renames were followed by identity, whatever the counter says).
     expect(report.sources.app!.collector.truncations).toBe(1);
   });
+
+  it("rotated while the host was down, to a name the paths do not match: the next run reads the rest of the old file", async () => {
+    const own = mkdtempSync(join(tmpdir(), "cla-rotation-down-"));
+    cleanups.push(() => rmSync(own, { recursive: true, force: true }));
+    const file = join(own, "svc.log");
+    const checkpointDir = join(own, "cp");
+    const run = async (expected: number) => {
+      const mem = new MemorySink({ name: "mem" });
+      const agg = new Aggregator({ checkpointDir, batch: { maxWaitMs: 10 } })
+        .addSource(new FileSource({ name: "svc", paths: [file], pollIntervalMs: 10, globIntervalMs: 50 }))
+        .addSink(mem);
+      const logs: string[] = [];
+      agg.on("source:log", (e) => logs.push(`${e.level} ${e.message}`));
+      await agg.start();
+      await waitFor(() => mem.count >= expected, { timeout: 30_000, message: () => `${expected} lines, have ${mem.count}` });
+      const report = await agg.stop({ timeoutMs: 10_000 });
+      return { messages: mem.messages(), logs, collector: report.sources.svc!.collector };
+    };
+    appendFileSync(file, lines(1, 1_000));
+    expect((await run(1_000)).messages).toHaveLength(1_000);
+    // While stopped: the service writes on, then logrotate renames the file and the service opens a new one.
+    appendFileSync(file, lines(1_001, 1_500));
+    renameSync(file, `${file}.1`);
+    appendFileSync(file, lines(1_501, 1_600));
+    const second = await run(600);
+    expect([...second.messages].sort()).toEqual(numbersText(1_001, 1_600).sort());
+    expect(second.collector).toMatchObject({ renamedWhileStopped: 1, goneWhileStopped: 0 });
+    expect(second.logs).toContain(`info ${file} was renamed while the source was stopped: reading the rest of it at ${file}.1, from byte ${Buffer.byteLength(lines(1, 1_000))}`);
+  });
 });
+
+function lines(from: number, to: number): string {
+  let s = "";
+  for (let n = from; n <= to; n++) s += `n ${n}\n`;
+  return s;
+}
+
+function numbersText(from: number, to: number): string[] {
+  return lines(from, to).trimEnd().split("\n");
+}

@@ -211,7 +211,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       if (handlerFailed.has(p.path)) return;
       handlerFailed.add(p.path);
     }
-    channel.send(FrameType.LOG, { level: p.kind === "handler" ? "error" : "warn", message: describeProblem(p) });
+    const level = p.kind === "handler" ? "error" : p.kind === "renamed-while-stopped" ? "info" : "warn";
+    channel.send(FrameType.LOG, { level, message: describeProblem(p) });
   });
   /**
    * Set by stop() when the collector was held back for credit: an open event's next lines are then likely unread, so
@@ -296,6 +297,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         symlinkLoops: t.symlinkLoops,
         ioErrors: t.ioErrors,
         handlerErrors: t.handlerErrors,
+        renamedWhileStopped: t.renamedWhileStopped,
+        goneWhileStopped: t.goneWhileStopped,
       };
     },
   };
@@ -314,6 +317,10 @@ function describeProblem(p: TailProblem): string {
       return `${where} is a symbolic link loop: it is skipped`;
     case "handler":
       return `lines of ${where} were lost: handling them failed (${cause})`;
+    case "renamed-while-stopped":
+      return `${where} was renamed while the source was stopped: reading the rest of it at ${cause}`;
+    case "gone-while-stopped":
+      return `${where} was renamed or removed while the source was stopped and is no longer in its directory (it was ${cause}): lines written to it after that were not read; let the paths match rotated names (app.log*) to read them`;
     default:
       return `${where} could not be read: ${cause}`;
   }

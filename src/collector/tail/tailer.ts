@@ -37,11 +37,11 @@
 //   await tailer.start();                   // initial scan done → say "ready"
 //   onCredit: tailer.grant(lines, bytes)    onAck: tailer.commit(fileKey, end)    onStop: await tailer.stop()
 import { constants } from "node:fs";
-import { open, stat, type FileHandle } from "node:fs/promises";
+import { open, readdir, stat, type FileHandle } from "node:fs/promises";
 import path from "node:path";
 import { EventEmitter } from "eventemitter3";
 import { type CheckpointError, InvalidOptionError, StateError } from "../../errors.js";
-import type { CheckpointStore } from "../checkpoint-store.js";
+import type { CheckpointEntry, CheckpointStore } from "../checkpoint-store.js";
 import { DirWatcher } from "./dir-watcher.js";
 import { fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
 import { scanGlobs, type GlobProblem } from "./glob.js";
@@ -116,6 +116,13 @@ const COPY_DECISION_MS = 30_000;
 const EMPTY = Buffer.alloc(0);
 /** Closed files that no scan matched for this long are forgotten (the checkpoint store remembers longer). */
 const FORGET_CLOSED_MS = 60 * 60_000;
+/** Names looked at per directory for files renamed while the source was stopped (once, at start). */
+const RENAME_LOOKUP_LIMIT = 10_000;
+/**
+ * A file whose checkpoint was touched this close to the newest one (plus a glob interval) was in use when the last run
+ * stopped. Files read to their end and closed before that (an older rotation) are not announced when they are gone.
+ */
+const IN_USE_AT_STOP_MS = 10_000;
 
 export class FileTailer extends EventEmitter<FileTailerEvents> {
   readonly #o: ResolvedTailerOptions;
@@ -165,7 +172,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       cycles: 0, scans: 0, opened: 0, closed: 0, rotations: 0, truncations: 0, deletions: 0, fingerprintMismatches: 0,
       copytruncateCopies: 0, resumedFromCheckpoint: 0, linesEmitted: 0, bytesRead: 0, linesTruncated: 0, linesSplit: 0,
       partialLinesEmitted: 0, partialLinesDiscarded: 0, partialBytesDiscarded: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
-      accessDenied: 0, symlinkLoops: 0, ioErrors: 0, handlerErrors: 0,
+      accessDenied: 0, symlinkLoops: 0, ioErrors: 0, handlerErrors: 0, renamedWhileStopped: 0, goneWhileStopped: 0,
     };
   }
 
@@ -365,6 +372,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
 
   async #scan(initial: boolean): Promise<void> {
     const now = Date.now();
+    // What the last run saved, before discovery replaces an entry whose inode now holds another file.
+    const saved = initial && this.#store?.resumed === true ? this.#store.entries() : undefined;
     this.#stats.scans++;
     const seenPaths = new Set<string>();
     // A path the glob walk itself reports (a looping or unreadable directory) is never among the matches: keep it as
@@ -414,8 +423,91 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       if (file.currentPath !== undefined && pathOwner.get(file.currentPath) !== file.id) file.currentPath = undefined;
       if (file.currentPath === undefined && now - file.lastSeen > FORGET_CLOSED_MS) this.#forget(file);
     }
+    if (saved !== undefined) await this.#findRenamedWhileStopped(saved);
     for (const p of [...this.#reported.keys()]) if (!seenPaths.has(p)) this.#reported.delete(p);
     this.#syncWatcher();
+  }
+
+  /**
+   * Files the last run was reading that the globs no longer find: renamed while the source was stopped (logrotate
+   * moved app.log to app.log.1, and the pattern is app.log). Each is looked for by identity in the directory it was
+   * in. Found, with the same first bytes and more than was read, its rest is read, as it would have been had the
+   * rename come while the source ran. Not there (compressed, deleted, moved away), that is announced, if the file was
+   * in use when the last run stopped: what was written to it after the saved position was not read.
+   */
+  async #findRenamedWhileStopped(entries: readonly CheckpointEntry[]): Promise<void> {
+    const store = this.#store!;
+    const seen = (e: CheckpointEntry): number => store.savedLastSeen(e.fileKey) ?? e.lastSeen;
+    let newest = 0;
+    for (const e of entries) newest = Math.max(newest, seen(e));
+    // Still in use when the last run stopped (seen in its last scans), and gone now.
+    const gone = (e: CheckpointEntry): void => {
+      if (newest - seen(e) > IN_USE_AT_STOP_MS + this.#o.globIntervalMs) return;
+      this.#stats.goneWhileStopped++;
+      this.#problem({ kind: "gone-while-stopped", path: e.path, error: `read up to byte ${e.offset}` });
+    };
+    const byDir = new Map<string, Map<string, CheckpointEntry>>();
+    for (const e of entries) {
+      const id = identityKey(e.device, e.inode);
+      const tracked = this.#files.get(id);
+      if (tracked !== undefined) {
+        // Resumed; or truncated (counted as such); or too short to tell a truncation from new content.
+        if (tracked.fileKey === e.fileKey || tracked.head.length < e.fingerprintBytes) continue;
+        if (!prefixMatches(tracked.head, { bytes: e.fingerprintBytes, hash: e.fingerprint })) gone(e); // its inode holds other content
+        continue;
+      }
+      if (this.#pending.has(id)) continue;
+      const dir = path.dirname(e.path);
+      let ids = byDir.get(dir);
+      if (ids === undefined) byDir.set(dir, (ids = new Map()));
+      const other = ids.get(id);
+      if (other === undefined || seen(other) < seen(e)) ids.set(id, e);
+    }
+    for (const [dir, wanted] of byDir) {
+      let names: string[];
+      try {
+        names = await readdir(dir);
+      } catch {
+        names = [];
+      }
+      for (let i = 0; i < names.length && i < RENAME_LOOKUP_LIMIT && wanted.size > 0; i++) {
+        const q = path.join(dir, names[i]!);
+        let s;
+        try {
+          s = await stat(q, { bigint: true });
+        } catch {
+          continue;
+        }
+        const id = identityKey(s.dev, s.ino);
+        const e = wanted.get(id);
+        if (e === undefined || !s.isFile()) continue;
+        wanted.delete(id);
+        if (Number(s.size) <= e.offset || this.#excluded(q) || !(await this.#holds(q, e))) continue;
+        await this.#discover(q, true, true);
+        const file = this.#files.get(id);
+        if (file === undefined) continue;
+        // Its lines keep the name they were written under, as a file renamed while running does.
+        file.path = e.path;
+        file.currentPath = undefined;
+        this.#markRotated(file, q);
+        this.#stats.renamedWhileStopped++;
+        this.#problem({ kind: "renamed-while-stopped", path: e.path, error: `${q}, from byte ${e.offset}` });
+      }
+      for (const e of wanted.values()) gone(e);
+    }
+  }
+
+  /** Whether `p` begins with the bytes `e` was fingerprinted by. */
+  async #holds(p: string, e: CheckpointEntry): Promise<boolean> {
+    const handle = await this.#openRegular(p);
+    if (handle === undefined) return false;
+    try {
+      return prefixMatches(await readPrefix(handle, e.fingerprintBytes), { bytes: e.fingerprintBytes, hash: e.fingerprint });
+    } catch {
+      return false;
+    } finally {
+      await handle.close().catch(() => undefined);
+    }
   }
 
   async #leadsTo(p: string, id: string): Promise<boolean> {
@@ -1031,6 +1123,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       case "handler":
         this.#stats.handlerErrors++;
         break;
+      case "renamed-while-stopped":
+      case "gone-while-stopped":
+        break; // counted where they are found
       default:
         this.#stats.ioErrors++;
     }

@@ -52,7 +52,7 @@ export type OpenReason =
   | "reopen";
 
 export interface TailProblem {
-  kind: "access-denied" | "not-regular" | "symlink-loop" | "io" | "handler";
+  kind: "access-denied" | "not-regular" | "symlink-loop" | "io" | "handler" | "renamed-while-stopped" | "gone-while-stopped";
   path?: string;
   error?: unknown;
 }
@@ -116,6 +116,10 @@ export interface FileTailerStats {
   symlinkLoops: number;
   ioErrors: number;
   handlerErrors: number;
+  /** Files renamed to a name the globs do not match while the source was stopped, whose rest was then read. */
+  renamedWhileStopped: number;
+  /** Files the last run was reading that were gone from their directory at start (compressed, deleted, moved). */
+  goneWhileStopped: number;
 }
 
 export interface TailFileInfo {

@@ -172,6 +172,92 @@ describe("FileTailer: checkpoints", () => {
   });
 });
 
+describe("FileTailer: rotation while stopped", () => {
+  /** A first run that reads app.log's 100 lines and commits them all, then stops. */
+  async function firstRun(cpDir: string, file: string): Promise<TailLine> {
+    writeFileSync(file, numbered(1, 100));
+    const first = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => first.lines.length === 100, { message: "100 lines in the first run" });
+    const last = first.lines.at(-1)!;
+    first.tailer.commit(last.fileKey, last.end);
+    await first.tailer.stop();
+    return last;
+  }
+
+  it("a file renamed to a name the paths do not match is found by identity and its rest read, then the new file", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    const last = await firstRun(cpDir, file);
+    // While stopped: more lines, then logrotate's rename and a new app.log.
+    appendFileSync(file, numbered(101, 130));
+    renameSync(file, path.join(dir, "app.log.1"));
+    writeFileSync(file, numbered(1, 5, "new"));
+    const second = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    const rotations: Array<{ path: string; newPath?: string }> = [];
+    second.tailer.on("rotate", (e) => rotations.push(e));
+    await waitFor(() => second.lines.length === 35, { message: () => `30 old and 5 new lines, got ${JSON.stringify(second.texts())}` });
+    await passes(second.tailer, 3);
+    const old = second.lines.filter((l) => l.fileKey === last.fileKey);
+    expect(old.map((l) => l.text)).toEqual(numbered(101, 130).trimEnd().split("\n"));
+    expect(old[0]).toMatchObject({ offset: last.end, path: file }); // the name it was written under
+    expect(second.lines.filter((l) => l.fileKey !== last.fileKey).map((l) => l.text)).toEqual(numbered(1, 5, "new").trimEnd().split("\n"));
+    expect(second.tailer.stats()).toMatchObject({ renamedWhileStopped: 1, goneWhileStopped: 0 });
+    expect(second.problems).toEqual([{ kind: "renamed-while-stopped", path: file, error: `${path.join(dir, "app.log.1")}, from byte ${last.end}` }]);
+    // It is read to its end and closed as a rotated file.
+    await waitFor(() => second.tailer.stats().closed === 1, { message: "the renamed file closed after rotateWaitMs" });
+  });
+
+  it("nothing is read from a renamed file that holds nothing new, or whose first bytes changed", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    await firstRun(cpDir, file);
+    renameSync(file, path.join(dir, "app.log.1")); // fully read before the stop
+    writeFileSync(file, "fresh\n");
+    const second = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => second.lines.length === 1, { message: "the new file's line" });
+    await passes(second.tailer, 3);
+    expect(second.texts()).toEqual(["fresh"]);
+    expect(second.tailer.stats()).toMatchObject({ renamedWhileStopped: 0, goneWhileStopped: 0 });
+    expect(second.problems).toEqual([]);
+  });
+
+  it("a file that was in use and is gone at start (compressed, deleted) is announced once and counted", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    const last = await firstRun(cpDir, file);
+    appendFileSync(file, numbered(101, 110));
+    renameSync(file, path.join(dir, "app.log.1"));
+    execFileSync("gzip", [path.join(dir, "app.log.1")]);
+    // Longer than the fingerprint, so that a new app.log on the freed inode is told apart from a truncation.
+    writeFileSync(file, numbered(1, 200, "new"));
+    const second = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => second.lines.length === 200, { message: "the new file's lines" });
+    await passes(second.tailer, 3);
+    expect(second.tailer.stats()).toMatchObject({ renamedWhileStopped: 0, goneWhileStopped: 1 });
+    expect(second.problems).toEqual([{ kind: "gone-while-stopped", path: file, error: `read up to byte ${last.end}` }]);
+  });
+  it("a file gone at start that the last run had finished with long before it stopped is not announced", async () => {
+    const cpDir = path.join(dir, "cp");
+    writeFileSync(path.join(dir, "a.log"), numbered(1, 10, "a"));
+    writeFileSync(path.join(dir, "b.log"), numbered(1, 10, "b"));
+    const store = new CheckpointStore({ dir: cpDir, source: "s" });
+    const first = await tail({ paths: ["*.log"], checkpoints: store });
+    await waitFor(() => first.lines.length === 20, { message: "20 lines in the first run" });
+    for (const l of first.lines) first.tailer.commit(l.fileKey, l.end);
+    await first.tailer.stop();
+    // b.log was last seen a minute before a.log: the last run was done with it well before it stopped.
+    const saved = JSON.parse(readFileSync(store.file, "utf8")) as { files: Array<{ path: string; lastSeen: number }> };
+    for (const f of saved.files) if (f.path.endsWith("b.log")) f.lastSeen -= 60_000;
+    writeFileSync(store.file, JSON.stringify(saved));
+    unlinkSync(path.join(dir, "b.log"));
+    unlinkSync(path.join(dir, "a.log"));
+    const second = await tail({ paths: ["*.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await passes(second.tailer, 3);
+    expect(second.tailer.stats()).toMatchObject({ renamedWhileStopped: 0, goneWhileStopped: 1 });
+    expect(second.problems).toEqual([{ kind: "gone-while-stopped", path: path.join(dir, "a.log"), error: `read up to byte ${Buffer.byteLength(numbered(1, 10, "a"))}` }]);
+  });
+});
+
 describe("FileTailer: checkpoint failures and idle files", () => {
   it("a checkpoint write failure is reported (ERR_CHECKPOINT) and tailing goes on; it recovers when writable", async () => {
     const blocker = path.join(dir, "blocker");
