@@ -52,10 +52,17 @@ interface RetryGroup {
 }
 
 const NO_ATTEMPTS: readonly number[] = [];
-/** What failed, for SinkPipeline.retry: a batch of waiting records, whole, or some items of a batch. */
-const WHOLE = "whole";
+/** One send: the retry group its records come from (undefined for waiting records), and the sink's failure level. */
+interface Send {
+  readonly group: RetryGroup | undefined;
+  /**
+   * `wholeFailures` when it was launched. Sends in flight together that fail together count as one failed probe:
+   * each raises the level to this plus one, so eight concurrent requests that meet an outage back off as one would.
+   */
+  readonly level: number;
+}
+/** For SinkPipeline.retry: what failed was some items of a batch, not a whole send. */
 const ITEMS = "items";
-type Failed = typeof WHOLE | typeof ITEMS;
 /** Records a sparse filtered lane holds before it detaches them from their frames (see SinkPipeline.detaching). */
 const DETACH_AFTER = 256;
 /** A filtered lane judges its pass rate over the last one or two windows of this many records (passed + filtered). */
@@ -92,7 +99,10 @@ export class SinkPipeline {
   private backoffUntil = 0;
   /** Sends that delivered records: a delivery shows the destination works (see RetryGroup.isolated). */
   private deliveries = 0;
-  /** Batches that failed whole, and held the sink back, since the last delivery: the sink's backoff grows with them. */
+  /**
+   * Failed probes since the last delivery: sends that failed whole and held the sink back (those in flight together
+   * count once, see Send.level). The sink's backoff grows with them, whichever batch each probe was.
+   */
   private wholeFailures = 0;
   /**
    * A retried batch failed whole again while nothing was delivered: the next probe is a batch of the records that
@@ -528,15 +538,16 @@ export class SinkPipeline {
 
   /** Send `entries`; `group` is the retry group they come from, undefined for a batch of waiting records. */
   private launch(entries: Entry[], attempts: readonly number[], group: RetryGroup | undefined): void {
+    const send: Send = { group, level: this.wholeFailures };
     let maxAttempt = 0;
     for (const a of attempts) if (a > maxAttempt) maxAttempt = a;
     const batch = new EntryBatch(entries, maxAttempt + 1);
     // Dispatch again once p-queue has released the slot (its add() promise settles after `pending` drops).
     const round = this.adaptive?.started() ?? 0;
-    void this.sends.add(() => this.runSend(batch, attempts, round, group)).then(this.queuedDispatch, this.queuedDispatch);
+    void this.sends.add(() => this.runSend(batch, attempts, round, send)).then(this.queuedDispatch, this.queuedDispatch);
   }
 
-  private async runSend(batch: EntryBatch, attempts: readonly number[], round: number, group: RetryGroup | undefined): Promise<void> {
+  private async runSend(batch: EntryBatch, attempts: readonly number[], round: number, send: Send): Promise<void> {
     const controller = new AbortController();
     this.controllers.add(controller);
     const timeout = setTimeout(() => {
@@ -556,7 +567,7 @@ export class SinkPipeline {
       clearTimeout(timeout);
       this.controllers.delete(controller);
     }
-    this.finishSend(batch, attempts, threw, result, error, round, group);
+    this.finishSend(batch, attempts, threw, result, error, round, send);
   }
 
   private finishSend(
@@ -566,7 +577,7 @@ export class SinkPipeline {
     result: SendResult,
     error: unknown,
     round: number,
-    group: RetryGroup | undefined,
+    send: Send,
   ): void {
     const entries = batch.entries;
     const verdict = threw ? undefined : readResult(result, entries.length);
@@ -586,7 +597,7 @@ export class SinkPipeline {
       if (sinkError?.retryable === false) {
         pushedBack = false;
         this.reject(entries, attempts, se.message, "rejected");
-      } else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, sinkError?.retryAfterMs, group ?? WHOLE);
+      } else this.retry(entries, attempts, se.code === "ERR_SINK_TIMEOUT" ? "sendTimeout" : se.message, sinkError?.retryAfterMs, send);
     } else if (verdict.kind === "delivered") {
       pushedBack = false;
       this.deliver(entries as Entry[]);
@@ -595,7 +606,7 @@ export class SinkPipeline {
     } else if (verdict.kind === "retry") {
       this.sendErrors++;
       this.reportOutcomeError(verdict.error);
-      this.retry(entries, attempts, verdict.reason ?? "retry", verdict.retryAfterMs, group ?? WHOLE);
+      this.retry(entries, attempts, verdict.reason ?? "retry", verdict.retryAfterMs, send);
     } else if (verdict.kind === "rejected") {
       pushedBack = false;
       this.reportOutcomeError(verdict.error);
@@ -604,7 +615,7 @@ export class SinkPipeline {
       const se = new SinkError("ERR_SINK_PROTOCOL", `sink "${this.name}" ${verdict.problem}`, { sink: this.name });
       this.sendErrors++;
       this.hooks.sinkError(this, se);
-      this.retry(entries, attempts, se.message, undefined, group ?? WHOLE);
+      this.retry(entries, attempts, se.message, undefined, send);
     }
     this.adaptive?.ended(round, pushedBack);
     this.afterSend();
@@ -719,10 +730,10 @@ export class SinkPipeline {
   }
 
   /**
-   * Queue `entries` for another attempt. `from` says what failed: a batch of waiting records, whole (WHOLE); some
-   * items of a batch while the others were delivered or rejected (ITEMS); or a retry group that failed whole again.
+   * Queue `entries` for another attempt. `failed` says what failed: some items of a batch while the others were
+   * delivered or rejected (ITEMS), or a whole send, of waiting records or of a retry group.
    */
-  private retry(entries: readonly Entry[], attempts: readonly number[], reason: string, retryAfterMs: number | undefined, from: RetryGroup | Failed): void {
+  private retry(entries: readonly Entry[], attempts: readonly number[], reason: string, retryAfterMs: number | undefined, failed: Send | typeof ITEMS): void {
     const policy = this.options.retry;
     const again: Entry[] = [];
     const againAttempts: number[] = [];
@@ -747,20 +758,22 @@ export class SinkPipeline {
     if (again.length === 0) return;
     // Records retried on their own: items of a batch whose others went through, or a retried batch that failed again
     // after the destination had taken other records since it was queued.
-    const isolated = from === ITEMS || (from !== WHOLE && (from.isolated || this.deliveries > from.deliveries));
+    const from = failed === ITEMS ? undefined : failed.group;
+    const level = failed === ITEMS ? 0 : failed.level;
+    const isolated = failed === ITEMS || (from !== undefined && (from.isolated || this.deliveries > from.deliveries));
     // Items retried on their own, or by a lane whose filter passes few, are a few records of each frame.
     if (isolated || (this.filtered && this.sparse())) for (let i = 0; i < again.length; i++) again[i]!.detach();
     // Any other failure of a whole batch says the destination may be unwell: hold new batches back too, so we probe,
     // not hammer. That backoff grows with each such failure until something is delivered, whichever batch failed.
     const holdBack = !isolated;
-    if (holdBack) this.wholeFailures++;
+    if (holdBack) this.wholeFailures = Math.max(this.wholeFailures, level + 1);
     const delayMs = backoffDelay(holdBack ? Math.max(maxAttempt, this.wholeFailures) : maxAttempt, policy, retryAfterMs, this.random);
     const dueAt = Date.now() + delayMs;
     this.retries.push({ entries: again, attempts: againAttempts, dueAt, isolated, deliveries: this.deliveries });
     if (holdBack) {
       if (dueAt > this.backoffUntil) this.backoffUntil = dueAt;
       // A retry that failed again: let the records that waited be the next probe (see probeFresh).
-      if (from !== WHOLE) this.probeFresh = true;
+      if (from !== undefined) this.probeFresh = true;
     }
     this.counters.retried += again.length;
     this.hooks.retry({ sink: this.name, count: again.length, attempt: maxAttempt, delayMs, reason: redact(reason), wholeBatch: holdBack });

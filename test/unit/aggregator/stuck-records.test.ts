@@ -117,4 +117,30 @@ describe("a record that keeps failing", () => {
     for (let k = 2; k < sentAt.length; k++) expect(sentAt[k]! - sentAt[k - 1]!).toBeGreaterThanOrEqual(sentAt[k - 1]! - sentAt[k - 2]!);
     await stopNow(agg);
   });
+
+  it("sends in flight together that fail together count as one failed probe, not several", async () => {
+    const sink = new ScriptedSink("es", () => Outcome.retry("http_503"));
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 10, maxWaitMs: 0 }, concurrency: 4 });
+    const retries: RetryEvent[] = [];
+    agg.on("retry", (e) => retries.push(e));
+    await agg.start();
+    await agg.write(numbered(40));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(sink.calls).toHaveLength(4);
+    expect(retries.map((r) => [r.attempt, r.delayMs])).toEqual([
+      [1, 499],
+      [1, 499],
+      [1, 499],
+      [1, 499],
+    ]);
+    // 499 ms later all four are due and go again together (four slots), and fail together: one step further.
+    await vi.advanceTimersByTimeAsync(499);
+    expect(retries.slice(4).map((r) => [r.attempt, r.delayMs])).toEqual([
+      [2, 999],
+      [2, 999],
+      [2, 999],
+      [2, 999],
+    ]);
+    await stopNow(agg);
+  });
 });
