@@ -46,9 +46,10 @@ export interface RetryEvent {
   delayMs: number;
   reason: string;
   /**
-   * True when the sink backs off before sending anything else: a whole batch failed, and nothing says the destination
-   * is well. False for records retried on their own (failed items of a batch, or a batch that failed again after the
-   * destination took other records), which hold nothing back.
+   * True when the sink backs off before sending anything else: a whole send failed and nothing says the destination is
+   * well, or the server asked for a pause (Retry-After). False for records retried on their own while the destination
+   * takes others (failed items of a batch, or a batch that failed again after other records were delivered), which
+   * hold nothing back.
    */
   wholeBatch: boolean;
 }

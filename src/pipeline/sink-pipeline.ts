@@ -443,7 +443,9 @@ export class SinkPipeline {
   private dispatch(): void {
     if (!this.sending || this.closed) return;
     const batch = this.options.batch;
-    const slots = this.adaptive?.limit ?? this.options.concurrency;
+    // After a send failed whole, and until something is delivered, one send at a time: a single probe per backoff
+    // window, not `concurrency` of them, reaches a destination that may be down.
+    const slots = this.wholeFailures > 0 ? 1 : (this.adaptive?.limit ?? this.options.concurrency);
     while (this.sends.pending + this.sends.size < slots) {
       const now = Date.now();
       if (now < this.backoffUntil) {
@@ -763,9 +765,13 @@ export class SinkPipeline {
     const isolated = failed === ITEMS || (from !== undefined && (from.isolated || this.deliveries > from.deliveries));
     // Items retried on their own, or by a lane whose filter passes few, are a few records of each frame.
     if (isolated || (this.filtered && this.sparse())) for (let i = 0; i < again.length; i++) again[i]!.detach();
-    // Any other failure of a whole batch says the destination may be unwell: hold new batches back too, so we probe,
-    // not hammer. That backoff grows with each such failure until something is delivered, whichever batch failed.
-    const holdBack = !isolated;
+    // A failure of a whole send says the destination may be unwell: hold new batches back too, so we probe, not
+    // hammer. That backoff grows with each such failure until something is delivered, whichever batch failed. Records
+    // retried on their own are the exception while the destination looks well: they hold nothing back unless the
+    // server asked for a pause (Retry-After) or other sends failed whole since the last delivery (an outage, in which
+    // they are probes like any other).
+    const asked = retryAfterMs !== undefined && retryAfterMs > 0;
+    const holdBack = failed !== ITEMS && (!isolated || asked || this.wholeFailures > 0);
     if (holdBack) this.wholeFailures = Math.max(this.wholeFailures, level + 1);
     const delayMs = backoffDelay(holdBack ? Math.max(maxAttempt, this.wholeFailures) : maxAttempt, policy, retryAfterMs, this.random);
     const dueAt = Date.now() + delayMs;

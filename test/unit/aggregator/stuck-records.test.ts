@@ -118,8 +118,66 @@ describe("a record that keeps failing", () => {
     await stopNow(agg);
   });
 
-  it("sends in flight together that fail together count as one failed probe, not several", async () => {
-    const sink = new ScriptedSink("es", () => Outcome.retry("http_503"));
+  it.each([1, 8])("records retried on their own are probes like any other in an outage: no hammering (concurrency %i)", async (concurrency) => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    let down = false;
+    // While well, one record in ten fails as an item (a 429 item of a busy bulk): 200 groups retried on their own.
+    const sink = new ScriptedSink("es", (batch: Batch): SendResult => {
+      if (down) return Outcome.retry("http_503");
+      const bad = batch.records.map((r) => (r.n as number) % 10 === 0);
+      if (bad.every(Boolean)) return Outcome.retry("item_429");
+      if (!bad.some(Boolean)) return undefined;
+      return Outcome.perRecord(bad.map((b) => (b ? Outcome.retry("item_429") : Outcome.delivered)));
+    });
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 10, maxWaitMs: 0 }, concurrency });
+    await agg.start();
+    for (let i = 0; i < 200; i++) {
+      await agg.write(numbered(10, i * 10));
+      await vi.advanceTimersByTimeAsync(5);
+    }
+    await vi.advanceTimersByTimeAsync(100);
+    down = true;
+    const before = sink.calls.length;
+    // A minute of outage, with a new record every 250 ms.
+    for (let i = 0; i < 240; i++) {
+      await agg.write(numbered(1, 100_000 + i));
+      await vi.advanceTimersByTimeAsync(250);
+    }
+    // A probe (or `concurrency` sends together) per backoff window, the window growing: a few dozen at most. Each
+    // group on its own schedule, as before, made 388 requests (concurrency 1), up to 101 in one second.
+    expect(sink.calls.length - before).toBeLessThan(60);
+    await stopNow(agg);
+  });
+
+  it("a server's Retry-After holds the whole sink back, also when it answers records retried on their own", async () => {
+    vi.spyOn(Math, "random").mockReturnValue(0.5);
+    let throttled = false;
+    const sink = new ScriptedSink("es", (batch: Batch): SendResult => {
+      if (throttled) return Outcome.retry("http_429", 60_000);
+      const bad = batch.records.map((r) => (r.n as number) % 10 === 0);
+      if (bad.every(Boolean)) return Outcome.retry("item_429");
+      if (!bad.some(Boolean)) return undefined;
+      return Outcome.perRecord(bad.map((b) => (b ? Outcome.retry("item_429") : Outcome.delivered)));
+    });
+    const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 10, maxWaitMs: 0 } });
+    await agg.start();
+    for (let i = 0; i < 20; i++) {
+      await agg.write(numbered(10, i * 10));
+      await vi.advanceTimersByTimeAsync(1_000);
+    }
+    throttled = true;
+    const n0 = sink.calls.length;
+    while (sink.calls.length === n0) await vi.advanceTimersByTimeAsync(1);
+    await vi.advanceTimersByTimeAsync(1);
+    const answered = sink.calls.length; // the server has answered 429, Retry-After 60 s
+    await vi.advanceTimersByTimeAsync(50_000);
+    expect(sink.calls.length - answered).toBe(0);
+    await stopNow(agg);
+  });
+
+  it("sends in flight together that fail together count as one failed probe, and then one send at a time probes", async () => {
+    let recovered = false;
+    const sink = new ScriptedSink("es", () => (recovered ? undefined : Outcome.retry("http_503")));
     const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 10, maxWaitMs: 0 }, concurrency: 4 });
     const retries: RetryEvent[] = [];
     agg.on("retry", (e) => retries.push(e));
@@ -133,14 +191,15 @@ describe("a record that keeps failing", () => {
       [1, 499],
       [1, 499],
     ]);
-    // 499 ms later all four are due and go again together (four slots), and fail together: one step further.
+    // 499 ms later all four are due, but until something is delivered one send at a time probes: one step further.
     await vi.advanceTimersByTimeAsync(499);
-    expect(retries.slice(4).map((r) => [r.attempt, r.delayMs])).toEqual([
-      [2, 999],
-      [2, 999],
-      [2, 999],
-      [2, 999],
-    ]);
+    expect(sink.calls).toHaveLength(5);
+    expect(retries.slice(4).map((r) => [r.attempt, r.delayMs])).toEqual([[2, 999]]);
+    // Once a probe is delivered, the other three go at once, together.
+    sink.calls.length = 0;
+    recovered = true;
+    await vi.advanceTimersByTimeAsync(999);
+    expect(sink.calls).toHaveLength(4);
     await stopNow(agg);
   });
 });
