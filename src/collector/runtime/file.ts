@@ -320,7 +320,7 @@ function describeProblem(p: TailProblem): string {
     case "renamed-while-stopped":
       return `${where} was renamed while the source was stopped: reading the rest of it at ${cause}`;
     case "gone-while-stopped":
-      return `${where} was renamed or removed while the source was stopped and is no longer in its directory (it was ${cause}): lines written to it after that were not read; let the paths match rotated names (app.log*) to read them`;
+      return `${where} changed while the source was stopped: ${cause}. What was written to it after that was not read`;
     default:
       return `${where} could not be read: ${cause}`;
   }

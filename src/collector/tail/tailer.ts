@@ -44,7 +44,7 @@ import { type CheckpointError, InvalidOptionError, StateError } from "../../erro
 import type { CheckpointEntry, CheckpointStore } from "../checkpoint-store.js";
 import { DirWatcher } from "./dir-watcher.js";
 import { fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
-import { scanGlobs, type GlobProblem } from "./glob.js";
+import { globRegExp, scanGlobs, type GlobProblem } from "./glob.js";
 import { LineAssembler, type AssembledLine } from "./line-assembler.js";
 import { resolveTailerOptions, type FileTailerOptions, type ResolvedTailerOptions } from "./options.js";
 
@@ -440,20 +440,26 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     const seen = (e: CheckpointEntry): number => store.savedLastSeen(e.fileKey) ?? e.lastSeen;
     let newest = 0;
     for (const e of entries) newest = Math.max(newest, seen(e));
-    // Still in use when the last run stopped (seen in its last scans), and gone now.
-    const gone = (e: CheckpointEntry): void => {
+    // Still in use when the last run stopped (seen in its last scans), and gone now. Said once: its entry goes, so a
+    // quick restart (a collector's, after a crash) does not say it again.
+    const gone = (e: CheckpointEntry, how: string): void => {
+      store.remove(e.fileKey);
       if (newest - seen(e) > IN_USE_AT_STOP_MS + this.#o.globIntervalMs) return;
       this.#stats.goneWhileStopped++;
-      this.#problem({ kind: "gone-while-stopped", path: e.path, error: `read up to byte ${e.offset}` });
+      this.#problem({ kind: "gone-while-stopped", path: e.path, error: how });
     };
     const byDir = new Map<string, Map<string, CheckpointEntry>>();
     for (const e of entries) {
+      // Only the names the paths still ask for: a file the user no longer tails is none of our business.
+      if (!this.#matchesPaths(e.path) || this.#excluded(e.path)) continue;
       const id = identityKey(e.device, e.inode);
       const tracked = this.#files.get(id);
       if (tracked !== undefined) {
         // Resumed; or truncated (counted as such); or too short to tell a truncation from new content.
         if (tracked.fileKey === e.fileKey || tracked.head.length < e.fingerprintBytes) continue;
-        if (!prefixMatches(tracked.head, { bytes: e.fingerprintBytes, hash: e.fingerprint })) gone(e); // its inode holds other content
+        if (!prefixMatches(tracked.head, { bytes: e.fingerprintBytes, hash: e.fingerprint })) {
+          gone(e, `it holds other content now, truncated and rewritten or a new file on its inode (the old content was read up to byte ${e.offset})`);
+        }
         continue;
       }
       if (this.#pending.has(id)) continue;
@@ -482,7 +488,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         const e = wanted.get(id);
         if (e === undefined || !s.isFile()) continue;
         wanted.delete(id);
-        if (Number(s.size) <= e.offset || this.#excluded(q) || !(await this.#holds(q, e))) continue;
+        // At its own name it did not move (and the scan would have found it); nothing new, or other content: leave it.
+        if (q === e.path || Number(s.size) <= e.offset || this.#excluded(q) || !(await this.#holds(q, e))) continue;
         await this.#discover(q, true, true);
         const file = this.#files.get(id);
         if (file === undefined) continue;
@@ -493,7 +500,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         this.#stats.renamedWhileStopped++;
         this.#problem({ kind: "renamed-while-stopped", path: e.path, error: `${q}, from byte ${e.offset}` });
       }
-      for (const e of wanted.values()) gone(e);
+      for (const e of wanted.values()) {
+        gone(e, `it was renamed or removed and is not in its directory any more (it was read up to byte ${e.offset}; paths that match the rotated names too, such as app.log*, would have read the rest)`);
+      }
     }
   }
 
@@ -1074,6 +1083,14 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       ...(offset === undefined ? {} : { offset }),
     });
   }
+
+  /** Whether the paths' globs match `p` (an absolute path), whether or not it exists. */
+  #matchesPaths(p: string): boolean {
+    this.#pathRegExps ??= this.#o.patterns.map((pattern) => globRegExp(path.resolve(this.#o.cwd, pattern)));
+    return this.#pathRegExps.some((re) => re.test(p));
+  }
+
+  #pathRegExps: RegExp[] | undefined;
 
   #excluded(p: string): boolean {
     const { full, base } = this.#o.exclude;
