@@ -473,7 +473,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       let names: string[];
       try {
         names = await readdir(dir);
-      } catch {
+      } catch (error) {
+        // The directory is gone: so are its files. Unreadable for now: say nothing, keep the positions for later.
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") continue;
         names = [];
       }
       for (let i = 0; i < names.length && i < RENAME_LOOKUP_LIMIT && wanted.size > 0; i++) {
