@@ -22,8 +22,6 @@ import { startOrphanWatchdog } from "./orphan-watchdog.js";
 import { PendingCursors } from "./pending-cursors.js";
 import type { CollectorRun } from "./run.js";
 
-/** A record whose JSON is larger is dropped and counted: far below the channel's frame limit, so one record can never break it. */
-export const MAX_RECORD_BYTES = 16 * 1024 * 1024;
 /** LOG frames per second; more are counted as `logsDropped` (a chatty diagnostic loop must not flood the host). */
 const LOGS_PER_SECOND = 200;
 const MAX_LOG_MESSAGE = 8 * 1024;
@@ -40,7 +38,7 @@ export interface ScriptCounters {
   droppedKeys: number;
   /** Blank lines, skipped. */
   blankLines: number;
-  /** Not a record (number, null…), unserializable (cycles, BigInt) or larger than MAX_RECORD_BYTES: dropped. */
+  /** Not a record (number, null…) or unserializable (cycles, BigInt): dropped. */
   invalidRecords: number;
   /** Records still waiting for credit when stop's grace period ended (or emitted after it): not shipped. */
   unsent: number;
@@ -291,9 +289,7 @@ class ScriptEmitter {
     if (typeof json !== "string" || json.charCodeAt(0) !== 123 /* { */) {
       return this.invalid("the record's JSON is not an object (a `toJSON` function among its fields?)");
     }
-    if (json.length > MAX_RECORD_BYTES / 3 && Buffer.byteLength(json) > MAX_RECORD_BYTES) {
-      return this.invalid(`the record's JSON is larger than ${MAX_RECORD_BYTES} bytes`);
-    }
+    // One over the record limit (MAX_RECORD_BYTES) is the channel's to drop: counted as oversizedRecords, as for every kind of source.
     return json;
   }
 

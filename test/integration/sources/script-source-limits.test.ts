@@ -134,6 +134,24 @@ describe("ScriptSource emit() calls that are not awaited", () => {
   });
 });
 
+describe("ScriptSource emit() of a record over the 16 MiB limit", () => {
+  it("drops it in the child, counted as oversizedRecords as for every source, and ships the next one", async () => {
+    const module = collector(
+      "huge-record",
+      `  await emit({ message: "before", n: 0 });
+  await emit({ message: "huge", blob: "x".repeat(20 * 1024 * 1024) });
+  await emit({ message: "after", n: 1 });`,
+    );
+    const { mem, agg, logs } = run("huge", module);
+    await agg.start();
+    await mem.waitForCount(2, { timeout: 20_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(mem.messages()).toEqual(["before", "after"]);
+    expect(report.sources.huge!.collector).toMatchObject({ oversizedRecords: 1, invalidRecords: 0 });
+    expect(logs.map((l) => l.message)).toContainEqual(expect.stringContaining("counted as oversizedRecords"));
+  });
+});
+
 describe("ScriptSource emit() of objects whose JSON is not a record", () => {
   it("refuses them in the child (counted as invalidRecords, announced, never thrown); a toJSON returning an object is the record", async () => {
     const module = collector(
