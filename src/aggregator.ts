@@ -1013,6 +1013,9 @@ const DISK_CLOSE_GRACE_MS = 10_000;
 
 /** `timeoutMs` of stop(), removeSource() and removeSink(): 0 to the longest delay a Node timer honours. */
 function stopTimeout(options: StopOptions): number {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidOptionError(`Expected the options to be an object, got ${describe(options)}`);
+  }
   const timeoutMs = options.timeoutMs ?? 10_000;
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0) || timeoutMs > MAX_TIMER_MS) {
     throw new InvalidOptionError(`Expected \`timeoutMs\` to be a number from 0 to ${MAX_TIMER_MS} (about 24.8 days), got ${describe(timeoutMs)}`);

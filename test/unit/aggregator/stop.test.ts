@@ -55,6 +55,22 @@ describe("stop", () => {
     expect(report.totals.received).toBe(report.totals.delivered + report.totals.deadLettered + report.totals.dropped);
   });
 
+  it.each([
+    ["null", null],
+    ["a number", 5_000],
+    ["a negative timeoutMs", { timeoutMs: -1 }],
+    ["a string timeoutMs", { timeoutMs: "10s" }],
+  ])("options that are %s: stop(), removeSource() and removeSink() reject with ERR_INVALID_OPTION, and nothing stops", async (_t, bad) => {
+    const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
+    await agg.start();
+    agg.addSource(new CommandSource({ name: "c", command: process.execPath, args: ["-e", ""] }));
+    for (const call of [() => agg.stop(bad as never), () => agg.removeSource("c", bad as never), () => agg.removeSink("m", bad as never)]) {
+      await expect(call()).rejects.toMatchObject({ code: "ERR_INVALID_OPTION", name: "InvalidOptionError" });
+    }
+    expect(agg.state).toBe("running");
+    await agg.stop();
+  });
+
   it("is idempotent and supports `await using`", async () => {
     const m = new MemorySink({ name: "m" });
     {
