@@ -727,8 +727,22 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const controller = new AbortController();
     slot.openAbort = controller;
     slot.opened = (async () => {
+      let timer: NodeJS.Timeout | undefined;
       try {
-        await p.sink.open?.({ signal: controller.signal });
+        const opening = p.sink.open?.({ signal: controller.signal });
+        if (opening !== undefined) {
+          // An open() that never settles must not hold start() (or a sink added while running) for ever.
+          const ms = p.options.openTimeoutMs;
+          const timedOut = new Promise<never>((_resolve, reject) => {
+            timer = setTimeout(() => {
+              const err = new SinkError("ERR_SINK_OPEN", `sink "${p.name}" did not open within ${ms} ms (openTimeoutMs)`, { sink: p.name });
+              controller.abort(err);
+              reject(err);
+            }, ms);
+            timer.unref?.();
+          });
+          await Promise.race([opening, timedOut]);
+        }
       } catch (error) {
         p.markFailed();
         const err =
@@ -737,6 +751,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
             : new SinkError("ERR_SINK_OPEN", `sink "${p.name}" failed to open: ${errorMessage(error)}`, { sink: p.name, cause: error });
         this.emit("sink:error", { sink: p.name, error: err });
         throw err;
+      } finally {
+        clearTimeout(timer);
       }
       p.startSending();
     })();

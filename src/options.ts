@@ -85,6 +85,11 @@ export interface SinkOptions {
   maxConcurrency?: number;
   /** A send that has not settled after this long is aborted and retried. @default 120_000 */
   sendTimeoutMs?: number;
+  /**
+   * An `open()` that has not settled after this long is aborted and fails (`ERR_SINK_OPEN`): start() rejects, and a
+   * sink added while running is opened again with its retry backoff. @default 60_000
+   */
+  openTimeoutMs?: number;
 }
 
 export interface SourceOptions {
@@ -142,6 +147,7 @@ export interface ResolvedSinkOptions {
   /** The limit adapts between 1 and `concurrency` (see AdaptiveConcurrency). */
   adaptive: boolean;
   sendTimeoutMs: number;
+  openTimeoutMs: number;
 }
 
 export const DEFAULT_QUEUE: ResolvedQueue = { maxRecords: 100_000, maxBytes: 64 * 1024 * 1024, whenFull: "block", disk: undefined };
@@ -302,6 +308,7 @@ export function resolveSinkOptions(
     throw new InvalidOptionError('`maxConcurrency` applies to `concurrency: "adaptive"` only');
   }
   checkInt("sendTimeoutMs", o.sendTimeoutMs, 1);
+  checkInt("openTimeoutMs", o.openTimeoutMs, 1);
   const batchBase: ResolvedBatch = { ...defaults.batch, ...stripUndefined(suggested?.batch) };
   const queue = resolveQueue("queue", o.queue, defaults.queue);
   const batch = resolveBatch("batch", o.batch, batchBase);
@@ -322,6 +329,7 @@ export function resolveSinkOptions(
     concurrency: o.concurrency === "adaptive" ? (o.maxConcurrency ?? 8) : (o.concurrency ?? suggested?.concurrency ?? 1),
     adaptive: o.concurrency === "adaptive",
     sendTimeoutMs: o.sendTimeoutMs ?? 120_000,
+    openTimeoutMs: o.openTimeoutMs ?? 60_000,
   };
 }
 

@@ -151,6 +151,42 @@ describe("Aggregator lifecycle", () => {
     expect(((await started) as AggregatorError).code).toBe("ERR_AGGREGATOR_STOPPED");
   });
 
+  it("a sink whose open() never settles fails start() after openTimeoutMs (ERR_SINK_OPEN, announced, its signal aborted)", async () => {
+    const { sink, state } = gatedSink("stuck");
+    const agg = new Aggregator().addSink(sink, { openTimeoutMs: 50 });
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    const error = (await agg.start().then(
+      () => undefined,
+      (e: unknown) => e,
+    )) as AggregatorError;
+    expect(error).toBeInstanceOf(SinkError);
+    expect(error).toMatchObject({ code: "ERR_SINK_OPEN", message: 'sink "stuck" did not open within 50 ms (openTimeoutMs)' });
+    expect(errors).toEqual([error]);
+    expect(state.openSignal!.aborted).toBe(true);
+    expect(agg.state).toBe("stopped");
+  });
+
+  it("a sink added while running whose first open() never settles is opened again after openTimeoutMs", async () => {
+    const inner = new MemorySink({ name: "slow" });
+    let opens = 0;
+    const slow: Sink = {
+      name: "slow",
+      open: () => (++opens === 1 ? new Promise<void>(() => undefined) : undefined),
+      send: (batch, ctx) => inner.send(batch, ctx),
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } });
+    const codes: string[] = [];
+    agg.on("sink:error", (e) => codes.push(e.error.code));
+    await agg.start();
+    agg.addSink(slow, { openTimeoutMs: 50, retry: { baseDelayMs: 5, maxDelayMs: 20 } });
+    await agg.write(numbered(10));
+    await inner.waitForCount(10, { timeout: 10_000 });
+    expect(opens).toBe(2);
+    expect(codes).toEqual(["ERR_SINK_OPEN"]);
+    await agg.stop();
+  });
+
   it("a sink and a source added while start() runs are opened and started", async () => {
     const { sink, release } = gatedSink("first");
     const late = new MemorySink({ name: "late" });
