@@ -591,7 +591,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
 
   /**
    * Stop collectors (they flush what they read), drain every queue, commit final positions, close the sinks.
-   * Never takes longer than `timeoutMs`; whatever was not delivered by then is `pending` in the report.
+   * Returns at `timeoutMs`, plus the time to end what still runs then (kill and reap collectors, abort sends and
+   * closes: milliseconds); whatever was not delivered by the deadline is `pending` in the report.
    */
   stop(options: StopOptions = {}): Promise<DeliveryReport> {
     if (this.stopping !== undefined) return this.stopping;
