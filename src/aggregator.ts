@@ -788,7 +788,14 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const p = slot.pipeline;
     if (p.sink.close === undefined) return;
     const closing = (slot.closing ??= this.startClose(p));
-    if (!(await withDeadline(Promise.race([closing.done, this.stoppedSignal]), deadline))) closing.controller.abort();
+    if (await withDeadline(Promise.race([closing.done, this.stoppedSignal]), deadline)) return;
+    if (closing.controller.signal.aborted) return;
+    closing.controller.abort();
+    // What it held when the deadline came may be lost (a file sink's unflushed tail, a TCP resend window).
+    this.emit("sink:error", {
+      sink: p.name,
+      error: new SinkError("ERR_SINK_CLOSE", `sink "${p.name}" did not close by the deadline: its close() was aborted`, { sink: p.name }),
+    });
   }
 
   /**
@@ -810,7 +817,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const failed = (error: unknown): void => {
       this.emit("sink:error", {
         sink: p.name,
-        error: new SinkError("ERR_SINK_SEND", `sink "${p.name}" failed to close: ${errorMessage(error)}`, { sink: p.name, cause: error }),
+        error: new SinkError("ERR_SINK_CLOSE", `sink "${p.name}" failed to close: ${errorMessage(error)}`, { sink: p.name, cause: error }),
       });
     };
     let closed: Promise<unknown> = RESOLVED;

@@ -23,6 +23,7 @@ export type ErrorCode =
   | "ERR_SINK_AUTH"
   | "ERR_SINK_TIMEOUT"
   | "ERR_SINK_OPEN"
+  | "ERR_SINK_CLOSE"
   | "ERR_TLS"
   | "ERR_CHECKPOINT"
   | "ERR_SINK_FILTER"
@@ -150,6 +151,7 @@ export class SinkError extends AggregatorError {
     | "ERR_SINK_AUTH"
     | "ERR_SINK_TIMEOUT"
     | "ERR_SINK_OPEN"
+    | "ERR_SINK_CLOSE"
     | "ERR_SINK_FILTER"
     | "ERR_TLS";
   /** HTTP status (or item status) when there was one. */
@@ -223,6 +225,7 @@ const ERROR_CLASSES: { readonly [C in ErrorCode]: Make<C> } = {
   ERR_SINK_AUTH: coded(SinkError),
   ERR_SINK_TIMEOUT: coded(SinkError),
   ERR_SINK_OPEN: coded(SinkError),
+  ERR_SINK_CLOSE: coded(SinkError),
   ERR_TLS: coded(SinkError),
   ERR_CHECKPOINT: fixed(CheckpointError),
   ERR_SINK_FILTER: coded(SinkError),

@@ -363,7 +363,7 @@ describe("Aggregator lifecycle", () => {
         throw new Error("close refused");
       },
     ],
-  ])("a sink whose close() %s reports a SinkError (ERR_SINK_SEND) with its cause, and the stop completes", async (_, close) => {
+  ])("a sink whose close() %s reports a SinkError (ERR_SINK_CLOSE) with its cause, and the stop completes", async (_, close) => {
     const sink: Sink = { name: "unclosable", send() {}, close };
     const agg = new Aggregator().addSink(sink);
     const errors: AggregatorError[] = [];
@@ -373,8 +373,28 @@ describe("Aggregator lifecycle", () => {
     expect(report.timedOut).toBe(false);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(SinkError);
-    expect(errors[0]).toMatchObject({ code: "ERR_SINK_SEND", sink: "unclosable", message: 'sink "unclosable" failed to close: close refused' });
+    expect(errors[0]).toMatchObject({ code: "ERR_SINK_CLOSE", sink: "unclosable", message: 'sink "unclosable" failed to close: close refused' });
     expect((errors[0]!.cause as Error).message).toBe("close refused");
+  });
+
+  it("a sink whose close() does not finish by the deadline is aborted and announced (ERR_SINK_CLOSE), once", async () => {
+    let signal: AbortSignal | undefined;
+    const sink: Sink = {
+      name: "slow-close",
+      send() {},
+      close: (ctx) => {
+        signal = ctx?.signal;
+        return new Promise<void>(() => undefined);
+      },
+    };
+    const agg = new Aggregator().addSink(sink);
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    await agg.start();
+    await agg.stop({ timeoutMs: 50 });
+    expect(signal?.aborted).toBe(true);
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ code: "ERR_SINK_CLOSE", sink: "slow-close", message: 'sink "slow-close" did not close by the deadline: its close() was aborted' });
   });
 
   it("a source added while running whose start fails with a plain Error is reported as a CollectorError", async () => {
