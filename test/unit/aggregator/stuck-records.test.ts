@@ -19,6 +19,21 @@ function poisonSink(poison: ReadonlySet<number>): ScriptedSink {
   });
 }
 
+/**
+ * While `whole()` says nothing, records whose `n` is a multiple of 10 fail as items (a 429 item of a busy bulk) and
+ * the rest are delivered; once it returns an outcome, every send gets that outcome.
+ */
+function tenthFailsAsItem(whole: () => SendResult | undefined): ScriptedSink {
+  return new ScriptedSink("es", (batch: Batch): SendResult => {
+    const answer = whole();
+    if (answer !== undefined) return answer;
+    const bad = batch.records.map((r) => (r.n as number) % 10 === 0);
+    if (bad.every(Boolean)) return Outcome.retry("item_429");
+    if (!bad.some(Boolean)) return undefined;
+    return Outcome.perRecord(bad.map((b) => (b ? Outcome.retry("item_429") : Outcome.delivered)));
+  });
+}
+
 /** stop() without waiting for the record that never gets through (its deadline is a timer too). */
 async function stopNow(agg: Aggregator): Promise<DeliveryReport> {
   const stopped = agg.stop({ timeoutMs: 0 });
@@ -121,14 +136,8 @@ describe("a record that keeps failing", () => {
   it.each([1, 8])("records retried on their own are probes like any other in an outage: no hammering (concurrency %i)", async (concurrency) => {
     vi.spyOn(Math, "random").mockReturnValue(0.5);
     let down = false;
-    // While well, one record in ten fails as an item (a 429 item of a busy bulk): 200 groups retried on their own.
-    const sink = new ScriptedSink("es", (batch: Batch): SendResult => {
-      if (down) return Outcome.retry("http_503");
-      const bad = batch.records.map((r) => (r.n as number) % 10 === 0);
-      if (bad.every(Boolean)) return Outcome.retry("item_429");
-      if (!bad.some(Boolean)) return undefined;
-      return Outcome.perRecord(bad.map((b) => (b ? Outcome.retry("item_429") : Outcome.delivered)));
-    });
+    // While well, one record in ten fails as an item: 200 groups retried on their own.
+    const sink = tenthFailsAsItem(() => (down ? Outcome.retry("http_503") : undefined));
     const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 10, maxWaitMs: 0 }, concurrency });
     await agg.start();
     for (let i = 0; i < 200; i++) {
@@ -152,13 +161,7 @@ describe("a record that keeps failing", () => {
   it("a server's Retry-After holds the whole sink back, also when it answers records retried on their own", async () => {
     vi.spyOn(Math, "random").mockReturnValue(0.5);
     let throttled = false;
-    const sink = new ScriptedSink("es", (batch: Batch): SendResult => {
-      if (throttled) return Outcome.retry("http_429", 60_000);
-      const bad = batch.records.map((r) => (r.n as number) % 10 === 0);
-      if (bad.every(Boolean)) return Outcome.retry("item_429");
-      if (!bad.some(Boolean)) return undefined;
-      return Outcome.perRecord(bad.map((b) => (b ? Outcome.retry("item_429") : Outcome.delivered)));
-    });
+    const sink = tenthFailsAsItem(() => (throttled ? Outcome.retry("http_429", 60_000) : undefined));
     const agg = new Aggregator().addSink(sink, { batch: { maxRecords: 10, maxWaitMs: 0 } });
     await agg.start();
     for (let i = 0; i < 20; i++) {
