@@ -44,7 +44,7 @@ interface RetryGroup {
   /**
    * Retried on their own: the records failed while the destination took others (items of a bulk answer, or a batch
    * that failed again after other sends were delivered). Their failures say nothing about the destination, so they
-   * never hold the sink's other batches back.
+   * hold the sink's other batches back only when the server asks (Retry-After) or in an outage (see retry()).
    */
   isolated: boolean;
   /** The lane's `deliveries` when the group was queued: a delivery since then shows the destination works. */
