@@ -169,7 +169,7 @@ describe("Elasticsearch under partial failure", () => {
   });
 
   it("a document answered 500 at every attempt is retried on its own and holds back none of the documents after it", async () => {
-    // Backoffs at their ceilings (1 s, then 2 s), so the order below does not depend on jitter.
+    // Backoffs at their ceilings (3 s, then 6 s), so the order below does not depend on jitter.
     vi.spyOn(Math, "random").mockReturnValue(0.999);
     const fake = await FakeElasticsearch.start();
     cleanups.push(() => fake.close());
@@ -179,7 +179,7 @@ describe("Elasticsearch under partial failure", () => {
       attempts.add(seqOf(op));
       return seqOf(op) === poison ? { status: 500, error: { type: "exception", reason: "boom" } } : undefined;
     };
-    const agg = new Aggregator({ batch: { maxRecords: 250, maxWaitMs: 5 }, retry: { baseDelayMs: 1_000 } }).addSink(
+    const agg = new Aggregator({ batch: { maxRecords: 250, maxWaitMs: 5 }, retry: { baseDelayMs: 3_000 } }).addSink(
       new ElasticsearchSink({ name: "es", node: fake.url, index: "logs" }),
     );
     cleanups.push(() => agg.stop({ timeoutMs: 1_000 }));
@@ -187,7 +187,7 @@ describe("Elasticsearch under partial failure", () => {
     const gen = new SequenceGenerator();
     await generate(agg, gen, 500);
     // Its first attempt came with its batch, the second alone (a bulk request of one item that failed): the next is
-    // about 2 s away.
+    // about 6 s away, far more than storing the 500 documents below takes.
     await waitFor(() => attempts.countOf(poison) === 2, { timeout: 10_000, message: () => `a second attempt of the failing document, have ${attempts.countOf(poison)}` });
     await generate(agg, gen, 1_000);
     const others = gen.sentSeqs().filter((s) => s !== poison);
