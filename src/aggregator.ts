@@ -789,6 +789,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (p.sink.close === undefined) return;
     const closing = (slot.closing ??= this.startClose(p));
     if (await withDeadline(Promise.race([closing.done, this.stoppedSignal]), deadline)) return;
+    // A close started at the deadline (its sink drained, but another held the stop) still gets this turn of the
+    // event loop: one that finishes at once (a MemorySink's) is not a failure.
+    if (await Promise.race([closing.done.then(() => true), nextTurn(false)])) return;
     if (closing.controller.signal.aborted) return;
     closing.controller.abort();
     // What it held when the deadline came may be lost (a file sink's unflushed tail, a TCP resend window).

@@ -377,6 +377,25 @@ describe("Aggregator lifecycle", () => {
     expect((errors[0]!.cause as Error).message).toBe("close refused");
   });
 
+  it("a healthy sink closed at a deadline another sink held up is not reported, nor its close() aborted", async () => {
+    let aborted = false;
+    const healthy: Sink = {
+      name: "healthy",
+      send() {},
+      close: (ctx) => {
+        ctx?.signal.addEventListener("abort", () => (aborted = true));
+      },
+    };
+    const agg = new Aggregator({ batch: { maxRecords: 10, maxWaitMs: 0 } }).addSink(healthy).addSink(new MemorySink({ name: "stuck" }).neverAnswer());
+    const errors: AggregatorError[] = [];
+    agg.on("sink:error", (e) => errors.push(e.error));
+    await agg.start();
+    await agg.write(numbered(20));
+    await agg.stop({ timeoutMs: 100 });
+    expect(errors.filter((e) => e.code === "ERR_SINK_CLOSE")).toEqual([]);
+    expect(aborted).toBe(false);
+  });
+
   it("a sink whose close() does not finish by the deadline is aborted and announced (ERR_SINK_CLOSE), once", async () => {
     let signal: AbortSignal | undefined;
     const sink: Sink = {
