@@ -184,7 +184,7 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg", sinkG
     const l = { sink };
     add("sink_received_total", "counter", "Records routed to a sink", l, s.received);
     add("sink_delivered_total", "counter", "Records delivered", l, s.delivered);
-    add("sink_dead_lettered_total", "counter", "Records sent to the dead-letter sink", l, s.deadLettered);
+    add("sink_dead_lettered_total", "counter", "Records the dead-letter sink has delivered (settled there; announced by the deadLetter event when sent)", l, s.deadLettered);
     add("sink_retried_total", "counter", "Record attempts scheduled again", l, s.retried);
     add("sink_filtered_total", "counter", "Records left out by the sink's filter", l, s.filtered);
     add("sink_send_errors_total", "counter", "Sends that failed as a whole", l, s.sendErrors);
@@ -227,7 +227,8 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg", sinkG
     add("dropped_total", "counter", "Records dropped before routing, by reason", { reason }, n ?? 0);
   }
   for (const [name, fam] of families) {
-    lines.push(`# HELP ${name} ${fam.help}`, `# TYPE ${name} ${fam.type}`, ...fam.samples);
+    // HELP text escapes `\` and line feeds (a custom sink's metric key is in it), as the exposition format says.
+    lines.push(`# HELP ${name} ${fam.help.replace(/\\/g, "\\\\").replace(/\n/g, "\\n")}`, `# TYPE ${name} ${fam.type}`, ...fam.samples);
   }
   return lines.join("\n") + "\n";
 }

@@ -128,6 +128,21 @@ describe("metrics", () => {
     expect(lines.some((l) => l.startsWith("# TYPE") && l.endsWith(" histogram"))).toBe(false);
   });
 
+  it("a custom sink's key with a line feed or a backslash is escaped in the HELP text: every line still parses", () => {
+    const snap: MetricsSnapshot = {
+      state: "running",
+      uptimeMs: 0,
+      dropped: {},
+      sources: {},
+      sinks: { custom: sinkSnapshot(0, { "weird\nkey": 1, 'back\\slash"quote': 2 }) },
+    };
+    const lines = toPrometheus(snap).trim().split("\n");
+    const sample = /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})? [-+0-9.eE]+$/;
+    expect(lines.filter((l) => !l.startsWith("# HELP ") && !l.startsWith("# TYPE ") && !sample.test(l))).toEqual([]);
+    expect(lines).toContain("# HELP child_log_agg_sink_transport_weird_key_total Sink transport counter weird\\nkey");
+    expect(lines).toContain('# HELP child_log_agg_sink_transport_back_slash_quote_total Sink transport counter back\\\\slash"quote');
+  });
+
   it("a custom sink's keys named in `gauges` are exported as gauges, the others as counters", async () => {
     const sink = {
       name: "custom",
