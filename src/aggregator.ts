@@ -340,6 +340,12 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       return c.settled >= c.emitted;
     }, deadline, () => this.router.pump(), stopped);
     await rt.close(deadline);
+    // What still waits for queue room at the deadline goes with the source: counted and announced (a stop() that came
+    // meanwhile reports it as the source's `waiting` instead).
+    const left = rt.inbox.length;
+    if (left > 0 && this.stopping === undefined) {
+      this.countPreRoutingDrop("sourceRemoved", left, `removeSource() reached its deadline with ${left} record(s) of "${name}" still waiting for queue room`, name);
+    }
     this.router.removeProducer(rt);
     this.removingSources.delete(rt);
     return rt.counters();

@@ -23,6 +23,8 @@ export type DropReason =
   | "writeRefused"
   /** `removeSink()` reached its deadline with records still held. */
   | "sinkRemoved"
+  /** `removeSource()` reached its deadline with records of the source still waiting for queue room (never routed). */
+  | "sourceRemoved"
   /** Records of a disk queue that could not be read back (a checksum or length that does not match, a torn write). */
   | "diskCorrupt";
 

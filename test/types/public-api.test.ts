@@ -99,7 +99,7 @@ describe("event map", () => {
   it("payload fields carry the documented types", () => {
     expectTypeOf<DropEvent["reason"]>().toEqualTypeOf<DropReason>();
     expectTypeOf<DropReason>().toEqualTypeOf<
-      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "writeRefused" | "sinkRemoved" | "diskCorrupt"
+      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "writeRefused" | "sinkRemoved" | "sourceRemoved" | "diskCorrupt"
     >();
     expectTypeOf<DropEvent>().toHaveProperty("count").toEqualTypeOf<number>();
     expectTypeOf<DropEvent["sink"]>().toEqualTypeOf<string | undefined>();

@@ -51,6 +51,23 @@ describe("removeSource", () => {
     expect(new Set(seen).size).toBe(210);
   });
 
+  it("at its deadline, records still waiting for queue room are dropped as sourceRemoved, counted and announced", async () => {
+    const file = join(dir, "many.log");
+    writeFileSync(file, lines(0, 20_000));
+    const stuck = new MemorySink({ name: "stuck" }).neverAnswer();
+    const agg = new Aggregator({ queue: { maxRecords: 500, whenFull: "block" }, batch: { maxRecords: 100, maxWaitMs: 0 } }).addSink(stuck);
+    agg.addSource(new FileSource({ name: "f", paths: [file], parser: "json" }));
+    const drops: Array<{ reason: string; count: number; source: string | undefined }> = [];
+    agg.on("drop", (e) => drops.push({ reason: e.reason, count: e.count, source: e.source }));
+    await agg.start();
+    await waitFor(() => (agg.metrics().sources.f?.waiting ?? 0) > 0, { timeout: 10_000, message: "records waiting for queue room" });
+    const counters = await agg.removeSource("f", { timeoutMs: 300 });
+    expect(counters.waiting).toBeGreaterThan(0);
+    expect(drops.filter((d) => d.reason === "sourceRemoved")).toEqual([{ reason: "sourceRemoved", count: counters.waiting, source: "f" }]);
+    const report = await agg.stop({ timeoutMs: 200 });
+    expect(report.dropped.sourceRemoved).toBe(counters.waiting);
+  });
+
   it("a stop() while it waits for the sinks stops the collector by the stop's deadline and reports the source", async () => {
     const stuck = new MemorySink({ name: "stuck" }).neverAnswer();
     const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(stuck);
