@@ -205,6 +205,11 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   private readonly options: ResolvedAggregatorOptions;
   private readonly router = new Router();
   private readonly sinks = new Map<string, SinkSlot>();
+  /**
+   * Sinks that have been another sink's dead-letter target: they stay dead-letter only after that sink is removed
+   * (a dead-letter file must not start taking every record), until they are removed themselves.
+   */
+  private readonly deadLetterOnly = new Set<string>();
   private readonly sources = new Map<string, SourceSlot>();
   private readonly writers = new Map<string, HostProducer>();
   private readonly preRoutingDrops: DropCounts = {};
@@ -412,6 +417,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const deadline = Date.now() + stopTimeout(options);
     const p = slot.pipeline;
     this.sinks.delete(name);
+    this.deadLetterOnly.delete(name);
     // Until it is closed, stop() drains, abandons and closes it too; the report reads its counters when it is built.
     this.removingSinks.add(slot);
     this.retiredSinks.add(name, () => p.report(), () => !this.removingSinks.has(slot) && p.idle);
@@ -719,10 +725,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   }
 
   private rebuildRoutes(): void {
-    const dlqTargets = new Set<string>();
-    for (const s of this.sinks.values()) if (s.pipeline.deadLetter !== undefined) dlqTargets.add(s.pipeline.deadLetter);
-    // A sink that is some other sink's dead-letter target receives only dead letters, not the fan-out.
-    const routes = [...this.sinks.values()].filter((s) => !dlqTargets.has(s.pipeline.name)).map((s) => s.pipeline);
+    for (const s of this.sinks.values()) if (s.pipeline.deadLetter !== undefined) this.deadLetterOnly.add(s.pipeline.deadLetter);
+    // A sink that is (or was) some other sink's dead-letter target receives only dead letters, not the fan-out.
+    const routes = [...this.sinks.values()].filter((s) => !this.deadLetterOnly.has(s.pipeline.name)).map((s) => s.pipeline);
     // Sources that name their sinks may name any of them, a dead-letter target too.
     const byName = new Map([...this.sinks].map(([name, s]) => [name, s.pipeline]));
     this.router.setRoutes(routes, byName);

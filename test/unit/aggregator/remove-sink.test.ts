@@ -103,6 +103,27 @@ describe("removeSink", () => {
     expect(opens).toBe(opensAtRemoval);
   });
 
+  it("a dead-letter sink stays dead-letter only after the sink that named it is removed; added again, a sink starts afresh", async () => {
+    const main = new MemorySink({ name: "main" });
+    const dlq = new MemorySink({ name: "dlq" });
+    const other = new MemorySink({ name: "other" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(main, { deadLetter: "dlq" }).addSink(dlq).addSink(other);
+    await agg.start();
+    await agg.write(numbered(10));
+    await other.waitForCount(10);
+    await agg.removeSink("main");
+    await agg.write(numbered(10, 10));
+    await other.waitForCount(20);
+    expect(dlq.count).toBe(0);
+    // Removed and added again under its name, without anyone naming it: an ordinary sink.
+    await agg.removeSink("dlq");
+    const again = new MemorySink({ name: "dlq" });
+    agg.addSink(again);
+    await agg.write(numbered(5, 20));
+    await again.waitForCount(5);
+    await agg.stop();
+  });
+
   it("adds a sink after start and it starts receiving", async () => {
     const a = new MemorySink({ name: "a" });
     const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(a);
