@@ -7,32 +7,26 @@ import { type Call, ScriptedSink, numbered } from "../../helpers/sinks.js";
 import type { Batch } from "../../../src/index.js";
 
 /**
- * Records whose `n` is in `poison` always fail with a retryable status; the rest are delivered. A batch of poison
- * only gets one shared outcome, as the Elasticsearch sink answers a bulk response whose items all failed alike.
+ * Records for which `bad(n)` holds fail as items with `reason` (a retryable status); the rest are delivered. A batch
+ * of only such records gets one shared outcome, as the Elasticsearch sink answers a bulk response whose items all
+ * failed alike. Once `whole()` returns an outcome, every send gets that outcome instead.
  */
-function poisonSink(poison: ReadonlySet<number>): ScriptedSink {
-  return new ScriptedSink("es", (batch: Batch): SendResult => {
-    const bad = batch.records.map((r) => poison.has(r.n as number));
-    if (bad.every(Boolean)) return Outcome.retry("http_500");
-    if (!bad.some(Boolean)) return undefined;
-    return Outcome.perRecord(bad.map((b) => (b ? Outcome.retry("http_500") : Outcome.delivered)));
-  });
-}
-
-/**
- * While `whole()` says nothing, records whose `n` is a multiple of 10 fail as items (a 429 item of a busy bulk) and
- * the rest are delivered; once it returns an outcome, every send gets that outcome.
- */
-function tenthFailsAsItem(whole: () => SendResult | undefined): ScriptedSink {
+function itemFailingSink(bad: (n: number) => boolean, reason: string, whole: () => SendResult | undefined = () => undefined): ScriptedSink {
   return new ScriptedSink("es", (batch: Batch): SendResult => {
     const answer = whole();
     if (answer !== undefined) return answer;
-    const bad = batch.records.map((r) => (r.n as number) % 10 === 0);
-    if (bad.every(Boolean)) return Outcome.retry("item_429");
-    if (!bad.some(Boolean)) return undefined;
-    return Outcome.perRecord(bad.map((b) => (b ? Outcome.retry("item_429") : Outcome.delivered)));
+    const failed = batch.records.map((r) => bad(r.n as number));
+    if (failed.every(Boolean)) return Outcome.retry(reason);
+    if (!failed.some(Boolean)) return undefined;
+    return Outcome.perRecord(failed.map((f) => (f ? Outcome.retry(reason) : Outcome.delivered)));
   });
 }
+
+/** Records whose `n` is in `poison` fail at every attempt (a 500 per item). */
+const poisonSink = (poison: ReadonlySet<number>): ScriptedSink => itemFailingSink((n) => poison.has(n), "http_500");
+
+/** While `whole()` says nothing, one record in ten fails as an item (a 429 item of a busy bulk). */
+const tenthFailsAsItem = (whole: () => SendResult | undefined): ScriptedSink => itemFailingSink((n) => n % 10 === 0, "item_429", whole);
 
 /** stop() without waiting for the record that never gets through (its deadline is a timer too). */
 async function stopNow(agg: Aggregator): Promise<DeliveryReport> {
