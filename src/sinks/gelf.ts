@@ -81,7 +81,7 @@ const UDP_RESOLVE_EVERY_MS = 60_000;
 
 export class GelfSink implements Sink {
   readonly name: string;
-  readonly pipelineDefaults?: Sink["pipelineDefaults"];
+  readonly pipelineDefaults: Sink["pipelineDefaults"];
   private readonly transport: Transport;
   private readonly endpoint: Endpoint;
   private readonly mapping: GelfMappingOptions;

@@ -40,7 +40,7 @@ const isDelivered = (status: number): boolean => status >= 200 && status <= 204;
 
 export class LogstashSink implements Sink {
   readonly name: string;
-  readonly pipelineDefaults?: Sink["pipelineDefaults"];
+  readonly pipelineDefaults: Sink["pipelineDefaults"];
   private readonly endpoint: Endpoint;
   private readonly format: "ndjson" | "json_array";
   private readonly gzip: boolean;

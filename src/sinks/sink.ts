@@ -85,10 +85,12 @@ export interface Sink {
   /** Keys of `metrics()` that are levels (open connections, bytes buffered now): `prometheus()` exports them as gauges. */
   readonly gauges?: readonly string[];
   /** Per-sink pipeline defaults that suit this transport (the user's options still win). */
-  readonly pipelineDefaults?: {
-    batch?: { maxRecords?: number; maxBytes?: number; maxWaitMs?: number };
-    concurrency?: number;
-  };
+  readonly pipelineDefaults?:
+    | {
+        batch?: { maxRecords?: number | undefined; maxBytes?: number | undefined; maxWaitMs?: number | undefined } | undefined;
+        concurrency?: number | undefined;
+      }
+    | undefined;
 }
 
 const DELIVERED: RecordOutcome = Object.freeze({ status: "delivered" });

@@ -113,13 +113,27 @@ main(require("child-log-agg"), require("child-log-agg/testing"), require("child-
 `;
 
 // A TypeScript consumer of the shipped declarations, as ESM (.mts) and as CJS (.cts, require(esm) under nodenext).
-const CONSUMER = `import { Aggregator, MemorySink, Outcome, SinkError, StateError, type DeliveryReport, type DropEvent, type Sink } from "child-log-agg";
+const CONSUMER = `import {
+  Aggregator, ConsoleSink, ElasticsearchSink, FileSink, GelfSink, LogstashSink, MemorySink, Outcome, SinkError, StateError,
+  type DeliveryReport, type DropEvent, type Sink,
+} from "child-log-agg";
 import { createBatch, waitFor, type WaitForOptions } from "child-log-agg/testing";
 import "child-log-agg/collector";
 
 export const agg: Aggregator = new Aggregator({ queue: { whenFull: "dropOldest" } }).addSink(new MemorySink({ name: "m" }));
 agg.on("drop", (e: DropEvent) => void e.count);
 export const stopped: Promise<DeliveryReport> = agg.stop();
+// Every built-in sink is a Sink, under the strictest settings too (exactOptionalPropertyTypes).
+export const builtIn: Sink[] = [
+  new MemorySink({ name: "m2" }),
+  new GelfSink({ name: "g", url: "udp://127.0.0.1:12201" }),
+  new LogstashSink({ name: "l", url: "tcp://127.0.0.1:5000" }),
+  new LogstashSink({ name: "lh", url: "http://127.0.0.1:8080" }),
+  new ElasticsearchSink({ name: "es", node: "http://127.0.0.1:9200" }),
+  new FileSink({ name: "f", path: "out.ndjson" }),
+  new ConsoleSink({ name: "c" }),
+];
+for (const s of builtIn) agg.addSink(s);
 export const sink: Sink = { name: "custom", send: (batch) => (batch.length > 0 ? Outcome.delivered : undefined) };
 export const batchLength: number = createBatch([{ message: "x" }]).length;
 export const waited: Promise<boolean> = waitFor(() => true, { timeout: 1 } satisfies WaitForOptions);
@@ -257,13 +271,18 @@ describe("the packed tarball, installed into a scratch project", () => {
     }
   });
 
-  it("a TypeScript consumer type-checks against the shipped declarations (ESM and CJS under nodenext)", async () => {
+  // Plain strict, and the stricter type checks `tsc --init` turns on (TypeScript 5.9), which a new project starts from.
+  it.each([
+    ["strict", []],
+    ["exactOptionalPropertyTypes", ["--exactOptionalPropertyTypes", "--noUncheckedIndexedAccess"]],
+  ])("a TypeScript consumer type-checks against the shipped declarations (ESM and CJS under nodenext, %s)", async (_name, flags) => {
     const tsc = join(root, "node_modules", "typescript", "bin", "tsc");
     const r = await run(
       process.execPath,
       [
         tsc,
         "--noEmit",
+        ...flags,
         "--strict",
         "--skipLibCheck",
         "--module",
