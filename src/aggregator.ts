@@ -48,6 +48,7 @@ import { sleep } from "./sinks/abort.js";
 import type { Sink } from "./sinks/sink.js";
 import type { SourceDefinition, SourceHost, SourceRuntime } from "./sources/runtime.js";
 import { redact } from "./util/redact.js";
+import { Latch } from "./util/latch.js";
 import { MAX_TIMER_MS } from "./util/validate.js";
 
 export type AggregatorState = "idle" | "starting" | "running" | "stopping" | "stopped";
@@ -87,6 +88,8 @@ interface SinkSlot {
   opened: Promise<void> | undefined;
   /** Aborts a pending open() when stop() comes first. */
   openAbort: AbortController | undefined;
+  /** Ends the wait between open() attempts of a sink added while running, when it is removed. */
+  openBackoff?: AbortController | undefined;
   /** Its close(), once asked for (by removeSink(), stop() or both). */
   closing: { done: Promise<void>; controller: AbortController } | undefined;
 }
@@ -217,15 +220,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   private _state: AggregatorState = "idle";
   private startedAt: number | undefined;
   private stopping: Promise<DeliveryReport> | undefined;
-  /** Resolves when a stop() has finished. */
-  private readonly stoppedSignal: Promise<void>;
-  private markStopped!: () => void;
+  /** Fires when a stop() has finished (ends the waits of removeSource()/removeSink() and of start()). */
+  private readonly stopped = new Latch();
   private readonly host: SourceHost;
 
   constructor(options?: AggregatorOptions) {
     super();
     this.options = resolveAggregatorOptions(options);
-    this.stoppedSignal = new Promise((resolve) => (this.markStopped = resolve));
     this.router.onFilterError = (p, error) => {
       p.filterErrors++;
       const now = Date.now();
@@ -334,8 +335,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     // Until it has exited, stop() stops it too; the report reads its counters when it is built.
     this.removingSources.add(rt);
     this.retiredSources.add(name, () => ({ ...rt.counters(), kind: slot.def.kind }), () => !this.removingSources.has(rt) && allSettled(rt));
-    const stopped = this.stoppedSignal;
-    await Promise.race([rt.stopInput(deadline), stopped]);
+    const stopped = this.stopped;
+    await stopped.race(rt.stopInput(deadline));
     await waitUntil(() => rt.inbox.length === 0, deadline, () => this.router.pump(), stopped);
     // What it read is delivered (or settled otherwise) before the collector writes its last checkpoint and exits:
     // closed earlier, the checkpoint would stay behind what the sinks still hold, and a re-added source would read
@@ -417,12 +418,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const deadline = Date.now() + stopTimeout(options);
     const p = slot.pipeline;
     this.sinks.delete(name);
+    slot.openBackoff?.abort();
     this.deadLetterOnly.delete(name);
     // Until it is closed, stop() drains, abandons and closes it too; the report reads its counters when it is built.
     this.removingSinks.add(slot);
     this.retiredSinks.add(name, () => p.report(), () => !this.removingSinks.has(slot) && p.idle);
     this.rebuildRoutes();
-    const stopped = this.stoppedSignal;
+    const stopped = this.stopped;
     if (slot.opened !== undefined) {
       // An open() under way is waited for (a sink closed while it opens would leave behind what its open() sets up),
       // and aborted at the deadline. Only a sink that opened can drain: one that failed to is not retried once
@@ -432,8 +434,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         () => (opened = true),
         () => undefined,
       );
-      if (!(await withDeadline(Promise.race([settled, stopped]), deadline))) slot.openAbort?.abort();
-      if (opened) await withDeadline(Promise.race([p.drain(), stopped]), deadline);
+      if (!(await withDeadline(stopped.race(settled), deadline))) slot.openAbort?.abort();
+      if (opened) await withDeadline(stopped.race(p.drain()), deadline);
     }
     // Changes nothing if a stop() that came meanwhile abandoned it first: the first abandon's terms hold.
     p.abandon("sinkRemoved");
@@ -471,7 +473,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       // A stop() that finishes first (an open() that ignores its abort signal) ends the wait.
       const opens = Promise.all([...this.sinks.values()].map((s) => this.openSink(s)));
       opens.catch(() => undefined);
-      await Promise.race([opens, this.stoppedSignal]);
+      await this.stopped.race(opens);
       // Sinks that open at once (a MemorySink) leave collectors still to boot: they go on one per turn, rather than
       // all in one from the starts below.
       await preparing;
@@ -655,7 +657,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     );
     for (const w of this.writers.values()) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
     this._state = "stopped";
-    this.markStopped();
+    this.stopped.fire();
     // Removals under way end with this signal (their waits race it): they resolve, with their counters, before stop().
     await Promise.all(this.removals);
     return this.buildReport(t0, timedOut);
@@ -785,7 +787,12 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         // Reported by openSink as a sink:error.
       }
       if (this.stopping !== undefined || this.sinks.get(slot.pipeline.name) !== slot) return;
-      await sleep(slot.pipeline.name, backoffDelay(attempt, slot.pipeline.options.retry, undefined), undefined, true);
+      // The wait keeps the process alive, as the sends of an open sink do; removeSink() and stop() end it.
+      const backoff = (slot.openBackoff = new AbortController());
+      const off = this.stopped.onFire(() => backoff.abort());
+      await sleep(slot.pipeline.name, backoffDelay(attempt, slot.pipeline.options.retry, undefined), backoff.signal).catch(() => undefined);
+      off();
+      slot.openBackoff = undefined;
       if (this.stopping !== undefined || this.sinks.get(slot.pipeline.name) !== slot) return;
       slot.opened = undefined;
     }
@@ -799,7 +806,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const p = slot.pipeline;
     if (p.sink.close === undefined) return;
     const closing = (slot.closing ??= this.startClose(p));
-    if (await withDeadline(Promise.race([closing.done, this.stoppedSignal]), deadline)) return;
+    if (await withDeadline(this.stopped.race(closing.done), deadline)) return;
     // A close started at the deadline (its sink drained, but another held the stop) still gets this turn of the
     // event loop: one that finishes at once (a MemorySink's) is not a failure.
     if (await Promise.race([closing.done.then(() => true), nextTurn(false)])) return;
@@ -1080,23 +1087,27 @@ export async function withDeadline(p: Promise<unknown>, deadline: number): Promi
   }
 }
 
-/** Poll a condition (calling `kick` each time) until it holds, the deadline passes or `until` resolves. */
-async function waitUntil(cond: () => boolean, deadline: number, kick: () => void, until?: Promise<void>): Promise<boolean> {
+/** Poll a condition (calling `kick` each time) until it holds, the deadline passes or `until` fires. */
+async function waitUntil(cond: () => boolean, deadline: number, kick: () => void, until?: Latch): Promise<boolean> {
   let ended = false;
   let wake: (() => void) | undefined;
-  // One reaction on `until` for the whole wait, not one per poll: `until` may stay pending for the aggregator's life.
-  void until?.then(() => {
+  // One waiter on `until` for the whole wait, not one per poll, and it leaves with the wait.
+  const off = until?.onFire(() => {
     ended = true;
     wake?.();
   });
-  for (;;) {
-    kick();
-    if (cond()) return true;
-    if (ended || Date.now() >= deadline) return false;
-    await new Promise<void>((resolve) => {
-      wake = resolve;
-      setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
-    });
+  try {
+    for (;;) {
+      kick();
+      if (cond()) return true;
+      if (ended || Date.now() >= deadline) return false;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, Math.min(20, Math.max(1, deadline - Date.now())));
+      });
+    }
+  } finally {
+    off?.();
   }
 }
 

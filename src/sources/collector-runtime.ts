@@ -543,7 +543,8 @@ export class CollectorRuntime implements SourceRuntime {
         if (error instanceof AggregatorError) this.host.emit("source:error", { source: this.name, error });
       });
     }, delay);
-    this.restartTimer.unref();
+    // The timer keeps the process alive, as the collector it replaces did: a host whose only work is shipping would
+    // otherwise exit at the first crash, without a restart, an event or a report. stop()/removeSource() clear it.
   }
 
   private carryCounters(): void {
