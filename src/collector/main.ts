@@ -161,6 +161,10 @@ function sendStats(): void {
 function fatal(code: string, error: unknown): void {
   if (failed) return;
   failed = true;
+  // What it had framed and its counters go first: the host's EXIT answer ends this process hard, and the once a
+  // second STATS would never carry this incarnation's last counts (lines read, parse errors, invalid records).
+  channel.flush();
+  sendStats();
   channel.send(FrameType.FATAL, { code, message: error instanceof Error ? error.message : String(error) });
 }
 

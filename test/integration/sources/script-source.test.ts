@@ -337,6 +337,40 @@ export default defineCollector(async ({ emit }) => {
     }
   });
 
+  it.each([
+    ["an uncaught exception", 'setTimeout(() => { throw new Error("uncaught in a timer"); }, 0);'],
+    ["an unhandled rejection", 'void Promise.reject(new Error("nobody caught this"));'],
+  ])("a collector that dies of %s still reports its counters (lines read, parse errors, invalid records)", async (_how, failure) => {
+    const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
+    const module = join(scratch, `dies-${failure.length}.mjs`);
+    // 5 good records, 3 the engine cannot ship, 2 lines the json parser refuses; then it dies outside its function.
+    writeFileSync(
+      module,
+      `import { defineCollector } from ${JSON.stringify(collectorUrl)};\n` +
+        `export default defineCollector(async ({ emit, signal }) => {\n` +
+        `  for (let i = 0; i < 5; i++) await emit({ message: "good " + i });\n` +
+        `  await emit(42); await emit(null); await emit(true);\n` +
+        `  await emit("not json {"); await emit("also not json");\n` +
+        `  ${failure}\n` +
+        `  await new Promise((resolve) => signal.addEventListener("abort", resolve));\n` +
+        `});\n`,
+    );
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new ScriptSource({ name: "dies", module: pathToFileURL(module), parser: "json", restartOnExit: "never", restart: { maxRestarts: 0 }, execArgv: ["--import", tsxLoader] }))
+      .addSink(mem);
+    const { stateAtExit, errors } = watchSourceEnds(agg);
+    await agg.start();
+    await waitFor(() => stateAtExit.has("dies"), { timeout: 20_000, message: "the collector's exit" });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(errors).toContain("dies");
+    expect(mem.records.map((r) => r.message)).toEqual(["good 0", "good 1", "good 2", "good 3", "good 4", "not json {", "also not json"]);
+    // Before, the host's EXIT answer to its FATAL ended it before its once-a-second STATS: 0 read, 0 errors. (Each
+    // emit() counts as one read.)
+    expect(report.sources.dies).toMatchObject({ emitted: 7, linesRead: 10, parseErrors: 2 });
+    expect(report.sources.dies!.collector).toMatchObject({ invalidRecords: 3 });
+  });
+
   it("start() rejects with a coded error when the module's default export is not a defineCollector() definition", async () => {
     const agg = new Aggregator()
       .addSource(new ScriptSource({ name: "bad", module: fixture("not-a-collector.mjs"), restart: { maxRestarts: 0 } }))
