@@ -306,6 +306,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       // in a turn of its own (see inSpawnTurn): a loop of addSource() calls spawned all their collectors in one.
       const start = () => (this.sources.get(source.name) === slot && this.stopping === undefined ? this.startSource(slot) : undefined);
       void this.inSpawnTurn(start).catch((error: unknown) => {
+        // Removed, or stopped, before its collector said ready: its start was called off, nothing crashed.
+        if (this.sources.get(source.name) !== slot || this.stopping !== undefined) return;
         const err =
           error instanceof AggregatorError
             ? error

@@ -149,6 +149,26 @@ describe("removeSource", () => {
     },
     30_000,
   );
+
+  it.each(["removeSource()", "stop()"])("%s of a source whose collector is still starting reports no crash", async (how) => {
+    // A module that takes a minute to load: its collector says READY only after the test is over.
+    const module = join(dir, "slow-import.mjs");
+    writeFileSync(module, "await new Promise((resolve) => setTimeout(resolve, 60_000));\nexport default undefined;\n");
+    const agg = new Aggregator().addSink(new MemorySink({ name: "mem" }));
+    const errors: string[] = [];
+    agg.on("source:error", (e) => errors.push(`${e.error.code}: ${e.error.message}`));
+    const exits: SourceExitEvent[] = [];
+    agg.on("source:exit", (e) => exits.push(e));
+    await agg.start();
+    agg.addSource(new ScriptSource({ name: "late", module: pathToFileURL(module), startTimeoutMs: NEVER_MS, killAfterMs: 1_000 }));
+    await waitFor(() => agg.metrics().sources.late?.pid !== undefined, { timeout: 20_000, message: "the collector was not spawned" });
+    expect(agg.metrics().sources.late!.state).toBe("starting");
+    if (how === "removeSource()") await agg.removeSource("late", { timeoutMs: 10_000 });
+    await agg.stop({ timeoutMs: 10_000 });
+    expect(exits).toEqual([expect.objectContaining({ source: "late", expected: true })]);
+    // Before, its start's failure ("exited before it was ready (SIGTERM)") came out as ERR_COLLECTOR_CRASHED.
+    expect(errors).toEqual([]);
+  });
 });
 
 
