@@ -62,7 +62,8 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
   const child: ChildProcess = spawn(spec.command, spec.args ?? [], {
     shell: spec.shell ?? false,
     cwd: spec.cwd,
-    env: spec.env === undefined ? process.env : { ...(spec.inheritEnv === false ? {} : process.env), ...spec.env },
+    // inheritEnv: false starts from nothing, `env` or not (the host's secrets stay out of the command).
+    env: spec.inheritEnv === false ? { ...spec.env } : spec.env === undefined ? process.env : { ...process.env, ...spec.env },
     stdio: ["ignore", "pipe", "pipe"],
     detached: true,
   });

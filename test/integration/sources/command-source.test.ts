@@ -71,6 +71,28 @@ function busyHostAtFirstRecord(dir: string, collectorPid: () => number | undefin
 }
 
 describe("CommandSource", () => {
+  it.each([
+    ["default", {}, { secret: "host-secret", extra: null }],
+    ["inheritEnv: false", { inheritEnv: false }, { secret: null, extra: null }],
+    ["inheritEnv: false with env", { inheritEnv: false, env: { EXTRA: "1" } }, { secret: null, extra: "1" }],
+    ["env", { env: { EXTRA: "1" } }, { secret: "host-secret", extra: "1" }],
+  ])("environment (%s): the command sees the host's variables only when it inherits them", async (_name, options, seen) => {
+    process.env.CLA_TEST_HOST_SECRET = "host-secret";
+    try {
+      const mem = new MemorySink({ name: "mem" });
+      const print = "console.log(JSON.stringify({ secret: process.env.CLA_TEST_HOST_SECRET ?? null, extra: process.env.EXTRA ?? null }))";
+      const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+        .addSource(new CommandSource({ name: "env", command: process.execPath, args: ["-e", print], parser: "json", restartOnExit: "never", ...options }))
+        .addSink(mem);
+      await agg.start();
+      await mem.waitForCount(1, { timeout: 20_000 });
+      await agg.stop({ timeoutMs: 10_000 });
+      expect(mem.records[0]).toMatchObject(seen);
+    } finally {
+      delete process.env.CLA_TEST_HOST_SECRET;
+    }
+  });
+
   it("ships every stdout line parsed as JSON and every stderr line tagged, with the report counting them", async () => {
     const mem = new MemorySink({ name: "mem" });
     const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
