@@ -74,6 +74,13 @@ export interface NetworkHttpOptions {
    * @default 300_000
    */
   bodyTimeoutMs?: number;
+  /**
+   * A connection must send a whole request's headers within this long of connecting (or of its previous request's
+   * end), or it is closed and counted (`httpHeaderTimeouts`): silent or trickling connections cannot hold the
+   * `maxConnections` slots. Checked every half of it, at most every 30 s, so a connection may last up to 1.5× as long.
+   * @default 60_000
+   */
+  headersTimeoutMs?: number;
 }
 
 export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "multiline" | "maxLineBytes" | "parser"> {
@@ -118,7 +125,7 @@ export interface NetworkSourceOptions extends Omit<CollectorSourceOptions, "mult
   /**
    * A TCP or TLS connection that sends nothing for this long is closed (counted, `idleTimeouts`), so idle or
    * abandoned senders cannot hold connection slots and partial messages forever. Time spent waiting for credit
-   * does not count. (HTTP connections are closed by Node's keep-alive and header timeouts.)
+   * does not count. (HTTP connections: see `http.headersTimeoutMs`; an idle one between requests is closed after 5 s.)
    * @default 300_000 (5 minutes)
    */
   idleTimeoutMs?: number;
@@ -312,6 +319,7 @@ export class NetworkSource extends CollectorSource {
     checkInt("http.creditWaitMs", options.http?.creditWaitMs, 0);
     checkInt("http.bodyIdleTimeoutMs", options.http?.bodyIdleTimeoutMs, 1);
     checkInt("http.bodyTimeoutMs", options.http?.bodyTimeoutMs, 1);
+    checkInt("http.headersTimeoutMs", options.http?.headersTimeoutMs, 1);
     checkInt("idleTimeoutMs", options.idleTimeoutMs, 1);
     checkInt("maxPartialBytes", options.maxPartialBytes, 16);
     const maxPartialBytes = options.maxPartialBytes ?? 64 * 1024 * 1024;
@@ -349,6 +357,7 @@ export class NetworkSource extends CollectorSource {
         creditWaitMs: options.http?.creditWaitMs ?? 10_000,
         bodyIdleTimeoutMs: options.http?.bodyIdleTimeoutMs ?? 5_000,
         bodyTimeoutMs: options.http?.bodyTimeoutMs ?? 300_000,
+        headersTimeoutMs: options.http?.headersTimeoutMs ?? 60_000,
       },
     };
     if (options.tls !== undefined) this.network.tls = resolveTlsOption(options.tls);

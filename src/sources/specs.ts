@@ -46,7 +46,7 @@ export interface NetworkSpec extends BaseSpec {
   /** TCP/TLS: bytes of partial messages held across all connections. */
   maxPartialBytes: number;
   gelf: { chunkTimeoutMs: number; maxPendingMessages: number; maxPendingBytes: number };
-  http: { maxBodyBytes: number; creditWaitMs: number; bodyIdleTimeoutMs: number; bodyTimeoutMs: number };
+  http: { maxBodyBytes: number; creditWaitMs: number; bodyIdleTimeoutMs: number; bodyTimeoutMs: number; headersTimeoutMs: number };
   tls?: { cert: string; key: string; ca?: string; passphrase?: string; requireClientCert: boolean; handshakeTimeoutMs: number };
 }
 

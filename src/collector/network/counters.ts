@@ -80,6 +80,8 @@ export interface NetworkCounters {
    * `http.bodyTimeoutMs` in all; the connection is closed.
    */
   httpBodyTimeouts: number;
+  /** A connection that did not send a whole request's headers within `http.headersTimeoutMs`; closed. */
+  httpHeaderTimeouts: number;
   /** The client went away before its body was read and shipped (no 202 sent; the rest of the body is not shipped). */
   httpAborted: number;
 }
@@ -121,6 +123,7 @@ export function newCounters(): NetworkCounters {
     httpThrottled: 0,
     httpSlotsBusy: 0,
     httpBodyTimeouts: 0,
+    httpHeaderTimeouts: 0,
     httpAborted: 0,
   };
 }

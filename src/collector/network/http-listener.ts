@@ -88,8 +88,10 @@ class HttpListener implements Listener {
     this.gelf = spec.protocol === "gelf+http" || spec.protocol === "gelf+https";
     server.on("request", this.onRequest);
     server.on("error", (error) => onFailure(`${bound.url}: ${error.message}`));
-    server.on("clientError", (_error, socket) => {
-      intake.counters.connectionErrors++;
+    server.on("clientError", (error: Error & { code?: string }, socket) => {
+      // Node's headers timeout (see listenHttp) is the only request timeout it runs here.
+      if (error.code === "ERR_HTTP_REQUEST_TIMEOUT") intake.counters.httpHeaderTimeouts++;
+      else intake.counters.connectionErrors++;
       socket.destroy();
     });
     server.on("connection", () => intake.counters.connections++);
@@ -392,8 +394,16 @@ export async function listenHttp(
     network,
     // Node's requestTimeout (300 s by default) would also count a body's waits for credit, and end the connection as
     // a client error (no answer; counted as a connection error): the body timers above, and creditWaitMs for requests
-    // not read yet, stand in for it.
-    () => (tlsOptions === undefined ? createHttpServer({ requestTimeout: 0 }) : createHttpsServer({ ...tlsOptions, requestTimeout: 0 })),
+    // not read yet, stand in for it. Its headers timeout stays: without it (requestTimeout 0 turns it off too) a
+    // connection that never sends a request would hold its slot for ever.
+    () => {
+      const timeouts = {
+        requestTimeout: 0,
+        headersTimeout: network.http.headersTimeoutMs,
+        connectionsCheckingInterval: Math.max(1, Math.min(30_000, Math.floor(network.http.headersTimeoutMs / 2))),
+      };
+      return tlsOptions === undefined ? createHttpServer(timeouts) : createHttpsServer({ ...tlsOptions, ...timeouts });
+    },
     intake.counters,
     tlsOptions !== undefined,
   );

@@ -6,7 +6,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { type Socket as UdpSocket, createSocket } from "node:dgram";
 import { type ClientRequest, request } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { type Socket, connect } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { gzipSync } from "node:zlib";
 import { afterEach, describe, expect, it } from "vitest";
 import { Aggregator, MemorySink } from "../../../src/index.js";
@@ -78,6 +80,19 @@ function post(port: number, path: string, body: Buffer | string, headers: Record
   });
   sockets.push(req);
   return { req, status: () => status, done };
+}
+
+/** An HTTPS POST trusting `ca`; resolves to its status. */
+function httpsPost(port: number, ca: string, body: string): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = httpsRequest({ host: "127.0.0.1", port, path: "/in", method: "POST", ca }, (res) => {
+      res.resume();
+      res.on("end", () => resolve(res.statusCode ?? 0));
+    });
+    req.on("error", reject);
+    req.end(body);
+    sockets.push(req);
+  });
 }
 
 /** A raw HTTP/1.1 POST that sends its headers and then only what `trickle` writes. */
@@ -152,6 +167,45 @@ describe("NetworkSource limits", () => {
     await closed([c], "the server to close the connection over maxConnections");
     await waitForCounters(counters, { connectionsRefused: 1, connections: 2 });
     expect(a.destroyed || b.destroyed).toBe(false);
+  });
+
+  it.each(["http", "https"])("%s: connections that send no request, or trickle its headers, are closed after http.headersTimeoutMs; the slots serve senders again", async (proto) => {
+    const pki = proto === "https" ? testPki() : undefined;
+    const { port, counters, mem } = await start({
+      name: "hdr",
+      listen: `${proto}://127.0.0.1:0/in`,
+      maxConnections: 2,
+      http: { headersTimeoutMs: 300 },
+      ...(pki === undefined ? {} : { tls: { cert: pki.serverCert, key: pki.serverKey } }),
+    });
+    // Both slots taken (over TLS, handshaken): one connection says nothing, the other sends a header byte every 50 ms.
+    const client = async (): Promise<Socket> => {
+      if (pki === undefined) return tcpClient(port());
+      const s = await new Promise<Socket>((resolve, reject) => {
+        const t = tlsConnect({ port: port(), host: "127.0.0.1", ca: pki.ca }, () => resolve(t));
+        t.once("error", reject);
+      });
+      s.on("error", () => {});
+      sockets.push(s);
+      return s;
+    };
+    const silent = await client();
+    const drip = await client();
+    const head = "POST /in HTTP/1.1\r\nHost: x\r\nX-Long: " + "y".repeat(1000);
+    let i = 0;
+    const timer = setInterval(() => {
+      if (!drip.destroyed) drip.write(head[i++ % head.length]!);
+    }, 50);
+    try {
+      await closed([silent, drip], "the server to close connections that sent no whole request headers");
+    } finally {
+      clearInterval(timer);
+    }
+    // Before, with Node's headers timeout off (requestTimeout: 0), both stayed open and every POST was refused.
+    await waitForCounters(counters, { httpHeaderTimeouts: 2, connectionErrors: 0 });
+    const ok = pki === undefined ? post(port(), "/in", lines(0, 3)).done : httpsPost(port(), pki.ca, lines(0, 3));
+    expect(await ok).toBe(202);
+    await mem.waitForCount(3, { timeout: 15_000 });
   });
 
   it("partial lines share one byte budget (maxPartialBytes): the connection that would exceed it is closed, counted", async () => {
