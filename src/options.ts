@@ -244,6 +244,8 @@ export interface ResolvedAggregatorOptions {
   checkpointDir: string | undefined;
   queue: ResolvedQueue;
   batch: ResolvedBatch;
+  /** The `batch` fields the user set: they win over a sink's own suggestion, which wins over the library's defaults. */
+  batchSet: Partial<ResolvedBatch>;
   retry: ResolvedRetry;
   hostName: string | undefined;
   credit: { records: number; bytes: number };
@@ -265,6 +267,7 @@ export function resolveAggregatorOptions(input: AggregatorOptions | undefined): 
     checkpointDir: o.checkpointDir,
     queue: resolveQueue("queue", o.queue, DEFAULT_QUEUE),
     batch: resolveBatch("batch", o.batch, DEFAULT_BATCH),
+    batchSet: stripUndefined(o.batch),
     retry: resolveRetry("retry", o.retry, DEFAULT_RETRY),
     hostName: o.hostName,
     credit: { records: o.credit?.records ?? 8_192, bytes: o.credit?.bytes ?? 8 * 1024 * 1024 },
@@ -309,7 +312,9 @@ export function resolveSinkOptions(
   }
   checkInt("sendTimeoutMs", o.sendTimeoutMs, 1);
   checkInt("openTimeoutMs", o.openTimeoutMs, 1);
-  const batchBase: ResolvedBatch = { ...defaults.batch, ...stripUndefined(suggested?.batch) };
+  // The sink's suggestion (the Elasticsearch sink's 5 MiB bodies) stands in for the library's defaults only: what the
+  // user set for every sink on the Aggregator wins over it, and the sink's own options over both.
+  const batchBase: ResolvedBatch = { ...defaults.batch, ...stripUndefined(suggested?.batch), ...defaults.batchSet };
   const queue = resolveQueue("queue", o.queue, defaults.queue);
   const batch = resolveBatch("batch", o.batch, batchBase);
   if (batch.maxRecords > queue.maxRecords) {

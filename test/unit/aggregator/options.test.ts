@@ -1,6 +1,7 @@
 // Bad options are coded errors thrown synchronously by the call that received them.
 import { describe, expect, it } from "vitest";
 import { Aggregator, AggregatorError, MemorySink, type Sink } from "../../../src/index.js";
+import { resolveAggregatorOptions, resolveSinkOptions } from "../../../src/options.js";
 
 const sink = (name: string): Sink => ({ name, send() {} });
 
@@ -57,5 +58,19 @@ describe("option validation", () => {
   it("accepts 0 where 0 makes sense (?? not ||)", () => {
     const agg = new Aggregator({ batch: { maxWaitMs: 0 }, retry: { baseDelayMs: 0, maxDelayMs: 0 } });
     expect(agg.state).toBe("idle");
+  });
+
+  it("batch: a sink's own suggestion stands in for the library's defaults, not for what the user set on the Aggregator", () => {
+    const suggested = { batch: { maxBytes: 5 * 1024 * 1024, maxRecords: 500 } };
+    const batch = (aggregator: object | undefined, sink: object | undefined) =>
+      resolveSinkOptions(sink, resolveAggregatorOptions(aggregator), suggested).batch;
+    // Nothing set: the suggestion over the library's defaults.
+    expect(batch(undefined, undefined)).toEqual({ maxBytes: 5 * 1024 * 1024, maxRecords: 500, maxWaitMs: 1_000 });
+    // Set on the Aggregator for every sink: wins over the suggestion (before, the suggestion won: a 20 KB limit gave
+    // one 264 KB Elasticsearch bulk body).
+    expect(batch({ batch: { maxBytes: 20_000 } }, undefined)).toEqual({ maxBytes: 20_000, maxRecords: 500, maxWaitMs: 1_000 });
+    expect(batch({ batch: { maxRecords: 50, maxWaitMs: 5 } }, undefined)).toEqual({ maxBytes: 5 * 1024 * 1024, maxRecords: 50, maxWaitMs: 5 });
+    // Set on the sink: wins over both.
+    expect(batch({ batch: { maxBytes: 20_000 } }, { batch: { maxBytes: 1_000 } })).toEqual({ maxBytes: 1_000, maxRecords: 500, maxWaitMs: 1_000 });
   });
 });
