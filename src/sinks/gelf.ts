@@ -2,6 +2,7 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import { gzipSync, deflateSync } from "node:zlib";
+import { inspect } from "node:util";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import type { LogLevel, LogRecord } from "../record.js";
@@ -170,6 +171,19 @@ export class GelfSink implements Sink {
       // Two batches in flight: the host builds the next one while the sender thread sends the current one.
       this.pipelineDefaults = { concurrency: 2 };
     }
+  }
+
+  /**
+   * What `util.inspect()` (console.log, loggers, error trackers) shows of it: its name and endpoint, never the
+   * credentials, headers and TLS keys its connection holds.
+   */
+  [inspect.custom](): string {
+    return `GelfSink { name: ${JSON.stringify(this.name)}, url: ${JSON.stringify(this.endpoint.display)} }`;
+  }
+
+  /** What `JSON.stringify()` shows of it, for the same reason. */
+  toJSON(): { name: string; url: string } {
+    return { name: this.name, url: this.endpoint.display };
   }
 
   async open(ctx: SinkLifecycleContext): Promise<void> {

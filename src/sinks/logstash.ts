@@ -1,5 +1,6 @@
 // LogstashSink: ships records to Logstash's `http` input (one request per batch, halved on 413) or `tcp` input (json_lines over TCP/TLS).
 import { gzipSync } from "node:zlib";
+import { inspect } from "node:util";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
@@ -77,6 +78,19 @@ export class LogstashSink implements Sink {
       this.stream = openStream(this.name, ep, conn, this.stats);
       this.pipelineDefaults = { concurrency: 1 };
     }
+  }
+
+  /**
+   * What `util.inspect()` (console.log, loggers, error trackers) shows of it: its name and endpoint, never the
+   * credentials, headers and TLS keys its connection holds.
+   */
+  [inspect.custom](): string {
+    return `LogstashSink { name: ${JSON.stringify(this.name)}, url: ${JSON.stringify(this.endpoint.display)} }`;
+  }
+
+  /** What `JSON.stringify()` shows of it, for the same reason. */
+  toJSON(): { name: string; url: string } {
+    return { name: this.name, url: this.endpoint.display };
   }
 
   async open(ctx: SinkLifecycleContext): Promise<void> {

@@ -14,12 +14,92 @@ const SPACE = /\s/g;
 const AUTH_SCHEMES = /\b(Basic|Bearer|ApiKey|Api-Key|Token)\s+[A-Za-z0-9._~+/=-]{4,}/gi;
 // key=value or "key":"value" pairs whose key names a secret.
 const SECRET_PAIRS =
-  /(["']?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|auth|access[_-]?key|private[_-]?key|passphrase)["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,;&}]+)/gi;
+  /(["']?(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|authorization|auth|access[_-]?key|private[_-]?key|passphrase|signature|sig|cookie|credentials?|(?:subscription|functions)[_-]?key)["']?\s*[:=]\s*)("[^"]*"|'[^']*'|[^\s,;&}]+)/gi;
 
-/** Replace credentials in free text (URLs with passwords, auth headers, key=value secrets). */
+/**
+ * Secret values the library was given (passwords, API keys, tokens, header values): removed wherever they appear,
+ * whatever surrounds them. The patterns below catch credentials by their shape; a server or proxy that echoes a
+ * request (its custom headers, a password in prose) shows them in shapes no pattern knows.
+ */
+const knownSecrets = new Set<string>();
+/** The most values kept (the oldest go first): sinks made and dropped for ever must not grow it without bound. */
+const MAX_KNOWN_SECRETS = 1_024;
+/** Shorter values are not scrubbed by value: "pw" or "1" would cut every word that contains them. */
+const MIN_SECRET_LENGTH = 4;
+
+/** Remember a secret value (and how it looks percent-encoded and inside a JSON string), to be redacted by value. */
+export function registerSecret(value: unknown): void {
+  if (typeof value !== "string" || value.length < MIN_SECRET_LENGTH) return;
+  for (const form of new Set([value, encodeURIComponent(value), JSON.stringify(value).slice(1, -1)])) {
+    knownSecrets.delete(form); // re-added last: the most recent stay
+    knownSecrets.add(form);
+  }
+  while (knownSecrets.size > MAX_KNOWN_SECRETS) knownSecrets.delete(knownSecrets.values().next().value!);
+}
+
+/** Headers whose values say nothing secret (every other header value given to a sink is treated as a secret). */
+const PLAIN_HEADERS = new Set([
+  "accept", "accept-encoding", "accept-language", "cache-control", "connection", "content-encoding", "content-type",
+  "host", "user-agent", "x-opaque-id", "x-elastic-product-origin",
+]);
+
+/** Query parameters of a sink's URL whose values are treated as secrets (signatures, keys, tokens, codes). */
+const SECRET_QUERY_KEY = /sig|key|token|secret|pass|pwd|auth|credential|code|session/i;
+
+/**
+ * Register the credentials found in a sink's options: `auth` (password, apiKey, bearer; and the Basic and ApiKey
+ * header values made of them), header values, passwords and secret-named query parameters in URLs (`url`, `node`,
+ * `nodes`, `proxy`).
+ */
+export function registerCredentials(options: unknown): void {
+  if (typeof options !== "object" || options === null) return;
+  const o = options as Record<string, unknown>;
+  const auth = o.auth as Record<string, unknown> | undefined;
+  if (typeof auth === "object" && auth !== null) {
+    registerSecret(auth.password);
+    registerSecret(auth.bearer);
+    if (typeof auth.username === "string" && typeof auth.password === "string") {
+      registerSecret(Buffer.from(`${auth.username}:${auth.password}`).toString("base64"));
+    }
+    const key = auth.apiKey as unknown;
+    if (typeof key === "string") registerSecret(key);
+    else if (typeof key === "object" && key !== null) {
+      const { id, api_key } = key as { id?: unknown; api_key?: unknown };
+      registerSecret(api_key);
+      if (typeof id === "string" && typeof api_key === "string") registerSecret(Buffer.from(`${id}:${api_key}`).toString("base64"));
+    }
+  }
+  const headers = o.headers;
+  if (typeof headers === "object" && headers !== null) {
+    for (const [name, value] of Object.entries(headers)) if (!PLAIN_HEADERS.has(name.toLowerCase())) registerSecret(value);
+  }
+  const urls = [o.url, o.node, o.proxy, ...(Array.isArray(o.nodes) ? o.nodes : [o.nodes])];
+  for (const u of urls) {
+    const url = typeof u === "object" && u !== null && !(u instanceof URL) ? (u as { url?: unknown }).url : u;
+    if (typeof url !== "string" && !(url instanceof URL)) continue;
+    try {
+      const parsed = new URL(String(url));
+      for (const [key, value] of parsed.searchParams) if (SECRET_QUERY_KEY.test(key)) registerSecret(value);
+      if (parsed.password !== "") {
+        registerSecret(parsed.password);
+        registerSecret(decodeURIComponent(parsed.password));
+        registerSecret(Buffer.from(`${decodeURIComponent(parsed.username)}:${decodeURIComponent(parsed.password)}`).toString("base64"));
+      }
+    } catch {
+      // not a URL: the sink's own checks say so
+    }
+  }
+}
+
+function redactKnown(text: string): string {
+  for (const secret of knownSecrets) if (text.includes(secret)) text = text.split(secret).join(REDACTED);
+  return text;
+}
+
+/** Replace credentials in free text (known secret values, URLs with passwords, auth headers, key=value secrets). */
 export function redact(text: string): string {
   if (typeof text !== "string" || text.length === 0) return text;
-  return redactUrls(text)
+  return redactUrls(knownSecrets.size === 0 ? text : redactKnown(text))
     .replace(AUTH_SCHEMES, (_m, scheme: string) => `${scheme} ${REDACTED}`)
     .replace(SECRET_PAIRS, (_m, key: string, value: string) => {
       const quote = value.startsWith('"') ? '"' : value.startsWith("'") ? "'" : "";

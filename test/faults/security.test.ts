@@ -284,6 +284,15 @@ describe("TLS verification by default", () => {
       () => new LogstashSink({ name: "ls", url: "https://127.0.0.1:8080", tls: { rejectUnauthorized: false as never } }),
       () => new GelfSink({ name: "gelf", url: "tls://127.0.0.1:12201", tls: { rejectUnauthorized: false as never } }),
       () => new GelfSink({ name: "gelf", url: "https://127.0.0.1:12202/gelf", tls: { rejectUnauthorized: false as never } }),
+      () => new ElasticsearchSink({ name: "es", node: "https://127.0.0.1:9200", tls: { rejectUnauthorized: false as never } }),
+      // A node given as an object with its own `tls` is held to the same policy (it went to the client unchecked).
+      () => new ElasticsearchSink({ name: "es", node: { url: new URL("https://127.0.0.1:9200"), tls: { rejectUnauthorized: false } } as never }),
+      () => new ElasticsearchSink({ name: "es", node: { url: new URL("https://127.0.0.1:9200"), ssl: { rejectUnauthorized: false } } }),
+      () =>
+        new ElasticsearchSink({
+          name: "es",
+          nodes: [{ url: new URL("https://127.0.0.1:9200") }, { url: new URL("https://127.0.0.1:9201"), tls: { rejectUnauthorized: false } } as never],
+        }),
     ]) {
       expect(make).toThrow(expect.objectContaining({ code: "ERR_INVALID_OPTION", message: expect.stringMatching(/insecureSkipVerify/) }));
     }
@@ -330,6 +339,10 @@ describe("credentials", () => {
       lsApiKeyHeader: "lsXApiKey-d41d8cd9",
       gelfUrlPassword: "gelfUrlPw-5e2f77",
       tlsPassphrase: "tlsPass-6c1f0e",
+      // Shapes no pattern knows, echoed back by the server below: found by value.
+      esCustomHeader: "esCustomHdr-4a5b6c",
+      lsCustomHeader: "lsCustomHdr-8d7e6f",
+      lsQuerySig: "lsQuerySig-3c2b1a",
     };
     const basic = (user: string, password: string): string => Buffer.from(`${user}:${password}`).toString("base64");
     const forbidden = [
@@ -340,15 +353,22 @@ describe("credentials", () => {
       basic("shipper", secrets.lsAuthPassword),
       basic("graylog", secrets.gelfUrlPassword),
     ];
-    // A server that refuses every request with 401 and, like some proxies, quotes the credentials it got.
-    const refusing: Responder = (req) => ({
-      status: 401,
-      headers: { "content-type": "application/json", "www-authenticate": 'Basic realm="security"' },
-      body: JSON.stringify({
-        error: { type: "security_exception", reason: `unable to authenticate with [${req.headers.authorization ?? "none"}]` },
+    // A server that refuses every request with 401 and, like some proxies, quotes the credentials it got, then the
+    // request's other headers and its URL. The custom ones first: a sink keeps only the start of an answer's body.
+    const refusing: Responder = (req) => {
+      const custom = Object.entries(req.headers).filter(([k]) => k.startsWith("x-"));
+      return {
         status: 401,
-      }),
-    });
+        headers: { "content-type": "application/json", "www-authenticate": 'Basic realm="security"' },
+        body: JSON.stringify({
+          error: {
+            type: "security_exception",
+            reason: `unable to authenticate with [${req.headers.authorization ?? "none"}] ${custom.map(([k, v]) => `${k} ${String(v)}`).join(" ")} at ${req.url}`,
+          },
+          status: 401,
+        }),
+      };
+    };
     const rx = await HttpReceiver.start(refusing);
     cleanups.push(() => rx.close());
     const closed = REFUSED_PORT;
@@ -370,9 +390,10 @@ describe("credentials", () => {
           name: "es_basic",
           node: `http://${at}`,
           auth: { username: "elastic", password: secrets.esPassword },
+          headers: { "x-custom-key": secrets.esCustomHeader },
           verifyOnOpen: false,
         }),
-      () => new LogstashSink({ ...ls, name: "ls_url", url: `http://shipper:${secrets.lsUrlPassword}@${at}/` }),
+      () => new LogstashSink({ ...ls, name: "ls_url", url: `http://shipper:${secrets.lsUrlPassword}@${at}/?sig=${secrets.lsQuerySig}` }),
       () =>
         new LogstashSink({
           ...ls,
@@ -386,7 +407,7 @@ describe("credentials", () => {
           ...ls,
           name: "ls_headers",
           url: `http://${at}/`,
-          headers: { authorization: `Bearer ${secrets.lsBearer}`, "x-api-key": secrets.lsApiKeyHeader },
+          headers: { authorization: `Bearer ${secrets.lsBearer}`, "x-api-key": secrets.lsApiKeyHeader, "x-custom-key": secrets.lsCustomHeader },
         }),
       () => new GelfSink({ ...ls, name: "gelf_url", url: `http://graylog:${secrets.gelfUrlPassword}@${at}/gelf` }),
       () =>
@@ -428,7 +449,7 @@ describe("credentials", () => {
     const deadLetters = readFileSync(dlqPath, "utf8");
 
     // The credentials were really in use: the server saw every one of them.
-    const auths = rx.requests.map((r) => `${r.headers.authorization ?? ""} ${r.headers["x-api-key"] ?? ""}`).join("\n");
+    const auths = rx.requests.map((r) => `${r.headers.authorization ?? ""} ${r.headers["x-api-key"] ?? ""} ${r.headers["x-custom-key"] ?? ""} ${r.url}`).join("\n");
     for (const expected of [
       `Basic ${basic("elastic", secrets.esUrlPassword)}`,
       `Bearer ${secrets.esBearer}`,
@@ -436,6 +457,9 @@ describe("credentials", () => {
       `Basic ${basic("shipper", secrets.lsUrlPassword)}`,
       `Bearer ${secrets.lsBearer}`,
       secrets.lsApiKeyHeader,
+      secrets.esCustomHeader,
+      secrets.lsCustomHeader,
+      `?sig=${secrets.lsQuerySig}`,
       `Basic ${basic("graylog", secrets.gelfUrlPassword)}`,
     ]) {
       expect(auths).toContain(expected);
@@ -473,6 +497,10 @@ describe("credentials", () => {
       ["report", deepText(report)],
       ["dead letters", deadLetters],
       ["es lastOpenError", deepText(openError) + inspect(openError, { depth: 10 })],
+      // A host that prints a sink or the aggregator (console.log, a logger, an error tracker's local variables).
+      ["sinks (inspect)", inspect(sinks, { depth: 20, showHidden: true })],
+      ["sinks (JSON)", JSON.stringify(sinks)],
+      ["aggregator (inspect)", inspect(agg, { depth: 20, showHidden: true })],
     ];
     // The scanner itself sees what hides in a cause chain or a non-enumerable property (else this test proves nothing).
     const probe = new Error("outer", { cause: new Error(`inner ${secrets.esApiKey}`) });

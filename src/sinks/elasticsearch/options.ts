@@ -1,5 +1,6 @@
 // Public options of the Elasticsearch sink, and their one-time resolution into the strict shape `send` relies on.
 import type { Client } from "@elastic/elasticsearch";
+import { registerCredentials } from "../../util/redact.js";
 import { nameOption } from "../../util/validate.js";
 import { resolveTls } from "../transport/tls.js";
 import { InvalidOptionError } from "../../errors.js";
@@ -122,14 +123,27 @@ export function resolveEsOptions(options: ElasticsearchSinkOptions): { resolved:
     throw new InvalidOptionError(`Expected ElasticsearchSink options to be an object, got ${describe(options)}`);
   }
   const name = nameOption(options.name);
+  // Its passwords, keys and header values are redacted by value from every error and event from now on.
+  registerCredentials(options);
   const clientOptions: Record<string, unknown> = { ...options };
   for (const key of SINK_KEYS) delete clientOptions[key];
-  if (options.tls !== undefined) {
-    // One TLS policy for all sinks (checks, insecureSkipVerify); the client still gets any other node:tls option.
-    // "0.0.0.0" keeps resolveTls from choosing an SNI name: the client sets it per node.
-    const { insecureSkipVerify: _skip, ...rest } = options.tls;
-    clientOptions.tls = { ...rest, ...resolveTls(options.tls, "0.0.0.0") };
-  }
+  // One TLS policy for all sinks (checks, insecureSkipVerify); the client still gets any other node:tls option.
+  // "0.0.0.0" keeps resolveTls from choosing an SNI name: the client sets it per node.
+  const tlsPolicy = (tls: NonNullable<ElasticsearchSinkOptions["tls"]>) => {
+    const { insecureSkipVerify: _skip, ...rest } = tls;
+    return { ...rest, ...resolveTls(tls, "0.0.0.0") };
+  };
+  if (options.tls !== undefined) clientOptions.tls = tlsPolicy(options.tls);
+  // A node given as an object may carry its own `tls`: the same policy (else `rejectUnauthorized: false` there
+  // would turn verification off without `insecureSkipVerify`).
+  const nodeTls = (node: unknown): unknown => {
+    if (typeof node !== "object" || node === null || node instanceof URL) return node;
+    const n = node as { tls?: ElasticsearchSinkOptions["tls"]; ssl?: ElasticsearchSinkOptions["tls"] };
+    if (n.tls === undefined && n.ssl === undefined) return node;
+    return { ...n, ...(n.tls === undefined ? {} : { tls: tlsPolicy(n.tls) }), ...(n.ssl === undefined ? {} : { ssl: tlsPolicy(n.ssl) }) };
+  };
+  if (options.node !== undefined) clientOptions.node = Array.isArray(options.node) ? options.node.map(nodeTls) : nodeTls(options.node);
+  if (options.nodes !== undefined) clientOptions.nodes = Array.isArray(options.nodes) ? options.nodes.map(nodeTls) : nodeTls(options.nodes);
 
   const hasEndpoint = options.node !== undefined || options.nodes !== undefined || options.cloud !== undefined;
   if (options.client !== undefined) {

@@ -2,6 +2,7 @@
 // and the one way to build a persistent stream connection from them.
 import type * as tls from "node:tls";
 import { InvalidOptionError } from "../../errors.js";
+import { registerCredentials } from "../../util/redact.js";
 import type { SinkStats } from "../stats.js";
 import type { Endpoint, ReconnectOptions, ResolvedReconnect } from "./options.js";
 import { headersOption, intOption, reconnectOption, resolveAuth } from "./options.js";
@@ -46,6 +47,8 @@ export interface ResolvedConnection {
 }
 
 export function resolveConnection(options: ConnectionOptions, ep: Endpoint): ResolvedConnection {
+  // Its passwords and header values are redacted by value from every error and event from now on.
+  registerCredentials(options);
   const needsTls = ep.protocol === "tls:" || ep.protocol === "https:";
   if (!needsTls && options.tls !== undefined) {
     throw new InvalidOptionError(`Expected no \`tls\` option with ${ep.protocol}// (use tls:// or https://), got an object`);

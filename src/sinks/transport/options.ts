@@ -85,7 +85,10 @@ export function endpointOption(value: unknown, allowed: readonly string[], defau
   url.password = "";
   // IPv6 literals keep their brackets in URL.hostname; node:net wants them bare.
   const hostname = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
-  const out: Endpoint = { protocol, hostname, port, path: url.pathname + url.search, display: url.href };
+  // Errors name the endpoint without its query: a signature or key there (`?sig=…`) is a credential.
+  const query = url.href.indexOf("?");
+  const display = query < 0 ? url.href : `${url.href.slice(0, query)}?…`;
+  const out: Endpoint = { protocol, hostname, port, path: url.pathname + url.search, display };
   if (username !== undefined) out.username = username;
   if (password !== undefined) out.password = password;
   return out;

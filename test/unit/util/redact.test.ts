@@ -1,6 +1,6 @@
 // redact(): credentials in free text never survive, however the URL was written.
 import { describe, expect, it } from "vitest";
-import { redact, safeUrl } from "../../../src/util/redact.js";
+import { redact, registerCredentials, registerSecret, safeUrl } from "../../../src/util/redact.js";
 
 describe("redact", () => {
   it.each([
@@ -41,3 +41,39 @@ describe("redact", () => {
     expect(redact(glued)).toBe("a://b:[redacted]@host");
   });
 });
+
+describe("secrets known by value", () => {
+  it("a registered value is redacted in any shape of text, percent-encoded and JSON-escaped too", () => {
+    registerSecret('pw"with/quote');
+    expect(redact('user elastic password pw"with/quote refused')).toBe("user elastic password [redacted] refused");
+    expect(redact(JSON.stringify({ echo: 'pw"with/quote' }))).toBe('{"echo":"[redacted]"}');
+    expect(redact(`?p=${encodeURIComponent('pw"with/quote')}`)).toBe("?p=[redacted]");
+    // The patterns alone would have kept part of it: `"password":"pw\"with…` ends at the escaped quote.
+    expect(redact(JSON.stringify({ password: 'pw"with/quote' }))).not.toContain("with/quote");
+  });
+
+  it("values shorter than 4 characters are not scrubbed by value (they would cut ordinary words)", () => {
+    registerSecret("abc");
+    expect(redact("abcdef abc")).toBe("abcdef abc");
+  });
+
+  it("registerCredentials() knows auth, API keys (and their header forms), header values and URL secrets", () => {
+    registerCredentials({
+      auth: { username: "u1", password: "authPw-11", apiKey: { id: "keyId-22", api_key: "keySecret-33" }, bearer: "bearer-44" },
+      headers: { "X-Custom-Key": "hdrSecret-55", "Content-Type": "application/json" },
+      nodes: [{ url: new URL("https://u2:urlPw-66@es:9200/?sig=sigValue-77&pipeline=main") }],
+    });
+    const b64 = (s: string) => Buffer.from(s).toString("base64");
+    for (const secret of ["authPw-11", b64("u1:authPw-11"), "keySecret-33", b64("keyId-22:keySecret-33"), "bearer-44", "hdrSecret-55", "urlPw-66", "sigValue-77"]) {
+      expect(redact(`echo ${secret} end`), secret).toBe("echo [redacted] end");
+    }
+    // Not secrets: plain header values, the user name, a query parameter not named like a secret.
+    expect(redact("application/json u1 main keyId-22")).toBe("application/json u1 main keyId-22");
+  });
+
+  it("masks signature, cookie and subscription-key pairs by their names", () => {
+    expect(redact("GET /x?sig=abcd1234&X-Amz-Signature=ffee99")).toBe("GET /x?sig=[redacted]&X-Amz-Signature=[redacted]");
+    expect(redact('{"cookie":"sid=1","ocp-apim-subscription-key":"k123"}')).toBe('{"cookie":"[redacted]","ocp-apim-subscription-key":"[redacted]"}');
+  });
+});
+
