@@ -498,6 +498,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         // Its lines keep the name they were written under, as a file renamed while running does.
         file.path = e.path;
         file.currentPath = undefined;
+        // Saved under that name too (#discover saved the new one): a run stopped again before this file's end would
+        // otherwise find an entry the paths do not match, and leave its rest unread without a word.
+        this.#upsertStore(file);
         this.#markRotated(file, q);
         this.#stats.renamedWhileStopped++;
         this.#problem({ kind: "renamed-while-stopped", path: e.path, error: `${q}, from byte ${e.offset}` });

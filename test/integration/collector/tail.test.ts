@@ -207,6 +207,29 @@ describe("FileTailer: rotation while stopped", () => {
     await waitFor(() => second.tailer.stats().closed === 1, { message: "the renamed file closed after rotateWaitMs" });
   });
 
+  it("stopped again before the renamed file was read to its end (a second crash): the next run still reads its rest", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    const last = await firstRun(cpDir, file);
+    appendFileSync(file, numbered(101, 130));
+    renameSync(file, path.join(dir, "app.log.1"));
+    writeFileSync(file, numbered(1, 5, "new"));
+    const second = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => second.lines.length === 35, { message: () => `30 old and 5 new lines, got ${JSON.stringify(second.texts())}` });
+    // Only lines up to 110 of the renamed file were delivered (and the new file's) when this run ended.
+    const old = second.lines.filter((l) => l.fileKey === last.fileKey);
+    second.tailer.commit(last.fileKey, old[9]!.end);
+    const fresh = second.lines.filter((l) => l.fileKey !== last.fileKey);
+    second.tailer.commit(fresh[0]!.fileKey, fresh.at(-1)!.end);
+    await second.tailer.stop();
+    const third = await tail({ paths: ["app.log"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    // Before, the second run saved the renamed file's entry under app.log.1, which the paths do not match: skipped.
+    await waitFor(() => third.lines.length === 20, { message: () => `lines 111–130 again, got ${JSON.stringify(third.texts())}` });
+    await passes(third.tailer, 3);
+    expect(third.texts()).toEqual(numbered(111, 130).trimEnd().split("\n"));
+    expect(third.tailer.stats()).toMatchObject({ renamedWhileStopped: 1, goneWhileStopped: 0 });
+  });
+
   it("nothing is read from a renamed file that holds nothing new, or whose first bytes changed", async () => {
     const file = path.join(dir, "app.log");
     const cpDir = path.join(dir, "cp");
