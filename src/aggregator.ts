@@ -49,7 +49,7 @@ import type { Sink } from "./sinks/sink.js";
 import type { SourceDefinition, SourceHost, SourceRuntime } from "./sources/runtime.js";
 import { redact } from "./util/redact.js";
 import { Latch } from "./util/latch.js";
-import { MAX_TIMER_MS } from "./util/validate.js";
+import { MAX_TIMER_MS, checkKeys, optionKeys } from "./util/validate.js";
 
 export type AggregatorState = "idle" | "starting" | "running" | "stopping" | "stopped";
 
@@ -536,6 +536,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     let sinks: readonly string[] | undefined;
     try {
       checkObject("options", options);
+      checkKeys("", options, WRITE_KEYS);
       // The name goes into reports, metrics labels and acknowledgements like any source's.
       if (options.source !== undefined) checkName("options.source", options.source);
       if (options.sinks !== undefined) {
@@ -1059,10 +1060,14 @@ function addCounters<T extends object>(a: T, b: T): T {
 const DISK_CLOSE_GRACE_MS = 10_000;
 
 /** `timeoutMs` of stop(), removeSource() and removeSink(): 0 to the longest delay a Node timer honours. */
+const STOP_KEYS = optionKeys<StopOptions>()(["timeoutMs"]);
+const WRITE_KEYS = optionKeys<WriteOptions>()(["source", "sinks"]);
+
 function stopTimeout(options: StopOptions): number {
   if (typeof options !== "object" || options === null) {
     throw new InvalidOptionError(`Expected the options to be an object, got ${describe(options)}`);
   }
+  checkKeys("", options, STOP_KEYS);
   const timeoutMs = options.timeoutMs ?? 10_000;
   if (typeof timeoutMs !== "number" || !(timeoutMs >= 0) || timeoutMs > MAX_TIMER_MS) {
     throw new InvalidOptionError(`Expected \`timeoutMs\` to be a number from 0 to ${MAX_TIMER_MS} (about 24.8 days), got ${describe(timeoutMs)}`);

@@ -1,6 +1,6 @@
 // Public option shapes (loose, documented) and their resolution into the strict internal form, validated once.
 import { InvalidOptionError } from "./errors.js";
-import { checkInt, checkName, checkNumber, checkObject } from "./util/validate.js";
+import { checkInt, checkKeys, checkName, checkNumber, checkObject, optionKeys } from "./util/validate.js";
 import type { LogRecord } from "./record.js";
 import { describe } from "./pipeline/serialize.js";
 import type { ResolvedDiskQueue } from "./pipeline/disk-queue.js";
@@ -162,8 +162,21 @@ export const DEFAULT_RETRY: ResolvedRetry = {
 
 const WHEN_FULL: readonly WhenFull[] = ["block", "dropNewest", "dropOldest"];
 
+// The names each options object takes: anything else is refused (see checkKeys).
+const QUEUE_KEYS = optionKeys<QueueOptions>()(["maxRecords", "maxBytes", "whenFull", "disk"]);
+const DISK_KEYS = optionKeys<DiskQueueOptions>()(["dir", "maxBytes", "segmentBytes", "fsync"]);
+const BATCH_KEYS = optionKeys<BatchOptions>()(["maxRecords", "maxBytes", "maxWaitMs"]);
+const RETRY_KEYS = optionKeys<RetryOptions>()(["baseDelayMs", "maxDelayMs", "factor", "maxAttempts", "maxRetryAfterMs"]);
+const SINK_KEYS = optionKeys<SinkOptions>()([
+  "queue", "batch", "retry", "deadLetter", "filter", "concurrency", "maxConcurrency", "sendTimeoutMs", "openTimeoutMs",
+]);
+const SOURCE_KEYS = optionKeys<SourceOptions>()(["sinks"]);
+const AGGREGATOR_KEYS = optionKeys<AggregatorOptions>()(["checkpointDir", "queue", "batch", "retry", "hostName", "credit"]);
+const CREDIT_KEYS = optionKeys<NonNullable<AggregatorOptions["credit"]>>()(["records", "bytes"]);
+
 export function resolveQueue(path: string, input: QueueOptions | undefined, base: ResolvedQueue): ResolvedQueue {
   checkObject(path, input);
+  checkKeys(path, input, QUEUE_KEYS);
   checkInt(`${path}.maxRecords`, input?.maxRecords, 1);
   checkInt(`${path}.maxBytes`, input?.maxBytes, 1);
   const whenFull = input?.whenFull ?? base.whenFull;
@@ -186,6 +199,7 @@ export function resolveQueue(path: string, input: QueueOptions | undefined, base
 
 function resolveDisk(path: string, input: DiskQueueOptions): ResolvedDiskQueue {
   checkObject(path, input);
+  checkKeys(path, input, DISK_KEYS);
   if (typeof input.dir !== "string" || input.dir.length === 0) {
     throw new InvalidOptionError(`Expected \`${path}.dir\` to be a non-empty path string, got ${describe(input.dir)}`);
   }
@@ -208,6 +222,7 @@ function resolveDisk(path: string, input: DiskQueueOptions): ResolvedDiskQueue {
 
 export function resolveBatch(path: string, input: BatchOptions | undefined, base: ResolvedBatch): ResolvedBatch {
   checkObject(path, input);
+  checkKeys(path, input, BATCH_KEYS);
   checkInt(`${path}.maxRecords`, input?.maxRecords, 1);
   checkInt(`${path}.maxBytes`, input?.maxBytes, 1);
   checkInt(`${path}.maxWaitMs`, input?.maxWaitMs, 0);
@@ -220,6 +235,7 @@ export function resolveBatch(path: string, input: BatchOptions | undefined, base
 
 export function resolveRetry(path: string, input: RetryOptions | undefined, base: ResolvedRetry): ResolvedRetry {
   checkObject(path, input);
+  checkKeys(path, input, RETRY_KEYS);
   checkInt(`${path}.baseDelayMs`, input?.baseDelayMs, 0);
   checkInt(`${path}.maxDelayMs`, input?.maxDelayMs, 0);
   checkNumber(`${path}.factor`, input?.factor, 1);
@@ -253,6 +269,7 @@ export interface ResolvedAggregatorOptions {
 
 export function resolveAggregatorOptions(input: AggregatorOptions | undefined): ResolvedAggregatorOptions {
   checkObject("options", input);
+  checkKeys("", input, AGGREGATOR_KEYS);
   const o = input ?? {};
   if (o.checkpointDir !== undefined && (typeof o.checkpointDir !== "string" || o.checkpointDir.length === 0)) {
     throw new InvalidOptionError(`Expected \`checkpointDir\` to be a non-empty path string, got ${describe(o.checkpointDir)}`);
@@ -261,6 +278,7 @@ export function resolveAggregatorOptions(input: AggregatorOptions | undefined): 
     throw new InvalidOptionError(`Expected \`hostName\` to be a string, got ${describe(o.hostName)}`);
   }
   checkObject("credit", o.credit);
+  checkKeys("credit", o.credit, CREDIT_KEYS);
   checkInt("credit.records", o.credit?.records, 1);
   checkInt("credit.bytes", o.credit?.bytes, 1024);
   return {
@@ -277,6 +295,7 @@ export function resolveAggregatorOptions(input: AggregatorOptions | undefined): 
 /** The sink names a source routes to, or undefined for every sink. Names are checked against sinks later. */
 export function resolveSourceOptions(input: SourceOptions | undefined): readonly string[] | undefined {
   checkObject("source options", input);
+  checkKeys("", input, SOURCE_KEYS);
   const sinks = input?.sinks;
   if (sinks === undefined) return undefined;
   if (!Array.isArray(sinks) || sinks.length === 0) {
@@ -298,6 +317,7 @@ export function resolveSinkOptions(
   suggested: { batch?: Partial<ResolvedBatch>; concurrency?: number } | undefined,
 ): ResolvedSinkOptions {
   checkObject("sink options", input);
+  checkKeys("", input, SINK_KEYS);
   const o = input ?? {};
   if (o.filter !== undefined && typeof o.filter !== "function") {
     throw new InvalidOptionError(`Expected \`filter\` to be a function, got ${describe(o.filter)}`);

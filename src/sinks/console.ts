@@ -8,6 +8,7 @@ import type { Batch, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMe
 import { Outcome } from "./sink.js";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import { checkName, checkObject } from "../options.js";
+import { checkKeys, optionKeys } from "../util/validate.js";
 import { describe } from "../pipeline/serialize.js";
 import { checkAborted } from "./abort.js";
 
@@ -234,9 +235,12 @@ function waitForDrain(stream: Writable, signal: AbortSignal | undefined): Promis
   });
 }
 
+const CONSOLE_KEYS = optionKeys<ConsoleSinkOptions>()(["name", "format", "stream", "colors", "timeZone"]);
+
 function resolveConsoleOptions(options: ConsoleSinkOptions): ResolvedConsoleOptions {
   if (options === undefined) throw new InvalidOptionError("Expected `options` to be an object, got `undefined`");
   checkObject("options", options);
+  checkKeys("", options, CONSOLE_KEYS);
   checkName("name", options.name);
   const format = options.format ?? "pretty";
   if (format !== "pretty" && format !== "json") {

@@ -13,6 +13,7 @@ import type { Batch, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMe
 import { Outcome } from "./sink.js";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import { checkInt, checkName, checkObject } from "../options.js";
+import { checkKeys, optionKeys } from "../util/validate.js";
 import { describe } from "../pipeline/serialize.js";
 import { checkAborted, untilSettledOrAborted } from "./abort.js";
 
@@ -300,9 +301,13 @@ function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+const FILE_KEYS = optionKeys<FileSinkOptions>()(["name", "path", "mode", "mkdir", "dirMode", "fsync", "rotate"]);
+const ROTATE_KEYS = optionKeys<FileRotateOptions>()(["maxBytes", "maxFiles"]);
+
 function resolveFileOptions(options: FileSinkOptions): ResolvedFileOptions {
   if (options === undefined) throw new InvalidOptionError("Expected `options` to be an object, got `undefined`");
   checkObject("options", options);
+  checkKeys("", options, FILE_KEYS);
   checkName("name", options.name);
   const p = options.path;
   let path: string;
@@ -321,6 +326,7 @@ function resolveFileOptions(options: FileSinkOptions): ResolvedFileOptions {
   let rotate: ResolvedFileOptions["rotate"];
   if (options.rotate !== undefined) {
     checkObject("rotate", options.rotate);
+    checkKeys("rotate", options.rotate, ROTATE_KEYS);
     if (options.rotate.maxBytes === undefined) {
       throw new InvalidOptionError("Expected `rotate.maxBytes` to be a positive integer, got `undefined`");
     }

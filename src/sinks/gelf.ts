@@ -31,6 +31,7 @@ import type { HttpClient } from "./transport/http-post.js";
 import { type BodyOf, HttpBatchPoster, summarize } from "./transport/http-batch.js";
 import type { Endpoint } from "./transport/options.js";
 import { boolOption, endpointOption, enumOption, intOption, nameOption } from "./transport/options.js";
+import { checkKeys, optionKeys } from "../util/validate.js";
 import { STREAM_SEGMENT_BYTES, packLines } from "./transport/segments.js";
 import type { StreamConnection } from "./transport/stream-connection.js";
 import { type ConnectionOptions, openHttp, openStream, resolveConnection } from "./transport/connection.js";
@@ -80,6 +81,11 @@ const DEFAULT_HTTP_PATH = "/gelf";
 /** How often a UDP sink looks its host name up again (see refreshUdpAddress). */
 const UDP_RESOLVE_EVERY_MS = 60_000;
 
+const KEYS = optionKeys<GelfSinkOptions>()([
+  "name", "url", "host", "levels", "flattenDepth", "compression", "chunkSize", "maxMessageBytes", "maxBodyBytes", "bulk",
+  "concurrency", "auth", "headers", "tls", "connectTimeoutMs", "requestTimeoutMs", "reconnect", "resendWindowBytes",
+]);
+
 export class GelfSink implements Sink {
   readonly name: string;
   readonly pipelineDefaults: Sink["pipelineDefaults"];
@@ -111,6 +117,7 @@ export class GelfSink implements Sink {
     if (options === null || typeof options !== "object") {
       throw new InvalidOptionError(`Expected GelfSink options to be an object, got ${describe(options)}`);
     }
+    checkKeys("", options, KEYS);
     this.name = nameOption(options.name);
     const ep = endpointOption(options.url, ["udp:", "tcp:", "tls:", "http:", "https:"], {
       "udp:": 12201,

@@ -10,6 +10,7 @@ import type { HttpClient } from "./transport/http-post.js";
 import { HttpBatchPoster, summarize } from "./transport/http-batch.js";
 import type { Endpoint } from "./transport/options.js";
 import { endpointOption, enumOption, nameOption } from "./transport/options.js";
+import { checkKeys, optionKeys } from "../util/validate.js";
 import { EntryBatch } from "../pipeline/batch.js";
 import { STREAM_SEGMENT_BYTES, packRecords, recordBytes } from "./transport/segments.js";
 import type { StreamConnection } from "./transport/stream-connection.js";
@@ -39,6 +40,8 @@ export interface LogstashSinkOptions extends ConnectionOptions {
 // The http input answers with its `response_code` setting, which may be 200, 201, 202 or 204.
 const isDelivered = (status: number): boolean => status >= 200 && status <= 204;
 
+const KEYS = optionKeys<LogstashSinkOptions>()(["name", "url", "format", "compression", "auth", "headers", "tls", "connectTimeoutMs", "requestTimeoutMs", "reconnect", "resendWindowBytes"]);
+
 export class LogstashSink implements Sink {
   readonly name: string;
   readonly pipelineDefaults: Sink["pipelineDefaults"];
@@ -54,6 +57,7 @@ export class LogstashSink implements Sink {
     if (options === null || typeof options !== "object") {
       throw new InvalidOptionError(`Expected LogstashSink options to be an object, got ${describe(options)}`);
     }
+    checkKeys("", options, KEYS);
     this.name = nameOption(options.name);
     const ep = endpointOption(options.url, ["http:", "https:", "tcp:", "tls:"], { "http:": 8080, "https:": 8080 });
     this.endpoint = ep;

@@ -5,7 +5,7 @@ import { Outcome } from "./sink.js";
 import { InvalidOptionError, SinkError } from "../errors.js";
 import { checkInt, checkName, checkNumber, checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
-import { MAX_TIMER_MS } from "../util/validate.js";
+import { MAX_TIMER_MS, checkKeys, optionKeys } from "../util/validate.js";
 import { WaitForTimeoutError } from "../testing/wait-for.js";
 import { checkAborted, sleep, untilSettledOrAborted } from "./abort.js";
 import { EntryBatch } from "../pipeline/batch.js";
@@ -90,6 +90,8 @@ interface Waiter {
  * An aborted send (its `signal` fired while it waited) throws a retryable `SinkError` (`ERR_SINK_SEND`,
  * `cause` = the signal's reason) and stores nothing: its records were not delivered and stay pending.
  */
+const MEMORY_KEYS = optionKeys<MemorySinkOptions>()(["name", "latencyMs", "failNext", "rejectWhen", "pipelineDefaults", "keep"]);
+
 export class MemorySink implements Sink {
   readonly name: string;
   readonly pipelineDefaults: Sink["pipelineDefaults"];
@@ -129,6 +131,7 @@ export class MemorySink implements Sink {
   constructor(options: MemorySinkOptions) {
     checkObject("options", options);
     if (options === undefined) throw new InvalidOptionError("Expected `options` to be an object, got `undefined`");
+    checkKeys("", options, MEMORY_KEYS);
     checkName("name", options.name);
     checkNumber("latencyMs", options.latencyMs, 0);
     checkInt("failNext", options.failNext, 0);

@@ -1,5 +1,6 @@
 // CommandSource: a long-lived command whose stdout and stderr lines become records, run by a supervised collector.
 import { InvalidOptionError } from "../errors.js";
+import { checkKeys, optionKeys } from "../util/validate.js";
 import { checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
 import { normalizeLevel, type LogLevel } from "../record.js";
@@ -31,12 +32,18 @@ export interface CommandSourceOptions extends CollectorSourceOptions {
   restartOnExit?: RestartOnExit;
 }
 
+const KEYS = optionKeys<CommandSourceOptions>()([
+  "name", "parser", "multiline", "fields", "maxLineBytes", "restart", "startTimeoutMs", "killAfterMs", "execArgv",
+  "command", "args", "shell", "cwd", "env", "inheritEnv", "stderrLevel", "restartOnExit",
+]);
+
 export class CommandSource extends CollectorSource {
   readonly kind = "command";
   private readonly command: Omit<CommandSpec, keyof BaseSpec | "kind">;
 
   constructor(options: CommandSourceOptions) {
     super(resolveCollectorOptions(options));
+    checkKeys("", options, KEYS);
     if (typeof options.command !== "string" || options.command.length === 0) {
       throw new InvalidOptionError(`Expected \`command\` to be a non-empty string, got ${describe(options.command)}`);
     }

@@ -2,7 +2,7 @@
 // checkpoints (in the aggregator's checkpointDir) that only ever hold positions every sink has settled.
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
-import { checkInt } from "../util/validate.js";
+import { checkInt, checkKeys, optionKeys } from "../util/validate.js";
 import { type FileTailerOptions, resolveTailerOptions } from "../collector/tail/options.js";
 import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
 import type { BaseSpec, FileSpec } from "./specs.js";
@@ -23,6 +23,12 @@ export interface FileSourceOptions extends CollectorSourceOptions, TailOptions {
   checkpointIntervalMs?: number;
 }
 
+const KEYS = optionKeys<FileSourceOptions>()([
+    "name", "parser", "multiline", "fields", "maxLineBytes", "restart", "startTimeoutMs", "killAfterMs", "execArgv",
+  "paths", "exclude", "cwd", "startAt", "pollIntervalMs", "globIntervalMs", "fingerprintBytes", "rotateWaitMs",
+  "partialLineTimeoutMs", "checkpointIntervalMs",
+]);
+
 export class FileSource extends CollectorSource {
   readonly kind = "file";
   private readonly tail: TailOptions;
@@ -30,6 +36,7 @@ export class FileSource extends CollectorSource {
 
   constructor(options: FileSourceOptions) {
     super(resolveCollectorOptions(options));
+    checkKeys("", options, KEYS);
     if (!Array.isArray(options.paths) || options.paths.length === 0) {
       throw new InvalidOptionError(`Expected \`paths\` to be a non-empty array of paths or globs, got ${describe(options.paths)}`);
     }

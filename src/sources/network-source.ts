@@ -5,6 +5,7 @@ import { existsSync } from "node:fs";
 import { isIP } from "node:net";
 import { InvalidOptionError } from "../errors.js";
 import { checkInt, checkObject } from "../options.js";
+import { checkKeys, optionKeys } from "../util/validate.js";
 import { describe } from "../pipeline/serialize.js";
 import { defaultStreamMessageBytes } from "../collector/network/limits.js";
 import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
@@ -235,8 +236,17 @@ function pemOrPath(path: string, value: unknown): string {
   return value;
 }
 
+const KEYS = optionKeys<NetworkSourceOptions>()([
+  "name", "parser", "fields", "restart", "startTimeoutMs", "killAfterMs", "execArgv",
+  "listen", "maxMessageBytes", "tls", "maxConnections", "idleTimeoutMs", "maxPartialBytes", "gelf", "http",
+]);
+const TLS_KEYS = optionKeys<NetworkTlsOptions>()(["cert", "key", "passphrase", "ca", "requireClientCert", "handshakeTimeoutMs"]);
+const GELF_KEYS = optionKeys<NetworkGelfOptions>()(["chunkTimeoutMs", "maxPendingMessages", "maxPendingBytes"]);
+const HTTP_KEYS = optionKeys<NetworkHttpOptions>()(["maxBodyBytes", "creditWaitMs", "bodyIdleTimeoutMs", "bodyTimeoutMs", "headersTimeoutMs"]);
+
 function resolveTlsOption(value: unknown): NonNullable<NetworkSpec["tls"]> {
   checkObject("tls", value);
+  checkKeys("tls", value, TLS_KEYS);
   const t = value as NetworkTlsOptions;
   const cert = pemOrPath("tls.cert", t.cert);
   const key = pemOrPath("tls.key", t.key);
@@ -294,6 +304,7 @@ export class NetworkSource extends CollectorSource {
       throw new InvalidOptionError(`Expected \`maxMessageBytes\` rather than \`maxLineBytes\` on a NetworkSource, got ${describe(loose.maxLineBytes)}`);
     }
     super(resolveCollectorOptions({ ...options, parser: options.parser ?? "json" }));
+    checkKeys("", options, KEYS);
     const list = typeof options.listen === "string" ? [options.listen] : options.listen;
     if (!Array.isArray(list) || list.length === 0) {
       throw new InvalidOptionError(`Expected \`listen\` to be a URL or a non-empty array of URLs, got ${describe(options.listen)}`);
@@ -312,6 +323,8 @@ export class NetworkSource extends CollectorSource {
     checkInt("maxConnections", options.maxConnections, 1);
     checkObject("gelf", options.gelf);
     checkObject("http", options.http);
+    checkKeys("gelf", options.gelf, GELF_KEYS);
+    checkKeys("http", options.http, HTTP_KEYS);
     checkInt("gelf.chunkTimeoutMs", options.gelf?.chunkTimeoutMs, 1);
     checkInt("gelf.maxPendingMessages", options.gelf?.maxPendingMessages, 1);
     checkInt("gelf.maxPendingBytes", options.gelf?.maxPendingBytes, 1);

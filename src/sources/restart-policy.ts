@@ -1,6 +1,7 @@
 // When to restart a collector: exponential backoff with full jitter, reset after a stable run, and a breaker
 // that marks the source failed after `maxRestarts` exits inside `windowMs` (a crash loop).
 import { checkInt, checkObject } from "../options.js";
+import { checkKeys, optionKeys } from "../util/validate.js";
 
 export interface RestartOptions {
   /** First backoff ceiling. @default 500 */
@@ -17,8 +18,11 @@ export interface RestartOptions {
 
 export type ResolvedRestart = Required<RestartOptions>;
 
+const RESTART_KEYS = optionKeys<RestartOptions>()(["baseDelayMs", "maxDelayMs", "resetAfterMs", "maxRestarts", "windowMs"]);
+
 export function resolveRestart(path: string, o: RestartOptions | undefined): ResolvedRestart {
   checkObject(path, o);
+  checkKeys(path, o, RESTART_KEYS);
   checkInt(`${path}.baseDelayMs`, o?.baseDelayMs, 0);
   checkInt(`${path}.maxDelayMs`, o?.maxDelayMs, 0);
   checkInt(`${path}.resetAfterMs`, o?.resetAfterMs, 0);

@@ -6,7 +6,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { safeUrl } from "../util/redact.js";
-import { checkInt } from "../util/validate.js";
+import { checkInt, checkKeys, optionKeys } from "../util/validate.js";
 import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit } from "./collector-source.js";
 import type { SourceHost } from "./runtime.js";
 import type { BaseSpec, ScriptSpec } from "./specs.js";
@@ -51,6 +51,11 @@ export interface ScriptSourceOptions extends Omit<CollectorSourceOptions, "multi
 /** Deeper option trees than this are refused (they are configuration, not data). */
 const MAX_OPTIONS_DEPTH = 64;
 
+const KEYS = optionKeys<ScriptSourceOptions>()([
+  "name", "parser", "fields", "restart", "startTimeoutMs", "killAfterMs", "execArgv",
+  "module", "options", "checkpointIntervalMs", "restartOnExit",
+]);
+
 export class ScriptSource extends CollectorSource {
   readonly kind = "script";
   private readonly module: string;
@@ -66,6 +71,7 @@ export class ScriptSource extends CollectorSource {
         );
       }
     }
+    checkKeys("", options, KEYS);
     this.module = resolveModule(options.module);
     checkJson("options", options.options, 0, new Set());
     this.options = options.options === undefined ? {} : (JSON.parse(JSON.stringify(options.options)) as unknown);

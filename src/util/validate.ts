@@ -95,3 +95,59 @@ export function nameOption(value: unknown): string {
   checkName("name", value);
   return value;
 }
+
+/**
+ * The option names of `T`, checked by the compiler both ways: a name `T` lacks does not compile, and neither does a
+ * list that leaves one of `T`'s names out. Usage: `const KEYS = optionKeys<Options>()(["a", "b"]);`
+ */
+export function optionKeys<T>() {
+  return <const K extends ReadonlyArray<keyof T & string>>(
+    keys: K & ([Exclude<keyof T & string, K[number]>] extends [never] ? unknown : { missing: Exclude<keyof T & string, K[number]> }),
+  ): ReadonlySet<string> => new Set(keys);
+}
+
+/**
+ * Throws InvalidOptionError for a key of `value` that is not an option (a misspelled `checkpointDir` would otherwise
+ * turn persistence off without a word), naming the option it was probably meant to be.
+ */
+export function checkKeys(path: string, value: unknown, known: ReadonlySet<string>): void {
+  if (value === null || typeof value !== "object") return;
+  for (const [key, v] of Object.entries(value)) {
+    // An unknown key left undefined sets nothing (a spread config's leftovers): only one with a value is a mistake.
+    if (known.has(key) || v === undefined) continue;
+    const guess = closest(key, known);
+    throw new InvalidOptionError(
+      `Unknown option \`${path === "" ? key : `${path}.${key}`}\`${guess === undefined ? "" : ` (did you mean \`${guess}\`?)`}; known: ${[...known].join(", ")}`,
+    );
+  }
+}
+
+/** The known name nearest to `key` (case-insensitive edit distance ≤ a third of its length), if any. */
+function closest(key: string, known: ReadonlySet<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(1, Math.floor(key.length / 3)) + 1;
+  for (const k of known) {
+    const d = editDistance(key.toLowerCase(), k.toLowerCase());
+    if (d < bestDistance) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** Edits (insert, delete, replace, swap two neighbours) that turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  if (a.length > 64 || b.length > 64) return Math.max(a.length, b.length);
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let best = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) best = Math.min(best, d[i - 2]![j - 2]! + 1);
+      d[i]![j] = best;
+    }
+  }
+  return d[a.length]![b.length]!;
+}

@@ -2,7 +2,7 @@
 import { InvalidOptionError } from "../../errors.js";
 import { describe } from "../../pipeline/serialize.js";
 
-import { intOption } from "../../util/validate.js";
+import { checkKeys, intOption, optionKeys } from "../../util/validate.js";
 
 export { boolOption, enumOption, intOption, nameOption } from "../../util/validate.js";
 
@@ -36,10 +36,13 @@ export interface ResolvedReconnect {
   maxDelayMs: number;
 }
 
+const RECONNECT_KEYS = optionKeys<ReconnectOptions>()(["initialDelayMs", "maxDelayMs"]);
+
 export function reconnectOption(value: unknown): ResolvedReconnect {
   if (value !== undefined && (value === null || typeof value !== "object" || Array.isArray(value))) {
     throw new InvalidOptionError(`Expected \`reconnect\` to be an object, got ${describe(value)}`);
   }
+  checkKeys("reconnect", value, RECONNECT_KEYS);
   const r = (value ?? {}) as ReconnectOptions;
   const initialDelayMs = intOption("reconnect.initialDelayMs", r.initialDelayMs, 500, 0, 3_600_000);
   const maxDelayMs = intOption("reconnect.maxDelayMs", r.maxDelayMs, 30_000, initialDelayMs, 3_600_000);

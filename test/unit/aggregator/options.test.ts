@@ -1,6 +1,9 @@
 // Bad options are coded errors thrown synchronously by the call that received them.
 import { describe, expect, it } from "vitest";
-import { Aggregator, AggregatorError, MemorySink, type Sink } from "../../../src/index.js";
+import {
+  Aggregator, AggregatorError, CommandSource, ConsoleSink, FileSink, FileSource, GelfSink, LogstashSink, MemorySink, NetworkSource,
+  ScriptSource, type Sink,
+} from "../../../src/index.js";
 import { resolveAggregatorOptions, resolveSinkOptions } from "../../../src/options.js";
 
 const sink = (name: string): Sink => ({ name, send() {} });
@@ -73,4 +76,43 @@ describe("option validation", () => {
     // Set on the sink: wins over both.
     expect(batch({ batch: { maxBytes: 20_000 } }, { batch: { maxBytes: 1_000 } })).toEqual({ maxBytes: 1_000, maxRecords: 500, maxWaitMs: 1_000 });
   });
+
+  // A misspelled option must not be ignored: a misspelled checkpointDir turned persistence off without a word.
+  it.each<[string, () => unknown, RegExp]>([
+    ["Aggregator", () => new Aggregator({ checkpointdir: "./cp" } as never), /Unknown option `checkpointdir` \(did you mean `checkpointDir`\?\)/],
+    ["Aggregator queue", () => new Aggregator({ queue: { maxRecord: 5 } } as never), /`queue.maxRecord` \(did you mean `maxRecords`\?\)/],
+    ["Aggregator queue.disk", () => new Aggregator({ queue: { disk: { dir: "/tmp/x", fsnyc: false } } } as never), /`queue.disk.fsnyc` \(did you mean `fsync`\?\)/],
+    ["Aggregator batch", () => new Aggregator({ batchs: {} } as never), /`batchs` \(did you mean `batch`\?\)/],
+    ["Aggregator retry", () => new Aggregator({ retry: { maxAttempt: 3 } } as never), /`retry.maxAttempt`/],
+    ["Aggregator credit", () => new Aggregator({ credit: { record: 5 } } as never), /`credit.record`/],
+    ["addSink options", () => new Aggregator().addSink(sink("x"), { deadletter: "y" } as never), /`deadletter` \(did you mean `deadLetter`\?\)/],
+    ["addSource options", () => new Aggregator().addSource(new CommandSource({ name: "c", command: "true" }), { sink: ["x"] } as never), /`sink` \(did you mean `sinks`\?\)/],
+    ["CommandSource", () => new CommandSource({ name: "c", command: "true", restarts: {} } as never), /`restarts` \(did you mean `restart`\?\)/],
+    ["CommandSource restart", () => new CommandSource({ name: "c", command: "true", restart: { maxRestart: 1 } } as never), /`restart.maxRestart`/],
+    ["FileSource", () => new FileSource({ name: "f", paths: ["/tmp/x.log"], startat: "end" } as never), /`startat` \(did you mean `startAt`\?\)/],
+    ["ScriptSource", () => new ScriptSource({ name: "s", module: "/tmp/x.mjs", option: {} } as never), /`option` \(did you mean `options`\?\)/],
+    ["NetworkSource", () => new NetworkSource({ name: "n", listen: "tcp://127.0.0.1:0", maxConnection: 5 } as never), /`maxConnection`/],
+    ["NetworkSource http", () => new NetworkSource({ name: "n", listen: "http://127.0.0.1:0", http: { maxBodySize: 5 } } as never), /`http.maxBodySize`/],
+    ["MemorySink", () => new MemorySink({ name: "m", kep: 5 } as never), /`kep` \(did you mean `keep`\?\)/],
+    ["FileSink", () => new FileSink({ name: "f", path: "/tmp/x", fsnyc: "batch" } as never), /`fsnyc` \(did you mean `fsync`\?\)/],
+    ["ConsoleSink", () => new ConsoleSink({ name: "c", colour: true } as never), /`colour`/],
+    ["LogstashSink", () => new LogstashSink({ name: "l", url: "tcp://127.0.0.1:5000", reconect: {} } as never), /`reconect` \(did you mean `reconnect`\?\)/],
+    ["GelfSink", () => new GelfSink({ name: "g", url: "udp://127.0.0.1:12201", chunksize: 1000 } as never), /`chunksize` \(did you mean `chunkSize`\?\)/],
+    ["stop()", () => new Aggregator().stop({ timeout: 5 } as never), /`timeout` \(did you mean `timeoutMs`\?\)/],
+  ])("an unknown option is refused with ERR_INVALID_OPTION: %s", async (_what, act, text) => {
+    let thrown: unknown;
+    try {
+      await act();
+    } catch (e) {
+      thrown = e;
+    }
+    expect(thrown).toMatchObject({ code: "ERR_INVALID_OPTION" });
+    expect((thrown as Error).message).toMatch(text);
+  });
+
+  it("an unknown key left undefined sets nothing and is let through (leftovers of a spread config)", () => {
+    expect(() => new Aggregator({ checkpointdir: undefined } as never)).not.toThrow();
+    expect(() => new MemorySink({ name: "m", kep: undefined } as never)).not.toThrow();
+  });
 });
+
