@@ -19,6 +19,7 @@ import path from "node:path";
 import { EventEmitter } from "eventemitter3";
 import { CheckpointError, InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
+import { lockHolder, lockText } from "../util/lock.js";
 
 /** One file's persisted position and identity. */
 export interface CheckpointEntry {
@@ -86,6 +87,10 @@ interface ResolvedOptions {
 const FORMAT_VERSION = 1;
 const MAX_RETRY_DELAY_MS = 30_000;
 
+/** How long a lock held by a live process is waited for before load() gives up. */
+const LOCK_WAIT_MS = 5_000;
+const LOCK_RETRY_MS = 100;
+
 export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   readonly #options: ResolvedOptions;
   readonly #entries = new Map<string, CheckpointEntry>();
@@ -99,6 +104,8 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   #failures = 0;
   #closed = false;
   #loaded = false;
+  /** The lock file this store holds (see #lock), until close(). */
+  #lockPath: string | undefined;
   #stats = { writes: 0, writeErrors: 0, commits: 0, forgotten: 0 };
   /** The last write or load error, cleared by a successful write. */
   lastError: CheckpointError | undefined;
@@ -114,12 +121,15 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   }
 
   /**
-   * Reads the checkpoint file. A missing file is an empty store. A corrupt one is moved aside to `<file>.corrupt`,
-   * reported, and the store starts empty (files then start per `startAt`). Never rejects.
+   * Takes the file's lock, then reads it. A missing file is an empty store. A corrupt one is moved aside to
+   * `<file>.corrupt`, reported, and the store starts as after an earlier run with no positions (so every file is read
+   * from its beginning: duplicates rather than a loss, whatever `startAt` says). Rejects (ERR_CHECKPOINT) only when
+   * another live process holds the lock.
    */
   async load(): Promise<void> {
     if (this.#loaded) return;
     this.#loaded = true;
+    await this.#lock();
     let text: string;
     try {
       text = await readFile(this.#options.file, "utf8");
@@ -147,6 +157,55 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
     } catch (error) {
       this.#report("parse", error);
       await rename(this.#options.file, `${this.#options.file}.corrupt`).catch(() => undefined);
+      // It held positions once: files without one are read from their beginning, not skipped to their end.
+      this.#resumed = true;
+    }
+  }
+
+  /**
+   * One process per checkpoint file: two aggregators running a source of the same name with the same checkpointDir
+   * (every worker of a cluster with one config) would each commit positions the other's sinks never had. A lock held
+   * by a live process is waited for a while (a crashed collector's successor may start before it is reaped), then
+   * refused; one left by a process that is gone is taken over. A lock that cannot be written is reported, and
+   * collecting goes on without it.
+   */
+  async #lock(): Promise<void> {
+    const { dir, file, source } = this.#options;
+    const lockPath = `${file}.lock`;
+    const until = this.#options.now() + LOCK_WAIT_MS;
+    for (let emptySeen = 0; ; ) {
+      try {
+        await mkdir(dir, { recursive: true, mode: 0o700 });
+        const handle = await open(lockPath, "wx", 0o600);
+        try {
+          await handle.writeFile(lockText(process.pid), "utf8");
+        } finally {
+          await handle.close();
+        }
+        this.#lockPath = lockPath;
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+          this.#report("lock", error);
+          return;
+        }
+      }
+      const text = await readFile(lockPath, "utf8").catch(() => undefined);
+      const holder = lockHolder(text);
+      if (text === "" && emptySeen++ < 20) {
+        // Being written by the process that just created it.
+      } else if (holder === undefined || !holder.alive || holder.pid === process.pid) {
+        // Left by a process that is gone (or unreadable garbage), or by an earlier store of this process (a collector
+        // holds one per source; an earlier one was left behind without close()).
+        await unlink(lockPath).catch(() => undefined);
+        continue;
+      } else if (this.#options.now() >= until) {
+        throw new CheckpointError(
+          `checkpoint file ${file} is in use by process ${holder.pid}: another aggregator runs a source named "${source}" with the same checkpointDir (give each process its own checkpointDir, or its sources their own names)`,
+          { source },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
     }
   }
 
@@ -272,7 +331,10 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   /** Final flush; no timers afterwards. Resolves like flush(). */
   async close(): Promise<boolean> {
     this.#closed = true;
-    return this.flush();
+    const flushed = await this.flush();
+    if (this.#lockPath !== undefined) await unlink(this.#lockPath).catch(() => undefined);
+    this.#lockPath = undefined;
+    return flushed;
   }
 
   stats(): CheckpointStoreStats {
@@ -360,10 +422,10 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
     }
   }
 
-  #report(action: "read" | "parse" | "write", cause: unknown): void {
+  #report(action: "read" | "parse" | "write" | "lock", cause: unknown): void {
     const code = (cause as NodeJS.ErrnoException | undefined)?.code;
     const error = new CheckpointError(
-      `Could not ${action} checkpoint file ${this.#options.file}${code === undefined ? "" : ` (${code})`}; collecting continues${action === "write" ? " and the write is retried" : ""}`,
+      `Could not ${action} checkpoint file ${this.#options.file}${code === undefined ? "" : ` (${code})`}; collecting continues${action === "write" ? " and the write is retried" : action === "parse" ? ", and its files are read again from their beginning" : ""}`,
       { cause, source: this.#options.source },
     );
     this.lastError = error;

@@ -1,11 +1,13 @@
 // CheckpointStore: atomic 0600 writes, debounce, only acknowledged offsets, failure reporting and recovery, load, forget.
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { CheckpointStore, type CheckpointEntry } from "../../../src/collector/checkpoint-store.js";
 import { AggregatorError, CheckpointError, InvalidOptionError } from "../../../src/errors.js";
+import { lockText } from "../../../src/util/lock.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 let root: string;
@@ -193,6 +195,35 @@ describe("CheckpointStore", () => {
     expect(third.entries()).toEqual([]);
     expect(errors.map((e) => e.code)).toEqual(["ERR_CHECKPOINT"]);
     expect(readFileSync(`${third.file}.corrupt`, "utf8")).toBe("{ torn");
+    // Positions were kept before: files are read from their beginning (duplicates), not started at their end (loss).
+    expect(third.resumed).toBe(true);
+    expect(errors[0]!.message).toContain("read again from their beginning");
+  });
+
+  it("one process per checkpoint file: a lock held by another live process is refused after a wait; a dead one's is taken over", async () => {
+    // Another process holding the lock: a real one, with its pid and start time in the file as a store writes them.
+    const other = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore" });
+    try {
+      const lockPath = path.join(root, "s.json.lock");
+      writeFileSync(lockPath, lockText(other.pid!));
+      let now = 0;
+      // Its clock runs a second per look: the 5 s wait ends after a few tries, not 5 s of real time.
+      const store = new CheckpointStore({ dir: root, source: "s", now: () => (now += 1_000) });
+      const refused = await store.load().then(() => undefined, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(CheckpointError);
+      expect((refused as CheckpointError).message).toMatch(new RegExp(`in use by process ${other.pid}: another aggregator runs a source named "s" with the same checkpointDir`));
+      expect(readFileSync(lockPath, "utf8")).toBe(lockText(other.pid!)); // still theirs
+      other.kill("SIGKILL");
+      await new Promise((resolve) => other.once("exit", resolve));
+      // Gone: its lock is taken over, and let go at close().
+      const next = new CheckpointStore({ dir: root, source: "s" });
+      await next.load();
+      expect(readFileSync(lockPath, "utf8")).toBe(lockText(process.pid));
+      await next.close();
+      expect(existsSync(lockPath)).toBe(false);
+    } finally {
+      other.kill("SIGKILL");
+    }
   });
 
   it("forgets entries of files not seen for forgetAfterMs; touched entries stay", async () => {
