@@ -210,6 +210,17 @@ export class DiskQueue {
     // New segments are numbered above it: a position left behind by a run that deleted its last segment must not
     // make the next run's first segments look settled.
     if (id >= this.nextId) this.nextId = id + 1;
+    if (this.segments.length > 0 && this.segments[0]!.id < id && !this.segments.some((s) => s.id === id)) {
+      // It names a segment that is not there while older ones are: a damaged position file (or settled segments whose
+      // deletion failed, after the named one's). Deleting them all on its word could lose every record queued:
+      // read them again instead (duplicates, never loss), and say so.
+      this.hooks.error(
+        new DiskQueueError(
+          `the disk queue position file ${join(this.path, "position")} names segment ${segmentName(id)}, which is not there: the queue is read again from its first segment (records may be sent twice)`,
+        ),
+      );
+      return;
+    }
     while (this.segments.length > 0 && this.segments[0]!.id < id) {
       const s = this.segments.shift()!;
       this.diskBytes -= s.size;

@@ -323,6 +323,26 @@ describe("DiskQueue", () => {
     await closeQueue(crashed);
   });
 
+  it("a damaged position naming a segment past the ones there deletes nothing: all is read again, and said", async () => {
+    const dir = freshDir();
+    const hooks1 = new Hooks();
+    const crashed = openQueue(dir, hooks1, { segmentBytes: 4096 });
+    const n = 120;
+    await appendRecords(crashed, hooks1, 0, n, 10);
+    expect(segmentFiles(dir).length).toBeGreaterThanOrEqual(3);
+    writeFileSync(join(laneDir(dir), "lock"), String(deadPid()));
+    writeFileSync(join(laneDir(dir), "position"), "99 8\n"); // a digit gone wrong
+
+    const hooks2 = new Hooks();
+    const s2 = openQueue(dir, hooks2, { segmentBytes: 4096 });
+    // Before, every segment below 99 was deleted as settled: 120 records gone, nothing counted or said.
+    const back = await readAll(s2, 16, true);
+    expect(texts(back.entries)).toEqual(jsonOf(range(0, n)));
+    expect(hooks2.errors.map((e) => e.message)).toEqual([expect.stringMatching(/names segment .*99.*, which is not there: the queue is read again/)]);
+    await closeQueue(s2);
+    await closeQueue(crashed);
+  });
+
   it("records settled after close() change nothing on disk: the next owner of the directory reads them all", async () => {
     const dir = freshDir();
     const hooks1 = new Hooks();
