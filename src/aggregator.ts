@@ -582,7 +582,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     let bad = 0;
     let firstError: Error | undefined;
     for (let i = 0; i < list.length; i++) {
-      const s = serializeRecord(list[i]!, now);
+      // host.name only when the user set hostName: by default a write() ships the record as the app wrote it (what a
+      // test asserting on a MemorySink expects); collectors stamp every record they read.
+      const s = serializeRecord(list[i]!, now, this.options.hostName);
       if (!s.ok) {
         bad++;
         firstError ??= s.error;

@@ -109,7 +109,10 @@ export interface AggregatorOptions {
   batch?: BatchOptions;
   /** Default retry options of every sink. */
   retry?: RetryOptions;
-  /** `host.name` put on records that lack one. @default os.hostname() */
+  /**
+   * `host.name` put on collectors' records that lack one, and on `write()`'s when set here (left unset, a write()
+   * ships the record as the app wrote it). @default os.hostname() (collectors only)
+   */
   hostName?: string;
   /**
    * Records (and bytes) a collector child may have sent but not yet had admitted to the queues; also what a `write()`

@@ -5,11 +5,12 @@ import { normalizeLevel, parseTimestamp } from "../record.js";
 export type Serialized = { ok: true; json: string; record: LogRecord } | { ok: false; error: Error };
 
 /**
- * Fill in what an ECS record must have (`@timestamp`, `message`), normalize `log.level`, and serialize.
+ * Fill in what an ECS record must have (`@timestamp`, `message`; `host.name` when `hostName` is given), normalize
+ * `log.level`, and serialize.
  * A record that cannot be JSON-encoded (cycles, BigInt, a throwing getter or toJSON, a toJSON that returns no
  * object) comes back as `{ ok: false }`; this never throws.
  */
-export function serializeRecord(input: LogRecordInput, now?: string): Serialized {
+export function serializeRecord(input: LogRecordInput, now?: string, hostName?: string): Serialized {
   try {
     let record = asObject(input);
     // A record's toJSON() decides what it serializes to: apply it first, as JSON.stringify would, so that what is
@@ -22,12 +23,15 @@ export function serializeRecord(input: LogRecordInput, now?: string): Serialized
     const level = record.log?.level;
     const needsLevel = level !== undefined && normalizeLevel(level) !== level;
     const ownToJSON = typeof (record as { toJSON?: unknown }).toJSON === "function";
-    if (needsTs || needsMessage || needsLevel || ownToJSON) {
+    const host = record.host;
+    const needsHost = hostName !== undefined && (host === undefined || (typeof host === "object" && host !== null && !Array.isArray(host) && host.name === undefined));
+    if (needsTs || needsMessage || needsLevel || ownToJSON || needsHost) {
       // Copy rather than mutate the caller's object (a copy's own enumerable fields are what JSON.stringify reads).
       record = { ...record };
       if (ownToJSON) delete (record as { toJSON?: unknown }).toJSON;
       if (needsTs) record["@timestamp"] = parseTimestamp(ts) ?? now ?? new Date().toISOString();
       if (needsMessage) record.message = record.message === undefined ? "" : String(record.message);
+      if (needsHost) record.host = { ...record.host, name: hostName };
       if (needsLevel) {
         const normalized = normalizeLevel(level);
         record.log = { ...record.log };

@@ -235,6 +235,24 @@ describe("record intake", () => {
     await agg.stop();
   });
 
+  it("hostName set on the Aggregator puts host.name on write()'s records that lack one; left unset, they ship as written", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator({ hostName: "web-1", batch: { maxWaitMs: 0 } }).addSink(m);
+    await agg.start();
+    await agg.write([{ message: "a" }, { message: "b", host: { name: "relay-7" } }, { message: "c", host: { ip: "10.0.0.1" } }]);
+    await m.waitForCount(3);
+    expect(m.records.map((r) => r.host)).toEqual([{ name: "web-1" }, { name: "relay-7" }, { ip: "10.0.0.1", name: "web-1" }]);
+    await agg.stop();
+    // The default (os.hostname()) goes on collectors' records only: a test's own records stay as it wrote them.
+    const plain = new MemorySink({ name: "m" });
+    const agg2 = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(plain);
+    await agg2.start();
+    await agg2.write({ message: "d" });
+    await plain.waitForCount(1);
+    expect(plain.records[0]!.host).toBeUndefined();
+    await agg2.stop();
+  });
+
   it("rejects write() after stop with a coded error", async () => {
     const agg = new Aggregator().addSink(new MemorySink({ name: "m" }));
     await agg.start();
