@@ -54,6 +54,8 @@ export interface RuleOptions {
 
 export interface WaitForCountOptions {
   /** Reject after this many milliseconds of real time. @default 5000 */
+  timeoutMs?: number;
+  /** Same as `timeoutMs` (the name of the first releases). */
   timeout?: number;
   /** Stop waiting early (rejects with the signal's reason). */
   signal?: AbortSignal;
@@ -90,6 +92,7 @@ interface Waiter {
  * An aborted send (its `signal` fired while it waited) throws a retryable `SinkError` (`ERR_SINK_SEND`,
  * `cause` = the signal's reason) and stores nothing: its records were not delivered and stay pending.
  */
+const WAIT_COUNT_KEYS = optionKeys<WaitForCountOptions>()(["timeoutMs", "timeout", "signal"]);
 const MEMORY_KEYS = optionKeys<MemorySinkOptions>()(["name", "latencyMs", "failNext", "rejectWhen", "pipelineDefaults", "keep"]);
 
 export class MemorySink implements Sink {
@@ -259,7 +262,8 @@ export class MemorySink implements Sink {
       );
     }
     checkObject("options", options);
-    const timeout = options.timeout ?? 5000;
+    checkKeys("", options, WAIT_COUNT_KEYS);
+    const timeout = options.timeoutMs ?? options.timeout ?? 5000;
     checkNumber("timeout", timeout, 0);
     if (timeout > MAX_TIMER_MS) throw new InvalidOptionError(`Expected \`timeout\` to be at most ${MAX_TIMER_MS} ms, got ${describe(timeout)}`);
     const signal = options.signal;

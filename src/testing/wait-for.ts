@@ -1,7 +1,7 @@
 // Bounded polling for tests around real I/O: wait until a condition holds, or fail with a message naming what was missing.
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
-import { MAX_TIMER_MS } from "../util/validate.js";
+import { MAX_TIMER_MS, checkKeys, optionKeys } from "../util/validate.js";
 
 // Captured when this module loads, before a test can call `vi.useFakeTimers()`: fake timers patch the globals
 // (and the `timers` module), and a poll loop driven by a frozen clock would never time out.
@@ -11,8 +11,12 @@ const realNow: () => number = performance.now.bind(performance);
 
 export interface WaitForOptions {
   /** Give up after this many milliseconds (real time). @default 5000 */
-  timeout?: number;
+  timeoutMs?: number;
   /** Milliseconds between two calls of the predicate (real time). @default 10 */
+  intervalMs?: number;
+  /** Same as `timeoutMs` (the name of the first releases). */
+  timeout?: number;
+  /** Same as `intervalMs` (the name of the first releases). */
   interval?: number;
   /**
    * What the caller was waiting for, put into the timeout error. A function is called only on timeout,
@@ -22,6 +26,8 @@ export interface WaitForOptions {
   /** Stop waiting early: the promise rejects with the signal's reason. */
   signal?: AbortSignal;
 }
+
+const WAIT_FOR_KEYS = optionKeys<WaitForOptions>()(["timeoutMs", "intervalMs", "timeout", "interval", "message", "signal"]);
 
 /** Raised by `waitFor` when the condition did not hold in time. `cause` is the predicate's last error, if it threw. */
 export class WaitForTimeoutError extends Error {
@@ -54,8 +60,9 @@ export function waitFor<T>(predicate: () => T | PromiseLike<T>, options: WaitFor
   if (typeof predicate !== "function") {
     throw new InvalidOptionError(`Expected \`predicate\` to be a function, got ${describe(predicate)}`);
   }
-  const timeout = options.timeout ?? 5000;
-  const interval = options.interval ?? 10;
+  checkKeys("", options, WAIT_FOR_KEYS);
+  const timeout = options.timeoutMs ?? options.timeout ?? 5000;
+  const interval = options.intervalMs ?? options.interval ?? 10;
   if (typeof timeout !== "number" || !(timeout >= 0) || timeout > MAX_TIMER_MS) {
     throw new InvalidOptionError(`Expected \`timeout\` to be a number from 0 to ${MAX_TIMER_MS} (ms), got ${describe(timeout)}`);
   }
