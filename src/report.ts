@@ -81,7 +81,8 @@ export interface SourceMetricsSnapshot extends SourceCounters {
 }
 
 export interface MetricsSnapshot {
-  state: string;
+  /** The aggregator's state (see `Aggregator.state`). */
+  state: "idle" | "starting" | "running" | "stopping" | "stopped";
   uptimeMs: number;
   sources: Record<string, SourceMetricsSnapshot>;
   sinks: Record<string, SinkMetricsSnapshot>;

@@ -8,6 +8,7 @@
 //   timer (timeoutMs after the last line, its input read to its end) or flush() ─▶ emit what is open
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
+import { MAX_TIMER_MS } from "../util/validate.js";
 
 /** Built-in rules. See {@link MultilineJoiner} for what each one joins. */
 export type MultilinePreset = "java" | "python" | "go";
@@ -333,6 +334,9 @@ export class MultilineJoiner {
 function checkInt(value: unknown, min: number, name: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < min) {
     throw new InvalidOptionError(`Expected \`${name}\` to be an integer of at least ${min}, got ${describe(value)}`);
+  }
+  if (name.endsWith("Ms") && value > MAX_TIMER_MS) {
+    throw new InvalidOptionError(`Expected \`${name}\` to be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest delay Node's timers honour), got ${describe(value)}`);
   }
   return value;
 }

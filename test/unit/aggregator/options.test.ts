@@ -29,6 +29,7 @@ const cases: Case[] = [
   ["zero maxConcurrency", () => new Aggregator().addSink(sink("x"), { concurrency: "adaptive", maxConcurrency: 0 }), "ERR_INVALID_OPTION", /`maxConcurrency` to be a positive integer/],
   ["maxConcurrency without adaptive", () => new Aggregator().addSink(sink("x"), { concurrency: 4, maxConcurrency: 8 }), "ERR_INVALID_OPTION", /`maxConcurrency` applies to `concurrency: "adaptive"` only/],
   ["not a source", () => new Aggregator().addSource({} as never), "ERR_INVALID_OPTION", /Expected a source/],
+  ["multiline timer past Node's longest", () => new FileSource({ name: "f", paths: ["/tmp/x.log"], multiline: { startPattern: "^\\S", timeoutMs: 2 ** 31 } }), "ERR_INVALID_OPTION", /`multiline.timeoutMs` to be at most 2147483647 ms/],
 ];
 
 describe("option validation", () => {
@@ -108,6 +109,16 @@ describe("option validation", () => {
     }
     expect(thrown).toMatchObject({ code: "ERR_INVALID_OPTION" });
     expect((thrown as Error).message).toMatch(text);
+  });
+
+  it("waitFor and waitForCount take timeoutMs (and the older timeout), and refuse a misspelled option", async () => {
+    const { waitFor } = await import("../../../src/testing/wait-for.js");
+    await expect(waitFor(() => false, { timeoutMs: 30, intervalMs: 5, message: "never" })).rejects.toThrow(/Timed out after 30 ms waiting for never/);
+    await expect(waitFor(() => false, { timeout: 30, message: "never" })).rejects.toThrow(/Timed out after 30 ms/);
+    expect(() => waitFor(() => true, { timeoutms: 5 } as never)).toThrow(/Unknown option `timeoutms` \(did you mean `timeoutMs`\?\)/);
+    const m = new MemorySink({ name: "m" });
+    await expect(m.waitForCount(1, { timeoutMs: 30 })).rejects.toThrow(/within 30 ms/);
+    expect(() => m.waitForCount(1, { timout: 30 } as never)).toThrow(/Unknown option `timout`/);
   });
 
   it("an unknown key left undefined sets nothing and is let through (leftovers of a spread config)", () => {
