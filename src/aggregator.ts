@@ -1061,10 +1061,10 @@ function addCounters<T extends object>(a: T, b: T): T {
 /** How long past a stop's deadline a disk queue may take to finish its last write and let go of its directory. */
 const DISK_CLOSE_GRACE_MS = 10_000;
 
-/** `timeoutMs` of stop(), removeSource() and removeSink(): 0 to the longest delay a Node timer honours. */
 const STOP_KEYS = optionKeys<StopOptions>()(["timeoutMs"]);
 const WRITE_KEYS = optionKeys<WriteOptions>()(["source", "sinks"]);
 
+/** `timeoutMs` of stop(), removeSource() and removeSink(): 0 to the longest delay a Node timer honours. */
 function stopTimeout(options: StopOptions): number {
   if (typeof options !== "object" || options === null) {
     throw new InvalidOptionError(`Expected the options to be an object, got ${describe(options)}`);

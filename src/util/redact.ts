@@ -73,7 +73,7 @@ export function registerCredentials(options: unknown): void {
   if (typeof headers === "object" && headers !== null) {
     for (const [name, value] of Object.entries(headers)) if (!PLAIN_HEADERS.has(name.toLowerCase())) registerSecret(value);
   }
-  const urls = [o.url, o.node, o.proxy, ...(Array.isArray(o.nodes) ? o.nodes : [o.nodes])];
+  const urls = [o.url, o.proxy, ...(Array.isArray(o.node) ? o.node : [o.node]), ...(Array.isArray(o.nodes) ? o.nodes : [o.nodes])];
   for (const u of urls) {
     const url = typeof u === "object" && u !== null && !(u instanceof URL) ? (u as { url?: unknown }).url : u;
     if (typeof url !== "string" && !(url instanceof URL)) continue;
