@@ -272,6 +272,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       settled = true;
       await tailer.stop();
       await tailer.flush();
+      // Its last write, and the checkpoint file's lock let go (a later collector of this source takes it at once).
+      await store?.close();
     },
     counters() {
       const t = tailer.stats();
