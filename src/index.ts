@@ -51,7 +51,7 @@ export {
   isAggregatorError,
 } from "./errors.js";
 export type { ErrorCode, AggregatorErrorOptions } from "./errors.js";
-export type { LogRecord, LogRecordInput, LogLevel } from "./record.js";
+export type { LogRecord, LogRecordInput, LogLevel, RecordShape } from "./record.js";
 export { normalizeLevel, parseTimestamp, syslogSeverity, LOG_LEVELS } from "./record.js";
 export { Outcome } from "./sinks/sink.js";
 export type { Sink, Batch, SendResult, RecordOutcome, SendContext, SinkLifecycleContext, SinkMetrics } from "./sinks/sink.js";

@@ -5,15 +5,12 @@ export type LogLevel = "trace" | "debug" | "info" | "warn" | "error" | "fatal";
 
 export const LOG_LEVELS: readonly LogLevel[] = ["trace", "debug", "info", "warn", "error", "fatal"];
 
-/**
- * An ECS-aligned log record. Known fields are typed; parsed fields from the line sit beside them.
- * `@timestamp` is an ISO 8601 string (from the line when the parser finds one, else arrival time).
- */
-export interface LogRecord {
+/** The fields of a record, with the type of `log.level` as a parameter (normalized in records, any word in input). */
+export interface RecordShape<Level> {
   "@timestamp": string;
   message: string;
   log?: {
-    level?: LogLevel;
+    level?: Level;
     logger?: string;
     /** Byte offset of the line in its file (file sources only). */
     offset?: number;
@@ -26,8 +23,17 @@ export interface LogRecord {
   [field: string]: unknown;
 }
 
-/** Input accepted where a record is expected: `@timestamp` and `message` are filled in when missing. */
-export type LogRecordInput = Partial<LogRecord> & Record<string, unknown>;
+/**
+ * An ECS-aligned log record. Known fields are typed; parsed fields from the line sit beside them.
+ * `@timestamp` is an ISO 8601 string (from the line when the parser finds one, else arrival time).
+ */
+export interface LogRecord extends RecordShape<LogLevel> {}
+
+/**
+ * Input accepted where a record is expected: `@timestamp` and `message` are filled in when missing, and `log.level`
+ * may be any level word (`"WARNING"`, `"err"`, `"Information"`): it is normalized, or dropped if it is none.
+ */
+export type LogRecordInput = Partial<RecordShape<LogLevel | (string & {})>> & Record<string, unknown>;
 
 // Null prototype: a level word such as "constructor" or "__proto__" must not hit Object.prototype members.
 const LEVEL_WORDS: Record<string, LogLevel | undefined> = Object.assign(Object.create(null) as Record<string, LogLevel>, {

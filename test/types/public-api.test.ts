@@ -28,6 +28,7 @@ import {
   type ErrorCode,
   type LogRecord,
   type LogRecordInput,
+  type LogLevel,
   type MetricsSnapshot,
   type QueueOptions,
   type RecordOutcome,
@@ -195,6 +196,15 @@ describe("Aggregator methods", () => {
     expectTypeOf<Aggregator["write"]>().toBeCallableWith([{ message: "a" }, { message: "b", "log.level": "warn" }]);
     expectTypeOf<Aggregator["write"]>().toBeCallableWith({ message: "x" }, { source: "jobs" });
     expectTypeOf<LogRecordInput>().toExtend<Record<string, unknown>>();
+    // Input takes any level word (it is normalized); a record's level is one of the six.
+    expectTypeOf<Aggregator["write"]>().toBeCallableWith({ message: "x", log: { level: "WARNING" } });
+    expectTypeOf<NonNullable<LogRecord["log"]>["level"]>().toEqualTypeOf<LogLevel | undefined>();
+    // @ts-expect-error a level word is not a LogRecord's level
+    const record: LogRecord = { "@timestamp": "2024-01-01T00:00:00.000Z", message: "x", log: { level: "WARNING" } };
+    void record;
+    // @ts-expect-error the known fields keep their types in input: a message is a string
+    const wrongMessage = (agg: Aggregator) => agg.write({ message: 5 });
+    void wrongMessage;
   });
 
   it("the report and the snapshot have per-sink counters that add up to totals", () => {
