@@ -24,8 +24,8 @@ const SECRET_PAIRS =
 const knownSecrets = new Set<string>();
 /** The most values kept (the oldest go first): sinks made and dropped for ever must not grow it without bound. */
 const MAX_KNOWN_SECRETS = 1_024;
-/** Shorter values are not scrubbed by value: "pw" or "1" would cut every word that contains them. */
-const MIN_SECRET_LENGTH = 4;
+/** Shorter values are not scrubbed by value: "pw" or "logs" would cut every word that contains them. */
+const MIN_SECRET_LENGTH = 6;
 
 /** Remember a secret value (and how it looks percent-encoded and inside a JSON string), to be redacted by value. */
 export function registerSecret(value: unknown): void {
@@ -37,19 +37,19 @@ export function registerSecret(value: unknown): void {
   while (knownSecrets.size > MAX_KNOWN_SECRETS) knownSecrets.delete(knownSecrets.values().next().value!);
 }
 
-/** Headers whose values say nothing secret (every other header value given to a sink is treated as a secret). */
-const PLAIN_HEADERS = new Set([
-  "accept", "accept-encoding", "accept-language", "cache-control", "connection", "content-encoding", "content-type",
-  "host", "user-agent", "x-opaque-id", "x-elastic-product-origin",
-]);
+/**
+ * Headers whose values are credentials (Authorization, X-Api-Key, Cookie, X-Auth-Token, Ocp-Apim-Subscription-Key…).
+ * Other header values (a tenant id such as `X-Scope-OrgID: logs`) would cut ordinary words out of every message.
+ */
+const SECRET_HEADER = /auth|key|token|secret|cookie|session|signature|password|credential/i;
 
 /** Query parameters of a sink's URL whose values are treated as secrets (signatures, keys, tokens, codes). */
 const SECRET_QUERY_KEY = /sig|key|token|secret|pass|pwd|auth|credential|code|session/i;
 
 /**
  * Register the credentials found in a sink's options: `auth` (password, apiKey, bearer; and the Basic and ApiKey
- * header values made of them), header values, passwords and secret-named query parameters in URLs (`url`, `node`,
- * `nodes`, `proxy`).
+ * header values made of them), values of credential-named headers, passwords and secret-named query parameters in
+ * URLs (`url`, `node`, `nodes`, `proxy`).
  */
 export function registerCredentials(options: unknown): void {
   if (typeof options !== "object" || options === null) return;
@@ -71,7 +71,12 @@ export function registerCredentials(options: unknown): void {
   }
   const headers = o.headers;
   if (typeof headers === "object" && headers !== null) {
-    for (const [name, value] of Object.entries(headers)) if (!PLAIN_HEADERS.has(name.toLowerCase())) registerSecret(value);
+    for (const [name, value] of Object.entries(headers)) {
+      if (!SECRET_HEADER.test(name)) continue;
+      registerSecret(value);
+      // "Bearer xyz", "ApiKey xyz": the credential after the scheme, on its own too.
+      if (typeof value === "string") registerSecret(/^\S+\s+(\S+)$/.exec(value)?.[1]);
+    }
   }
   const urls = [o.url, o.proxy, ...(Array.isArray(o.node) ? o.node : [o.node]), ...(Array.isArray(o.nodes) ? o.nodes : [o.nodes])];
   for (const u of urls) {

@@ -52,23 +52,23 @@ describe("secrets known by value", () => {
     expect(redact(JSON.stringify({ password: 'pw"with/quote' }))).not.toContain("with/quote");
   });
 
-  it("values shorter than 4 characters are not scrubbed by value (they would cut ordinary words)", () => {
-    registerSecret("abc");
-    expect(redact("abcdef abc")).toBe("abcdef abc");
+  it("values shorter than 6 characters are not scrubbed by value (they would cut ordinary words)", () => {
+    registerSecret("logs1");
+    expect(redact("/var/logs1/app.log logs1")).toBe("/var/logs1/app.log logs1");
   });
 
   it("registerCredentials() knows auth, API keys (and their header forms), header values and URL secrets", () => {
     registerCredentials({
       auth: { username: "u1", password: "authPw-11", apiKey: { id: "keyId-22", api_key: "keySecret-33" }, bearer: "bearer-44" },
-      headers: { "X-Custom-Key": "hdrSecret-55", "Content-Type": "application/json" },
+      headers: { "X-Custom-Key": "hdrSecret-55", "Content-Type": "application/json", "X-Scope-OrgID": "tenant-logs", Authorization: "Bearer tok-8899aa" },
       nodes: [{ url: new URL("https://u2:urlPw-66@es:9200/?sig=sigValue-77&pipeline=main") }],
     });
     const b64 = (s: string) => Buffer.from(s).toString("base64");
-    for (const secret of ["authPw-11", b64("u1:authPw-11"), "keySecret-33", b64("keyId-22:keySecret-33"), "bearer-44", "hdrSecret-55", "urlPw-66", "sigValue-77"]) {
+    for (const secret of ["authPw-11", b64("u1:authPw-11"), "keySecret-33", b64("keyId-22:keySecret-33"), "bearer-44", "hdrSecret-55", "tok-8899aa", "urlPw-66", "sigValue-77"]) {
       expect(redact(`echo ${secret} end`), secret).toBe("echo [redacted] end");
     }
-    // Not secrets: plain header values, the user name, a query parameter not named like a secret.
-    expect(redact("application/json u1 main keyId-22")).toBe("application/json u1 main keyId-22");
+    // Not secrets: other headers' values (a tenant id), the user name, a query parameter not named like a secret.
+    expect(redact("application/json tenant-logs u1 main keyId-22")).toBe("application/json tenant-logs u1 main keyId-22");
   });
 
   it("masks signature, cookie and subscription-key pairs by their names", () => {
