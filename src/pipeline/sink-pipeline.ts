@@ -647,6 +647,8 @@ export class SinkPipeline {
     let rejEntries: Entry[] | undefined;
     let rejAttempts: number[] | undefined;
     let rejReasons: string[] | undefined;
+    let lastReason: string | undefined;
+    let lastRedacted = "";
     let firstError: unknown;
     let unknown = 0;
     for (let i = 0; i < entries.length; i++) {
@@ -673,7 +675,13 @@ export class SinkPipeline {
         firstError ??= oError;
         (rejEntries ??= []).push(e);
         (rejAttempts ??= []).push((attempts[i] ?? 0) + 1);
-        (rejReasons ??= []).push(redact(typeof reason === "string" || typeof reason === "number" ? String(reason) : "rejected"));
+        const text = typeof reason === "string" || typeof reason === "number" ? String(reason) : "rejected";
+        // Redacted once per distinct reason: a batch rejected whole repeats one reason thousands of times.
+        if (text !== lastReason) {
+          lastReason = text;
+          lastRedacted = redact(text);
+        }
+        (rejReasons ??= []).push(lastRedacted);
       } else {
         // "retry", and what no sink should return: a wrong status is a bug to show, not a reason to drop records.
         if (status === "retry") firstError ??= oError;
