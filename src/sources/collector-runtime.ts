@@ -526,6 +526,8 @@ export class CollectorRuntime implements SourceRuntime {
 
   /** After an incarnation ended unexpectedly: restart it after the policy's backoff, or give up for good. */
   private scheduleRestart(uptimeMs: number, giveUp: () => CollectorError): void {
+    // Stopping (a launch that was under way when stopInput() came failed to spawn): no restart, no timer left.
+    if (this.state === "stopping" || this.state === "stopped") return;
     const delay = this.policy.onExit(Date.now(), uptimeMs);
     if (delay === undefined) {
       this.state = "failed";
