@@ -400,7 +400,7 @@ export async function listenHttp(
       const timeouts = {
         requestTimeout: 0,
         headersTimeout: network.http.headersTimeoutMs,
-        connectionsCheckingInterval: Math.max(1, Math.min(30_000, Math.floor(network.http.headersTimeoutMs / 2))),
+        connectionsCheckingInterval: Math.max(50, Math.min(30_000, Math.floor(network.http.headersTimeoutMs / 2))),
       };
       return tlsOptions === undefined ? createHttpServer(timeouts) : createHttpsServer({ ...tlsOptions, ...timeouts });
     },
