@@ -57,6 +57,13 @@ export interface CheckpointStoreOptions {
   forgetAfterMs?: number;
   /** Clock, for tests. @default Date.now */
   now?: () => number;
+  /**
+   * When the file's lock is taken: `"load"` (a tailer: its positions are what it reads by), or `"write"`, at the first
+   * write, without waiting (a script collector, which may never commit a cursor: then it takes no lock at all). A
+   * `"write"` lock held by another live process is reported and this store writes nothing.
+   * @default "load"
+   */
+  lock?: "load" | "write";
 }
 
 export interface CheckpointStoreEvents {
@@ -82,6 +89,7 @@ interface ResolvedOptions {
   flushIntervalMs: number;
   forgetAfterMs: number;
   now: () => number;
+  lock: "load" | "write";
 }
 
 const FORMAT_VERSION = 1;
@@ -106,6 +114,8 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   #loaded = false;
   /** The lock file this store holds (see #lock), until close(). */
   #lockPath: string | undefined;
+  /** With `lock: "write"`: another live process held the lock at the first write. */
+  #lockRefused: boolean | undefined;
   #stats = { writes: 0, writeErrors: 0, commits: 0, forgotten: 0 };
   /** The last write or load error, cleared by a successful write. */
   lastError: CheckpointError | undefined;
@@ -129,7 +139,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
   async load(): Promise<void> {
     if (this.#loaded) return;
     this.#loaded = true;
-    await this.#lock();
+    if (this.#options.lock === "load") await this.#lock(true);
     let text: string;
     try {
       text = await readFile(this.#options.file, "utf8");
@@ -169,7 +179,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
    * refused; one left by a process that is gone is taken over. A lock that cannot be written is reported, and
    * collecting goes on without it.
    */
-  async #lock(): Promise<void> {
+  async #lock(wait: boolean): Promise<boolean> {
     const { dir, file, source } = this.#options;
     const lockPath = `${file}.lock`;
     const until = this.#options.now() + LOCK_WAIT_MS;
@@ -183,11 +193,11 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
           await handle.close();
         }
         this.#lockPath = lockPath;
-        return;
+        return true;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
           this.#report("lock", error);
-          return;
+          return true; // not lockable here: go on as before locks
         }
       }
       const text = await readFile(lockPath, "utf8").catch(() => undefined);
@@ -199,11 +209,15 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
         // holds one per source; an earlier one was left behind without close()).
         await unlink(lockPath).catch(() => undefined);
         continue;
-      } else if (this.#options.now() >= until) {
-        throw new CheckpointError(
-          `checkpoint file ${file} is in use by process ${holder.pid}: another aggregator runs a source named "${source}" with the same checkpointDir (give each process its own checkpointDir, or its sources their own names)`,
+      } else if (!wait || this.#options.now() >= until) {
+        const error = new CheckpointError(
+          `checkpoint file ${file} is in use by process ${holder.pid}: another aggregator runs a source named "${source}" with the same checkpointDir (give each process its own checkpointDir, or its sources their own names)${wait ? "" : "; this run's cursors are not saved"}`,
           { source },
         );
+        if (wait) throw error;
+        this.lastError = error;
+        this.emit("error", error);
+        return false;
       }
       await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
     }
@@ -380,6 +394,14 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
 
   async #write(): Promise<boolean> {
     const { dir, file, source } = this.#options;
+    if (this.#options.lock === "write" && this.#lockPath === undefined) {
+      // Taken at the first write; refused once (another process's), it is not asked for again: nothing is written.
+      this.#lockRefused ??= !(await this.#lock(false));
+      if (this.#lockRefused) {
+        this.#dirty = false;
+        return false;
+      }
+    }
     // Snapshot first: commits that arrive during the write make the state dirty again and trigger another write.
     this.#dirty = false;
     const state: { version: number; source: string; files: CheckpointEntry[]; cursor?: unknown } = {
@@ -515,5 +537,6 @@ function resolveOptions(options: CheckpointStoreOptions): ResolvedOptions {
     flushIntervalMs,
     forgetAfterMs,
     now: options.now ?? Date.now,
+    lock: options.lock ?? "load",
   };
 }

@@ -540,7 +540,8 @@ async function openCursors(
   channel: ChildChannel,
 ): Promise<{ loaded: unknown; mark: (json: string) => void; ack: (seq: number) => void; close: () => Promise<void> }> {
   if (spec.checkpointDir === undefined) return { loaded: undefined, mark: () => {}, ack: () => {}, close: async () => {} };
-  const store = new CheckpointStore({ dir: spec.checkpointDir, source: spec.name, flushIntervalMs: spec.checkpointIntervalMs });
+  // Locked at its first cursor write: a script that never commits takes no lock, and shares nothing.
+  const store = new CheckpointStore({ dir: spec.checkpointDir, source: spec.name, flushIntervalMs: spec.checkpointIntervalMs, lock: "write" });
   store.on("error", (error) => channel.send(FrameType.LOG, { level: "error", code: error.code, message: error.message }));
   await store.load();
   /** Committed cursors not yet settled. */

@@ -226,6 +226,32 @@ describe("CheckpointStore", () => {
     }
   });
 
+  it('lock: "write" (a script\'s cursors) takes no lock until it writes, and then does not wait: refused, it writes nothing', async () => {
+    const lockPath = path.join(root, "s.json.lock");
+    const idle = new CheckpointStore({ dir: root, source: "s", lock: "write" });
+    await idle.load();
+    await idle.close();
+    expect(existsSync(lockPath)).toBe(false); // never committed a cursor: shares nothing, locks nothing
+    const other = spawn(process.execPath, ["-e", "setInterval(() => {}, 1 << 30)"], { stdio: "ignore" });
+    try {
+      writeFileSync(lockPath, lockText(other.pid!));
+      const store = new CheckpointStore({ dir: root, source: "s", lock: "write" });
+      const errors: CheckpointError[] = [];
+      store.on("error", (e) => errors.push(e));
+      await store.load(); // does not wait for the lock, nor fail
+      store.setCursor(JSON.stringify({ page: 3 }));
+      expect(await store.flush()).toBe(false);
+      expect(errors.map((e) => e.message)).toEqual([expect.stringMatching(new RegExp(`in use by process ${other.pid}: .*; this run's cursors are not saved`))]);
+      expect(existsSync(store.file)).toBe(false);
+      expect(readFileSync(lockPath, "utf8")).toBe(lockText(other.pid!));
+      store.setCursor(JSON.stringify({ page: 4 }));
+      expect(await store.flush()).toBe(false);
+      expect(errors).toHaveLength(1); // said once
+    } finally {
+      other.kill("SIGKILL");
+    }
+  });
+
   it("forgets entries of files not seen for forgetAfterMs; touched entries stay", async () => {
     let now = 1_000_000;
     const store = new CheckpointStore({ dir: root, source: "s", forgetAfterMs: 60_000, now: () => now });
