@@ -39,6 +39,11 @@ export interface CollectorSourceOptions {
   execArgv?: string[];
 }
 
+/** The option names every collector source takes (each source adds its own; see checkKeys). */
+export const COLLECTOR_KEYS = [
+  "name", "parser", "multiline", "fields", "maxLineBytes", "restart", "startTimeoutMs", "killAfterMs", "execArgv",
+] as const satisfies ReadonlyArray<keyof CollectorSourceOptions>;
+
 export interface ResolvedCollectorOptions {
   name: string;
   parser: WireParserSpec;

@@ -4,7 +4,7 @@ import { checkKeys, optionKeys } from "../util/validate.js";
 import { checkObject } from "../options.js";
 import { describe } from "../pipeline/serialize.js";
 import { normalizeLevel, type LogLevel } from "../record.js";
-import { CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit } from "./collector-source.js";
+import { COLLECTOR_KEYS, CollectorSource, type CollectorSourceOptions, type RestartOnExit, resolveCollectorOptions, resolveRestartOnExit } from "./collector-source.js";
 import type { BaseSpec, CommandSpec } from "./specs.js";
 
 export interface CommandSourceOptions extends CollectorSourceOptions {
@@ -33,7 +33,7 @@ export interface CommandSourceOptions extends CollectorSourceOptions {
 }
 
 const KEYS = optionKeys<CommandSourceOptions>()([
-  "name", "parser", "multiline", "fields", "maxLineBytes", "restart", "startTimeoutMs", "killAfterMs", "execArgv",
+  ...COLLECTOR_KEYS,
   "command", "args", "shell", "cwd", "env", "inheritEnv", "stderrLevel", "restartOnExit",
 ]);
 

@@ -4,7 +4,7 @@ import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { checkInt, checkKeys, optionKeys } from "../util/validate.js";
 import { type FileTailerOptions, resolveTailerOptions } from "../collector/tail/options.js";
-import { CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
+import { COLLECTOR_KEYS, CollectorSource, type CollectorSourceOptions, resolveCollectorOptions } from "./collector-source.js";
 import type { BaseSpec, FileSpec } from "./specs.js";
 import type { SourceHost } from "./runtime.js";
 
@@ -24,7 +24,7 @@ export interface FileSourceOptions extends CollectorSourceOptions, TailOptions {
 }
 
 const KEYS = optionKeys<FileSourceOptions>()([
-    "name", "parser", "multiline", "fields", "maxLineBytes", "restart", "startTimeoutMs", "killAfterMs", "execArgv",
+  ...COLLECTOR_KEYS,
   "paths", "exclude", "cwd", "startAt", "pollIntervalMs", "globIntervalMs", "fingerprintBytes", "rotateWaitMs",
   "partialLineTimeoutMs", "checkpointIntervalMs",
 ]);
