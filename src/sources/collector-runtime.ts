@@ -143,6 +143,25 @@ export class CollectorRuntime implements SourceRuntime {
     this.exitSent = true;
   }
 
+  /**
+   * EXIT once every record the incarnation sent is settled (or after `killAfterMs`): its last ACK then covers them, and
+   * it commits their positions or cursor before it exits. Told to exit at once, a one-shot script lost the cursors of
+   * its last pages, and its next run sent them again. The wait is bounded: a sink that is down must not hold an ended
+   * collector, and its restart, for ever; what is not settled by then is read again.
+   */
+  private exitWhenSettled(proc: SpawnedCollector): void {
+    const until = Date.now() + this.o.killAfterMs;
+    const attempt = (): void => {
+      if (proc !== this.proc || this.exitSent || this.state === "stopping" || this.state === "stopped") return;
+      if (this.acks.watermark >= this.nextSeq || Date.now() >= until) {
+        this.sendExit(proc);
+        return;
+      }
+      setTimeout(attempt, 10);
+    };
+    attempt();
+  }
+
   get name(): string {
     return this.o.name;
   }
@@ -272,8 +291,8 @@ export class CollectorRuntime implements SourceRuntime {
               this.host.emit("source:error", { source: this.name, error: err });
             }
             // Its last word (what it ran ended, or it failed), so all it sent is read: it waits to be let go (see
-            // sendExit). Stopping, close() does that (a FATAL then may come before DRAINED).
-            if (this.state !== "stopping" && this.state !== "stopped") this.sendExit(proc);
+            // sendExit), once what it sent is settled. Stopping, close() does that (a FATAL may come before DRAINED).
+            if (this.state !== "stopping" && this.state !== "stopped") this.exitWhenSettled(proc);
             break;
           }
           case FrameType.LOG: {

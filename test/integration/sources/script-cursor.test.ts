@@ -111,6 +111,41 @@ describe("ScriptSource cursors", () => {
     expect(numbers(open)).toEqual(range(0, 20));
   });
 
+  it("a one-shot script that returns has its last cursor written once its records settle: the next run sends nothing again", async () => {
+    const file = join(dir, "backfill.mjs");
+    writeFileSync(
+      file,
+      `import { defineCollector } from ${JSON.stringify(collectorUrl)};
+export default defineCollector(async ({ emit, commit, cursor }) => {
+  for (let page = cursor ?? 0; page < 5; page++) {
+    await emit(Array.from({ length: 10 }, (_, i) => ({ message: "r", n: page * 10 + i })));
+    commit(page + 1);
+  }
+});
+`,
+    );
+    const backfill = async (mem: MemorySink): Promise<void> => {
+      const agg = new Aggregator({ checkpointDir: checkpoints, batch: { maxWaitMs: 10 } })
+        .addSource(new ScriptSource({ name: "backfill", module: pathToFileURL(file), restartOnExit: "never", execArgv: ["--import", tsxLoader] }))
+        .addSink(mem);
+      running.push(agg);
+      const ended = new Promise((resolve) => agg.once("source:exit", resolve));
+      await agg.start();
+      await ended;
+      await agg.stop({ timeoutMs: 10_000 });
+    };
+    // Slow deliveries: the function returns while its last pages are still in the sink.
+    const first = new MemorySink({ name: "mem" }).setLatency(200);
+    await backfill(first);
+    expect(numbers(first)).toEqual(range(0, 50));
+    const saved = JSON.parse(readFileSync(join(checkpoints, "backfill.json"), "utf8")) as { cursor?: unknown };
+    // Before, the host let the collector exit at once: the cursors of its unsettled last pages were dropped.
+    expect(saved.cursor).toBe(5);
+    const second = new MemorySink({ name: "mem" });
+    await backfill(second);
+    expect(numbers(second)).toEqual([]);
+  });
+
   it("a cursor committed before the run emits anything is written against what earlier runs settled", async () => {
     const mem = new MemorySink({ name: "mem" });
     const a = await run(1, mem);
