@@ -19,7 +19,7 @@ import path from "node:path";
 import { EventEmitter } from "eventemitter3";
 import { CheckpointError, InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
-import { lockHolder, lockText } from "../util/lock.js";
+import { takeLock } from "../util/lock.js";
 
 /** One file's persisted position and identity. */
 export interface CheckpointEntry {
@@ -183,33 +183,22 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
     const { dir, file, source } = this.#options;
     const lockPath = `${file}.lock`;
     const until = this.#options.now() + LOCK_WAIT_MS;
-    for (let emptySeen = 0; ; ) {
+    for (;;) {
+      let holder;
       try {
         await mkdir(dir, { recursive: true, mode: 0o700 });
-        const handle = await open(lockPath, "wx", 0o600);
-        try {
-          await handle.writeFile(lockText(process.pid), "utf8");
-        } finally {
-          await handle.close();
-        }
+        // One held by an earlier store of this process is ours to take (a collector holds one per source; an
+        // earlier one was left behind without close()).
+        holder = takeLock(lockPath, (h) => h.pid === process.pid);
+      } catch (error) {
+        this.#report("lock", error);
+        return true; // not lockable here: go on as before locks
+      }
+      if (holder === undefined) {
         this.#lockPath = lockPath;
         return true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
-          this.#report("lock", error);
-          return true; // not lockable here: go on as before locks
-        }
       }
-      const text = await readFile(lockPath, "utf8").catch(() => undefined);
-      const holder = lockHolder(text);
-      if (text === "" && emptySeen++ < 20) {
-        // Being written by the process that just created it.
-      } else if (holder === undefined || !holder.alive || holder.pid === process.pid) {
-        // Left by a process that is gone (or unreadable garbage), or by an earlier store of this process (a collector
-        // holds one per source; an earlier one was left behind without close()).
-        await unlink(lockPath).catch(() => undefined);
-        continue;
-      } else if (!wait || this.#options.now() >= until) {
+      if (!wait || this.#options.now() >= until) {
         const error = new CheckpointError(
           `checkpoint file ${file} is in use by process ${holder.pid}: another aggregator runs a source named "${source}" with the same checkpointDir (give each process its own checkpointDir, or its sources their own names)${wait ? "" : "; this run's cursors are not saved"}`,
           { source },

@@ -10,12 +10,12 @@
 // rewritten about once a second, so after a crash at most that second's deliveries are sent again. A frame whose
 // checksum or length is wrong (a torn write, a damaged disk) is skipped up to the next frame that checks out, and
 // counted as dropped (`diskCorrupt`): the reader never stops or loops on bad bytes.
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, statSync, unlinkSync, writeSync } from "node:fs";
+import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { open, rename, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
 import { DiskQueueError } from "../errors.js";
-import { lockHolder, lockText } from "../util/lock.js";
+import { lockHolder, takeLock } from "../util/lock.js";
 import { AckTracker } from "./ack-tracker.js";
 import { Entry, type AckTarget } from "./entry.js";
 
@@ -176,28 +176,15 @@ export class DiskQueue {
 
   private lock(): void {
     const path = join(this.path, "lock");
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        const fd = openSync(path, "wx", 0o600);
-        writeSync(fd, lockText(process.pid));
-        closeSync(fd);
-        return;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      }
-      const holder = lockHolder(readOr(path));
-      if (holder?.alive === true) {
-        const who =
-          holder.pid === process.pid
-            ? " (this one: another sink or aggregator)"
-            : holder.started
-              ? ""
-              : `; if that process is not a shipper (its pid was reused), delete ${path}`;
-        throw new DiskQueueError(`the disk queue directory ${this.path} is in use by process ${holder.pid}${who}`);
-      }
-      unlinkSync(path); // left by a process that is gone
-    }
-    throw new DiskQueueError(`cannot lock the disk queue directory ${this.path}`);
+    const holder = takeLock(path);
+    if (holder === undefined) return;
+    const who =
+      holder.pid === process.pid
+        ? " (this one: another sink or aggregator)"
+        : holder.started
+          ? ""
+          : `; if that process is not a shipper (its pid was reused), delete ${path}`;
+    throw new DiskQueueError(`the disk queue directory ${this.path} is in use by process ${holder.pid}${who}`);
   }
 
   /** Skip what an earlier run settled: segments before `position`'s, and its first records. */

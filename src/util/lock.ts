@@ -1,6 +1,6 @@
 // Lock files that name the process using a directory or file: its pid and, where the OS tells it, its start time
 // (a pid reused by a later process does not keep the lock). Used by disk queues and checkpoint files.
-import { readFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 
 function readOr(path: string): string | undefined {
   try {
@@ -53,5 +53,36 @@ function alive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The live process holding a lock, as `lockHolder` reads it. */
+export type LockHolder = { pid: number; started: boolean; alive: true };
+
+/**
+ * Take the lock file at `path` for this process: created exclusively, with our pid and start time. One left by a
+ * process that is gone (or unreadable) is removed and taken, as is one `takeOver` accepts. Returns the live holder
+ * when another keeps it. Throws what the file system threw (not EEXIST).
+ */
+export function takeLock(path: string, takeOver: (holder: LockHolder) => boolean = () => false): LockHolder | undefined {
+  for (;;) {
+    try {
+      const fd = openSync(path, "wx", 0o600);
+      try {
+        writeSync(fd, lockText(process.pid));
+      } finally {
+        closeSync(fd);
+      }
+      return undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = lockHolder(readOr(path));
+    if (holder?.alive === true && !takeOver(holder as LockHolder)) return holder as LockHolder;
+    try {
+      unlinkSync(path); // left by a process that is gone
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
   }
 }
