@@ -817,6 +817,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (await Promise.race([closing.done.then(() => true), nextTurn(false)])) return;
     if (closing.controller.signal.aborted) return;
     closing.controller.abort();
+    // An aborted close that settles soon after still says what it lost (a TCP resend cut short) before the report.
+    await withDeadline(closing.done, Date.now() + ABORTED_CLOSE_GRACE_MS);
     // What it held when the deadline came may be lost (a file sink's unflushed tail, a TCP resend window).
     this.emit("sink:error", {
       sink: p.name,
@@ -848,11 +850,18 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     };
     let closed: Promise<unknown> = RESOLVED;
     try {
-      closed = Promise.resolve(p.sink.close?.({ signal: controller.signal }));
+      const lost = (count: number, detail: string): void => this.noteLostAtClose(p, count, detail);
+      closed = Promise.resolve(p.sink.close?.({ signal: controller.signal, lost }));
     } catch (error) {
       failed(error);
     }
     return { done: closed.then(() => undefined, failed), controller };
+  }
+
+  /** A close() that says records it reported delivered were lost after all (`ctx.lost`): counted and announced. */
+  private noteLostAtClose(p: SinkPipeline, count: unknown, detail: unknown): void {
+    if (typeof count !== "number" || !(count > 0)) return;
+    p.lostAtClose(count, typeof detail === "string" ? detail : `sink "${p.name}" lost ${count} record(s) it had reported delivered`);
   }
 
   /**
@@ -1060,6 +1069,8 @@ function addCounters<T extends object>(a: T, b: T): T {
 
 /** How long past a stop's deadline a disk queue may take to finish its last write and let go of its directory. */
 const DISK_CLOSE_GRACE_MS = 10_000;
+/** How long a close() aborted at its deadline gets to settle and say what it lost (`ctx.lost`). */
+const ABORTED_CLOSE_GRACE_MS = 50;
 
 const STOP_KEYS = optionKeys<StopOptions>()(["timeoutMs"]);
 const WRITE_KEYS = optionKeys<WriteOptions>()(["source", "sinks"]);

@@ -26,7 +26,13 @@ export type DropReason =
   /** `removeSource()` reached its deadline with records of the source still waiting for queue room (never routed). */
   | "sourceRemoved"
   /** Records of a disk queue that could not be read back (a checksum or length that does not match, a torn write). */
-  | "diskCorrupt";
+  | "diskCorrupt"
+  /**
+   * Records the sink had reported delivered that its `close()` reports lost (SinkCloseResult): a TCP/TLS sink's resend
+   * of what a broken connection left in doubt, which the close deadline (or three failed connections) cut short.
+   * They move from `delivered` to here. Their positions were committed already: they are not read again.
+   */
+  | "lostAtClose";
 
 export interface DropEvent {
   /** The sink that dropped the records; `undefined` when dropped before routing (e.g. unserializable). */

@@ -54,7 +54,7 @@ export type { ErrorCode, AggregatorErrorOptions } from "./errors.js";
 export type { LogRecord, LogRecordInput, LogLevel, RecordShape } from "./record.js";
 export { normalizeLevel, parseTimestamp, syslogSeverity, LOG_LEVELS } from "./record.js";
 export { Outcome } from "./sinks/sink.js";
-export type { Sink, Batch, SendResult, RecordOutcome, SendContext, SinkLifecycleContext, SinkMetrics } from "./sinks/sink.js";
+export type { Sink, Batch, SendResult, RecordOutcome, SendContext, SinkLifecycleContext, SinkCloseContext, SinkMetrics } from "./sinks/sink.js";
 export { inspectDiskQueue } from "./pipeline/disk-queue.js";
 export type { DiskQueueInspection, DiskQueueSegmentInspection } from "./pipeline/disk-queue.js";
 export { MemorySink } from "./sinks/memory.js";

@@ -394,6 +394,18 @@ export class SinkPipeline {
     this.dropNotes.clear();
   };
 
+  /**
+   * The sink's close() says records it reported delivered were lost after all (SinkCloseResult): they move from
+   * `delivered` to `dropped.lostAtClose`, so that received = delivered + deadLettered + dropped + pending still holds.
+   */
+  lostAtClose(count: number, detail: string): void {
+    const n = Math.min(Math.floor(count), this.counters.delivered);
+    if (!(n > 0)) return;
+    this.counters.delivered -= n;
+    this.countDrop("lostAtClose", n);
+    this.hooks.dropped(this, "lostAtClose", [], detail, undefined, n);
+  }
+
   private countDrop(reason: DropReason, n: number): void {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + n;
     this.counters.droppedTotal += n;

@@ -7,7 +7,7 @@ import { InvalidOptionError, SinkError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import type { LogLevel, LogRecord } from "../record.js";
 import { LOG_LEVELS } from "../record.js";
-import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
+import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkCloseContext, SinkLifecycleContext, SinkMetrics } from "./sink.js";
 import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
 import type { GelfCompression } from "./gelf-chunker.js";
@@ -223,9 +223,9 @@ export class GelfSink implements Sink {
     return this.bulk ? this.sendHttpBulk(batch, ctx.signal) : this.sendHttpSingle(batch, ctx.signal);
   }
 
-  async close(ctx?: SinkLifecycleContext): Promise<void> {
+  async close(ctx?: SinkCloseContext): Promise<void> {
     // The signal aborts at the aggregator's close deadline: resends of the replay window stop there.
-    if (this.stream !== undefined) await this.stream.close(ctx?.signal);
+    if (this.stream !== undefined) await this.stream.close(ctx?.signal, ctx?.lost);
     this.http?.close();
     this.udpClosed = true;
     const udp = this.udp;

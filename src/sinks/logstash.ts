@@ -3,7 +3,7 @@ import { gzipSync } from "node:zlib";
 import { inspect } from "node:util";
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
-import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkLifecycleContext, SinkMetrics } from "./sink.js";
+import type { Batch, RecordOutcome, SendContext, SendResult, Sink, SinkCloseContext, SinkLifecycleContext, SinkMetrics } from "./sink.js";
 import { Outcome } from "./sink.js";
 import { SinkStats } from "./stats.js";
 import type { HttpClient } from "./transport/http-post.js";
@@ -136,9 +136,9 @@ export class LogstashSink implements Sink {
     return outcomes === undefined ? Outcome.delivered : summarize(outcomes);
   }
 
-  async close(ctx?: SinkLifecycleContext): Promise<void> {
+  async close(ctx?: SinkCloseContext): Promise<void> {
     // The signal aborts at the aggregator's close deadline: resends of the replay window stop there.
-    if (this.stream !== undefined) await this.stream.close(ctx?.signal);
+    if (this.stream !== undefined) await this.stream.close(ctx?.signal, ctx?.lost);
     this.http?.close();
   }
 

@@ -55,6 +55,18 @@ export interface SinkLifecycleContext {
   readonly signal: AbortSignal;
 }
 
+/** What `close()` gets: the deadline, and a way to say that records reported delivered were lost after all. */
+export interface SinkCloseContext extends SinkLifecycleContext {
+  /**
+   * Records the sink had reported delivered that it now knows are lost (a TCP sink's resend of what a broken
+   * connection left in doubt, cut short by the deadline). The aggregator moves them from `delivered` to
+   * `dropped.lostAtClose` and announces them with a `drop` event. Their positions were committed already.
+   * `detail` says why, in words (it is redacted before it is shown). The aggregator always passes it; a caller that
+   * closes a sink itself may not.
+   */
+  readonly lost?: ((count: number, detail: string) => void) | undefined;
+}
+
 /** Flat numeric metrics a sink may expose; the aggregator prefixes them with the sink name. */
 export type SinkMetrics = Readonly<Record<string, number>>;
 
@@ -75,8 +87,11 @@ export interface Sink {
   open?(ctx: SinkLifecycleContext): Promise<void> | void;
   /** Send one batch and say what happened to each record. */
   send(batch: Batch, ctx: SendContext): Promise<SendResult> | SendResult;
-  /** Flush and release resources. Called after the sink's queue drained (or the deadline passed). */
-  close?(ctx: SinkLifecycleContext): Promise<void> | void;
+  /**
+   * Flush and release resources. Called after the sink's queue drained (or the deadline passed). It may say that
+   * records it reported delivered were lost after all (`ctx.lost`).
+   */
+  close?(ctx: SinkCloseContext): Promise<void> | void;
   /**
    * Sink-specific numbers (requests, bytes, per-status counts, latency buckets). Each key is a running total, which
    * `prometheus()` exports as a `…_total` counter and which must never go down, unless `gauges` names it.

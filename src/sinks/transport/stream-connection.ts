@@ -162,9 +162,9 @@ export class StreamConnection {
    * Records a broken connection left in doubt are written again first; a connection that does not close cleanly
    * (the peer reset it) gets its window resent on a new one, a few times, before the rest counts as resend-lost.
    * `signal` (the caller's close deadline) stops all of that at once: connects and sockets are destroyed, timers
-   * cleared, and what was not resent counts as resend-lost.
+   * cleared, and what was not resent counts as resend-lost. `lost` hears what it counted so.
    */
-  async close(signal?: AbortSignal): Promise<void> {
+  async close(signal?: AbortSignal, lost?: (count: number, detail: string) => void): Promise<void> {
     const stop = signal ?? new AbortController().signal;
     this.closing = true;
     clearTimeout(this.resendTimer);
@@ -203,13 +203,17 @@ export class StreamConnection {
     await untilSettledOrAborted(this.o.sink, this.lock, stop).catch(() => undefined);
     stop.removeEventListener("abort", stopResend);
     // Past the deadline a write may still hold part of the replay: it cannot go out any more either.
-    this.o.stats.recordsResendLost += this.pendingResend;
+    const given = this.pendingResend;
+    this.o.stats.recordsResendLost += given;
     this.replay = [];
     this.settled = true;
     this.notePending();
     const socket = this.socket;
     this.socket = undefined;
     socket?.destroy();
+    if (given === 0) return;
+    const why = stop.aborted ? "by the close deadline" : "after three connections to it failed";
+    lost?.(given, `${given} record(s) written to ${this.o.display} before a connection broke could not be written again ${why}: they may not have arrived`);
   }
 
   /**

@@ -416,6 +416,28 @@ describe("Aggregator lifecycle", () => {
     expect(errors[0]).toMatchObject({ code: "ERR_SINK_CLOSE", sink: "slow-close", message: 'sink "slow-close" did not close by the deadline: its close() was aborted' });
   });
 
+  it("a custom sink's close() says records it reported delivered were lost (ctx.lost): moved to dropped.lostAtClose, also when said just after the deadline's abort", async () => {
+    const sink: Sink = {
+      name: "lossy",
+      send() {},
+      async close(ctx) {
+        // Gives up only once aborted, and a timer later (a socket's close event, say).
+        await new Promise<void>((resolve) => ctx.signal.addEventListener("abort", () => setTimeout(resolve, 5), { once: true }));
+        ctx.lost?.(7, "7 records were in a buffer it could not flush");
+        ctx.lost?.(0, "nothing");
+      },
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(sink);
+    const drops: { reason: string; count: number; detail?: string | undefined }[] = [];
+    agg.on("drop", ({ reason, count, detail }) => drops.push({ reason, count, detail }));
+    await agg.start();
+    await agg.write(numbered(20));
+    await waitFor(() => agg.metrics().sinks.lossy!.delivered === 20, { message: "20 delivered" });
+    const report = await agg.stop({ timeoutMs: 50 });
+    expect(report.sinks.lossy).toMatchObject({ received: 20, delivered: 13, droppedTotal: 7, dropped: { lostAtClose: 7 }, pending: 0 });
+    expect(drops).toEqual([{ reason: "lostAtClose", count: 7, detail: "7 records were in a buffer it could not flush" }]);
+  });
+
   it("a source added while running whose start fails with a plain Error is reported as a CollectorError", async () => {
     /** A CommandSource whose runtime's start() rejects with something that is not the library's error. */
     class UnstartableSource extends CommandSource {
