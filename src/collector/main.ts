@@ -44,7 +44,8 @@ const channel = new ChildChannel({
         channel.send(FrameType.READY, { pid: process.pid, info: r.info, groups: r.processGroups?.() ?? [] });
         sendStats();
       },
-      (error: unknown) => fatal("ERR_COLLECTOR_START", error),
+      // A checkpoint it cannot use (locked by another process) keeps its code: the host rejects start() with it.
+      (error: unknown) => fatal((error as { code?: unknown } | null)?.code === "ERR_CHECKPOINT" ? "ERR_CHECKPOINT" : "ERR_COLLECTOR_START", error),
     );
   },
   stop(withinMs) {

@@ -7,7 +7,7 @@
 //   RECORDS ─▶ entries ─▶ inbox ─▶ router admits ─▶ CREDIT back ─▶ child reads more
 //   exit (unexpected) ─▶ policy.onExit ─▶ restart after delay | breaker: "source:failed"
 import { setImmediate as immediate } from "node:timers";
-import { AggregatorError, CollectorError, errorForCode, isErrorCode } from "../errors.js";
+import { AggregatorError, CheckpointError, CollectorError, errorForCode, isErrorCode } from "../errors.js";
 import { DRAINED_MARGIN_MS, FrameDecoder, FrameType, MAX_RECORD_BYTES, ProtocolError, decodeRecords, encodeJson } from "../channel/protocol.js";
 import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
@@ -236,7 +236,7 @@ export class CollectorRuntime implements SourceRuntime {
     let ready = false;
     const seqStart = this.nextSeq;
     return new Promise<void>((resolve, reject) => {
-      const fail = (error: CollectorError): void => {
+      const fail = (error: CollectorError | CheckpointError): void => {
         if (ready) return;
         ready = true; // settle once
         clearTimeout(timer);
@@ -285,7 +285,9 @@ export class CollectorRuntime implements SourceRuntime {
             const f = JSON.parse(payload.toString("utf8")) as { code?: string; message?: string; exitCode?: unknown; signal?: unknown; stderrTail?: unknown };
             this.ended = exitReport(f);
             const err = this.collectorError("ERR_COLLECTOR_CRASHED", `collector "${this.name}": ${f.message ?? "fatal error"}`, proc);
-            if (!ready) fail(err);
+            // A start that failed on its checkpoint (another process holds its lock) is no crash: its own code.
+            if (!ready && f.code === "ERR_CHECKPOINT") fail(new CheckpointError(err.message, { source: this.name }));
+            else if (!ready) fail(err);
             // A command that exited 0 and is not run again (restartOnExit) simply ended: no error.
             else if (!(this.ended?.code === 0 && this.ended.signal === null && !this.restartsAfter(this.ended))) {
               this.host.emit("source:error", { source: this.name, error: err });

@@ -3,7 +3,7 @@ import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Aggregator, FileSource, MemorySink } from "../../../src/index.js";
+import { Aggregator, CheckpointError, FileSource, MemorySink } from "../../../src/index.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 let dir: string;
@@ -295,4 +295,33 @@ describe("FileSource", () => {
     await agg.stop({ timeoutMs: 10_000 });
     expect(missing(numbersIn(mem), total)).toEqual([]);
   });
+});
+
+describe("FileSource checkpoint lock", () => {
+  it("a second aggregator with the same checkpointDir and source name fails start() with ERR_CHECKPOINT (no crash), and the first goes on", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, lines(0, 10));
+    const checkpointDir = join(dir, "state");
+    const source = () => new FileSource({ name: "app", paths: [file], pollIntervalMs: 20 });
+    const first = new MemorySink({ name: "mem" });
+    const a = new Aggregator({ checkpointDir, batch: { maxWaitMs: 20 } }).addSource(source()).addSink(first);
+    await a.start();
+    try {
+      await first.waitForCount(10, { timeoutMs: 10_000 });
+      const b = new Aggregator({ checkpointDir }).addSource(source()).addSink(new MemorySink({ name: "mem" }));
+      const errors: string[] = [];
+      b.on("source:error", (e) => errors.push(e.error.code));
+      const refused = await b.start().then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+      expect(refused).toBeInstanceOf(CheckpointError);
+      expect(refused).toMatchObject({ code: "ERR_CHECKPOINT", source: "app", message: expect.stringMatching(/in use by process \d+: another aggregator runs a source named "app"/) });
+      expect(errors).not.toContain("ERR_COLLECTOR_CRASHED");
+      appendFileSync(file, lines(10, 5));
+      await first.waitForCount(15, { timeoutMs: 10_000 });
+    } finally {
+      await a.stop({ timeoutMs: 5_000 });
+    }
+  }, 20_000);
 });
