@@ -28,8 +28,8 @@ export type DropReason =
   /** Records of a disk queue that could not be read back (a checksum or length that does not match, a torn write). */
   | "diskCorrupt"
   /**
-   * Records the sink had reported delivered that its `close()` reports lost (SinkCloseResult): a TCP/TLS sink's resend
-   * of what a broken connection left in doubt, which the close deadline (or three failed connections) cut short.
+   * Records the sink had reported delivered that its `close()` reports lost (`ctx.lost`): a TCP/TLS sink's resend
+   * of what a broken connection left in doubt, which the close deadline (or three failed attempts) cut short.
    * They move from `delivered` to here. Their positions were committed already: they are not read again.
    */
   | "lostAtClose";

@@ -395,7 +395,7 @@ export class SinkPipeline {
   };
 
   /**
-   * The sink's close() says records it reported delivered were lost after all (SinkCloseResult): they move from
+   * The sink's close() says records it reported delivered were lost after all (`ctx.lost`): they move from
    * `delivered` to `dropped.lostAtClose`, so that received = delivered + deadLettered + dropped + pending still holds.
    */
   lostAtClose(count: number, detail: string): void {

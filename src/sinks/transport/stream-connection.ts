@@ -212,7 +212,7 @@ export class StreamConnection {
     this.socket = undefined;
     socket?.destroy();
     if (given === 0) return;
-    const why = stop.aborted ? "by the close deadline" : "after three connections to it failed";
+    const why = stop.aborted ? "by the close deadline" : "after three attempts failed";
     lost?.(given, `${given} record(s) written to ${this.o.display} before a connection broke could not be written again ${why}: they may not have arrived`);
   }
 

@@ -46,7 +46,7 @@ describe("records a TCP sink reported delivered and cannot resend at close", () 
     expect(report.totals).toMatchObject({ delivered: 0, dropped: N });
     expect(drops).toHaveLength(1);
     expect(drops[0]).toMatchObject({ sink: "out", reason: "lostAtClose", count: N });
-    expect(drops[0]!.detail).toMatch(/could not be written again after three connections to it failed/);
+    expect(drops[0]!.detail).toMatch(/could not be written again after three attempts failed/);
   });
 
   it("cut short by the stop deadline (the reconnect backoff outlasts it): counted in the report all the same", async () => {
