@@ -1,7 +1,7 @@
 // Public options of the Elasticsearch sink, and their one-time resolution into the strict shape `send` relies on.
 import type { Client } from "@elastic/elasticsearch";
 import { registerCredentials } from "../../util/redact.js";
-import { nameOption } from "../../util/validate.js";
+import { checkKeys, nameOption, optionKeys } from "../../util/validate.js";
 import { resolveTls } from "../transport/tls.js";
 import { InvalidOptionError } from "../../errors.js";
 import { describe } from "../../pipeline/serialize.js";
@@ -117,12 +117,33 @@ const SINK_KEYS = [
   "requestTimeoutMs", "filterPath", "refresh", "verifyOnOpen",
 ] as const;
 
+/** Every option name: the sink's and the client's (checked both ways by the compiler against the types). */
+const ES_KEYS = optionKeys<ElasticsearchSinkOptions>()([
+  ...SINK_KEYS,
+  "node", "nodes", "Connection", "ConnectionPool", "Transport", "Serializer", "pingTimeout", "sniffInterval",
+  "sniffOnStart", "sniffEndpoint", "sniffOnConnectionFault", "resurrectStrategy", "compression", "tls", "agent",
+  "nodeFilter", "nodeSelector", "headers", "opaqueIdPrefix", "generateRequestId", "auth", "context", "proxy",
+  "enableMetaHeader", "cloud", "disablePrototypePoisoningProtection", "caFingerprint", "maxResponseSize",
+  "maxCompressedResponseSize", "maxPathLength", "redaction", "serverMode",
+]);
+
+/** Client options the sink sets itself, and what to use instead. */
+const OWNED_KEYS: Readonly<Record<string, string>> = {
+  maxRetries: "the sink sends with maxRetries: 0, as the engine retries (set the sink's `retry` options instead)",
+  requestTimeout: "use `requestTimeoutMs`",
+};
+
 /** Split the sink's own options from the client's, and validate both sets. */
 export function resolveEsOptions(options: ElasticsearchSinkOptions): { resolved: ResolvedEsOptions; clientOptions: ClientOptions | undefined } {
   if (options === null || typeof options !== "object") {
     throw new InvalidOptionError(`Expected ElasticsearchSink options to be an object, got ${describe(options)}`);
   }
   const name = nameOption(options.name);
+  for (const [key, why] of Object.entries(OWNED_KEYS)) {
+    if ((options as object as Record<string, unknown>)[key] !== undefined) throw new InvalidOptionError(`Unknown option \`${key}\` for ElasticsearchSink: ${why}`);
+  }
+  // A misspelled option would go to the client, which ignores what it does not know.
+  checkKeys("", options, ES_KEYS);
   // Its passwords, keys and header values are redacted by value from every error and event from now on.
   registerCredentials(options);
   const clientOptions: Record<string, unknown> = { ...options };

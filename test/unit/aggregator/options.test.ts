@@ -1,7 +1,7 @@
 // Bad options are coded errors thrown synchronously by the call that received them.
 import { describe, expect, it } from "vitest";
 import {
-  Aggregator, AggregatorError, CommandSource, ConsoleSink, FileSink, FileSource, GelfSink, LogstashSink, MemorySink, NetworkSource,
+  Aggregator, AggregatorError, CommandSource, ConsoleSink, ElasticsearchSink, FileSink, FileSource, GelfSink, LogstashSink, MemorySink, NetworkSource,
   ScriptSource, type Sink,
 } from "../../../src/index.js";
 import { resolveAggregatorOptions, resolveSinkOptions } from "../../../src/options.js";
@@ -99,6 +99,10 @@ describe("option validation", () => {
     ["ConsoleSink", () => new ConsoleSink({ name: "c", colour: true } as never), /`colour`/],
     ["LogstashSink", () => new LogstashSink({ name: "l", url: "tcp://127.0.0.1:5000", reconect: {} } as never), /`reconect` \(did you mean `reconnect`\?\)/],
     ["GelfSink", () => new GelfSink({ name: "g", url: "udp://127.0.0.1:12201", chunksize: 1000 } as never), /`chunksize` \(did you mean `chunkSize`\?\)/],
+    ["ElasticsearchSink", () => new ElasticsearchSink({ name: "es", node: "http://127.0.0.1:9200", requestTimeOutMs: 5 } as never), /`requestTimeOutMs` \(did you mean `requestTimeoutMs`\?\)/],
+    ["ElasticsearchSink client option", () => new ElasticsearchSink({ name: "es", node: "http://127.0.0.1:9200", compresion: true } as never), /`compresion` \(did you mean `compression`\?\)/],
+    ["ElasticsearchSink maxRetries", () => new ElasticsearchSink({ name: "es", node: "http://127.0.0.1:9200", maxRetries: 3 } as never), /`maxRetries` for ElasticsearchSink: the sink sends with maxRetries: 0/],
+    ["ElasticsearchSink requestTimeout", () => new ElasticsearchSink({ name: "es", node: "http://127.0.0.1:9200", requestTimeout: 3 } as never), /`requestTimeout` for ElasticsearchSink: use `requestTimeoutMs`/],
     ["stop()", () => new Aggregator().stop({ timeout: 5 } as never), /`timeout` \(did you mean `timeoutMs`\?\)/],
   ])("an unknown option is refused with ERR_INVALID_OPTION: %s", async (_what, act, text) => {
     let thrown: unknown;
