@@ -1,6 +1,7 @@
 // Lock files that name the process using a directory or file: its pid and, where the OS tells it, its start time
 // (a pid reused by a later process does not keep the lock). Used by disk queues and checkpoint files.
-import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 
 function readOr(path: string): string | undefined {
   try {
@@ -60,29 +61,84 @@ function alive(pid: number): boolean {
 export type LockHolder = { pid: number; started: boolean; alive: true };
 
 /**
- * Take the lock file at `path` for this process: created exclusively, with our pid and start time. One left by a
- * process that is gone (or unreadable) is removed and taken, as is one `takeOver` accepts. Returns the live holder
- * when another keeps it. Throws what the file system threw (not EEXIST).
+ * Take the lock file at `path` for this process. One left by a process that is gone (or unreadable) is taken over,
+ * as is one `takeOver` accepts. Returns the live holder when another keeps it. Throws what the file system threw.
+ *
+ * Safe against processes that race for it (every worker of a cluster starting at once, or restarted after a crash
+ * left a stale lock): the lock appears whole (written to a file of our own, then hard-linked into place, which fails
+ * if it exists), so nobody reads it half written and takes it for a stale one; and a stale lock is removed only under
+ * a second lock (`<path>.takeover`), after a second look, so that no process removes a lock another has just made.
  */
 export function takeLock(path: string, takeOver: (holder: LockHolder) => boolean = () => false): LockHolder | undefined {
-  for (;;) {
-    try {
-      const fd = openSync(path, "wx", 0o600);
-      try {
-        writeSync(fd, lockText(process.pid));
-      } finally {
-        closeSync(fd);
-      }
-      return undefined;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
+  const own = `${path}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
+  writeFileSync(own, lockText(process.pid), { mode: 0o600, flag: "wx" });
+  const held = (): LockHolder | undefined => {
     const holder = lockHolder(readOr(path));
-    if (holder?.alive === true && !takeOver(holder as LockHolder)) return holder as LockHolder;
-    try {
-      unlinkSync(path); // left by a process that is gone
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    return holder?.alive === true && !takeOver(holder as LockHolder) ? (holder as LockHolder) : undefined;
+  };
+  try {
+    for (;;) {
+      if (createFrom(own, path)) return undefined;
+      const holder = held();
+      if (holder !== undefined) return holder;
+      // Stale. Taken over meanwhile, it is left alone: the next turn sees its new holder.
+      underTakeoverLock(path, own, () => held() === undefined && removeIfThere(path));
     }
+  } finally {
+    unlinkSync(own);
+  }
+}
+
+/** Link `from` to `path` unless `path` exists (false then). Where hard links are not supported, a copy made with O_EXCL. */
+function createFrom(from: string, path: string): boolean {
+  try {
+    linkSync(from, path);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return false;
+    if (code !== "EPERM" && code !== "ENOTSUP" && code !== "EOPNOTSUPP" && code !== "ENOSYS") throw error;
+  }
+  try {
+    const fd = openSync(path, "wx", 0o600);
+    try {
+      writeSync(fd, readFileSync(from));
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return false;
+    throw error;
+  }
+}
+
+function removeIfThere(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+}
+
+/** How long a takeover lock may be held (for microseconds, normally) before it is taken for one left by a crash. */
+const TAKEOVER_HOLD_MS = 1_000;
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Run `fn` holding `<path>.takeover`: one process at a time removes a stale lock. Waits (blocking, briefly) for it. */
+function underTakeoverLock(path: string, own: string, fn: () => void): void {
+  const takeover = `${path}.takeover`;
+  const since = Date.now();
+  while (!createFrom(own, takeover)) {
+    // One left by a process that died in there, or held implausibly long, is removed.
+    if (lockHolder(readOr(takeover))?.alive !== true || Date.now() - since > TAKEOVER_HOLD_MS) removeIfThere(takeover);
+    else Atomics.wait(pause, 0, 0, 1);
+  }
+  try {
+    fn();
+  } finally {
+    removeIfThere(takeover);
   }
 }
