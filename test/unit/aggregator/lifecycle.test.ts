@@ -416,6 +416,22 @@ describe("Aggregator lifecycle", () => {
     expect(errors[0]).toMatchObject({ code: "ERR_SINK_CLOSE", sink: "slow-close", message: 'sink "slow-close" did not close by the deadline: its close() was aborted' });
   });
 
+  it.each([
+    ["stop()", async (agg: Aggregator) => (await agg.stop({ timeoutMs: 0 })).sinks.mem!],
+    ["removeSink()", (agg: Aggregator) => agg.removeSink("mem", { timeoutMs: 0 })],
+  ])("%s with a deadline of 0 counts a partial batch it flushed and that was answered at once as delivered", async (_what, end) => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 60_000 } }).addSink(mem);
+    await agg.start();
+    await agg.write(numbered(3));
+    const counters = await end(agg);
+    expect(mem.count).toBe(3);
+    expect(counters).toMatchObject({ received: 3, delivered: 3, pending: 0 });
+    const report = await agg.stop({ timeoutMs: 1_000 });
+    expect(report.timedOut).toBe(false);
+    expect(report.sources.host).toMatchObject({ admitted: 3, settled: 3 });
+  });
+
   it("a custom sink's close() says records it reported delivered were lost (ctx.lost): moved to dropped.lostAtClose, also when said just after the deadline's abort", async () => {
     const sink: Sink = {
       name: "lossy",
