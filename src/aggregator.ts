@@ -352,6 +352,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     // meanwhile reports it as the source's `waiting` instead).
     const left = rt.inbox.length;
     if (left > 0 && this.stopping === undefined) {
+      // Dropped, so no longer its `waiting` (counted once, as dropped).
+      rt.inbox.drain();
       this.countPreRoutingDrop("sourceRemoved", left, `removeSource() reached its deadline with ${left} record(s) of "${name}" still waiting for queue room`, name);
     }
     this.router.removeProducer(rt);
