@@ -184,7 +184,9 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg", sinkG
   for (const [sink, s] of Object.entries(m.sinks)) {
     const l = { sink };
     add("sink_received_total", "counter", "Records routed to a sink", l, s.received);
-    add("sink_delivered_total", "counter", "Records delivered", l, s.delivered);
+    // A counter never goes down: records a close() found lost (`lostAtClose`, taken off `delivered` in the snapshot)
+    // stay in it, and show in the dropped counter as well.
+    add("sink_delivered_total", "counter", "Records the sink reported delivered (those its close later found lost count in dropped_total{reason=\"lostAtClose\"} too)", l, s.delivered + (s.dropped.lostAtClose ?? 0));
     add("sink_dead_lettered_total", "counter", "Records the dead-letter sink has delivered (settled there; announced by the deadLetter event when sent)", l, s.deadLettered);
     add("sink_retried_total", "counter", "Record attempts scheduled again", l, s.retried);
     add("sink_filtered_total", "counter", "Records left out by the sink's filter", l, s.filtered);

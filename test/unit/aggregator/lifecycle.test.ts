@@ -449,8 +449,12 @@ describe("Aggregator lifecycle", () => {
     await agg.start();
     await agg.write(numbered(20));
     await waitFor(() => agg.metrics().sinks.lossy!.delivered === 20, { message: "20 delivered" });
+    expect(agg.prometheus()).toContain('child_log_agg_sink_delivered_total{sink="lossy"} 20\n');
     const report = await agg.stop({ timeoutMs: 50 });
     expect(report.sinks.lossy).toMatchObject({ received: 20, delivered: 13, droppedTotal: 7, dropped: { lostAtClose: 7 }, pending: 0 });
+    // Prometheus counters never go down: those 7 stay in delivered_total and count in dropped_total too.
+    expect(agg.prometheus()).toContain('child_log_agg_sink_delivered_total{sink="lossy"} 20\n');
+    expect(agg.prometheus()).toContain('child_log_agg_sink_dropped_total{sink="lossy",reason="lostAtClose"} 7\n');
     expect(drops).toEqual([{ reason: "lostAtClose", count: 7, detail: "7 records were in a buffer it could not flush" }]);
   });
 
