@@ -242,6 +242,13 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       });
     }
   });
+  // Counted (truncatedUnreadBytes) and said once per truncation: nothing can read those bytes any more.
+  tailer.on("truncatedUnread", (info) => {
+    channel.send(FrameType.LOG, {
+      level: "warn",
+      message: `${info.path} was truncated before ${info.bytes} bytes it held were read, and no copy of it under the source's paths was found: those bytes are lost (a copytruncate rotation whose copy the paths do not match, or a plain truncation)`,
+    });
+  });
   await tailer.start();
 
   let settled = false;
@@ -293,6 +300,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         linesTruncated: t.linesTruncated,
         linesSplit: t.linesSplit,
         partialLinesDiscarded: t.partialLinesDiscarded,
+        truncatedUnreadBytes: t.truncatedUnreadBytes,
         invalidUtf8: t.invalidUtf8Lines,
         notRegularSkipped: t.notRegularSkipped,
         accessDenied: t.accessDenied,

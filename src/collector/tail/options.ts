@@ -64,6 +64,12 @@ export interface FileTailerOptions {
    */
   fingerprintBytes?: number;
   /**
+   * How long a new file that starts like a tracked one waits for that one to be truncated (copytruncate copies first:
+   * a big file can take a while; if it is not, it is a distinct file, read from its start), and how long a truncated file's unread bytes wait for such a copy before they count as lost. Internal
+   * (tests shorten it); FileSource does not set it. @default 30000
+   */
+  copyDecisionMs?: number;
+  /**
    * A renamed-away or deleted file is read to EOF and closed once no new bytes arrived for this long (writers
    * may still write to it until they reopen). @default 5000
    */
@@ -97,6 +103,7 @@ export interface ResolvedTailerOptions {
   lazyText: boolean;
   partialLineTimeoutMs: number | false;
   fingerprintBytes: number;
+  copyDecisionMs: number;
   rotateWaitMs: number;
   closeInactiveMs: number;
   watch: boolean;
@@ -151,6 +158,7 @@ export function resolveTailerOptions(options: FileTailerOptions): ResolvedTailer
     lazyText: options.lazyText === true,
     partialLineTimeoutMs: partial,
     fingerprintBytes: requireInt("fingerprintBytes", options.fingerprintBytes ?? 1024, 1, 65_536),
+    copyDecisionMs: requireInt("copyDecisionMs", options.copyDecisionMs ?? 30_000, 0, 3_600_000),
     rotateWaitMs: requireInt("rotateWaitMs", options.rotateWaitMs ?? 5000, 0, 3_600_000),
     closeInactiveMs: requireInt("closeInactiveMs", options.closeInactiveMs ?? 300_000, 1, 86_400_000),
     watch,

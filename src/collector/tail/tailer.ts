@@ -91,6 +91,11 @@ interface Retired {
   hash: string;
   offset: number;
   at: number;
+  path: string;
+  /** Where the truncated file ended, as far as its last size showed. */
+  end: number;
+  /** Bytes it held beyond what was read: lost unless its copy is found (see #sweepRetired); 0 once announced. */
+  unread: number;
 }
 
 interface PendingCopy {
@@ -107,11 +112,6 @@ const MAX_CHUNKS_PER_FILE_PER_CYCLE = 16;
 /** How long a truncated file's old fingerprint is remembered to recognize its copytruncate copy. */
 const RETIRED_TTL_MS = 5 * 60_000;
 const MAX_RETIRED = 32;
-/**
- * A new file that starts like a file we are reading waits this long for the original to be truncated (copytruncate
- * copies first: a big file can take a while). If it is not, it is a distinct file and is read from its start.
- */
-const COPY_DECISION_MS = 30_000;
 /** The head of a file that has no fingerprint (yet). */
 const EMPTY = Buffer.alloc(0);
 /** Closed files that no scan matched for this long are forgotten (the checkpoint store remembers longer). */
@@ -171,7 +171,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     this.#stats = {
       cycles: 0, scans: 0, opened: 0, closed: 0, rotations: 0, truncations: 0, deletions: 0, fingerprintMismatches: 0,
       copytruncateCopies: 0, resumedFromCheckpoint: 0, linesEmitted: 0, bytesRead: 0, linesTruncated: 0, linesSplit: 0,
-      partialLinesEmitted: 0, partialLinesDiscarded: 0, partialBytesDiscarded: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
+      partialLinesEmitted: 0, partialLinesDiscarded: 0, partialBytesDiscarded: 0, truncatedUnreadBytes: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
       accessDenied: 0, symlinkLoops: 0, ioErrors: 0, handlerErrors: 0, renamedWhileStopped: 0, goneWhileStopped: 0,
     };
   }
@@ -580,11 +580,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         const copy = skipCopyCheck || fingerprint.bytes < n ? undefined : this.#takeRetired(fingerprint.hash);
         if (copy !== undefined) {
           offset = Math.min(copy.offset, size);
+          // What the original held past the copy (written between the copy and the truncate) is lost all the same.
+          if (copy.unread > 0) this.#lostUnread({ path: copy.path, unread: Math.max(0, copy.end - size) });
           reason = "copytruncate-copy";
           this.#stats.copytruncateCopies++;
         } else if (!skipCopyCheck && fingerprint.bytes === n && this.#liveWithFingerprint(fingerprint.hash)) {
           // Looks like a copy of a file we are reading that has not been truncated (yet). Decide once the
-          // original is truncated (copytruncate) or after COPY_DECISION_MS (a distinct file with the same start).
+          // original is truncated (copytruncate) or after copyDecisionMs (a distinct file with the same start).
           this.#pending.set(id, { path: p, hash: fingerprint.hash, size, since });
           return;
         } else if (!skipCopyCheck && !initial && fingerprint.bytes < n && this.#liveStartingWith(prefix)) {
@@ -690,7 +692,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     if (this.#pending.size === 0) return;
     const now = Date.now();
     for (const [id, pending] of [...this.#pending]) {
-      const expired = now - pending.since >= COPY_DECISION_MS;
+      const expired = now - pending.since >= this.#o.copyDecisionMs;
       if (pending.hash === undefined) {
         if (!expired && !(await this.#changedSize(pending))) continue;
         this.#pending.delete(id);
@@ -731,8 +733,29 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     return false;
   }
 
+  /**
+   * Truncated files whose copy was not found within copyDecisionMs (a copytruncate whose copy the paths do not
+   * match, or a plain truncation): what they held unread is lost, counted and announced once. They stay remembered
+   * (a copy found later is still read from where the original stopped) until RETIRED_TTL_MS.
+   */
+  #sweepRetired(now: number): void {
+    for (const r of this.#retired) {
+      if (r.unread > 0 && now - r.at >= this.#o.copyDecisionMs) {
+        this.#lostUnread(r);
+        r.unread = 0;
+      }
+    }
+  }
+
+  #lostUnread(r: { path: string; unread: number }): void {
+    if (r.unread <= 0) return;
+    this.#stats.truncatedUnreadBytes += r.unread;
+    this.emit("truncatedUnread", { path: r.path, bytes: r.unread });
+  }
+
   #takeRetired(hash: string): Retired | undefined {
     const now = Date.now();
+    this.#sweepRetired(now);
     this.#retired = this.#retired.filter((r) => now - r.at < RETIRED_TTL_MS);
     const index = this.#retired.findIndex((r) => r.hash === hash);
     if (index === -1) return undefined;
@@ -832,9 +855,14 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       this.#stats.partialLinesDiscarded++;
       this.#stats.partialBytesDiscarded += discardedBytes;
     }
+    // What its last size showed beyond what was read. A copy of it under the paths is read from `lineStart`;
+    // without one (no fingerprint to know it by, or none found in time: #sweepRetired) those bytes are lost.
+    const unread = Math.max(0, file.lastSize - previousOffset);
     if (file.fingerprint.bytes === this.#o.fingerprintBytes) {
-      this.#retired.push({ hash: file.fingerprint.hash, offset: lineStart, at: Date.now() });
-      if (this.#retired.length > MAX_RETIRED) this.#retired.shift();
+      this.#retired.push({ hash: file.fingerprint.hash, offset: lineStart, at: Date.now(), path: file.path, end: file.lastSize, unread });
+      if (this.#retired.length > MAX_RETIRED) this.#lostUnread(this.#retired.shift()!);
+    } else if (unread > 0) {
+      this.#lostUnread({ path: file.path, unread });
     }
     const previousFileKey = file.fileKey;
     this.#byKey.delete(previousFileKey);
@@ -1029,6 +1057,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
 
   async #housekeeping(): Promise<void> {
     const now = Date.now();
+    if (this.#retired.length > 0) this.#sweepRetired(now);
     for (const file of [...this.#files.values()]) {
       if (file.handle === undefined || !file.eof || this.#state !== "running") continue;
       const timeout = this.#o.partialLineTimeoutMs;

@@ -77,6 +77,12 @@ export interface FileTailerEvents {
       discardedBytes: number;
     },
   ];
+  /**
+   * A file was truncated (copytruncate) with bytes it held that had not been read yet (`bytes`, at least: what its
+   * last size showed), and no copy of it under the paths was found to read them from (within copyDecisionMs), or
+   * its copy ends before them (written between the copy and the truncate): they are lost. Counted in `truncatedUnreadBytes`.
+   */
+  truncatedUnread: [info: { path: string; bytes: number }];
   /** The file was unlinked. It is read to EOF, then closed and its checkpoint dropped. */
   delete: [info: { path: string; fileKey: string }];
   close: [info: { path: string; fileKey: string; offset: number; reason: "rotated" | "deleted" | "inactive" | "error" | "stopped" }];
@@ -110,6 +116,8 @@ export interface FileTailerStats {
   /** Unterminated lines dropped when their file was truncated under them, and their bytes. */
   partialLinesDiscarded: number;
   partialBytesDiscarded: number;
+  /** Bytes a truncation took away before they were read, with no copy found to read them from (see truncatedUnread). */
+  truncatedUnreadBytes: number;
   invalidUtf8Lines: number;
   notRegularSkipped: number;
   accessDenied: number;

@@ -580,6 +580,50 @@ describe("FileTailer: rotation, truncation, deletion", () => {
     expect(opens).toEqual([`app.log.1 copytruncate-copy @${Buffer.byteLength(numbered(1, 200))}`]);
   });
 
+  // The tailer saw the file grow (it polls while paused) but had not read the growth when it was truncated.
+  it.each([
+    { label: "no copy under the paths (after copyDecisionMs)", paths: ["app.log"], copyUpTo: undefined, fingerprintBytes: 1024 },
+    { label: "too short for a fingerprint to know a copy by (at once)", paths: ["app.log"], copyUpTo: undefined, fingerprintBytes: 65_536 },
+    { label: "a copy that ends before them (written between the copy and the truncate)", paths: ["app.log*"], copyUpTo: 220, fingerprintBytes: 1024 },
+  ])("bytes a truncation took away unread are counted and announced as lost: $label", async ({ paths, copyUpTo, fingerprintBytes }) => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 200));
+    const { tailer, texts } = await tail({ paths, fingerprintBytes, copyDecisionMs: 300 });
+    const lost: { path: string; bytes: number }[] = [];
+    tailer.on("truncatedUnread", (e) => lost.push(e));
+    await waitFor(() => texts().length === 200, { message: "200 lines" });
+    tailer.pause();
+    appendFileSync(file, numbered(201, 250));
+    await passes(tailer, 3); // its polls saw the new size
+    if (copyUpTo !== undefined) writeFileSync(`${file}.1`, numbered(1, copyUpTo));
+    truncateSync(file, 0);
+    tailer.resume();
+    const from = copyUpTo ?? 200;
+    await waitFor(() => lost.length > 0, { message: "the lost bytes announced" });
+    expect(lost).toEqual([{ path: file, bytes: Buffer.byteLength(numbered(from + 1, 250)) }]);
+    expect(tailer.stats().truncatedUnreadBytes).toBe(Buffer.byteLength(numbered(from + 1, 250)));
+    await passes(tailer, 5);
+    expect(texts()).toEqual(numbered(1, from).trimEnd().split("\n"));
+    expect(lost).toHaveLength(1);
+  });
+
+  it("a copytruncate copy that holds everything unread: nothing counted as lost", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, numbered(1, 200));
+    const { tailer, texts } = await tail({ paths: ["app.log*"], copyDecisionMs: 300 });
+    await waitFor(() => texts().length === 200, { message: "200 lines" });
+    tailer.pause();
+    appendFileSync(file, numbered(201, 250));
+    await passes(tailer, 3);
+    writeFileSync(`${file}.1`, numbered(1, 250));
+    truncateSync(file, 0);
+    tailer.resume();
+    await waitFor(() => texts().length === 250, { message: () => `250 lines, got ${texts().length}` });
+    await new Promise((resolve) => setTimeout(resolve, 400)); // past copyDecisionMs: a sweep would have counted it
+    await passes(tailer, 3);
+    expect(tailer.stats()).toMatchObject({ truncations: 1, copytruncateCopies: 1, truncatedUnreadBytes: 0 });
+  });
+
   it("deleted while open: read to EOF, delete event, closed, checkpoint entry dropped", async () => {
     const file = path.join(dir, "app.log");
     writeFileSync(file, numbered(1, 20));
