@@ -9,10 +9,8 @@ import { MAX_TIMER_MS, checkKeys, optionKeys } from "../util/validate.js";
 import { WaitForTimeoutError } from "../testing/wait-for.js";
 import { checkAborted, sleep, untilSettledOrAborted } from "./abort.js";
 import { EntryBatch } from "../pipeline/batch.js";
-
 // `waitForCount` times out on real time even under fake timers (which only the latency should follow).
-const realSetTimeout = globalThis.setTimeout;
-const realClearTimeout = globalThis.clearTimeout;
+import { fakeTimersHint, realClearTimeout, realSetTimeout } from "../util/real-time.js";
 
 /** Decides per record; `index` is the record's position in `batch`. */
 export type RecordPredicate = (record: LogRecord, index: number, batch: Batch) => boolean;
@@ -295,7 +293,7 @@ export class MemorySink implements Sink {
             `MemorySink "${this.name}": expected at least ${n} records within ${timeout} ms, got ${this.count} ` +
               `(${this.deliveredCount - started} arrived while waiting; sends: ${this.sendCount}, failed sends: ` +
               `${this.failedSendCount}, aborted sends: ${this.abortedSendCount}, rejected: ${this.rejectedCount}, ` +
-              `retry: ${this.retriedCount}, in flight: ${this.inFlightCount})`,
+              `retry: ${this.retriedCount}, in flight: ${this.inFlightCount}${fakeTimersHint()})`,
             this.count,
             undefined,
           ),

@@ -1,13 +1,9 @@
 // Bounded polling for tests around real I/O: wait until a condition holds, or fail with a message naming what was missing.
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
+import { fakeTimersHint, realClearTimeout, realNow, realSetTimeout } from "../util/real-time.js";
 import { MAX_TIMER_MS, checkKeys, optionKeys } from "../util/validate.js";
 
-// Captured when this module loads, before a test can call `vi.useFakeTimers()`: fake timers patch the globals
-// (and the `timers` module), and a poll loop driven by a frozen clock would never time out.
-const realSetTimeout = globalThis.setTimeout;
-const realClearTimeout = globalThis.clearTimeout;
-const realNow: () => number = performance.now.bind(performance);
 
 export interface WaitForOptions {
   /** Give up after this many milliseconds (real time). @default 5000 */
@@ -52,9 +48,9 @@ export class WaitForTimeoutError extends Error {
  * After `timeout` ms it rejects with a `WaitForTimeoutError` whose message contains `message` and the last
  * error's message (or the last falsy value). A predicate whose promise never settles still times out.
  *
- * Timing uses the real `setTimeout` and clock, captured when this module was first imported, so `waitFor`
- * keeps polling and times out even under `vi.useFakeTimers()`. It does not advance a fake clock: when the
- * condition depends on fake time, advance it yourself (or inside the predicate).
+ * Timing uses Node's own timers and clock (`node:timers`, `node:perf_hooks`), which fake timers leave alone, so
+ * `waitFor` keeps polling and times out even under `vi.useFakeTimers()`, however early they were installed. It does
+ * not advance a fake clock: when the condition depends on fake time, advance it yourself (or inside the predicate).
  */
 export function waitFor<T>(predicate: () => T | PromiseLike<T>, options: WaitForOptions = {}): Promise<T> {
   if (typeof predicate !== "function") {
@@ -170,7 +166,7 @@ function timeoutError(
   }
   const last = hasError ? `last error: ${errorText(lastError)}` : `last value: ${describe(lastValue)}`;
   return new WaitForTimeoutError(
-    `Timed out after ${timeout} ms waiting for ${what} (${attempts} ${attempts === 1 ? "try" : "tries"}; ${last})`,
+    `Timed out after ${timeout} ms waiting for ${what} (${attempts} ${attempts === 1 ? "try" : "tries"}; ${last}${fakeTimersHint()})`,
     hasError ? undefined : lastValue,
     hasError ? lastError : undefined,
   );

@@ -85,6 +85,23 @@ describe("waitFor", () => {
     await expect(waitFor(() => false, { timeout: 15, message: "never" })).rejects.toThrow(/waiting for never/);
   });
 
+  it("times out on real time when fake timers were installed before the library was imported (a setup file), and says they are", async () => {
+    vi.useFakeTimers();
+    try {
+      vi.resetModules();
+      const fresh = await import("../../../src/testing/wait-for.js");
+      const { MemorySink } = await import("../../../src/sinks/memory.js");
+      await expect(fresh.waitFor(() => false, { timeoutMs: 30, message: "never" })).rejects.toThrow(
+        /Timed out after 30 ms waiting for never .*fake timers are installed: the engine's batch, retry and deadline timers wait for the fake clock to be advanced/,
+      );
+      await expect(new MemorySink({ name: "m" }).waitForCount(1, { timeoutMs: 30 })).rejects.toThrow(/within 30 ms, got 0 .*fake timers are installed/);
+    } finally {
+      vi.useRealTimers();
+    }
+    // Without fake timers, no such hint.
+    await expect(waitFor(() => false, { timeoutMs: 10 })).rejects.toThrow(/^(?!.*fake timers).*Timed out after 10 ms/);
+  });
+
   it("stops early when its signal aborts", async () => {
     const controller = new AbortController();
     const pending = waitFor(() => false, { timeout: 60_000, signal: controller.signal });

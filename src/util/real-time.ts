@@ -1,0 +1,17 @@
+// Timers and a clock that fake timers do not replace, for the waits a test relies on to end (waitFor,
+// MemorySink.waitForCount). vitest's and Jest's fake timers patch the globals (`setTimeout`, `performance`,
+// `Date`), not the `node:timers` and `node:perf_hooks` modules: so these stay real however early a test installs
+// fake timers (a setup file that calls `vi.useFakeTimers()` before this library is imported, say).
+import { performance } from "node:perf_hooks";
+import * as timers from "node:timers";
+
+export const realSetTimeout = timers.setTimeout;
+export const realClearTimeout = timers.clearTimeout;
+export const realNow = (): number => performance.now();
+
+/** A hint for timeout messages: fake timers are installed (the globals are not Node's own timers). */
+export function fakeTimersHint(): string {
+  return globalThis.setTimeout === timers.setTimeout
+    ? ""
+    : "; fake timers are installed: the engine's batch, retry and deadline timers wait for the fake clock to be advanced";
+}
