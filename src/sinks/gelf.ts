@@ -77,6 +77,8 @@ type Transport = "udp" | "stream" | "http";
 
 // Records encoded for UDP between two event-loop turns (a power of two): the host app gets a turn every ms or so.
 const ENCODE_YIELD_EVERY = 256;
+/** The largest a GELF message may decompress to: Graylog's `decompress_size_limit` default (8 MiB). */
+const GELF_DECOMPRESSED_MAX = 8 * 1024 * 1024;
 const DEFAULT_HTTP_PATH = "/gelf";
 /** How often a UDP sink looks its host name up again (see refreshUdpAddress). */
 const UDP_RESOLVE_EVERY_MS = 60_000;
@@ -378,12 +380,25 @@ export class GelfSink implements Sink {
    * it needs more than 128 chunks. Undefined when even that does not fit.
    */
   private async udpPayload(record: LogRecord, limit: number): Promise<Buffer | undefined> {
-    const msg = toGelf(record, this.mapping);
-    const json = JSON.stringify(msg);
+    let msg = toGelf(record, this.mapping);
+    let json = JSON.stringify(msg);
+    let cut = false;
+    // Graylog drops a message that decompresses to more than 8 MiB (its inputs' `decompress_size_limit`) with no
+    // word to the sender; one that compresses well would pass the chunk limit below. Shortened like any other.
+    if (json.length > GELF_DECOMPRESSED_MAX / 3 && Buffer.byteLength(json) > GELF_DECOMPRESSED_MAX) {
+      const fitted = fitGelf(msg, GELF_DECOMPRESSED_MAX, (text) => Buffer.byteLength(text));
+      if (fitted === undefined) return undefined;
+      msg = JSON.parse(fitted.json) as typeof msg;
+      json = fitted.json;
+      cut = true;
+    }
     // A message that fits one datagram as it is goes uncompressed: zlib's per-call setup costs more (~100 µs) than
     // the bytes it saves, and Graylog detects the format per message.
     const payload = json.length * 3 <= this.chunkSize || Buffer.byteLength(json) <= this.chunkSize ? Buffer.from(json, "utf8") : await compress(json, this.compression);
-    if (payload.length <= limit) return payload;
+    if (payload.length <= limit) {
+      if (cut) this.counters.truncated++;
+      return payload;
+    }
     const mode = this.compression;
     const fitted = fitGelf(msg, limit, (json) => compressSync(json, mode).length);
     if (fitted === undefined) return undefined;

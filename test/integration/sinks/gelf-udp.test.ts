@@ -112,6 +112,22 @@ describe("GelfSink over UDP", () => {
     expect(sink.metrics().truncated).toBe(1);
   });
 
+  it("a message that compresses into few chunks but decompresses past Graylog's 8 MiB limit is truncated to fit it", async () => {
+    const { sink, rx } = await setup();
+    const r = record(`the first line\n${"lorem ipsum dolor sit amet ".repeat(450_000)}`); // 12.2 MB, a few hundred KB gzipped
+    const result = await sink.send(createBatch([r]), { signal: new AbortController().signal });
+    expect(outcomesOf(result, 1)[0]!.status).toBe("delivered");
+    await received(rx, 1);
+    expect(rx.errors).toEqual([]);
+    const m = rx.messages[0]!;
+    expect(Buffer.byteLength(m.text)).toBeLessThanOrEqual(8 * 1024 * 1024);
+    expect(Buffer.byteLength(m.text)).toBeGreaterThan(6 * 1024 * 1024);
+    expect(m.message._gelf_truncated).toBe("true");
+    expect(m.message.short_message).toBe("the first line");
+    expect((m.message.full_message as string).endsWith("…")).toBe(true);
+    expect(sink.metrics().truncated).toBe(1);
+  });
+
   it("a message too large even after truncation is rejected with a counted reason and nothing is sent for it", async () => {
     const { sink, rx } = await setup();
     const huge = record("small", { blob: noise(1_000_000) });
