@@ -37,6 +37,24 @@ describe("classifyBulkResponse", () => {
     expect([...t.statuses]).toEqual([[201, 1], [409, 1], [429, 1], [400, 1], [503, 1]]);
   });
 
+  it("retries 403 items (a write block on the index, a key without write privilege on it): they lift when fixed", () => {
+    const out = new Array<RecordOutcome>(2);
+    const body = {
+      errors: true,
+      items: [
+        { create: { status: 403, error: { type: "cluster_block_exception", reason: "index [logs] blocked by: [FORBIDDEN/8/index write (api)];" } } },
+        { create: { status: 403, error: { type: "security_exception", reason: "action [indices:data/write/bulk[s]] is unauthorized" } } },
+      ],
+    };
+    const t = tally();
+    expect(classifyBulkResponse(body, idx(2), 0, 2, "create", out, t, "es")).toBeUndefined();
+    expect(out).toEqual([
+      expect.objectContaining({ status: "retry", reason: "cluster_block_exception" }),
+      expect.objectContaining({ status: "retry", reason: "security_exception" }),
+    ]);
+    expect(t).toMatchObject({ retried: 2, rejected: 0 });
+  });
+
   it("rejects a 409 when the action was `index` (not a duplicate create)", () => {
     const out = new Array<RecordOutcome>(1);
     classifyBulkResponse({ errors: true, items: [{ index: { status: 409, error: { type: "version_conflict_engine_exception", reason: "seq_no" } } }] }, idx(1), 0, 1, "index", out, tally(), "es");
