@@ -2,6 +2,6 @@
 export { createBatch } from "./create-batch.js";
 export type { CreateBatchOptions } from "./create-batch.js";
 export { waitFor, WaitForTimeoutError } from "./wait-for.js";
-export type { WaitForOptions } from "./wait-for.js";
+export type { Truthy, WaitForOptions } from "./wait-for.js";
 export { MemorySink } from "../sinks/memory.js";
 export type { MemorySinkOptions, FailNextOptions, RuleOptions, RecordPredicate, WaitForCountOptions } from "../sinks/memory.js";

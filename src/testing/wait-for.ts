@@ -37,6 +37,9 @@ export class WaitForTimeoutError extends Error {
   }
 }
 
+/** What `waitFor` resolves with: the predicate's value, which is never falsy (a lookup's `undefined` is not). */
+export type Truthy<T> = Exclude<T, false | 0 | 0n | "" | null | undefined>;
+
 /**
  * Call `predicate` until it returns (or resolves to) a truthy value, and resolve with that value.
  * A falsy result and a thrown error (or rejection) both mean "not yet". So lookups work as predicates
@@ -52,7 +55,7 @@ export class WaitForTimeoutError extends Error {
  * `waitFor` keeps polling and times out even under `vi.useFakeTimers()`, however early they were installed. It does
  * not advance a fake clock: when the condition depends on fake time, advance it yourself (or inside the predicate).
  */
-export function waitFor<T>(predicate: () => T | PromiseLike<T>, options: WaitForOptions = {}): Promise<T> {
+export function waitFor<T>(predicate: () => T | PromiseLike<T>, options: WaitForOptions = {}): Promise<Truthy<T>> {
   if (typeof predicate !== "function") {
     throw new InvalidOptionError(`Expected \`predicate\` to be a function, got ${describe(predicate)}`);
   }
@@ -70,7 +73,7 @@ export function waitFor<T>(predicate: () => T | PromiseLike<T>, options: WaitFor
     throw new InvalidOptionError(`Expected \`message\` to be a string or a function, got ${describe(message)}`);
   }
 
-  return new Promise<T>((resolve, reject) => {
+  return new Promise<Truthy<T>>((resolve, reject) => {
     const started = realNow();
     let done = false;
     let attempts = 0;
@@ -99,7 +102,7 @@ export function waitFor<T>(predicate: () => T | PromiseLike<T>, options: WaitFor
       if (done) return;
       if (value) {
         finish();
-        resolve(value);
+        resolve(value as Truthy<T>);
         return;
       }
       hasError = false;

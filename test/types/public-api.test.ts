@@ -304,6 +304,11 @@ describe("child-log-agg/testing", () => {
   it("waitFor resolves with the predicate's value; createBatch builds a Batch", () => {
     const probe = () => waitFor(() => 42 as const);
     expectTypeOf(probe).returns.toEqualTypeOf<Promise<42>>();
+    // A lookup resolves with what it found, never with the `undefined` it returns while waiting.
+    const lookup = () => waitFor(() => [{ message: "ready" }].find((r) => r.message === "ready"));
+    expectTypeOf(lookup).returns.toEqualTypeOf<Promise<{ message: string }>>();
+    const flag = () => waitFor((): boolean | number => 1);
+    expectTypeOf(flag).returns.toEqualTypeOf<Promise<true | number>>();
     expectTypeOf(createBatch).returns.toEqualTypeOf<Batch>();
     expectTypeOf(createBatch).parameter(0).toEqualTypeOf<readonly LogRecordInput[]>();
   });
