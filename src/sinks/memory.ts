@@ -121,6 +121,8 @@ export class MemorySink implements Sink {
   private deliveredCount = 0;
   private deliveredBytes = 0;
   private failedSendCount = 0;
+  /** What the last send that threw from a rule's predicate threw. */
+  private lastSendError: unknown;
   private abortedSendCount = 0;
   private rejectedCount = 0;
   private retriedCount = 0;
@@ -293,7 +295,7 @@ export class MemorySink implements Sink {
             `MemorySink "${this.name}": expected at least ${n} records within ${timeout} ms, got ${this.count} ` +
               `(${this.deliveredCount - started} arrived while waiting; sends: ${this.sendCount}, failed sends: ` +
               `${this.failedSendCount}, aborted sends: ${this.abortedSendCount}, rejected: ${this.rejectedCount}, ` +
-              `retry: ${this.retriedCount}, in flight: ${this.inFlightCount}${fakeTimersHint()})`,
+              `retry: ${this.retriedCount}, in flight: ${this.inFlightCount}${this.lastSendErrorText()}${fakeTimersHint()})`,
             this.count,
             undefined,
           ),
@@ -364,7 +366,10 @@ export class MemorySink implements Sink {
     return this;
   }
 
-  /** Remove every fault: failures, rules, latency, hang; and `unblock()`. Held records stay. */
+  /**
+   * Remove every fault for the sends to come: failures, rules, latency, hang; and `unblock()`. Held records stay. A
+   * send already hung by `neverAnswer()` stays hung until its signal aborts (the sink's `sendTimeoutMs`, or a stop).
+   */
   clearFaults(): this {
     this.failures = 0;
     this.failOptions = {};
@@ -384,7 +389,7 @@ export class MemorySink implements Sink {
   get delivered(): number {
     return this.deliveredCount;
   }
-  /** Sends failed by `failNext`. */
+  /** Sends failed by `failNext`, or by a `rejectWhen`/`retryWhen` predicate that threw. */
   get failedSends(): number {
     return this.failedSendCount;
   }
@@ -480,7 +485,22 @@ export class MemorySink implements Sink {
       }
       return Outcome.retry(reason, failOptions.retryAfterMs);
     }
-    return this.rules.length === 0 ? this.deliverAll(batch) : this.judge(batch);
+    if (this.rules.length === 0) return this.deliverAll(batch);
+    try {
+      return this.judge(batch);
+    } catch (error) {
+      // A rule's predicate threw (a test's bug, or a record it did not expect): a failed send, said in waitForCount's
+      // timeout message too, not only on `sink:error`.
+      this.failedSendCount++;
+      this.lastSendError = error;
+      throw error;
+    }
+  }
+
+  private lastSendErrorText(): string {
+    const e = this.lastSendError;
+    if (e === undefined) return "";
+    return `; last failed send: a rule's predicate threw ${e instanceof Error ? `${e.name}: ${e.message}` : describe(e)}`;
   }
 
   /** Waits until unblocked; a `block()` that comes again before this send resumes holds it again. */

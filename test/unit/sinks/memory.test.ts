@@ -196,6 +196,15 @@ describe("MemorySink.waitForCount", () => {
     expect(error.message).toContain("sends: 2, failed sends: 1");
   });
 
+  it("counts a send whose rule predicate threw as failed, and names what it threw", async () => {
+    const sink = new MemorySink({ name: "mem" }).rejectWhen((r) => (r.user as { id: string }).id === "x");
+    await expect(sink.send(msgs("a"), ctx())).rejects.toThrow(/Cannot read properties of undefined/);
+    expect(sink.failedSends).toBe(1);
+    const error = await rejectionOf(sink.waitForCount(1, { timeoutMs: 20 }));
+    expect(error.message).toContain("sends: 1, failed sends: 1");
+    expect(error.message).toContain("last failed send: a rule's predicate threw TypeError: Cannot read properties of undefined (reading 'id')");
+  });
+
   it("times out on real time under fake timers", async () => {
     vi.useFakeTimers();
     const sink = new MemorySink({ name: "mem" });
