@@ -125,6 +125,8 @@ export class DiskQueue {
   private diskBytes = 0;
   /** Records appended by this process and not yet read back. */
   private unreadOurs = 0;
+  /** Of those, read back by the read under way and not handed over yet (still `records`, so `pending` holds them). */
+  private readingOurs = 0;
   private nextSeq = 0;
   private readonly acks = new AckTracker("disk", 0);
   private readonly marks: ReadMark[] = [];
@@ -231,7 +233,7 @@ export class DiskQueue {
 
   /** Records appended by this process that are not read back yet (a run's earlier records are known once read). */
   get records(): number {
-    return this.unreadOurs;
+    return this.unreadOurs + this.readingOurs;
   }
 
   /** Bytes in segment files now. */
@@ -397,6 +399,15 @@ export class DiskQueue {
   }
 
   private async readSome(maxRecords: number, maxBytes: number): Promise<{ entries: Entry[]; recovered: number }> {
+    try {
+      return await this.readFrames(maxRecords, maxBytes);
+    } finally {
+      // Handed over now (or never, if the read failed: they are read again), and counted by the queue from here.
+      this.readingOurs = 0;
+    }
+  }
+
+  private async readFrames(maxRecords: number, maxBytes: number): Promise<{ entries: Entry[]; recovered: number }> {
     const entries: Entry[] = [];
     let bytes = 0;
     let recovered = 0;
@@ -456,8 +467,10 @@ export class DiskQueue {
         mark.offsets.push(this.readOffset + p);
         seg.read++;
         bytes += payload;
-        if (seg.ours) this.unreadOurs--;
-        else recovered++;
+        if (seg.ours) {
+          this.unreadOurs--;
+          this.readingOurs++;
+        } else recovered++;
         p += FRAME_HEAD + len;
       }
       if (mark.offsets.length > 0) this.marks.push(mark);
