@@ -36,7 +36,10 @@ class NdjsonHttpSink implements Sink {
       return Outcome.retry(`http_${res.status}`, Number.isFinite(seconds) ? seconds * 1000 : undefined);
     }
     // Any other 4xx: the same body would be refused again, so dead-letter it instead of retrying.
-    if (!res.ok) return Outcome.reject(`http_${res.status}`);
+    if (!res.ok) {
+      await res.body?.cancel();
+      return Outcome.reject(`http_${res.status}`);
+    }
     const { errors } = (await res.json()) as { errors: { index: number; reason: string }[] };
     if (errors.length === 0) return Outcome.delivered;
     const outcomes = new Array<RecordOutcome>(batch.length).fill(Outcome.delivered);

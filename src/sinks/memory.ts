@@ -153,8 +153,9 @@ export class MemorySink implements Sink {
   // ── reading ─────────────────────────────────────────────────────────────────────────────────────
 
   /**
-   * Delivered records in order, parsed on first read. The array grows on later reads; `clear()`, and a read that lets
-   * records go (`keep`), start a new one.
+   * Delivered records in order, parsed on first read. A live view, not a copy: the array grows as later records are
+   * read (`clear()`, and a read that lets records go under `keep`, start a new one). Keep a snapshot with
+   * `[...mem.records]`. The same holds for `json`; `messages()` returns a copy.
    */
   get records(): readonly LogRecord[] {
     const lines = this.held();
