@@ -36,6 +36,7 @@ import { describe, serializeRecord } from "./pipeline/serialize.js";
 import { type PipelineHooks, SinkPipeline } from "./pipeline/sink-pipeline.js";
 import type { LogRecord, LogRecordInput } from "./record.js";
 import {
+  COLLECTOR_DROP_KEYS,
   type DeliveryReport,
   type DropCounts,
   type MetricsSnapshot,
@@ -253,6 +254,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         (this.emit as (e: string, ...a: unknown[]) => boolean)(event, ...args);
       },
       dropUnserializable: (source, count, detail) => this.countPreRoutingDrop("unserializable", count, detail, source),
+      dropInCollector: (source, count, key) =>
+        this.countPreRoutingDrop("collector", count, `collector of "${source}" dropped ${count} record(s): ${key} (${COLLECTOR_DROP_KEYS[key] ?? key})`, source),
     };
   }
 

@@ -32,7 +32,14 @@ export type DropReason =
    * of what a broken connection left in doubt, which the close deadline (or three failed attempts) cut short.
    * They move from `delivered` to here. Their positions were committed already: they are not read again.
    */
-  | "lostAtClose";
+  | "lostAtClose"
+  /**
+   * Records a collector dropped before the host saw them (an `emit()` not awaited past the credit window, a record
+   * over 16 MiB, a UDP message with no credit, …). `detail` names the collector counter, which
+   * `report.sources[name].collector` keeps by kind (see COLLECTOR_DROP_KEYS). Announced as the collector reports
+   * them: once a second, and when it stops.
+   */
+  | "collector";
 
 export interface DropEvent {
   /** The sink that dropped the records; `undefined` when dropped before routing (e.g. unserializable). */

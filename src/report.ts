@@ -122,6 +122,27 @@ function metricName(s: string): string {
  */
 const GAUGE_KEYS = new Set(["filesOpen", "max_request_bytes", "open_unreachable", "in_flight", "held_records", "records_resend_pending"]);
 
+/**
+ * Collector counters that count records dropped in the collector, before the host saw them: each increase is also a
+ * `drop` (reason `collector`) and counts in `report.dropped`. Input refused as malformed is not here (NetworkSource
+ * sums it as `malformed`): its sender sent something else than records.
+ */
+export const COLLECTOR_DROP_KEYS: Readonly<Record<string, string>> = {
+  overflowRecords: "emit() calls not awaited while a credit window already waited",
+  invalidRecords: "emit()ted values that are not records",
+  oversizedRecords: "records over 16 MiB",
+  unsent: "records still waiting for credit when the stop's grace ended",
+  partialLinesDiscarded: "unfinished last lines of files truncated under them",
+  handlerErrors: "lines the collector failed to handle",
+  oversizedLines: "lines over maxMessageBytes",
+  udpDroppedNoCredit: "UDP messages that came while the host had no credit",
+  udpKernelDrops: "datagrams the kernel dropped with the receive buffer full",
+  partialDiscarded: "unfinished messages of connections that ended without a clean end",
+  gelfTooLarge: "GELF messages over the size limit",
+  gelfChunksExpired: "chunked GELF messages still incomplete when their time ran out",
+  gelfChunksEvicted: "chunked GELF messages dropped to bound reassembly",
+};
+
 /** A collector's or transport's key that is a level (what is open now), not a running total. */
 export function isGaugeKey(key: string): boolean {
   return GAUGE_KEYS.has(key);

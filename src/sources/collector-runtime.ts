@@ -13,7 +13,7 @@ import { AckTracker } from "../pipeline/ack-tracker.js";
 import { Entry } from "../pipeline/entry.js";
 import { Ring } from "../pipeline/ring.js";
 import { engineSlice } from "../pipeline/slice.js";
-import { isGaugeKey, type SourceCounters, type SourceMetricsSnapshot } from "../report.js";
+import { COLLECTOR_DROP_KEYS, isGaugeKey, type SourceCounters, type SourceMetricsSnapshot } from "../report.js";
 import { normalizeLevel } from "../record.js";
 import { redact, redactObject } from "../util/redact.js";
 import { type ExitStatus, type SpawnedCollector, spawnCollector, terminate, track } from "./child-process.js";
@@ -276,7 +276,7 @@ export class CollectorRuntime implements SourceRuntime {
             this.onRecords(payload);
             break;
           case FrameType.STATS:
-            this.collector = JSON.parse(payload.toString("utf8")) as Record<string, number>;
+            this.noteStats(JSON.parse(payload.toString("utf8")) as Record<string, number>);
             break;
           case FrameType.DRAINED:
             this.drainedResolve?.();
@@ -568,6 +568,16 @@ export class CollectorRuntime implements SourceRuntime {
     }, delay);
     // The timer keeps the process alive, as the collector it replaces did: a host whose only work is shipping would
     // otherwise exit at the first crash, without a restart, an event or a report. stop()/removeSource() clear it.
+  }
+
+  /** This incarnation's counters, as it last reported them; what it dropped since the last report is announced. */
+  private noteStats(stats: Record<string, number>): void {
+    const before = this.collector;
+    this.collector = stats;
+    for (const key in COLLECTOR_DROP_KEYS) {
+      const more = (stats[key] ?? 0) - (before[key] ?? 0);
+      if (more > 0) this.host.dropInCollector(this.name, more, key);
+    }
   }
 
   private carryCounters(): void {

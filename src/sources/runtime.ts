@@ -14,6 +14,8 @@ export interface SourceHost {
   emit<K extends keyof AggregatorEvents>(event: K, ...args: AggregatorEvents[K]): void;
   /** A record arrived that could not be serialized / was malformed: count and announce. */
   dropUnserializable(source: string, count: number, detail: string): void;
+  /** The collector reported `count` more records dropped under its counter `key` (COLLECTOR_DROP_KEYS): count and announce. */
+  dropInCollector(source: string, count: number, key: string): void;
 }
 
 export interface SourceRuntime extends Producer {

@@ -100,7 +100,7 @@ describe("event map", () => {
   it("payload fields carry the documented types", () => {
     expectTypeOf<DropEvent["reason"]>().toEqualTypeOf<DropReason>();
     expectTypeOf<DropReason>().toEqualTypeOf<
-      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "writeRefused" | "sinkRemoved" | "sourceRemoved" | "diskCorrupt" | "lostAtClose"
+      "queueFull" | "tooLarge" | "rejected" | "retriesExhausted" | "deadLetterFailed" | "unserializable" | "writeRefused" | "sinkRemoved" | "sourceRemoved" | "diskCorrupt" | "lostAtClose" | "collector"
     >();
     expectTypeOf<DropEvent>().toHaveProperty("count").toEqualTypeOf<number>();
     expectTypeOf<DropEvent["sink"]>().toEqualTypeOf<string | undefined>();

@@ -9,7 +9,7 @@ import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { Aggregator, MemorySink } from "../../../src/index.js";
 import type { AggregatorOptions } from "../../../src/options.js";
-import type { SourceLogEvent } from "../../../src/events.js";
+import type { DropEvent, SourceLogEvent } from "../../../src/events.js";
 import { ScriptSource } from "../../../src/sources/script-source.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
@@ -62,12 +62,21 @@ describe("ScriptSource emit() calls that are not awaited", () => {
     const WINDOW = 100;
     const COUNT = 5_000;
     const { mem, agg, logs } = run("flood", flood, { credit: { records: WINDOW, bytes: 1 << 20 } }, { count: COUNT, pad: 10 });
+    const drops: DropEvent[] = [];
+    agg.on("drop", (d) => drops.push(d));
     mem.block();
     await agg.start();
     await waitForLog(logs, "looped");
     mem.unblock();
     await mem.waitForCount(2 * WINDOW, { timeout: 20_000 });
     const report = await agg.stop({ timeoutMs: 10_000 });
+
+    // Dropped in the collector: announced as drops too (as the collector reports them), and in the report's totals.
+    expect(drops.every((d) => d.reason === "collector" && d.sink === undefined && d.source === "flood")).toBe(true);
+    expect(drops.reduce((n, d) => n + d.count, 0)).toBe(COUNT - 2 * WINDOW);
+    expect(drops[0]!.detail).toMatch(/^collector of "flood" dropped \d+ record\(s\): overflowRecords \(emit\(\) calls not awaited/);
+    expect(report.dropped).toEqual({ collector: COUNT - 2 * WINDOW });
+    expect(report.totals.dropped).toBe(COUNT - 2 * WINDOW);
 
     const s = report.sources.flood!;
     expect(s.collector.overflowRecords).toBe(COUNT - 2 * WINDOW);
@@ -198,8 +207,8 @@ describe("ScriptSource emit() of objects whose JSON is not a record", () => {
     expect(mem.records[2]!.secret).toBeUndefined();
     expect(report.sources.odd).toMatchObject({ linesRead: 16, emitted: 5 });
     expect(report.sources.odd!.collector).toMatchObject({ invalidRecords: 11 });
-    // Nothing reached the host that it had to drop.
-    expect(report.dropped).toEqual({});
+    // Dropped in the child (reported as collector drops), none of them reaching the host for it to drop.
+    expect(report.dropped).toEqual({ collector: 11 });
     expect(report.sinks.mem).toMatchObject({ delivered: 5, droppedTotal: 0 });
     const warnings = logs.filter((l) => l.message.startsWith("emit() dropped a record"));
     expect(warnings).toHaveLength(1);
