@@ -325,6 +325,8 @@ export class GelfBytesEncoder {
         if (next !== m + 2) return -1;
       } else {
         if (mode === Mode.LOG && keyLength === 5 && isKey(src, i + 1, "level") && !this.readLevel(m, end)) return -1;
+        // log.syslog's severity sets the level instead (see levelOf): the general path's job.
+        if (mode === Mode.LOG && keyLength === 6 && isKey(src, i + 1, "syslog")) return -1;
         next = this.field(this.fields.lookup(node, src, i + 1, m - 2), m, end, depth + 1, Mode.PLAIN);
       }
       if (next < 0) return -1;

@@ -181,6 +181,10 @@ function gelfTimestamp(ts: unknown): number {
 }
 
 function levelOf(record: LogRecord, levels: Readonly<Record<LogLevel, number>>): number {
+  // A syslog severity is what GELF's level is: kept as it came (notice stays 5, alert 1), not through log.level's
+  // six words.
+  const severity = (record.log?.syslog as { severity?: { code?: unknown } } | undefined)?.severity?.code;
+  if (typeof severity === "number" && Number.isInteger(severity) && severity >= 0 && severity <= 7) return severity;
   const level = record.log?.level;
   if (level !== undefined && Object.prototype.hasOwnProperty.call(levels, level)) return levels[level];
   return levels.info;

@@ -124,6 +124,12 @@ describe("GelfBytesEncoder", () => {
     check(text);
   });
 
+  it("leaves a record with log.syslog to the general path (its severity sets the level), and agrees with it", () => {
+    const text = JSON.stringify({ "@timestamp": "2024-05-01T12:00:00.000Z", message: "m", log: { level: "info", syslog: { severity: { code: 5, name: "notice" } } } });
+    expect(accepted(text)).toEqual([]);
+    expect(check(JSON.stringify({ "@timestamp": "2024-05-01T12:00:00.000Z", message: "m", log: { level: "info", sys: 1 } }))).toBeGreaterThan(0);
+  });
+
   it("takes the fast path for the usual shapes among those", () => {
     for (const [text, which] of [
       [rec({ host: { name: "db-1", ip: "10.0.0.1" } }), ALL_BUT_DEPTH_1],

@@ -1,6 +1,6 @@
 // Table-driven checks of the record → GELF mapping rules (protocols.md §1.2, §1.7, §4).
 import { describe, expect, it } from "vitest";
-import type { LogRecord } from "../../../src/record.js";
+import type { LogLevel, LogRecord } from "../../../src/record.js";
 import {
   DEFAULT_GELF_LEVELS,
   EMPTY_SHORT_MESSAGE,
@@ -39,6 +39,14 @@ describe("toGelf standard fields", () => {
   ] as const)("level %s → %d", (level, n) => {
     const g = toGelf(base(level === undefined ? {} : { log: { level } }), opts);
     expect(g.level).toBe(n);
+  });
+
+  it("takes a syslog severity (log.syslog.severity.code, 0 to 7) as the level as it came, over log.level", () => {
+    const severity = (code: unknown, level: LogLevel = "info") => toGelf(base({ log: { level, syslog: { severity: { code } } } }), opts).level;
+    expect(severity(5)).toBe(5); // notice: log.level says info (6)
+    expect(severity(1, "fatal")).toBe(1); // alert
+    expect(severity(0, "fatal")).toBe(0); // emergency
+    for (const bad of [8, -1, 2.5, "3", null]) expect(severity(bad, "warn")).toBe(4);
   });
 
   it("honours a custom level mapping, including 0 (always serialized)", () => {
