@@ -161,9 +161,20 @@ export class SinkError extends AggregatorError {
   /** Milliseconds the server asked to wait (Retry-After), when it did. */
   retryAfterMs?: number;
 
-  constructor(code: SinkError["code"], message: string, options?: AggregatorErrorOptions) {
+  constructor(code: SinkError["code"], message: string, options?: SinkErrorOptions) {
     super(code, message, options);
+    if (options?.statusCode !== undefined) this.statusCode = options.statusCode;
+    if (options?.retryable !== undefined) this.retryable = options.retryable;
+    if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
+}
+
+/** A SinkError's options: a custom sink that throws one says with them how the engine should treat it. */
+export interface SinkErrorOptions extends AggregatorErrorOptions {
+  statusCode?: number | undefined;
+  /** False: a permanent failure (the records go to the dead letters, or are dropped as rejected). @default true */
+  retryable?: boolean | undefined;
+  retryAfterMs?: number | undefined;
 }
 
 /** An event listener of the host's threw; reported as the aggregator's `error` event. */

@@ -50,7 +50,7 @@ export {
   DiskQueueError,
   isAggregatorError,
 } from "./errors.js";
-export type { ErrorCode, AggregatorErrorOptions } from "./errors.js";
+export type { ErrorCode, AggregatorErrorOptions, SinkErrorOptions } from "./errors.js";
 export type { LogRecord, LogRecordInput, LogLevel, RecordShape } from "./record.js";
 export { normalizeLevel, parseTimestamp, syslogSeverity, LOG_LEVELS } from "./record.js";
 export { Outcome } from "./sinks/sink.js";

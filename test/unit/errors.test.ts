@@ -64,4 +64,16 @@ describe("error classes", () => {
     expect(new Error("plain")).not.toBeInstanceOf(AggregatorError);
     expect(new StateError("ERR_INVALID_STATE", "x")).not.toBeInstanceOf(SinkError);
   });
+
+  it("a SinkError takes retryable, statusCode and retryAfterMs as options (a custom sink's permanent failure in one expression)", () => {
+    expect(new SinkError("ERR_SINK_REJECTED", "no", { retryable: false, statusCode: 422, retryAfterMs: 5, sink: "s" })).toMatchObject({
+      retryable: false,
+      statusCode: 422,
+      retryAfterMs: 5,
+      sink: "s",
+    });
+    const plain = new SinkError("ERR_SINK_SEND", "again");
+    expect(plain.retryable).toBe(true);
+    expect([plain.statusCode, plain.retryAfterMs]).toEqual([undefined, undefined]);
+  });
 });

@@ -90,11 +90,7 @@ describe("per-record outcomes", () => {
   it("a thrown non-retryable SinkError rejects the batch; a thrown plain error retries it", async () => {
     const { SinkError } = await import("../../../src/index.js");
     const sink = new ScriptedSink("s", (batch, call) => {
-      if (call === 0) {
-        const e = new SinkError("ERR_SINK_REJECTED", "401 unauthorized");
-        e.retryable = false;
-        throw e;
-      }
+      if (call === 0) throw new SinkError("ERR_SINK_REJECTED", "401 unauthorized", { retryable: false, statusCode: 401 });
       if (call === 1) throw new Error("socket hang up");
       return undefined;
     });
