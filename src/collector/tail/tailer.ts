@@ -132,6 +132,11 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   readonly #files = new Map<string, TrackedFile>();
   readonly #byKey = new Map<string, TrackedFile>();
   readonly #pending = new Map<string, PendingCopy>();
+  /**
+   * During the first scan of a source resuming from its checkpoints: what the last run saved, and the entries a
+   * copy found for them has taken (#copiedWhileStopped).
+   */
+  #saved: { entries: readonly CheckpointEntry[]; taken: Set<string> } | undefined;
   #retired: Retired[] = [];
   /** path → kind of the problem already reported for it (report once until it changes). */
   readonly #reported = new Map<string, TailProblem["kind"]>();
@@ -374,6 +379,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     const now = Date.now();
     // What the last run saved, before discovery replaces an entry whose inode now holds another file.
     const saved = initial && this.#store?.resumed === true ? this.#store.entries() : undefined;
+    this.#saved = saved === undefined ? undefined : { entries: saved, taken: new Set() };
     this.#stats.scans++;
     const seenPaths = new Set<string>();
     // A path the glob walk itself reports (a looping or unreadable directory) is never among the matches: keep it as
@@ -423,7 +429,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       if (file.currentPath !== undefined && pathOwner.get(file.currentPath) !== file.id) file.currentPath = undefined;
       if (file.currentPath === undefined && now - file.lastSeen > FORGET_CLOSED_MS) this.#forget(file);
     }
-    if (saved !== undefined) await this.#findRenamedWhileStopped(saved);
+    if (saved !== undefined) await this.#findRenamedWhileStopped(saved.filter((e) => !this.#saved!.taken.has(e.fileKey)));
+    this.#saved = undefined;
     for (const p of [...this.#reported.keys()]) if (!seenPaths.has(p)) this.#reported.delete(p);
     this.#syncWatcher();
   }
@@ -511,6 +518,31 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     }
   }
 
+  /**
+   * A new file found at a resuming source's first scan that begins like a file the last run was reading, at the same
+   * path still under that file's identity but truncated since (copytruncate while the source was stopped): the last
+   * run's entry, for the copy to be read from its offset instead of again from 0. Each entry is taken once.
+   */
+  async #copiedWhileStopped(fingerprint: Fingerprint, size: number): Promise<CheckpointEntry | undefined> {
+    const saved = this.#saved;
+    if (saved === undefined || fingerprint.bytes !== this.#o.fingerprintBytes) return undefined;
+    for (const e of saved.entries) {
+      if (saved.taken.has(e.fileKey) || e.fingerprintBytes !== fingerprint.bytes || e.fingerprint !== fingerprint.hash || e.offset > size) continue;
+      let s;
+      try {
+        s = await stat(e.path, { bigint: true });
+      } catch {
+        continue; // gone: not a copytruncate (its rename, if any, is #findRenamedWhileStopped's)
+      }
+      if (identityKey(s.dev, s.ino) !== identityKey(e.device, e.inode)) continue;
+      // Still the original's identity: truncated since (shorter than what was read, or other first bytes)?
+      if (Number(s.size) >= e.offset && (await this.#holds(e.path, e))) continue;
+      saved.taken.add(e.fileKey);
+      return e;
+    }
+    return undefined;
+  }
+
   /** Whether `p` begins with the bytes `e` was fingerprinted by. */
   async #holds(p: string, e: CheckpointEntry): Promise<boolean> {
     const handle = await this.#openRegular(p);
@@ -578,7 +610,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         this.#stats.fingerprintMismatches++;
       } else {
         const copy = skipCopyCheck || fingerprint.bytes < n ? undefined : this.#takeRetired(fingerprint.hash);
-        if (copy !== undefined) {
+        const copiedWhileStopped = copy === undefined && !skipCopyCheck && initial ? await this.#copiedWhileStopped(fingerprint, size) : undefined;
+        if (copiedWhileStopped !== undefined) {
+          // The copy of a file truncated while the source was stopped (copytruncate): read from where the original was.
+          offset = copiedWhileStopped.offset;
+          reason = "copytruncate-copy";
+          this.#stats.copytruncateCopies++;
+        } else if (copy !== undefined) {
           offset = Math.min(copy.offset, size);
           // What the original held past the copy (written between the copy and the truncate) is lost all the same.
           if (copy.unread > 0) this.#lostUnread({ path: copy.path, unread: Math.max(0, copy.end - size) });

@@ -194,6 +194,33 @@ describe("FileTailer: rotation while stopped", () => {
     return second;
   }
 
+  it("copytruncate while stopped, the copy matched by the paths: the copy is read from where the original was, not again from 0", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    // Longer than fingerprintBytes (1024) when it stopped: a copy is known by a whole fingerprint.
+    writeFileSync(file, numbered(1, 100, "a longer line, so that 100 of them fill more than a kilobyte"));
+    const first = await tail({ paths: ["app.log*"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    await waitFor(() => first.lines.length === 100, { message: "100 lines in the first run" });
+    const last = first.lines.at(-1)!;
+    first.tailer.commit(last.fileKey, last.end);
+    await first.tailer.stop();
+    appendFileSync(file, numbered(101, 130)); // unread when the copy is made
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
+    appendFileSync(file, numbered(1, 5, "new"));
+    const problems: string[] = [];
+    const second = await tail({ paths: ["app.log*"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s" }) });
+    second.tailer.on("problem", (p) => problems.push(`${p.kind} ${p.path}`));
+    const opens: string[] = [];
+    second.tailer.on("open", (e) => opens.push(`${path.basename(e.path)} ${e.reason} @${e.offset}`));
+    await waitFor(() => second.lines.length >= 35, { message: () => `30 old and 5 new lines, got ${JSON.stringify(second.texts())}` });
+    await passes(second.tailer, 5);
+    expect([...second.texts()].sort()).toEqual([...numbered(101, 130).trimEnd().split("\n"), ...numbered(1, 5, "new").trimEnd().split("\n")].sort());
+    expect(second.tailer.stats()).toMatchObject({ copytruncateCopies: 1, goneWhileStopped: 0 });
+    expect(second.lines.find((l) => l.text === "line 101")!.offset).toBe(last.end);
+    expect(problems).toEqual([]);
+  });
+
   it("a file renamed to a name the paths do not match is found by identity and its rest read, then the new file", async () => {
     const file = path.join(dir, "app.log");
     const cpDir = path.join(dir, "cp");
