@@ -174,6 +174,9 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg", sinkG
     if (fam === undefined) {
       fam = { type, help, samples: [] };
       families.set(full, fam);
+    } else if (fam.type !== type) {
+      // One family has one type: a gauge named `x_total` and another sink's counter `x` keep the first.
+      return;
     }
     const l = Object.entries(labels)
       .map(([k, v]) => `${k}="${escapeLabel(v)}"`)

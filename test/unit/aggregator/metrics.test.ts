@@ -111,6 +111,21 @@ describe("metrics", () => {
     }
   });
 
+  it("a family has one type: a custom sink's gauge named bar_total and another sink's counter bar keep the first", () => {
+    const snap: MetricsSnapshot = {
+      state: "running",
+      uptimeMs: 0,
+      dropped: {},
+      sources: {},
+      sinks: { a: sinkSnapshot(0, { bar_total: 5 }), b: sinkSnapshot(0, { bar: 7 }) },
+    };
+    const lines = toPrometheus(snap, "child_log_agg", new Map([["a", new Set(["bar_total"])]])).trim().split("\n");
+    expect(lines.filter((l) => l.includes("transport_bar_total") && !l.startsWith("# HELP"))).toEqual([
+      "# TYPE child_log_agg_sink_transport_bar_total gauge",
+      'child_log_agg_sink_transport_bar_total{sink="a"} 5',
+    ]);
+  });
+
   it("a custom sink's latency buckets without the +Inf one are counters: the text format requires a histogram to have it", () => {
     const snap: MetricsSnapshot = {
       state: "running",
