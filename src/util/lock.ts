@@ -1,7 +1,7 @@
 // Lock files that name the process using a directory or file: its pid and, where the OS tells it, its start time
 // (a pid reused by a later process does not keep the lock). Used by disk queues and checkpoint files.
 import { randomBytes } from "node:crypto";
-import { closeSync, linkSync, openSync, readFileSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 
 function readOr(path: string): string | undefined {
   try {
@@ -81,8 +81,15 @@ export function takeLock(path: string, takeOver: (holder: LockHolder) => boolean
       if (createFrom(own, path)) return undefined;
       const holder = held();
       if (holder !== undefined) return holder;
-      // Stale. Taken over meanwhile, it is left alone: the next turn sees its new holder.
-      underTakeoverLock(path, own, () => held() === undefined && removeIfThere(path));
+      // Stale. Looked at again under the takeover lock, where nobody else removes it: taken over meanwhile, it is left
+      // alone, and gone meanwhile (removed by the process before us), nothing is removed: the next turn links ours.
+      underTakeoverLock(path, own, () => {
+        const text = readOr(path);
+        if (text === undefined) return;
+        const now = lockHolder(text);
+        if (now?.alive === true && !takeOver(now as LockHolder)) return;
+        removeIfThere(path);
+      });
     }
   } finally {
     unlinkSync(own);
@@ -113,6 +120,15 @@ function createFrom(from: string, path: string): boolean {
   }
 }
 
+/** How long ago `path` was made (its inode's change time, which a hard link sets; 0 when it is gone). */
+function ageMs(path: string): number {
+  try {
+    return Date.now() - statSync(path).ctimeMs;
+  } catch {
+    return 0;
+  }
+}
+
 function removeIfThere(path: string): boolean {
   try {
     unlinkSync(path);
@@ -130,10 +146,11 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 /** Run `fn` holding `<path>.takeover`: one process at a time removes a stale lock. Waits (blocking, briefly) for it. */
 function underTakeoverLock(path: string, own: string, fn: () => void): void {
   const takeover = `${path}.takeover`;
-  const since = Date.now();
   while (!createFrom(own, takeover)) {
-    // One left by a process that died in there, or held implausibly long, is removed.
-    if (lockHolder(readOr(takeover))?.alive !== true || Date.now() - since > TAKEOVER_HOLD_MS) removeIfThere(takeover);
+    // Gone meanwhile: try again. Left by a process that died in there (or held implausibly long, by its own age): removed.
+    const text = readOr(takeover);
+    if (text === undefined) continue;
+    if (lockHolder(text)?.alive !== true || ageMs(takeover) > TAKEOVER_HOLD_MS) removeIfThere(takeover);
     else Atomics.wait(pause, 0, 0, 1);
   }
   try {
