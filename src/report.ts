@@ -125,18 +125,17 @@ const GAUGE_KEYS = new Set(["filesOpen", "max_request_bytes", "open_unreachable"
 /**
  * Collector counters that count records dropped in the collector, before the host saw them: each increase is also a
  * `drop` (reason `collector`) and counts in `report.dropped`. Input refused as malformed is not here (NetworkSource
- * sums it as `malformed`): its sender sent something else than records.
+ * sums it as `malformed`): its sender sent something else than records. Nor are counters that are not records lost
+ * for sure: `partialLinesDiscarded` (a copytruncate copy may still deliver the line), `handlerErrors` (handler calls,
+ * not lines), `udpKernelDrops` (the kernel's count per socket, read once a second).
  */
 export const COLLECTOR_DROP_KEYS: Readonly<Record<string, string>> = {
   overflowRecords: "emit() calls not awaited while a credit window already waited",
   invalidRecords: "emit()ted values that are not records",
   oversizedRecords: "records over 16 MiB",
   unsent: "records still waiting for credit when the stop's grace ended",
-  partialLinesDiscarded: "unfinished last lines of files truncated under them",
-  handlerErrors: "lines the collector failed to handle",
   oversizedLines: "lines over maxMessageBytes",
   udpDroppedNoCredit: "UDP messages that came while the host had no credit",
-  udpKernelDrops: "datagrams the kernel dropped with the receive buffer full",
   partialDiscarded: "unfinished messages of connections that ended without a clean end",
   gelfTooLarge: "GELF messages over the size limit",
   gelfChunksExpired: "chunked GELF messages still incomplete when their time ran out",

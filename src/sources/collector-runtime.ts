@@ -92,6 +92,8 @@ export class CollectorRuntime implements SourceRuntime {
   private collector: Record<string, number> = {};
   /** Counters of earlier incarnations, so totals survive restarts. */
   private carried: Record<string, number> = {};
+  /** The incarnation whose counters were carried at its exit: a STATS of it read later is ignored. */
+  private countersCarried: SpawnedCollector | undefined;
   private restartTimer: NodeJS.Timeout | undefined;
   private drainedResolve: (() => void) | undefined;
   private expectedExit = false;
@@ -276,6 +278,8 @@ export class CollectorRuntime implements SourceRuntime {
             this.onRecords(payload);
             break;
           case FrameType.STATS:
+            // One read after its exit was handled (the channel outlived the exit wait) is its past: carried already.
+            if (this.countersCarried === proc) break;
             this.noteStats(JSON.parse(payload.toString("utf8")) as Record<string, number>);
             break;
           case FrameType.DRAINED:
@@ -494,6 +498,7 @@ export class CollectorRuntime implements SourceRuntime {
   private onExit(proc: SpawnedCollector, processExit: ExitStatus): void {
     if (proc !== this.proc) return;
     this.carryCounters();
+    this.countersCarried = proc;
     const expected = this.expectedExit || this.state === "stopping" || this.state === "stopped";
     // A command's own exit when it ended by itself; the collector process's otherwise (killed, crashed, stopped).
     const exit = this.ended ?? processExit;
