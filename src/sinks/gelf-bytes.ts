@@ -152,6 +152,8 @@ export class GelfBytesEncoder {
   private hostStart = -1;
   private hostEnd = -1;
   private level = 0;
+  /** log.syslog.severity.code of the record being encoded, or -1: the level when set. */
+  private syslogLevel = -1;
   /** Length of the timestamp text in secondsText for the record `prepare` read last. */
   private secondsLength = 0;
   // The timestamp: the last minute parsed, and the integer seconds last written at the start of secondsText.
@@ -191,6 +193,7 @@ export class GelfBytesEncoder {
     this.messageStart = -1;
     this.hostStart = -1;
     this.level = this.levels.info;
+    this.syslogLevel = -1;
     let seconds = -1;
     let sawMessage = false;
     let i = start + 1;
@@ -227,6 +230,7 @@ export class GelfBytesEncoder {
       else return -1;
     }
     if (seconds < 0) return -1;
+    if (this.syslogLevel >= 0) this.level = this.syslogLevel;
 
     const host = this.hostStart >= 0 ? this.hostEnd - this.hostStart : this.fallbackHost.length;
     const message = this.messageStart >= 0 ? this.messageEnd - this.messageStart : EMPTY_SHORT.length;
@@ -325,8 +329,8 @@ export class GelfBytesEncoder {
         if (next !== m + 2) return -1;
       } else {
         if (mode === Mode.LOG && keyLength === 5 && isKey(src, i + 1, "level") && !this.readLevel(m, end)) return -1;
-        // log.syslog's severity sets the level instead (see levelOf): the general path's job.
-        if (mode === Mode.LOG && keyLength === 6 && isKey(src, i + 1, "syslog")) return -1;
+        // log.syslog's severity sets the level over log.level (see levelOf); the object is sent as extras all the same.
+        if (mode === Mode.LOG && keyLength === 6 && isKey(src, i + 1, "syslog") && !this.readSeverity(m, end)) return -1;
         next = this.field(this.fields.lookup(node, src, i + 1, m - 2), m, end, depth + 1, Mode.PLAIN);
       }
       if (next < 0) return -1;
@@ -342,6 +346,41 @@ export class GelfBytesEncoder {
     if (src[i] !== QUOTE) return -1;
     const keyEnd = this.scanString(i, end);
     return keyEnd < 0 || this.lastEscape >= 0 || src[keyEnd] !== COLON ? -1 : keyEnd + 1;
+  }
+
+  /**
+   * log.syslog at `v`: its `severity.code`, a digit 0 to 7, is the GELF level (`syslogLevel`). False when only the
+   * general path can tell (another spelling of a number, a key with escapes).
+   */
+  private readSeverity(v: number, end: number): boolean {
+    const src = this.src;
+    if (src[v] !== OPEN_BRACE) return true;
+    for (let i = v + 1; src[i] !== CLOSE_BRACE; ) {
+      const m = this.keyAt(i, end);
+      if (m < 0) return false;
+      if (m - i - 3 === 8 && isKey(src, i + 1, "severity") && src[m] === OPEN_BRACE) {
+        for (let k = m + 1; src[k] !== CLOSE_BRACE; ) {
+          const c = this.keyAt(k, end);
+          if (c < 0) return false;
+          const after = this.skipValue(c, end);
+          if (after < 0) return false;
+          if (c - k - 3 === 4 && isKey(src, k + 1, "code") && src[c] !== QUOTE && src[c] !== OPEN_BRACE && src[c] !== OPEN_BRACKET) {
+            const d = src[c]!;
+            if (after === c + 1 && d >= 0x30 && d <= 0x37) this.syslogLevel = d - 0x30;
+            else if (after !== c + 4 || (d !== 0x74 && d !== 0x6e)) return false; // a number spelled otherwise (5.0, 1e0, 08)
+          }
+          if (src[after] === COMMA) k = after + 1;
+          else if (src[after] !== CLOSE_BRACE) return false;
+          else k = after;
+        }
+      }
+      const next = this.skipValue(m, end);
+      if (next < 0) return false;
+      if (src[next] === COMMA) i = next + 1;
+      else if (src[next] === CLOSE_BRACE) break;
+      else return false;
+    }
+    return true;
   }
 
   /** log.level at `v` sets the GELF level when it names one; false when only the general path can tell. */

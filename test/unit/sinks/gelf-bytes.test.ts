@@ -124,10 +124,20 @@ describe("GelfBytesEncoder", () => {
     check(text);
   });
 
-  it("leaves a record with log.syslog to the general path (its severity sets the level), and agrees with it", () => {
-    const text = JSON.stringify({ "@timestamp": "2024-05-01T12:00:00.000Z", message: "m", log: { level: "info", syslog: { severity: { code: 5, name: "notice" } } } });
-    expect(accepted(text)).toEqual([]);
-    expect(check(JSON.stringify({ "@timestamp": "2024-05-01T12:00:00.000Z", message: "m", log: { level: "info", sys: 1 } }))).toBeGreaterThan(0);
+  it("takes a record's syslog severity as its level (log.syslog.severity.code), as the general path does", () => {
+    const line = (syslog: string, level = '"info"') => `{"@timestamp":"2024-05-01T12:00:00.000Z","message":"m","log":{"level":${level},"syslog":${syslog}}}`;
+    // Syslog and GELF input records keep the fast path.
+    for (const code of ["0", "5", "7"]) {
+      const text = line(`{"facility":{"code":1,"name":"user"},"severity":{"code":${code},"name":"x"},"priority":13}`);
+      expect(accepted(text)).toEqual(ALL.filter((n) => n !== DEPTH_1));
+      expect(JSON.parse(encode(encoders[0]!, Buffer.from(text), 0, text.length)!.toString()).level).toBe(Number(code));
+    }
+    expect(check(line('{"severity":{"name":"x","code":1}}', '"fatal"'))).toBeGreaterThan(0);
+    // Not a severity: the level comes from log.level. Other spellings of a number: the general path decides.
+    for (const syslog of ['{"severity":{"code":"5"}}', '{"severity":{"code":null}}', '{"severity":5}', "[1]", '"x"', "{}", '{"severity":{}}']) {
+      expect(check(line(syslog)), syslog).toBeGreaterThan(0);
+    }
+    for (const syslog of ['{"severity":{"code":5.0}}', '{"severity":{"code":8}}', '{"severity":{"code":-1}}', '{"severity":{"code":1e0}}']) check(line(syslog));
   });
 
   it("takes the fast path for the usual shapes among those", () => {
