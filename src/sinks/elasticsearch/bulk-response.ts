@@ -136,10 +136,10 @@ export function classifyBulkResponse(
     }
     const err = entry?.error;
     const type = errorField(err, "type");
-    // 403: a write block on the index (`cluster_block_exception`: `index.blocks.write`, an ILM shrink or read-only
-    // step) or a key without write privilege on it (`security_exception`): both lift when the cluster or the key is
-    // fixed, as a request's 401/403 do, so the records wait rather than go to the dead letters.
-    if (status === -1 || status === 403 || status === 408 || status === 429 || status >= 500) {
+    // A 403 write block on the index (`cluster_block_exception`: `index.blocks.write`, an ILM shrink step) lifts, so
+    // its records wait rather than go to the dead letters. Another 403 (a key without write privilege on that index)
+    // lasts: rejected.
+    if (status === -1 || status === 408 || status === 429 || status >= 500 || (status === 403 && type === "cluster_block_exception")) {
       const reason = status === -1 ? "malformed_item" : type ?? `item_${status}`;
       retryByReason ??= new Map();
       let outcome = retryByReason.get(reason);

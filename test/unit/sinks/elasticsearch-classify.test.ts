@@ -37,7 +37,7 @@ describe("classifyBulkResponse", () => {
     expect([...t.statuses]).toEqual([[201, 1], [409, 1], [429, 1], [400, 1], [503, 1]]);
   });
 
-  it("retries 403 items (a write block on the index, a key without write privilege on it): they lift when fixed", () => {
+  it("retries a 403 write block on the index (it lifts); rejects another 403 (a key without write privilege on it)", () => {
     const out = new Array<RecordOutcome>(2);
     const body = {
       errors: true,
@@ -50,9 +50,9 @@ describe("classifyBulkResponse", () => {
     expect(classifyBulkResponse(body, idx(2), 0, 2, "create", out, t, "es")).toBeUndefined();
     expect(out).toEqual([
       expect.objectContaining({ status: "retry", reason: "cluster_block_exception" }),
-      expect.objectContaining({ status: "retry", reason: "security_exception" }),
+      expect.objectContaining({ status: "rejected", reason: "security_exception: action [indices:data/write/bulk[s]] is unauthorized" }),
     ]);
-    expect(t).toMatchObject({ retried: 2, rejected: 0 });
+    expect(t).toMatchObject({ retried: 1, rejected: 1 });
   });
 
   it("rejects a 409 when the action was `index` (not a duplicate create)", () => {
