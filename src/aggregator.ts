@@ -92,7 +92,7 @@ interface SinkSlot {
   /** Ends the wait between open() attempts of a sink added while running, when it is removed. */
   openBackoff?: AbortController | undefined;
   /** Its close(), once asked for (by removeSink(), stop() or both). */
-  closing: { done: Promise<void>; controller: AbortController } | undefined;
+  closing: { done: Promise<void>; controller: AbortController; sealed: boolean } | undefined;
 }
 
 /**
@@ -353,10 +353,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     await rt.close(deadline);
     // What still waits for queue room at the deadline goes with the source: counted and announced (a stop() that came
     // meanwhile reports it as the source's `waiting` instead).
-    const left = rt.inbox.length;
-    if (left > 0 && this.stopping === undefined) {
+    if (rt.inbox.length > 0 && this.stopping === undefined) {
       // Dropped, so no longer its `waiting` (counted once, as dropped).
-      rt.inbox.drain();
+      const left = rt.discardWaiting();
       this.countPreRoutingDrop("sourceRemoved", left, `removeSource() reached its deadline with ${left} record(s) of "${name}" still waiting for queue room`, name);
     }
     this.router.removeProducer(rt);
@@ -816,6 +815,15 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     const p = slot.pipeline;
     if (p.sink.close === undefined) return;
     const closing = (slot.closing ??= this.startClose(p));
+    try {
+      await this.awaitClose(p, closing, deadline);
+    } finally {
+      // Its counters are final now (the report, or the removal's): a `ctx.lost` later changes nothing.
+      closing.sealed = true;
+    }
+  }
+
+  private async awaitClose(p: SinkPipeline, closing: NonNullable<SinkSlot["closing"]>, deadline: number): Promise<void> {
     if (await withDeadline(this.stopped.race(closing.done), deadline)) return;
     // A close started at the deadline (its sink drained, but another held the stop) still gets this turn of the
     // event loop: one that finishes at once (a MemorySink's) is not a failure.
@@ -844,8 +852,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     });
   }
 
-  private startClose(p: SinkPipeline): { done: Promise<void>; controller: AbortController } {
+  private startClose(p: SinkPipeline): NonNullable<SinkSlot["closing"]> {
     const controller = new AbortController();
+    const closing = { done: RESOLVED, controller, sealed: false };
     // Thrown or rejected alike: reported (a close that flushes can lose what it held), and the stop goes on.
     const failed = (error: unknown): void => {
       this.emit("sink:error", {
@@ -855,12 +864,15 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     };
     let closed: Promise<unknown> = RESOLVED;
     try {
-      const lost = (count: number, detail: string): void => this.noteLostAtClose(p, count, detail);
+      const lost = (count: number, detail: string): void => {
+        if (!closing.sealed) this.noteLostAtClose(p, count, detail);
+      };
       closed = Promise.resolve(p.sink.close?.({ signal: controller.signal, lost }));
     } catch (error) {
       failed(error);
     }
-    return { done: closed.then(() => undefined, failed), controller };
+    closing.done = closed.then(() => undefined, failed);
+    return closing;
   }
 
   /** A close() that says records it reported delivered were lost after all (`ctx.lost`): counted and announced. */

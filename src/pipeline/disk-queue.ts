@@ -402,7 +402,8 @@ export class DiskQueue {
     try {
       return await this.readFrames(maxRecords, maxBytes);
     } finally {
-      // Handed over now (or never, if the read failed: they are read again), and counted by the queue from here.
+      // Handed over now, and counted by the queue from here. (A read that failed part-way does not hand over what its
+      // earlier chunks parsed: those records are not read again. That predates this count.)
       this.readingOurs = 0;
     }
   }

@@ -377,6 +377,7 @@ export class MemorySink implements Sink {
     this.rules = [];
     this.latency = 0;
     this.hang = false;
+    this.lastSendError = undefined;
     return this.unblock();
   }
 

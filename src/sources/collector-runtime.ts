@@ -575,6 +575,13 @@ export class CollectorRuntime implements SourceRuntime {
     // otherwise exit at the first crash, without a restart, an event or a report. stop()/removeSource() clear it.
   }
 
+  discardWaiting(): number {
+    const n = this.inbox.length;
+    this.inbox.drain();
+    this.inboxBytes = 0;
+    return n;
+  }
+
   /** This incarnation's counters, as it last reported them; what it dropped since the last report is announced. */
   private noteStats(stats: Record<string, number>): void {
     const before = this.collector;

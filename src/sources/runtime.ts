@@ -34,6 +34,8 @@ export interface SourceRuntime extends Producer {
   close(deadline: number): Promise<void>;
   counters(): SourceCounters;
   snapshot(): SourceMetricsSnapshot;
+  /** Let go of what waits for queue room (removeSource() at its deadline drops it); returns how many records. */
+  discardWaiting(): number;
 }
 
 /** Implemented by every source definition (FileSource, CommandSource…). */

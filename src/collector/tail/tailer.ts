@@ -793,11 +793,11 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
 
   #takeRetired(hash: string): Retired | undefined {
     const now = Date.now();
+    // The copy is looked for first: found, even late, its bytes are read, not announced as lost.
+    const index = this.#retired.findIndex((r) => r.hash === hash && now - r.at < RETIRED_TTL_MS);
+    const found = index === -1 ? undefined : this.#retired.splice(index, 1)[0];
     this.#sweepRetired(now);
     this.#retired = this.#retired.filter((r) => now - r.at < RETIRED_TTL_MS);
-    const index = this.#retired.findIndex((r) => r.hash === hash);
-    if (index === -1) return undefined;
-    const [found] = this.#retired.splice(index, 1);
     return found;
   }
 

@@ -432,6 +432,33 @@ describe("Aggregator lifecycle", () => {
     expect(report.sources.host).toMatchObject({ admitted: 3, settled: 3 });
   });
 
+  it("a ctx.lost that comes after the stop's report was built changes nothing (the report and counters are final)", async () => {
+    let late: (() => void) | undefined;
+    const sink: Sink = {
+      name: "late",
+      send() {},
+      close(ctx) {
+        return new Promise<void>((resolve) => {
+          late = () => {
+            ctx.lost?.(5, "said too late");
+            resolve();
+          };
+        });
+      },
+    };
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(sink);
+    const drops: string[] = [];
+    agg.on("drop", (d) => drops.push(d.reason));
+    await agg.start();
+    await agg.write(numbered(5));
+    await waitFor(() => agg.metrics().sinks.late!.delivered === 5, { message: "5 delivered" });
+    const report = await agg.stop({ timeoutMs: 50 });
+    late!();
+    expect(report.sinks.late).toMatchObject({ delivered: 5, droppedTotal: 0 });
+    expect(agg.metrics().sinks.late).toMatchObject({ delivered: 5, droppedTotal: 0 });
+    expect(drops).toEqual([]);
+  });
+
   it("a custom sink's close() says records it reported delivered were lost (ctx.lost): moved to dropped.lostAtClose, also when said just after the deadline's abort", async () => {
     const sink: Sink = {
       name: "lossy",
