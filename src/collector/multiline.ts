@@ -404,7 +404,8 @@ function isBlank(line: string): boolean {
   return line.length === 0 || (startsWithSpace(line) && line.trim().length === 0);
 }
 
-const JAVA_EXCEPTION_HEADER = /^(?:[a-zA-Z_$][\w$]*\.)+[a-zA-Z_$][\w$]*(?:Exception|Error|Throwable)(?::|$)/;
+// A dotted class name ending in Exception, Error or Throwable, those bare words included (java.lang.Exception).
+const JAVA_EXCEPTION_HEADER = /^(?:[a-zA-Z_$][\w$]*\.)+[\w$]*(?:Exception|Error|Throwable)(?::|$)/;
 
 class JavaClassifier implements Classifier {
   classify(line: string): Action {

@@ -101,6 +101,16 @@ describe("presets over the corpus", () => {
     expect(events.map((e) => e.lines)).toEqual([11, 1]);
   });
 
+  it("java: a bare java.lang.Exception, Error or Throwable header continues the event too", () => {
+    for (const header of ["java.lang.Exception: plain", "java.lang.Error", "java.lang.Throwable: t", "com.acme.Exception: x"]) {
+      const { events } = join("java", `2024-01-15 10:00:00,123 ERROR [main] App - failed\n${header}\n\tat a.b(C.java:1)\nnext line\n`);
+      expect(events.map((e) => e.lines), header).toEqual([3, 1]);
+    }
+    // A dotted name that only ends like one, or a plain word, starts an event.
+    const { events } = join("java", "first\ncom.acme.Errors: no\nException: no\n");
+    expect(events.map((e) => e.lines)).toEqual([1, 1, 1]);
+  });
+
   it("parses a joined Java event into one record with the level of its first line", () => {
     const { events } = join("java", fixture("java-trace.log"));
     const parse = createParser("plain");
