@@ -51,8 +51,25 @@ export interface RecordContext {
 export const MESSAGE_KEYS: readonly string[] = ["message", "msg", "log", "text"];
 /** Keys read as the level, in order, after the ECS forms `"log.level"` (dotted key) and `log: { level }`. */
 export const LEVEL_KEYS: readonly string[] = ["level", "lvl", "severity", "loglevel", "levelname"];
-/** Keys read as the timestamp, in order. The first one `parseTimestamp` accepts wins. */
+/** Keys read as the timestamp, in order. The first one `lineTimestamp` accepts wins. */
 export const TIMESTAMP_KEYS: readonly string[] = ["@timestamp", "timestamp", "time", "ts", "t", "date"];
+
+/** 2000-01-01T00:00:00Z: an epoch number under a key other than `@timestamp` must come after it to be taken for a time. */
+export const PLAUSIBLE_EPOCH_MS = 946_684_800_000;
+
+/**
+ * The timestamp a line's key holds, as `parseTimestamp` reads it. A key other than `@timestamp` often holds
+ * something else under the same name (a duration `time: 12`, a business `date: "2023-12-31"`, `t: 21.5`, a
+ * `yyyymmdd` number): under those keys an epoch number before 2000, and a date without a time of day, are left as
+ * the fields they are.
+ */
+export function lineTimestamp(key: string, value: unknown): string | undefined {
+  const iso = parseTimestamp(value);
+  if (iso === undefined || key === "@timestamp") return iso;
+  if (typeof value === "string" && !NUMERIC_TEXT.test(value.trim())) return value.trim().length > 10 ? iso : undefined;
+  return Date.parse(iso) >= PLAUSIBLE_EPOCH_MS ? iso : undefined;
+}
+const NUMERIC_TEXT = /^\d+(?:\.\d+)?$/;
 
 const NESTED_LOG_LEVEL = "\0log.level";
 const MAX_MERGE_DEPTH = 32;
@@ -67,7 +84,7 @@ const MAX_MERGE_DEPTH = 32;
  * - `log.level`: `"log.level"`, `log.level`, then {@link LEVEL_KEYS}; the first value `normalizeLevel` knows
  *   (words, syslog 0–7, pino 10–60). An unknown value stays in place as a field. Fallbacks: `parsed.level`
  *   (plain parser's sniff), `ctx.defaultLevel`, `"warn"` for stderr.
- * - `@timestamp`: the first of {@link TIMESTAMP_KEYS} that `parseTimestamp` accepts, else `ctx.now`.
+ * - `@timestamp`: the first of {@link TIMESTAMP_KEYS} that `lineTimestamp` accepts, else `ctx.now`.
  *
  * The remaining fields are kept as they are (nested objects stay nested), with these exceptions that keep the ECS
  * shape valid for Elasticsearch: a string `host` or `service` becomes `{ name }`; any other non-object value under
@@ -120,7 +137,7 @@ export function buildRecord(parsed: ParsedLine, ctx: RecordContext): LogRecord {
     }
     for (let i = 0; i < TIMESTAMP_KEYS.length; i++) {
       const v = f[TIMESTAMP_KEYS[i]!];
-      if (v !== undefined && (timestamp = parseTimestamp(v)) !== undefined) {
+      if (v !== undefined && (timestamp = lineTimestamp(TIMESTAMP_KEYS[i]!, v)) !== undefined) {
         tsKey = TIMESTAMP_KEYS[i];
         break;
       }

@@ -17,8 +17,8 @@
 // differential test in test/unit/collector/fast-json-record.test.ts holds the two to the same bytes.
 import { isUtf8 } from "node:buffer";
 import { MAX_RECORD_BYTES } from "../../channel/protocol.js";
-import { epochMs, normalizeLevel, parseTimestamp, writeIsoFromMs, type LogLevel } from "../../record.js";
-import { LEVEL_KEYS, MESSAGE_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./build-record.js";
+import { epochMs, normalizeLevel, writeIsoFromMs, type LogLevel } from "../../record.js";
+import { LEVEL_KEYS, MESSAGE_KEYS, PLAUSIBLE_EPOCH_MS, TIMESTAMP_KEYS, lineTimestamp, type RecordContext } from "./build-record.js";
 
 /** Deeper lines take the general path; the fast scanner recurses once per level. */
 const FAST_MAX_DEPTH = 32;
@@ -297,7 +297,8 @@ export function fastJsonRecordBytes(
       if (valType[i] === T.NUMBER) {
         // parseTimestamp(number) is isoFromMs(epochMs(number)): keep the ms and write it below.
         const ms = epochMs(numberAt(buf, valStart[i]!, valEnd[i]!));
-        if (ms !== undefined) {
+        // As lineTimestamp: under a key other than @timestamp (rank 0), an epoch before 2000 is some other number.
+        if (ms !== undefined && (r === 0 || ms >= PLAUSIBLE_EPOCH_MS)) {
           tsMs = ms;
           tsAt = i;
           break;
@@ -306,7 +307,7 @@ export function fastJsonRecordBytes(
       }
       const v = primitive(buf, i);
       if (v === NESTED) return false;
-      if ((timestamp = parseTimestamp(v)) !== undefined) {
+      if ((timestamp = lineTimestamp(TIMESTAMP_KEYS[r]!, v)) !== undefined) {
         tsAt = i;
         break;
       }

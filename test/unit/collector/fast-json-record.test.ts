@@ -118,6 +118,35 @@ describe("fastJsonRecord", () => {
     }
   });
 
+  it("leaves numbers before 2000 and bare dates under time/ts/t/date/timestamp as fields, on both paths", () => {
+    const cases: [string, string | undefined][] = [
+      ['{"msg":"request done","time":12}', undefined],
+      ['{"msg":"temp","t":21.5}', undefined],
+      ['{"msg":"batch","date":"20240115"}', undefined],
+      ['{"msg":"batch","date":20240115}', undefined],
+      ['{"msg":"invoice","date":"2023-12-31","amount":5}', undefined],
+      ['{"msg":"x","timestamp":"2024-01-15"}', undefined],
+      ['{"msg":"x","ts":1700000000}', "2023-11-14T22:13:20.000Z"],
+      ['{"msg":"x","ts":"1700000000.5"}', "2023-11-14T22:13:20.500Z"],
+      ['{"msg":"x","time":1768464000000}', "2026-01-15T08:00:00.000Z"],
+      ['{"msg":"x","date":"2024-01-15 10:00:00"}', "2024-01-15T10:00:00.000Z"],
+      ['{"msg":"x","time":12,"ts":1700000000}', "2023-11-14T22:13:20.000Z"],
+      // @timestamp says what it says.
+      ['{"msg":"x","@timestamp":"2024-01-15"}', "2024-01-15T00:00:00.000Z"],
+      ['{"msg":"x","@timestamp":12}', "1970-01-01T00:00:12.000Z"],
+    ];
+    for (const [line, ts] of cases) {
+      check(line);
+      const record = JSON.parse(general(line, CONTEXTS[0]!.ctx, undefined)) as Record<string, unknown>;
+      expect(record["@timestamp"], line).toBe(ts ?? new Date(NOW).toISOString());
+      if (ts === undefined) {
+        // The value stays as the field it was.
+        const [key, value] = Object.entries(JSON.parse(line) as Record<string, unknown>).find(([k]) => k !== "msg" && k !== "amount")!;
+        expect(record[key], line).toEqual(value);
+      }
+    }
+  });
+
   it("agrees with the general path on edge cases, or declines", () => {
     let fast = 0;
     for (const line of EDGE) fast += check(line);
