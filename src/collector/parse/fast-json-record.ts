@@ -536,6 +536,9 @@ const ROLES = new Map<string, number>([
   ["host", RESHAPED],
   ["service", RESHAPED],
   ["event", RESHAPED],
+  // A line naming its service or host with ECS's dotted keys takes no enrichment of them: the general path's job.
+  ["service.name", RESHAPED],
+  ["host.name", RESHAPED],
   ["stream", STREAM],
   ["log.level", LEVEL_ROLE],
   ...LEVEL_KEYS.map((k, r): [string, number] => [k, LEVEL_ROLE + 1 + r]),

@@ -147,6 +147,19 @@ describe("fastJsonRecord", () => {
     }
   });
 
+  it("an ECS line naming its service and host with dotted keys keeps them, without the source's (general path only)", () => {
+    const line = '{"@timestamp":"2024-01-15T10:00:00.123Z","log.level":"info","message":"ecs java","service.name":"petclinic","host.name":"web-7"}';
+    expect(check(line)).toBe(0);
+    const record = JSON.parse(general(line, CONTEXTS[1]!.ctx, 0)) as Record<string, unknown>;
+    expect(record).toMatchObject({ "service.name": "petclinic", "host.name": "web-7", message: "ecs java" });
+    expect(record.service).toBeUndefined();
+    expect(record.host).toBeUndefined();
+    // One of them named: the other is still added.
+    const service = JSON.parse(general('{"message":"m","service.name":"petclinic"}', CONTEXTS[1]!.ctx, 0)) as Record<string, unknown>;
+    expect(service).toMatchObject({ "service.name": "petclinic", host: { name: "web-1" } });
+    expect(service.service).toBeUndefined();
+  });
+
   it("agrees with the general path on edge cases, or declines", () => {
     let fast = 0;
     for (const line of EDGE) fast += check(line);
