@@ -47,12 +47,15 @@ export interface RecordContext {
   keepOriginal?: boolean;
 }
 
-/** Keys read as the message, in order. The first one holding a string wins (`log` is Docker's json-file key). */
-export const MESSAGE_KEYS: readonly string[] = ["message", "msg", "log", "text"];
+/**
+ * Keys read as the message, in order. The first one holding a string wins (`log` is Docker's json-file key; `@m` and
+ * `@mt` Serilog's compact JSON, rendered and template; `Message` .NET's JSON console).
+ */
+export const MESSAGE_KEYS: readonly string[] = ["message", "msg", "log", "text", "@m", "Message", "@mt"];
 /** Keys read as the level, in order, after the ECS forms `"log.level"` (dotted key) and `log: { level }`. */
-export const LEVEL_KEYS: readonly string[] = ["level", "lvl", "severity", "loglevel", "levelname"];
+export const LEVEL_KEYS: readonly string[] = ["level", "lvl", "severity", "loglevel", "levelname", "@l", "Level", "LogLevel"];
 /** Keys read as the timestamp, in order. The first one `lineTimestamp` accepts wins. */
-export const TIMESTAMP_KEYS: readonly string[] = ["@timestamp", "timestamp", "time", "ts", "t", "date"];
+export const TIMESTAMP_KEYS: readonly string[] = ["@timestamp", "timestamp", "time", "ts", "t", "date", "@t", "Timestamp"];
 
 /** 2000-01-01T00:00:00Z: an epoch number under a key other than `@timestamp` must come after it to be taken for a time. */
 export const PLAUSIBLE_EPOCH_MS = 946_684_800_000;

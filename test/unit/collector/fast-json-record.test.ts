@@ -160,6 +160,20 @@ describe("fastJsonRecord", () => {
     expect(service.service).toBeUndefined();
   });
 
+  it("reads Serilog's compact JSON (@t, @m or @mt, @l) and .NET's JSON console (Timestamp, LogLevel, Message), on both paths", () => {
+    const cases: [string, { message: string; level: string | undefined; ts: string }][] = [
+      ['{"@t":"2024-01-15T10:00:00.1234567Z","@m":"Failed 3","@mt":"Failed {Id}","@l":"Error","Id":3}', { message: "Failed 3", level: "error", ts: "2024-01-15T10:00:00.123Z" }],
+      ['{"@t":"2024-01-15T10:00:00.5Z","@mt":"Started {App}","App":"api"}', { message: "Started {App}", level: undefined, ts: "2024-01-15T10:00:00.500Z" }],
+      ['{"Timestamp":"2024-01-15T10:00:00.000+01:00","EventId":0,"LogLevel":"Warning","Category":"App","Message":"slow"}', { message: "slow", level: "warn", ts: "2024-01-15T09:00:00.000Z" }],
+      ['{"Timestamp":"2024-01-15 10:00:00","Level":"Information","RenderedMessage":"r","Message":"m"}', { message: "m", level: "info", ts: "2024-01-15T10:00:00.000Z" }],
+    ];
+    for (const [line, want] of cases) {
+      check(line);
+      const record = JSON.parse(general(line, CONTEXTS[0]!.ctx, undefined)) as { message: string; "@timestamp": string; log?: { level?: string } };
+      expect({ message: record.message, level: record.log?.level, ts: record["@timestamp"] }, line).toEqual(want);
+    }
+  });
+
   it("agrees with the general path on edge cases, or declines", () => {
     let fast = 0;
     for (const line of EDGE) fast += check(line);
