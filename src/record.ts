@@ -38,7 +38,8 @@ export type LogRecordInput = Partial<RecordShape<LogLevel | (string & {})>> & Re
 // Null prototype: a level word such as "constructor" or "__proto__" must not hit Object.prototype members.
 const LEVEL_WORDS: Record<string, LogLevel | undefined> = Object.assign(Object.create(null) as Record<string, LogLevel>, {
   trace: "trace", trc: "trace", verbose: "trace", finest: "trace", finer: "trace", silly: "trace", v: "trace",
-  debug: "debug", dbg: "debug", fine: "debug", config: "debug", d: "debug",
+  // winston's `http` sits between info and verbose; log15 writes `dbug`.
+  debug: "debug", dbg: "debug", dbug: "debug", http: "debug", fine: "debug", config: "debug", d: "debug",
   info: "info", inf: "info", information: "info", informational: "info", notice: "info", log: "info", i: "info",
   warn: "warn", warning: "warn", wrn: "warn", w: "warn",
   error: "error", err: "error", eror: "error", severe: "error", e: "error", dpanic: "error",

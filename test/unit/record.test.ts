@@ -8,6 +8,7 @@ describe("normalizeLevel", () => {
     ["WARNING", "warn"], ["warn", "warn"], ["Warn", "warn"], [" error ", "error"], ["ERR", "error"], ["eror", "error"],
     ["Informational", "info"], ["INFO", "info"], ["notice", "info"], ["information", "info"],
     ["TRACE", "trace"], ["verbose", "trace"], ["silly", "trace"], ["debug", "debug"], ["DBG", "debug"], ["fine", "debug"],
+    ["dbug", "debug"], ["http", "debug"],
     ["fatal", "fatal"], ["CRITICAL", "fatal"], ["crit", "fatal"], ["alert", "fatal"], ["emerg", "fatal"], ["panic", "fatal"],
     ["severe", "error"], ["dpanic", "error"],
     // logcat / glog letters
