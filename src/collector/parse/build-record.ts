@@ -229,6 +229,17 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 // The record's object under `key`, created when missing. Objects there were copied by buildRecord or made by it.
+/**
+ * Mark a record built from an event that was cut (a multiline event over its `maxLines`/`maxBytes`): `log.flags`
+ * gets `"truncated"`, as Filebeat marks it, so that a search finds the events that are not whole.
+ */
+export function flagTruncated(record: LogRecord): void {
+  const log = ownObject(record, "log");
+  const flags = Array.isArray(log["flags"]) ? [...(log["flags"] as unknown[])] : log["flags"] === undefined ? [] : [log["flags"]];
+  if (!flags.includes("truncated")) flags.push("truncated");
+  log["flags"] = flags;
+}
+
 function ownObject(record: LogRecord, key: "log" | "host" | "service" | "event"): Record<string, unknown> {
   const v = record[key];
   if (isPlainObject(v)) return v;

@@ -192,6 +192,7 @@ export function runCommand(spec: CommandSpec, channel: ChildChannel): CollectorR
         blankLines: a.blankLines + b.blankLines,
         invalidUtf8: a.invalidUtf8 + b.invalidUtf8,
         truncatedLines: a.truncatedLines + b.truncatedLines,
+        multilineTruncated: a.multilineTruncated + b.multilineTruncated,
       };
     },
   };

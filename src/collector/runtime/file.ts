@@ -15,7 +15,7 @@
 import { CheckpointStore } from "../checkpoint-store.js";
 import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
-import { buildRecord, createParser, type RecordContext } from "../parse/index.js";
+import { buildRecord, createParser, flagTruncated, type RecordContext } from "../parse/index.js";
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine, TailProblem } from "../tail/types.js";
 import { FrameType } from "../../channel/protocol.js";
@@ -37,6 +37,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   let parseErrors = 0;
   let droppedKeys = 0;
   let blankLines = 0;
+  /** Multiline events cut at maxLines/maxBytes (flagged `log.flags: ["truncated"]`). */
+  let multilineTruncated = 0;
   let paused = false;
   // The json parser's fast path, with one plan per file key: the file's path, device and inode are in every record,
   // and a rotated file's successor at the same path is another file (another key) with another identity.
@@ -100,7 +102,13 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   let lastPlan: FastRecordPlan | undefined;
 
   /** A joined multiline event (text only). */
-  const emit = (text: string, file: FileOrigin, offset: number, end: number): void => {
+  const emit = (text: string, file: FileOrigin, offset: number, end: number, truncated: boolean): void => {
+    if (truncated) {
+      // Flagged: the general path's job.
+      multilineTruncated++;
+      general(text, file, offset, end, true);
+      return;
+    }
     if (fastPlans !== undefined) {
       const plan = planFor(file);
       const seq = channel.nextSeq;
@@ -115,8 +123,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     general(text, file, offset, end);
   };
 
-  const general = (text: string, file: FileOrigin, offset: number, end: number): void => {
-    const json = build(text, file, offset);
+  const general = (text: string, file: FileOrigin, offset: number, end: number, truncated = false): void => {
+    const json = build(text, file, offset, truncated);
     if (json === undefined) {
       // Nothing to ship, but its bytes are consumed: let the checkpoint move past it with the next record.
       pending.add(channel.nextSeq, file.fileKey, end);
@@ -126,7 +134,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   };
 
   /** The general path's record JSON for a line, or undefined for a blank line or a record too long for a string (counted). */
-  const build = (text: string, file: FileOrigin, offset: number): string | undefined => {
+  const build = (text: string, file: FileOrigin, offset: number, truncated = false): string | undefined => {
     const parsed = parser(text);
     if (parsed.blank) {
       blankLines++;
@@ -138,7 +146,9 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     ctx.fileDeviceId = file.device;
     ctx.fileInode = file.inode;
     ctx.offset = offset;
-    const json = stringifyRecord(buildRecord(parsed, ctx));
+    const record = buildRecord(parsed, ctx);
+    if (truncated) flagTruncated(record);
+    const json = stringifyRecord(record);
     if (json === undefined) channel.dropOversized(text.length);
     return json;
   };
@@ -150,7 +160,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       const file: FileOrigin = { path: line.path, fileKey: line.fileKey, device: line.device, inode: line.inode };
       // Not idle while its file is being read on: the read after a resume (or of the next chunk) may take longer
       // than the timeout on a busy host, and the event's next lines are in it.
-      j = new MultilineJoiner(spec.multiline!, (e) => emit(e.text, file, e.start, e.end), undefined, () => !tailer.readToEnd(file.fileKey));
+      j = new MultilineJoiner(spec.multiline!, (e) => emit(e.text, file, e.start, e.end, e.truncated), undefined, () => !tailer.readToEnd(file.fileKey));
       joiners.set(file.fileKey, j);
     }
     return j;
@@ -300,6 +310,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         linesTruncated: t.linesTruncated,
         linesSplit: t.linesSplit,
         partialLinesDiscarded: t.partialLinesDiscarded,
+        multilineTruncated,
         truncatedUnreadBytes: t.truncatedUnreadBytes,
         invalidUtf8: t.invalidUtf8Lines,
         notRegularSkipped: t.notRegularSkipped,

@@ -10,7 +10,7 @@
 import { LineFlags, LineSplitter } from "../line-splitter.js";
 import { MultilineJoiner, type MultilineEvent, type MultilineSpec } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan, type RecordWriter } from "../parse/fast-json-record.js";
-import { buildRecord, createParser, type Parser, type ParserSpec, type RecordContext } from "../parse/index.js";
+import { buildRecord, createParser, flagTruncated, type Parser, type ParserSpec, type RecordContext } from "../parse/index.js";
 
 export interface LinePipelineOptions {
   parser: ParserSpec;
@@ -32,6 +32,8 @@ export interface LineCounters {
   blankLines: number;
   invalidUtf8: number;
   truncatedLines: number;
+  /** Multiline events cut at `maxLines`/`maxBytes` (their records carry `log.flags: ["truncated"]`). */
+  multilineTruncated: number;
 }
 
 /** Where finished records go (the channel): text records by `push`, fast-path ones written in place. */
@@ -59,7 +61,7 @@ export function stringifyRecord(record: unknown): string | undefined {
 }
 
 export class LinePipeline {
-  readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, droppedKeys: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0 };
+  readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, droppedKeys: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0, multilineTruncated: 0 };
   private readonly splitter: LineSplitter;
   private readonly joiner: MultilineJoiner | undefined;
   private readonly parser: Parser;
@@ -85,7 +87,7 @@ export class LinePipeline {
     this.joiner =
       options.multiline === undefined
         ? undefined
-        : new MultilineJoiner(options.multiline, (e: MultilineEvent) => this.emit(e.text, e.start));
+        : new MultilineJoiner(options.multiline, (e: MultilineEvent) => this.emit(e.text, e.start, e.truncated));
     this.splitter = new LineSplitter(
       // Lines are consumed right here, so the splitter may leave decoding to us: the fast path reads bytes.
       { maxLineBytes: options.maxLineBytes, startOffset: options.startOffset ?? 0, lazyText: true },
@@ -167,7 +169,13 @@ export class LinePipeline {
   }
 
   /** A joined multiline event (text only). */
-  private emit(text: string, start: number): void {
+  private emit(text: string, start: number, truncated: boolean): void {
+    if (truncated) {
+      // Flagged: the general path's job.
+      this.counters.multilineTruncated++;
+      this.general(text, start, true);
+      return;
+    }
     if (this.fast !== undefined) {
       const bytes = Buffer.from(text);
       if (this.fastBytes(bytes, 0, bytes.length, start)) return;
@@ -175,7 +183,7 @@ export class LinePipeline {
     this.general(text, start);
   }
 
-  private general(text: string, start: number): void {
+  private general(text: string, start: number, truncated = false): void {
     const parsed = this.parser(text);
     if (parsed.blank) {
       this.counters.blankLines++;
@@ -187,6 +195,7 @@ export class LinePipeline {
     ctx.now = this.now || new Date().toISOString();
     if (this.options.offsets) ctx.offset = start;
     const record = buildRecord(parsed, ctx);
+    if (truncated) flagTruncated(record);
     let json: string | undefined;
     try {
       json = stringifyRecord(record);

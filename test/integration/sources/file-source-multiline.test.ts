@@ -5,7 +5,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeF
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { Aggregator, FileSource, MemorySink } from "../../../src/index.js";
+import { Aggregator, CommandSource, FileSource, MemorySink } from "../../../src/index.js";
 import { waitFor } from "../../helpers/wait-for.js";
 
 let dir: string;
@@ -108,5 +108,31 @@ describe("FileSource multiline patterns", () => {
     const expected = ["ERROR first\n  detail 1", "error second\n  detail 2", "Error third"];
     expect(await run({ startPattern: /^error /i, timeoutMs: 0 })).toEqual(expected);
     expect(await run({ startPattern: "^error ", flags: "i", timeoutMs: 0 })).toEqual(expected);
+  });
+});
+
+describe("multiline events cut at maxLines", () => {
+  const trace = "2024-01-15 10:00:00 ERROR x\njava.lang.IllegalStateException: a\n\tat a.b(c.java:1)\n\tat a.b(c.java:2)\n\tat a.b(c.java:3)\n\tat a.b(c.java:4)\n2024-01-15 10:00:01 INFO next\n";
+
+  it.each(["file", "command"] as const)("are flagged log.flags: [\"truncated\"] and counted (multilineTruncated): %s source", async (kind) => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, trace);
+    const mem = new MemorySink({ name: "mem" });
+    const multiline = { preset: "java" as const, maxLines: 3, timeoutMs: 50 };
+    const source =
+      kind === "file"
+        ? new FileSource({ name: "app", paths: [file], parser: "plain", multiline, pollIntervalMs: 20 })
+        : new CommandSource({ name: "app", command: "cat", args: [file], parser: "plain", multiline, restartOnExit: "never" });
+    agg = new Aggregator({ batch: { maxWaitMs: 10 } }).addSource(source).addSink(mem);
+    await agg.start();
+    await mem.waitForCount(3, { timeoutMs: 10_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    agg = undefined;
+    const [cut, rest, next] = mem.records;
+    expect(cut).toMatchObject({ message: "2024-01-15 10:00:00 ERROR x\njava.lang.IllegalStateException: a\n\tat a.b(c.java:1)", log: { flags: ["truncated"], level: "error" } });
+    expect(rest!.message).toBe("\tat a.b(c.java:2)\n\tat a.b(c.java:3)\n\tat a.b(c.java:4)");
+    expect(rest!.log?.flags).toBeUndefined();
+    expect(next!.log?.flags).toBeUndefined();
+    expect(report.sources.app!.collector.multilineTruncated).toBe(1);
   });
 });
