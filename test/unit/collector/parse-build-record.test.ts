@@ -53,7 +53,7 @@ describe("buildRecord over app.ndjson", () => {
   });
 
   it("keeps an unknown level value in place", () => {
-    expect(records[4]!["lvl"]).toBe("dbug");
+    expect(records[4]!["lvl"]).toBe("hmmm");
   });
 
   it("takes the nested log.level (before `severity`) and keeps the rest of the line's log object", () => {
