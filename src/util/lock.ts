@@ -82,14 +82,19 @@ export function takeLock(path: string, takeOver: (holder: LockHolder) => boolean
       const holder = held();
       if (holder !== undefined) return holder;
       // Stale. Looked at again under the takeover lock, where nobody else removes it: taken over meanwhile, it is left
-      // alone, and gone meanwhile (removed by the process before us), nothing is removed: the next turn links ours.
+      // alone; gone meanwhile (removed by the process before us), nothing is removed: the next turn links ours; one
+      // that names no process and is young is being written (open and write, by an older version of this library or
+      // where hard links are not supported): it is waited for.
+      let young = false;
       underTakeoverLock(path, own, () => {
-        const text = readOr(path);
-        if (text === undefined) return;
+        const text = readLockText(path);
+        if (text === GONE) return;
         const now = lockHolder(text);
         if (now?.alive === true && !takeOver(now as LockHolder)) return;
-        removeIfThere(path);
+        if (now === undefined && ageMs(path) < YOUNG_MS) young = true;
+        else removeIfThere(path);
       });
+      if (young) Atomics.wait(pause, 0, 0, 1);
     }
   } finally {
     unlinkSync(own);
@@ -139,6 +144,20 @@ function removeIfThere(path: string): boolean {
   }
 }
 
+const GONE = Symbol("gone");
+
+/** A lock file's text; GONE when there is none; "" when it cannot be read (no permission, a directory): unparseable. */
+function readLockText(path: string): string | typeof GONE {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT" ? GONE : "";
+  }
+}
+
+/** A lock that names no process is taken for one being written until it is this old. */
+const YOUNG_MS = 1_000;
+
 /** How long a takeover lock may be held (for microseconds, normally) before it is taken for one left by a crash. */
 const TAKEOVER_HOLD_MS = 1_000;
 const pause = new Int32Array(new SharedArrayBuffer(4));
@@ -147,11 +166,13 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
 function underTakeoverLock(path: string, own: string, fn: () => void): void {
   const takeover = `${path}.takeover`;
   while (!createFrom(own, takeover)) {
-    // Gone meanwhile: try again. Left by a process that died in there (or held implausibly long, by its own age): removed.
-    const text = readOr(takeover);
-    if (text === undefined) continue;
-    if (lockHolder(text)?.alive !== true || ageMs(takeover) > TAKEOVER_HOLD_MS) removeIfThere(takeover);
-    else Atomics.wait(pause, 0, 0, 1);
+    // Gone meanwhile: try again. Held (or young and unreadable): wait. Left by a process that died in there, or held
+    // implausibly long by its own age: removed (or, where that is not allowed, the error thrown).
+    const text = readLockText(takeover);
+    if (text === GONE) continue;
+    const holder = lockHolder(text);
+    if ((holder === undefined || holder.alive) && ageMs(takeover) <= TAKEOVER_HOLD_MS) Atomics.wait(pause, 0, 0, 1);
+    else removeIfThere(takeover);
   }
   try {
     fn();

@@ -47,3 +47,25 @@ it("a stale lock the other process removes and replaces while we look again is l
   expect(fs.readFileSync(path, "utf8")).toBe(lockText(process.ppid));
   expect(reads).toBeGreaterThanOrEqual(3);
 });
+
+it("a lock that names no process yet and is young is being written (open, then write): it is waited for, not taken", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cla-lock-il-"));
+  dirs.push(dir);
+  const path = join(dir, "x.lock");
+  fs.writeFileSync(path, ""); // the other process has created it and not written its pid yet
+  let reads = 0;
+  around.after = (p) => {
+    if (p === path && ++reads === 3) fs.writeFileSync(path, lockText(process.ppid));
+  };
+  expect(takeLock(path)).toMatchObject({ pid: process.ppid, alive: true });
+  expect(fs.readFileSync(path, "utf8")).toBe(lockText(process.ppid));
+});
+
+it("a lock path it cannot read (a directory) is not waited on for ever: once old, removing it fails and says why", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cla-lock-il-"));
+  dirs.push(dir);
+  const path = join(dir, "x.lock");
+  fs.mkdirSync(path);
+  expect(() => takeLock(path)).toThrow(/EISDIR|EPERM|illegal operation on a directory|operation not permitted/);
+  expect(fs.readdirSync(dir).sort()).toEqual(["x.lock"]);
+});
