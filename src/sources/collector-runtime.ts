@@ -92,8 +92,10 @@ export class CollectorRuntime implements SourceRuntime {
   private collector: Record<string, number> = {};
   /** Counters of earlier incarnations, so totals survive restarts. */
   private carried: Record<string, number> = {};
-  /** The incarnation whose counters were carried at its exit: a STATS of it read later is ignored. */
+  /** The incarnation whose counters were carried at its exit: a STATS of it read later adds what grew (noteLateStats). */
   private countersCarried: SpawnedCollector | undefined;
+  /** Its counters as last carried: a later STATS of it adds only what grew since. */
+  private carriedLast: Record<string, number> = {};
   private restartTimer: NodeJS.Timeout | undefined;
   private drainedResolve: (() => void) | undefined;
   private expectedExit = false;
@@ -279,8 +281,8 @@ export class CollectorRuntime implements SourceRuntime {
             break;
           case FrameType.STATS:
             // One read after its exit was handled (the channel outlived the exit wait) is its past: carried already.
-            if (this.countersCarried === proc) break;
-            this.noteStats(JSON.parse(payload.toString("utf8")) as Record<string, number>);
+            if (this.countersCarried === proc) this.noteLateStats(JSON.parse(payload.toString("utf8")) as Record<string, number>);
+            else this.noteStats(JSON.parse(payload.toString("utf8")) as Record<string, number>);
             break;
           case FrameType.DRAINED:
             this.drainedResolve?.();
@@ -595,7 +597,23 @@ export class CollectorRuntime implements SourceRuntime {
   private carryCounters(): void {
     // Totals carry over to the next incarnation; levels (files open) were the dead one's and start again.
     for (const [k, v] of Object.entries(this.collector)) if (!isGaugeKey(k)) this.carried[k] = (this.carried[k] ?? 0) + v;
+    this.carriedLast = this.collector;
     this.collector = {};
+  }
+
+  /**
+   * A STATS of an incarnation whose counters were carried at its exit (its channel outlived the exit wait): what
+   * grew since is carried and announced, not the whole again.
+   */
+  private noteLateStats(stats: Record<string, number>): void {
+    const before = this.carriedLast;
+    this.carriedLast = stats;
+    for (const [k, v] of Object.entries(stats)) {
+      const more = v - (before[k] ?? 0);
+      if (more <= 0 || isGaugeKey(k)) continue;
+      this.carried[k] = (this.carried[k] ?? 0) + more;
+      if (Object.hasOwn(COLLECTOR_DROP_KEYS, k)) this.host.dropInCollector(this.name, more, k);
+    }
   }
 
   async stopInput(deadline: number): Promise<void> {

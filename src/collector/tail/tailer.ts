@@ -793,7 +793,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
 
   #takeRetired(hash: string): Retired | undefined {
     const now = Date.now();
-    // The copy is looked for first: found, even late, its bytes are read, not announced as lost.
+    // The copy is looked for before this pass sweeps. (A copy found only after copyDecisionMs, when the sweep of an
+    // earlier pass has announced its original's unread bytes as lost, is still read from where the original was:
+    // copytruncate makes the copy before it truncates, so that takes a copy made by hand, long after.)
     const index = this.#retired.findIndex((r) => r.hash === hash && now - r.at < RETIRED_TTL_MS);
     const found = index === -1 ? undefined : this.#retired.splice(index, 1)[0];
     this.#sweepRetired(now);
