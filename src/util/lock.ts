@@ -125,12 +125,16 @@ function createFrom(from: string, path: string): boolean {
   }
 }
 
-/** How long ago `path` was made (its inode's change time, which a hard link sets; 0 when it is gone). */
+/**
+ * How long ago `path` was made (its inode's change time, which a hard link sets). 0 when it is gone (the next turn
+ * links ours); Infinity when it cannot be looked at, so that removing it is tried, and its error thrown, rather than
+ * waited on for ever.
+ */
 function ageMs(path: string): number {
   try {
     return Date.now() - statSync(path).ctimeMs;
-  } catch {
-    return 0;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT" ? 0 : Number.POSITIVE_INFINITY;
   }
 }
 
