@@ -17,27 +17,37 @@ afterEach(async () => {
 
 const N = 300;
 const reconnect = { initialDelayMs: 5, maxDelayMs: 20 };
-const kinds: { kind: string; delimiter: "\n" | "\0"; make: (port: number) => Sink & { metrics(): Record<string, number> } }[] = [
+const kinds: { kind: string; delimiter: "\n" | "\0"; make: MakeSink }[] = [
   { kind: "LogstashSink", delimiter: "\n", make: (port) => new LogstashSink({ name: "out", url: `tcp://127.0.0.1:${port}`, reconnect, connectTimeoutMs: 2_000 }) },
   { kind: "GelfSink", delimiter: "\0", make: (port) => new GelfSink({ name: "out", url: `tcp://127.0.0.1:${port}`, reconnect, connectTimeoutMs: 2_000 }) },
 ];
 
+type MakeSink = (port: number) => Sink & { metrics(): Record<string, number> };
+
+/** N records written, delivered and received; then the receiver resets its connection and goes away for good. */
+async function deliveredThenReceiverGone(delimiter: "\n" | "\0", make: MakeSink) {
+  const rx = await StreamReceiver.start({ delimiter });
+  cleanups.push(() => rx.close());
+  const sink = make(rx.port);
+  const agg = new Aggregator({ batch: { maxWaitMs: 5 } }).addSink(sink);
+  cleanups.push(async () => void (await agg.stop({ timeoutMs: 1_000 })));
+  const drops: DropEvent[] = [];
+  const errors: string[] = [];
+  agg.on("drop", (d) => drops.push(d));
+  agg.on("sink:error", (e) => errors.push(e.error.code));
+  await agg.start();
+  await agg.write(Array.from({ length: N }, (_, i) => ({ message: `line ${i}` })));
+  await waitFor(() => agg.metrics().sinks.out!.delivered === N && rx.frames.length === N, { message: `${N} records delivered and received` });
+  // Nothing can be written again: what the reset left in doubt is owed for good.
+  rx.resetAll();
+  await rx.close();
+  await waitFor(() => sink.metrics().records_resend_pending === N, { message: "the reset put the replay window in doubt" });
+  return { sink, agg, drops, errors };
+}
+
 describe("records a TCP sink reported delivered and cannot resend at close", () => {
   it.each(kinds)("$kind: moved from delivered to dropped.lostAtClose, announced by a drop event", async ({ delimiter, make }) => {
-    const rx = await StreamReceiver.start({ delimiter });
-    cleanups.push(() => rx.close());
-    const sink = make(rx.port);
-    const agg = new Aggregator({ batch: { maxWaitMs: 5 } }).addSink(sink);
-    cleanups.push(async () => void (await agg.stop({ timeoutMs: 1_000 })));
-    const drops: DropEvent[] = [];
-    agg.on("drop", (d) => drops.push(d));
-    await agg.start();
-    await agg.write(Array.from({ length: N }, (_, i) => ({ message: `line ${i}` })));
-    await waitFor(() => agg.metrics().sinks.out!.delivered === N && rx.frames.length === N, { message: `${N} records delivered and received` });
-    // The receiver resets its connection and goes away: nothing can be written again.
-    rx.resetAll();
-    await rx.close();
-    await waitFor(() => sink.metrics().records_resend_pending === N, { message: "the reset put the replay window in doubt" });
+    const { sink, agg, drops } = await deliveredThenReceiverGone(delimiter, make);
 
     const report = await agg.stop({ timeoutMs: 10_000 });
 
@@ -50,21 +60,10 @@ describe("records a TCP sink reported delivered and cannot resend at close", () 
   });
 
   it("cut short by the stop deadline (the reconnect backoff outlasts it): counted in the report all the same", async () => {
-    const rx = await StreamReceiver.start({ delimiter: "\n" });
-    cleanups.push(() => rx.close());
     const slow = { initialDelayMs: 30_000, maxDelayMs: 30_000 };
-    const sink = new LogstashSink({ name: "out", url: `tcp://127.0.0.1:${rx.port}`, reconnect: slow, connectTimeoutMs: 30_000 });
-    const agg = new Aggregator({ batch: { maxWaitMs: 5 } }).addSink(sink);
-    const drops: DropEvent[] = [];
-    const errors: string[] = [];
-    agg.on("drop", (d) => drops.push(d));
-    agg.on("sink:error", (e) => errors.push(e.error.code));
-    await agg.start();
-    await agg.write(Array.from({ length: N }, (_, i) => ({ message: `line ${i}` })));
-    await waitFor(() => agg.metrics().sinks.out!.delivered === N && rx.frames.length === N, { message: `${N} records delivered and received` });
-    rx.resetAll();
-    await rx.close();
-    await waitFor(() => sink.metrics().records_resend_pending === N, { message: "the reset put the replay window in doubt" });
+    const { agg, drops, errors } = await deliveredThenReceiverGone("\n", (port) =>
+      new LogstashSink({ name: "out", url: `tcp://127.0.0.1:${port}`, reconnect: slow, connectTimeoutMs: 30_000 }),
+    );
 
     const report = await agg.stop({ timeoutMs: 300 });
 
