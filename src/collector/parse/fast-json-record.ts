@@ -59,12 +59,16 @@ export interface FastRecordPlan {
   /** `,"log":{…` openers per level ("" for none), up to the offset's digits (`WithOffset`) or to the closing brace. */
   readonly logHeads: Map<LogLevel | "", Buffer>;
   readonly logHeadsWithOffset: Map<LogLevel | "", Buffer>;
-  /** Without keepOriginal: what follows the log object of a record with a level (`}` + service … + stream + `}`). */
-  readonly afterLevelLog: Buffer;
+  /**
+   * Each indexed by what the line names itself with ECS's dotted keys (bit 1 `service.name`, bit 2 `host.name`): that
+   * enrichment is left out, as the builder leaves it out.
+   * Without keepOriginal: what follows the log object of a record with a level (`}` + service … + stream + `}`).
+   */
+  readonly afterLevelLog: readonly Buffer[];
   /** Without keepOriginal: what precedes the log object of a record without a level (service … enrichment). */
-  readonly beforePlainLog: Buffer;
+  readonly beforePlainLog: readonly Buffer[];
   /** With keepOriginal: service + host, written before `event.original`. */
-  readonly middle: Buffer;
+  readonly middle: readonly Buffer[];
   readonly enrichmentBytes: Buffer;
   readonly streamTail: Buffer;
   /** Upper bound of the constant bytes a record adds. */
@@ -123,6 +127,9 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">, trail
   const tail = trailer === undefined ? "" : `,${JSON.stringify(trailer.key)}:${JSON.stringify(trailer.value)}`;
   const middle = Buffer.from(service + host);
   const enrichmentBytes = Buffer.from(enrichment);
+  /** `named`: bit 1, the line names its service (dotted key); bit 2, its host. */
+  const named = (bits: number): string => ((bits & 1) === 0 ? service : "") + ((bits & 2) === 0 ? host : "");
+  const variants = (make: (serviceAndHost: string) => string): Buffer[] => [0, 1, 2, 3].map((bits) => Buffer.from(make(named(bits))));
   return {
     enrichmentKeys,
     hasFile: file !== "",
@@ -131,9 +138,9 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">, trail
     keepOriginal: ctx.keepOriginal === true,
     logHeads,
     logHeadsWithOffset,
-    afterLevelLog: Buffer.from("}" + service + host + enrichment + stream + tail + "}"),
-    beforePlainLog: Buffer.from(service + host + enrichment),
-    middle,
+    afterLevelLog: variants((sh) => "}" + sh + enrichment + stream + tail + "}"),
+    beforePlainLog: variants((sh) => sh + enrichment),
+    middle: variants((sh) => sh),
     streamTail: Buffer.from(stream + tail + "}"),
     constBytes: 160 + Buffer.byteLength(file) + middle.length + enrichmentBytes.length + Buffer.byteLength(stream) + Buffer.byteLength(tail),
     enrichmentBytes,
@@ -251,11 +258,18 @@ export function fastJsonRecordBytes(
   let hasTimestampKey = false;
   const enriched = plan.enrichmentKeys.size > 0;
   const trailerKey = plan.trailerKey;
+  /** What the line names itself with dotted keys: bit 1 `service.name`, bit 2 `host.name`. */
+  let named = 0;
   for (let i = 0; i < count; i++) {
     if (enriched && plan.enrichmentKeys.has(keyName(buf, i))) return false;
     if (trailerKey !== undefined && isKey(buf, keyStart[i]!, keyEnd[i]!, trailerKey)) return false;
     const role = keyRole[i]!;
     if (role === 0) continue;
+    // Kept as fields like any other; the enrichment they name is left out.
+    if (role === SERVICE_NAMED || role === HOST_NAMED) {
+      named |= role === SERVICE_NAMED ? 1 : 2;
+      continue;
+    }
     if (role === RESHAPED || (role === STREAM && plan.streamSet)) return false;
     if (role >= MSG_ROLE && role < MSG_ROLE + 10) {
       const rank = role - MSG_ROLE;
@@ -373,9 +387,9 @@ export function fastJsonRecordBytes(
     // The common shape: two constant copies around the offset's digits.
     if (level !== undefined) {
       p = openLog(plan, level, offset, out, p);
-      p = put(plan.afterLevelLog, out, p);
+      p = put(plan.afterLevelLog[named]!, out, p);
     } else {
-      p = put(plan.beforePlainLog, out, p);
+      p = put(plan.beforePlainLog[named]!, out, p);
       if (hasLog) {
         p = openLog(plan, "", offset, out, p);
         out[p++] = 125;
@@ -389,7 +403,7 @@ export function fastJsonRecordBytes(
     p = openLog(plan, level, offset, out, p);
     out[p++] = 125;
   }
-  p = put(plan.middle, out, p);
+  p = put(plan.middle[named]!, out, p);
   if (plan.keepOriginal) {
     p = put(ORIGINAL, out, p);
     p = putJsonString(buf, start, end, out, p);
@@ -528,6 +542,9 @@ function spells(name: string, at: number): boolean {
 // Roles of top-level keys: the builder's candidates (with their priority rank) and the keys it reshapes.
 const RESHAPED = 1;
 const STREAM = 2;
+/** A line naming its service or host with ECS's dotted keys: kept as a field, and that enrichment left out. */
+const SERVICE_NAMED = 3;
+const HOST_NAMED = 4;
 const MSG_ROLE = 10;
 const LEVEL_ROLE = 20;
 const TS_ROLE = 30;
@@ -536,9 +553,8 @@ const ROLES = new Map<string, number>([
   ["host", RESHAPED],
   ["service", RESHAPED],
   ["event", RESHAPED],
-  // A line naming its service or host with ECS's dotted keys takes no enrichment of them: the general path's job.
-  ["service.name", RESHAPED],
-  ["host.name", RESHAPED],
+  ["service.name", SERVICE_NAMED],
+  ["host.name", HOST_NAMED],
   ["stream", STREAM],
   ["log.level", LEVEL_ROLE],
   ...LEVEL_KEYS.map((k, r): [string, number] => [k, LEVEL_ROLE + 1 + r]),
