@@ -162,6 +162,11 @@ export function buildRecord(parsed: ParsedLine, ctx: RecordContext): LogRecord {
           if (isPlainObject(v)) {
             obj = { ...v }; // the record owns its copy; spread defines own properties, so no prototype is touched
             if (key === "log" && levelKey === NESTED_LOG_LEVEL) delete obj["level"];
+            else if (key === "log" && isPlainObject(obj["level"])) {
+              // An object where Elasticsearch maps a keyword would get the whole record rejected: moved aside.
+              obj["level_raw"] = obj["level"];
+              delete obj["level"];
+            }
           } else if (typeof v === "string" && (key === "host" || key === "service")) {
             obj = { name: v };
           } else {
@@ -172,6 +177,11 @@ export function buildRecord(parsed: ParsedLine, ctx: RecordContext): LogRecord {
         }
         case "@timestamp":
           record["@timestamp_raw"] = v;
+          break;
+        case "log.level":
+          // Not a level (else consumed above): an object would get the record rejected where log.level is a keyword.
+          if (isPlainObject(v)) record["log.level_raw"] = v;
+          else record[key] = v;
           break;
         case "message":
           record["message_raw"] = v;

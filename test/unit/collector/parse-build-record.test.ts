@@ -52,6 +52,17 @@ describe("buildRecord over app.ndjson", () => {
     expect(ecs["ecs.version"]).toBe("8.10.0");
   });
 
+  it("moves a level that is an object aside (log.level_raw): Elasticsearch would reject the record where log.level is a keyword", () => {
+    const nested = buildRecord(json('{"message":"x","log":{"level":{"x":1},"logger":"a"}}'), ctx);
+    expect(nested.log).toMatchObject({ level_raw: { x: 1 }, logger: "a" });
+    expect(nested.log).not.toHaveProperty("level");
+    const dotted = buildRecord(json('{"message":"x","log.level":{"x":1}}'), ctx);
+    expect(dotted["log.level_raw"]).toEqual({ x: 1 });
+    expect(dotted).not.toHaveProperty(["log.level"]);
+    // A word it does not know stays where it was (a keyword takes it).
+    expect(buildRecord(json('{"message":"x","log":{"level":"chatty"}}'), ctx).log).toMatchObject({ level: "chatty" });
+  });
+
   it("keeps an unknown level value in place", () => {
     expect(records[4]!["lvl"]).toBe("hmmm");
   });
