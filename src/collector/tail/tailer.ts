@@ -107,6 +107,9 @@ interface PendingCopy {
   since: number;
 }
 
+/** How far a new file that begins like a file being read is compared with it, to tell a copy from a file of its own. */
+const COMPARE_BYTES = 64 * 1024;
+
 /** How many chunks one file may read per cycle before the others (and rotation checks) get a turn. */
 const MAX_CHUNKS_PER_FILE_PER_CYCLE = 16;
 /** How long a truncated file's old fingerprint is remembered to recognize its copytruncate copy. */
@@ -622,7 +625,12 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
           if (copy.unread > 0) this.#lostUnread({ path: copy.path, unread: Math.max(0, copy.end - size) });
           reason = "copytruncate-copy";
           this.#stats.copytruncateCopies++;
-        } else if (!skipCopyCheck && fingerprint.bytes === n && this.#liveWithFingerprint(fingerprint.hash)) {
+        } else if (
+          !skipCopyCheck &&
+          fingerprint.bytes === n &&
+          this.#liveWithFingerprint(fingerprint.hash) &&
+          !(await this.#differsFromLive(handle, fingerprint.hash, size))
+        ) {
           // Looks like a copy of a file we are reading that has not been truncated (yet). Decide once the
           // original is truncated (copytruncate) or after copyDecisionMs (a distinct file with the same start).
           this.#pending.set(id, { path: p, hash: fingerprint.hash, size, since });
@@ -762,6 +770,32 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       if (file.head.subarray(0, prefix.length).equals(prefix)) return true;
     }
     return false;
+  }
+
+  /**
+   * Whether a new file that begins like a file being read (the same first fingerprintBytes) differs from it further
+   * on, within the first COMPARE_BYTES: then it is a file of its own (a CSV header, a JVM's flags, a banner in front
+   * of other lines), read at once, not held for copyDecisionMs as a possible copy, where a deletion in that window
+   * would leave it unread. A copy holds the original's bytes.
+   */
+  async #differsFromLive(handle: FileHandle, hash: string, size: number): Promise<boolean> {
+    // A copy of any of them (several files may share a header) is held: it must differ from every one.
+    for (const file of this.#files.values()) {
+      if (file.deleted || file.fingerprint.hash !== hash || file.fingerprint.bytes !== this.#o.fingerprintBytes) continue;
+      if (file.handle === undefined) return false; // cannot tell: held, as before
+      try {
+        // Shorter than what was read from it: truncated since (not noticed yet), so its bytes now are not the ones
+        // a copy would hold. Held, to be matched once the truncation is seen.
+        const now = Number((await file.handle.stat()).size);
+        const len = Math.min(size, now, COMPARE_BYTES);
+        if (now < file.assembler.position || len <= this.#o.fingerprintBytes) return false;
+        const [mine, theirs] = await Promise.all([readPrefix(handle, len), readPrefix(file.handle, len)]);
+        if (mine.length < len || theirs.length < len || mine.equals(theirs)) return false;
+      } catch {
+        return false;
+      }
+    }
+    return true;
   }
 
   #liveWithFingerprint(hash: string): boolean {

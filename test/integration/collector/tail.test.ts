@@ -651,6 +651,22 @@ describe("FileTailer: rotation, truncation, deletion", () => {
     expect(tailer.stats()).toMatchObject({ truncations: 1, copytruncateCopies: 1, truncatedUnreadBytes: 0 });
   });
 
+  it("a new file with the same first kilobyte (a CSV header) but other lines is read at once, not held as a possible copy", async () => {
+    const header = `${"col,".repeat(300)}end\n`; // 1,204 bytes: past fingerprintBytes
+    const rows = (tag: string) => Array.from({ length: 50 }, (_, i) => `${tag},${i}`).join("\n") + "\n";
+    writeFileSync(path.join(dir, "a.csv"), header + rows("a"));
+    // copyDecisionMs as by default: a file held as a possible copy would not be read within this test's waits.
+    const { tailer, texts } = await tail({ paths: ["*.csv"], copyDecisionMs: 30_000 });
+    await waitFor(() => texts().length === 51, { message: "a.csv read" });
+    writeFileSync(path.join(dir, "b.csv"), header + rows("b"));
+    await waitFor(() => texts().length === 102, { message: () => `b.csv read at once, got ${texts().length - 51} of its 51 lines` });
+    expect(texts().slice(51)).toEqual((header + rows("b")).trimEnd().split("\n"));
+    // A true copy (the same bytes) is still held for its original's truncation.
+    writeFileSync(path.join(dir, "c.csv"), header + rows("a"));
+    await passes(tailer, 10);
+    expect(texts()).toHaveLength(102);
+  });
+
   it("deleted while open: read to EOF, delete event, closed, checkpoint entry dropped", async () => {
     const file = path.join(dir, "app.log");
     writeFileSync(file, numbered(1, 20));
