@@ -69,7 +69,12 @@ export const PLAUSIBLE_EPOCH_MS = 946_684_800_000;
 export function lineTimestamp(key: string, value: unknown): string | undefined {
   const iso = parseTimestamp(value);
   if (iso === undefined || key === "@timestamp") return iso;
-  if (typeof value === "string" && !NUMERIC_TEXT.test(value.trim())) return value.trim().length > 10 ? iso : undefined;
+  if (typeof value === "string") {
+    // The usual case first, without trimming or a regex: a date and a `T` time of day (`2024-01-15T10:00:00Z`).
+    if (value.length > 10 && value.charCodeAt(4) === 45 && value.charCodeAt(10) > 32) return iso;
+    const text = value.trim();
+    if (!NUMERIC_TEXT.test(text)) return text.length > 10 ? iso : undefined;
+  }
   return Date.parse(iso) >= PLAUSIBLE_EPOCH_MS ? iso : undefined;
 }
 const NUMERIC_TEXT = /^\d+(?:\.\d+)?$/;

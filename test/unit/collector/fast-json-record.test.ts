@@ -126,6 +126,7 @@ describe("fastJsonRecord", () => {
       ['{"msg":"batch","date":20240115}', undefined],
       ['{"msg":"invoice","date":"2023-12-31","amount":5}', undefined],
       ['{"msg":"x","timestamp":"2024-01-15"}', undefined],
+      ['{"msg":"x","timestamp":"2024-01-15 "}', undefined],
       ['{"msg":"x","ts":1700000000}', "2023-11-14T22:13:20.000Z"],
       ['{"msg":"x","ts":"1700000000.5"}', "2023-11-14T22:13:20.500Z"],
       ['{"msg":"x","time":1768464000000}', "2026-01-15T08:00:00.000Z"],
