@@ -320,12 +320,9 @@ export class GelfSink implements Sink {
         owners.push(i);
       } else {
         const payload = await this.udpPayload(recordAt(batch, i), limit);
-        if (payload === undefined) {
+        if (typeof payload === "string") {
           this.counters.rejected_too_large++;
-          outcomes[i] = Outcome.reject(
-            "gelf_message_too_large",
-            new SinkError("ERR_SINK_REJECTED", `GELF message needs more than 128 chunks of ${this.chunkSize} bytes even after truncation`, { sink: this.name }),
-          );
+          outcomes[i] = Outcome.reject("gelf_message_too_large", new SinkError("ERR_SINK_REJECTED", payload, { sink: this.name }));
           continue;
         }
         for (const d of chunkPayload(payload, this.chunkSize, this.ids)) {
@@ -377,9 +374,9 @@ export class GelfSink implements Sink {
 
   /**
    * The general path's UDP payload: the message's JSON, compressed when it does not fit one datagram, shrunk when
-   * it needs more than 128 chunks. Undefined when even that does not fit.
+   * it needs more than 128 chunks (or decompresses past Graylog's limit). When even that does not fit: why, in words.
    */
-  private async udpPayload(record: LogRecord, limit: number): Promise<Buffer | undefined> {
+  private async udpPayload(record: LogRecord, limit: number): Promise<Buffer | string> {
     let msg = toGelf(record, this.mapping);
     let json = JSON.stringify(msg);
     let cut = false;
@@ -387,7 +384,7 @@ export class GelfSink implements Sink {
     // word to the sender; one that compresses well would pass the chunk limit below. Shortened like any other.
     if (json.length > GELF_DECOMPRESSED_MAX / 3 && Buffer.byteLength(json) > GELF_DECOMPRESSED_MAX) {
       const fitted = fitGelf(msg, GELF_DECOMPRESSED_MAX, (text) => Buffer.byteLength(text));
-      if (fitted === undefined) return undefined;
+      if (fitted === undefined) return `GELF message is larger than Graylog's ${GELF_DECOMPRESSED_MAX}-byte decompression limit even after truncation (its extra fields alone)`;
       msg = JSON.parse(fitted.json) as typeof msg;
       json = fitted.json;
       cut = true;
@@ -401,7 +398,7 @@ export class GelfSink implements Sink {
     }
     const mode = this.compression;
     const fitted = fitGelf(msg, limit, (json) => compressSync(json, mode).length);
-    if (fitted === undefined) return undefined;
+    if (fitted === undefined) return `GELF message needs more than 128 chunks of ${this.chunkSize} bytes even after truncation`;
     this.counters.truncated++;
     return compress(fitted.json, mode);
   }

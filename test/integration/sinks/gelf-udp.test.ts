@@ -140,6 +140,16 @@ describe("GelfSink over UDP", () => {
     expect(rx.messages.map((m) => m.message.short_message)).toEqual(["fine"]);
     expect(rx.datagrams).toBe(1);
     expect(sink.metrics().rejected_too_large).toBe(1);
+    expect((outcomes[0] as { error: Error }).error.message).toMatch(/needs more than 128 chunks of 1420 bytes even after truncation/);
+  });
+
+  it("a message whose extra fields alone decompress past Graylog's 8 MiB limit is rejected, saying so", async () => {
+    const { sink, rx } = await setup();
+    const result = await sink.send(createBatch([record("small", { blob: "a".repeat(9_000_000) })]), { signal: new AbortController().signal });
+    const [outcome] = outcomesOf(result, 1);
+    expect(outcome).toMatchObject({ status: "rejected", reason: "gelf_message_too_large" });
+    expect((outcome as { error: Error }).error.message).toMatch(/larger than Graylog's 8388608-byte decompression limit even after truncation/);
+    expect(rx.datagrams).toBe(0);
   });
 
   it("100k chunked messages: every id unique, every message reassembled, no loss", async () => {
