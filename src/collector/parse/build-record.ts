@@ -199,13 +199,14 @@ export function buildRecord(parsed: ParsedLine, ctx: RecordContext): LogRecord {
 
   level ??= parsed.level ?? ctx.defaultLevel ?? (ctx.stream === "stderr" ? "warn" : undefined);
   if (level !== undefined) ownObject(record, "log")["level"] = level;
-  // A line that names its service or host, nested or with ECS's dotted keys (ecs-logging writes `"service.name"`),
-  // keeps it: Elasticsearch reads both spellings as one field, so adding ours would give it two values.
-  if (ctx.source !== undefined && record["service.name"] === undefined) {
+  // A line (or the source's `fields`) that names its service or host, nested or with ECS's dotted keys (ecs-logging
+  // writes `"service.name"`), keeps it: Elasticsearch reads both spellings as one field, so adding ours would give
+  // it two values.
+  if (ctx.source !== undefined && record["service.name"] === undefined && ctx.fields?.["service.name"] === undefined) {
     const service = ownObject(record, "service");
     if (service["name"] === undefined) service["name"] = ctx.source;
   }
-  if (ctx.host !== undefined && record["host.name"] === undefined) {
+  if (ctx.host !== undefined && record["host.name"] === undefined && ctx.fields?.["host.name"] === undefined) {
     const host = ownObject(record, "host");
     if (host["name"] === undefined) host["name"] = ctx.host;
   }

@@ -97,6 +97,7 @@ export function planFastRecord(ctx: Omit<RecordContext, "now" | "offset">, trail
       if (isIndexLike(key)) return undefined; // a record puts such keys first
       // The builder merges these into objects it also writes; the general path keeps that logic.
       if (key === "log" || key === "service" || key === "host" || key === "event" || key === "stream") return undefined;
+      if (key === "service.name" || key === "host.name") return undefined; // it takes the place of that enrichment
       if (key === "@timestamp" || key === "message" || key === "error") return undefined;
       const value = ctx.fields[key];
       if (!isJsonData(value, 32)) return undefined;

@@ -156,6 +156,12 @@ describe("fastJsonRecord", () => {
       expect(check(`{"message":"m",${only},"n":1}`), only).toBe(CONTEXTS.length);
     }
     expect(check('{"message":"m","service.name":null}')).toBe(CONTEXTS.length);
+    // The source's own fields may name them so too: no second value either (the general path's job).
+    const ctx = { source: "s", host: "h", fields: { "service.name": "from-fields" } };
+    expect(planFastRecord(ctx)).toBeUndefined();
+    const fromFields = JSON.parse(general('{"message":"m"}', ctx, undefined)) as Record<string, unknown>;
+    expect(fromFields).toMatchObject({ "service.name": "from-fields", host: { name: "h" } });
+    expect(fromFields.service).toBeUndefined();
     const record = JSON.parse(general(line, CONTEXTS[1]!.ctx, 0)) as Record<string, unknown>;
     expect(record).toMatchObject({ "service.name": "petclinic", "host.name": "web-7", message: "ecs java" });
     expect(record.service).toBeUndefined();
