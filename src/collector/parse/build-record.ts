@@ -246,13 +246,14 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 // The record's object under `key`, created when missing. Objects there were copied by buildRecord or made by it.
 /**
- * Mark a record built from an event that was cut (a multiline event over its `maxLines`/`maxBytes`): `log.flags`
- * gets `"truncated"`, as Filebeat marks it, so that a search finds the events that are not whole.
+ * Mark a record that is not a whole line or event, so that a search finds them (`log.flags`, as Filebeat marks
+ * them): `"truncated"`, a multiline event cut at its `maxLines`/`maxBytes`; `"split"`, a piece of a line longer than
+ * `maxLineBytes`.
  */
-export function flagTruncated(record: LogRecord): void {
+export function flagRecord(record: LogRecord, flag: "truncated" | "split"): void {
   const log = ownObject(record, "log");
   const flags = Array.isArray(log["flags"]) ? [...(log["flags"] as unknown[])] : log["flags"] === undefined ? [] : [log["flags"]];
-  if (!flags.includes("truncated")) flags.push("truncated");
+  if (!flags.includes(flag)) flags.push(flag);
   log["flags"] = flags;
 }
 

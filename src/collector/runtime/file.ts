@@ -15,7 +15,7 @@
 import { CheckpointStore } from "../checkpoint-store.js";
 import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
-import { buildRecord, createParser, flagTruncated, type RecordContext } from "../parse/index.js";
+import { buildRecord, createParser, flagRecord, type RecordContext } from "../parse/index.js";
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine, TailProblem } from "../tail/types.js";
 import { FrameType } from "../../channel/protocol.js";
@@ -39,6 +39,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   let blankLines = 0;
   /** Multiline events cut at maxLines/maxBytes (flagged `log.flags: ["truncated"]`). */
   let multilineTruncated = 0;
+  /** Files whose last line was a piece of a longer one: their next line is its continuation. */
+  const splitOpen = new Set<string>();
   let paused = false;
   // The json parser's fast path, with one plan per file key: the file's path, device and inode are in every record,
   // and a rotated file's successor at the same path is another file (another key) with another identity.
@@ -84,6 +86,15 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
    */
   const emitLine = (line: TailLine): boolean => {
     const seq = channel.nextSeq;
+    // Every piece of a line longer than maxLineBytes, its last included, is flagged (the general path's job).
+    if (line.split === true || (splitOpen.size > 0 && splitOpen.has(line.fileKey))) {
+      if (line.split === true) splitOpen.add(line.fileKey);
+      else splitOpen.delete(line.fileKey);
+      const json = build(line.text, line, line.offset, "split");
+      if (json === undefined) return false;
+      channel.push(json);
+      return channel.nextSeq !== seq;
+    }
     if (fastPlans !== undefined) {
       // Consecutive lines usually share a file: its key is then the same string, compared by reference.
       const plan = line.fileKey === lastKey ? lastPlan : planFor(line);
@@ -106,7 +117,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     if (truncated) {
       // Flagged: the general path's job.
       multilineTruncated++;
-      general(text, file, offset, end, true);
+      general(text, file, offset, end, "truncated");
       return;
     }
     if (fastPlans !== undefined) {
@@ -123,8 +134,8 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     general(text, file, offset, end);
   };
 
-  const general = (text: string, file: FileOrigin, offset: number, end: number, truncated = false): void => {
-    const json = build(text, file, offset, truncated);
+  const general = (text: string, file: FileOrigin, offset: number, end: number, flag?: "truncated" | "split"): void => {
+    const json = build(text, file, offset, flag);
     if (json === undefined) {
       // Nothing to ship, but its bytes are consumed: let the checkpoint move past it with the next record.
       pending.add(channel.nextSeq, file.fileKey, end);
@@ -134,7 +145,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   };
 
   /** The general path's record JSON for a line, or undefined for a blank line or a record too long for a string (counted). */
-  const build = (text: string, file: FileOrigin, offset: number, truncated = false): string | undefined => {
+  const build = (text: string, file: FileOrigin, offset: number, flag?: "truncated" | "split"): string | undefined => {
     const parsed = parser(text);
     if (parsed.blank) {
       blankLines++;
@@ -147,7 +158,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     ctx.fileInode = file.inode;
     ctx.offset = offset;
     const record = buildRecord(parsed, ctx);
-    if (truncated) flagTruncated(record);
+    if (flag !== undefined) flagRecord(record, flag);
     const json = stringifyRecord(record);
     if (json === undefined) channel.dropOversized(text.length);
     return json;
@@ -232,6 +243,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   let reread = false;
   /** A file key that gets no more lines: emit what its joiner still holds (at its own key and end) and drop it. */
   const retire = (fileKey: string): void => {
+    splitOpen.delete(fileKey);
     const j = joiners.get(fileKey);
     if (j !== undefined) {
       if (reread) j.abandon();

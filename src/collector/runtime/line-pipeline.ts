@@ -10,7 +10,7 @@
 import { LineFlags, LineSplitter } from "../line-splitter.js";
 import { MultilineJoiner, type MultilineEvent, type MultilineSpec } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan, type RecordWriter } from "../parse/fast-json-record.js";
-import { buildRecord, createParser, flagTruncated, type Parser, type ParserSpec, type RecordContext } from "../parse/index.js";
+import { buildRecord, createParser, flagRecord, type Parser, type ParserSpec, type RecordContext } from "../parse/index.js";
 
 export interface LinePipelineOptions {
   parser: ParserSpec;
@@ -61,6 +61,8 @@ export function stringifyRecord(record: unknown): string | undefined {
 }
 
 export class LinePipeline {
+  /** The last line was a piece of a longer one: the next is its continuation (see the splitter's callback). */
+  private splitOpen = false;
   readonly counters: LineCounters = { linesRead: 0, bytesRead: 0, parseErrors: 0, droppedKeys: 0, blankLines: 0, invalidUtf8: 0, truncatedLines: 0, multilineTruncated: 0 };
   private readonly splitter: LineSplitter;
   private readonly joiner: MultilineJoiner | undefined;
@@ -96,7 +98,14 @@ export class LinePipeline {
         if (flags & LineFlags.INVALID_UTF8) this.counters.invalidUtf8++;
         if (flags & (LineFlags.TRUNCATED | LineFlags.SPLIT)) this.counters.truncatedLines++;
         const lazy = (flags & LineFlags.LAZY_TEXT) !== 0;
-        if (this.joiner !== undefined) this.joiner.push(lazy ? bytes.toString("utf8", bytesStart, bytesEnd) : line, start, end);
+        if (this.joiner !== undefined) {
+          this.joiner.push(lazy ? bytes.toString("utf8", bytesStart, bytesEnd) : line, start, end);
+          return;
+        }
+        // Every piece of a line longer than maxLineBytes, its last included, is flagged (the general path's job).
+        const piece = (flags & LineFlags.SPLIT) !== 0 || this.splitOpen;
+        this.splitOpen = (flags & LineFlags.SPLIT) !== 0;
+        if (piece) this.general(lazy ? bytes.toString("utf8", bytesStart, bytesEnd) : line, start, "split");
         else if (!this.fastBytes(bytes, bytesStart, bytesEnd, start)) this.general(lazy ? bytes.toString("utf8", bytesStart, bytesEnd) : line, start);
       },
     );
@@ -173,7 +182,7 @@ export class LinePipeline {
     if (truncated) {
       // Flagged: the general path's job.
       this.counters.multilineTruncated++;
-      this.general(text, start, true);
+      this.general(text, start, "truncated");
       return;
     }
     if (this.fast !== undefined) {
@@ -183,7 +192,7 @@ export class LinePipeline {
     this.general(text, start);
   }
 
-  private general(text: string, start: number, truncated = false): void {
+  private general(text: string, start: number, flag?: "truncated" | "split"): void {
     const parsed = this.parser(text);
     if (parsed.blank) {
       this.counters.blankLines++;
@@ -195,7 +204,7 @@ export class LinePipeline {
     ctx.now = this.now || new Date().toISOString();
     if (this.options.offsets) ctx.offset = start;
     const record = buildRecord(parsed, ctx);
-    if (truncated) flagTruncated(record);
+    if (flag !== undefined) flagRecord(record, flag);
     let json: string | undefined;
     try {
       json = stringifyRecord(record);

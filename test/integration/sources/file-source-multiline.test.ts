@@ -136,3 +136,25 @@ describe("multiline events cut at maxLines", () => {
     expect(report.sources.app!.collector.multilineTruncated).toBe(1);
   });
 });
+
+describe("lines longer than maxLineBytes", () => {
+  it.each(["file", "command"] as const)('are split into pieces that all carry log.flags: ["split"], the last included: %s source', async (kind) => {
+    const file = join(dir, "long.log");
+    const long = `{"level":"error","msg":"${"x".repeat(5_000)}"}`;
+    writeFileSync(file, `{"level":"info","msg":"before"}\n${long}\n{"level":"info","msg":"after"}\n`);
+    const mem = new MemorySink({ name: "mem" });
+    const source =
+      kind === "file"
+        ? new FileSource({ name: "app", paths: [file], parser: "json", maxLineBytes: 2_048, pollIntervalMs: 20 })
+        : new CommandSource({ name: "app", command: "cat", args: [file], parser: "json", maxLineBytes: 2_048, restartOnExit: "never" });
+    agg = new Aggregator({ batch: { maxWaitMs: 10 } }).addSource(source).addSink(mem);
+    await agg.start();
+    await mem.waitForCount(5, { timeoutMs: 10_000 });
+    await agg.stop({ timeoutMs: 10_000 });
+    agg = undefined;
+    const records = mem.records;
+    expect(records.map((r) => r.message.length)).toEqual([6, 2_048, 2_048, long.length - 4_096, 5]);
+    expect(records.map((r) => r.log?.flags)).toEqual([undefined, ["split"], ["split"], ["split"], undefined]);
+    expect(records.slice(1, 4).map((r) => r.message).join("")).toBe(long);
+  });
+});
