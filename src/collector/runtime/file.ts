@@ -87,15 +87,11 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   const emitLine = (line: TailLine): boolean => {
     const seq = channel.nextSeq;
     // Every piece of a line longer than maxLineBytes, its last included, is flagged (the general path's job).
-    if (line.split === true || (splitOpen.size > 0 && splitOpen.has(line.fileKey))) {
+    const piece = line.split === true || (splitOpen.size > 0 && splitOpen.has(line.fileKey));
+    if (piece) {
       if (line.split === true) splitOpen.add(line.fileKey);
       else splitOpen.delete(line.fileKey);
-      const json = build(line.text, line, line.offset, "split");
-      if (json === undefined) return false;
-      channel.push(json);
-      return channel.nextSeq !== seq;
-    }
-    if (fastPlans !== undefined) {
+    } else if (fastPlans !== undefined) {
       // Consecutive lines usually share a file: its key is then the same string, compared by reference.
       const plan = line.fileKey === lastKey ? lastPlan : planFor(line);
       lastKey = line.fileKey;
@@ -104,7 +100,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         return channel.nextSeq !== seq;
       }
     }
-    const json = build(line.text, line, line.offset);
+    const json = build(line.text, line, line.offset, piece ? "split" : undefined);
     if (json === undefined) return false;
     channel.push(json);
     return channel.nextSeq !== seq;
