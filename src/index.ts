@@ -89,6 +89,7 @@ export type {
 } from "./sources/network-source.js";
 export type { ScriptSourceOptions } from "./sources/script-source.js";
 export type { FileSourceOptions } from "./sources/file-source.js";
+export type { ContainerFormat } from "./collector/container-log.js";
 export type { CommandSourceOptions } from "./sources/command-source.js";
 export type { RestartOnExit } from "./sources/collector-source.js";
 export type { CollectorSourceOptions } from "./sources/collector-source.js";

@@ -168,6 +168,12 @@ export class MultilineJoiner {
     return this.#open || this.#held.length > 0;
   }
 
+  /** Offset of the first line not emitted yet (the open event's, or a held line's), or undefined when none is. */
+  get openStart(): number | undefined {
+    if (this.#open) return this.#start;
+    return this.#held.length > 0 ? this.#held[0]!.start : undefined;
+  }
+
   /** Feed the next line: its text (no terminator), the offset of its first byte, the offset after its terminator. */
   push(line: string, start: number, end: number): void {
     if (this.#timeoutMs > 0) this.#lastPush = Date.now();

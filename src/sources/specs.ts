@@ -1,6 +1,7 @@
 // What the host sends a collector child in its INIT frame: plain JSON, one shape per source kind.
 import type { CommandSourceOptions } from "./command-source.js";
 import type { TailOptions } from "./file-source.js";
+import type { ContainerFormat } from "../collector/container-log.js";
 import type { MultilineSpec } from "../collector/multiline.js";
 
 /** Parsers that can cross the process boundary (functions only exist in ScriptSource modules). */
@@ -60,6 +61,7 @@ export interface CommandSpec
 /** The tail half of FileSourceOptions, plus where checkpoints live. */
 export interface FileSpec extends BaseSpec, TailOptions {
   kind: "file";
+  container?: ContainerFormat;
   checkpointDir: string | undefined;
   checkpointIntervalMs: number;
 }

@@ -13,9 +13,11 @@
 // Only a file that closes or is truncated meanwhile sends its open event past the credit: one record (and any blank
 // lines its joiner held) per such file.
 import { CheckpointStore } from "../checkpoint-store.js";
+import { ContainerJoiner, type ContainerLine, type ContainerStats, type ContainerStream } from "../container-log.js";
 import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
 import { buildRecord, createParser, flagRecord, type RecordContext } from "../parse/index.js";
+import { DEFAULT_MAX_LINE_BYTES } from "../tail/options.js";
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine, TailProblem } from "../tail/types.js";
 import { FrameType } from "../../channel/protocol.js";
@@ -27,6 +29,21 @@ import type { CollectorRun } from "./run.js";
 
 /** Which file a line or event came from: what its record says about the file, and the key its position commits to. */
 type FileOrigin = Pick<TailLine, "path" | "fileKey" | "device" | "inode">;
+
+/** A container log's app lines of one stream, or of none (lines not in the format), on their way to multiline. */
+interface StreamJoiner {
+  joiner: MultilineJoiner;
+  /** The runtime's time of each line pushed and not emitted yet, by its start offset (in file order). */
+  times: Map<number, string>;
+}
+
+/** A container log file (option `container`): its unwrapping, and per stream its multiline joining and fast plan. */
+interface ContainerFile {
+  file: FileOrigin;
+  unwrap: ContainerJoiner;
+  streams: Map<ContainerStream | undefined, StreamJoiner>;
+  plans: Map<ContainerStream | undefined, FastRecordPlan | undefined>;
+}
 
 export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<CollectorRun> {
   const parser = createParser(spec.parser ?? "plain");
@@ -42,6 +59,13 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   /** Files whose last line was a piece of a longer one: their next line is its continuation. */
   const splitOpen = new Set<string>();
   let paused = false;
+  /** Option `container`: per file key, its unwrapping and per-stream state. */
+  const containerFiles = spec.container === undefined ? undefined : new Map<string, ContainerFile>();
+  const containerStats: ContainerStats = { invalid: 0, joined: 0 };
+  /** Paths whose lines were found not in the container format: said once per path (the counter has each line). */
+  const notContainer = new Set<string>();
+  /** When the lines being handled were read: the time of a record whose line carries none. */
+  let arrival = "";
   // The json parser's fast path, with one plan per file key: the file's path, device and inode are in every record,
   // and a rotated file's successor at the same path is another file (another key) with another identity.
   const fastPlans = spec.parser === "json" ? new Map<string, FastRecordPlan | undefined>() : undefined;
@@ -50,8 +74,13 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   const pause = (): void => {
     paused = true;
     tailer.pause();
-    for (const j of joiners.values()) j.pauseIdle();
+    for (const j of allJoiners()) j.pauseIdle();
   };
+  /** Every open multiline joiner: one per file, or one per stream of each container log file. */
+  function* allJoiners(): Generator<MultilineJoiner> {
+    yield* joiners.values();
+    if (containerFiles !== undefined) for (const c of containerFiles.values()) for (const s of c.streams.values()) yield s.joiner;
+  }
   const afterPush = (): void => {
     if (!channel.hasCredit && !paused) pause();
   };
@@ -77,6 +106,133 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       fastPlans!.set(file.fileKey, plan);
     }
     return plan;
+  };
+
+  /** A container log's fast path plan per stream: its records carry the stream (and stderr's default level). */
+  const containerPlan = (c: ContainerFile, stream: ContainerStream | undefined): FastRecordPlan | undefined => {
+    if (c.plans.has(stream)) return c.plans.get(stream);
+    const plan = planFastRecord({
+      source: spec.name,
+      host: spec.hostName,
+      fields: spec.fields,
+      filePath: c.file.path,
+      fileDeviceId: c.file.device,
+      fileInode: c.file.inode,
+      stream,
+    });
+    c.plans.set(stream, plan);
+    return plan;
+  };
+
+  /**
+   * How far a record of a container log file may commit: not past the first piece of a line still open in either
+   * stream, nor past a multiline event still open in either (a crash then replays them whole).
+   */
+  const containerCommit = (c: ContainerFile, end: number): number => {
+    let at = end;
+    const open = c.unwrap.openStart;
+    if (open !== undefined && open < at) at = open;
+    for (const s of c.streams.values()) {
+      const o = s.joiner.openStart;
+      if (o !== undefined && o < at) at = o;
+    }
+    return at;
+  };
+
+  /** A container log's app line (or multiline event) as a record, with its stream and the runtime's time. */
+  const containerRecord = (
+    c: ContainerFile,
+    stream: ContainerStream | undefined,
+    time: string,
+    bytes: Buffer,
+    s: number,
+    e: number,
+    start: number,
+    end: number,
+    flag?: "truncated" | "split",
+  ): void => {
+    const commit = containerCommit(c, end);
+    if (flag === undefined && fastPlans !== undefined) {
+      const plan = containerPlan(c, stream);
+      const seq = channel.nextSeq;
+      if (plan !== undefined && fastJsonRecordBytes(bytes, s, e, plan, time, start, channel)) {
+        // (Dropped as oversized, its position rides with the next record, as a blank line's does.)
+        pending.add(seq, c.file.fileKey, commit);
+        afterPush();
+        return;
+      }
+    }
+    ctx.now = time;
+    ctx.stream = stream;
+    general(bytes.toString("utf8", s, e), c.file, start, commit, flag);
+  };
+
+  /** A container log's app line, unwrapped: to its stream's multiline joiner, or straight to a record. */
+  const containerLine = (c: ContainerFile, l: ContainerLine): void => {
+    if (l.stream === undefined && !notContainer.has(c.file.path)) {
+      if (notContainer.size >= 1024) notContainer.clear();
+      notContainer.add(c.file.path);
+      channel.send(FrameType.LOG, {
+        level: "warn",
+        message: `${c.file.path} has lines that are not in the ${spec.container === "auto" ? "CRI or Docker json-file" : spec.container === "cri" ? "CRI" : "Docker json-file"} format: they are shipped as they are (counted as containerInvalidLines)`,
+      });
+    }
+    const time = l.time ?? arrival;
+    if (spec.multiline === undefined) {
+      containerRecord(c, l.stream, time, l.bytes, l.bytesStart, l.bytesEnd, l.start, l.end, l.split ? "split" : undefined);
+      return;
+    }
+    const sj = streamJoiner(c, l.stream);
+    if (l.split) {
+      // A piece of an overlong line: what its stream's joiner holds goes first, then the piece, flagged.
+      sj.joiner.flush();
+      containerRecord(c, l.stream, time, l.bytes, l.bytesStart, l.bytesEnd, l.start, l.end, "split");
+      return;
+    }
+    sj.times.set(l.start, time);
+    sj.joiner.push(l.bytes.toString("utf8", l.bytesStart, l.bytesEnd), l.start, l.end);
+  };
+
+  const streamJoiner = (c: ContainerFile, stream: ContainerStream | undefined): StreamJoiner => {
+    let sj = c.streams.get(stream);
+    if (sj !== undefined) return sj;
+    const times = new Map<number, string>();
+    const joiner = new MultilineJoiner(
+      spec.multiline!,
+      (e) => {
+        // The event's time is its first line's; the times of the lines it took are done with.
+        let time: string | undefined;
+        for (const [at, t] of times) {
+          if (at >= e.end) break;
+          if (at === e.start) time = t;
+          times.delete(at);
+        }
+        if (e.truncated) multilineTruncated++;
+        const bytes = Buffer.from(e.text);
+        containerRecord(c, stream, time ?? arrival, bytes, 0, bytes.length, e.start, e.end, e.truncated ? "truncated" : undefined);
+      },
+      undefined,
+      () => !tailer.readToEnd(c.file.fileKey),
+    );
+    sj = { joiner, times };
+    c.streams.set(stream, sj);
+    return sj;
+  };
+
+  const containerFor = (line: TailLine): ContainerFile => {
+    let c = containerFiles!.get(line.fileKey);
+    if (c === undefined) {
+      const file: FileOrigin = { path: line.path, fileKey: line.fileKey, device: line.device, inode: line.inode };
+      const cf: ContainerFile = {
+        file,
+        unwrap: new ContainerJoiner(spec.container!, spec.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, (l) => containerLine(cf, l), containerStats),
+        streams: new Map(),
+        plans: new Map(),
+      };
+      c = cf;
+      containerFiles!.set(line.fileKey, c);
+    }
+    return c;
   };
 
   /**
@@ -193,7 +349,14 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       ctx.now = new Date().toISOString();
       const n = lines.length;
       let i = 0;
-      if (spec.multiline !== undefined) {
+      if (containerFiles !== undefined) {
+        // Each app line's record has its own position (pieces of a line commit with it); see containerRecord.
+        arrival = ctx.now as string;
+        for (; i < n && channel.hasCredit; i++) {
+          const line = lines[i]!;
+          containerFor(line).unwrap.push(line);
+        }
+      } else if (spec.multiline !== undefined) {
         for (; i < n && channel.hasCredit; i++) {
           const line = lines[i]!;
           joinerFor(line).push(line.text, line.offset, line.end);
@@ -237,9 +400,29 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
    * reads it again whole.
    */
   let reread = false;
+  /** Set by stop(): files retired now are not done with, only no longer read by this run. */
+  let stopping = false;
   /** A file key that gets no more lines: emit what its joiner still holds (at its own key and end) and drop it. */
   const retire = (fileKey: string): void => {
     splitOpen.delete(fileKey);
+    const c = containerFiles?.get(fileKey);
+    if (c !== undefined) {
+      if (reread) {
+        c.unwrap.abandon();
+        for (const s of c.streams.values()) s.joiner.abandon();
+      } else if (stopping && store !== undefined) {
+        // A line whose last piece is not written yet is left to the next run, as the tailer leaves an unfinished
+        // line: no position passed its first piece. What the joiners hold goes now (its positions stop there too).
+        for (const s of c.streams.values()) s.joiner.close();
+        c.unwrap.abandon();
+      } else {
+        // The file gets no more lines (or no next run will read it): unfinished lines go out as pieces, flagged,
+        // through their streams' joiners, then what the joiners hold.
+        c.unwrap.flush();
+        for (const s of c.streams.values()) s.joiner.close();
+      }
+      containerFiles!.delete(fileKey);
+    }
     const j = joiners.get(fileKey);
     if (j !== undefined) {
       if (reread) j.abandon();
@@ -278,7 +461,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     pause,
     resume() {
       paused = false;
-      for (const j of joiners.values()) j.resumeIdle();
+      for (const j of allJoiners()) j.resumeIdle();
       tailer.resume();
     },
     ack(seq: number) {
@@ -288,8 +471,9 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     },
     async stop() {
       reread = paused && store !== undefined;
+      stopping = true;
       await tailer.stop();
-      for (const fileKey of [...joiners.keys()]) retire(fileKey);
+      for (const fileKey of [...joiners.keys(), ...(containerFiles?.keys() ?? [])]) retire(fileKey);
       channel.flush();
     },
     async close() {
@@ -319,6 +503,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         linesSplit: t.linesSplit,
         partialLinesDiscarded: t.partialLinesDiscarded,
         multilineTruncated,
+        ...(containerFiles === undefined ? {} : { containerInvalidLines: containerStats.invalid, containerJoinedLines: containerStats.joined }),
         truncatedUnreadBytes: t.truncatedUnreadBytes,
         invalidUtf8: t.invalidUtf8Lines,
         notRegularSkipped: t.notRegularSkipped,

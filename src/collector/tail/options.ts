@@ -6,6 +6,9 @@ import { describe } from "../../pipeline/serialize.js";
 import type { CheckpointStore } from "../checkpoint-store.js";
 import { expandBraces, globRegExp } from "./glob.js";
 
+/** Lines longer than this are split (or truncated) when `maxLineBytes` is not given: 1 MiB. */
+export const DEFAULT_MAX_LINE_BYTES = 1_048_576;
+
 export interface FileTailerOptions {
   /**
    * Files to follow, as globs: `*`, `?`, `[abc]`, `**` (any depth), `{a,b}`. Relative globs resolve against `cwd`.
@@ -153,7 +156,7 @@ export function resolveTailerOptions(options: FileTailerOptions): ResolvedTailer
     pollIntervalMs: requireInt("pollIntervalMs", options.pollIntervalMs ?? 250, 1, 60_000),
     globIntervalMs: requireInt("globIntervalMs", options.globIntervalMs ?? 2000, 1, 3_600_000),
     readChunkBytes: requireInt("readChunkBytes", options.readChunkBytes ?? 65_536, 64, 16 * 1024 * 1024),
-    maxLineBytes: requireInt("maxLineBytes", options.maxLineBytes ?? 1_048_576, 16, 256 * 1024 * 1024),
+    maxLineBytes: requireInt("maxLineBytes", options.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, 16, 256 * 1024 * 1024),
     overlong,
     lazyText: options.lazyText === true,
     partialLineTimeoutMs: partial,

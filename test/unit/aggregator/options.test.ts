@@ -29,6 +29,7 @@ const cases: Case[] = [
   ["zero maxConcurrency", () => new Aggregator().addSink(sink("x"), { concurrency: "adaptive", maxConcurrency: 0 }), "ERR_INVALID_OPTION", /`maxConcurrency` to be a positive integer/],
   ["maxConcurrency without adaptive", () => new Aggregator().addSink(sink("x"), { concurrency: 4, maxConcurrency: 8 }), "ERR_INVALID_OPTION", /`maxConcurrency` applies to `concurrency: "adaptive"` only/],
   ["not a source", () => new Aggregator().addSource({} as never), "ERR_INVALID_OPTION", /Expected a source/],
+  ["unknown container format", () => new FileSource({ name: "f", paths: ["/tmp/x.log"], container: "k8s" as never }), "ERR_INVALID_OPTION", /Expected `container` to be "cri", "docker" or "auto", got `"k8s"` \(string\)/],
   ["multiline timer past Node's longest", () => new FileSource({ name: "f", paths: ["/tmp/x.log"], multiline: { startPattern: "^\\S", timeoutMs: 2 ** 31 } }), "ERR_INVALID_OPTION", /`multiline.timeoutMs` to be at most 2147483647 ms/],
 ];
 
