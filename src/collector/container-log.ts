@@ -49,6 +49,16 @@ export interface ContainerStats {
   invalid: number;
   /** App lines joined from more than one piece. */
   joined: number;
+  /** Lines shipped without their last piece (flagged `split`): idle past the timeout, or their file closed. */
+  unfinished: number;
+}
+
+/** When an unfinished line is shipped without its last piece (see ContainerJoiner). */
+export interface ContainerIdle {
+  /** Idle time, as the tailer's `partialLineTimeoutMs` (`false`: never, only when the file closes). */
+  timeoutMs: number | false;
+  /** True while the file has more to read right now: its next pieces are on their way, not late. */
+  reading: () => boolean;
 }
 
 type Piece = { stream: ContainerStream; time: string; partial: boolean; bytes: Buffer; s: number; e: number };
@@ -73,13 +83,29 @@ export class ContainerJoiner {
   readonly #maxBytes: number;
   readonly #onLine: (line: ContainerLine) => void;
   readonly #open: { stdout: Open | undefined; stderr: Open | undefined } = { stdout: undefined, stderr: undefined };
+  readonly #idle: ContainerIdle | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #lastPiece = 0;
+  #idlePaused = false;
+  #closed = false;
 
-  /** `stats` may be shared by the joiners of one source. */
-  constructor(format: ContainerFormat, maxLineBytes: number, onLine: (line: ContainerLine) => void, stats: ContainerStats = { invalid: 0, joined: 0 }) {
+  /**
+   * `stats` may be shared by the joiners of one source. With `idle`, a line left unfinished that long (a container
+   * killed in the middle of a long line, or Docker's last line without its newline) is shipped as a flagged piece,
+   * as the tailer ships a file's last line without its newline; what comes after it starts a new line.
+   */
+  constructor(
+    format: ContainerFormat,
+    maxLineBytes: number,
+    onLine: (line: ContainerLine) => void,
+    stats: ContainerStats = { invalid: 0, joined: 0, unfinished: 0 },
+    idle?: ContainerIdle,
+  ) {
     this.stats = stats;
     this.#format = format;
     this.#maxBytes = maxLineBytes;
     this.#onLine = onLine;
+    this.#idle = idle?.timeoutMs === false ? undefined : idle;
   }
 
   /** The first byte of a line still open (its pieces not all read), or undefined: positions past it must not commit. */
@@ -118,13 +144,56 @@ export class ContainerJoiner {
     const last = !piece.partial;
     if (this.#open[stream]!.bytes > this.#maxBytes) this.#overflow(stream, line.end, last);
     else if (last) this.#close(stream, line.end, this.#open[stream]!.split);
+    if (this.#idle !== undefined && this.openStart !== undefined) {
+      this.#lastPiece = Date.now();
+      this.#arm(this.#idle.timeoutMs as number);
+    }
+  }
+
+  /** The file is held back for credit: its next pieces wait to be read, so an open line is not idle. */
+  pauseIdle(): void {
+    this.#idlePaused = true;
+  }
+
+  /** Read again: an open line gets a full timeout from now. */
+  resumeIdle(): void {
+    if (!this.#idlePaused) return;
+    this.#idlePaused = false;
+    this.#lastPiece = Date.now();
+    if (this.#idle !== undefined && this.openStart !== undefined) this.#arm(this.#idle.timeoutMs as number);
+  }
+
+  /** No timer any more, and none armed again (the file is retired). */
+  close(): void {
+    this.#closed = true;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #arm(ms: number): void {
+    if (this.#timer !== undefined || this.#closed || this.#idlePaused) return;
+    this.#timer = setTimeout(() => this.#timerFired(), ms);
+    this.#timer.unref();
+  }
+
+  #timerFired(): void {
+    this.#timer = undefined;
+    if (this.openStart === undefined || this.#closed || this.#idlePaused) return;
+    const timeoutMs = this.#idle!.timeoutMs as number;
+    const now = Date.now();
+    if (this.#idle!.reading()) this.#lastPiece = now;
+    const idle = now - this.#lastPiece;
+    if (idle >= timeoutMs) this.flush();
+    else this.#arm(timeoutMs - idle);
   }
 
   /** Emit what is open, flagged as pieces (the file closed, was truncated or the source stops). */
   flush(): void {
     for (const stream of ["stdout", "stderr"] as const) {
       const open = this.#open[stream];
-      if (open !== undefined) this.#close(stream, open.end, true);
+      if (open === undefined) continue;
+      this.stats.unfinished++;
+      this.#close(stream, open.end, true);
     }
   }
 

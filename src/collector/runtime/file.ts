@@ -17,7 +17,7 @@ import { ContainerJoiner, type ContainerLine, type ContainerStats, type Containe
 import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
 import { buildRecord, createParser, flagRecord, type RecordContext } from "../parse/index.js";
-import { DEFAULT_MAX_LINE_BYTES } from "../tail/options.js";
+import { DEFAULT_MAX_LINE_BYTES, DEFAULT_PARTIAL_LINE_TIMEOUT_MS } from "../tail/options.js";
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine, TailProblem } from "../tail/types.js";
 import { FrameType } from "../../channel/protocol.js";
@@ -61,7 +61,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
   let paused = false;
   /** Option `container`: per file key, its unwrapping and per-stream state. */
   const containerFiles = spec.container === undefined ? undefined : new Map<string, ContainerFile>();
-  const containerStats: ContainerStats = { invalid: 0, joined: 0 };
+  const containerStats: ContainerStats = { invalid: 0, joined: 0, unfinished: 0 };
   /** Paths whose lines were found not in the container format: said once per path (the counter has each line). */
   const notContainer = new Set<string>();
   /** When the lines being handled were read: the time of a record whose line carries none. */
@@ -75,6 +75,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     paused = true;
     tailer.pause();
     for (const j of allJoiners()) j.pauseIdle();
+    if (containerFiles !== undefined) for (const c of containerFiles.values()) c.unwrap.pauseIdle();
   };
   /** Every open multiline joiner: one per file, or one per stream of each container log file. */
   function* allJoiners(): Generator<MultilineJoiner> {
@@ -225,7 +226,10 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       const file: FileOrigin = { path: line.path, fileKey: line.fileKey, device: line.device, inode: line.inode };
       const cf: ContainerFile = {
         file,
-        unwrap: new ContainerJoiner(spec.container!, spec.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, (l) => containerLine(cf, l), containerStats),
+        unwrap: new ContainerJoiner(spec.container!, spec.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, (l) => containerLine(cf, l), containerStats, {
+          timeoutMs: spec.partialLineTimeoutMs ?? DEFAULT_PARTIAL_LINE_TIMEOUT_MS,
+          reading: () => !tailer.readToEnd(file.fileKey),
+        }),
         streams: new Map(),
         plans: new Map(),
       };
@@ -421,6 +425,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         c.unwrap.flush();
         for (const s of c.streams.values()) s.joiner.close();
       }
+      c.unwrap.close();
       containerFiles!.delete(fileKey);
     }
     const j = joiners.get(fileKey);
@@ -462,6 +467,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     resume() {
       paused = false;
       for (const j of allJoiners()) j.resumeIdle();
+      if (containerFiles !== undefined) for (const c of containerFiles.values()) c.unwrap.resumeIdle();
       tailer.resume();
     },
     ack(seq: number) {
@@ -503,7 +509,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         linesSplit: t.linesSplit,
         partialLinesDiscarded: t.partialLinesDiscarded,
         multilineTruncated,
-        ...(containerFiles === undefined ? {} : { containerInvalidLines: containerStats.invalid, containerJoinedLines: containerStats.joined }),
+        ...(containerFiles === undefined ? {} : { containerInvalidLines: containerStats.invalid, containerJoinedLines: containerStats.joined, containerUnfinishedLines: containerStats.unfinished }),
         truncatedUnreadBytes: t.truncatedUnreadBytes,
         invalidUtf8: t.invalidUtf8Lines,
         notRegularSkipped: t.notRegularSkipped,

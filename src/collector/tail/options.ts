@@ -8,6 +8,8 @@ import { expandBraces, globRegExp } from "./glob.js";
 
 /** Lines longer than this are split (or truncated) when `maxLineBytes` is not given: 1 MiB. */
 export const DEFAULT_MAX_LINE_BYTES = 1_048_576;
+/** `partialLineTimeoutMs` when not given. */
+export const DEFAULT_PARTIAL_LINE_TIMEOUT_MS = 5000;
 
 export interface FileTailerOptions {
   /**
@@ -134,7 +136,7 @@ export function resolveTailerOptions(options: FileTailerOptions): ResolvedTailer
   if (startAt !== "beginning" && startAt !== "end") {
     throw new InvalidOptionError(`Expected \`startAt\` to be "beginning" or "end", got ${describe(options.startAt)}`);
   }
-  const partial = options.partialLineTimeoutMs ?? 5000;
+  const partial = options.partialLineTimeoutMs ?? DEFAULT_PARTIAL_LINE_TIMEOUT_MS;
   if (partial !== false) requireInt("partialLineTimeoutMs", partial, 1, 86_400_000);
   const credit = options.credit ?? { lines: Infinity, bytes: Infinity };
   if (typeof credit !== "object" || credit === null || !(credit.lines >= 0) || !(credit.bytes >= 0)) {

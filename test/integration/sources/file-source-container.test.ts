@@ -150,4 +150,26 @@ describe("FileSource container: \"docker\"", () => {
     expect(got).toHaveLength(5);
     expect(report.sources.api!.collector).toMatchObject({ containerInvalidLines: 0, containerJoinedLines: 0 });
   });
+
+  it("ships Docker's last line without its newline after partialLineTimeoutMs, flagged, while the source runs", async () => {
+    const file = join(dir, "done-json.log");
+    writeFileSync(
+      file,
+      `${JSON.stringify({ log: "working\n", stream: "stdout", time: "2024-05-01T10:00:00Z" })}\n` +
+        `${JSON.stringify({ log: "Done", stream: "stdout", time: "2024-05-01T10:00:01Z" })}\n`,
+    );
+    const mem = new MemorySink({ name: "mem" });
+    agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new FileSource({ name: "job", paths: [file], startAt: "beginning", container: "docker", partialLineTimeoutMs: 100, pollIntervalMs: 20 }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(2, { timeout: 10_000 });
+    expect(mem.records.map((r) => [r.message, r.log?.flags, r["@timestamp"]])).toEqual([
+      ["working", undefined, "2024-05-01T10:00:00.000Z"],
+      ["Done", ["split"], "2024-05-01T10:00:01.000Z"],
+    ]);
+    // The collector reports its counters once a second.
+    const unfinished = () => agg!.metrics().sources.job!.collector["containerUnfinishedLines"];
+    await waitFor(() => unfinished() === 1, { timeout: 10_000, message: () => `containerUnfinishedLines 1, got ${unfinished()}` });
+  });
 });

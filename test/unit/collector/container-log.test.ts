@@ -1,9 +1,13 @@
 // Container runtime log lines (CRI and Docker json-file): unwrapping, joining split lines per stream, the limit on a
 // joined line, and the position a record may commit while a line of the other stream is unfinished.
-import { describe, expect, it } from "vitest";
-import { ContainerJoiner, type ContainerFormat, type ContainerLine, decodeCri, decodeDocker, rfc3339Ms } from "../../../src/collector/container-log.js";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { type ContainerIdle, ContainerJoiner, type ContainerFormat, type ContainerLine, decodeCri, decodeDocker, rfc3339Ms } from "../../../src/collector/container-log.js";
 import { LineSplitter } from "../../../src/collector/line-splitter.js";
 import type { TailLine } from "../../../src/collector/tail/types.js";
+
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 interface Out {
   stream: string | undefined;
@@ -15,12 +19,18 @@ interface Out {
 }
 
 /** Feed `input` line by line (with real offsets) through a joiner; what it emitted, and the joiner. */
-function unwrap(format: ContainerFormat, input: string | Buffer, maxLineBytes = 1 << 20) {
+function unwrap(format: ContainerFormat, input: string | Buffer, maxLineBytes = 1 << 20, idle?: ContainerIdle) {
   const out: Out[] = [];
   const openStarts: Array<number | undefined> = [];
-  const joiner = new ContainerJoiner(format, maxLineBytes, (l: ContainerLine) => {
-    out.push({ stream: l.stream, time: l.time, text: l.bytes.toString("utf8", l.bytesStart, l.bytesEnd), start: l.start, end: l.end, split: l.split });
-  });
+  const joiner = new ContainerJoiner(
+    format,
+    maxLineBytes,
+    (l: ContainerLine) => {
+      out.push({ stream: l.stream, time: l.time, text: l.bytes.toString("utf8", l.bytesStart, l.bytesEnd), start: l.start, end: l.end, split: l.split });
+    },
+    undefined,
+    idle,
+  );
   const buf = typeof input === "string" ? Buffer.from(input) : input;
   const splitter = new LineSplitter({}, (text, start, end, _flags, bytes, bytesStart, bytesEnd) => {
     const line = { text, bytes, bytesStart, bytesEnd, offset: start, end, path: "p", fileKey: "k", device: "1", inode: "2" } satisfies TailLine;
@@ -130,7 +140,7 @@ describe("ContainerJoiner", () => {
     ]);
     // While stdout's line was open, nothing may commit past its first piece.
     expect(openStarts).toEqual([0, 0, 0, undefined, undefined]);
-    expect(joiner.stats).toEqual({ invalid: 0, joined: 1 });
+    expect(joiner.stats).toEqual({ invalid: 0, joined: 1, unfinished: 0 });
   });
 
   it("Docker json-file: joins 16 KiB pieces (no trailing newline) and drops the line's own newline", () => {
@@ -156,7 +166,7 @@ describe("ContainerJoiner", () => {
       [undefined, '{"msg":"pino"}'],
     ]);
     expect(out[2]!.time).toBeUndefined();
-    expect(joiner.stats).toEqual({ invalid: 2, joined: 0 });
+    expect(joiner.stats).toEqual({ invalid: 2, joined: 0, unfinished: 0 });
   });
 
   it("joins bytes, not text: a UTF-8 character the runtime cut between two pieces comes out whole", () => {
@@ -206,5 +216,49 @@ describe("ContainerJoiner", () => {
     b.joiner.flush();
     expect(b.out).toEqual([]);
     expect(b.joiner.openStart).toBeUndefined();
+  });
+});
+
+describe("ContainerJoiner idle timeout", () => {
+  const open = "2024-05-01T10:00:00Z stdout P no newline at exit\n";
+
+  it("ships a line left unfinished for timeoutMs as a flagged piece, and counts it", () => {
+    vi.useFakeTimers();
+    const { out, joiner } = unwrap("cri", open, undefined, { timeoutMs: 100, reading: () => false });
+    vi.advanceTimersByTime(99);
+    expect(out).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(out.map((o) => [o.text, o.split, o.end])).toEqual([["no newline at exit", true, open.length]]);
+    expect(joiner.stats.unfinished).toBe(1);
+    expect(joiner.openStart).toBeUndefined();
+  });
+
+  it("waits while the file is still being read, while held back for credit, and never once closed or with false", () => {
+    vi.useFakeTimers();
+    let reading = true;
+    const a = unwrap("cri", open, undefined, { timeoutMs: 100, reading: () => reading });
+    vi.advanceTimersByTime(500);
+    expect(a.out).toEqual([]);
+    reading = false;
+    vi.advanceTimersByTime(100);
+    expect(a.out).toHaveLength(1);
+
+    const b = unwrap("cri", open, undefined, { timeoutMs: 100, reading: () => false });
+    b.joiner.pauseIdle();
+    vi.advanceTimersByTime(1000);
+    expect(b.out).toEqual([]);
+    b.joiner.resumeIdle();
+    vi.advanceTimersByTime(99);
+    expect(b.out).toEqual([]);
+    vi.advanceTimersByTime(1);
+    expect(b.out).toHaveLength(1);
+
+    const c = unwrap("cri", open, undefined, { timeoutMs: 100, reading: () => false });
+    c.joiner.close();
+    const d = unwrap("cri", open, undefined, { timeoutMs: false, reading: () => false });
+    vi.advanceTimersByTime(10_000);
+    expect(c.out).toEqual([]);
+    expect(d.out).toEqual([]);
+    expect(vi.getTimerCount()).toBe(0);
   });
 });
