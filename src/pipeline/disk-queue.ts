@@ -10,7 +10,7 @@
 // rewritten about once a second, so after a crash at most that second's deliveries are sent again. A frame whose
 // checksum or length is wrong (a torn write, a damaged disk) is skipped up to the next frame that checks out, and
 // counted as dropped (`diskCorrupt`): the reader never stops or loops on bad bytes.
-import { mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from "node:fs";
 import { open, rename, unlink, writeFile, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import { crc32 } from "node:zlib";
@@ -402,8 +402,8 @@ export class DiskQueue {
     try {
       return await this.readFrames(maxRecords, maxBytes);
     } finally {
-      // Handed over now, and counted by the queue from here. (A read that failed part-way does not hand over what its
-      // earlier chunks parsed: those records are not read again. That predates this count.)
+      // Handed over now (a read that fails part-way hands over what its earlier chunks parsed), and counted by the
+      // queue from here.
       this.readingOurs = 0;
     }
   }
@@ -418,73 +418,87 @@ export class DiskQueue {
     while (!full && entries.length < maxRecords && !this.closed) {
       const seg = this.segments[this.readIdx];
       if (seg === undefined) break;
-      if (this.readOffset >= seg.size) {
-        if (seg === this.writeSeg) break; // caught up with the writer
-        seg.endSeq = this.nextSeq;
-        this.segmentRead(seg);
-        this.readIdx++;
-        this.readOffset = HEADER;
-        await this.releaseSettled();
-        continue;
-      }
-      if (this.readOffset === HEADER && !(await this.checkMagic(seg))) continue;
-      const left = seg.size - this.readOffset;
-      if (left < FRAME_HEAD) {
-        // Only a segment an earlier run was writing can end in part of a frame (the writer counts whole frames).
-        this.damage(seg, this.readOffset, seg.size, "a torn end");
-        this.readOffset = seg.size;
-        continue;
-      }
-      const chunk = Math.max(want, Math.min(READ_CHUNK, Math.max(64 * 1024, maxBytes - bytes + 4096)));
-      const buf = await this.readAt(seg, this.readOffset, Math.min(left, chunk));
-      want = 0;
-      const mark: ReadMark = { firstSeq: this.nextSeq, segment: seg.id, offsets: [] };
-      let p = 0;
-      let damaged = false;
-      while (p + FRAME_HEAD <= buf.length && entries.length < maxRecords) {
-        const len = frameLength(buf, p);
-        if (len < 0) {
-          damaged = true;
-          break;
+      try {
+        if (this.readOffset >= seg.size) {
+          if (seg === this.writeSeg) break; // caught up with the writer
+          seg.endSeq = this.nextSeq;
+          this.segmentRead(seg);
+          this.readIdx++;
+          this.readOffset = HEADER;
+          await this.releaseSettled();
+          continue;
         }
-        if (p + FRAME_HEAD + len > buf.length) {
-          if (this.readOffset + p + FRAME_HEAD + len > seg.size) damaged = true; // runs past the segment's end
-          else if (p === 0) want = FRAME_HEAD + len;
-          break; // else: the rest comes with the next read
+        if (this.readOffset === HEADER && !(await this.checkMagic(seg))) continue;
+        const left = seg.size - this.readOffset;
+        if (left < FRAME_HEAD) {
+          // Only a segment an earlier run was writing can end in part of a frame (the writer counts whole frames).
+          this.damage(seg, this.readOffset, seg.size, "a torn end");
+          this.readOffset = seg.size;
+          continue;
         }
-        if (!frameChecks(buf, p, len)) {
-          damaged = true;
-          break;
+        const chunk = Math.max(want, Math.min(READ_CHUNK, Math.max(64 * 1024, maxBytes - bytes + 4096)));
+        const buf = await this.readAt(seg, this.readOffset, Math.min(left, chunk));
+        want = 0;
+        const mark: ReadMark = { firstSeq: this.nextSeq, segment: seg.id, offsets: [] };
+        let p = 0;
+        let damaged = false;
+        while (p + FRAME_HEAD <= buf.length && entries.length < maxRecords) {
+          const len = frameLength(buf, p);
+          if (len < 0) {
+            damaged = true;
+            break;
+          }
+          if (p + FRAME_HEAD + len > buf.length) {
+            if (this.readOffset + p + FRAME_HEAD + len > seg.size) damaged = true; // runs past the segment's end
+            else if (p === 0) want = FRAME_HEAD + len;
+            break; // else: the rest comes with the next read
+          }
+          if (!frameChecks(buf, p, len)) {
+            damaged = true;
+            break;
+          }
+          const body = p + FRAME_HEAD;
+          const nameLen = buf.readUInt16LE(body);
+          const payload = len - NAME_LEN - nameLen;
+          if (entries.length > 0 && bytes + payload > maxBytes) {
+            full = true;
+            break;
+          }
+          const name = nameLen === 0 ? undefined : buf.toString("utf8", body + NAME_LEN, body + NAME_LEN + nameLen);
+          entries.push(new Entry(buf, payload, this.target(name), this.nextSeq++, undefined, body + NAME_LEN + nameLen));
+          mark.offsets.push(this.readOffset + p);
+          seg.read++;
+          bytes += payload;
+          if (seg.ours) {
+            this.unreadOurs--;
+            this.readingOurs++;
+          } else recovered++;
+          p += FRAME_HEAD + len;
         }
-        const body = p + FRAME_HEAD;
-        const nameLen = buf.readUInt16LE(body);
-        const payload = len - NAME_LEN - nameLen;
-        if (entries.length > 0 && bytes + payload > maxBytes) {
-          full = true;
-          break;
+        if (mark.offsets.length > 0) this.marks.push(mark);
+        this.readOffset += p;
+        if (damaged) await this.skipDamage(seg);
+        if (this.readOffset >= seg.size && seg !== this.writeSeg) {
+          // Read to its end: it can go as soon as its records settle (not only at the next read).
+          seg.endSeq = this.nextSeq;
+          this.segmentRead(seg);
+          this.readIdx++;
+          this.readOffset = HEADER;
         }
-        const name = nameLen === 0 ? undefined : buf.toString("utf8", body + NAME_LEN, body + NAME_LEN + nameLen);
-        entries.push(new Entry(buf, payload, this.target(name), this.nextSeq++, undefined, body + NAME_LEN + nameLen));
-        mark.offsets.push(this.readOffset + p);
-        seg.read++;
-        bytes += payload;
-        if (seg.ours) {
-          this.unreadOurs--;
-          this.readingOurs++;
-        } else recovered++;
-        p += FRAME_HEAD + len;
+        if (bytes >= maxBytes) full = true;
+      } catch (error) {
+        // A segment file deleted under the queue (by hand, or a cleaner) is damage: its records are counted lost, and
+        // reading goes on with the next one, instead of failing every read from here on.
+        if ((error as NodeJS.ErrnoException).code === "ENOENT" && this.segments[this.readIdx] === seg && !existsSync(seg.path)) {
+          this.damage(seg, this.readOffset, seg.size, "its file is gone");
+          this.readOffset = seg.size;
+          continue;
+        }
+        // Records parsed by earlier chunks of this read are handed over (their read offset is past them, so they
+        // would not be read again); the failing read is tried again by the next call.
+        if (entries.length === 0) throw error;
+        break;
       }
-      if (mark.offsets.length > 0) this.marks.push(mark);
-      this.readOffset += p;
-      if (damaged) await this.skipDamage(seg);
-      if (this.readOffset >= seg.size && seg !== this.writeSeg) {
-        // Read to its end: it can go as soon as its records settle (not only at the next read).
-        seg.endSeq = this.nextSeq;
-        this.segmentRead(seg);
-        this.readIdx++;
-        this.readOffset = HEADER;
-      }
-      if (bytes >= maxBytes) full = true;
     }
     this.recovered += recovered;
     return { entries, recovered };

@@ -492,6 +492,43 @@ describe("DiskQueue", () => {
     });
   });
 
+  describe("a segment file that fails under the queue", () => {
+    /** 90 records of this run in segments of 4 KiB, and how many each segment holds. */
+    async function written(dir: string, hooks: Hooks): Promise<{ s: DiskQueue; segs: string[]; count: number[] }> {
+      const s = openQueue(dir, hooks, { segmentBytes: 4096 });
+      await appendRecords(s, hooks, 0, 90, 10);
+      const segs = segmentFiles(dir).map((f) => join(laneDir(dir), f));
+      expect(segs.length).toBeGreaterThanOrEqual(3);
+      return { s, segs, count: segs.map((p) => frames(p).length) };
+    }
+
+    it("a deleted segment is damage: its records are counted lost, and one read goes on with the segments after it", async () => {
+      const dir = freshDir();
+      const hooks = new Hooks();
+      const { s, segs, count } = await written(dir, hooks);
+      rmSync(segs[1]!);
+      const r = await s.read(1000, 64 * 1024 * 1024);
+      const ids = [...range(0, count[0]!), ...range(count[0]! + count[1]!, 90)];
+      expect(texts(r.entries)).toEqual(jsonOf(ids));
+      expect(hooks.corruptCalls).toEqual([{ records: count[1], detail: expect.stringContaining("its file is gone"), recovered: false }]);
+      expect(s.readable).toBe(false);
+    });
+
+    it("a read that fails after some records were parsed hands those over; the failure comes with the next read", async () => {
+      const dir = freshDir();
+      const hooks = new Hooks();
+      const { s, segs, count } = await written(dir, hooks);
+      // A directory where segment 2 was: it opens, and reading it fails (EISDIR).
+      rmSync(segs[1]!);
+      mkdirSync(segs[1]!);
+      const first = await s.read(1000, 64 * 1024 * 1024);
+      expect(texts(first.entries)).toEqual(jsonOf(range(0, count[0]!)));
+      await expect(s.read(1000, 64 * 1024 * 1024)).rejects.toMatchObject({ code: "EISDIR" });
+      expect(hooks.corruptCalls).toEqual([]);
+      rmSync(segs[1]!, { recursive: true });
+    });
+  });
+
   describe("maxBytes", () => {
     /** What a record's frame takes on disk, and what hasRoom reckons for it (the longest source name). */
     const frameBytes = (e: Entry): number => 8 + 2 + Buffer.byteLength(e.source!.name!) + e.bytes;
