@@ -306,3 +306,26 @@ export function rfc3339Ms(value: string): string | undefined {
   const d = Date.parse(`${m[1]}.${ms}${m[3]}`);
   return Number.isNaN(d) ? undefined : new Date(d).toISOString();
 }
+
+// Kubernetes names: DNS labels and subdomains (lowercase, digits, `-`, and `.` in pod names), never `_`.
+const K8S_CONTAINERS = /^([a-z0-9][a-z0-9.-]*)_([a-z0-9][a-z0-9-]*)_([a-z0-9][a-z0-9-]*)-([0-9a-f]{64})\.log$/;
+const K8S_PODS = /\/([a-z0-9][a-z0-9-]*)_([a-z0-9][a-z0-9.-]*)_([0-9a-f-]{36})\/([a-z0-9][a-z0-9-]*)\/\d+\.log(?:\.\d{8}-\d{6})?$/;
+const DOCKER = /\/([0-9a-f]{64})\/\1-json\.log(?:\.\d+)?$/;
+
+/**
+ * What a container log's path says about its container, as Filebeat names it: kubelet's
+ * `/var/log/containers/<pod>_<namespace>_<container>-<id>.log` links, `/var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log`
+ * files, and Docker's `/var/lib/docker/containers/<id>/<id>-json.log`. Undefined for other paths.
+ */
+export function containerMetadata(path: string): Record<string, unknown> | undefined {
+  const slash = path.lastIndexOf("/");
+  let m = K8S_CONTAINERS.exec(path.slice(slash + 1));
+  if (m !== null) {
+    return { kubernetes: { pod: { name: m[1] }, namespace: m[2], container: { name: m[3] } }, container: { id: m[4] } };
+  }
+  m = K8S_PODS.exec(path);
+  if (m !== null) return { kubernetes: { namespace: m[1], pod: { name: m[2], uid: m[3] }, container: { name: m[4] } } };
+  m = DOCKER.exec(path);
+  if (m !== null) return { container: { id: m[1] } };
+  return undefined;
+}

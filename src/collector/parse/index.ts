@@ -16,7 +16,7 @@ import type { ParseFunction, ParsedLine, Parser, ParserSpec } from "./types.js";
 
 export type { ParseErrorReason, ParsedLine, Parser, ParseFunction, ParserSpec, RegexParserSpec, SyslogParserSpec } from "./types.js";
 export { MAX_JSON_DEPTH } from "./types.js";
-export { buildRecord, flagRecord, MESSAGE_KEYS, LEVEL_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./build-record.js";
+export { buildRecord, flagRecord, mergeFields, MESSAGE_KEYS, LEVEL_KEYS, TIMESTAMP_KEYS, type RecordContext } from "./build-record.js";
 export { parseJson } from "./json.js";
 export { parseLogfmt } from "./logfmt.js";
 export { parsePlain, sniffLevel } from "./plain.js";

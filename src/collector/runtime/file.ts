@@ -13,10 +13,10 @@
 // Only a file that closes or is truncated meanwhile sends its open event past the credit: one record (and any blank
 // lines its joiner held) per such file.
 import { CheckpointStore } from "../checkpoint-store.js";
-import { ContainerJoiner, type ContainerLine, type ContainerStats, type ContainerStream } from "../container-log.js";
+import { ContainerJoiner, containerMetadata, type ContainerLine, type ContainerStats, type ContainerStream } from "../container-log.js";
 import { MultilineJoiner } from "../multiline.js";
 import { fastJsonRecordBytes, planFastRecord, type FastRecordPlan } from "../parse/fast-json-record.js";
-import { buildRecord, createParser, flagRecord, type RecordContext } from "../parse/index.js";
+import { buildRecord, createParser, flagRecord, mergeFields, type RecordContext } from "../parse/index.js";
 import { DEFAULT_MAX_LINE_BYTES, DEFAULT_PARTIAL_LINE_TIMEOUT_MS } from "../tail/options.js";
 import { FileTailer } from "../tail/tailer.js";
 import type { TailLine, TailProblem } from "../tail/types.js";
@@ -40,6 +40,8 @@ interface StreamJoiner {
 /** A container log file (option `container`): its unwrapping, and per stream its multiline joining and fast plan. */
 interface ContainerFile {
   file: FileOrigin;
+  /** The source's `fields` over what the path says about the container (kubernetes.*, container.id). */
+  fields: Record<string, unknown> | undefined;
   unwrap: ContainerJoiner;
   streams: Map<ContainerStream | undefined, StreamJoiner>;
   plans: Map<ContainerStream | undefined, FastRecordPlan | undefined>;
@@ -115,7 +117,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     const plan = planFastRecord({
       source: spec.name,
       host: spec.hostName,
-      fields: spec.fields,
+      fields: c.fields,
       filePath: c.file.path,
       fileDeviceId: c.file.device,
       fileInode: c.file.inode,
@@ -165,6 +167,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     }
     ctx.now = time;
     ctx.stream = stream;
+    ctx.fields = c.fields;
     general(bytes.toString("utf8", s, e), c.file, start, commit, flag);
   };
 
@@ -224,8 +227,10 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
     let c = containerFiles!.get(line.fileKey);
     if (c === undefined) {
       const file: FileOrigin = { path: line.path, fileKey: line.fileKey, device: line.device, inode: line.inode };
+      const metadata = containerMetadata(line.path);
       const cf: ContainerFile = {
         file,
+        fields: metadata === undefined ? spec.fields : mergeFields(metadata, spec.fields),
         unwrap: new ContainerJoiner(spec.container!, spec.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, (l) => containerLine(cf, l), containerStats, {
           timeoutMs: spec.partialLineTimeoutMs ?? DEFAULT_PARTIAL_LINE_TIMEOUT_MS,
           reading: () => !tailer.readToEnd(file.fileKey),

@@ -23,7 +23,9 @@ const cri = (time: string, stream: "stdout" | "stderr", tag: "P" | "F", text: st
 
 describe("FileSource container: \"cri\"", () => {
   it("unwraps CRI lines, joins a 40 KiB JSON line split in three pieces around another stream's line, and ships non-CRI lines whole", async () => {
-    const file = join(dir, "app_default_web-1.log");
+    // Named as kubelet names its links under /var/log/containers: the record says which pod and container.
+    const containerId = "9f".repeat(32);
+    const file = join(dir, `web-5c7d9_shop_app-${containerId}.log`);
     const big = JSON.stringify({ level: 50, msg: "big", blob: "b".repeat(40_000) });
     const pieces = [big.slice(0, 16_384), big.slice(16_384, 32_768), big.slice(32_768)];
     const lines = [
@@ -40,7 +42,18 @@ describe("FileSource container: \"cri\"", () => {
     const mem = new MemorySink({ name: "mem" });
     const logs: SourceLogEvent[] = [];
     agg = new Aggregator({ batch: { maxWaitMs: 10 } })
-      .addSource(new FileSource({ name: "web", paths: [file], startAt: "beginning", parser: "json", container: "cri", pollIntervalMs: 20 }))
+      .addSource(
+        new FileSource({
+          name: "web",
+          paths: [file],
+          startAt: "beginning",
+          parser: "json",
+          container: "cri",
+          // Merged over what the path says, deeply, as into a record.
+          fields: { kubernetes: { labels: { team: "payments" } } },
+          pollIntervalMs: 20,
+        }),
+      )
       .addSink(mem);
     agg.on("source:log", (e) => logs.push(e));
     await agg.start();
@@ -62,6 +75,10 @@ describe("FileSource container: \"cri\"", () => {
       ["plain text, runtime time", "stdout", undefined, "2024-05-01T10:00:02.000Z", offsetOf(6)],
     ]);
     expect(records[2]!["blob"]).toBe("b".repeat(40_000));
+    for (const r of records) {
+      expect(r["kubernetes"]).toEqual({ pod: { name: "web-5c7d9" }, namespace: "shop", container: { name: "app" }, labels: { team: "payments" } });
+      expect(r["container"]).toEqual({ id: containerId });
+    }
     expect(records[2]!.log?.flags).toBeUndefined();
     expect(report.sources.web!.collector).toMatchObject({ containerJoinedLines: 1, containerInvalidLines: 1 });
     expect(report.sources.web).toMatchObject({ linesRead: lines.length, parseErrors: 3 });

@@ -1,7 +1,7 @@
 // Container runtime log lines (CRI and Docker json-file): unwrapping, joining split lines per stream, the limit on a
 // joined line, and the position a record may commit while a line of the other stream is unfinished.
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { type ContainerIdle, ContainerJoiner, type ContainerFormat, type ContainerLine, decodeCri, decodeDocker, rfc3339Ms } from "../../../src/collector/container-log.js";
+import { type ContainerIdle, ContainerJoiner, type ContainerFormat, containerMetadata, type ContainerLine, decodeCri, decodeDocker, rfc3339Ms } from "../../../src/collector/container-log.js";
 import { LineSplitter } from "../../../src/collector/line-splitter.js";
 import type { TailLine } from "../../../src/collector/tail/types.js";
 
@@ -260,5 +260,29 @@ describe("ContainerJoiner idle timeout", () => {
     expect(c.out).toEqual([]);
     expect(d.out).toEqual([]);
     expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe("containerMetadata", () => {
+  const id = "3b1f0a9c8d7e6f5a4b3c2d1e0f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a";
+  it("reads pod, namespace, container and id from kubelet's and Docker's paths", () => {
+    expect(containerMetadata(`/var/log/containers/web-7d9f8b6c4-x2k9p_shop_nginx-${id}.log`)).toEqual({
+      kubernetes: { pod: { name: "web-7d9f8b6c4-x2k9p" }, namespace: "shop", container: { name: "nginx" } },
+      container: { id },
+    });
+    expect(containerMetadata("/var/log/pods/shop_web-7d9f8b6c4-x2k9p_0b6f7c1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e/nginx/0.log")).toEqual({
+      kubernetes: { namespace: "shop", pod: { name: "web-7d9f8b6c4-x2k9p", uid: "0b6f7c1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e" }, container: { name: "nginx" } },
+    });
+    expect(containerMetadata("/var/log/pods/shop_web-1_0b6f7c1e-2d3a-4b5c-8d9e-0f1a2b3c4d5e/nginx/3.log.20240501-100000")).toMatchObject({
+      kubernetes: { container: { name: "nginx" } },
+    });
+    expect(containerMetadata(`/var/lib/docker/containers/${id}/${id}-json.log`)).toEqual({ container: { id } });
+    expect(containerMetadata(`/var/lib/docker/containers/${id}/${id}-json.log.1`)).toEqual({ container: { id } });
+  });
+
+  it("is undefined for other paths", () => {
+    for (const p of ["/var/log/app.log", `/var/log/containers/Web_shop_nginx-${id}.log`, `/var/log/containers/web_shop_nginx-${id.slice(1)}.log`, `/x/${id}/other-json.log`]) {
+      expect(containerMetadata(p), p).toBeUndefined();
+    }
   });
 });
