@@ -51,6 +51,8 @@ import type { SourceDefinition, SourceHost, SourceRuntime } from "./sources/runt
 import { redact } from "./util/redact.js";
 import { Latch } from "./util/latch.js";
 import { MAX_TIMER_MS, checkKeys, optionKeys } from "./util/validate.js";
+import { errorText } from "./util/text.js";
+import { isThenable } from "./util/thenable.js";
 
 export type AggregatorState = "idle" | "starting" | "running" | "stopping" | "stopped";
 
@@ -205,6 +207,10 @@ function sumInto<T extends object>(sums: Map<string, T>, name: string, counters:
  * const report = await agg.stop({ timeoutMs: 10_000 });
  * ```
  */
+/** Marks a listener wrapped by the Aggregator with the function the host gave. */
+const ORIGINAL = Symbol("child-log-agg.listener");
+type Guarded = ((...args: unknown[]) => unknown) & { [ORIGINAL]: (...args: unknown[]) => unknown };
+
 export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncDisposable {
   private readonly options: ResolvedAggregatorOptions;
   private readonly router = new Router();
@@ -281,6 +287,67 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       }
       return true;
     }
+  }
+
+  /**
+   * Listeners are wrapped so that an async one that rejects (`agg.on("drop", async (e) => { await alert(e); })`) is
+   * reported like one that throws, as an `error` event (ERR_LISTENER), instead of an unhandled rejection that ends
+   * the host. `off()`/`removeListener()` take the function as given, and `listeners()` returns it.
+   */
+  override on<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T, fn: EventEmitter.EventListener<AggregatorEvents, T>, context?: unknown): this {
+    return super.on(event, this.guarded(event, fn), context);
+  }
+
+  override addListener<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T, fn: EventEmitter.EventListener<AggregatorEvents, T>, context?: unknown): this {
+    return super.addListener(event, this.guarded(event, fn), context);
+  }
+
+  override once<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T, fn: EventEmitter.EventListener<AggregatorEvents, T>, context?: unknown): this {
+    return super.once(event, this.guarded(event, fn), context);
+  }
+
+  override removeListener<T extends EventEmitter.EventNames<AggregatorEvents>>(
+    event: T,
+    fn?: EventEmitter.EventListener<AggregatorEvents, T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
+    if (fn !== undefined) for (const g of super.listeners(event)) if ((g as Partial<Guarded>)[ORIGINAL] === fn) super.removeListener(event, g, context, once);
+    return super.removeListener(event, fn, context, once);
+  }
+
+  override off<T extends EventEmitter.EventNames<AggregatorEvents>>(
+    event: T,
+    fn?: EventEmitter.EventListener<AggregatorEvents, T>,
+    context?: unknown,
+    once?: boolean,
+  ): this {
+    return this.removeListener(event, fn, context, once);
+  }
+
+  override listeners<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T): Array<EventEmitter.EventListener<AggregatorEvents, T>> {
+    return super.listeners(event).map((g) => (g as Partial<Guarded>)[ORIGINAL] ?? g) as Array<EventEmitter.EventListener<AggregatorEvents, T>>;
+  }
+
+  private guarded<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T, fn: EventEmitter.EventListener<AggregatorEvents, T>): EventEmitter.EventListener<AggregatorEvents, T> {
+    // Not a function: eventemitter3 throws its own TypeError for it.
+    if (typeof fn !== "function") return fn;
+    const original = fn as unknown as (...args: unknown[]) => unknown;
+    const report = (error: unknown): void => {
+      if (event === "error") return; // an `error` listener's failure has nowhere left to go
+      try {
+        super.emit("error", new ListenerError(`a "${String(event)}" listener rejected: ${errorMessage(error)}`, { cause: error }));
+      } catch {
+        // An `error` listener that throws has nowhere left to report to.
+      }
+    };
+    const g = function (this: unknown, ...args: unknown[]): unknown {
+      const result = original.apply(this, args);
+      if (isThenable(result)) result.then(undefined, report);
+      return result;
+    } as Guarded;
+    g[ORIGINAL] = original;
+    return g as unknown as EventEmitter.EventListener<AggregatorEvents, T>;
   }
 
   /**
@@ -659,9 +726,15 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     // closed while it still opens would leave behind whatever its open() sets up afterwards.
     await Promise.all(
       this.lanes().map(async (s) => {
-        if (s.opened !== undefined && !(await withDeadline(s.opened, deadline))) s.openAbort?.abort();
-        await this.closeSink(s, deadline);
-        await this.closeDiskQueue(s.pipeline, deadline);
+        try {
+          if (s.opened !== undefined && !(await withDeadline(s.opened, deadline))) s.openAbort?.abort();
+          await this.closeSink(s, deadline);
+          await this.closeDiskQueue(s.pipeline, deadline);
+        } catch (error) {
+          // One sink's failure must not cost the others their close, nor the stop its report.
+          const name = s.pipeline.name;
+          this.emit("sink:error", { sink: name, error: new SinkError("ERR_SINK_CLOSE", `sink "${name}" failed to close: ${errorMessage(error)}`, { sink: name, cause: error }) });
+        }
       }),
     );
     for (const w of this.writers.values()) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
@@ -762,7 +835,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
               controller.abort(err);
               reject(err);
             }, ms);
-            timer.unref?.();
+            // Not unref'd: a host whose only pending work is this open() must not exit with start() unsettled.
           });
           await Promise.race([opening, timedOut]);
         }
@@ -813,7 +886,13 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
    */
   private async closeSink(slot: SinkSlot, deadline: number): Promise<void> {
     const p = slot.pipeline;
-    if (p.sink.close === undefined) return;
+    let close: unknown;
+    try {
+      close = p.sink.close;
+    } catch {
+      close = null; // a `close` getter that throws: startClose() calls it again, and reports what it throws
+    }
+    if (close === undefined) return;
     const closing = (slot.closing ??= this.startClose(p));
     try {
       await this.awaitClose(p, closing, deadline);
@@ -1115,7 +1194,7 @@ function stopTimeout(options: StopOptions): number {
 }
 
 function errorMessage(error: unknown): string {
-  return redact(error instanceof Error ? error.message : String(error));
+  return redact(errorText(error));
 }
 
 /** Resolve true if `p` settles before the deadline, false otherwise (p keeps running). */

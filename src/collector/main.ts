@@ -11,6 +11,7 @@ import { signalGroup } from "../util/process-group.js";
 import type { CollectorSpec } from "../sources/specs.js";
 import { ChildChannel } from "./runtime/channel.js";
 import type { CollectorRun } from "./runtime/run.js";
+import { errorText } from "../util/text.js";
 
 let run: CollectorRun | undefined;
 let spec: CollectorSpec | undefined;
@@ -166,7 +167,7 @@ function fatal(code: string, error: unknown): void {
   // second STATS would never carry this incarnation's last counts (lines read, parse errors, invalid records).
   channel.flush();
   sendStats();
-  channel.send(FrameType.FATAL, { code, message: error instanceof Error ? error.message : String(error) });
+  channel.send(FrameType.FATAL, { code, message: errorText(error) });
 }
 
 // Stats once a second; and if we were re-parented (host died without closing the pipe), leave.

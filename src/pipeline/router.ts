@@ -7,6 +7,8 @@ import { Entry } from "./entry.js";
 import { Ring } from "./ring.js";
 import type { SinkPipeline } from "./sink-pipeline.js";
 import { type Slice, engineSlice, nextTurn } from "./slice.js";
+import { describe } from "./serialize.js";
+import { isThenable } from "../util/thenable.js";
 
 export interface Producer {
   readonly name: string;
@@ -259,7 +261,14 @@ export class Router {
       if (f === undefined) of[i] = IN;
       else {
         try {
-          of[i] = f(e.record) === true ? IN : OUT;
+          const verdict: unknown = f(e.record);
+          if (verdict === true) of[i] = IN;
+          else if (verdict === false) of[i] = OUT;
+          else {
+            // A promise (an async filter) or another value would exclude every record without a word.
+            of[i] = THREW;
+            errors[i] = new TypeError(`a filter must return true or false synchronously, it returned ${isThenable(verdict) ? "a promise (an async function?)" : describe(verdict)}`);
+          }
         } catch (error) {
           of[i] = THREW; // a throwing filter excludes the record from that sink rather than crashing the host
           errors[i] = error;
@@ -297,7 +306,12 @@ export class Router {
       if (of[i] !== THREW) continue;
       const error = errors[i];
       errors[i] = undefined;
-      this.onFilterError?.(routes[i]!, error);
+      try {
+        this.onFilterError?.(routes[i]!, error);
+      } catch {
+        // Reporting must not break routing: the record is admitted, and a throw here would leave its producer out
+        // of line for good (counted in `filtered` and `filterErrors` all the same).
+      }
     }
   }
 }

@@ -23,6 +23,8 @@ import { Entry } from "./entry.js";
 import { Ring } from "./ring.js";
 import { describe } from "./serialize.js";
 import { DiskQueue, type DiskQueueHooks } from "./disk-queue.js";
+import { errorText } from "../util/text.js";
+import { isThenable } from "../util/thenable.js";
 
 /** What a pipeline tells the aggregator. Kept as one object so the hot path makes no closures. */
 export interface PipelineHooks {
@@ -581,7 +583,14 @@ export class SinkPipeline {
       clearTimeout(timeout);
       this.controllers.delete(controller);
     }
-    this.finishSend(batch, attempts, threw, result, error, round, send);
+    try {
+      this.finishSend(batch, attempts, threw, result, error, round, send);
+    } catch (bug) {
+      // Settling a send must not fail; if it does, say so (its records may stay pending, which stop() reports)
+      // rather than let p-queue swallow it, and keep the lane going.
+      this.hooks.sinkError(this, new SinkError("ERR_SINK_SEND", `sink "${this.name}": settling a send failed: ${redact(errorText(bug))}`, { sink: this.name, cause: bug }));
+      this.afterSend();
+    }
   }
 
   private finishSend(
@@ -976,7 +985,7 @@ function splitDelivered(entries: readonly Entry[], verdict: Verdict | undefined)
 function toSinkError(error: unknown, sink: string): AggregatorError {
   if (error instanceof SinkError) return error;
   if (error instanceof AggregatorError && isErrorCode(error.code)) return errorForCode(error.code, error.message, { sink, cause: error });
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorText(error);
   return new SinkError("ERR_SINK_SEND", `sink "${sink}" failed to send: ${message}`, { sink, cause: error });
 }
 
@@ -1003,6 +1012,3 @@ function raceAbort<T>(value: PromiseLike<T> | T, signal: AbortSignal): Promise<T
   });
 }
 
-function isThenable<T>(value: PromiseLike<T> | T): value is PromiseLike<T> {
-  return typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function";
-}

@@ -1,5 +1,6 @@
 // Abortable waits shared by the local sinks, so every wait a send makes ends promptly when the engine aborts it.
 import { SinkError } from "../errors.js";
+import { errorText } from "../util/text.js";
 
 /**
  * The error an aborted send throws: retryable (the records were not delivered and stay pending),
@@ -7,7 +8,7 @@ import { SinkError } from "../errors.js";
  */
 export function abortedError(sink: string, signal: AbortSignal | undefined): SinkError {
   const reason: unknown = signal?.reason;
-  const why = reason instanceof Error ? reason.message : reason === undefined ? "aborted" : String(reason);
+  const why = reason === undefined ? "aborted" : errorText(reason);
   return new SinkError("ERR_SINK_SEND", `Sink "${sink}": send aborted (${why})`, { sink, cause: reason });
 }
 

@@ -23,6 +23,7 @@ import { MAX_ID_BYTES, deterministicId } from "./elasticsearch/document-id.js";
 import { type IndexPattern, indexNameProblem, recordTimestamp } from "./elasticsearch/index-name.js";
 import { type ClientOptions, type ElasticsearchSinkOptions, type ResolvedEsOptions, resolveEsOptions } from "./elasticsearch/options.js";
 import { type RequestFailure, classifyRequestError, safeCause } from "./elasticsearch/request-error.js";
+import { errorText } from "../util/text.js";
 
 export type { DataStreamName, ElasticsearchSinkOptions } from "./elasticsearch/options.js";
 
@@ -92,7 +93,7 @@ export class ElasticsearchSink implements Sink {
         return this.#client;
       } catch (error) {
         // The client's message can quote the node URL, password included.
-        throw new InvalidOptionError(`Elasticsearch client options were refused: ${redact((error as Error)?.message ?? String(error))}`, {
+        throw new InvalidOptionError(`Elasticsearch client options were refused: ${redact(errorText(error))}`, {
           sink: this.name,
           cause: safeCause(error),
         });
@@ -264,7 +265,7 @@ export class ElasticsearchSink implements Sink {
     try {
       name = (this.#o.index as { fn: (r: LogRecord) => string }).fn(getRecord());
     } catch (error) {
-      return { problem: `index function threw: ${(error as Error)?.message ?? String(error)}` };
+      return { problem: `index function threw: ${errorText(error)}` };
     }
     if (typeof name !== "string") return { problem: `index function returned ${typeof name}, expected a string` };
     if (this.#validIndices.has(name)) return name;
@@ -295,7 +296,7 @@ export class ElasticsearchSink implements Sink {
       try {
         id = o.id(getRecord(), source);
       } catch (error) {
-        return `id function threw: ${(error as Error)?.message ?? String(error)}`;
+        return `id function threw: ${errorText(error)}`;
       }
       if (id !== undefined && (typeof id !== "string" || id.length === 0 || Buffer.byteLength(id) > MAX_ID_BYTES)) {
         return `id function returned an invalid _id (expected a non-empty string of at most ${MAX_ID_BYTES} bytes, got ${typeof id})`;
@@ -306,7 +307,7 @@ export class ElasticsearchSink implements Sink {
       try {
         routing = o.routingFn(getRecord());
       } catch (error) {
-        return `routing function threw: ${(error as Error)?.message ?? String(error)}`;
+        return `routing function threw: ${errorText(error)}`;
       }
       if (routing !== undefined && (typeof routing !== "string" || routing.length === 0)) {
         return `routing function returned an invalid routing value (expected a non-empty string, got ${typeof routing})`;

@@ -16,6 +16,7 @@ import { checkInt, checkName, checkObject } from "../options.js";
 import { checkKeys, optionKeys } from "../util/validate.js";
 import { describe } from "../pipeline/serialize.js";
 import { checkAborted, untilSettledOrAborted } from "./abort.js";
+import { errorText } from "../util/text.js";
 
 /** When the sink forces written data to the disk (survives power loss, not only a process crash). */
 export type FsyncPolicy = "close" | "batch" | "never";
@@ -295,10 +296,6 @@ async function renameIfExists(from: string, to: string): Promise<void> {
 function errnoCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.length > 0 ? code : undefined;
-}
-
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 const FILE_KEYS = optionKeys<FileSinkOptions>()(["name", "path", "mode", "mkdir", "dirMode", "fsync", "rotate"]);

@@ -20,6 +20,7 @@ import { type ExitStatus, type SpawnedCollector, spawnCollector, terminate, trac
 import { type ResolvedRestart, RestartPolicy } from "./restart-policy.js";
 import type { SourceHost, SourceRuntime } from "./runtime.js";
 import type { CollectorSpec } from "./specs.js";
+import { errorText } from "../util/text.js";
 
 export interface CollectorRuntimeOptions {
   name: string;
@@ -336,7 +337,7 @@ export class CollectorRuntime implements SourceRuntime {
           // Garbage on the channel: this incarnation is broken. Kill it; the exit path restarts it.
           const err = this.collectorError(
             "ERR_CHANNEL_PROTOCOL",
-            `collector "${this.name}" sent an invalid frame: ${error instanceof Error ? error.message : String(error)}`,
+            `collector "${this.name}" sent an invalid frame: ${errorText(error)}`,
             proc,
           );
           proc.channel.removeAllListeners("data");
@@ -538,7 +539,7 @@ export class CollectorRuntime implements SourceRuntime {
    * same backoff (the condition may pass). Returns the error the start attempt rejects with.
    */
   private spawnFailed(cause: unknown): CollectorError {
-    const message = `collector "${this.name}" could not be started: ${cause instanceof Error ? cause.message : String(cause)}`;
+    const message = `collector "${this.name}" could not be started: ${errorText(cause)}`;
     this.proc = undefined;
     this.scheduleRestart(0, () =>
       this.collectorError(

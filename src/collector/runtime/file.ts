@@ -26,6 +26,7 @@ import type { ChildChannel } from "./channel.js";
 import { stringifyRecord } from "./line-pipeline.js";
 import { PendingPositions } from "./pending-positions.js";
 import type { CollectorRun } from "./run.js";
+import { errorText } from "../../util/text.js";
 
 /** Which file a line or event came from: what its record says about the file, and the key its position commits to. */
 type FileOrigin = Pick<TailLine, "path" | "fileKey" | "device" | "inode">;
@@ -532,7 +533,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
 /** A tailer problem as a collector log line. */
 function describeProblem(p: TailProblem): string {
   const where = p.path ?? "a watched path";
-  const cause = p.error instanceof Error ? p.error.message : p.error === undefined ? "" : String(p.error);
+  const cause = p.error === undefined ? "" : errorText(p.error);
   switch (p.kind) {
     case "access-denied":
       return `${where} cannot be read (permission denied): it is skipped, and tried again at each scan`;

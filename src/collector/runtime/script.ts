@@ -14,6 +14,7 @@ import { FrameType } from "../../channel/protocol.js";
 import { InvalidOptionError } from "../../errors.js";
 import { type CollectorContext, type CollectorDefinition, type CollectorLog, isCollectorDefinition } from "../../collector.js";
 import { describe } from "../../pipeline/serialize.js";
+import { errorText, safeText } from "../../util/text.js";
 import type { ScriptSpec } from "../../sources/specs.js";
 import { CheckpointStore } from "../checkpoint-store.js";
 import { buildRecord, createParser, type Parser, type RecordContext } from "../parse/index.js";
@@ -366,20 +367,6 @@ function recordFields(input: object): Record<string, unknown> | string {
 }
 
 /** Any value as text, without throwing: a null-prototype object or a throwing toString has no String(). */
-function safeText(value: unknown): string {
-  if (typeof value === "string") return value;
-  try {
-    return String(value);
-  } catch {
-    try {
-      const json = JSON.stringify(value);
-      if (typeof json === "string") return json;
-    } catch {
-      // fall through to the value's kind
-    }
-    return describe(value);
-  }
-}
 
 /** Import the module and check that its default export is a defineCollector() definition. */
 async function loadDefinition(href: string): Promise<CollectorDefinition<unknown>> {
@@ -395,7 +382,7 @@ async function loadDefinition(href: string): Promise<CollectorDefinition<unknown
         { cause: error },
       );
     }
-    throw new Error(`cannot load collector module ${href}: ${e instanceof Error ? e.message : String(e)}`, { cause: error });
+    throw new Error(`cannot load collector module ${href}: ${errorText(e)}`, { cause: error });
   }
   const definition = mod["default"];
   if (!isCollectorDefinition(definition)) {
@@ -407,9 +394,27 @@ async function loadDefinition(href: string): Promise<CollectorDefinition<unknown
   return definition;
 }
 
-function errorText(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return `non-error thrown: ${describe(error)}`;
+/** An Error's stack, if it can be read. */
+function stackOf(error: unknown): string | undefined {
+  try {
+    return error instanceof Error && typeof error.stack === "string" ? error.stack : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** What a collector function threw, as its FATAL says it: never throws (see errorText). */
+function thrownText(error: unknown): string {
+  try {
+    if (error instanceof Error) return `${safeText(error.name)}: ${errorText(error)}`;
+  } catch {
+    return `Error: ${errorText(error)}`;
+  }
+  try {
+    return `non-error thrown: ${describe(error)}`;
+  } catch {
+    return "non-error thrown: a value that cannot be shown";
+  }
 }
 
 /** Resolves after `ms`, or at once through the returned `cancel`. */
@@ -470,7 +475,7 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
         const closed = within(Promise.resolve(definition.close(failure?.error)), graceMs);
         if (!(await closed)) emitter.notice("warn", `close() did not finish within ${graceMs} ms`);
       } catch (error) {
-        emitter.notice("warn", `close() threw: ${errorText(error)}`);
+        emitter.notice("warn", `close() threw: ${thrownText(error)}`);
       }
     }
     emitter.close();
@@ -480,8 +485,8 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
       settleDone({ code: 0, signal: null });
     } else if (failure !== undefined) {
       const e = failure.error;
-      emitter.notice("error", "the collector function threw", { error: { message: errorText(e), stack: e instanceof Error ? e.stack : undefined } });
-      settleDone({ code: 1, signal: null, error: `the collector function threw ${errorText(e)}` });
+      emitter.notice("error", "the collector function threw", { error: { message: thrownText(e), stack: stackOf(e) } });
+      settleDone({ code: 1, signal: null, error: `the collector function threw ${thrownText(e)}` });
     } else {
       settleDone({
         code: 0,
@@ -496,7 +501,7 @@ export async function runScript(spec: ScriptSpec, channel: ChildChannel): Promis
   const finished = new Promise<void>((resolve) => {
     setImmediate(() => {
       lifecycle()
-        .catch((error: unknown) => settleDone({ code: 1, signal: null, error: `script collector failed: ${errorText(error)}` }))
+        .catch((error: unknown) => settleDone({ code: 1, signal: null, error: `script collector failed: ${thrownText(error)}` }))
         .finally(resolve);
     });
   });

@@ -20,6 +20,7 @@ import { sleep, untilSettledOrAborted } from "../abort.js";
 import type { SinkStats } from "../stats.js";
 import type { ResolvedReconnect } from "./options.js";
 import { isTlsError, tlsError } from "./tls.js";
+import { errorText } from "../../util/text.js";
 
 /** A slice of the outgoing stream made of whole records (framing included). */
 export interface StreamSegment {
@@ -560,7 +561,7 @@ export class StreamConnection {
     }
     const code = (error as { code?: unknown } | null)?.code;
     const what = phase === "connect" ? `Cannot connect to ${this.o.display}` : `Writing to ${this.o.display} failed`;
-    const err = new SinkError("ERR_SINK_SEND", `${what}: ${typeof code === "string" ? code : (error as Error)?.message ?? String(error)}`, {
+    const err = new SinkError("ERR_SINK_SEND", `${what}: ${typeof code === "string" ? code : errorText(error)}`, {
       sink: this.o.sink,
       cause: error,
     });
