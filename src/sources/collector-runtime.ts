@@ -108,6 +108,8 @@ export class CollectorRuntime implements SourceRuntime {
    * stderr lines. Reported instead of the collector process's own exit, which only says that it gave up.
    */
   private ended: ExitReport | undefined;
+  /** The incarnation the host killed for a reason it reported already (a protocol error): its exit says no more. */
+  private killedForCause: SpawnedCollector | undefined;
 
   constructor(
     private readonly host: SourceHost,
@@ -343,6 +345,7 @@ export class CollectorRuntime implements SourceRuntime {
           proc.channel.removeAllListeners("data");
           if (!ready) fail(err);
           else this.host.emit("source:error", { source: this.name, error: err });
+          this.killedForCause = proc;
           void terminate(proc, 0);
         }
       });
@@ -520,6 +523,15 @@ export class CollectorRuntime implements SourceRuntime {
     });
     this.drainedResolve?.();
     if (expected || done) return;
+    // Gone without its last word (a FATAL reports itself above): `process.exit()` in a script, the OOM killer, a
+    // signal, a V8 abort. As much a crash as a command's failing exit.
+    if (this.ended === undefined && this.state === "running" && this.killedForCause !== proc) {
+      const how = processExit.signal !== null ? `was killed by ${processExit.signal}` : `exited with code ${processExit.code}`;
+      this.host.emit("source:error", {
+        source: this.name,
+        error: this.collectorError("ERR_COLLECTOR_CRASHED", `collector "${this.name}" ${how} without saying why`, proc, processExit),
+      });
+    }
     this.scheduleRestart(Date.now() - proc.startedAt, () =>
       this.collectorError(
         "ERR_COLLECTOR_FAILED",

@@ -295,6 +295,26 @@ export default defineCollector(async ({ emit }) => {
     expect(report.sources.flaky!.restarts).toBeGreaterThanOrEqual(2);
   });
 
+  it("a collector gone without its last word (process.exit in the script) is a crash: source:error ERR_COLLECTOR_CRASHED, then a restart", async () => {
+    const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
+    const module = join(scratch, "exits.ts");
+    writeFileSync(module, `import { defineCollector } from ${JSON.stringify(collectorUrl)};\nexport default defineCollector(async ({ emit }) => {\n  await emit("about to exit");\n  process.exit(3);\n});\n`);
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new ScriptSource({ name: "exits", module: pathToFileURL(module), restart: { baseDelayMs: 10, maxDelayMs: 50, maxRestarts: 100 }, execArgv: ["--import", tsxLoader] }))
+      .addSink(mem);
+    const errors: CollectorError[] = [];
+    const restarts: number[] = [];
+    agg.on("source:error", (e) => errors.push(e.error as CollectorError));
+    agg.on("source:restart", (e) => restarts.push(e.restarts));
+    await agg.start();
+    await waitFor(() => restarts.length >= 1 && errors.length >= 1, { timeout: 20_000, message: () => `a crash and a restart, saw ${errors.length} errors, ${restarts.length} restarts` });
+    await agg.stop({ timeoutMs: 10_000 });
+    expect(errors[0]!.code).toBe("ERR_COLLECTOR_CRASHED");
+    expect(errors[0]!.message).toBe('collector "exits" exited with code 3 without saying why');
+    expect(errors[0]!.exitCode).toBe(3);
+  });
+
   it("restartOnExit: a function that returns or throws runs again only as asked, and one not run again ends its source", async () => {
     const collectorUrl = new URL("../../../src/collector.ts", import.meta.url).href;
     const write = (name: string, body: string): URL => {
