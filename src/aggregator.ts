@@ -597,16 +597,24 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
    * ERR_AGGREGATOR_STOPPED). No rejection of write() is ever unhandled, awaited or not.
    */
   write(records: LogRecordInput | readonly LogRecordInput[], options: WriteOptions = {}): Promise<void> {
-    const list = Array.isArray(records) ? (records as readonly LogRecordInput[]) : [records as LogRecordInput];
+    let list: readonly LogRecordInput[];
     /** The source's name for the refusal's drop event, when the name is one. */
-    const named = writeSourceName(options);
+    let named: string | undefined;
+    try {
+      list = Array.isArray(records) ? (records as readonly LogRecordInput[]) : [records as LogRecordInput];
+      named = writeSourceName(options);
+    } catch (error) {
+      // A revoked Proxy, a getter that throws: refused like any bad argument, never thrown at the caller.
+      return this.refuseWrite(new InvalidOptionError(`write() could not read its arguments: ${errorMessage(error)}`, { cause: error }), 1, undefined);
+    }
     if (this._state === "stopping" || this._state === "stopped") {
       return this.refuseWrite(new StateError("ERR_AGGREGATOR_STOPPED", `write() after stop()`, { source: named }), list.length, named);
     }
-    const name = options?.source ?? "host";
+    let name = "host";
     let sinks: readonly string[] | undefined;
     try {
       checkObject("options", options);
+      name = options.source ?? "host";
       checkKeys("", options, WRITE_KEYS);
       // The name goes into reports, metrics labels and acknowledgements like any source's.
       if (options.source !== undefined) checkName("options.source", options.source);

@@ -109,7 +109,7 @@ class ScriptEmitter {
 
   readonly emit = (input: unknown): Promise<void> => {
     if (this.closed) {
-      const n = Array.isArray(input) ? input.length : 1;
+      const n = isArrayInput(input) ? input.length : 1;
       // Handed to emit() (linesRead) and never sent (unsent), as the records left waiting at the stop are.
       this.counters.linesRead += n;
       this.counters.unsent += n;
@@ -123,7 +123,7 @@ class ScriptEmitter {
     const channel = this.channel;
     if (!queued && channel.hasCredit) {
       // Fast path: nothing waits and there is credit; push straight through, allocate nothing per call.
-      if (Array.isArray(input)) {
+      if (isArrayInput(input)) {
         let i = 0;
         while (i < input.length && channel.hasCredit) this.pushLine(this.serialize(input[i++]));
         if (i < input.length) return this.park(this.serializeAll(input, i));
@@ -133,7 +133,7 @@ class ScriptEmitter {
       return channel.hasCredit ? RESOLVED : this.park([]);
     }
     // Serialize now, not when credit returns: `@timestamp` is the time of the call, and the caller may reuse its objects.
-    return this.park(Array.isArray(input) ? this.serializeAll(input, 0) : this.serializeAll([input], 0));
+    return this.park(isArrayInput(input) ? this.serializeAll(input, 0) : this.serializeAll([input], 0));
   };
 
   /** Credit is back: push what waits, in call order; resolve each call once all its records are out and credit remains. */
@@ -218,7 +218,7 @@ class ScriptEmitter {
     try {
       json = JSON.stringify(cursor);
     } catch (error) {
-      throw new InvalidOptionError(`commit() needs a JSON value: ${safeText(error instanceof Error ? error.message : error)}`, { cause: error });
+      throw new InvalidOptionError(`commit() needs a JSON value: ${errorText(error)}`, { cause: error });
     }
     if (json === undefined) throw new InvalidOptionError(`commit() needs a JSON value, got ${describe(cursor)}`);
     if (this.closed) return; // the records before it may be unsent: keep the last cursor that is known to hold
@@ -232,7 +232,7 @@ class ScriptEmitter {
    * cost no memory) and counted. Resolves: a caller that does not await would turn a rejection into a crash.
    */
   private overflow(input: unknown): Promise<void> {
-    const n = Array.isArray(input) ? input.length : 1;
+    const n = isArrayInput(input) ? input.length : 1;
     this.counters.linesRead += n;
     this.counters.overflowRecords += n;
     if (!this.warnedOverflow) {
@@ -283,7 +283,7 @@ class ScriptEmitter {
         return this.invalid(`expected a record object or a string, got ${describe(input)}`);
       }
     } catch (error) {
-      return this.invalid(`the record cannot be serialized: ${safeText(error instanceof Error ? error.message : error)}`);
+      return this.invalid(`the record cannot be serialized: ${errorText(error)}`);
     }
     // The host drops a line that is not a JSON object: refuse it here, counted, instead of sending it. Only a
     // `toJSON` function among the fields (in what a toJSON or a `parse` function returned) can make it something else.
@@ -392,6 +392,15 @@ async function loadDefinition(href: string): Promise<CollectorDefinition<unknown
     );
   }
   return definition;
+}
+
+/** `Array.isArray`, for what a collector hands to emit(): a revoked Proxy is one (bad) record, not a throw. */
+function isArrayInput(input: unknown): input is unknown[] {
+  try {
+    return Array.isArray(input);
+  } catch {
+    return false;
+  }
 }
 
 /** An Error's stack, if it can be read. */

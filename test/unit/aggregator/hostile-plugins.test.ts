@@ -8,6 +8,12 @@ import { ScriptedSink, numbered } from "../../helpers/sinks.js";
 
 /** A value with no primitive form: `String()` and template literals throw on it. */
 const noText = (): object => Object.assign(Object.create(null) as object, { status: "400" });
+/** A revoked Proxy: every operation on it throws, `Array.isArray` included. */
+const revoked = (): object => {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+};
 /** An Error whose message cannot be read. */
 const unreadable = (): Error => {
   const e = new Error("x");
@@ -105,6 +111,37 @@ describe("values with no string form", () => {
       ["a", "ERR_SINK_CLOSE"],
       ["b", "ERR_SINK_CLOSE"],
     ]);
+  });
+});
+
+describe("write() with arguments it cannot read", () => {
+  it.each([
+    ["a revoked Proxy as the record", () => [revoked(), undefined]],
+    ["a revoked Proxy as the options", () => [{ message: "x" }, revoked()]],
+    [
+      "options whose source getter throws",
+      () => [
+        { message: "x" },
+        {
+          get source(): string {
+            throw noText();
+          },
+        },
+      ],
+    ],
+  ])("%s: a rejected promise and a counted refusal, never a throw", async (_title, args) => {
+    const agg = new Aggregator().addSink(new MemorySink({ name: "mem" }));
+    const drops: string[] = [];
+    agg.on("drop", (e) => drops.push(e.reason));
+    await agg.start();
+    const [record, options] = args() as [never, never];
+    let written: Promise<void> | undefined;
+    expect(() => {
+      written = agg.write(record, options);
+    }).not.toThrow();
+    await expect(written).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
+    expect(drops).toEqual(["writeRefused"]);
+    await agg.stop();
   });
 });
 
