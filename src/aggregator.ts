@@ -207,6 +207,9 @@ function sumInto<T extends object>(sums: Map<string, T>, name: string, counters:
  * const report = await agg.stop({ timeoutMs: 10_000 });
  * ```
  */
+/** Which Aggregator each sink instance is added to (until it is removed, or that aggregator stopped). */
+const attachedSinks = new WeakMap<object, Aggregator>();
+
 /** Marks a listener wrapped by the Aggregator with the function the host gave. */
 const ORIGINAL = Symbol("child-log-agg.listener");
 type Guarded = ((...args: unknown[]) => unknown) & { [ORIGINAL]: (...args: unknown[]) => unknown };
@@ -433,6 +436,16 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   /** Add a sink with its own queue, batching, retry policy, dead-letter route and filter. Chainable. */
   addSink(sink: Sink, options?: SinkOptions): this {
     this.assertNotStopped("addSink");
+    try {
+      return this.doAddSink(sink, options);
+    } catch (error) {
+      if (error instanceof AggregatorError) throw error;
+      // A getter of the sink (`name`, `gauges`, `pipelineDefaults`) or of the options that throws, a revoked Proxy.
+      throw new InvalidOptionError(`addSink() could not read the sink or its options: ${errorMessage(error)}`, { cause: error });
+    }
+  }
+
+  private doAddSink(sink: Sink, options: SinkOptions | undefined): this {
     if (sink === null || typeof sink !== "object" || typeof sink.send !== "function") {
       throw new InvalidOptionError(`Expected a sink (an object with \`name\` and \`send(batch, ctx)\`), got ${describe(sink)}`);
     }
@@ -452,9 +465,15 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     if (resolved.deadLetter !== undefined && live && !this.sinks.has(resolved.deadLetter)) {
       throw new UnknownSinkError(`Dead-letter sink "${resolved.deadLetter}" of sink "${sink.name}" does not exist`, { sink: sink.name });
     }
+    // One aggregator at a time: another one's stop() would close it under this one, which would retry for ever.
+    const holder = attachedSinks.get(sink);
+    if (holder !== undefined && holder !== this && holder.state !== "idle" && holder.state !== "stopped") {
+      throw new StateError("ERR_INVALID_STATE", `sink "${sink.name}" is already added to another Aggregator; give each its own instance`, { sink: sink.name });
+    }
     const pipeline = new SinkPipeline(sink, resolved, this.hooks);
     const slot: SinkSlot = { pipeline, opened: undefined, openAbort: undefined, closing: undefined };
     this.sinks.set(sink.name, slot);
+    attachedSinks.set(sink, this);
     if (live) {
       try {
         this.checkDeadLetterCycles();
@@ -515,6 +534,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     await this.closeSink(slot, deadline);
     await this.closeDiskQueue(p, deadline);
     this.removingSinks.delete(slot);
+    if (attachedSinks.get(p.sink) === this) attachedSinks.delete(p.sink);
     this.router.pump();
     return p.report();
   }
@@ -747,6 +767,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     );
     for (const w of this.writers.values()) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
     this._state = "stopped";
+    for (const s of this.lanes()) if (attachedSinks.get(s.pipeline.sink) === this) attachedSinks.delete(s.pipeline.sink);
     this.stopped.fire();
     // Removals under way end with this signal (their waits race it): they resolve, with their counters, before stop().
     await Promise.all(this.removals);

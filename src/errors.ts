@@ -162,12 +162,28 @@ export class SinkError extends AggregatorError {
   retryAfterMs?: number;
 
   constructor(code: SinkError["code"], message: string, options?: SinkErrorOptions) {
-    super(code, message, options);
+    // From JavaScript, `new SinkError("connection refused")` or another class's code: the code stays one of a
+    // SinkError's (a stable ERR_SINK_SEND), and the text is kept as the message.
+    const known = SINK_CODES.has(code);
+    super(known ? code : "ERR_SINK_SEND", typeof message === "string" ? message : String(code), options);
     if (options?.statusCode !== undefined) this.statusCode = options.statusCode;
-    if (options?.retryable !== undefined) this.retryable = options.retryable;
+    // Only `false` is documented; from JavaScript, a falsy value means the same rather than "retry for ever".
+    if (options?.retryable !== undefined) this.retryable = Boolean(options.retryable);
     if (options?.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 }
+
+const SINK_CODES: ReadonlySet<string> = new Set<SinkError["code"]>([
+  "ERR_SINK_SEND",
+  "ERR_SINK_REJECTED",
+  "ERR_SINK_PROTOCOL",
+  "ERR_SINK_AUTH",
+  "ERR_SINK_TIMEOUT",
+  "ERR_SINK_OPEN",
+  "ERR_SINK_CLOSE",
+  "ERR_SINK_FILTER",
+  "ERR_TLS",
+]);
 
 /** A SinkError's options: a custom sink that throws one says with them how the engine should treat it. */
 export interface SinkErrorOptions extends AggregatorErrorOptions {

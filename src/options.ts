@@ -335,6 +335,8 @@ export function resolveSinkOptions(
   }
   checkInt("sendTimeoutMs", o.sendTimeoutMs, 1);
   checkInt("openTimeoutMs", o.openTimeoutMs, 1);
+  // A custom sink's own suggestion is checked like the user's options (it is JavaScript too).
+  checkInt("sink.pipelineDefaults.concurrency", suggested?.concurrency, 1);
   // The sink's suggestion (the Elasticsearch sink's 5 MiB bodies) stands in for the library's defaults only: what the
   // user set for every sink on the Aggregator wins over it, and the sink's own options over both.
   const batchBase: ResolvedBatch = { ...defaults.batch, ...stripUndefined(suggested?.batch), ...defaults.batchSet };

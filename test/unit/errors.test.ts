@@ -76,4 +76,14 @@ describe("error classes", () => {
     expect(plain.retryable).toBe(true);
     expect([plain.statusCode, plain.retryAfterMs]).toEqual([undefined, undefined]);
   });
+
+  it("from JavaScript, a code that is not a SinkError's becomes ERR_SINK_SEND (the text kept), and a falsy retryable is false", () => {
+    const bare = new (SinkError as unknown as new (code: string, message?: string, options?: object) => InstanceType<typeof SinkError>)("connection refused");
+    expect([bare.code, bare.message]).toEqual(["ERR_SINK_SEND", "connection refused"]);
+    const foreign = new SinkError("ERR_INVALID_OPTION" as never, "not a sink's code");
+    expect([foreign.code, foreign.message]).toEqual(["ERR_SINK_SEND", "not a sink's code"]);
+    expect(new SinkError("ERR_SINK_AUTH", "x").code).toBe("ERR_SINK_AUTH");
+    expect(new SinkError("ERR_SINK_SEND", "x", { retryable: 0 as never }).retryable).toBe(false);
+    expect(new SinkError("ERR_SINK_SEND", "x", { retryable: 1 as never }).retryable).toBe(true);
+  });
 });

@@ -195,3 +195,32 @@ describe("a host with nothing else to do", () => {
     expect(r.status).toBe(0);
   });
 });
+
+describe("one sink instance, two aggregators", () => {
+  it("addSink() refuses a sink another running aggregator has (ERR_INVALID_STATE); after that one's stop() it may be added", async () => {
+    const shared = new MemorySink({ name: "shared" });
+    const a = new Aggregator().addSink(shared);
+    await a.start();
+    expect(() => new Aggregator().addSink(shared)).toThrow(expect.objectContaining({ code: "ERR_INVALID_STATE" }));
+    await a.stop();
+    const b = new Aggregator().addSink(shared);
+    await b.start();
+    await b.write({ message: "after" });
+    await b.stop();
+    expect(shared.messages()).toEqual(["after"]);
+  });
+
+  it("addSink() turns a sink getter that throws into ERR_INVALID_OPTION", () => {
+    const sink = {
+      name: "s",
+      send: () => undefined,
+      get pipelineDefaults(): never {
+        throw new Error("boom");
+      },
+    };
+    expect(() => new Aggregator().addSink(sink)).toThrow(expect.objectContaining({ code: "ERR_INVALID_OPTION", message: expect.stringContaining("boom") }));
+    expect(() => new Aggregator().addSink({ name: "t", send: () => undefined, pipelineDefaults: { concurrency: "x" as never } })).toThrow(
+      expect.objectContaining({ code: "ERR_INVALID_OPTION", message: expect.stringContaining("sink.pipelineDefaults.concurrency") }),
+    );
+  });
+});
