@@ -79,7 +79,7 @@ function functionParser(fn: ParseFunction): Parser {
     try {
       result = fn(line);
       if (result === null || result === undefined) return { line, fields: undefined };
-      if (typeof result !== "object" || Array.isArray(result)) return { line, fields: undefined, error: "invalid_result" };
+      if (typeof result !== "object" || Array.isArray(result) || !fieldsLike(result)) return { line, fields: undefined, error: "invalid_result" };
       // Inside the try: a throwing getter on the user's object is the parser's failure, not the collector's.
       dropped = stripProtoKeys(result, FUNCTION_WALK_DEPTH, FUNCTION_WALK_NODES);
     } catch {
@@ -88,4 +88,13 @@ function functionParser(fn: ParseFunction): Parser {
     const fields = result as Record<string, unknown>;
     return dropped > 0 ? { line, fields, droppedKeys: dropped } : { line, fields };
   };
+}
+
+/**
+ * Not a promise (an async parse function), nor a Map, Set, Date, RegExp or binary data: those are objects whose
+ * fields are not their entries, and would become an empty or mangled record.
+ */
+function fieldsLike(result: object): boolean {
+  if (typeof (result as { then?: unknown }).then === "function") return false;
+  return !(result instanceof Map || result instanceof Set || result instanceof Date || result instanceof RegExp || result instanceof ArrayBuffer || ArrayBuffer.isView(result));
 }

@@ -271,9 +271,25 @@ class ScriptEmitter {
           this.counters.blankLines++;
           return undefined;
         }
-        if (parsed.error !== undefined) this.counters.parseErrors++;
         if (parsed.droppedKeys !== undefined) this.counters.droppedKeys += parsed.droppedKeys;
-        json = JSON.stringify(buildRecord(parsed, this.ctx));
+        // What the parse function returned may not make a record (a BigInt, a cycle, a toJSON that throws): the line is
+        // still shipped, as a plain message with a parse error, as a line it could not parse is.
+        let error = parsed.error;
+        let text: string | undefined;
+        if (parsed.fields !== undefined) {
+          try {
+            text = JSON.stringify(buildRecord(parsed, this.ctx));
+          } catch {
+            text = undefined;
+          }
+          if (text === undefined || text.charCodeAt(0) !== 123 /* { */) {
+            text = undefined;
+            error = "invalid_result";
+          }
+        }
+        text ??= JSON.stringify(buildRecord(error === parsed.error ? parsed : { line: parsed.line, fields: undefined, error }, this.ctx));
+        if (error !== undefined) this.counters.parseErrors++;
+        json = text;
       } else if (typeof input === "object" && input !== null && !Array.isArray(input)) {
         const fields = recordFields(input);
         if (typeof fields === "string") return this.invalid(fields);

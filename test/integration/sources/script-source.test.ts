@@ -255,16 +255,19 @@ export default defineCollector(async ({ emit }) => {
       .addSource(new ScriptSource({ name: "lines", module: fixture("lines.mjs"), parser: "json" }))
       .addSink(mem);
     await agg.start();
-    await mem.waitForCount(4, { timeout: 20_000 });
+    await mem.waitForCount(5, { timeout: 20_000 });
     const report = await agg.stop({ timeoutMs: 10_000 });
     expect(mem.records.map((r) => [r.log?.level, r.message, r.parsedBy])).toEqual([
       ["info", "service started", "fixture"],
       ["warn", "disk 91% full", "fixture"],
       [undefined, "garbage", undefined],
       ["error", "boom", "fixture"],
+      [undefined, "BIG 12345678901234567890", undefined],
     ]);
     expect(mem.records[2]!.error).toEqual({ type: "parse", message: "parser_threw" });
-    expect(report.sources.lines).toMatchObject({ linesRead: 4, parseErrors: 1 });
+    expect(mem.records[4]!.error).toEqual({ type: "parse", message: "invalid_result" });
+    expect(report.sources.lines).toMatchObject({ linesRead: 5, parseErrors: 2 });
+    expect(report.sources.lines!.collector).toMatchObject({ invalidRecords: 0 });
   });
 
   it("restarts a collector whose function throws, reporting the error and its stack", async () => {
