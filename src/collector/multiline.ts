@@ -8,7 +8,7 @@
 //   timer (timeoutMs after the last line, its input read to its end) or flush() ─▶ emit what is open
 import { InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
-import { MAX_TIMER_MS } from "../util/validate.js";
+import { MAX_TIMER_MS, checkKeys, optionKeys } from "../util/validate.js";
 
 /** Built-in rules. See {@link MultilineJoiner} for what each one joins. */
 export type MultilinePreset = "java" | "python" | "go";
@@ -347,6 +347,9 @@ function checkInt(value: unknown, min: number, name: string): number {
   return value;
 }
 
+const RULE_KEYS = optionKeys<MultilineOptions>()(["startPattern", "continuePattern", "flags", "negate", "maxLines", "maxBytes", "timeoutMs"]);
+const PRESET_KEYS = optionKeys<MultilinePresetOptions>()(["preset", "maxLines", "maxBytes", "timeoutMs"]);
+
 function resolveSpec(spec: MultilineSpec, name: string): { classifier: Classifier; limits: MultilineLimits } {
   if (spec === "java" || spec === "python" || spec === "go") return { classifier: presetClassifier(spec, name), limits: {} };
   if (typeof spec !== "object" || spec === null || Array.isArray(spec)) {
@@ -354,7 +357,12 @@ function resolveSpec(spec: MultilineSpec, name: string): { classifier: Classifie
       `Expected \`${name}\` to be "java", "python", "go", { preset } or { startPattern | continuePattern }, got ${describe(spec)}`,
     );
   }
-  if ("preset" in spec) return { classifier: presetClassifier(spec.preset, `${name}.preset`), limits: spec };
+  if ("preset" in spec) {
+    checkKeys(name, spec, PRESET_KEYS);
+    return { classifier: presetClassifier(spec.preset, `${name}.preset`), limits: spec };
+  }
+  // A misspelled key (`flag`, `maxline`) would be a rule other than the one meant, without a word.
+  checkKeys(name, spec, RULE_KEYS);
   const { startPattern, continuePattern } = spec;
   if ((startPattern === undefined) === (continuePattern === undefined)) {
     throw new InvalidOptionError(

@@ -50,10 +50,29 @@ export class CommandSource extends CollectorSource {
     if (options.args !== undefined && (!Array.isArray(options.args) || options.args.some((a) => typeof a !== "string"))) {
       throw new InvalidOptionError(`Expected \`args\` to be an array of strings, got ${describe(options.args)}`);
     }
-    if (options.shell !== undefined && typeof options.shell !== "boolean" && typeof options.shell !== "string") {
+    if (options.shell !== undefined && typeof options.shell !== "boolean" && !(typeof options.shell === "string" && options.shell.length > 0)) {
       throw new InvalidOptionError(`Expected \`shell\` to be a boolean or a shell path, got ${describe(options.shell)}`);
     }
+    if (options.cwd !== undefined && (typeof options.cwd !== "string" || options.cwd.length === 0)) {
+      throw new InvalidOptionError(`Expected \`cwd\` to be a directory path, got ${describe(options.cwd)}`);
+    }
+    if (options.inheritEnv !== undefined && typeof options.inheritEnv !== "boolean") {
+      throw new InvalidOptionError(`Expected \`inheritEnv\` to be a boolean, got ${describe(options.inheritEnv)}`);
+    }
     checkObject("env", options.env);
+    // What spawn() would refuse at start (as a collector crash) or turn into text (`5`, `"null"`, "[object Object]").
+    for (const [key, value] of Object.entries(options.env ?? {})) {
+      if (typeof value !== "string" && value !== undefined) {
+        throw new InvalidOptionError(`Expected \`env.${key}\` to be a string, got ${describe(value)}`);
+      }
+      if (key.includes("\0") || key.includes("=") || value?.includes("\0")) {
+        throw new InvalidOptionError(`Expected \`env.${key.replace(/\0/g, "\\0")}\` to hold no NUL byte and its name no "="`);
+      }
+    }
+    for (const [i, a] of (options.args ?? []).entries()) {
+      if (a.includes("\0")) throw new InvalidOptionError(`Expected \`args[${i}]\` to hold no NUL byte`);
+    }
+    if (options.command.includes("\0")) throw new InvalidOptionError("Expected `command` to hold no NUL byte");
     if (options.stderrLevel !== undefined && normalizeLevel(options.stderrLevel) !== options.stderrLevel) {
       throw new InvalidOptionError(`Expected \`stderrLevel\` to be one of trace, debug, info, warn, error, fatal, got ${describe(options.stderrLevel)}`);
     }

@@ -5,6 +5,7 @@
 // Multiline joining runs on raw text before parsing, so a Java trace under a plain or regex parser stays one event.
 import { InvalidOptionError } from "../../errors.js";
 import { describe } from "../../pipeline/serialize.js";
+import { checkKeys, optionKeys } from "../../util/validate.js";
 import { parseJson } from "./json.js";
 import { parseLogfmt } from "./logfmt.js";
 import { parsePlain } from "./plain.js";
@@ -12,7 +13,7 @@ import { createRegexParser } from "./regex.js";
 import { stripProtoKeys } from "./safe-keys.js";
 import { checkTimeZone, parseSyslog } from "./syslog.js";
 import { isBlank, stripCR } from "./text.js";
-import type { ParseFunction, ParsedLine, Parser, ParserSpec } from "./types.js";
+import type { ParseFunction, ParsedLine, Parser, ParserSpec, SyslogParserSpec } from "./types.js";
 
 export type { ParseErrorReason, ParsedLine, Parser, ParseFunction, ParserSpec, RegexParserSpec, SyslogParserSpec } from "./types.js";
 export { MAX_JSON_DEPTH } from "./types.js";
@@ -48,10 +49,12 @@ export function createParser(spec: ParserSpec, optionName = "parser"): Parser {
   if (spec === "syslog") return syslogParser;
   if (typeof spec === "function") return functionParser(spec);
   if (typeof spec === "object" && spec !== null && !Array.isArray(spec) && "syslog" in spec) {
+    checkKeys(optionName, spec, SYSLOG_KEYS);
     const o: unknown = spec.syslog;
     if (o === null || typeof o !== "object" || Array.isArray(o)) {
       throw new InvalidOptionError(`Expected \`${optionName}.syslog\` to be an object ({ timezone }), got ${describe(o)}`);
     }
+    checkKeys(`${optionName}.syslog`, o, SYSLOG_OPTION_KEYS);
     const timeZone = (o as { timezone?: unknown }).timezone;
     if (timeZone === undefined) return syslogParser;
     if (typeof timeZone !== "string" || !checkTimeZone(timeZone)) {
@@ -66,6 +69,9 @@ export function createParser(spec: ParserSpec, optionName = "parser"): Parser {
     `Expected \`${optionName}\` to be "json", "logfmt", "plain", "syslog", { syslog }, { regex } or a function, got ${describe(spec)}`,
   );
 }
+
+const SYSLOG_KEYS = optionKeys<SyslogParserSpec>()(["syslog"]);
+const SYSLOG_OPTION_KEYS = optionKeys<SyslogParserSpec["syslog"]>()(["timezone"]);
 
 /** parseSyslog with the clock read per line (its `now` argument is for tests). */
 const syslogParser: Parser = (line) => parseSyslog(line);

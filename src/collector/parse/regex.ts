@@ -1,6 +1,7 @@
 // Parser { regex }: named capture groups become fields (the grok-like case: nginx, Apache, custom app formats).
 import { InvalidOptionError } from "../../errors.js";
 import { describe } from "../../pipeline/serialize.js";
+import { checkKeys, optionKeys } from "../../util/validate.js";
 import { isBlank, stripCR } from "./text.js";
 import type { ParsedLine, Parser, RegexParserSpec } from "./types.js";
 
@@ -13,7 +14,11 @@ import type { ParsedLine, Parser, RegexParserSpec } from "./types.js";
  * fields; no match yields `error: "no_match"` and the line as the message. The pattern runs on the whole event, so
  * for multiline events use the `s` flag or `[\s\S]*` in the group that should take the continuation lines.
  */
+const REGEX_KEYS = optionKeys<RegexParserSpec>()(["regex", "flags"]);
+
 export function createRegexParser(spec: RegexParserSpec, optionName = "parser"): Parser {
+  // `flag: "i"` for `flags` would give a case-sensitive parser without a word.
+  checkKeys(optionName, spec, REGEX_KEYS);
   const { regex, flags } = spec;
   if (typeof regex !== "string" && !(regex instanceof RegExp)) {
     throw new InvalidOptionError(`Expected \`${optionName}.regex\` to be a string or a RegExp, got ${describe(regex)}`);
