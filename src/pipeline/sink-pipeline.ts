@@ -864,11 +864,16 @@ export class SinkPipeline {
   }
 
   snapshot(): SinkMetricsSnapshot {
-    let transport: Record<string, number> = {};
+    // A custom sink's metrics are its own: only finite numbers are kept, so that the snapshot stays JSON (a BigInt
+    // would make JSON.stringify throw) and prometheus() stays valid.
+    const transport: Record<string, number> = {};
     try {
-      transport = { ...(this.sink.metrics?.() ?? {}) };
+      const m: unknown = this.sink.metrics?.();
+      if (m !== null && typeof m === "object") {
+        for (const [k, v] of Object.entries(m)) if (typeof v === "number" && Number.isFinite(v) && k !== "__proto__") transport[k] = v;
+      }
     } catch {
-      transport = {};
+      // A metrics() that throws has nothing to show.
     }
     const state = this.failed
       ? "failed"

@@ -94,7 +94,8 @@ export interface Sink {
   close?(ctx: SinkCloseContext): Promise<void> | void;
   /**
    * Sink-specific numbers (requests, bytes, per-status counts, latency buckets). Each key is a running total, which
-   * `prometheus()` exports as a `…_total` counter and which must never go down, unless `gauges` names it.
+   * `prometheus()` exports as a `…_total` counter and which must never go down, unless `gauges` names it. Values
+   * that are not finite numbers are left out of `metrics()`.
    */
   metrics?(): SinkMetrics;
   /** Keys of `metrics()` that are levels (open connections, bytes buffered now): `prometheus()` exports them as gauges. */

@@ -224,3 +224,20 @@ describe("one sink instance, two aggregators", () => {
     );
   });
 });
+
+describe("a custom sink's metrics", () => {
+  it("keep only finite numbers, so that metrics() stays JSON and prometheus() valid", async () => {
+    const sink: Sink = {
+      name: "odd",
+      send: () => undefined,
+      metrics: () => ({ requests: 3, big: 10n, text: "7", nan: Number.NaN, inf: Number.POSITIVE_INFINITY, nested: { a: 1 } }) as never,
+    };
+    const agg = new Aggregator().addSink(sink);
+    await agg.start();
+    const m = agg.metrics();
+    expect(m.sinks.odd!.transport).toEqual({ requests: 3 });
+    expect(() => JSON.stringify(m)).not.toThrow();
+    expect(agg.prometheus()).toContain("requests");
+    await agg.stop();
+  });
+});
