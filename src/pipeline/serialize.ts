@@ -29,8 +29,20 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
       // Copy rather than mutate the caller's object (a copy's own enumerable fields are what JSON.stringify reads).
       record = { ...record };
       if (ownToJSON) delete (record as { toJSON?: unknown }).toJSON;
-      if (needsTs) record["@timestamp"] = parseTimestamp(ts) ?? now ?? new Date().toISOString();
-      if (needsMessage) record.message = record.message === undefined ? "" : String(record.message);
+      if (needsTs) {
+        const parsed = parseTimestamp(ts);
+        // One that cannot be read is kept beside the one filled in, as collectors keep it.
+        if (parsed === undefined && ts !== undefined && !("@timestamp_raw" in record)) record["@timestamp_raw"] = ts;
+        record["@timestamp"] = parsed ?? now ?? new Date().toISOString();
+      }
+      if (needsMessage) {
+        const m: unknown = record.message;
+        if (m !== null && typeof m === "object") {
+          // An object or array is kept as `message_raw`, as collectors keep it: String() would make it "[object Object]".
+          if (!("message_raw" in record)) record["message_raw"] = m;
+          record.message = "";
+        } else record.message = m === undefined ? "" : String(m);
+      }
       if (needsHost) record.host = { ...record.host, name: hostName };
       if (needsLevel) {
         const normalized = normalizeLevel(level);
@@ -51,7 +63,21 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
 
 function asObject(value: unknown, what = "Expected a record object, got"): LogRecord {
   if (value === null || typeof value !== "object" || Array.isArray(value)) throw new TypeError(`${what} ${describe(value)}`);
+  const opaque = opaqueObject(value);
+  if (opaque !== undefined) throw new TypeError(`Expected a record object, got ${opaque}`);
   return value as LogRecord;
+}
+
+/**
+ * What an object that cannot be a record is (its contents are not what JSON sees: it would ship as an empty record),
+ * or undefined for one that can.
+ */
+export function opaqueObject(value: object): string | undefined {
+  if (value instanceof Map || value instanceof Set) return `a ${value instanceof Map ? "Map" : "Set"} (convert it, e.g. with Object.fromEntries)`;
+  // Most likely a missing `await`.
+  if (value instanceof Promise) return "a Promise (await it first)";
+  if (value instanceof WeakMap || value instanceof WeakSet) return `a ${value instanceof WeakMap ? "WeakMap" : "WeakSet"}`;
+  return undefined;
 }
 
 export function describe(value: unknown): string {

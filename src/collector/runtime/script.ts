@@ -13,7 +13,7 @@
 import { FrameType } from "../../channel/protocol.js";
 import { InvalidOptionError } from "../../errors.js";
 import { type CollectorContext, type CollectorDefinition, type CollectorLog, isCollectorDefinition } from "../../collector.js";
-import { describe } from "../../pipeline/serialize.js";
+import { describe, opaqueObject } from "../../pipeline/serialize.js";
 import { errorText, safeText } from "../../util/text.js";
 import type { ScriptSpec } from "../../sources/specs.js";
 import { CheckpointStore } from "../checkpoint-store.js";
@@ -372,17 +372,10 @@ function recordFields(input: object): Record<string, unknown> | string {
       return `its toJSON() returned ${describe(value)}, not a record object`;
     }
   }
-  if (value instanceof Map || value instanceof Set) {
-    return `expected a record object, got a ${value instanceof Map ? "Map" : "Set"} (convert it, e.g. with Object.fromEntries)`;
-  }
-  // Objects whose contents JSON cannot see (they would ship as an empty record): most likely a missing `await`.
-  if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet) {
-    return `expected a record object, got a ${value instanceof Promise ? "Promise (await it first)" : value instanceof WeakMap ? "WeakMap" : "WeakSet"}`;
-  }
+  const opaque = opaqueObject(value as object);
+  if (opaque !== undefined) return `expected a record object, got ${opaque}`;
   return value as Record<string, unknown>;
 }
-
-/** Any value as text, without throwing: a null-prototype object or a throwing toString has no String(). */
 
 /** Import the module and check that its default export is a defineCollector() definition. */
 async function loadDefinition(href: string): Promise<CollectorDefinition<unknown>> {

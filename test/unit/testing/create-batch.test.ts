@@ -29,6 +29,23 @@ describe("createBatch", () => {
     expect(batch.bytes).toBe(batch.json.reduce((n, j) => n + Buffer.byteLength(j), 0));
   });
 
+  it("keeps what it cannot use as collectors do: an object message as message_raw, an unreadable @timestamp as @timestamp_raw", () => {
+    const batch = createBatch([{ message: { code: 7 } as never, "@timestamp": "yesterday" }, { message: "kept", message_raw: "mine" as never, "@timestamp": "soon" }]);
+    expect(batch.records[0]).toMatchObject({ message: "", message_raw: { code: 7 }, "@timestamp_raw": "yesterday" });
+    expect(batch.records[0]!["@timestamp"]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(batch.records[1]).toMatchObject({ message: "kept", message_raw: "mine", "@timestamp_raw": "soon" });
+  });
+
+  it("refuses a Map, a Set or a Promise as a record (they would ship empty), naming what it got", () => {
+    for (const [value, name] of [
+      [new Map([["a", 1]]), "a Map"],
+      [new Set([1]), "a Set"],
+      [Promise.resolve({ message: "x" }), "a Promise (await it first)"],
+    ] as const) {
+      expect(() => createBatch([value as never])).toThrow(new RegExp(`got ${name.replace(/[()]/g, "\\$&")}`));
+    }
+  });
+
   it("takes an attempt number and source names", () => {
     expect(createBatch([{ message: "a" }], { attempt: 3 }).attempt).toBe(3);
     expect(createBatch([{ message: "a" }, { message: "b" }], { source: "app" }).sources).toEqual(["app", "app"]);
