@@ -16,6 +16,7 @@ export type ErrorCode =
   | "ERR_COLLECTOR_START_TIMEOUT"
   | "ERR_COLLECTOR_CRASHED"
   | "ERR_COLLECTOR_FAILED"
+  | "ERR_COLLECTOR_STALLED"
   | "ERR_CHANNEL_PROTOCOL"
   | "ERR_SINK_SEND"
   | "ERR_SINK_REJECTED"
@@ -116,7 +117,12 @@ export class RecordError extends AggregatorError {
 
 /** A collector child process failed: it crashed, never said ready, or spoke an invalid protocol. */
 export class CollectorError extends AggregatorError {
-  declare readonly code: "ERR_COLLECTOR_START_TIMEOUT" | "ERR_COLLECTOR_CRASHED" | "ERR_COLLECTOR_FAILED" | "ERR_CHANNEL_PROTOCOL";
+  declare readonly code:
+    | "ERR_COLLECTOR_START_TIMEOUT"
+    | "ERR_COLLECTOR_CRASHED"
+    | "ERR_COLLECTOR_FAILED"
+    | "ERR_COLLECTOR_STALLED"
+    | "ERR_CHANNEL_PROTOCOL";
   /** Exit code, when the child exited. */
   exitCode?: number | null;
   /** Signal that ended the child, when it was signalled. */
@@ -245,6 +251,7 @@ const ERROR_CLASSES: { readonly [C in ErrorCode]: Make<C> } = {
   ERR_COLLECTOR_START_TIMEOUT: coded(CollectorError),
   ERR_COLLECTOR_CRASHED: coded(CollectorError),
   ERR_COLLECTOR_FAILED: coded(CollectorError),
+  ERR_COLLECTOR_STALLED: coded(CollectorError),
   ERR_CHANNEL_PROTOCOL: coded(CollectorError),
   ERR_SINK_SEND: coded(SinkError),
   ERR_SINK_REJECTED: coded(SinkError),

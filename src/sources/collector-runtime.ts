@@ -22,6 +22,9 @@ import type { SourceHost, SourceRuntime } from "./runtime.js";
 import type { CollectorSpec } from "./specs.js";
 import { errorText } from "../util/text.js";
 
+/** A running collector silent this long (it sends its counters once a second) is reported stuck. */
+const STALL_MS = 10_000;
+
 export interface CollectorRuntimeOptions {
   name: string;
   kind: string;
@@ -108,6 +111,11 @@ export class CollectorRuntime implements SourceRuntime {
    * stderr lines. Reported instead of the collector process's own exit, which only says that it gave up.
    */
   private ended: ExitReport | undefined;
+  /** When this incarnation last sent anything (its counters come once a second), and the watch on it. */
+  private lastHeard = 0;
+  private stallWatch: NodeJS.Timeout | undefined;
+  /** A stall was reported and the collector has not been heard since. */
+  private stalled = false;
   /** The incarnation the host killed for a reason it reported already (a protocol error): its exit says no more. */
   private killedForCause: SpawnedCollector | undefined;
 
@@ -272,6 +280,7 @@ export class CollectorRuntime implements SourceRuntime {
               ready = true;
               clearTimeout(timer);
               this.state = "running";
+              this.watchForStalls(proc);
               this.host.emit("source:ready", { source: this.name, pid: proc.pid });
               // How far earlier incarnations' records are settled: a script's cursor committed before it emits
               // anything is written against it, not held until a record of its own settles.
@@ -331,6 +340,7 @@ export class CollectorRuntime implements SourceRuntime {
         }
       });
       proc.channel.on("data", (chunk: Buffer) => {
+        this.heard();
         engineSlice.spent(); // starts this turn's slice, if nothing else did
         try {
           decoder.push(chunk);
@@ -540,6 +550,56 @@ export class CollectorRuntime implements SourceRuntime {
         exit,
       ),
     );
+  }
+
+  /** Something came from the collector: it is alive. */
+  private heard(): void {
+    const now = Date.now();
+    if (this.stalled) {
+      this.stalled = false;
+      this.host.emit("source:log", { source: this.name, level: "info", message: `collector "${this.name}" is sending again after ${now - this.lastHeard} ms without a word` });
+    }
+    this.lastHeard = now;
+  }
+
+  /**
+   * A running collector sends its counters once a second whatever it does. One silent for STALL_MS is stuck on
+   * something synchronous (a regex backtracking without end on one line): nothing else would ever say so, as its
+   * process is alive and the source `running`. Reported once per stall; not killed, as its next run would stop at
+   * the same line.
+   */
+  private watchForStalls(proc: SpawnedCollector): void {
+    clearInterval(this.stallWatch);
+    this.lastHeard = Date.now();
+    this.stalled = false;
+    const check = (): void => {
+      if (proc !== this.proc || this.state !== "running" || proc.child.exitCode !== null || proc.child.signalCode !== null) {
+        clearInterval(this.stallWatch);
+        this.stallWatch = undefined;
+        return;
+      }
+      // Not read by the host (its overrun guard holds the channel), the collector's frames wait in the pipe.
+      if (this.overrunPaused || proc.channel.isPaused()) this.lastHeard = Date.now();
+      const quiet = Date.now() - this.lastHeard;
+      if (this.stalled || quiet < STALL_MS) return;
+      // A host whose own loop was held finds this timer late with the frames still unread: look again after they are.
+      setImmediate(() => {
+        if (proc !== this.proc || this.state !== "running" || this.stalled) return;
+        const silent = Date.now() - this.lastHeard;
+        if (silent < STALL_MS) return;
+        this.stalled = true;
+        this.host.emit("source:error", {
+          source: this.name,
+          error: this.collectorError(
+            "ERR_COLLECTOR_STALLED",
+            `collector "${this.name}" has sent nothing, not even its counters, for ${silent} ms: it is stuck on something synchronous (a pattern that backtracks without end on one line, a loop in a script)`,
+            proc,
+          ),
+        });
+      });
+    };
+    this.stallWatch = setInterval(check, 1_000);
+    this.stallWatch.unref();
   }
 
   private restartsAfter(exit: ExitReport): boolean {
