@@ -302,7 +302,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   }
 
   override addListener<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T, fn: EventEmitter.EventListener<AggregatorEvents, T>, context?: unknown): this {
-    return super.addListener(event, this.guarded(event, fn), context);
+    return this.on(event, fn, context);
   }
 
   override once<T extends EventEmitter.EventNames<AggregatorEvents>>(event: T, fn: EventEmitter.EventListener<AggregatorEvents, T>, context?: unknown): this {
