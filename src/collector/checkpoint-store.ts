@@ -34,6 +34,11 @@ export interface CheckpointEntry {
   /** Hash of the file's first `fingerprintBytes` bytes (see file-identity.ts). */
   fingerprint: string;
   fingerprintBytes: number;
+  /**
+   * The file's birth time (statx `btime`, in ns, decimal), when the file system keeps one: a file that takes the inode
+   * of a deleted one is born later, whatever its first bytes. Absent or "0" where unknown.
+   */
+  born?: string;
   /** Byte offset up to which every line was acknowledged: the resume point. */
   offset: number;
   /** Epoch ms the tailer last saw the file (matched by the glob or still open). */
@@ -274,6 +279,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
       inode: entry.inode,
       fingerprint: entry.fingerprint,
       fingerprintBytes: entry.fingerprintBytes,
+      ...(entry.born === undefined || entry.born === "0" ? {} : { born: entry.born }),
       offset: entry.offset ?? existing?.offset ?? 0,
       lastSeen: entry.lastSeen ?? this.#options.now(),
     };
@@ -466,7 +472,8 @@ function sameEntry(a: CheckpointEntry | undefined, b: CheckpointEntry): boolean 
     a.fingerprint === b.fingerprint &&
     a.fingerprintBytes === b.fingerprintBytes &&
     a.device === b.device &&
-    a.inode === b.inode
+    a.inode === b.inode &&
+    a.born === b.born
   );
 }
 
@@ -490,6 +497,7 @@ function parseEntry(raw: unknown): CheckpointEntry | undefined {
     inode: r.inode as string,
     fingerprint: r.fingerprint as string,
     fingerprintBytes: r.fingerprintBytes as number,
+    ...(typeof r.born === "string" && /^[1-9]\d*$/.test(r.born) ? { born: r.born } : {}),
     offset: r.offset as number,
     lastSeen: typeof r.lastSeen === "number" ? r.lastSeen : 0,
   };

@@ -19,6 +19,14 @@ export function identityKey(device: bigint | string, inode: bigint | string): st
   return `${device}:${inode}`;
 }
 
+/**
+ * Two birth times (statx `btime` in ns, decimal; "0" where the file system keeps none) that tell two files apart:
+ * both known and different. An inode freed by a deletion and taken by a new file gives it a later birth.
+ */
+export function bornApart(a: string | undefined, b: string | undefined): boolean {
+  return a !== undefined && b !== undefined && a !== "0" && b !== "0" && a !== b;
+}
+
 export function hashPrefix(bytes: Buffer, length: number): string {
   return createHash("sha256").update(bytes.subarray(0, length)).digest("base64url").slice(0, 22);
 }

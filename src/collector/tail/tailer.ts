@@ -43,7 +43,7 @@ import { EventEmitter } from "eventemitter3";
 import { type CheckpointError, InvalidOptionError, StateError } from "../../errors.js";
 import type { CheckpointEntry, CheckpointStore } from "../checkpoint-store.js";
 import { DirWatcher } from "./dir-watcher.js";
-import { fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
+import { bornApart, fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
 import { globRegExp, scanGlobs, type GlobProblem } from "./glob.js";
 import { LineAssembler, type AssembledLine } from "./line-assembler.js";
 import { resolveTailerOptions, type FileTailerOptions, type ResolvedTailerOptions } from "./options.js";
@@ -65,6 +65,8 @@ interface TrackedFile {
   handle: FileHandle | undefined;
   assembler: LineAssembler;
   fingerprint: Fingerprint;
+  /** Birth time (statx btime, ns, decimal; "0" where unknown): what tells this file from a later one on its inode. */
+  born: string;
   /** The leading bytes the fingerprint covers: a copy too short to fingerprint yet is compared with them. */
   head: Buffer;
   lastSize: number;
@@ -408,7 +410,14 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       }
       const id = identityKey(s.dev, s.ino);
       pathOwner.set(p, id);
-      const known = this.#files.get(id);
+      let known = this.#files.get(id);
+      if (known !== undefined && known.handle === undefined && bornApart(known.born, String(s.birthtimeNs))) {
+        // The closed file this inode was is gone (deleted), and a new file has its inode: forget the old one, and
+        // read the new one as new, not from the old one's position.
+        known.deleted = true;
+        this.#forget(known);
+        known = undefined;
+      }
       if (known !== undefined) {
         known.lastSeen = now;
         this.#store?.touch(known.fileKey);
@@ -466,8 +475,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       const tracked = this.#files.get(id);
       if (tracked !== undefined) {
         // Resumed; or truncated (counted as such); or too short to tell a truncation from new content.
-        if (tracked.fileKey === e.fileKey || tracked.head.length < e.fingerprintBytes) continue;
-        if (!prefixMatches(tracked.head, { bytes: e.fingerprintBytes, hash: e.fingerprint })) {
+        if (tracked.fileKey === e.fileKey || (tracked.head.length < e.fingerprintBytes && !bornApart(e.born, tracked.born))) continue;
+        if (bornApart(e.born, tracked.born) || !prefixMatches(tracked.head, { bytes: e.fingerprintBytes, hash: e.fingerprint })) {
           gone(e, `it holds other content now, truncated and rewritten or a new file on its inode (the old content was read up to byte ${e.offset})`);
         }
         continue;
@@ -537,7 +546,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       } catch {
         continue; // gone: not a copytruncate (its rename, if any, is #findRenamedWhileStopped's)
       }
-      if (identityKey(s.dev, s.ino) !== identityKey(e.device, e.inode)) continue;
+      if (identityKey(s.dev, s.ino) !== identityKey(e.device, e.inode) || bornApart(e.born, String(s.birthtimeNs))) continue;
       // Still the original's identity: truncated since (shorter than what was read, or other first bytes)?
       if (Number(s.size) >= e.offset && (await this.#holds(e.path, e))) continue;
       saved.taken.add(e.fileKey);
@@ -590,10 +599,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       let offset: number;
       let reason: OpenReason;
       let fileKey: string | undefined;
+      const born = String(s.birthtimeNs);
       const entry = this.#store?.findByIdentity(device, inode);
-      const sameContent = entry !== undefined && prefixMatches(prefix, { bytes: entry.fingerprintBytes, hash: entry.fingerprint });
+      // Born after the file the entry saved: a new file on a reused inode, whatever its first bytes (a shared banner).
+      const reborn = entry !== undefined && bornApart(entry.born, born);
+      const sameContent = entry !== undefined && !reborn && prefixMatches(prefix, { bytes: entry.fingerprintBytes, hash: entry.fingerprint });
       // Shorter than what was fingerprinted: truncated (or replaced by a shorter file; either way start at 0).
-      const shrunk = entry !== undefined && prefix.length < entry.fingerprintBytes;
+      const shrunk = entry !== undefined && !reborn && prefix.length < entry.fingerprintBytes;
       if (entry !== undefined && (sameContent || shrunk)) {
         if (sameContent && entry.offset <= size) {
           offset = entry.offset;
@@ -662,6 +674,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         handle,
         assembler: new LineAssembler(this.#o.maxLineBytes, this.#o.overlong, offset, this.#o.lazyText),
         fingerprint,
+        born,
         head: prefix,
         lastSize: size,
         lastMtimeNs: s.mtimeNs,
@@ -692,7 +705,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     if (handle === undefined) return;
     try {
       const s = await handle.stat({ bigint: true });
-      if (identityKey(s.dev, s.ino) !== file.id) {
+      if (identityKey(s.dev, s.ino) !== file.id || bornApart(file.born, String(s.birthtimeNs))) {
         await handle.close();
         return;
       }
@@ -869,8 +882,24 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       this.#scanRequested = true;
       return;
     }
-    if (file.currentPath !== undefined && !(await this.#leadsTo(file.currentPath, file.id))) {
-      const formerPath = file.currentPath;
+    const formerPath = file.currentPath;
+    if (formerPath !== undefined && !(await this.#leadsTo(formerPath, file.id))) {
+      // Deleted between the fstat above and that look: a deletion, not a rotation (a rotated file is kept, and
+      // tracked, for an hour).
+      try {
+        const again = await handle.stat({ bigint: true });
+        if (again.nlink === 0n) {
+          file.deleted = true;
+          file.rotated = true;
+          file.currentPath = undefined;
+          this.#stats.deletions++;
+          this.emit("delete", { path: file.path, fileKey: file.fileKey });
+          this.#scanRequested = true;
+          return;
+        }
+      } catch {
+        // Gone with its handle: the next poll closes it.
+      }
       file.currentPath = undefined;
       this.#markRotated(file, undefined);
       // Pick up the replacement now rather than at the next rescan, and find where the old file went.
@@ -1188,6 +1217,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       inode: file.inode,
       fingerprint: file.fingerprint.hash,
       fingerprintBytes: file.fingerprint.bytes,
+      born: file.born,
       ...(offset === undefined ? {} : { offset }),
     });
   }

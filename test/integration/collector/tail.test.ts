@@ -1,7 +1,7 @@
 // FileTailer against real files in a temp dir: start positions, new files, checkpoints, flow control, rotation,
 // truncation and hostile inputs. Waits are bounded polls on observable state (lines, stats().cycles), never sleeps.
 import { execFileSync } from "node:child_process";
-import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from "node:fs";
 import { appendFile, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
@@ -22,6 +22,17 @@ afterEach(async () => {
   for (const t of tailers.splice(0)) await t.stop();
   await rm(dir, { recursive: true, force: true });
 });
+
+/** Whether the temp directory's file system records when a file was born (statx btime). */
+function keepsBirthTimes(): boolean {
+  const probe = path.join(os.tmpdir(), `cla-btime-${process.pid}`);
+  writeFileSync(probe, "");
+  try {
+    return statSync(probe, { bigint: true }).birthtimeNs !== 0n;
+  } finally {
+    rmSync(probe, { force: true });
+  }
+}
 
 function numbered(from: number, to: number, prefix = "line"): string {
   let s = "";
@@ -154,6 +165,37 @@ describe("FileTailer: checkpoints", () => {
     expect(second.tailer.stats().fingerprintMismatches).toBe(1);
     expect(second.lines[0]!.fileKey).not.toBe(last.fileKey);
   });
+
+  // Where the file system keeps birth times (ext4, xfs, btrfs; not tmpfs): the checkpoint keeps the file's, and a
+  // file born later on the same inode is a new one, even with the same first KiB (a banner every job log starts with).
+  it.skipIf(!keepsBirthTimes())(
+    "a checkpoint saved for a file born before the one now on its inode starts at 0, though their first bytes match",
+    async () => {
+      const file = path.join(dir, "job.log");
+      const cpDir = path.join(dir, "cp");
+      const banner = `${"=".repeat(1100)} job runner v1 ${"=".repeat(20)}\n`;
+      writeFileSync(file, banner + numbered(1, 5, "old"));
+      const store = () => new CheckpointStore({ dir: cpDir, source: "s", flushIntervalMs: 0 });
+      const first = await tail({ paths: ["job.log"], checkpoints: store() });
+      await waitFor(() => first.lines.length === 6, { message: "the banner and 5 old lines" });
+      const last = first.lines.at(-1)!;
+      first.tailer.commit(last.fileKey, last.end);
+      await first.tailer.stop();
+      // The saved file was born before this one: as if it had been deleted and a new job log had taken its inode.
+      const cpFile = path.join(cpDir, "s.json");
+      const saved = JSON.parse(readFileSync(cpFile, "utf8")) as { files: Array<{ born?: string; offset: number }> };
+      expect(saved.files).toHaveLength(1);
+      expect(saved.files[0]!.born).toBe(String(statSync(file, { bigint: true }).birthtimeNs));
+      saved.files[0]!.born = "1";
+      writeFileSync(cpFile, JSON.stringify(saved));
+      writeFileSync(file, banner + numbered(1, 50, "new")); // same inode, same first KiB, longer than the old offset
+
+      const second = await tail({ paths: ["job.log"], checkpoints: store() });
+      await waitFor(() => second.lines.length === 51, { message: () => `the banner and 50 new lines, got ${second.lines.length}` });
+      expect(second.lines[1]).toMatchObject({ text: "new 1", offset: Buffer.byteLength(banner) });
+      expect(second.tailer.stats()).toMatchObject({ fingerprintMismatches: 1, resumedFromCheckpoint: 0 });
+    },
+  );
 
   it("a file truncated while the tailer was down starts at 0", async () => {
     const file = path.join(dir, "app.log");
