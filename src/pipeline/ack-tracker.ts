@@ -45,12 +45,10 @@ export class AckTracker {
     this.listener = listener;
   }
 
-  settle(seq: number): void {
-    if (seq < this.low) return; // already covered (duplicate settle is harmless)
-    if (seq !== this.low) {
-      this.addAhead(seq);
-      return;
-    }
+  /** Record `seq` as settled. True when it was not settled before (a duplicate settle is harmless, and false). */
+  settle(seq: number): boolean {
+    if (seq < this.low) return false; // already covered
+    if (seq !== this.low) return this.addAhead(seq);
     let next = seq + 1;
     if (this.head < this.starts.length && this.starts[this.head] === next) {
       next = this.ends[this.head]!;
@@ -61,6 +59,7 @@ export class AckTracker {
     }
     this.low = next;
     this.listener?.(next);
+    return true;
   }
 
   /** Start over at `start` (a new collector incarnation numbers its records from there). */
@@ -69,8 +68,8 @@ export class AckTracker {
     this.clearRanges();
   }
 
-  /** Record `seq` (> low) as settled. */
-  private addAhead(seq: number): void {
+  /** Record `seq` (> low) as settled; false when it already was. */
+  private addAhead(seq: number): boolean {
     const starts = this.starts;
     const ends = this.ends;
     const last = starts.length - 1;
@@ -79,12 +78,12 @@ export class AckTracker {
       starts.push(seq);
       ends.push(seq + 1);
       this.ahead++;
-      return;
+      return true;
     }
     if (seq === ends[last]) {
       ends[last] = seq + 1;
       this.ahead++;
-      return;
+      return true;
     }
     // Binary search: i is the last range starting at or before seq (head - 1 when there is none).
     let lo = this.head;
@@ -95,7 +94,7 @@ export class AckTracker {
       else hi = mid - 1;
     }
     const i = hi;
-    if (i >= this.head && seq < ends[i]!) return; // already settled
+    if (i >= this.head && seq < ends[i]!) return false; // already settled
     this.ahead++;
     const joinsPrev = i >= this.head && ends[i] === seq;
     const joinsNext = i + 1 <= last && starts[i + 1] === seq + 1;
@@ -111,6 +110,7 @@ export class AckTracker {
       starts.splice(i + 1, 0, seq);
       ends.splice(i + 1, 0, seq + 1);
     }
+    return true;
   }
 
   private clearRanges(): void {

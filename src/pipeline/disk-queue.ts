@@ -88,6 +88,9 @@ interface Segment {
   /** Records written to it by this process, and records read back from it. */
   written: number;
   read: number;
+  /** The sequence number its first record read back got (set when reading it begins), and how many of them settled. */
+  startSeq: number | undefined;
+  settled: number;
   /** What was damaged in a segment of ours (counted exactly once it was read to its end). */
   damage: string | undefined;
 }
@@ -165,7 +168,7 @@ export class DiskQueue {
       for (const id of ids) {
         const path = join(this.path, segmentName(id));
         const size = statSync(path).size;
-        this.segments.push({ id, path, size, ours: false, endSeq: undefined, written: 0, read: 0, damage: undefined });
+        this.segments.push({ id, path, size, ours: false, endSeq: undefined, written: 0, read: 0, startSeq: undefined, settled: 0, damage: undefined });
         this.diskBytes += size;
       }
       this.nextId = ids.length > 0 ? ids[ids.length - 1]! + 1 : 1;
@@ -370,7 +373,7 @@ export class DiskQueue {
       await unlink(path).catch(() => undefined);
       throw error;
     }
-    const seg: Segment = { id, path, size: HEADER, ours: true, endSeq: undefined, written: 0, read: 0, damage: undefined };
+    const seg: Segment = { id, path, size: HEADER, ours: true, endSeq: undefined, written: 0, read: 0, startSeq: undefined, settled: 0, damage: undefined };
     this.segments.push(seg);
     this.diskBytes += HEADER;
     this.writeFh = fh;
@@ -418,6 +421,7 @@ export class DiskQueue {
     while (!full && entries.length < maxRecords && !this.closed) {
       const seg = this.segments[this.readIdx];
       if (seg === undefined) break;
+      seg.startSeq ??= this.nextSeq;
       try {
         if (this.readOffset >= seg.size) {
           if (seg === this.writeSeg) break; // caught up with the writer
@@ -576,7 +580,12 @@ export class DiskQueue {
     const key = name ?? "";
     let t = this.targets.get(key);
     if (t === undefined) {
-      t = { name, settle: (seq) => this.acks.settle(seq) };
+      t = {
+        name,
+        settle: (seq) => {
+          if (this.acks.settle(seq)) this.settledIn(seq);
+        },
+      };
       this.targets.set(key, t);
     }
     return t;
@@ -610,7 +619,7 @@ export class DiskQueue {
   private async retire(): Promise<void> {
     const seg = this.writeSeg;
     if (seg === undefined || this.writing !== undefined || this.queue.length > 0) return;
-    if (this.segments[this.readIdx] !== seg || this.readOffset < seg.size || this.acks.watermark !== this.nextSeq) return;
+    if (this.segments[this.readIdx] !== seg || this.readOffset < seg.size || seg.settled < seg.read) return;
     seg.endSeq = this.nextSeq;
     this.segmentRead(seg);
     this.readIdx++;
@@ -623,6 +632,31 @@ export class DiskQueue {
     this.positionWrite = this.positionWrite.then(() => this.writePosition());
   };
 
+  /**
+   * A record read back settled: count it in its segment. A segment read to its end whose records all settled can go
+   * whatever comes before it: one record retried without end must not keep every later segment on disk, fill the
+   * queue's bound and, under `block`, stop every source.
+   */
+  private settledIn(seq: number): void {
+    // The last segment read from whose first sequence number is at or below seq (those read from are in order).
+    let lo = 0;
+    let hi = Math.min(this.readIdx, this.segments.length - 1);
+    let seg: Segment | undefined;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const s = this.segments[mid]!;
+      if (s.startSeq !== undefined && s.startSeq <= seq) {
+        seg = s;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    if (seg === undefined) return;
+    seg.settled++;
+    if (seg.settled < seg.read || this.closed) return;
+    if (seg === this.writeSeg) this.retireWriteSegment();
+    else if (seg.endSeq !== undefined) void this.releaseSettled();
+  }
+
   /** Delete segments read to their end whose records all settled. */
   private releaseSettled(): Promise<void> {
     this.releasing = this.releasing.then(() => this.deleteSettled());
@@ -631,12 +665,19 @@ export class DiskQueue {
 
   private async deleteSettled(): Promise<void> {
     const w = this.acks.watermark;
-    while (this.segments.length > 0) {
-      const s = this.segments[0]!;
-      if (s.endSeq === undefined || s.endSeq > w || s === this.writeSeg || this.readIdx === 0) break;
-      this.segments.shift();
+    // Those before the one being read: in order up to the watermark, and any other whose records all settled.
+    for (let i = 0; i < this.readIdx && i < this.segments.length; ) {
+      const s = this.segments[i]!;
+      if (s.endSeq === undefined || s === this.writeSeg || (s.endSeq > w && s.settled < s.read)) {
+        i++;
+        continue;
+      }
+      this.segments.splice(i, 1);
       this.readIdx--;
       this.diskBytes -= s.size;
+      // Where its records were is no longer needed for `position` (they all settled): behind a record retried without
+      // end, these offsets would otherwise pile up for every record read after it.
+      if (s.endSeq > w) this.dropMarksOf(s.id);
       if (this.readFh?.id === s.id) {
         const r = this.readFh;
         this.readFh = undefined;
@@ -647,6 +688,12 @@ export class DiskQueue {
         if (error.code !== "ENOENT") this.hooks.error(new DiskQueueError(`could not delete the settled disk queue segment ${s.path}: ${error.message}`, { cause: error }));
       });
     }
+  }
+
+  private dropMarksOf(segment: number): void {
+    let k = 0;
+    for (const m of this.marks) if (m.segment !== segment) this.marks[k++] = m;
+    this.marks.length = k;
   }
 
   /** `position`: the first unsettled record read back, or where reading goes on. */

@@ -250,6 +250,30 @@ describe("DiskQueue", () => {
     expect(hooks.errors).toEqual([]);
   });
 
+  it("a record settled last (retried without end) keeps only its own segment: every later one read and settled goes", async () => {
+    const dir = freshDir();
+    const hooks = new Hooks();
+    const s = openQueue(dir, hooks, { segmentBytes: 4096 });
+    await appendRecords(s, hooks, 0, 120, 10);
+    const files = segmentFiles(dir);
+    expect(files.length).toBeGreaterThanOrEqual(4);
+    const back = await readAll(s, 1000);
+    // Everything but record 0 settles, in an order of its own.
+    settleAll(back.entries.slice(1).reverse());
+    await waitFor(() => segmentFiles(dir).length <= 2, { message: () => `only the stuck record's segment (and the one written) left, on disk: ${segmentFiles(dir).join(", ")}` });
+    expect(segmentFiles(dir)[0]).toBe(files[0]);
+    expect(s.bytes).toBe(diskBytes(dir));
+    // A crash now: the next run starts at the stuck record and finds nothing of the deleted segments missing.
+    await closeQueue(s);
+    const again = openQueue(dir, new Hooks(), { segmentBytes: 4096 });
+    const replay = await readAll(again, 1000);
+    expect(replay.entries[0]!.json).toBe(back.entries[0]!.json);
+    expect(texts(replay.entries)).toEqual(jsonOf(range(0, frames(join(laneDir(dir), files[0]!)).length)));
+    // Settled at last, it goes too.
+    settleAll(replay.entries);
+    await waitFor(() => segmentFiles(dir).length <= 1, { message: () => `at most the segment being written, on disk: ${segmentFiles(dir).join(", ")}` });
+  });
+
   it("a new run on the same directory reads back exactly what the last run had not settled (position)", async () => {
     const dir = freshDir();
     const hooks1 = new Hooks();
