@@ -517,6 +517,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
         multilineTruncated,
         ...(containerFiles === undefined ? {} : { containerInvalidLines: containerStats.invalid, containerJoinedLines: containerStats.joined, containerUnfinishedLines: containerStats.unfinished }),
         truncatedUnreadBytes: t.truncatedUnreadBytes,
+        heldFilesGone: t.heldFilesGone,
         invalidUtf8: t.invalidUtf8Lines,
         notRegularSkipped: t.notRegularSkipped,
         accessDenied: t.accessDenied,
@@ -545,6 +546,8 @@ function describeProblem(p: TailProblem): string {
       return `lines of ${where} were lost: handling them failed (${cause})`;
     case "renamed-while-stopped":
       return `${where} was renamed while the source was stopped: reading the rest of it at ${cause}`;
+    case "held-gone":
+      return `${where} was deleted or renamed away while it was held as a possible copy of a file being read (the same first bytes): it was not read`;
     case "gone-while-stopped":
       return `${where} changed while the source was stopped: ${cause}. What was written to it after that was not read`;
     default:

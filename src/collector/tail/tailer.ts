@@ -136,6 +136,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   /** identityKey → file. Insertion order = discovery order, so older (rotated) files are read first. */
   readonly #files = new Map<string, TrackedFile>();
   readonly #byKey = new Map<string, TrackedFile>();
+  /** Held files found gone from their path (by #resolvePending), for the next scan to judge. */
+  readonly #heldVanished = new Map<string, string>();
   readonly #pending = new Map<string, PendingCopy>();
   /**
    * During the first scan of a source resuming from its checkpoints: what the last run saved, and the entries a
@@ -181,7 +183,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     this.#stats = {
       cycles: 0, scans: 0, opened: 0, closed: 0, rotations: 0, truncations: 0, deletions: 0, fingerprintMismatches: 0,
       copytruncateCopies: 0, resumedFromCheckpoint: 0, linesEmitted: 0, bytesRead: 0, linesTruncated: 0, linesSplit: 0,
-      partialLinesEmitted: 0, partialLinesDiscarded: 0, partialBytesDiscarded: 0, truncatedUnreadBytes: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
+      partialLinesEmitted: 0, partialLinesDiscarded: 0, partialBytesDiscarded: 0, truncatedUnreadBytes: 0, heldFilesGone: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
       accessDenied: 0, symlinkLoops: 0, ioErrors: 0, handlerErrors: 0, renamedWhileStopped: 0, goneWhileStopped: 0,
     };
   }
@@ -441,6 +443,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       if (file.currentPath !== undefined && pathOwner.get(file.currentPath) !== file.id) file.currentPath = undefined;
       if (file.currentPath === undefined && now - file.lastSeen > FORGET_CLOSED_MS) this.#forget(file);
     }
+    // Files held as possible copies that left their path: one no matched path leads to now was never read.
+    for (const [id, p] of this.#heldVanished) {
+      if (this.#files.has(id) || this.#pending.has(id)) continue;
+      this.#stats.heldFilesGone++;
+      this.#problem({ kind: "held-gone", path: p });
+    }
+    this.#heldVanished.clear();
     if (saved !== undefined) await this.#findRenamedWhileStopped(saved.filter((e) => !this.#saved!.taken.has(e.fileKey)));
     this.#saved = undefined;
     for (const p of [...this.#reported.keys()]) if (!seenPaths.has(p)) this.#reported.delete(p);
@@ -758,6 +767,13 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         await this.#discover(pending.path, false, expired, pending.since);
         continue;
       }
+      if (!(await this.#leadsTo(pending.path, id))) {
+        // Deleted, or renamed away, while held: the next scan tells (a matched new name is read from there).
+        this.#pending.delete(id);
+        this.#heldVanished.set(id, pending.path);
+        this.#scanRequested = true;
+        continue;
+      }
       const retired = this.#retired.some((r) => r.hash === pending.hash);
       if (!retired && !expired && this.#liveWithFingerprint(pending.hash)) continue;
       this.#pending.delete(id);
@@ -793,19 +809,35 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
    */
   async #differsFromLive(handle: FileHandle, hash: string, size: number): Promise<boolean> {
     // A copy of any of them (several files may share a header) is held: it must differ from every one.
-    for (const file of this.#files.values()) {
+    for (const file of [...this.#files.values()]) {
       if (file.deleted || file.fingerprint.hash !== hash || file.fingerprint.bytes !== this.#o.fingerprintBytes) continue;
-      if (file.handle === undefined) return false; // cannot tell: held, as before
+      // A closed one (idle, or rotated away) is looked at through its path. Not there any more, it is not the original
+      // of a copy: copytruncate leaves the original where it was.
+      let theirHandle = file.handle;
+      let opened: FileHandle | undefined;
       try {
+        if (theirHandle === undefined) {
+          if (file.currentPath === undefined) continue;
+          try {
+            opened = await open(file.currentPath, constants.O_RDONLY | constants.O_NONBLOCK);
+            const s = await opened.stat({ bigint: true });
+            if (identityKey(s.dev, s.ino) !== file.id || bornApart(file.born, String(s.birthtimeNs))) continue;
+          } catch {
+            continue;
+          }
+          theirHandle = opened;
+        }
         // Shorter than what was read from it: truncated since (not noticed yet), so its bytes now are not the ones
         // a copy would hold. Held, to be matched once the truncation is seen.
-        const now = Number((await file.handle.stat()).size);
+        const now = Number((await theirHandle.stat()).size);
         const len = Math.min(size, now, COMPARE_BYTES);
         if (now < file.assembler.position || len <= this.#o.fingerprintBytes) return false;
-        const [mine, theirs] = await Promise.all([readPrefix(handle, len), readPrefix(file.handle, len)]);
+        const [mine, theirs] = await Promise.all([readPrefix(handle, len), readPrefix(theirHandle, len)]);
         if (mine.length < len || theirs.length < len || mine.equals(theirs)) return false;
       } catch {
         return false;
+      } finally {
+        await opened?.close().catch(() => undefined);
       }
     }
     return true;

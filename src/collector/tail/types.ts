@@ -52,7 +52,7 @@ export type OpenReason =
   | "reopen";
 
 export interface TailProblem {
-  kind: "access-denied" | "not-regular" | "symlink-loop" | "io" | "handler" | "renamed-while-stopped" | "gone-while-stopped";
+  kind: "access-denied" | "not-regular" | "symlink-loop" | "io" | "handler" | "renamed-while-stopped" | "gone-while-stopped" | "held-gone";
   path?: string;
   error?: unknown;
 }
@@ -118,6 +118,11 @@ export interface FileTailerStats {
   partialBytesDiscarded: number;
   /** Bytes a truncation took away before they were read, with no copy found to read them from (see truncatedUnread). */
   truncatedUnreadBytes: number;
+  /**
+   * New files held as a possible copytruncate copy (their first KiB matches a file being read) that were deleted or
+   * renamed away before that was decided: never read.
+   */
+  heldFilesGone: number;
   invalidUtf8Lines: number;
   notRegularSkipped: number;
   accessDenied: number;

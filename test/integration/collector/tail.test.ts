@@ -728,6 +728,39 @@ describe("FileTailer: rotation, truncation, deletion", () => {
   });
 });
 
+describe("FileTailer: new files that begin like one it knows", () => {
+  const banner = `${"#".repeat(1100)} job runner v1\n`;
+
+  it("is read at once when it differs further on from a look-alike that is closed (idle), not held as a possible copy", async () => {
+    writeFileSync(path.join(dir, "job-1.log"), banner + numbered(1, 3, "first job"));
+    const opens: string[] = [];
+    const { tailer, texts } = await tail({ paths: ["job-*.log"], closeInactiveMs: 50, copyDecisionMs: 600_000 });
+    tailer.on("open", (e) => opens.push(`${path.basename(e.path)} ${e.reason}`));
+    await waitFor(() => texts().length === 4, { message: () => `job 1 read, got ${JSON.stringify(texts())}` });
+    await waitFor(() => tailer.stats().filesOpen === 0, { message: "job 1 closed as idle" });
+    writeFileSync(path.join(dir, "job-2.log"), banner + numbered(1, 3, "second job"));
+    await waitFor(() => texts().length === 8, { timeout: 10_000, message: () => `job 2 read without waiting copyDecisionMs, got ${JSON.stringify(texts().slice(4))}` });
+    expect(texts().slice(5)).toEqual(["second job 1", "second job 2", "second job 3"]);
+    expect(opens).toEqual(["job-2.log new-file"]);
+  });
+
+  it("one held as a possible copy (the same bytes as an open file) and deleted before that was decided is counted and said", async () => {
+    const original = banner + numbered(1, 3, "line");
+    writeFileSync(path.join(dir, "app.log"), original);
+    const { tailer, texts, problems } = await tail({ paths: ["*.log"], copyDecisionMs: 600_000 });
+    await waitFor(() => texts().length === 4, { message: "app.log read" });
+    // The same bytes so far: maybe a copytruncate copy of app.log, held until app.log is truncated or time is up.
+    const copy = path.join(dir, "app-copy.log");
+    writeFileSync(copy, original);
+    await waitFor(() => tailer.stats().cycles >= 5, { message: "a few passes" });
+    await passes(tailer, 3);
+    expect(texts()).toHaveLength(4);
+    unlinkSync(copy);
+    await waitFor(() => tailer.stats().heldFilesGone === 1, { message: () => `heldFilesGone 1, got ${tailer.stats().heldFilesGone}` });
+    expect(problems.filter((p) => p.kind === "held-gone").map((p) => p.path)).toEqual([copy]);
+  });
+});
+
 describe("FileTailer: hostile input", () => {
   it("skips a directory, a FIFO and a symlink loop matched by the glob, counted once, and keeps tailing", async () => {
     mkdirSync(path.join(dir, "dir.log"));
