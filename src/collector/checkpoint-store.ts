@@ -22,6 +22,9 @@ import { describe } from "../pipeline/serialize.js";
 import { takeLock } from "../util/lock.js";
 
 /** One file's persisted position and identity. */
+/** Bytes a second, on average, that rewriting the checkpoint file may take (see CheckpointStore's interval). */
+const WRITE_BUDGET = 64 * 1024;
+
 export interface CheckpointEntry {
   /** Opaque key the tailer hands out with every line; stable for one file's content generation. */
   fileKey: string;
@@ -356,12 +359,23 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
       // Leading edge: after a quiet interval the first change is written at once, so a collector that dies soon after
       // it started has still saved its progress (else each short-lived incarnation replays from the same old point);
       // then at most one write per interval.
-      this.#schedule(Math.max(0, this.#lastWriteAt + this.#options.flushIntervalMs - this.#options.now()));
+      this.#schedule(Math.max(0, this.#lastWriteAt + this.#interval() - this.#options.now()));
     }
   }
 
-  /** When the last write started (clock of `options.now`). */
+  /** When the last write started (clock of `options.now`), and how long its file was. */
   #lastWriteAt = Number.NEGATIVE_INFINITY;
+  #lastBytes = 0;
+
+  /**
+   * The time between writes: `flushIntervalMs`, or longer for a large state. Every write is the whole file, fsynced:
+   * with thousands of files tracked (half a megabyte) four writes a second are some 100 GB a day, for a few lines. So
+   * the file is written at most WRITE_BUDGET bytes a second on average. 0 (every acknowledgement) is kept as asked.
+   */
+  #interval(): number {
+    const ms = this.#options.flushIntervalMs;
+    return ms === 0 ? 0 : Math.max(ms, Math.ceil((this.#lastBytes * 1000) / WRITE_BUDGET));
+  }
 
   #schedule(delayMs: number): void {
     this.#timer = setTimeout(() => {
@@ -405,7 +419,8 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
       files: [...this.#entries.values()],
     };
     if (this.#cursor !== undefined) state.cursor = JSON.parse(this.#cursor);
-    const body = JSON.stringify(state, null, 1);
+    const body = JSON.stringify(state);
+    this.#lastBytes = Buffer.byteLength(body);
     const tmp = `${file}.tmp`;
     try {
       await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -423,7 +438,7 @@ export class CheckpointStore extends EventEmitter<CheckpointStoreEvents> {
       this.#failures = 0;
       this.lastError = undefined;
       this.emit("write", { entries: this.#entries.size, file });
-      if (this.#dirty && !this.#closed) this.#schedule(this.#options.flushIntervalMs);
+      if (this.#dirty && !this.#closed) this.#schedule(this.#interval());
       return true;
     } catch (error) {
       this.#dirty = true;

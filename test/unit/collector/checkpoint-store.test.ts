@@ -119,6 +119,31 @@ describe("CheckpointStore", () => {
     expect(writes).toBe(1); // nothing changed since: no further write
   });
 
+  it("writes a large state less often: the whole file at most 64 KiB a second on average", async () => {
+    vi.useFakeTimers();
+    const store = new CheckpointStore({ dir: root, source: "s", flushIntervalMs: 250 });
+    let writes = 0;
+    store.on("write", () => writes++);
+    for (let i = 0; i < 3000; i++) store.upsert({ ...entry(`k${i}`, { inode: String(1000 + i), path: `/var/log/pods/ns_pod-${i}_uid/app/0.log` }), offset: 0 });
+    await vi.advanceTimersByTimeAsync(300);
+    await waitFor(() => writes === 1, { message: "the first write" });
+    const bytes = statSync(path.join(root, "s.json")).size;
+    expect(bytes).toBeGreaterThan(200 * 1024);
+    // One more commit, 300 ms after the first write began: written not 250 ms after that write, but once the file's
+    // size allows (`due` after it).
+    store.commit("k1", 10);
+    const due = Math.ceil((bytes * 1000) / (64 * 1024));
+    await vi.advanceTimersByTimeAsync(due - 300 - 50);
+    // (Its file I/O is real: a write that started shows as its timer gone, not yet as a `write` event.)
+    expect(vi.getTimerCount(), "the next write still waits").toBe(1);
+    expect(writes).toBe(1);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(vi.getTimerCount(), "the next write began").toBe(0);
+    await waitFor(() => writes === 2, { message: "the second write" });
+    expect(onDisk(store).files.find((f) => f.fileKey === "k1")!.offset).toBe(10);
+    await store.close();
+  });
+
   it("a write failure (checkpointDir is a file: ENOTDIR) is reported as ERR_CHECKPOINT, keeps state and recovers", async () => {
     const blocker = path.join(root, "blocker");
     writeFileSync(blocker, "not a directory");
