@@ -12,7 +12,7 @@ import type { SourceHost } from "./runtime.js";
 /** The tail options users set (documented once, on the tailer's options); the rest are the collector's. */
 export type TailOptions = Pick<
   FileTailerOptions,
-  "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs" | "partialLineTimeoutMs"
+  "paths" | "exclude" | "cwd" | "startAt" | "pollIntervalMs" | "globIntervalMs" | "fingerprintBytes" | "rotateWaitMs" | "partialLineTimeoutMs" | "closeInactiveMs"
 >;
 
 export interface FileSourceOptions extends CollectorSourceOptions, TailOptions {
@@ -40,7 +40,7 @@ export interface FileSourceOptions extends CollectorSourceOptions, TailOptions {
 const KEYS = optionKeys<FileSourceOptions>()([
   ...COLLECTOR_KEYS,
   "paths", "exclude", "cwd", "startAt", "pollIntervalMs", "globIntervalMs", "fingerprintBytes", "rotateWaitMs",
-  "partialLineTimeoutMs", "checkpointIntervalMs", "container",
+  "partialLineTimeoutMs", "closeInactiveMs", "checkpointIntervalMs", "container",
 ]);
 
 export class FileSource extends CollectorSource {
@@ -65,6 +65,7 @@ export class FileSource extends CollectorSource {
       fingerprintBytes: options.fingerprintBytes,
       rotateWaitMs: options.rotateWaitMs,
       partialLineTimeoutMs: options.partialLineTimeoutMs,
+      closeInactiveMs: options.closeInactiveMs,
     };
     checkInt("checkpointIntervalMs", options.checkpointIntervalMs, 0);
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 250;

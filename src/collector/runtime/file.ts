@@ -351,6 +351,7 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       fingerprintBytes: spec.fingerprintBytes,
       rotateWaitMs: spec.rotateWaitMs,
       partialLineTimeoutMs: spec.partialLineTimeoutMs,
+      closeInactiveMs: spec.closeInactiveMs,
       checkpoints: store,
       // Lines are consumed synchronously below; the fast path never needs their text.
       lazyText: true,

@@ -141,6 +141,24 @@ describe("FileSource", () => {
     await agg.stop({ timeoutMs: 10_000 });
   });
 
+  it("closeInactiveMs reaches the collector: an idle file is closed (its descriptor freed) and reopened when it grows", async () => {
+    const file = join(dir, "app.log");
+    writeFileSync(file, lines(0, 1));
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 20 } })
+      .addSource(new FileSource({ name: "app", paths: [file], parser: "json", pollIntervalMs: 20, globIntervalMs: 50, closeInactiveMs: 100 }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(1, { timeout: 10_000 });
+    // The default (5 minutes) would keep it open through this wait.
+    const open = () => agg.metrics().sources.app!.collector["filesOpen"];
+    await waitFor(() => open() === 0, { timeout: 10_000, message: () => `the idle file closed, filesOpen ${open()}` });
+    appendFileSync(file, lines(1, 1));
+    await mem.waitForCount(2, { timeout: 10_000 });
+    expect(mem.messages()).toEqual(["line 0", "line 1"]);
+    await agg.stop({ timeoutMs: 10_000 });
+  });
+
   it("collector SIGKILLed mid-stream restarts and resumes from the last acked checkpoint: nothing missing", async () => {
     const file = join(dir, "app.log");
     const total = 20_000;
