@@ -306,3 +306,37 @@ describe("record intake", () => {
     expect(report.sinks.errors).toMatchObject({ received: 1, delivered: 1, filtered: 1 });
   });
 });
+
+describe("removing a write() source", () => {
+  it("removeSource() takes a write() name: it leaves metrics(), its counters stay in the report, and the name starts afresh", async () => {
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(mem);
+    await agg.start();
+    for (let t = 0; t < 50; t++) await agg.write({ message: `hello from ${t}` }, { source: `tenant-${t}` });
+    await mem.waitForCount(50, { timeout: 10_000 });
+    for (let t = 0; t < 49; t++) expect(await agg.removeSource(`tenant-${t}`)).toMatchObject({ emitted: 1, admitted: 1, settled: 1, waiting: 0 });
+    expect(Object.keys(agg.metrics().sources)).toEqual(["tenant-49"]);
+    await expect(agg.removeSource("tenant-0")).rejects.toMatchObject({ code: "ERR_INVALID_OPTION" });
+    await agg.write({ message: "back again" }, { source: "tenant-0" });
+    const report = await agg.stop();
+    expect(Object.keys(report.sources)).toHaveLength(50);
+    expect(report.sources["tenant-0"]).toMatchObject({ emitted: 2, admitted: 2, settled: 2 });
+    expect(report.sources["tenant-7"]).toMatchObject({ kind: "write", emitted: 1, settled: 1 });
+  });
+
+  it("what waits for queue room at the deadline is dropped as sourceRemoved, and its write() rejects", async () => {
+    const stuck = new MemorySink({ name: "stuck" });
+    stuck.failNext(1_000_000);
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 }, retry: { baseDelayMs: 10_000 } }).addSink(stuck, { queue: { maxRecords: 2 }, batch: { maxRecords: 1 } });
+    const drops: DropEvent[] = [];
+    agg.on("drop", (e) => drops.push(e));
+    await agg.start();
+    await agg.write([{ message: "a" }, { message: "b" }], { source: "t" });
+    const waiting = agg.write({ message: "c" }, { source: "t" });
+    const counters = await agg.removeSource("t", { timeoutMs: 50 });
+    expect(counters).toMatchObject({ emitted: 3, admitted: 2 });
+    await expect(waiting).rejects.toMatchObject({ code: "ERR_INVALID_STATE" });
+    expect(drops.map((d) => [d.reason, d.count, d.source])).toEqual([["sourceRemoved", 1, "t"]]);
+    await agg.stop({ timeoutMs: 100 });
+  });
+});
