@@ -89,6 +89,7 @@ export class FileSink implements Sink {
   private rotations = 0;
   private fsyncs = 0;
   private reopens = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
 
   constructor(options: FileSinkOptions) {
     this.options = resolveFileOptions(options);
@@ -147,13 +148,30 @@ export class FileSink implements Sink {
       }
       this.recordCount += n;
       this.byteCount += body.length;
+      this.closeWhenIdle();
       return Outcome.delivered;
     }, ctx?.signal);
+  }
+
+  /**
+   * A file that gets no batch for IDLE_CLOSE_MS is closed (and synced, as its fsync policy says): a dead-letter file
+   * written once a week, rotated away or deleted meanwhile, must not keep its disk space while the sink holds it.
+   * The next batch opens the path again.
+   */
+  private closeWhenIdle(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      void this.exclusive(() => this.closeHandle(), undefined).catch(() => undefined);
+    }, IDLE_CLOSE_MS);
+    this.idleTimer.unref();
   }
 
   /** Waits for the write in progress, fsyncs (unless `fsync: "never"`) and closes. Calling it again is a no-op. */
   async close(ctx?: SinkLifecycleContext): Promise<void> {
     this.closed = true;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     // Not abortable once queued: if the deadline passes we stop waiting, and the close still runs after the write.
     const closing = this.exclusive(() => this.closeHandle(), undefined);
     await untilSettledOrAborted(this.name, closing, ctx?.signal);
@@ -297,6 +315,9 @@ function errnoCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === "string" && code.length > 0 ? code : undefined;
 }
+
+/** A FileSink's file is closed after this long without a batch (see closeWhenIdle). */
+const IDLE_CLOSE_MS = 30_000;
 
 const FILE_KEYS = optionKeys<FileSinkOptions>()(["name", "path", "mode", "mkdir", "dirMode", "fsync", "rotate"]);
 const ROTATE_KEYS = optionKeys<FileRotateOptions>()(["maxBytes", "maxFiles"]);

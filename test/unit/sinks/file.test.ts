@@ -1,17 +1,18 @@
 // FileSink against real files in a temp dir: exact NDJSON, permissions, rotation, and failures that never duplicate lines.
 import { execFile } from "node:child_process";
-import { mkdtemp, mkdir, readFile, readdir, rename, rm, stat, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, readFile, readdir, readlink, rename, rm, stat, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { FileSink } from "../../../src/sinks/file.js";
 import { createBatch } from "../../../src/testing/create-batch.js";
 import { InvalidOptionError, SinkError } from "../../../src/errors.js";
 import { Outcome, type RecordOutcome } from "../../../src/sinks/sink.js";
 import { rejectionOf } from "../../helpers/rejection.js";
+import { waitFor } from "../../helpers/wait-for.js";
 
 const run = promisify(execFile);
 const ctx = () => ({ signal: new AbortController().signal });
@@ -127,6 +128,34 @@ describe("FileSink when its file goes away", () => {
     expect((await readLines(`${path}.old`)).map((r) => (r as { seq: number }).seq)).toEqual([2, 3]);
     expect((await readLines(path)).map((r) => (r as { seq: number }).seq)).toEqual([4]);
     expect(sink.metrics()).toMatchObject({ reopens: 2, records: 5, write_errors: 0 });
+  });
+
+  it("an idle file is let go after 30 s without a batch: one deleted meanwhile frees its space, and the next batch opens the path", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const path = join(dir, "dead-letters.ndjson");
+      const sink = new FileSink({ name: "f", path });
+      expect(await sink.send(batchOf(0, 1), ctx())).toEqual(Outcome.delivered);
+      await rm(path);
+      // Held open, a deleted file keeps its blocks: the descriptor shows it as "(deleted)".
+      const heldDeleted = async (): Promise<boolean> => {
+        for (const fd of await readdir("/proc/self/fd")) {
+          const target = await readlink(`/proc/self/fd/${fd}`).catch(() => "");
+          if (target === `${path} (deleted)`) return true;
+        }
+        return false;
+      };
+      expect(await heldDeleted()).toBe(true);
+      vi.advanceTimersByTime(29_000);
+      expect(await heldDeleted()).toBe(true);
+      vi.advanceTimersByTime(1_000);
+      await waitFor(async () => !(await heldDeleted()), { message: "the idle, deleted file let go" });
+      expect(await sink.send(batchOf(1, 1), ctx())).toEqual(Outcome.delivered);
+      expect((await readLines(path)).map((r) => (r as { seq: number }).seq)).toEqual([1]);
+      await sink.close();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 
