@@ -443,6 +443,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   private async removeWriter(w: HostProducer, deadline: number): Promise<SourceCounters> {
     const name = w.name;
     this.writers.delete(name);
+    // Until it is let go, a stop() fails its waiting writes as it does those of the writers it has.
+    this.removingWriters.add(w);
     this.retiredSources.add(name, () => ({ ...writerCounters(w), kind: "write" }), () => w.inbox.length === 0 && w.acks.watermark >= w.admittedTotal);
     await waitUntil(() => w.inbox.length === 0, deadline, () => this.router.pump(), this.stopped);
     if (w.inbox.length > 0 && this.stopping === undefined) {
@@ -453,6 +455,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
       w.failWaiters(new StateError("ERR_INVALID_STATE", `write() source "${name}" was removed before these records were admitted`, { source: name }));
     }
     this.router.removeProducer(w);
+    this.removingWriters.delete(w);
     return writerCounters(w);
   }
 
@@ -788,7 +791,7 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
         }
       }),
     );
-    for (const w of this.writers.values()) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
+    for (const w of [...this.writers.values(), ...this.removingWriters]) w.failWaiters(new StateError("ERR_AGGREGATOR_STOPPED", "stopped before these records were admitted"));
     this._state = "stopped";
     for (const s of this.lanes()) if (attachedSinks.get(s.pipeline.sink) === this) attachedSinks.delete(s.pipeline.sink);
     this.stopped.fire();
@@ -1140,6 +1143,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
   }
 
   /** Counters of removed sources and sinks, from the moment their removal began. */
+  /** write() sources whose removeSource() is under way. */
+  private readonly removingWriters = new Set<HostProducer>();
   private readonly retiredSources = new Retired<DeliveryReport["sources"][string]>();
   private readonly retiredSinks = new Retired<SinkCounters>();
   /** Removals under way: stop() stops these too. */

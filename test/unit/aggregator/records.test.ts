@@ -339,4 +339,18 @@ describe("removing a write() source", () => {
     expect(drops.map((d) => [d.reason, d.count, d.source])).toEqual([["sourceRemoved", 1, "t"]]);
     await agg.stop({ timeoutMs: 100 });
   });
+
+  it("a stop() while a write() source's removal waits fails its waiting writes and reports them, as for any write source", async () => {
+    const stuck = new MemorySink({ name: "stuck" });
+    stuck.failNext(1_000_000);
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 }, retry: { baseDelayMs: 10_000 } }).addSink(stuck, { queue: { maxRecords: 2 }, batch: { maxRecords: 1 } });
+    await agg.start();
+    await agg.write([{ message: "a" }, { message: "b" }], { source: "t" });
+    const waiting = agg.write({ message: "c" }, { source: "t" });
+    const removal = agg.removeSource("t", { timeoutMs: 60_000 });
+    const report = await agg.stop({ timeoutMs: 50 });
+    await expect(waiting).rejects.toMatchObject({ code: "ERR_AGGREGATOR_STOPPED" });
+    await expect(removal).resolves.toMatchObject({ emitted: 3, admitted: 2 });
+    expect(report.sources["t"]).toMatchObject({ emitted: 3, admitted: 2, waiting: 1 });
+  });
 });
