@@ -653,8 +653,9 @@ export class DiskQueue {
     if (seg === undefined) return;
     seg.settled++;
     if (seg.settled < seg.read || this.closed) return;
+    // The segment being written is retired first (closed, read to its end), and deleted then like any other.
     if (seg === this.writeSeg) this.retireWriteSegment();
-    else if (seg.endSeq !== undefined) void this.releaseSettled();
+    if (seg.endSeq !== undefined) void this.releaseSettled();
   }
 
   /** Delete segments read to their end whose records all settled. */

@@ -262,7 +262,7 @@ describe("DiskQueue", () => {
     settleAll(back.entries.slice(1).reverse());
     await waitFor(() => segmentFiles(dir).length <= 2, { message: () => `only the stuck record's segment (and the one written) left, on disk: ${segmentFiles(dir).join(", ")}` });
     expect(segmentFiles(dir)[0]).toBe(files[0]);
-    expect(s.bytes).toBe(diskBytes(dir));
+    await waitFor(() => s.bytes === diskBytes(dir), { message: () => `bytes ${s.bytes} = the files' ${diskBytes(dir)}` });
     // A crash now: the next run starts at the stuck record and finds nothing of the deleted segments missing.
     await closeQueue(s);
     const again = openQueue(dir, new Hooks(), { segmentBytes: 4096 });
@@ -272,6 +272,24 @@ describe("DiskQueue", () => {
     // Settled at last, it goes too.
     settleAll(replay.entries);
     await waitFor(() => segmentFiles(dir).length <= 1, { message: () => `at most the segment being written, on disk: ${segmentFiles(dir).join(", ")}` });
+  });
+
+  it("a record retried without end while the reader keeps up: each burst's segment goes once its records settle", async () => {
+    const dir = freshDir();
+    const hooks = new Hooks();
+    const s = openQueue(dir, hooks, { segmentBytes: 4096 });
+    await appendRecords(s, hooks, 0, 1);
+    const [stuck] = (await readAll(s, 1000)).entries;
+    // Bursts, each read back and settled before the next: the first record never settles.
+    for (let burst = 1; burst <= 20; burst++) {
+      await appendRecords(s, hooks, burst * 10, burst * 10 + 10);
+      settleAll((await readAll(s, 1000)).entries);
+    }
+    await waitFor(() => segmentFiles(dir).length <= 2, { message: () => `the stuck record's segment and at most one more, on disk: ${segmentFiles(dir).join(", ")}` });
+    // (A deletion counts its bytes off before its unlink lands.)
+    await waitFor(() => s.bytes === diskBytes(dir), { message: () => `bytes ${s.bytes} = the files' ${diskBytes(dir)}` });
+    settleAll([stuck!]);
+    await closeQueue(s);
   });
 
   it("a new run on the same directory reads back exactly what the last run had not settled (position)", async () => {
