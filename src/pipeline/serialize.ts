@@ -37,7 +37,10 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
       }
       if (needsMessage) {
         const m: unknown = record.message;
-        if (m !== null && typeof m === "object") {
+        if (m instanceof Error) {
+          // An Error says what it is in its text ("Error: disk full"); as an object it has no enumerable fields.
+          record.message = errorLine(m);
+        } else if (m !== null && typeof m === "object") {
           // An object or array is kept as `message_raw`, as collectors keep it: String() would make it "[object Object]".
           if (!("message_raw" in record)) record["message_raw"] = m;
           record.message = "";
@@ -92,4 +95,13 @@ export function describe(value: unknown): string {
   if (t === "function") return "a function";
   if (t === "undefined") return "`undefined`";
   return `${t === "object" ? "an object" : t}`;
+}
+
+/** `String(error)` ("TypeError: boom"), or what can be read of it when that throws. */
+function errorLine(error: Error): string {
+  try {
+    return String(error);
+  } catch {
+    return "Error";
+  }
 }

@@ -36,6 +36,10 @@ describe("createBatch", () => {
     expect(batch.records[1]).toMatchObject({ message: "kept", message_raw: "mine", "@timestamp_raw": "soon" });
   });
 
+  it("ships an Error given as the message as its text, as String() does", () => {
+    expect(createBatch([{ message: new TypeError("disk full") as never }]).records[0]).toMatchObject({ message: "TypeError: disk full" });
+  });
+
   it("refuses a Map, a Set or a Promise as a record (they would ship empty), naming what it got", () => {
     for (const [value, name] of [
       [new Map([["a", 1]]), "a Map"],
