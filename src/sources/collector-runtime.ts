@@ -21,6 +21,7 @@ import { type ResolvedRestart, RestartPolicy } from "./restart-policy.js";
 import type { SourceHost, SourceRuntime } from "./runtime.js";
 import type { CollectorSpec } from "./specs.js";
 import { errorText } from "../util/text.js";
+import { realClearInterval, realNow, realSetImmediate, realSetInterval } from "../util/real-time.js";
 
 /** A running collector silent this long (it sends its counters once a second) is reported stuck. */
 const STALL_MS = 10_000;
@@ -554,10 +555,10 @@ export class CollectorRuntime implements SourceRuntime {
 
   /** Something came from the collector: it is alive. */
   private heard(): void {
-    const now = Date.now();
+    const now = realNow();
     if (this.stalled) {
       this.stalled = false;
-      this.host.emit("source:log", { source: this.name, level: "info", message: `collector "${this.name}" is sending again after ${now - this.lastHeard} ms without a word` });
+      this.host.emit("source:log", { source: this.name, level: "info", message: `collector "${this.name}" is sending again after ${Math.round(now - this.lastHeard)} ms without a word` });
     }
     this.lastHeard = now;
   }
@@ -569,23 +570,25 @@ export class CollectorRuntime implements SourceRuntime {
    * the same line.
    */
   private watchForStalls(proc: SpawnedCollector): void {
-    clearInterval(this.stallWatch);
-    this.lastHeard = Date.now();
+    // On the monotonic clock and Node's own timers: a fake Date (a user's tests), an NTP step or fake timers that
+    // jump ahead must not make a collector that is sending look silent.
+    realClearInterval(this.stallWatch);
+    this.lastHeard = realNow();
     this.stalled = false;
     const check = (): void => {
       if (proc !== this.proc || this.state !== "running" || proc.child.exitCode !== null || proc.child.signalCode !== null) {
-        clearInterval(this.stallWatch);
+        realClearInterval(this.stallWatch);
         this.stallWatch = undefined;
         return;
       }
       // Not read by the host (its overrun guard holds the channel), the collector's frames wait in the pipe.
-      if (this.overrunPaused || proc.channel.isPaused()) this.lastHeard = Date.now();
-      const quiet = Date.now() - this.lastHeard;
+      if (this.overrunPaused || proc.channel.isPaused()) this.lastHeard = realNow();
+      const quiet = realNow() - this.lastHeard;
       if (this.stalled || quiet < STALL_MS) return;
       // A host whose own loop was held finds this timer late with the frames still unread: look again after they are.
-      setImmediate(() => {
+      realSetImmediate(() => {
         if (proc !== this.proc || this.state !== "running" || this.stalled) return;
-        const silent = Date.now() - this.lastHeard;
+        const silent = Math.round(realNow() - this.lastHeard);
         if (silent < STALL_MS) return;
         this.stalled = true;
         this.host.emit("source:error", {
@@ -598,7 +601,7 @@ export class CollectorRuntime implements SourceRuntime {
         });
       });
     };
-    this.stallWatch = setInterval(check, 1_000);
+    this.stallWatch = realSetInterval(check, 1_000);
     this.stallWatch.unref();
   }
 

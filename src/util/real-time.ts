@@ -7,6 +7,9 @@ import * as timers from "node:timers";
 
 export const realSetTimeout = timers.setTimeout;
 export const realClearTimeout = timers.clearTimeout;
+export const realSetInterval = timers.setInterval;
+export const realClearInterval = timers.clearInterval;
+export const realSetImmediate = timers.setImmediate;
 export const realNow = (): number => performance.now();
 
 /** A hint for timeout messages: fake timers are installed (the globals are not Node's own timers). */
