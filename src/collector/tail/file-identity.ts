@@ -27,6 +27,25 @@ export function bornApart(a: string | undefined, b: string | undefined): boolean
   return a !== undefined && b !== undefined && a !== "0" && b !== "0" && a !== b;
 }
 
+/**
+ * Whether this process has seen a real birth time: one apart from its change time. Where statx is missing (old
+ * kernels, some seccomp profiles) libuv reports the change time as the birth time, which moves with every write:
+ * taken for a birth, it would make every file written since look new. Such a birth never differs from the change
+ * time; a real one does for any file (or directory) changed after it was made.
+ */
+let realBirths = false;
+
+/**
+ * A file's birth time for bornApart, or "0" when it is not known: the file system keeps none, or it equals the
+ * change time before a real birth time was seen (see realBirths).
+ */
+export function bornOf(s: { birthtimeNs: bigint; ctimeNs: bigint }): string {
+  if (s.birthtimeNs === 0n) return "0";
+  if (s.birthtimeNs !== s.ctimeNs) realBirths = true;
+  else if (!realBirths) return "0";
+  return String(s.birthtimeNs);
+}
+
 export function hashPrefix(bytes: Buffer, length: number): string {
   return createHash("sha256").update(bytes.subarray(0, length)).digest("base64url").slice(0, 22);
 }

@@ -43,7 +43,7 @@ import { EventEmitter } from "eventemitter3";
 import { type CheckpointError, InvalidOptionError, StateError } from "../../errors.js";
 import type { CheckpointEntry, CheckpointStore } from "../checkpoint-store.js";
 import { DirWatcher } from "./dir-watcher.js";
-import { bornApart, fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
+import { bornApart, bornOf, fingerprintOf, identityKey, prefixMatches, readPrefix, type Fingerprint } from "./file-identity.js";
 import { globRegExp, scanGlobs, type GlobProblem } from "./glob.js";
 import { LineAssembler, type AssembledLine } from "./line-assembler.js";
 import { resolveTailerOptions, type FileTailerOptions, type ResolvedTailerOptions } from "./options.js";
@@ -197,6 +197,16 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       throw new StateError("ERR_INVALID_STATE", `FileTailer.start() called while ${this.#state}`);
     }
     this.#state = "running";
+    // Whether birth times are real here (see bornOf): the directories the tailer works in were changed after they
+    // were made.
+    for (const dir of [this.#o.cwd, this.#store === undefined ? undefined : path.dirname(this.#store.file)]) {
+      if (dir === undefined) continue;
+      try {
+        bornOf(await stat(dir, { bigint: true }));
+      } catch {
+        // not there (yet): the files' own times tell later
+      }
+    }
     if (this.#store !== undefined) {
       this.#store.on("error", this.#onStoreError);
       await this.#store.load();
@@ -413,7 +423,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       const id = identityKey(s.dev, s.ino);
       pathOwner.set(p, id);
       let known = this.#files.get(id);
-      if (known !== undefined && known.handle === undefined && bornApart(known.born, String(s.birthtimeNs))) {
+      if (known !== undefined && known.handle === undefined && bornApart(known.born, bornOf(s))) {
         // The closed file this inode was is gone (deleted), and a new file has its inode: forget the old one, and
         // read the new one as new, not from the old one's position.
         known.deleted = true;
@@ -555,7 +565,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       } catch {
         continue; // gone: not a copytruncate (its rename, if any, is #findRenamedWhileStopped's)
       }
-      if (identityKey(s.dev, s.ino) !== identityKey(e.device, e.inode) || bornApart(e.born, String(s.birthtimeNs))) continue;
+      if (identityKey(s.dev, s.ino) !== identityKey(e.device, e.inode) || bornApart(e.born, bornOf(s))) continue;
       // Still the original's identity: truncated since (shorter than what was read, or other first bytes)?
       if (Number(s.size) >= e.offset && (await this.#holds(e.path, e))) continue;
       saved.taken.add(e.fileKey);
@@ -608,7 +618,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       let offset: number;
       let reason: OpenReason;
       let fileKey: string | undefined;
-      const born = String(s.birthtimeNs);
+      const born = bornOf(s);
       const entry = this.#store?.findByIdentity(device, inode);
       // Born after the file the entry saved: a new file on a reused inode, whatever its first bytes (a shared banner).
       const reborn = entry !== undefined && bornApart(entry.born, born);
@@ -714,7 +724,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     if (handle === undefined) return;
     try {
       const s = await handle.stat({ bigint: true });
-      if (identityKey(s.dev, s.ino) !== file.id || bornApart(file.born, String(s.birthtimeNs))) {
+      if (identityKey(s.dev, s.ino) !== file.id || bornApart(file.born, bornOf(s))) {
         await handle.close();
         return;
       }
@@ -821,7 +831,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
           try {
             opened = await open(file.currentPath, constants.O_RDONLY | constants.O_NONBLOCK);
             const s = await opened.stat({ bigint: true });
-            if (identityKey(s.dev, s.ino) !== file.id || bornApart(file.born, String(s.birthtimeNs))) continue;
+            if (identityKey(s.dev, s.ino) !== file.id || bornApart(file.born, bornOf(s))) continue;
           } catch {
             continue;
           }

@@ -175,6 +175,13 @@ describe("FileTailer: checkpoints", () => {
       const cpDir = path.join(dir, "cp");
       const banner = `${"=".repeat(1100)} job runner v1 ${"=".repeat(20)}\n`;
       writeFileSync(file, banner + numbered(1, 5, "old"));
+      // A birth time equal to the change time is not trusted (where statx is missing, libuv reports the change time as
+      // the birth time): a file written since it was made, as a log is, has them apart.
+      await waitFor(() => {
+        chmodSync(file, 0o644);
+        const t = statSync(file, { bigint: true });
+        return t.ctimeNs !== t.birthtimeNs;
+      }, { message: "the file's change time past its birth" });
       const store = () => new CheckpointStore({ dir: cpDir, source: "s", flushIntervalMs: 0 });
       const first = await tail({ paths: ["job.log"], checkpoints: store() });
       await waitFor(() => first.lines.length === 6, { message: "the banner and 5 old lines" });
