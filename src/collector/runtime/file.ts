@@ -28,6 +28,9 @@ import { PendingPositions } from "./pending-positions.js";
 import type { CollectorRun } from "./run.js";
 import { errorText } from "../../util/text.js";
 
+/** The least the tailer keeps of a container log's raw line (see the tailer's options in runFile). */
+const CONTAINER_RAW_LINE_BYTES = 128 * 1024;
+
 /** Which file a line or event came from: what its record says about the file, and the key its position commits to. */
 type FileOrigin = Pick<TailLine, "path" | "fileKey" | "device" | "inode">;
 
@@ -347,7 +350,10 @@ export async function runFile(spec: FileSpec, channel: ChildChannel): Promise<Co
       startAt: spec.startAt,
       pollIntervalMs: spec.pollIntervalMs,
       globIntervalMs: spec.globIntervalMs,
-      maxLineBytes: spec.maxLineBytes,
+      // A container log's raw line is the runtime's piece (16 KiB of text, up to six times that as Docker's escaped
+      // JSON) plus its wrapper: never cut it below that, or the wrapper ends up in the message. `maxLineBytes` bounds
+      // the container's own lines, joined.
+      maxLineBytes: spec.container === undefined ? spec.maxLineBytes : Math.max(spec.maxLineBytes ?? DEFAULT_MAX_LINE_BYTES, CONTAINER_RAW_LINE_BYTES),
       fingerprintBytes: spec.fingerprintBytes,
       rotateWaitMs: spec.rotateWaitMs,
       partialLineTimeoutMs: spec.partialLineTimeoutMs,

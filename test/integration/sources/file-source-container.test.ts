@@ -119,6 +119,29 @@ describe("FileSource container: \"cri\"", () => {
   });
 });
 
+describe("FileSource container: a small maxLineBytes", () => {
+  it("bounds the container's joined lines, not the runtime's raw lines: no wrapper text in a message", async () => {
+    const file = join(dir, "app.log");
+    const text = "z".repeat(40_000);
+    const pieces = [text.slice(0, 16_384), text.slice(16_384, 32_768), text.slice(32_768)];
+    writeFileSync(
+      file,
+      cri("2024-05-01T10:00:00Z", "stdout", "P", pieces[0]!) + cri("2024-05-01T10:00:00Z", "stdout", "P", pieces[1]!) + cri("2024-05-01T10:00:00Z", "stdout", "F", pieces[2]!),
+    );
+    const mem = new MemorySink({ name: "mem" });
+    agg = new Aggregator({ batch: { maxWaitMs: 10 } })
+      .addSource(new FileSource({ name: "app", paths: [file], startAt: "beginning", container: "cri", maxLineBytes: 8_192, pollIntervalMs: 20 }))
+      .addSink(mem);
+    await agg.start();
+    await mem.waitForCount(5, { timeout: 10_000 });
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    agg = undefined;
+    expect(mem.messages().join("")).toBe(text);
+    expect(mem.records.every((r) => (r.log?.flags as string[] | undefined)?.includes("split") === true && (r.message as string).length <= 8_192)).toBe(true);
+    expect(report.sources.app!.collector).toMatchObject({ containerInvalidLines: 0 });
+  });
+});
+
 describe("FileSource container: \"docker\"", () => {
   it("joins a Node stack trace on stderr with multiline while stdout lines go on between its lines", async () => {
     const file = join(dir, "abc-json.log");
