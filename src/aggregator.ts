@@ -647,7 +647,8 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     /** The source's name for the refusal's drop event, when the name is one. */
     let named: string | undefined;
     try {
-      list = Array.isArray(records) ? (records as readonly LogRecordInput[]) : [records as LogRecordInput];
+      // Copied: an array (or array Proxy) whose elements cannot be read fails here, refused, not later as a throw.
+      list = Array.isArray(records) ? Array.from(records as readonly LogRecordInput[]) : [records as LogRecordInput];
       named = writeSourceName(options);
     } catch (error) {
       // A revoked Proxy, a getter that throws: refused like any bad argument, never thrown at the caller.

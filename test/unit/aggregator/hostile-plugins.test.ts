@@ -119,6 +119,18 @@ describe("write() with arguments it cannot read", () => {
     ["a revoked Proxy as the record", () => [revoked(), undefined]],
     ["a revoked Proxy as the options", () => [{ message: "x" }, revoked()]],
     [
+      "an array Proxy whose elements cannot be read",
+      () => [
+        new Proxy([{ message: "a" }], {
+          get(t, k) {
+            if (k === "length" || k === "0") throw new Error("trap");
+            return Reflect.get(t, k) as unknown;
+          },
+        }),
+        undefined,
+      ],
+    ],
+    [
       "options whose source getter throws",
       () => [
         { message: "x" },
