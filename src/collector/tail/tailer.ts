@@ -916,12 +916,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     if (size > file.assembler.position) file.eof = false;
 
     if (!file.deleted && s.nlink === 0n) {
-      file.deleted = true;
-      file.rotated = true;
-      file.currentPath = undefined;
-      this.#stats.deletions++;
-      this.emit("delete", { path: file.path, fileKey: file.fileKey });
-      this.#scanRequested = true;
+      this.#markDeleted(file);
       return;
     }
     const formerPath = file.currentPath;
@@ -929,14 +924,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       // Deleted between the fstat above and that look: a deletion, not a rotation (a rotated file is kept, and
       // tracked, for an hour).
       try {
-        const again = await handle.stat({ bigint: true });
-        if (again.nlink === 0n) {
-          file.deleted = true;
-          file.rotated = true;
-          file.currentPath = undefined;
-          this.#stats.deletions++;
-          this.emit("delete", { path: file.path, fileKey: file.fileKey });
-          this.#scanRequested = true;
+        if ((await handle.stat({ bigint: true })).nlink === 0n) {
+          this.#markDeleted(file);
           return;
         }
       } catch {
@@ -956,6 +945,16 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         }
       }
     }
+  }
+
+  /** The file has no name left (nlink 0): it is read to its end and closed, and forgotten then. */
+  #markDeleted(file: TrackedFile): void {
+    file.deleted = true;
+    file.rotated = true;
+    file.currentPath = undefined;
+    this.#stats.deletions++;
+    this.emit("delete", { path: file.path, fileKey: file.fileKey });
+    this.#scanRequested = true;
   }
 
   /** The path the file was discovered at no longer leads to it. Counted once per file. */
