@@ -1,6 +1,7 @@
 // fs.watch on the directories of followed files, used only as a hint to poll sooner: inotify can drop events,
 // miss network file systems and run out of watches, so the tailer's stat polling stays the source of truth.
 import { watch, type FSWatcher } from "node:fs";
+import { join } from "node:path";
 
 const MAX_WATCHED_DIRECTORIES = 64;
 
@@ -8,10 +9,13 @@ export class DirWatcher {
   readonly #watchers = new Map<string, FSWatcher>();
   /** Directories that refused a watch; not retried while they stay wanted (polling covers them). */
   readonly #failed = new Set<string>();
-  readonly #onChange: (eventType: string) => void;
+  readonly #onChange: (eventType: string, path: string | undefined) => void;
 
-  /** `onChange` gets "change" (a file's content) or "rename" (an entry appeared, vanished or was renamed). */
-  constructor(onChange: (eventType: string) => void) {
+  /**
+   * `onChange` gets "change" (a file's content) or "rename" (an entry appeared, vanished or was renamed), and the
+   * entry's path when the platform names it.
+   */
+  constructor(onChange: (eventType: string, path: string | undefined) => void) {
     this.#onChange = onChange;
   }
 
@@ -30,7 +34,9 @@ export class DirWatcher {
       if (this.#watchers.size >= MAX_WATCHED_DIRECTORIES) break;
       if (this.#watchers.has(dir) || this.#failed.has(dir)) continue;
       try {
-        const watcher = watch(dir, { persistent: false }, (eventType) => this.#onChange(eventType));
+        const watcher = watch(dir, { persistent: false }, (eventType, filename) =>
+          this.#onChange(eventType, typeof filename === "string" && filename.length > 0 ? join(dir, filename) : undefined),
+        );
         watcher.on("error", () => {
           watcher.close();
           this.#watchers.delete(dir);

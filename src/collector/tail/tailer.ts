@@ -74,6 +74,9 @@ interface TrackedFile {
   /** Read returned 0 bytes since the last growth. */
   eof: boolean;
   lastDataAt: number;
+  /** Polls in a row that found it unchanged, and when it is due next (idle files are polled less often). */
+  idlePolls: number;
+  nextPollAt: number;
   partialSince: number;
   rotated: boolean;
   deleted: boolean;
@@ -119,6 +122,9 @@ const RETIRED_TTL_MS = 5 * 60_000;
 const MAX_RETIRED = 32;
 /** The head of a file that has no fingerprint (yet). */
 const EMPTY = Buffer.alloc(0);
+/** Polls of an unchanged file at the usual pace before they are spaced out, and the longest space between them. */
+const IDLE_POLLS = 8;
+const IDLE_POLL_MAX_MS = 2_000;
 /** Closed files that no scan matched for this long are forgotten (the checkpoint store remembers longer). */
 const FORGET_CLOSED_MS = 60 * 60_000;
 /** Names looked at per directory for files renamed while the source was stopped (once, at start). */
@@ -138,6 +144,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   readonly #byKey = new Map<string, TrackedFile>();
   /** Held files found gone from their path (by #resolvePending), for the next scan to judge. */
   readonly #heldVanished = new Map<string, string>();
+  /** Paths watch events named since the last pass (their files are polled then), or: poll every file. */
+  #changedPaths = new Set<string>();
+  #pollAll = false;
   readonly #pending = new Map<string, PendingCopy>();
   /**
    * During the first scan of a source resuming from its checkpoints: what the last run saved, and the entries a
@@ -179,9 +188,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     this.#buffer = Buffer.allocUnsafe(this.#o.readChunkBytes);
     this.#spare = Buffer.allocUnsafe(this.#o.readChunkBytes);
     this.#credit = { ...this.#o.credit };
-    this.#watcher = this.#o.watch ? new DirWatcher((eventType) => this.#hint(eventType)) : undefined;
+    this.#watcher = this.#o.watch ? new DirWatcher((eventType, changedPath) => this.#hint(eventType, changedPath)) : undefined;
     this.#stats = {
-      cycles: 0, scans: 0, opened: 0, closed: 0, rotations: 0, truncations: 0, deletions: 0, fingerprintMismatches: 0,
+      cycles: 0, filePolls: 0, scans: 0, opened: 0, closed: 0, rotations: 0, truncations: 0, deletions: 0, fingerprintMismatches: 0,
       copytruncateCopies: 0, resumedFromCheckpoint: 0, linesEmitted: 0, bytesRead: 0, linesTruncated: 0, linesSplit: 0,
       partialLinesEmitted: 0, partialLinesDiscarded: 0, partialBytesDiscarded: 0, truncatedUnreadBytes: 0, heldFilesGone: 0, invalidUtf8Lines: 0, notRegularSkipped: 0,
       accessDenied: 0, symlinkLoops: 0, ioErrors: 0, handlerErrors: 0, renamedWhileStopped: 0, goneWhileStopped: 0,
@@ -351,8 +360,18 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       await this.#scan(false);
     }
     await this.#resolvePending();
+    // An open file is polled every pollIntervalMs while it changes, and less often once it has not for a while (up to
+    // IDLE_POLL_MAX_MS): thousands of idle files would otherwise cost a core in fstat calls. A watch event that names
+    // it (or names nothing) makes it due at once.
+    const changed = this.#changedPaths;
+    const all = this.#pollAll;
+    this.#changedPaths = new Set();
+    this.#pollAll = false;
     for (const file of [...this.#files.values()]) {
-      if (file.handle !== undefined && this.#state === "running") await this.#poll(file);
+      if (file.handle === undefined || this.#state !== "running") continue;
+      if (all || now >= file.nextPollAt || (file.currentPath !== undefined && changed.has(file.currentPath)) || changed.has(file.path)) {
+        await this.#poll(file);
+      }
     }
     const more = await this.#readAll();
     await this.#housekeeping();
@@ -383,10 +402,14 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     wake?.();
   }
 
-  #hint(eventType: string): void {
+  #hint(eventType: string, changedPath: string | undefined): void {
     // "change": a file grew, a poll suffices. "rename": an entry appeared, vanished or moved: rescan now, so new
     // files and rotations show up promptly (a rescan per write would be wasteful under load).
     if (eventType === "rename") this.#scanRequested = true;
+    // The file it names is polled at the next pass whatever its idle backoff; one that names nothing, every file.
+    if (changedPath === undefined) this.#pollAll = true;
+    else if (this.#changedPaths.size < 100_000) this.#changedPaths.add(changedPath);
+    else this.#pollAll = true;
     this.#wakeUp();
   }
 
@@ -699,6 +722,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         lastMtimeNs: s.mtimeNs,
         eof: offset >= size,
         lastDataAt: now,
+        idlePolls: 0,
+        nextPollAt: 0,
         partialSince: now,
         rotated: false,
         deleted: false,
@@ -906,6 +931,16 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     }
     const size = Number(s.size);
     this.#store?.touch(file.fileKey);
+    this.#stats.filePolls++;
+    if (size !== file.lastSize || s.mtimeNs !== file.lastMtimeNs || size > file.assembler.position) {
+      file.idlePolls = 0;
+      file.nextPollAt = 0;
+    } else {
+      file.idlePolls++;
+      // The first IDLE_POLLS polls at the usual pace, then twice the wait each time, up to IDLE_POLL_MAX_MS.
+      const extra = file.idlePolls - IDLE_POLLS;
+      if (extra > 0) file.nextPollAt = Date.now() + Math.min(this.#o.pollIntervalMs * 2 ** Math.min(extra, 16), Math.max(IDLE_POLL_MAX_MS, this.#o.pollIntervalMs));
+    }
     if (size < file.assembler.position) {
       this.#truncated(file, size);
     } else if (size !== file.lastSize || s.mtimeNs !== file.lastMtimeNs) {

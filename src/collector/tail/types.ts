@@ -95,6 +95,8 @@ export interface FileTailerEvents {
 export interface FileTailerStats {
   /** Loop passes so far (tests and health checks can wait for "n more passes" instead of sleeping). */
   cycles: number;
+  /** Polls of open files (fstat): every pollIntervalMs while a file changes, less often once it has been idle. */
+  filePolls: number;
   /** Glob rescans so far. */
   scans: number;
   filesOpen: number;

@@ -735,6 +735,27 @@ describe("FileTailer: rotation, truncation, deletion", () => {
   });
 });
 
+describe("FileTailer: idle files", () => {
+  it("polls files that stay unchanged less and less often, and still reads one that grows (named by a watch event, or at its next poll)", async () => {
+    for (let i = 0; i < 40; i++) writeFileSync(path.join(dir, `idle-${i}.log`), `line ${i}\n`);
+    for (const watch of [true, false]) {
+      const { tailer, texts } = await tail({ paths: ["idle-*.log"], pollIntervalMs: 10, watch });
+      await waitFor(() => texts().length === 40, { message: () => `40 lines, got ${texts().length}` });
+      // 100 passes: 40 files polled at every pass would be 4,000 polls; backed off, far fewer.
+      const before = tailer.stats();
+      await passes(tailer, 100);
+      const after = tailer.stats();
+      expect(after.filePolls - before.filePolls, `polls in 100 passes (watch ${watch})`).toBeLessThan(40 * 100 * 0.5);
+      appendFileSync(path.join(dir, "idle-7.log"), "and more\n");
+      await waitFor(() => texts().includes("and more"), { timeout: 10_000, message: () => `the appended line read (watch ${watch})` });
+      await tailer.stop();
+      tailers.splice(tailers.indexOf(tailer), 1);
+      rmSync(path.join(dir, "idle-7.log"));
+      writeFileSync(path.join(dir, "idle-7.log"), "line 7\n");
+    }
+  });
+});
+
 describe("FileTailer: new files that begin like one it knows", () => {
   const banner = `${"#".repeat(1100)} job runner v1\n`;
 
