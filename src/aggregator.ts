@@ -195,6 +195,13 @@ function sumInto<T extends object>(sums: Map<string, T>, name: string, counters:
   sums.set(name, earlier === undefined ? counters : addCounters(earlier, counters));
 }
 
+/** Which Aggregator each sink instance is added to (until it is removed, or that aggregator stopped). */
+const attachedSinks = new WeakMap<object, Aggregator>();
+
+/** Marks a listener wrapped by the Aggregator with the function the host gave. */
+const ORIGINAL = Symbol("child-log-agg.listener");
+type Guarded = ((...args: unknown[]) => unknown) & { [ORIGINAL]: (...args: unknown[]) => unknown };
+
 /**
  * Ships logs from supervised collector children (and in-process writes) to sinks, each sink on its own
  * bounded, batching, retrying lane.
@@ -207,13 +214,6 @@ function sumInto<T extends object>(sums: Map<string, T>, name: string, counters:
  * const report = await agg.stop({ timeoutMs: 10_000 });
  * ```
  */
-/** Which Aggregator each sink instance is added to (until it is removed, or that aggregator stopped). */
-const attachedSinks = new WeakMap<object, Aggregator>();
-
-/** Marks a listener wrapped by the Aggregator with the function the host gave. */
-const ORIGINAL = Symbol("child-log-agg.listener");
-type Guarded = ((...args: unknown[]) => unknown) & { [ORIGINAL]: (...args: unknown[]) => unknown };
-
 export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncDisposable {
   private readonly options: ResolvedAggregatorOptions;
   private readonly router = new Router();
@@ -1143,9 +1143,9 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     return true;
   }
 
-  /** Counters of removed sources and sinks, from the moment their removal began. */
   /** write() sources whose removeSource() is under way. */
   private readonly removingWriters = new Set<HostProducer>();
+  /** Counters of removed sources and sinks, from the moment their removal began. */
   private readonly retiredSources = new Retired<DeliveryReport["sources"][string]>();
   private readonly retiredSinks = new Retired<SinkCounters>();
   /** Removals under way: stop() stops these too. */

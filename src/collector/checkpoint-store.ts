@@ -21,10 +21,10 @@ import { CheckpointError, InvalidOptionError } from "../errors.js";
 import { describe } from "../pipeline/serialize.js";
 import { takeLock } from "../util/lock.js";
 
-/** One file's persisted position and identity. */
 /** Bytes a second, on average, that rewriting the checkpoint file may take (see CheckpointStore's interval). */
 const WRITE_BUDGET = 64 * 1024;
 
+/** One file's persisted position and identity. */
 export interface CheckpointEntry {
   /** Opaque key the tailer hands out with every line; stable for one file's content generation. */
   fileKey: string;

@@ -588,7 +588,7 @@ export class SinkPipeline {
     } catch (bug) {
       // Settling a send must not fail; if it does, say so (its records may stay pending, which stop() reports)
       // rather than let p-queue swallow it, and keep the lane going.
-      this.hooks.sinkError(this, new SinkError("ERR_SINK_SEND", `sink "${this.name}": settling a send failed: ${redact(errorText(bug))}`, { sink: this.name, cause: bug }));
+      this.hooks.sinkError(this, new SinkError("ERR_SINK_SEND", `sink "${this.name}": settling a send failed: ${errorText(bug)}`, { sink: this.name, cause: bug }));
       this.afterSend();
     }
   }

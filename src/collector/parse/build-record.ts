@@ -265,7 +265,6 @@ function ownObject(record: LogRecord, key: "log" | "host" | "service" | "event")
   return obj;
 }
 
-/** Deep merge, `source` winning. Copies nested objects so records never share (and later mutate) enrichment objects. */
 /** Enrichment `fields` over `base` (deeply, `fields` winning, as into a record): a new object; neither is changed. */
 export function mergeFields(base: Readonly<Record<string, unknown>>, fields: Readonly<Record<string, unknown>> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -274,6 +273,7 @@ export function mergeFields(base: Readonly<Record<string, unknown>>, fields: Rea
   return out;
 }
 
+/** Deep merge, `source` winning. Copies nested objects so records never share (and later mutate) enrichment objects. */
 function mergeInto(target: Record<string, unknown>, source: Readonly<Record<string, unknown>>, depth: number): void {
   for (const key of Object.keys(source)) {
     if (key === "__proto__") continue;
