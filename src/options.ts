@@ -40,6 +40,14 @@ export interface QueueOptions {
    * run with the same directory sends what an earlier one left.
    */
   disk?: DiskQueueOptions;
+  /**
+   * While more records wait than the next two batches hold (the sink is down, slow or backing off), hold the later
+   * ones deflated in blocks of about 64 KiB, and inflate them as their turn comes. JSON log lines shrink 5 to 10
+   * times, so a full queue takes a fraction of `maxBytes` in memory; packing costs about 1 µs of host CPU per
+   * 400-byte record that waits that long, and nothing while the sink keeps up. Not used with `disk`.
+   * @default true
+   */
+  compress?: boolean;
 }
 
 export interface BatchOptions {
@@ -126,6 +134,7 @@ export interface ResolvedQueue {
   maxBytes: number;
   whenFull: WhenFull;
   disk: ResolvedDiskQueue | undefined;
+  compress: boolean;
 }
 export interface ResolvedBatch {
   maxRecords: number;
@@ -153,7 +162,7 @@ export interface ResolvedSinkOptions {
   openTimeoutMs: number;
 }
 
-export const DEFAULT_QUEUE: ResolvedQueue = { maxRecords: 100_000, maxBytes: 64 * 1024 * 1024, whenFull: "block", disk: undefined };
+export const DEFAULT_QUEUE: ResolvedQueue = { maxRecords: 100_000, maxBytes: 64 * 1024 * 1024, whenFull: "block", disk: undefined, compress: true };
 export const DEFAULT_BATCH: ResolvedBatch = { maxRecords: 5_000, maxBytes: 5 * 1024 * 1024, maxWaitMs: 1_000 };
 export const DEFAULT_RETRY: ResolvedRetry = {
   baseDelayMs: 500,
@@ -166,7 +175,7 @@ export const DEFAULT_RETRY: ResolvedRetry = {
 const WHEN_FULL: readonly WhenFull[] = ["block", "dropNewest", "dropOldest"];
 
 // The names each options object takes: anything else is refused (see checkKeys).
-const QUEUE_KEYS = optionKeys<QueueOptions>()(["maxRecords", "maxBytes", "whenFull", "disk"]);
+const QUEUE_KEYS = optionKeys<QueueOptions>()(["maxRecords", "maxBytes", "whenFull", "disk", "compress"]);
 const DISK_KEYS = optionKeys<DiskQueueOptions>()(["dir", "maxBytes", "segmentBytes", "fsync"]);
 const BATCH_KEYS = optionKeys<BatchOptions>()(["maxRecords", "maxBytes", "maxWaitMs"]);
 const RETRY_KEYS = optionKeys<RetryOptions>()(["baseDelayMs", "maxDelayMs", "factor", "maxAttempts", "maxRetryAfterMs"]);
@@ -192,11 +201,15 @@ export function resolveQueue(path: string, input: QueueOptions | undefined, base
   if (disk !== undefined && whenFull === "dropOldest") {
     throw new InvalidOptionError(`\`${path}.whenFull: "dropOldest"\` is not available with \`${path}.disk\` (use "block" or "dropNewest")`);
   }
+  if (input?.compress !== undefined && typeof input.compress !== "boolean") {
+    throw new InvalidOptionError(`Expected \`${path}.compress\` to be a boolean, got ${describe(input.compress)}`);
+  }
   return {
     maxRecords: input?.maxRecords ?? base.maxRecords,
     maxBytes: input?.maxBytes ?? base.maxBytes,
     whenFull,
     disk,
+    compress: input?.compress ?? base.compress,
   };
 }
 

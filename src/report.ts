@@ -22,6 +22,11 @@ export interface SinkCounters {
 export interface SinkMetricsSnapshot extends SinkCounters {
   queueRecords: number;
   queueBytes: number;
+  /** Of `queueRecords`, those held deflated now (`queue.compress`), and the bytes they take so. */
+  queueCompressedRecords: number;
+  queueCompressedBytes: number;
+  /** Records held deflated at some point (a running total): how often the sink fell that far behind. */
+  queueCompressedTotal: number;
   inFlightBatches: number;
   /** Batches that may be in flight now: `concurrency`, or with `"adaptive"` the current limit. */
   concurrencyLimit: number;
@@ -220,6 +225,9 @@ export function toPrometheus(m: MetricsSnapshot, prefix = "child_log_agg", sinkG
     }
     add("sink_queue_records", "gauge", "Records held by the sink (waiting, in flight, awaiting retry)", l, s.queueRecords);
     add("sink_queue_bytes", "gauge", "Bytes held by the sink", l, s.queueBytes);
+    add("sink_queue_compressed_records", "gauge", "Records held deflated while the sink is behind", l, s.queueCompressedRecords);
+    add("sink_queue_compressed_bytes", "gauge", "Memory those deflated records take", l, s.queueCompressedBytes);
+    add("sink_queue_compressed_total", "counter", "Records held deflated at some point", l, s.queueCompressedTotal);
     add("sink_in_flight_batches", "gauge", "Batches being sent", l, s.inFlightBatches);
     add("sink_concurrency_limit", "gauge", "Batches that may be in flight now (concurrency, or its adaptive limit)", l, s.concurrencyLimit);
     const d = s.disk;

@@ -90,6 +90,11 @@ export class Entry {
     this.admitted = stamp;
   }
 
+  /** The admission time as `admit` takes it (a parked copy keeps it so). */
+  get stamp(): number {
+    return this.admitted;
+  }
+
   /** The canonical JSON text (decoded from the bytes on first use). */
   get json(): string {
     return (this.text ??= this.frame!.toString("utf8", this.start, this.start + this.bytes));

@@ -1,7 +1,7 @@
 // One sink's private lane: bounded queue → batcher → bounded-concurrency sends → per-record outcomes →
 // deliver / retry with backoff / dead letter / counted drop. A slow sink only ever fills its own lane.
 //
-//   accept(entry) ─▶ waiting (Ring) ──batch at maxRecords | maxBytes | maxWaitMs──▶ send (p-queue, concurrency N)
+//   accept(entry) ─▶ waiting (WaitQueue) ──batch at maxRecords | maxBytes | maxWaitMs──▶ send (p-queue, concurrency N)
 //                      ▲                                                              │
 //                      │        retry groups (per-record attempts, due times) ◀── retry outcomes
 //                      │                                                              │
@@ -20,7 +20,7 @@ import { AdaptiveConcurrency } from "./adaptive-concurrency.js";
 import { backoffDelay } from "./backoff.js";
 import { EntryBatch } from "./batch.js";
 import { Entry } from "./entry.js";
-import { Ring } from "./ring.js";
+import { WaitQueue } from "./wait-queue.js";
 import { describe } from "./serialize.js";
 import { DiskQueue, type DiskQueueHooks } from "./disk-queue.js";
 import { errorText } from "../util/text.js";
@@ -91,7 +91,8 @@ export class SinkPipeline {
   private closed = false;
   private flushing = false;
   private failed = false;
-  private readonly waiting = new Ring<Entry>(1024);
+  /** Records waiting for a batch; beyond the next two batches' worth they are held deflated (`queue.compress`). */
+  private readonly waiting: WaitQueue;
   private waitingBytes = 0;
   private readonly retries: RetryGroup[] = [];
   private readonly sends: PQueue;
@@ -142,6 +143,10 @@ export class SinkPipeline {
     this.sends = new PQueue({ concurrency: options.concurrency });
     this.adaptive = options.adaptive ? new AdaptiveConcurrency(options.concurrency) : undefined;
     this.filtered = options.filter !== undefined;
+    // A disk queue's read-ahead is bounded by its reads already, and its records are on disk.
+    const compress = options.queue.compress && options.queue.disk === undefined;
+    const b = options.batch;
+    this.waiting = compress ? new WaitQueue(2 * b.maxRecords, 2 * b.maxBytes) : new WaitQueue(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
     if (options.queue.disk !== undefined) {
       this.disk = new DiskQueue(sink.name, options.queue.disk, this.diskHooks());
       this.disk.open();
@@ -339,12 +344,7 @@ export class SinkPipeline {
 
   private startDetaching(): void {
     this.detaching = true;
-    const waiting = this.waiting;
-    for (let i = 0; i < waiting.length; i++) {
-      const e = waiting.shift()!;
-      e.detach();
-      waiting.push(e);
-    }
+    this.waiting.forEachLoose((e) => e.detach());
     for (const g of this.retries) for (const e of g.entries) e.detach();
   }
 
@@ -875,6 +875,7 @@ export class SinkPipeline {
     } catch {
       // A metrics() that throws has nothing to show.
     }
+    const parked = this.waiting.stats;
     const state = this.failed
       ? "failed"
       : this.closed
@@ -890,6 +891,9 @@ export class SinkPipeline {
       pending: this.pendingCount(),
       queueRecords: this.held,
       queueBytes: this.heldBytes,
+      queueCompressedRecords: parked.records,
+      queueCompressedBytes: parked.bytes,
+      queueCompressedTotal: parked.total,
       inFlightBatches: this.sends.pending,
       concurrencyLimit: this.adaptive?.limit ?? this.options.concurrency,
       sendErrors: this.sendErrors,

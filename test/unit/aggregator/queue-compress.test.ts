@@ -1,0 +1,100 @@
+// queue.compress: while a sink is behind, the records waiting past its next two batches are held deflated. What the
+// sink gets once it is back must be every record, in order, as written, with each acknowledged to its source.
+import { describe, expect, it } from "vitest";
+import { Aggregator, MemorySink } from "../../../src/index.js";
+import { waitFor } from "../../helpers/wait-for.js";
+
+/** Log-like records with varying values (and some multi-byte text), numbered by `n`. */
+function lines(count: number, from = 0): Array<{ message: string; n: number; http: { status: number; path: string } }> {
+  return Array.from({ length: count }, (_, k) => {
+    const i = from + k;
+    return {
+      message: `request ${i} for /api/items/${(i * 7919) % 10_007} took ${i % 97} ms${i % 13 === 0 ? " — Grüße 😀" : ""}`,
+      n: i,
+      http: { status: 200 + (i % 5), path: `/api/items/${i % 311}` },
+    };
+  });
+}
+
+const ns = (sink: MemorySink): number[] => sink.records.map((r) => r.n as number);
+const range = (from: number, to: number): number[] => Array.from({ length: to - from }, (_, i) => from + i);
+
+describe("queue.compress", () => {
+  it("holds a blocked sink's backlog deflated, then delivers every record in order and acknowledges each", async () => {
+    const sink = new MemorySink({ name: "m" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 0 } }).addSink(sink);
+    await agg.start();
+    const written = lines(20_000);
+    await agg.write(written, { source: "app" });
+    const m = agg.metrics().sinks.m!;
+    expect(m.queueRecords).toBe(20_000);
+    // One batch in flight (blocked), two waiting as they are, a block's worth filling: the rest deflated.
+    expect(m.queueCompressedRecords).toBeGreaterThan(19_000);
+    expect(m.queueCompressedTotal).toBe(m.queueCompressedRecords);
+    expect(m.queueCompressedBytes * 4).toBeLessThan(m.queueBytes);
+    expect(agg.metrics().sources.app!.settled).toBe(0);
+    expect(agg.prometheus()).toContain(`child_log_agg_sink_queue_compressed_records{sink="m"} ${m.queueCompressedRecords}`);
+    sink.unblock();
+    await waitFor(() => agg.metrics().sources.app!.settled === 20_000, {
+      message: () => `all 20,000 settled, got ${agg.metrics().sources.app!.settled}`,
+    });
+    expect(ns(sink)).toEqual(range(0, 20_000));
+    expect(sink.records.map(({ message, n, http }) => ({ message, n, http }))).toEqual(written);
+    expect(agg.metrics().sinks.m).toMatchObject({ queueCompressedRecords: 0, queueCompressedBytes: 0 });
+    const report = await agg.stop();
+    expect(report.sinks.m).toMatchObject({ received: 20_000, delivered: 20_000, droppedTotal: 0, pending: 0 });
+  });
+
+  it("dropOldest drops the oldest records from the deflated blocks too, and counts them", async () => {
+    const sink = new MemorySink({ name: "m" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 0 } }).addSink(sink, {
+      queue: { maxRecords: 3_000, whenFull: "dropOldest" },
+    });
+    await agg.start();
+    await agg.write(lines(100), { source: "app" }); // the in-flight batch, blocked
+    await waitFor(() => agg.metrics().sinks.m!.inFlightBatches === 1, { message: "one batch in flight" });
+    await agg.write(lines(2_900, 100), { source: "app" });
+    expect(agg.metrics().sinks.m!.queueCompressedRecords).toBeGreaterThan(2_000);
+    await agg.write(lines(7_000, 3_000), { source: "app" });
+    sink.unblock();
+    const report = await agg.stop({ timeoutMs: 10_000 });
+    expect(ns(sink)).toEqual([...range(0, 100), ...range(7_100, 10_000)]);
+    expect(report.sinks.m).toMatchObject({ received: 10_000, delivered: 3_000, dropped: { queueFull: 7_000 }, pending: 0 });
+  });
+
+  it("keeps a record another sink still holds as it is, so both sinks' settling counts", async () => {
+    const slow = new MemorySink({ name: "slow" }).block();
+    const other = new MemorySink({ name: "other" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 0 } }).addSink(slow).addSink(other);
+    await agg.start();
+    await agg.write(lines(5_000), { source: "app" });
+    // Both blocked: every record is held by both lanes, so none may be deflated (each lane would settle a copy).
+    expect(agg.metrics().sinks.slow!.queueCompressedRecords).toBe(0);
+    other.unblock();
+    await other.waitForCount(5_000);
+    await agg.write(lines(5_000, 5_000), { source: "app" });
+    await other.waitForCount(10_000);
+    expect(agg.metrics().sources.app!.settled).toBe(0);
+    slow.unblock();
+    await waitFor(() => agg.metrics().sources.app!.settled === 10_000, {
+      message: () => `all 10,000 settled, got ${agg.metrics().sources.app!.settled}`,
+    });
+    expect(ns(slow)).toEqual(range(0, 10_000));
+    expect(ns(other)).toEqual(range(0, 10_000));
+    await agg.stop();
+  });
+
+  it("compress: false holds every record as it arrived; a value that is not a boolean is refused", async () => {
+    const sink = new MemorySink({ name: "m" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 0 }, queue: { compress: false } }).addSink(sink);
+    await agg.start();
+    await agg.write(lines(5_000), { source: "app" });
+    expect(agg.metrics().sinks.m).toMatchObject({ queueRecords: 5_000, queueCompressedRecords: 0, queueCompressedTotal: 0 });
+    sink.unblock();
+    await agg.stop();
+    expect(ns(sink)).toEqual(range(0, 5_000));
+    expect(() => new Aggregator().addSink(new MemorySink({ name: "x" }), { queue: { compress: 1 as unknown as boolean } })).toThrow(
+      expect.objectContaining({ code: "ERR_INVALID_OPTION", message: expect.stringContaining("queue.compress") }),
+    );
+  });
+});

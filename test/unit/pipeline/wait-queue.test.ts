@@ -1,0 +1,149 @@
+// WaitQueue: records that wait behind the next batches are held deflated; what comes out must be what went in, in
+// order, with each record's source, seq and admission stamp, and entries another lane shares must stay themselves.
+import { describe, expect, it } from "vitest";
+import { Entry, type AckTarget } from "../../../src/pipeline/entry.js";
+import { WaitQueue } from "../../../src/pipeline/wait-queue.js";
+import { framedEntries } from "../../helpers/frame-entries.js";
+import { mulberry32 } from "../../helpers/random-json.js";
+
+const target = (name: string): AckTarget => ({ name, settle: () => undefined });
+
+/** A log line like the bench's: similar fields, varying values (what deflate sees in a real queue). */
+function logLine(i: number): string {
+  return JSON.stringify({
+    "@timestamp": new Date(1_767_225_600_000 + i * 3).toISOString(),
+    message: `GET /api/v1/items/${(i * 7919) % 100_003} answered ${200 + (i % 5)} in ${(i % 97) + 0.25} ms`,
+    log: { level: i % 11 === 0 ? "warn" : "info" },
+    host: { name: `web-0${i % 4}` },
+    trace: { id: ((i * 2_654_435_761) >>> 0).toString(16).padStart(8, "0") },
+  });
+}
+
+interface Expected {
+  json: string;
+  seq: number;
+  source: AckTarget | undefined;
+  stamp: number;
+  /** Shared with another lane: must come out as the same object. */
+  same?: Entry;
+}
+
+function expectSame(out: Entry, want: Expected, at: string): void {
+  expect(out.json, at).toBe(want.json);
+  expect(out.bytes, at).toBe(Buffer.byteLength(want.json));
+  expect(out.seq, at).toBe(want.seq);
+  expect(out.source, at).toBe(want.source);
+  expect(out.stamp, at).toBe(want.stamp);
+  if (want.same !== undefined) expect(out, at).toBe(want.same);
+  else expect(out.pending, at).toBe(1);
+}
+
+describe("WaitQueue", () => {
+  it("holds records behind the hot ones deflated, and gives back each one as it went in", () => {
+    const q = new WaitQueue(1_000, Number.POSITIVE_INFINITY);
+    const a = target("a");
+    const want: Expected[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      const json = logLine(i);
+      const e = new Entry(json, Buffer.byteLength(json), a, 5_000_000_000 + i);
+      e.pending = 1;
+      e.admit(i % 1_000);
+      q.push(e);
+      want.push({ json, seq: 5_000_000_000 + i, source: a, stamp: i % 1_000 });
+    }
+    const s = q.stats;
+    // Everything past the first 1,000 records, but the tail still filling a block.
+    expect(s.records).toBeGreaterThan(18_000);
+    expect(q.length).toBe(20_000);
+    const raw = want.slice(1_000, 1_000 + s.records).reduce((n, w) => n + Buffer.byteLength(w.json) + 1, 0);
+    expect(s.rawBytes).toBe(raw);
+    // Log lines of one shape: a fifth of their size at most (level 1 gives about a seventh here).
+    expect(s.bytes * 5).toBeLessThan(s.rawBytes);
+    for (let i = 0; i < want.length; i++) {
+      expect(q.peek()?.seq).toBe(want[i]!.seq);
+      expectSame(q.shift()!, want[i]!, `record ${i}`);
+    }
+    expect(q.shift()).toBeUndefined();
+    expect(q.length).toBe(0);
+    expect(q.stats).toEqual({ records: 0, bytes: 0, rawBytes: 0, total: s.records });
+  });
+
+  it("keeps order and content through random pushes, shifts and drains (frames, texts, multi-byte, shared entries)", () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const random = mulberry32(seed);
+      const rand = (n: number): number => Math.floor(random() * n);
+      const sources = [target("a"), target("b"), undefined];
+      const { entries, texts } = framedEntries(rand, { frames: 30, perFrame: 300, textOneIn: 7, dropOneIn: 9 });
+      const q = new WaitQueue(1 + rand(400), rand(2) === 0 ? Number.POSITIVE_INFINITY : 1 + rand(20_000));
+      const model: Expected[] = [];
+      let next = 0;
+      let out = 0;
+      const take = (got: Entry | undefined): void => {
+        const want = model.shift();
+        expect(got === undefined, `seed ${seed}: got ${got?.json} for ${want?.json}`).toBe(want === undefined);
+        if (want !== undefined) expectSame(got!, want, `seed ${seed}, record ${out++}`);
+      };
+      while (next < entries.length || model.length > 0) {
+        const op = rand(10);
+        if (op < 6 && next < entries.length) {
+          for (let k = rand(500); k > 0 && next < entries.length; k--, next++) {
+            const source = sources[rand(3)];
+            // Half of them as text, the others in place in their frame, as they came from a collector.
+            const f = entries[next]!;
+            const pushed =
+              rand(2) === 0 || f.frameBuffer === undefined
+                ? new Entry(texts[next]!, Buffer.byteLength(texts[next]!), source, next)
+                : new Entry(f.frameBuffer, f.bytes, source, next, undefined, f.frameOffset);
+            pushed.pending = rand(8) === 0 ? 2 : 1;
+            pushed.admit(rand(1_000_000));
+            q.push(pushed);
+            model.push({ json: texts[next]!, seq: pushed.seq, source: pushed.source, stamp: pushed.stamp, same: pushed.pending === 2 ? pushed : undefined });
+          }
+        } else if (op < 9) {
+          for (let k = rand(600); k > 0; k--) {
+            if (rand(4) === 0) expect(q.peek()?.seq).toBe(model[0]?.seq);
+            take(q.shift());
+          }
+        } else if (rand(5) === 0) {
+          for (const e of q.drain()) take(e);
+          expect(model).toEqual([]);
+        }
+        expect(q.length, `seed ${seed}`).toBe(model.length);
+      }
+    }
+  });
+
+  it("gives back a block's records as runs of one buffer, so a sink copies them as one span", () => {
+    const q = new WaitQueue(0, 0);
+    const a = target("a");
+    const lines = Array.from({ length: 400 }, (_, i) => logLine(i));
+    for (let i = 0; i < lines.length; i++) {
+      const e = new Entry(lines[i]!, Buffer.byteLength(lines[i]!), a, i);
+      e.pending = 1;
+      q.push(e);
+    }
+    expect(q.stats.records).toBeGreaterThan(0);
+    const first = q.shift()!;
+    let last = first;
+    let run = 1;
+    for (let e = q.peek(); e !== undefined && e.follows(last); e = q.peek()) {
+      last = q.shift()!;
+      run++;
+    }
+    expect(run).toBeGreaterThan(100);
+    const span = Buffer.alloc(256 * 1024);
+    const end = first.copyRunUtf8(last, span, 0);
+    expect(span.toString("utf8", 0, end)).toBe(lines.slice(0, run).join("\n"));
+  });
+
+  it("never packs anything with Infinity thresholds (compress off, or a disk queue's read-ahead)", () => {
+    const q = new WaitQueue(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+    const entries = Array.from({ length: 10_000 }, (_, i) => new Entry(logLine(i), Buffer.byteLength(logLine(i)), undefined, i));
+    for (const e of entries) {
+      e.pending = 1;
+      q.push(e);
+    }
+    expect(q.stats.records).toBe(0);
+    for (const e of entries) expect(q.shift()).toBe(e);
+  });
+});
