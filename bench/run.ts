@@ -483,7 +483,10 @@ async function w4(file: string): Promise<void> {
     memory,
     queueBound: { ...queue, effectiveBytes: boundBytes },
     queuePeak,
-    queueAtStallEnd: stallEnd === undefined ? undefined : { records: stallEnd.queueRecords, bytes: stallEnd.queueBytes },
+    queueAtStallEnd:
+      stallEnd === undefined
+        ? undefined
+        : { records: stallEnd.queueRecords, bytes: stallEnd.queueBytes, compressedRecords: stallEnd.queueCompressedRecords, compressedBytes: stallEnd.queueCompressedBytes },
     rssSeriesMB: series,
     deliveredDuringStall: stallEnd?.delivered,
     deliveredAfter: m.done?.delivered,
@@ -491,7 +494,14 @@ async function w4(file: string): Promise<void> {
   };
   details.w4 = { ...w4, host: m.done };
   const delivered = (m.done?.delivered as number | undefined) ?? 0;
-  rows.push(row("W4", "child-log-agg (stall)", delivered, m, { notes: `idle ${w4.idleBaselineMB.toFixed(0)} MB, stall peak ${w4.peakDuringStallMB.toFixed(0)} MB, queue peak ${queuePeak?.records ?? "?"} rec / ${((queuePeak?.bytes ?? 0) / 2 ** 20).toFixed(1)} MB (bound ${queue.maxRecords} rec, ${(boundBytes / 2 ** 20).toFixed(1)} MB eff.)${memoryGrowth(memory)}` }));
+  rows.push(row("W4", "child-log-agg (stall)", delivered, m, { notes: `idle ${w4.idleBaselineMB.toFixed(0)} MB, stall peak ${w4.peakDuringStallMB.toFixed(0)} MB, queue peak ${queuePeak?.records ?? "?"} rec / ${((queuePeak?.bytes ?? 0) / 2 ** 20).toFixed(1)} MB (bound ${queue.maxRecords} rec, ${(boundBytes / 2 ** 20).toFixed(1)} MB eff.)${compressedNote(stallEnd)}${memoryGrowth(memory)}` }));
+}
+
+/** At the stall's end, how much of the queue was held deflated (`queue.compress`), and in how many MB. */
+function compressedNote(end: Message | undefined): string {
+  const records = end?.queueCompressedRecords as number | undefined;
+  if (records === undefined) return "";
+  return `; ${records} of them deflated in ${((end!.queueCompressedBytes as number) / 2 ** 20).toFixed(1)} MB`;
 }
 
 /** W4's memory, idle or full: each process's (treeMemory) and the host's own view (bench/procs/host.mjs). */

@@ -99,7 +99,7 @@ if (config.stall !== undefined) {
   send({ event: "stall", phase: "start", at: stallStart });
   await new Promise((r) => setTimeout(r, config.stall.ms));
   const m = agg.metrics();
-  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, delivered, memory: memory() });
+  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, queueCompressedRecords: m.sinks.out.queueCompressedRecords, queueCompressedBytes: m.sinks.out.queueCompressedBytes, delivered, memory: memory() });
   sink.unblock();
 } else {
   startHold = await timedStart(agg);
@@ -129,6 +129,7 @@ send({
   queuePeak,
   queueConfig: config.queue,
   sinkTransport: before.sinks.out.transport,
+  compressedTotal: before.sinks.out.queueCompressedTotal,
   sources: Object.fromEntries(Object.entries(before.sources).map(([k, v]) => [k, { emitted: v.emitted, linesRead: v.linesRead, parseErrors: v.parseErrors, restarts: v.restarts }])),
   totals: report.totals,
 });
