@@ -69,6 +69,8 @@ const ITEMS = "items";
 const DETACH_AFTER = 256;
 /** A filtered lane judges its pass rate over the last one or two windows of this many records (passed + filtered). */
 const RATE_WINDOW = 4096;
+/** Records per `drop` event when a removed sink's backlog is dropped (the part inflated at once). */
+const DROP_PART = 10_000;
 
 export class SinkPipeline {
   /** Counters; `pending` is not kept here but derived from `held` by report() and snapshot(). */
@@ -443,15 +445,21 @@ export class SinkPipeline {
     for (const c of this.controllers) c.abort(new StateError("ERR_INVALID_STATE", `sink "${this.name}" abandoned at its deadline`));
     this.abandonDrop = dropReason;
     if (dropReason === undefined) return;
-    const all: Entry[] = this.waiting.drain();
-    for (const g of this.retries.splice(0)) all.push(...g.entries);
+    const retried: Entry[] = [];
+    for (const g of this.retries.splice(0)) retried.push(...g.entries);
     // In-flight entries are settled when their aborted sends return (see finishSend), dead letters when the
     // dead-letter sink settles their copies: `held` counts those too, so there may be nothing to drop here.
-    if (all.length === 0) return;
     this.waitingBytes = 0;
-    this.settleMany(all);
-    this.countDrop(dropReason, all.length);
-    this.hooks.dropped(this, dropReason, all, "sink removed before its queue drained");
+    // A deflated backlog is inflated a part at a time, not all at once, to be dropped.
+    for (;;) {
+      const part: Entry[] = [];
+      for (let e = this.waiting.shift(); e !== undefined; e = part.length < DROP_PART ? this.waiting.shift() : undefined) part.push(e);
+      if (this.waiting.length === 0) part.push(...retried.splice(0));
+      if (part.length === 0) return;
+      this.settleMany(part);
+      this.countDrop(dropReason, part.length);
+      this.hooks.dropped(this, dropReason, part, "sink removed before its queue drained");
+    }
   }
 
   private dispatch(): void {

@@ -9,7 +9,9 @@
 // A block deflates the records' UTF-8 with a `\n` after each, so that entries inflated from one block form runs
 // (Entry.follows) as a channel frame's do, and after it what each entry needs again (seq, byte length, admission
 // stamp); the source is kept once per block. An entry another lane also holds (pending > 1) is kept whole in its
-// block: it is one object shared by the lanes, whose `pending` each of them settles.
+// block: it is one object shared by the lanes, whose `pending` each of them settles. Once the other lanes settled
+// them, such a block is packed again. Records over BLOCK_BYTES stay whole too: deflating one takes milliseconds of the
+// host's thread, and its frame is its own anyway.
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { Entry, type AckTarget } from "./entry.js";
 import { Ring } from "./ring.js";
@@ -22,33 +24,121 @@ const BLOCK_RECORDS = 2048;
 const DEFLATE = { level: 1 };
 /** Per record after a block's text: seq (float64), byte length (uint32), admission stamp (int32), little-endian. */
 const META_BYTES = 16;
-/** Where park() lays out a block's records before deflating them (deflation is synchronous, so one serves all). */
-let scratch = Buffer.allocUnsafeSlow(2 * BLOCK_BYTES);
+/**
+ * Room for a block's text: a tail is packed once it reaches BLOCK_BYTES, so it holds less than that plus its last
+ * record, itself at most BLOCK_BYTES (larger ones stay whole).
+ */
+const TEXT_ROOM = 2 * BLOCK_BYTES + BLOCK_RECORDS;
+/** Where pack() lays out a block before deflating it. Deflation is synchronous, so one serves every queue. */
+const scratch = Buffer.allocUnsafeSlow(TEXT_ROOM + 8 + BLOCK_RECORDS * META_BYTES);
+const EMPTY = Buffer.alloc(0);
 
 interface Parked {
   /** The records' UTF-8 (a `\n` after each), then from the next multiple of 8 their META_BYTES each; deflated. */
-  readonly z: Buffer;
+  z: Buffer;
   readonly count: number;
   /** Of `count`, the records deflated (the others are kept whole). */
-  readonly packed: number;
+  packed: number;
   /** Bytes inflated. */
-  readonly size: number;
+  size: number;
   /** Bytes of the records' text (with their `\n`s). */
-  readonly text: number;
+  text: number;
   /** The records' ack target: one for the block when they share it (the usual case), else one per record. */
-  readonly source: AckTarget | undefined | (AckTarget | undefined)[];
-  /** Entries kept whole (another lane holds them too), by position; undefined when there are none. */
-  readonly kept: (Entry | undefined)[] | undefined;
+  source: AckTarget | undefined | (AckTarget | undefined)[];
+  /** Entries kept whole, by position; undefined when there are none. */
+  kept: (Entry | undefined)[] | undefined;
+  /** Some kept entry is held by another lane too: the block is packed again once none is. */
+  shared: boolean;
+  /** Inflated into the head already. */
+  gone: boolean;
+}
+
+/** Pack `entries` (at most BLOCK_RECORDS) into a block; a record that cannot be packed is kept whole in it. */
+function pack(entries: readonly Entry[]): Parked {
+  const n = entries.length;
+  const buf = scratch;
+  let kept: (Entry | undefined)[] | undefined;
+  let shared = false;
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    const e = entries[i]!;
+    const bytes = e.bytes;
+    if (e.pending === 1 && bytes <= BLOCK_BYTES && at + bytes < TEXT_ROOM) {
+      const end = e.copyUtf8(buf, at);
+      // Exactly `bytes`, or the record is not what its entry says (a text decoded from bytes that were not UTF-8):
+      // then it is not repacked but kept as it is, and what it wrote is overwritten.
+      if (end - at === bytes) {
+        buf[end] = 10;
+        at = end + 1;
+        continue;
+      }
+    }
+    (kept ??= new Array<Entry | undefined>(n))[i] = e;
+    if (e.pending !== 1) shared = true;
+  }
+  const first = entries[0]?.source;
+  const all = { count: n, source: first, kept, shared, gone: false };
+  if (at === 0) return { ...all, z: EMPTY, packed: 0, size: 0, text: 0 };
+  const meta = (at + 7) & ~7;
+  buf.fill(0, at, meta);
+  let packed = 0;
+  let sources: (AckTarget | undefined)[] | undefined;
+  for (let i = 0, m = meta; i < n; i++, m += META_BYTES) {
+    if (kept?.[i] !== undefined) {
+      buf.fill(0, m, m + META_BYTES);
+      continue;
+    }
+    const e = entries[i]!;
+    buf.writeDoubleLE(e.seq, m);
+    buf.writeUInt32LE(e.bytes, m + 8);
+    buf.writeInt32LE(e.stamp, m + 12);
+    if (sources === undefined && e.source !== first) sources = entries.map((x) => x.source);
+    packed++;
+  }
+  const size = meta + n * META_BYTES;
+  let out: Buffer;
+  try {
+    out = deflateRawSync(buf.subarray(0, size), DEFLATE);
+  } catch {
+    // Out of memory for zlib's state: the records stay as they are, so nothing is lost.
+    return { ...all, kept: entries.slice(), z: EMPTY, packed: 0, size: 0, text: 0 };
+  }
+  // The output is a view of zlib's 16 KiB output buffer: copied to its own size, or a block would hold twice its bytes.
+  const z = out.buffer.byteLength > out.length + 1024 ? Buffer.from(out) : out;
+  return { ...all, source: sources ?? first, z, packed, size, text: at };
+}
+
+/** The block's entries, in order (packed ones new, with pending 1; kept ones themselves). */
+function unpack(block: Parked): Entry[] {
+  // One output chunk of the block's size: no concatenation.
+  const buf = block.size === 0 ? EMPTY : inflateRawSync(block.z, { chunkSize: block.size + 64 });
+  const { source, kept } = block;
+  const out = new Array<Entry>(block.count);
+  let at = 0;
+  for (let i = 0, m = (block.text + 7) & ~7; i < block.count; i++, m += META_BYTES) {
+    const whole = kept?.[i];
+    if (whole !== undefined) {
+      out[i] = whole;
+      continue;
+    }
+    const len = buf.readUInt32LE(m + 8);
+    const e = new Entry(buf, len, Array.isArray(source) ? source[i] : source, buf.readDoubleLE(m), undefined, at);
+    e.pending = 1;
+    e.admit(buf.readInt32LE(m + 12));
+    out[i] = e;
+    at += len + 1;
+  }
+  return out;
 }
 
 export interface WaitQueueStats {
-  /** Records held deflated now (not those kept whole in a block because another lane holds them too). */
+  /** Records held deflated now (not those kept whole). */
   records: number;
   /** Bytes those blocks take, deflated. */
   bytes: number;
   /** Their records' bytes before deflation (with a `\n` each). */
   rawBytes: number;
-  /** Records packed into blocks so far (a running total). */
+  /** Records packed into blocks so far (a running total; a block packed again counts again). */
   total: number;
 }
 
@@ -56,6 +146,8 @@ export class WaitQueue {
   private readonly head: Ring<Entry>;
   private headBytes = 0;
   private readonly parked = new Ring<Parked>(16);
+  /** Blocks that keep entries another lane held when they were packed, oldest first (see repackSettled). */
+  private shared: Parked[] = [];
   private tail: Entry[] = [];
   private tailBytes = 0;
   /** Records in parked blocks, and those of them deflated (the others are kept whole). */
@@ -116,7 +208,7 @@ export class WaitQueue {
     return out;
   }
 
-  /** Each entry held as it arrived (not the parked ones, which hold nothing but their own bytes). */
+  /** Each entry held as it arrived, in the head, the tail or kept whole in a block (not the deflated ones). */
   forEachLoose(fn: (entry: Entry) => void): void {
     const head = this.head;
     for (let i = 0; i < head.length; i++) {
@@ -124,13 +216,27 @@ export class WaitQueue {
       fn(e);
       head.push(e);
     }
+    const parked = this.parked;
+    for (let i = 0; i < parked.length; i++) {
+      const b = parked.shift()!;
+      if (b.kept !== undefined) for (const e of b.kept) if (e !== undefined) fn(e);
+      parked.push(b);
+    }
     for (const e of this.tail) fn(e);
   }
 
   private refillHead(): void {
-    const block = this.parked.shift();
+    const block = this.parked.peek();
     if (block !== undefined) {
-      this.unpark(block);
+      // Inflated before anything changes: should zlib fail (out of memory), the block is still there.
+      const entries = unpack(block);
+      this.parked.shift();
+      this.forget(block);
+      block.gone = true;
+      for (let i = 0; i < entries.length; i++) {
+        this.head.push(entries[i]!);
+        this.headBytes += entries[i]!.bytes;
+      }
       return;
     }
     const tail = this.tail;
@@ -143,74 +249,45 @@ export class WaitQueue {
 
   /** Pack the tail into a deflated block. */
   private park(): void {
-    const entries = this.tail;
-    const n = entries.length;
+    const block = pack(this.tail);
     this.tail = [];
     this.tailBytes = 0;
-    let text = 0;
-    for (let i = 0; i < n; i++) if (entries[i]!.pending === 1) text += entries[i]!.bytes + 1;
-    // Each record's seq, byte length and admission stamp go after the text, deflated with it: consecutive seqs and
-    // equal stamps take next to nothing there, and a block is one buffer instead of one per field.
-    const meta = (text + 7) & ~7;
-    const size = meta + n * META_BYTES;
-    if (scratch.length < size) scratch = Buffer.allocUnsafeSlow(Math.max(size, 2 * scratch.length));
-    const buf = scratch;
-    buf.fill(0, text, size);
-    const first = entries[0]!.source;
-    let sources: (AckTarget | undefined)[] | undefined;
-    let kept: (Entry | undefined)[] | undefined;
-    let at = 0;
-    let packed = 0;
-    for (let i = 0, m = meta; i < n; i++, m += META_BYTES) {
-      const e = entries[i]!;
-      if (e.pending !== 1) {
-        (kept ??= new Array<Entry | undefined>(n))[i] = e;
-        continue;
-      }
-      const end = e.copyUtf8(buf, at);
-      buf[end] = 10;
-      buf.writeDoubleLE(e.seq, m);
-      buf.writeUInt32LE(end - at, m + 8);
-      buf.writeInt32LE(e.stamp, m + 12);
-      if (sources === undefined && e.source !== first) sources = entries.map((x) => x.source);
-      at = end + 1;
-      packed++;
-    }
-    // The output is a view of zlib's 16 KiB output buffer: copied to its own size, or a block would hold twice its bytes.
-    const out = deflateRawSync(buf.subarray(0, size), DEFLATE);
-    const z = out.buffer.byteLength > out.length + 1024 ? Buffer.from(out) : out;
-    this.parked.push({ z, count: n, packed, size, text: at, source: sources ?? first, kept });
-    this.parkedRecords += n;
-    this.packedRecords += packed;
-    this.packedTotal += packed;
-    this.parkedBytes += z.length;
-    this.parkedText += at;
+    this.parked.push(block);
+    this.count(block);
+    if (block.shared) this.shared.push(block);
+    this.repackSettled();
   }
 
-  /** Inflate the oldest block into the head. */
-  private unpark(block: Parked): void {
-    this.parkedRecords -= block.count;
-    this.packedRecords -= block.packed;
-    this.parkedBytes -= block.z.length;
-    this.parkedText -= block.text;
-    // One output chunk of the block's size: no concatenation.
-    const buf = inflateRawSync(block.z, { chunkSize: block.size + 64 });
-    const { source, kept } = block;
-    let at = 0;
-    for (let i = 0, m = (block.text + 7) & ~7; i < block.count; i++, m += META_BYTES) {
-      const whole = kept?.[i];
-      if (whole !== undefined) {
-        this.head.push(whole);
-        this.headBytes += whole.bytes;
-        continue;
+  /**
+   * Pack again the oldest blocks whose shared entries the other lanes have settled since (one or two a call, as
+   * blocks are parked): with a healthy sink beside a stalled one, every record is shared when it is parked.
+   */
+  private repackSettled(): void {
+    for (let done = 0; done < 2 && this.shared.length > 0; ) {
+      const b = this.shared[0]!;
+      if (!b.gone) {
+        if (b.kept!.some((e) => e !== undefined && e.pending !== 1)) return;
+        this.forget(b);
+        Object.assign(b, pack(unpack(b)));
+        this.count(b);
+        done++;
       }
-      const len = buf.readUInt32LE(m + 8);
-      const e = new Entry(buf, len, Array.isArray(source) ? source[i] : source, buf.readDoubleLE(m), undefined, at);
-      e.pending = 1;
-      e.admit(buf.readInt32LE(m + 12));
-      this.head.push(e);
-      this.headBytes += len;
-      at += len + 1;
+      this.shared.shift();
     }
+  }
+
+  private count(b: Parked): void {
+    this.parkedRecords += b.count;
+    this.packedRecords += b.packed;
+    this.packedTotal += b.packed;
+    this.parkedBytes += b.z.length;
+    this.parkedText += b.text;
+  }
+
+  private forget(b: Parked): void {
+    this.parkedRecords -= b.count;
+    this.packedRecords -= b.packed;
+    this.parkedBytes -= b.z.length;
+    this.parkedText -= b.text;
   }
 }

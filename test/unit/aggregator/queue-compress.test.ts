@@ -62,6 +62,24 @@ describe("queue.compress", () => {
     expect(report.sinks.m).toMatchObject({ received: 10_000, delivered: 3_000, dropped: { queueFull: 7_000 }, pending: 0 });
   });
 
+  it("a removed sink's deflated backlog is dropped a part at a time, each part counted and announced", async () => {
+    const sink = new MemorySink({ name: "m" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 0 } }).addSink(sink);
+    const drops: { reason: string; count: number }[] = [];
+    agg.on("drop", (d) => drops.push(d));
+    await agg.start();
+    await agg.write(lines(25_000), { source: "app" });
+    expect(agg.metrics().sinks.m!.queueCompressedRecords).toBeGreaterThan(24_000);
+    const counters = await agg.removeSink("m", { timeoutMs: 50 });
+    expect(counters).toMatchObject({ received: 25_000, delivered: 0, dropped: { sinkRemoved: 25_000 } });
+    const parts = drops.filter((d) => d.reason === "sinkRemoved").map((d) => d.count);
+    expect(parts.reduce((n, c) => n + c, 0)).toBe(25_000);
+    // Not one event (and one inflated array) of 24,900: parts of at most 10,000.
+    expect(Math.max(...parts)).toBeLessThanOrEqual(10_000);
+    expect(agg.metrics().sources.app!.settled).toBe(25_000);
+    await agg.stop();
+  });
+
   it("keeps a record another sink still holds as it is, so both sinks' settling counts", async () => {
     const slow = new MemorySink({ name: "slow" }).block();
     const other = new MemorySink({ name: "other" }).block();

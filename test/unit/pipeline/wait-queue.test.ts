@@ -146,4 +146,58 @@ describe("WaitQueue", () => {
     expect(q.stats.records).toBe(0);
     for (const e of entries) expect(q.shift()).toBe(e);
   });
+  it("keeps whole a record larger than a block, and one whose text is not the UTF-8 its entry counts", () => {
+    const q = new WaitQueue(0, 0);
+    const a = target("a");
+    const big = `{"m":"${"x".repeat(70 * 1024)}"}`;
+    // A text decoded from bytes that were not UTF-8: 9 bytes counted, 11 written (U+FFFD takes 3).
+    const odd = '{"m":"\uFFFD"}';
+    const texts = [logLine(0), big, logLine(1), odd, ...Array.from({ length: 400 }, (_, i) => logLine(i + 2))];
+    const entries = texts.map((t, i) => new Entry(t, t === odd ? 9 : Buffer.byteLength(t), a, i));
+    for (const e of entries) {
+      e.pending = 1;
+      q.push(e);
+    }
+    expect(q.stats.records).toBeGreaterThan(0);
+    expect(q.stats.records).toBeLessThan(entries.length - 2);
+    for (let i = 0; i < entries.length; i++) {
+      const e = q.shift()!;
+      expect(e.seq, `record ${i}`).toBe(i);
+      if (i === 1 || i === 3) expect(e, `record ${i} kept whole`).toBe(entries[i]);
+      else expect(e.json, `record ${i}`).toBe(texts[i]);
+    }
+  });
+
+  it("packs a block again once the other lane settled the records it shared, and visits kept ones for detaching", () => {
+    const q = new WaitQueue(0, 0);
+    const a = target("a");
+    const lines = Array.from({ length: 3_000 }, (_, i) => logLine(i));
+    const frame = Buffer.from(lines.join("\n"));
+    let at = 0;
+    const entries = lines.map((t, i) => {
+      const e = new Entry(frame, Buffer.byteLength(t), a, i, undefined, at);
+      at += Buffer.byteLength(t) + 1;
+      e.pending = 2; // another lane holds it too
+      return e;
+    });
+    for (const e of entries.slice(0, 1_500)) q.push(e);
+    expect(q.stats.records).toBe(0);
+    let loose = 0;
+    q.forEachLoose(() => loose++);
+    expect(loose).toBe(1_500);
+    // The other lane settles the first 1,500; as more blocks are parked, the settled ones are packed again.
+    for (const e of entries.slice(0, 1_500)) e.settleOne();
+    for (const e of entries.slice(1_500)) q.push(e);
+    const packed = q.stats.records;
+    expect(packed).toBeGreaterThan(1_000);
+    expect(q.stats.total).toBe(packed);
+    for (let i = 0; i < entries.length; i++) {
+      const e = q.shift()!;
+      expect(e.json, `record ${i}`).toBe(lines[i]);
+      expect(e.seq).toBe(i);
+      // Packed ones come back as new entries of this lane alone; kept ones as the shared object.
+      if (i >= 1_500) expect(e).toBe(entries[i]);
+      else expect(e.pending).toBe(1);
+    }
+  });
 });
