@@ -148,4 +148,36 @@ describe("hostile collectors", () => {
     expect(report.sources.flood!.emitted).toBe(total);
     expect(report.sources.flood!.collector.overCreditPauses).toBeGreaterThanOrEqual(1);
   });
+  it("a record whose bytes are not UTF-8 is dropped as unserializable, counted and announced; its neighbours arrive", async () => {
+    // The collector's channel writes go through a socket whose write() turns one byte of the marked record into 0xFF.
+    const corrupt = [
+      `import net from "node:net";`,
+      `const write = net.Socket.prototype.write;`,
+      `net.Socket.prototype.write = function (chunk, ...rest) {`,
+      `  const at = Buffer.isBuffer(chunk) ? chunk.indexOf("@@BAD@@") : -1;`,
+      `  if (at >= 0) { chunk = Buffer.from(chunk); chunk[at + 2] = 0xff; }`,
+      `  return write.call(this, chunk, ...rest);`,
+      `};`,
+    ].join("\n");
+    const source = new CommandSource({
+      name: "bytes",
+      command: process.execPath,
+      args: ["-e", `for (let i = 0; i < 20; i++) console.log(JSON.stringify({ msg: i === 7 ? "@@BAD@@" : "ok " + i, i }))`],
+      parser: "json",
+      restartOnExit: "never",
+      execArgv: preload(corrupt),
+    });
+    const mem = new MemorySink({ name: "mem" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 10 } }).addSource(source).addSink(mem);
+    const drops: { reason: string; count: number; source?: string; detail?: string }[] = [];
+    agg.on("drop", (d) => drops.push(d));
+    await agg.start();
+    await waitFor(() => mem.count + drops.reduce((n, d) => n + d.count, 0) === 20, {
+      message: () => `20 records delivered or dropped, got ${mem.count} and drops ${JSON.stringify(drops)}`,
+    });
+    const report = await agg.stop();
+    expect(mem.records.map((r) => r.i)).toEqual([0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    expect(drops).toEqual([expect.objectContaining({ reason: "unserializable", count: 1, source: "bytes", detail: expect.stringContaining("UTF-8") })]);
+    expect(report.dropped).toEqual({ unserializable: 1 });
+  });
 });
