@@ -20,12 +20,19 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
     const ts = record["@timestamp"];
     const needsTs = typeof ts !== "string" || parseTimestamp(ts) !== ts;
     const needsMessage = typeof record.message !== "string";
-    const level = record.log?.level;
-    const needsLevel = level !== undefined && normalizeLevel(level) !== level;
+    // ECS's dotted key is the level too when there is no nested one (collectors read it so).
+    const dotted = record.log?.level === undefined ? (record as Record<string, unknown>)["log.level"] : undefined;
+    const level = dotted ?? record.log?.level;
+    const normalized = level === undefined ? undefined : normalizeLevel(level);
+    // A word or number it does not know stays as it is, as collectors keep it; an object (which Elasticsearch, where
+    // log.level is a keyword, rejects the whole record for) is moved to log.level_raw.
+    const levelObject = level !== null && typeof level === "object";
+    const needsLevel = dotted !== undefined || (level !== undefined && ((normalized !== undefined && normalized !== level) || levelObject));
+    const errors = errorFields(record);
     const ownToJSON = typeof (record as { toJSON?: unknown }).toJSON === "function";
     const host = record.host;
     const needsHost = hostName !== undefined && (host === undefined || (typeof host === "object" && host !== null && !Array.isArray(host) && host.name === undefined));
-    if (needsTs || needsMessage || needsLevel || ownToJSON || needsHost) {
+    if (needsTs || needsMessage || needsLevel || ownToJSON || needsHost || errors !== undefined) {
       // Copy rather than mutate the caller's object (a copy's own enumerable fields are what JSON.stringify reads).
       record = { ...record };
       if (ownToJSON) delete (record as { toJSON?: unknown }).toJSON;
@@ -48,11 +55,17 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
       }
       if (needsHost) record.host = { ...record.host, name: hostName };
       if (needsLevel) {
-        const normalized = normalizeLevel(level);
-        record.log = { ...record.log };
-        if (normalized === undefined) delete record.log.level;
-        else record.log.level = normalized;
+        if (dotted !== undefined) delete (record as Record<string, unknown>)["log.level"];
+        const log: Record<string, unknown> = { ...record.log };
+        if (normalized !== undefined) log.level = normalized;
+        else if (levelObject) {
+          if (!("level_raw" in log)) log.level_raw = level;
+          delete log.level;
+        } else log.level = level;
+        record.log = log as LogRecord["log"];
       }
+      // An Error serializes as {} (its fields are not enumerable): one in a top-level field ships as ECS's error fields.
+      if (errors !== undefined) for (const key of errors) (record as Record<string, unknown>)[key] = errorObject((record as Record<string, Error>)[key]!);
     }
     const json = JSON.stringify(record);
     // Anything but an object here would reach sinks that expect one (GELF, pretty console) and fail every send.
@@ -62,6 +75,30 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
     // A thrown non-Error may not even convert to a string.
     return { ok: false, error: error instanceof Error ? error : new TypeError("the record could not be serialized") };
   }
+}
+
+/** Top-level fields (other than `message`, which ships as the error's text) that hold an Error, if any. */
+function errorFields(record: LogRecord): string[] | undefined {
+  let out: string[] | undefined;
+  for (const key of Object.keys(record)) {
+    if (key !== "message" && (record as Record<string, unknown>)[key] instanceof Error) (out ??= []).push(key);
+  }
+  return out;
+}
+
+/** An Error as ECS's `error.*` fields: `type` (its name), `message` and `stack_trace`, plus `code` when it has one. */
+function errorObject(error: Error): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  try {
+    out.type = error.name;
+    out.message = error.message;
+    if (typeof error.stack === "string") out.stack_trace = error.stack;
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" || typeof code === "number") out.code = code;
+  } catch {
+    // A getter that throws: what was read so far.
+  }
+  return out;
 }
 
 function asObject(value: unknown, what = "Expected a record object, got"): LogRecord {

@@ -235,6 +235,38 @@ describe("record intake", () => {
     await agg.stop();
   });
 
+  it("keeps a level it does not know, moves an object level aside, reads ECS's dotted log.level, and ships Errors as ECS error fields", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator({ batch: { maxWaitMs: 0 } }).addSink(m);
+    await agg.start();
+    const failure = Object.assign(new TypeError("disk full"), { code: "ENOSPC" });
+    const inputs = [
+      { message: "a", log: { level: "audit" } },
+      { message: "b", log: { level: 25 } },
+      { message: "c", log: { level: { name: "x" } } },
+      { message: "d", "log.level": "ERROR" },
+      { message: "e", "log.level": "INFO", log: { level: "warn" } },
+      { message: "f", error: failure, cause: new Error("inner") },
+    ];
+    await agg.write(inputs as never);
+    await m.waitForCount(inputs.length);
+    const [a, b, c, d, e, f] = m.records.map(({ "@timestamp": _ts, ...rest }) => rest);
+    expect(a).toEqual({ message: "a", log: { level: "audit" } });
+    expect(b).toEqual({ message: "b", log: { level: "debug" } });
+    expect(c).toEqual({ message: "c", log: { level_raw: { name: "x" } } });
+    expect(d).toEqual({ message: "d", log: { level: "error" } });
+    // A nested level wins; the dotted key then stays a field as written.
+    expect(e).toEqual({ message: "e", "log.level": "INFO", log: { level: "warn" } });
+    expect(f).toEqual({
+      message: "f",
+      error: { type: "TypeError", message: "disk full", code: "ENOSPC", stack_trace: expect.stringContaining("TypeError: disk full") },
+      cause: { type: "Error", message: "inner", stack_trace: expect.stringContaining("Error: inner") },
+    });
+    expect(inputs[3]).toEqual({ message: "d", "log.level": "ERROR" });
+    expect(inputs[5]!.error).toBe(failure);
+    await agg.stop();
+  });
+
   it("hostName set on the Aggregator puts host.name on write()'s records that lack one; left unset, they ship as written", async () => {
     const m = new MemorySink({ name: "m" });
     const agg = new Aggregator({ hostName: "web-1", batch: { maxWaitMs: 0 } }).addSink(m);
