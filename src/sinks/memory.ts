@@ -24,7 +24,10 @@ export interface MemorySinkOptions {
   failNext?: number;
   /** Records matching this are rejected (same as calling `rejectWhen(predicate)`). */
   rejectWhen?: RecordPredicate;
-  /** Batch and concurrency suggestions handed to the engine (to test how it honours them). @default undefined */
+  /**
+   * Batch and concurrency suggestions handed to the engine (to test how it honours them); settings on the Aggregator
+   * or in addSink() win over them. @default { batch: { maxWaitMs: 0 } }: a batch leaves at the end of its tick.
+   */
   pipelineDefaults?: Sink["pipelineDefaults"];
   /**
    * Hold at most this many records, the latest (older ones are let go first): a long or soak test's memory stays
@@ -146,7 +149,10 @@ export class MemorySink implements Sink {
     this.slack = Math.max(1024, Math.floor(this.keep / 2));
     this.latency = options.latencyMs ?? 0;
     this.failures = options.failNext ?? 0;
-    this.pipelineDefaults = options.pipelineDefaults;
+    // Batches leave at the end of the tick they were written in rather than up to a second later: once `await
+    // agg.write()` resolves, a test sees its records (and a "nothing was logged" assertion sees them too). Settings
+    // on the Aggregator or in addSink() still win over this suggestion.
+    this.pipelineDefaults = { ...options.pipelineDefaults, batch: { maxWaitMs: 0, ...options.pipelineDefaults?.batch } };
     if (options.rejectWhen !== undefined) this.rejectWhen(options.rejectWhen);
   }
 

@@ -94,6 +94,26 @@ describe("MemorySink storage", () => {
   });
 });
 
+describe("MemorySink in an Aggregator with default batching", () => {
+  it("has a write()'s records once it resolves, so that a test sees what was (or was not) logged", async () => {
+    const { Aggregator } = await import("../../../src/aggregator.js");
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator().addSink(m);
+    await agg.start();
+    await agg.write({ message: "unexpected warning", log: { level: "warn" } });
+    expect(m.messages()).toEqual(["unexpected warning"]);
+    // The user's batching wins over the sink's suggestion.
+    const slow = new MemorySink({ name: "slow" });
+    const held = new Aggregator({ batch: { maxWaitMs: 60_000 } }).addSink(slow);
+    await held.start();
+    await held.write({ message: "later" });
+    expect(slow.count).toBe(0);
+    expect(new MemorySink({ name: "x", pipelineDefaults: { concurrency: 2 } }).pipelineDefaults).toEqual({ concurrency: 2, batch: { maxWaitMs: 0 } });
+    await Promise.all([agg.stop(), held.stop()]);
+    expect(slow.messages()).toEqual(["later"]);
+  });
+});
+
 describe("MemorySink keep", () => {
   const plain = (...m: string[]) =>
     ({ length: m.length, json: m.map((message) => JSON.stringify({ message })), records: [], sources: m.map(() => undefined), bytes: 0, attempt: 1 }) as never;
