@@ -581,6 +581,15 @@ export class Aggregator extends EventEmitter<AggregatorEvents> implements AsyncD
     }
     this.checkDeadLetterCycles();
     for (const [name, slot] of this.sources) if (slot.sinks !== undefined) this.checkSourceSinks(name, slot.sinks);
+    // Added to two aggregators while both were idle: the first to start has it.
+    for (const slot of this.sinks.values()) {
+      const holder = attachedSinks.get(slot.pipeline.sink);
+      if (holder !== undefined && holder !== this && holder.state !== "idle" && holder.state !== "stopped") {
+        const name = slot.pipeline.name;
+        throw new StateError("ERR_INVALID_STATE", `sink "${name}" is running in another Aggregator; give each its own instance`, { sink: name });
+      }
+    }
+    for (const slot of this.sinks.values()) attachedSinks.set(slot.pipeline.sink, this);
     this._state = "starting";
     this.startedAt = Date.now();
     this.rebuildRoutes();

@@ -222,6 +222,22 @@ describe("one sink instance, two aggregators", () => {
     expect(shared.messages()).toEqual(["after"]);
   });
 
+  it("added to two idle aggregators, the sink goes with the first to start: the other's start() is refused", async () => {
+    const shared = new MemorySink({ name: "shared" });
+    const x = new Aggregator().addSink(shared);
+    const y = new Aggregator().addSink(shared);
+    await x.start();
+    await expect(y.start()).rejects.toMatchObject({ code: "ERR_INVALID_STATE", message: expect.stringContaining('sink "shared"') });
+    expect(y.state).toBe("idle");
+    await x.write({ message: "x" });
+    await x.stop();
+    // Once x stopped, y may have it.
+    await y.start();
+    await y.write({ message: "y" });
+    await y.stop();
+    expect(shared.messages()).toEqual(["x", "y"]);
+  });
+
   it("addSink() turns a sink getter that throws into ERR_INVALID_OPTION", () => {
     const sink = {
       name: "s",
