@@ -18,6 +18,7 @@ import { DiskQueueError } from "../errors.js";
 import { lockHolder, takeLock } from "../util/lock.js";
 import { AckTracker } from "./ack-tracker.js";
 import { Entry, type AckTarget } from "./entry.js";
+import { microtask } from "../util/real-time.js";
 
 export interface ResolvedDiskQueue {
   /** The directory of all sinks' disk queues; each sink keeps its own in `dir/<sink name>`. */
@@ -276,7 +277,7 @@ export class DiskQueue {
     this.unreadOurs++;
     if (!this.flushQueued && this.writing === undefined) {
       this.flushQueued = true;
-      queueMicrotask(this.startFlush);
+      microtask(this.startFlush);
     }
   }
 

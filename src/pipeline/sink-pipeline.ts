@@ -25,6 +25,7 @@ import { describe } from "./serialize.js";
 import { DiskQueue, type DiskQueueHooks } from "./disk-queue.js";
 import { errorText } from "../util/text.js";
 import { isThenable } from "../util/thenable.js";
+import { microtask } from "../util/real-time.js";
 
 /** What a pipeline tells the aggregator. Kept as one object so the hot path makes no closures. */
 export interface PipelineHooks {
@@ -313,7 +314,7 @@ export class SinkPipeline {
     else if (!this.dispatchQueued) {
       // Coalesce: entries admitted in the same tick join one batch (maxWaitMs 0 means "end of this tick").
       this.dispatchQueued = true;
-      queueMicrotask(this.queuedDispatch);
+      microtask(this.queuedDispatch);
     }
   }
 
@@ -386,7 +387,7 @@ export class SinkPipeline {
     const pending = this.dropNotes.get(reason);
     if (pending === undefined) {
       this.dropNotes.set(reason, { entries: [entry], detail });
-      if (this.dropNotes.size === 1) queueMicrotask(this.flushDropNotes);
+      if (this.dropNotes.size === 1) microtask(this.flushDropNotes);
     } else {
       pending.entries.push(entry);
     }

@@ -18,3 +18,13 @@ export function fakeTimersHint(): string {
     ? ""
     : "; fake timers are installed: the engine's batch, retry and deadline timers wait for the fake clock to be advanced";
 }
+
+const resolved = Promise.resolve();
+
+/**
+ * Run `fn` as a microtask, as `queueMicrotask` does, but through a promise job: fake timers that replace
+ * `queueMicrotask` (vitest's `toFake: ["queueMicrotask"]`) cannot hold it back. `fn` must not throw.
+ */
+export function microtask(fn: () => void): void {
+  void resolved.then(fn);
+}

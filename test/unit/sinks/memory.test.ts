@@ -114,6 +114,25 @@ describe("MemorySink in an Aggregator with default batching", () => {
   });
 });
 
+describe("MemorySink under fake timers that replace queueMicrotask too", () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it("still has a write()'s records once it resolves (the engine's microtasks are promise jobs)", async () => {
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setImmediate", "setInterval", "Date", "queueMicrotask"] });
+    const { Aggregator } = await import("../../../src/aggregator.js");
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator().addSink(m);
+    await agg.start();
+    await agg.write([{ message: "one" }, { message: "two" }]);
+    expect(m.messages()).toEqual(["one", "two"]);
+    const stopping = agg.stop();
+    await vi.advanceTimersByTimeAsync(100);
+    await stopping;
+  });
+});
+
 describe("MemorySink keep", () => {
   const plain = (...m: string[]) =>
     ({ length: m.length, json: m.map((message) => JSON.stringify({ message })), records: [], sources: m.map(() => undefined), bytes: 0, attempt: 1 }) as never;
