@@ -72,6 +72,11 @@ const DETACH_AFTER = 256;
 const RATE_WINDOW = 4096;
 /** Records per `drop` event when a removed sink's backlog is dropped (the part inflated at once). */
 const DROP_PART = 10_000;
+/** A sink that delivered nothing this long with sends in flight is stalled (see SinkPipeline.stalled). */
+const STALL_MS = 1_000;
+/** Blocks packed again per turn of the lane's stall timer, and how soon the next turn comes while some were. */
+const REPACK_PER_TURN = 16;
+const REPACK_AGAIN_MS = 20;
 
 export class SinkPipeline {
   /** Counters; `pending` is not kept here but derived from `held` by report() and snapshot(). */
@@ -94,8 +99,17 @@ export class SinkPipeline {
   private closed = false;
   private flushing = false;
   private failed = false;
-  /** Records waiting for a batch; beyond the next two batches' worth they are held deflated (`queue.compress`). */
+  /**
+   * Records waiting for a batch. While the sink makes no progress, those past the next two batches' worth
+   * (`hotRecords`) are held deflated (`queue.compress`).
+   */
   private readonly waiting: WaitQueue;
+  private readonly hotRecords: number;
+  /** When the sink last delivered, or began a send with none in flight: how long it has been stuck. */
+  private progressAt = 0;
+  /** Records queued since then. */
+  private sinceProgress = 0;
+  private stallTimer: NodeJS.Timeout | undefined;
   private waitingBytes = 0;
   private readonly retries: RetryGroup[] = [];
   private readonly sends: PQueue;
@@ -149,7 +163,8 @@ export class SinkPipeline {
     // A disk queue's read-ahead is bounded by its reads already, and its records are on disk.
     const compress = options.queue.compress && options.queue.disk === undefined;
     const b = options.batch;
-    this.waiting = compress ? new WaitQueue(2 * b.maxRecords, 2 * b.maxBytes) : new WaitQueue(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+    this.hotRecords = compress ? 2 * b.maxRecords : Number.POSITIVE_INFINITY;
+    this.waiting = new WaitQueue(this.hotRecords, compress ? 2 * b.maxBytes : Number.POSITIVE_INFINITY);
     if (options.queue.disk !== undefined) {
       this.disk = new DiskQueue(sink.name, options.queue.disk, this.diskHooks());
       this.disk.open();
@@ -309,6 +324,14 @@ export class SinkPipeline {
     }
     this.waiting.push(entry);
     this.waitingBytes += entry.bytes;
+    this.sinceProgress++;
+    // Behind by more than the hot records: pack once the sink is stalled. More than that many arrived without a
+    // delivery tells at once; else look again every STALL_MS.
+    if (this.waiting.length > this.hotRecords && !this.waiting.packing) {
+      if (this.sinceProgress > this.hotRecords && this.stalled(Date.now())) this.waiting.setPacking(true);
+      else this.armStallCheck(STALL_MS);
+    }
+    if (this.waiting.sharedBlocks > 0) this.armStallCheck(STALL_MS);
     const b = this.options.batch;
     if (this.waiting.length >= b.maxRecords || this.waitingBytes >= b.maxBytes) this.dispatch();
     else if (!this.dispatchQueued) {
@@ -317,6 +340,37 @@ export class SinkPipeline {
       microtask(this.queuedDispatch);
     }
   }
+
+  /**
+   * The sink makes no progress: not open (or failed), backing off, or with sends in flight no delivery for STALL_MS
+   * or for more records than the hot ones. One that delivers as fast as records come, however far behind, is not
+   * stalled: packing would take CPU that it, or the host, needs (a sink whose sends run on the host's cores).
+   */
+  private stalled(now: number): boolean {
+    if (!this.sending || now < this.backoffUntil) return true;
+    return this.sends.pending > 0 && (this.sinceProgress > this.hotRecords || now - this.progressAt >= STALL_MS);
+  }
+
+  private armStallCheck(ms: number): void {
+    if (this.stallTimer !== undefined || this.closed) return;
+    this.stallTimer = setTimeout(this.checkStall, ms);
+    this.stallTimer.unref?.();
+  }
+
+  private readonly checkStall = (): void => {
+    this.stallTimer = undefined;
+    if (this.closed) return;
+    const w = this.waiting;
+    let next = Number.POSITIVE_INFINITY;
+    if (!w.packing && w.length > this.hotRecords) {
+      if (this.stalled(Date.now())) w.setPacking(true);
+      else next = STALL_MS;
+    }
+    // Blocks whose shared records the other lanes settled meanwhile: packed again a few at a time (a block takes
+    // about 0.2 ms), soon again while there are some.
+    if (w.sharedBlocks > 0) next = Math.min(next, w.repackSettled(REPACK_PER_TURN) > 0 ? REPACK_AGAIN_MS : STALL_MS);
+    if (next !== Number.POSITIVE_INFINITY) this.armStallCheck(next);
+  };
 
   private dispatchQueued = false;
   private readonly queuedDispatch = (): void => {
@@ -554,6 +608,8 @@ export class SinkPipeline {
   private clearTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.stallTimer !== undefined) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
   }
 
   private readonly onTimer = (): void => {
@@ -567,6 +623,11 @@ export class SinkPipeline {
     let maxAttempt = 0;
     for (const a of attempts) if (a > maxAttempt) maxAttempt = a;
     const batch = new EntryBatch(entries, maxAttempt + 1);
+    // The first send of a busy spell: the stall clock (see stalled) starts here, not at the last delivery.
+    if (this.sends.pending + this.sends.size === 0) {
+      this.progressAt = Date.now();
+      this.sinceProgress = 0;
+    }
     // Dispatch again once p-queue has released the slot (its add() promise settles after `pending` drops).
     const round = this.adaptive?.started() ?? 0;
     void this.sends.add(() => this.runSend(batch, attempts, round, send)).then(this.queuedDispatch, this.queuedDispatch);
@@ -743,6 +804,11 @@ export class SinkPipeline {
 
   private deliver(entries: readonly Entry[]): void {
     this.deliveries++;
+    if (this.hotRecords !== Number.POSITIVE_INFINITY) {
+      this.progressAt = Date.now();
+      this.sinceProgress = 0;
+      this.waiting.setPacking(false);
+    }
     this.wholeFailures = 0;
     this.probeFresh = false;
     this.counters.delivered += entries.length;

@@ -150,6 +150,7 @@ export class WaitQueue {
   private shared: Parked[] = [];
   private tail: Entry[] = [];
   private tailBytes = 0;
+  private on = false;
   /** Records in parked blocks, and those of them deflated (the others are kept whole). */
   private parkedRecords = 0;
   private packedRecords = 0;
@@ -176,15 +177,44 @@ export class WaitQueue {
     return { records: this.packedRecords, bytes: this.parkedBytes, rawBytes: this.parkedText, total: this.packedTotal };
   }
 
+  /** Whether records past the hot ones are packed now (see setPacking). */
+  get packing(): boolean {
+    return this.on;
+  }
+
+  /**
+   * Pack what waits past the hot records from now on (the sink stopped making progress): what is already held past
+   * them is packed at once. Off, arrivals are held as they come (behind any blocks still parked), and nothing is
+   * deflated: a sink that keeps delivering, however far behind, costs no CPU for this.
+   */
+  setPacking(on: boolean): void {
+    if (on === this.on) return;
+    this.on = on;
+    if (!on) return;
+    // The head's records past the hot ones are older than any parked block: their blocks go in front.
+    const head = this.head.drain();
+    let keep = 0;
+    let bytes = 0;
+    while (keep < head.length && keep < this.hotRecords && bytes < this.hotBytes) bytes += head[keep++]!.bytes;
+    for (let i = 0; i < keep; i++) this.head.push(head[i]!);
+    this.headBytes = bytes;
+    const older = this.packRun(head, keep, head.length);
+    for (let i = older.length - 1; i >= 0; i--) this.parked.unshift(older[i]!);
+    const shared = older.filter((b) => b.shared);
+    if (shared.length > 0) this.shared = [...shared, ...this.shared];
+    // A tail held while packing was off: whole blocks of it now.
+    if (this.tailBytes >= BLOCK_BYTES || this.tail.length >= BLOCK_RECORDS) this.park();
+  }
+
   push(entry: Entry): void {
-    if (this.tail.length === 0 && this.parked.length === 0 && this.head.length < this.hotRecords && this.headBytes < this.hotBytes) {
+    if (this.tail.length === 0 && this.parked.length === 0 && (!this.on || (this.head.length < this.hotRecords && this.headBytes < this.hotBytes))) {
       this.head.push(entry);
       this.headBytes += entry.bytes;
       return;
     }
     this.tail.push(entry);
     this.tailBytes += entry.bytes;
-    if (this.tailBytes >= BLOCK_BYTES || this.tail.length >= BLOCK_RECORDS) this.park();
+    if (this.on && (this.tailBytes >= BLOCK_BYTES || this.tail.length >= BLOCK_RECORDS)) this.park();
   }
 
   /** The oldest waiting entry, without removing it. */
@@ -247,26 +277,49 @@ export class WaitQueue {
     this.tailBytes = 0;
   }
 
-  /** Pack the tail into a deflated block. */
+  /** Pack the tail into deflated blocks at the back (one, or several for a tail held while packing was off). */
   private park(): void {
-    const block = pack(this.tail);
+    const blocks = this.packRun(this.tail, 0, this.tail.length);
     this.tail = [];
     this.tailBytes = 0;
-    this.parked.push(block);
-    this.count(block);
-    if (block.shared) this.shared.push(block);
+    for (const b of blocks) {
+      this.parked.push(b);
+      if (b.shared) this.shared.push(b);
+    }
     this.repackSettled();
   }
 
+  /** Pack entries[from, to) into blocks of up to BLOCK_BYTES and BLOCK_RECORDS, in order (counted as parked). */
+  private packRun(entries: readonly Entry[], from: number, to: number): Parked[] {
+    const out: Parked[] = [];
+    for (let start = from; start < to; ) {
+      let end = start;
+      let bytes = 0;
+      while (end < to && end - start < BLOCK_RECORDS && bytes < BLOCK_BYTES) bytes += entries[end++]!.bytes;
+      const block = pack(entries.slice(start, end));
+      this.count(block);
+      out.push(block);
+      start = end;
+    }
+    return out;
+  }
+
+  /** Blocks that keep entries another lane held when they were packed (see repackSettled). */
+  get sharedBlocks(): number {
+    return this.shared.length;
+  }
+
   /**
-   * Pack again the oldest blocks whose shared entries the other lanes have settled since (one or two a call, as
-   * blocks are parked): with a healthy sink beside a stalled one, every record is shared when it is parked.
+   * Pack again the oldest blocks (at most `limit`) whose shared entries the other lanes have settled since: with a
+   * healthy sink beside a stalled one, records are often still shared when they are packed. Called as blocks are
+   * parked, and by the lane's timer while no more come. Returns how many it packed.
    */
-  private repackSettled(): void {
-    for (let done = 0; done < 2 && this.shared.length > 0; ) {
+  repackSettled(limit = 2): number {
+    let done = 0;
+    while (done < limit && this.shared.length > 0) {
       const b = this.shared[0]!;
       if (!b.gone) {
-        if (b.kept!.some((e) => e !== undefined && e.pending !== 1)) return;
+        if (b.kept!.some((e) => e !== undefined && e.pending !== 1)) break;
         this.forget(b);
         Object.assign(b, pack(unpack(b)));
         this.count(b);
@@ -274,6 +327,7 @@ export class WaitQueue {
       }
       this.shared.shift();
     }
+    return done;
   }
 
   private count(b: Parked): void {

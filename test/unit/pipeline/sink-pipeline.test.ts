@@ -61,7 +61,8 @@ function route(pipeline: SinkPipeline, entries: Entry[], passEvery: number): Ent
 function filteredLane(): { sink: ReturnType<typeof switchableSink>; pipeline: SinkPipeline } {
   const sink = switchableSink();
   const options = resolveSinkOptions(
-    { filter: () => true, batch: { maxRecords: 100, maxWaitMs: 0 }, concurrency: 1 },
+    // Detaching on its own: with compression, a stalled lane's records would leave their frames by being packed.
+    { filter: () => true, batch: { maxRecords: 100, maxWaitMs: 0 }, concurrency: 1, queue: { compress: false } },
     resolveAggregatorOptions(undefined),
     undefined,
   );

@@ -23,6 +23,7 @@ afterEach(() => {
 describe("WaitQueue without zlib", () => {
   it("keeps the records of a block it could not deflate whole, in order", () => {
     const q = new WaitQueue(0, 0);
+    q.setPacking(true);
     const source = { name: "a", settle: () => undefined };
     const texts = Array.from({ length: 3_000 }, (_, i) => JSON.stringify({ message: `line ${i} ${"x".repeat(i % 50)}`, i }));
     const entries = texts.map((t, i) => new Entry(t, Buffer.byteLength(t), source, i));

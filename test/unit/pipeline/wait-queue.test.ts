@@ -41,6 +41,7 @@ function expectSame(out: Entry, want: Expected, at: string): void {
 describe("WaitQueue", () => {
   it("holds records behind the hot ones deflated, and gives back each one as it went in", () => {
     const q = new WaitQueue(1_000, Number.POSITIVE_INFINITY);
+    q.setPacking(true);
     const a = target("a");
     const want: Expected[] = [];
     for (let i = 0; i < 20_000; i++) {
@@ -104,6 +105,9 @@ describe("WaitQueue", () => {
             if (rand(4) === 0) expect(q.peek()?.seq).toBe(model[0]?.seq);
             take(q.shift());
           }
+        } else if (rand(2) === 0) {
+          // The sink stalls (what waits past the hot records is packed at once) or delivers again.
+          q.setPacking(!q.packing);
         } else if (rand(5) === 0) {
           for (const e of q.drain()) take(e);
           expect(model).toEqual([]);
@@ -115,6 +119,7 @@ describe("WaitQueue", () => {
 
   it("gives back a block's records as runs of one buffer, so a sink copies them as one span", () => {
     const q = new WaitQueue(0, 0);
+    q.setPacking(true);
     const a = target("a");
     const lines = Array.from({ length: 400 }, (_, i) => logLine(i));
     for (let i = 0; i < lines.length; i++) {
@@ -138,6 +143,7 @@ describe("WaitQueue", () => {
 
   it("never packs anything with Infinity thresholds (compress off, or a disk queue's read-ahead)", () => {
     const q = new WaitQueue(Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY);
+    q.setPacking(true);
     const entries = Array.from({ length: 10_000 }, (_, i) => new Entry(logLine(i), Buffer.byteLength(logLine(i)), undefined, i));
     for (const e of entries) {
       e.pending = 1;
@@ -148,6 +154,7 @@ describe("WaitQueue", () => {
   });
   it("keeps whole a record larger than a block, and one whose text is not the UTF-8 its entry counts", () => {
     const q = new WaitQueue(0, 0);
+    q.setPacking(true);
     const a = target("a");
     const big = `{"m":"${"x".repeat(70 * 1024)}"}`;
     // A text decoded from bytes that were not UTF-8: 9 bytes counted, 11 written (U+FFFD takes 3).
@@ -170,6 +177,7 @@ describe("WaitQueue", () => {
 
   it("packs a block again once the other lane settled the records it shared, and visits kept ones for detaching", () => {
     const q = new WaitQueue(0, 0);
+    q.setPacking(true);
     const a = target("a");
     const lines = Array.from({ length: 3_000 }, (_, i) => logLine(i));
     const frame = Buffer.from(lines.join("\n"));
@@ -199,5 +207,28 @@ describe("WaitQueue", () => {
       if (i >= 1_500) expect(e).toBe(entries[i]);
       else expect(e.pending).toBe(1);
     }
+  });
+  it("packs nothing until told the sink stalled; then the head past the hot records goes in front of older blocks", () => {
+    const q = new WaitQueue(100, Number.POSITIVE_INFINITY);
+    const a = target("a");
+    const lines = Array.from({ length: 6_000 }, (_, i) => logLine(i));
+    const entries = lines.map((t, i) => new Entry(t, Buffer.byteLength(t), a, i));
+    for (const e of entries) e.pending = 1;
+    for (const e of entries.slice(0, 2_000)) q.push(e);
+    expect(q.stats.records).toBe(0);
+    q.setPacking(true);
+    expect(q.stats.records).toBe(1_900);
+    for (const e of entries.slice(2_000, 3_000)) q.push(e);
+    // Delivering again: arrivals are held as they come, behind the blocks.
+    q.setPacking(false);
+    for (const e of entries.slice(3_000, 6_000)) q.push(e);
+    const packed = q.stats.records;
+    expect(packed).toBeLessThan(3_000);
+    for (let i = 0; i < 50; i++) expect(q.shift()!.seq).toBe(i);
+    // Stalled again: the 50 hot ones left stay, the tail held meanwhile is packed too.
+    q.setPacking(true);
+    expect(q.stats.records).toBeGreaterThan(packed + 2_900);
+    for (let i = 50; i < entries.length; i++) expect(q.shift()!.json, `record ${i}`).toBe(lines[i]);
+    expect(q.length).toBe(0);
   });
 });
