@@ -105,10 +105,12 @@ export class SinkPipeline {
    */
   private readonly waiting: WaitQueue;
   private readonly hotRecords: number;
+  private readonly hotBytes: number;
   /** When the sink last delivered, or began a send with none in flight: how long it has been stuck. */
   private progressAt = 0;
-  /** Records queued since then. */
+  /** Records (and their bytes) queued since then. */
   private sinceProgress = 0;
+  private sinceProgressBytes = 0;
   private stallTimer: NodeJS.Timeout | undefined;
   private waitingBytes = 0;
   private readonly retries: RetryGroup[] = [];
@@ -164,7 +166,8 @@ export class SinkPipeline {
     const compress = options.queue.compress && options.queue.disk === undefined;
     const b = options.batch;
     this.hotRecords = compress ? 2 * b.maxRecords : Number.POSITIVE_INFINITY;
-    this.waiting = new WaitQueue(this.hotRecords, compress ? 2 * b.maxBytes : Number.POSITIVE_INFINITY);
+    this.hotBytes = compress ? 2 * b.maxBytes : Number.POSITIVE_INFINITY;
+    this.waiting = new WaitQueue(this.hotRecords, this.hotBytes);
     if (options.queue.disk !== undefined) {
       this.disk = new DiskQueue(sink.name, options.queue.disk, this.diskHooks());
       this.disk.open();
@@ -325,10 +328,11 @@ export class SinkPipeline {
     this.waiting.push(entry);
     this.waitingBytes += entry.bytes;
     this.sinceProgress++;
+    this.sinceProgressBytes += entry.bytes;
     // Behind by more than the hot records: pack once the sink is stalled. More than that many arrived without a
     // delivery tells at once; else look again every STALL_MS.
-    if (this.waiting.length > this.hotRecords && !this.waiting.packing) {
-      if (this.sinceProgress > this.hotRecords && this.stalled(Date.now())) this.waiting.setPacking(true);
+    if (this.behind() && !this.waiting.packing) {
+      if (this.arrivedPastHot() && this.stalled(Date.now())) this.waiting.setPacking(true);
       else this.armStallCheck(STALL_MS);
     }
     if (this.waiting.sharedBlocks > 0) this.armStallCheck(STALL_MS);
@@ -348,7 +352,17 @@ export class SinkPipeline {
    */
   private stalled(now: number): boolean {
     if (!this.sending || now < this.backoffUntil) return true;
-    return this.sends.pending > 0 && (this.sinceProgress > this.hotRecords || now - this.progressAt >= STALL_MS);
+    return this.sends.pending > 0 && (this.arrivedPastHot() || now - this.progressAt >= STALL_MS);
+  }
+
+  /** More waits than the hot records (or their bytes). */
+  private behind(): boolean {
+    return this.waiting.length > this.hotRecords || this.waitingBytes > this.hotBytes;
+  }
+
+  /** More arrived since the last progress than the hot records (or their bytes). */
+  private arrivedPastHot(): boolean {
+    return this.sinceProgress > this.hotRecords || this.sinceProgressBytes > this.hotBytes;
   }
 
   private armStallCheck(ms: number): void {
@@ -362,7 +376,7 @@ export class SinkPipeline {
     if (this.closed) return;
     const w = this.waiting;
     let next = Number.POSITIVE_INFINITY;
-    if (!w.packing && w.length > this.hotRecords) {
+    if (!w.packing && this.behind()) {
       if (this.stalled(Date.now())) w.setPacking(true);
       else next = STALL_MS;
     }
@@ -509,12 +523,16 @@ export class SinkPipeline {
     for (;;) {
       const part: Entry[] = [];
       for (let e = this.waiting.shift(); e !== undefined; e = part.length < DROP_PART ? this.waiting.shift() : undefined) part.push(e);
-      if (this.waiting.length === 0) part.push(...retried.splice(0));
-      if (part.length === 0) return;
-      this.settleMany(part);
-      this.countDrop(dropReason, part.length);
-      this.hooks.dropped(this, dropReason, part, "sink removed before its queue drained");
+      if (part.length === 0) break;
+      this.dropAbandoned(part, dropReason);
     }
+    if (retried.length > 0) this.dropAbandoned(retried, dropReason);
+  }
+
+  private dropAbandoned(entries: Entry[], reason: DropReason): void {
+    this.settleMany(entries);
+    this.countDrop(reason, entries.length);
+    this.hooks.dropped(this, reason, entries, "sink removed before its queue drained");
   }
 
   private dispatch(): void {
@@ -626,7 +644,7 @@ export class SinkPipeline {
     // The first send of a busy spell: the stall clock (see stalled) starts here, not at the last delivery.
     if (this.sends.pending + this.sends.size === 0) {
       this.progressAt = Date.now();
-      this.sinceProgress = 0;
+      this.sinceProgress = this.sinceProgressBytes = 0;
     }
     // Dispatch again once p-queue has released the slot (its add() promise settles after `pending` drops).
     const round = this.adaptive?.started() ?? 0;
@@ -806,7 +824,7 @@ export class SinkPipeline {
     this.deliveries++;
     if (this.hotRecords !== Number.POSITIVE_INFINITY) {
       this.progressAt = Date.now();
-      this.sinceProgress = 0;
+      this.sinceProgress = this.sinceProgressBytes = 0;
       this.waiting.setPacking(false);
     }
     this.wholeFailures = 0;

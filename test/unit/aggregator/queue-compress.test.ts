@@ -116,6 +116,19 @@ describe("queue.compress", () => {
     await agg.stop();
   });
 
+  it("a backlog past two batches' bytes is packed too, when it is fewer records than two batches", async () => {
+    const sink = new MemorySink({ name: "m" }).block();
+    // Two batches are 2,000 records or 128 KiB: 1,000 records of about 1 KiB pass the bytes first.
+    const agg = new Aggregator({ batch: { maxRecords: 1_000, maxBytes: 64 * 1024, maxWaitMs: 0 } }).addSink(sink);
+    await agg.start();
+    const big = lines(1_000).map((l) => ({ ...l, detail: "x".repeat(1_000) }));
+    await agg.write(big, { source: "app" });
+    await waitFor(() => agg.metrics().sinks.m!.queueCompressedRecords > 500, { message: () => `packed, got ${JSON.stringify(agg.metrics().sinks.m)}` });
+    sink.unblock();
+    await agg.stop();
+    expect(ns(sink)).toEqual(range(0, 1_000));
+  });
+
   it("compress: false holds every record as it arrived; a value that is not a boolean is refused", async () => {
     const sink = new MemorySink({ name: "m" }).block();
     const agg = new Aggregator({ batch: { maxRecords: 100, maxWaitMs: 0 }, queue: { compress: false } }).addSink(sink);
