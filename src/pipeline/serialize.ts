@@ -21,7 +21,10 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
     const needsTs = typeof ts !== "string" || parseTimestamp(ts) !== ts;
     const needsMessage = typeof record.message !== "string";
     // ECS's dotted key is the level too when there is no nested one (collectors read it so).
-    const dotted = record.log?.level === undefined ? (record as Record<string, unknown>)["log.level"] : undefined;
+    // Not beside a `log` that is no object (a path, say), and not a null.
+    const log: unknown = record.log;
+    const dotted =
+      log === undefined || (isObject(log) && log.level === undefined) ? ((record as Record<string, unknown>)["log.level"] ?? undefined) : undefined;
     const level = dotted ?? record.log?.level;
     const normalized = level === undefined ? undefined : normalizeLevel(level);
     // A word or number it does not know stays as it is, as collectors keep it; an object (which Elasticsearch, where
@@ -77,6 +80,10 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
   }
 }
 
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
 /** Top-level fields (other than `message`, which ships as the error's text) that hold an Error, if any. */
 function errorFields(record: LogRecord): string[] | undefined {
   let out: string[] | undefined;
@@ -86,17 +93,21 @@ function errorFields(record: LogRecord): string[] | undefined {
   return out;
 }
 
-/** An Error as ECS's `error.*` fields: `type` (its name), `message` and `stack_trace`, plus `code` when it has one. */
+/**
+ * An Error as what JSON would ship of it (its `toJSON()`, else its own enumerable fields: an fs error's `errno`,
+ * `code`, `syscall`, `path`), plus ECS's `type` (its name), `message` and `stack_trace`.
+ */
 function errorObject(error: Error): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  let out: Record<string, unknown> = {};
   try {
-    out.type = error.name;
-    out.message = error.message;
-    if (typeof error.stack === "string") out.stack_trace = error.stack;
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === "string" || typeof code === "number") out.code = code;
+    const toJSON = (error as { toJSON?: unknown }).toJSON;
+    const own: unknown = typeof toJSON === "function" ? toJSON.call(error, "") : { ...error };
+    if (isObject(own)) out = { ...own };
+    out.type ??= error.name;
+    out.message ??= error.message;
+    if (typeof error.stack === "string") out.stack_trace ??= error.stack;
   } catch {
-    // A getter that throws: what was read so far.
+    // A getter or toJSON() that throws: what was read so far.
   }
   return out;
 }

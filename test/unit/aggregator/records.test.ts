@@ -263,6 +263,22 @@ describe("record intake", () => {
       cause: { type: "Error", message: "inner", stack_trace: expect.stringContaining("Error: inner") },
     });
     expect(inputs[3]).toEqual({ message: "d", "log.level": "ERROR" });
+    // What JSON would ship of an Error is kept (an fs error's own fields, a toJSON()), with ECS's fields added.
+    const enoent = Object.assign(new Error("ENOENT: no such file"), { errno: -2, code: "ENOENT", syscall: "open", path: "/x" });
+    const upstream = Object.assign(new Error("upstream"), { toJSON: () => ({ status: 503, url: "http://u" }) });
+    // A dotted level beside a `log` that is not an object, or a null one, is no level: both stay as written.
+    await agg.write([
+      { message: "g", error: enoent },
+      { message: "h", error: upstream },
+      { message: "i", log: "app.log", "log.level": "warn" },
+      { message: "j", "log.level": null },
+    ] as never);
+    await m.waitForCount(inputs.length + 4);
+    const [g, h, i, j] = m.records.slice(inputs.length).map(({ "@timestamp": _ts, ...rest }) => rest);
+    expect(g!.error).toEqual({ errno: -2, code: "ENOENT", syscall: "open", path: "/x", type: "Error", message: "ENOENT: no such file", stack_trace: expect.any(String) });
+    expect(h!.error).toEqual({ status: 503, url: "http://u", type: "Error", message: "upstream", stack_trace: expect.any(String) });
+    expect(i).toEqual({ message: "i", log: "app.log", "log.level": "warn" });
+    expect(j).toEqual({ message: "j", "log.level": null });
     expect(inputs[5]!.error).toBe(failure);
     await agg.stop();
   });
