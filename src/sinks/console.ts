@@ -187,14 +187,15 @@ export class ConsoleSink implements Sink {
 export function formatPretty(record: LogRecord, source: string | undefined, colors: boolean, utc = false): string {
   const time = clock(record["@timestamp"], utc);
   const level = record.log?.level;
-  const levelText = level !== undefined && level in LEVEL_TEXT ? LEVEL_TEXT[level] : "-    ";
+  // Own keys only: a level a record made up ("constructor") must not find Object.prototype's.
+  const levelText = typeof level === "string" && Object.hasOwn(LEVEL_TEXT, level) ? LEVEL_TEXT[level] : "-    ";
   const from = source ?? record.service?.name;
   let message = typeof record.message === "string" ? record.message : String(record.message);
   message = message.replace(CONTROL, controlEscape);
   // Continuation lines (stack traces) are indented so they read as part of the record.
   if (message.includes("\n")) message = message.replace(/\r?\n/g, "\n    ");
   if (!colors) return `${time} ${levelText}${from === undefined ? "" : ` [${from}]`} ${message}\n`;
-  const color = level !== undefined && level in LEVEL_COLOR ? LEVEL_COLOR[level] : "";
+  const color = typeof level === "string" && Object.hasOwn(LEVEL_COLOR, level) ? LEVEL_COLOR[level] : "";
   const head = `${DIM}${time}${RESET} ${color}${levelText}${RESET}`;
   return `${head}${from === undefined ? "" : ` ${SOURCE_COLOR}[${from}]${RESET}`} ${message}\n`;
 }

@@ -83,6 +83,14 @@ describe("ConsoleSink output", () => {
     expect(plain).toBe("13:04:05.067 -     first\n    second\n");
   });
 
+  it("pretty: a level it does not know prints as none, even one named like an Object.prototype key", () => {
+    for (const level of ["audit", "constructor", "toString", "__proto__"]) {
+      const line = formatPretty({ "@timestamp": TS, message: "m", log: { level } } as never, "app", false, true);
+      expect(line, level).toMatch(/^\d\d:\d\d:\d\d\.\d{3} - {4} \[app\] m\n$/);
+      expect(formatPretty({ "@timestamp": TS, message: "m", log: { level } } as never, "app", true, true), level).not.toContain("function");
+    }
+  });
+
   it("json: the canonical JSON line of each record", async () => {
     const stream = new PassThrough();
     const text = collect(stream);
