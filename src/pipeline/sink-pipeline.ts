@@ -77,6 +77,8 @@ const STALL_MS = 1_000;
 /** Blocks packed again per turn of the lane's stall timer, and how soon the next turn comes while some were. */
 const REPACK_PER_TURN = 16;
 const REPACK_AGAIN_MS = 20;
+/** Blocks of a backlog packed per turn of that timer once a stall began (see WaitQueue.packSome). */
+const PACK_PER_TURN = 16;
 
 export class SinkPipeline {
   /** Counters; `pending` is not kept here but derived from `held` by report() and snapshot(). */
@@ -112,6 +114,7 @@ export class SinkPipeline {
   private sinceProgress = 0;
   private sinceProgressBytes = 0;
   private stallTimer: NodeJS.Timeout | undefined;
+  private stallAt = 0;
   private waitingBytes = 0;
   private readonly retries: RetryGroup[] = [];
   private readonly sends: PQueue;
@@ -332,7 +335,7 @@ export class SinkPipeline {
     // Behind by more than the hot records: pack once the sink is stalled. More than that many arrived without a
     // delivery tells at once; else look again every STALL_MS.
     if (this.behind() && !this.waiting.packing) {
-      if (this.arrivedPastHot() && this.stalled(Date.now())) this.waiting.setPacking(true);
+      if (this.arrivedPastHot() && this.stalled(Date.now())) this.startPacking();
       else this.armStallCheck(STALL_MS);
     }
     if (this.waiting.sharedBlocks > 0) this.armStallCheck(STALL_MS);
@@ -365,8 +368,21 @@ export class SinkPipeline {
     return this.sinceProgress > this.hotRecords || this.sinceProgressBytes > this.hotBytes;
   }
 
+  /** Pack from now on; what already waits past the hot records is packed a few blocks per turn of the timer. */
+  private startPacking(): void {
+    this.waiting.setPacking(true);
+    if (this.waiting.backlog) this.armStallCheck(REPACK_AGAIN_MS);
+  }
+
+  /** Run checkStall in `ms` (or sooner, if it is due sooner already). */
   private armStallCheck(ms: number): void {
-    if (this.stallTimer !== undefined || this.closed) return;
+    if (this.closed) return;
+    const at = Date.now() + ms;
+    if (this.stallTimer !== undefined) {
+      if (this.stallAt <= at) return;
+      clearTimeout(this.stallTimer);
+    }
+    this.stallAt = at;
     this.stallTimer = setTimeout(this.checkStall, ms);
     this.stallTimer.unref?.();
   }
@@ -380,6 +396,8 @@ export class SinkPipeline {
       if (this.stalled(Date.now())) w.setPacking(true);
       else next = STALL_MS;
     }
+    // What waited past the hot records when packing began: a few blocks a turn (about 0.15 ms each).
+    if (w.backlog && w.packSome(PACK_PER_TURN) > 0 && w.backlog) next = Math.min(next, REPACK_AGAIN_MS);
     // Blocks whose shared records the other lanes settled meanwhile: packed again a few at a time (a block takes
     // about 0.2 ms), soon again while there are some.
     if (w.sharedBlocks > 0) next = Math.min(next, w.repackSettled(REPACK_PER_TURN) > 0 ? REPACK_AGAIN_MS : STALL_MS);

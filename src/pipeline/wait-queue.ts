@@ -29,6 +29,8 @@ const META_BYTES = 16;
  * record, itself at most BLOCK_BYTES (larger ones stay whole).
  */
 const TEXT_ROOM = 2 * BLOCK_BYTES + BLOCK_RECORDS;
+/** Blocks setPacking packs at once; packSome, called by the lane's timer, packs the rest. */
+const PACK_AT_ONCE = 4;
 /** Where pack() lays out a block before deflating it. Deflation is synchronous, so one serves every queue. */
 const scratch = Buffer.allocUnsafeSlow(TEXT_ROOM + 8 + BLOCK_RECORDS * META_BYTES);
 const EMPTY = Buffer.alloc(0);
@@ -148,7 +150,10 @@ export class WaitQueue {
   private readonly parked = new Ring<Parked>(16);
   /** Blocks that keep entries another lane held when they were packed, oldest first (see repackSettled). */
   private shared: Parked[] = [];
+  /** Newest entries, held as they came; those before `tailFrom` were packed already (the array is cut now and then). */
   private tail: Entry[] = [];
+  private tailFrom = 0;
+  /** Bytes of tail[tailFrom…]. */
   private tailBytes = 0;
   private on = false;
   /** Records in parked blocks, and those of them deflated (the others are kept whole). */
@@ -170,7 +175,7 @@ export class WaitQueue {
   }
 
   get length(): number {
-    return this.head.length + this.parkedRecords + this.tail.length;
+    return this.head.length + this.parkedRecords + this.tail.length - this.tailFrom;
   }
 
   get stats(): WaitQueueStats {
@@ -183,38 +188,54 @@ export class WaitQueue {
   }
 
   /**
-   * Pack what waits past the hot records from now on (the sink stopped making progress): what is already held past
-   * them is packed at once. Off, arrivals are held as they come (behind any blocks still parked), and nothing is
-   * deflated: a sink that keeps delivering, however far behind, costs no CPU for this.
+   * Pack what waits past the hot records from now on (the sink stopped making progress). Off, arrivals are held as
+   * they come (behind any blocks still parked), and nothing is deflated: a sink that keeps delivering, however far
+   * behind, costs no CPU for this. What is already held past the hot records is packed a few blocks now and the rest
+   * by `packSome` (a full queue at once would hold the host's thread for tens of milliseconds), or at once where it
+   * must go in front of blocks parked before.
    */
   setPacking(on: boolean): void {
     if (on === this.on) return;
     this.on = on;
     if (!on) return;
-    // The head's records past the hot ones are older than any parked block: their blocks go in front.
     const head = this.head.drain();
+    this.head.shrinkIfEmpty();
     let keep = 0;
     let bytes = 0;
     while (keep < head.length && keep < this.hotRecords && bytes < this.hotBytes) bytes += head[keep++]!.bytes;
     for (let i = 0; i < keep; i++) this.head.push(head[i]!);
     this.headBytes = bytes;
-    const older = this.packRun(head, keep, head.length);
-    for (let i = older.length - 1; i >= 0; i--) this.parked.unshift(older[i]!);
-    const shared = older.filter((b) => b.shared);
-    if (shared.length > 0) this.shared = [...shared, ...this.shared];
-    // A tail held while packing was off: whole blocks of it now.
-    if (this.tailBytes >= BLOCK_BYTES || this.tail.length >= BLOCK_RECORDS) this.park();
+    if (keep < head.length && this.parked.length === 0) {
+      // Nothing parked: the head's records past the hot ones and the tail are one run, packed from its front.
+      const rest = head.slice(keep);
+      for (const e of rest) this.tailBytes += e.bytes;
+      for (let i = this.tailFrom; i < this.tail.length; i++) rest.push(this.tail[i]!);
+      this.tail = rest;
+      this.tailFrom = 0;
+    } else if (keep < head.length) {
+      // Older than the parked blocks: packed now, in front of them.
+      const older = this.packRun(head, keep, head.length);
+      for (let i = older.length - 1; i >= 0; i--) this.parked.unshift(older[i]!);
+      const shared = older.filter((b) => b.shared);
+      if (shared.length > 0) this.shared = [...shared, ...this.shared];
+    }
+    this.packSome(PACK_AT_ONCE);
+  }
+
+  /** Packing is on and a block's worth or more of the tail waits to be packed (see packSome). */
+  get backlog(): boolean {
+    return this.on && this.blockWaiting();
   }
 
   push(entry: Entry): void {
-    if (this.tail.length === 0 && this.parked.length === 0 && (!this.on || (this.head.length < this.hotRecords && this.headBytes < this.hotBytes))) {
+    if (this.tailFrom === this.tail.length && this.parked.length === 0 && (!this.on || (this.head.length < this.hotRecords && this.headBytes < this.hotBytes))) {
       this.head.push(entry);
       this.headBytes += entry.bytes;
       return;
     }
     this.tail.push(entry);
     this.tailBytes += entry.bytes;
-    if (this.on && (this.tailBytes >= BLOCK_BYTES || this.tail.length >= BLOCK_RECORDS)) this.park();
+    if (this.on && this.blockWaiting()) this.packSome(1);
   }
 
   /** The oldest waiting entry, without removing it. */
@@ -252,7 +273,7 @@ export class WaitQueue {
       if (b.kept !== undefined) for (const e of b.kept) if (e !== undefined) fn(e);
       parked.push(b);
     }
-    for (const e of this.tail) fn(e);
+    for (let i = this.tailFrom; i < this.tail.length; i++) fn(this.tail[i]!);
   }
 
   private refillHead(): void {
@@ -270,23 +291,47 @@ export class WaitQueue {
       return;
     }
     const tail = this.tail;
-    if (tail.length === 0) return;
-    for (let i = 0; i < tail.length; i++) this.head.push(tail[i]!);
+    if (this.tailFrom === tail.length) return;
+    for (let i = this.tailFrom; i < tail.length; i++) this.head.push(tail[i]!);
     this.headBytes += this.tailBytes;
     this.tail = [];
+    this.tailFrom = 0;
     this.tailBytes = 0;
   }
 
-  /** Pack the tail into deflated blocks at the back (one, or several for a tail held while packing was off). */
-  private park(): void {
-    const blocks = this.packRun(this.tail, 0, this.tail.length);
-    this.tail = [];
-    this.tailBytes = 0;
-    for (const b of blocks) {
-      this.parked.push(b);
-      if (b.shared) this.shared.push(b);
+  private blockWaiting(): boolean {
+    return this.tailBytes >= BLOCK_BYTES || this.tail.length - this.tailFrom >= BLOCK_RECORDS;
+  }
+
+  /**
+   * Pack up to `max` blocks from the front of the tail, to the back of the parked ones, while a block's worth waits
+   * (less than that stays, to fill). Returns how many it packed.
+   */
+  packSome(max: number): number {
+    let n = 0;
+    const tail = this.tail;
+    while (n < max && this.blockWaiting()) {
+      const start = this.tailFrom;
+      let end = start;
+      let bytes = 0;
+      while (end < tail.length && end - start < BLOCK_RECORDS && bytes < BLOCK_BYTES) bytes += tail[end++]!.bytes;
+      const block = pack(tail.slice(start, end));
+      this.count(block);
+      this.parked.push(block);
+      if (block.shared) this.shared.push(block);
+      this.tailFrom = end;
+      this.tailBytes -= bytes;
+      n++;
     }
-    this.repackSettled();
+    if (this.tailFrom === tail.length) {
+      this.tail = [];
+      this.tailFrom = 0;
+    } else if (this.tailFrom > 1024 && this.tailFrom * 2 > tail.length) {
+      this.tail = tail.slice(this.tailFrom);
+      this.tailFrom = 0;
+    }
+    if (n > 0) this.repackSettled();
+    return n;
   }
 
   /** Pack entries[from, to) into blocks of up to BLOCK_BYTES and BLOCK_RECORDS, in order (counted as parked). */

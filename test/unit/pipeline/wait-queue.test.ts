@@ -106,8 +106,11 @@ describe("WaitQueue", () => {
             take(q.shift());
           }
         } else if (rand(2) === 0) {
-          // The sink stalls (what waits past the hot records is packed at once) or delivers again.
+          // The sink stalls (what waits past the hot records is packed, some now, the rest by the lane's timer) or
+          // delivers again.
           q.setPacking(!q.packing);
+        } else if (rand(2) === 0) {
+          q.packSome(1 + rand(8));
         } else if (rand(5) === 0) {
           for (const e of q.drain()) take(e);
           expect(model).toEqual([]);
@@ -208,27 +211,37 @@ describe("WaitQueue", () => {
       else expect(e.pending).toBe(1);
     }
   });
-  it("packs nothing until told the sink stalled; then the head past the hot records goes in front of older blocks", () => {
+  it("packs nothing until told the sink stalled; then a backlog a few blocks at a time, or in front of older blocks", () => {
     const q = new WaitQueue(100, Number.POSITIVE_INFINITY);
     const a = target("a");
     const lines = Array.from({ length: 6_000 }, (_, i) => logLine(i));
     const entries = lines.map((t, i) => new Entry(t, Buffer.byteLength(t), a, i));
     for (const e of entries) e.pending = 1;
+    const packAll = (): void => {
+      while (q.backlog) q.packSome(16);
+    };
     for (const e of entries.slice(0, 2_000)) q.push(e);
     expect(q.stats.records).toBe(0);
+    // 1,900 past the hot 100: about six blocks, of which setPacking packs four; the lane's timer packs the rest.
     q.setPacking(true);
-    expect(q.stats.records).toBe(1_900);
+    expect(q.stats.records).toBeGreaterThan(0);
+    expect(q.backlog).toBe(true);
+    packAll();
+    expect(q.stats.records).toBeGreaterThan(1_500);
     for (const e of entries.slice(2_000, 3_000)) q.push(e);
     // Delivering again: arrivals are held as they come, behind the blocks.
     q.setPacking(false);
     for (const e of entries.slice(3_000, 6_000)) q.push(e);
     const packed = q.stats.records;
     expect(packed).toBeLessThan(3_000);
-    for (let i = 0; i < 50; i++) expect(q.shift()!.seq).toBe(i);
-    // Stalled again: the 50 hot ones left stay, the tail held meanwhile is packed too.
+    // The hot 100, then a block inflated into the head: more than the hot records there.
+    for (let i = 0; i < 101; i++) expect(q.shift()!.seq).toBe(i);
+    // Stalled again: the head past the hot records goes in front of the parked blocks; the tail is packed behind them.
+    const before = q.stats.records;
     q.setPacking(true);
-    expect(q.stats.records).toBeGreaterThan(packed + 2_900);
-    for (let i = 50; i < entries.length; i++) expect(q.shift()!.json, `record ${i}`).toBe(lines[i]);
+    packAll();
+    expect(q.stats.records).toBeGreaterThan(before + 2_500);
+    for (let i = 101; i < entries.length; i++) expect(q.shift()!.json, `record ${i}`).toBe(lines[i]);
     expect(q.length).toBe(0);
   });
 });
