@@ -1,10 +1,11 @@
-// A sink lane's waiting records, oldest first. While the sink keeps up they are held as they arrived. Once more wait
-// than the next batches need (the sink is down, slow or backing off), later arrivals are packed into deflated blocks
-// of about 64 KiB and inflated when their turn comes near. JSON logs shrink 5 to 10 times that way, so a queue full of
+// A sink lane's waiting records, oldest first. While the sink delivers they are held as they arrived. While the lane
+// says it is stalled (setPacking), those past the next batches (the hot ones) are packed into deflated blocks of
+// about 64 KiB, and inflated when their turn comes near. JSON logs shrink 5 to 10 times that way, so a queue full of
 // a stalled sink's records holds a fraction of the memory its byte bound counts, and lets go of the channel frames
 // they came in.
 //
-//   shift ◀── head (entries: the next batches) ◀── parked blocks (deflated) ◀── tail (entries filling a block) ◀── push
+//   shift ◀── head (entries: the next batches) ◀── parked blocks (deflated) ◀── tail (entries to pack, or held while
+//                                                                                   the sink delivers) ◀── push
 //
 // A block deflates the records' UTF-8 with a `\n` after each, so that entries inflated from one block form runs
 // (Entry.follows) as a channel frame's do, and after it what each entry needs again (seq, byte length, admission
