@@ -111,6 +111,13 @@ function pack(entries: readonly Entry[]): Parked {
   return { ...all, source: sources ?? first, z, packed, size, text: at };
 }
 
+/** Where the block that begins at entries[start] ends: BLOCK_RECORDS, or the record that reaches BLOCK_BYTES, or `to`. */
+function blockEnd(entries: readonly Entry[], start: number, to: number): number {
+  let end = start;
+  for (let bytes = 0; end < to && end - start < BLOCK_RECORDS && bytes < BLOCK_BYTES; ) bytes += entries[end++]!.bytes;
+  return end;
+}
+
 /** The block's entries, in order (packed ones new, with pending 1; kept ones themselves). */
 function unpack(block: Parked): Entry[] {
   // One output chunk of the block's size: no concatenation.
@@ -252,14 +259,6 @@ export class WaitQueue {
     return e;
   }
 
-  /** Remove and return every entry, oldest first (parked ones inflated). */
-  drain(): Entry[] {
-    const out: Entry[] = [];
-    for (let e = this.shift(); e !== undefined; e = this.shift()) out.push(e);
-    this.head.shrinkIfEmpty();
-    return out;
-  }
-
   /** Each entry held as it arrived, in the head, the tail or kept whole in a block (not the deflated ones). */
   forEachLoose(fn: (entry: Entry) => void): void {
     const head = this.head;
@@ -312,16 +311,13 @@ export class WaitQueue {
     let n = 0;
     const tail = this.tail;
     while (n < max && this.blockWaiting()) {
-      const start = this.tailFrom;
-      let end = start;
-      let bytes = 0;
-      while (end < tail.length && end - start < BLOCK_RECORDS && bytes < BLOCK_BYTES) bytes += tail[end++]!.bytes;
-      const block = pack(tail.slice(start, end));
+      const end = blockEnd(tail, this.tailFrom, tail.length);
+      const block = pack(tail.slice(this.tailFrom, end));
       this.count(block);
       this.parked.push(block);
       if (block.shared) this.shared.push(block);
+      for (let i = this.tailFrom; i < end; i++) this.tailBytes -= tail[i]!.bytes;
       this.tailFrom = end;
-      this.tailBytes -= bytes;
       n++;
     }
     if (this.tailFrom === tail.length) {
@@ -339,9 +335,7 @@ export class WaitQueue {
   private packRun(entries: readonly Entry[], from: number, to: number): Parked[] {
     const out: Parked[] = [];
     for (let start = from; start < to; ) {
-      let end = start;
-      let bytes = 0;
-      while (end < to && end - start < BLOCK_RECORDS && bytes < BLOCK_BYTES) bytes += entries[end++]!.bytes;
+      const end = blockEnd(entries, start, to);
       const block = pack(entries.slice(start, end));
       this.count(block);
       out.push(block);
