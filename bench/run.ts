@@ -419,6 +419,7 @@ async function w3(gelf: Receiver, file: string): Promise<void> {
   rows.push(row("W3", "child-log-agg", received, { ...m, wallSec: wall }, {
     drops: SIZE - received,
     kernelDrops: rx.kernelDrops as number,
+    notes: receiverCpuNote(rx),
     hostCpuSec: m.done?.hostSec as number | undefined,
     eldP50: impact?.eventLoopDelayMs.p50,
     eldP99: impact?.eventLoopDelayMs.p99,

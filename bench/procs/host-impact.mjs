@@ -1,6 +1,7 @@
 // What embedding the shipper costs the app around it: event-loop delay (perf_hooks) while the host also runs a small
 // timer loop (a stand-in for the app's own work), whose lateness is recorded too.
 import { createHistogram, monitorEventLoopDelay } from "node:perf_hooks";
+import { readdirSync, readFileSync } from "node:fs";
 
 const TIMER_MS = 10;
 // The histogram records whole timer intervals: the delay is what exceeds the resolution.
@@ -64,5 +65,25 @@ export async function timedStart(agg) {
 /** The host's own CPU (user+sys) since it started, and that of its reaped children (from /proc/self/stat). */
 export function ownCpu() {
   const u = process.cpuUsage();
-  return { hostSec: (u.user + u.system) / 1e6 };
+  return { hostSec: (u.user + u.system) / 1e6, threadSec: threadCpu() };
+}
+
+/**
+ * CPU seconds per thread (from /proc/self/task): `main` is the event loop's thread, `others` the busiest of the rest
+ * (V8's GC helpers, libuv's pool, the GELF UDP sender's worker), largest first. Undefined without /proc.
+ */
+function threadCpu() {
+  try {
+    const tick = 100; // USER_HZ on Linux
+    const rows = readdirSync("/proc/self/task").map((tid) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, "utf8");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return { tid: Number(tid), sec: (Number(f[11]) + Number(f[12])) / tick };
+    });
+    const main = rows.find((r) => r.tid === process.pid)?.sec;
+    const others = rows.filter((r) => r.tid !== process.pid && r.sec > 0).map((r) => r.sec).sort((a, b) => b - a).slice(0, 4);
+    return { main, others };
+  } catch {
+    return undefined;
+  }
 }

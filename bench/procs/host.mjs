@@ -114,6 +114,8 @@ if (config.stall !== undefined) {
 await stopped;
 const impactResult = impact?.stop();
 clearInterval(queueTimer);
+// Per thread before stop() ends any worker thread the sinks run.
+const { threadSec } = ownCpu();
 const before = agg.metrics();
 const report = await agg.stop({ timeoutMs: 30_000 });
 send({
@@ -126,6 +128,7 @@ send({
   impact: impactResult,
   startHold,
   ...ownCpu(),
+  threadSec,
   queuePeak,
   queueConfig: config.queue,
   sinkTransport: before.sinks.out.transport,

@@ -47,6 +47,7 @@ let latency = false;
 let latencies = [];
 let pending = new Map();
 let dropsAtReset = 0;
+let cpuAtReset = process.cpuUsage();
 let invalid = 0;
 
 /** The kernel's drop counter for this socket (last column of its /proc/net/udp row). */
@@ -69,6 +70,7 @@ async function reset(wantLatency) {
   latencies = [];
   pending = new Map();
   dropsAtReset = kernelDrops();
+  cpuAtReset = process.cpuUsage();
 }
 
 function complete(payload) {
@@ -119,8 +121,10 @@ async function stats() {
     const s = await pyLines();
     return { ...s, kernelDrops: kernelDrops() - dropsAtReset, recvBufferBytes: py.rcvbuf, counter: "python3" };
   }
+  const cpu = process.cpuUsage(cpuAtReset);
   return {
     counter: "node",
+    cpuSec: (cpu.user + cpu.system) / 1e6,
     messages,
     datagrams,
     incomplete: pending.size,
