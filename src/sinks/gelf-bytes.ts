@@ -36,12 +36,36 @@ const EMPTY_SHORT = Buffer.from('"-"');
 const TRUE = Buffer.from('"true"');
 const FALSE = Buffer.from('"false"');
 
-/** Special handling of a top-level object's members (the general path's `skip` and the level lookup). */
-const enum Mode {
+/** What a path is to the standard fields (the general path's `skip` and level lookup), fixed by its keys. */
+const enum Kind {
   PLAIN = 0,
-  HOST = 1,
-  ERROR = 2,
-  LOG = 3,
+  /** Top level: `message`, `@timestamp`, `host`, `error`, `log`. */
+  MESSAGE = 1,
+  TIMESTAMP = 2,
+  HOST = 3,
+  ERROR = 4,
+  LOG = 5,
+  /** `host.name`, `error.stack_trace`, `log.level`, `log.syslog`. */
+  HOST_NAME = 6,
+  STACK_TRACE = 7,
+  LOG_LEVEL = 8,
+  LOG_SYSLOG = 9,
+}
+
+function kindOf(parentKind: number, parent: number, key: string): Kind {
+  if (parent === ROOT) {
+    if (key === "message") return Kind.MESSAGE;
+    if (key === "@timestamp") return Kind.TIMESTAMP;
+    if (key === "host") return Kind.HOST;
+    if (key === "error") return Kind.ERROR;
+    if (key === "log") return Kind.LOG;
+    return Kind.PLAIN;
+  }
+  if (parentKind === Kind.HOST && key === "name") return Kind.HOST_NAME;
+  if (parentKind === Kind.ERROR && key === "stack_trace") return Kind.STACK_TRACE;
+  if (parentKind === Kind.LOG && key === "level") return Kind.LOG_LEVEL;
+  if (parentKind === Kind.LOG && key === "syslog") return Kind.LOG_SYSLOG;
+  return Kind.PLAIN;
 }
 
 /** Field paths remembered; past this the table starts over (random keys must not grow it without bound). */
@@ -56,6 +80,7 @@ const MAX_FILLED = SLOTS >> 1;
 /** Slots one lookup looks at; a key past them is declined (the general path builds its record). */
 const MAX_PROBES = 64;
 const ROOT = 0;
+const NONE = -1;
 
 /**
  * Field paths by their keys' bytes, so a record's keys are never decoded: node `id` is the path of `key` under
@@ -63,7 +88,17 @@ const ROOT = 0;
  */
 class FieldTable {
   private parents: number[] = [];
-  private keys: Buffer[] = [];
+  /** The key's bytes per node (no quotes). */
+  keys: Buffer[] = [];
+  /** Kind per node. */
+  kinds: Kind[] = [];
+  /**
+   * The shape last seen, to skip the hash: per node, the node of the key that came right after it in its object
+   * (`after`) and of the first key of the object it holds (`first`), or NONE. Records of one source mostly repeat
+   * their keys in one order, so the next key is most often the one these predict, and comparing its bytes is enough.
+   */
+  after: number[] = [];
+  first: number[] = [];
   private hashes: number[] = [];
   private paths: string[] = [];
   /** `,"_name":` per node. */
@@ -115,6 +150,9 @@ class FieldTable {
     this.paths.push(path);
     this.fieldBytes.push(Buffer.from(`,"${name}":`, "latin1"));
     this.nameIds.push(nameId);
+    this.kinds.push(kindOf(this.kinds[parent]!, parent, text));
+    this.after.push(NONE);
+    this.first.push(NONE);
     this.slots[slot] = id + 1;
     return id;
   }
@@ -126,6 +164,9 @@ class FieldTable {
     this.paths = [""];
     this.fieldBytes = [Buffer.alloc(0)];
     this.nameIds = [-1];
+    this.kinds = [Kind.PLAIN];
+    this.after = [NONE];
+    this.first = [NONE];
     this.nameIndex = new Map();
     this.slots.fill(0);
   }
@@ -165,6 +206,8 @@ export class GelfBytesEncoder {
   // Set by scanString: where the last escape of the string began (-1 when it has none) and whether one was \n or \r.
   private lastEscape = -1;
   private lineBreak = false;
+  /** Set by `key`: where the value of the key it read starts. */
+  private valueAt = 0;
 
   constructor(mapping: GelfMappingOptions) {
     this.levels = mapping.levels;
@@ -198,31 +241,26 @@ export class GelfBytesEncoder {
     let sawMessage = false;
     let i = start + 1;
     if (src[i] === CLOSE_BRACE) return -1; // no @timestamp
-    for (;;) {
-      const v = this.keyAt(i, end);
-      if (v < 0) return -1;
-      const keyLength = v - i - 3;
+    const kinds = this.fields.kinds;
+    for (let prev = NONE; ; ) {
+      const node = this.key(ROOT, prev, i, end);
+      if (node < 0) return -1;
+      prev = node;
+      const v = this.valueAt;
+      const kind = kinds[node]!;
       let next: number;
-      if (keyLength === 7 && isKey(src, i + 1, "message")) {
+      if (kind === Kind.MESSAGE) {
         if (sawMessage) return -1;
         sawMessage = true;
         next = this.message(v, end);
-      } else if (keyLength === 10 && isKey(src, i + 1, "@timestamp")) {
+      } else if (kind === Kind.TIMESTAMP) {
         if (seconds >= 0 || src[v] !== QUOTE) return -1;
         next = this.scanString(v, end);
         if (next < 0 || this.lastEscape >= 0) return -1;
         seconds = this.seconds(v + 1, next - 1);
         if (seconds < 0) return -1;
       } else {
-        const mode =
-          keyLength === 4 && isKey(src, i + 1, "host")
-            ? Mode.HOST
-            : keyLength === 5 && isKey(src, i + 1, "error")
-              ? Mode.ERROR
-              : keyLength === 3 && isKey(src, i + 1, "log")
-                ? Mode.LOG
-                : Mode.PLAIN;
-        next = this.field(this.fields.lookup(ROOT, src, i + 1, v - 2), v, end, 1, mode);
+        next = this.field(node, v, end, 1);
       }
       if (next < 0) return -1;
       if (src[next] === COMMA) i = next + 1;
@@ -279,7 +317,7 @@ export class GelfBytesEncoder {
   }
 
   /** The value at `v` of the field path `node` (-1: no room for its path), `depth` objects deep. Returns its end or -1. */
-  private field(node: number, v: number, end: number, depth: number, mode: Mode): number {
+  private field(node: number, v: number, end: number, depth: number): number {
     if (node < 0) return -1;
     const src = this.src;
     const c = src[v];
@@ -290,11 +328,12 @@ export class GelfBytesEncoder {
     if (c === OPEN_BRACE) {
       if (depth >= this.maxDepth) {
         // host, error and log are also read for standard fields: the general path does that from the object.
-        if (mode !== Mode.PLAIN) return -1;
+        const kind = this.fields.kinds[node];
+        if (kind === Kind.HOST || kind === Kind.ERROR || kind === Kind.LOG) return -1;
         const e = this.skipNested(v, end);
         return e < 0 || !this.add(node, v, e, true) ? -1 : e;
       }
-      return this.object(node, v, end, depth, mode);
+      return this.object(node, v, end, depth);
     }
     if (c === OPEN_BRACKET) {
       const e = this.skipNested(v, end);
@@ -307,37 +346,68 @@ export class GelfBytesEncoder {
     return e < 0 || !this.add(node, v, e, false) ? -1 : e;
   }
 
-  private object(node: number, v: number, end: number, depth: number, mode: Mode): number {
+  private object(node: number, v: number, end: number, depth: number): number {
     const src = this.src;
     let i = v + 1;
     if (src[i] === CLOSE_BRACE) return i + 1;
-    for (;;) {
-      const m = this.keyAt(i, end);
-      if (m < 0) return -1;
-      const keyLength = m - i - 3;
+    const kinds = this.fields.kinds;
+    for (let prev = NONE; ; ) {
+      const child = this.key(node, prev, i, end);
+      if (child < 0) return -1;
+      prev = child;
+      const m = this.valueAt;
+      const kind = kinds[child]!;
       let next: number;
-      if (mode === Mode.HOST && keyLength === 4 && isKey(src, i + 1, "name")) {
+      if (kind === Kind.HOST_NAME) {
         // host.name is the GELF host (when it is a non-blank string) and is not repeated as `_host_name`.
         next = this.skipValue(m, end);
         if (next >= 0 && src[m] === QUOTE && !this.isBlank(m, next)) {
           this.hostStart = m;
           this.hostEnd = next;
         }
-      } else if (mode === Mode.ERROR && keyLength === 11 && isKey(src, i + 1, "stack_trace") && src[m] === QUOTE) {
+      } else if (kind === Kind.STACK_TRACE && src[m] === QUOTE) {
         // A string stack trace goes into full_message: the general path's job. An empty one is only skipped.
         next = this.scanString(m, end);
         if (next !== m + 2) return -1;
       } else {
-        if (mode === Mode.LOG && keyLength === 5 && isKey(src, i + 1, "level") && !this.readLevel(m, end)) return -1;
+        if (kind === Kind.LOG_LEVEL && !this.readLevel(m, end)) return -1;
         // log.syslog's severity sets the level over log.level (see levelOf); the object is sent as extras all the same.
-        if (mode === Mode.LOG && keyLength === 6 && isKey(src, i + 1, "syslog") && !this.readSeverity(m, end)) return -1;
-        next = this.field(this.fields.lookup(node, src, i + 1, m - 2), m, end, depth + 1, Mode.PLAIN);
+        if (kind === Kind.LOG_SYSLOG && !this.readSeverity(m, end)) return -1;
+        next = this.field(child, m, end, depth + 1);
       }
       if (next < 0) return -1;
       if (src[next] === COMMA) i = next + 1;
       else if (src[next] === CLOSE_BRACE) return next + 1;
       else return -1;
     }
+  }
+
+  /**
+   * The node of the key starting at `i` in the object of node `parent`, whose key before it had node `prev` (NONE
+   * for its first); `valueAt` is then where its value starts. -1 to decline (a key with escapes, no room left).
+   */
+  private key(parent: number, prev: number, i: number, end: number): number {
+    const t = this.fields;
+    const src = this.src;
+    const guess = prev === NONE ? t.first[parent]! : t.after[prev]!;
+    if (guess !== NONE) {
+      // The key the last record had here: its bytes between quotes, then ':'. A stored key has no escapes or
+      // control characters, so the quote after the same bytes closes the key.
+      const k = t.keys[guess]!;
+      const close = i + 1 + k.length;
+      if (close + 2 < end && src[i] === QUOTE && src[close] === QUOTE && src[close + 1] === COLON && sameBytes(k, src, i + 1, close)) {
+        this.valueAt = close + 2;
+        return guess;
+      }
+    }
+    const v = this.keyAt(i, end);
+    if (v < 0) return -1;
+    const node = t.lookup(parent, src, i + 1, v - 2);
+    if (node < 0) return -1;
+    if (prev === NONE) t.first[parent] = node;
+    else t.after[prev] = node;
+    this.valueAt = v;
+    return node;
   }
 
   /** The key starting at `i` (a string without escapes, then ':'): returns where its value starts, or -1. */

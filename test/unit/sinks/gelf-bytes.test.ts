@@ -247,6 +247,49 @@ describe("GelfBytesEncoder", () => {
     expect(fast).toBeGreaterThan(40_000); // 47,396 of 80,000 (4 mappings) with this seed
   });
 
+  it("reads each key anew when it is not the one the last record had in its place (the shape it remembers)", () => {
+    // One encoder, records in turn whose keys repeat, extend, shorten, swap or move those before them: a key the
+    // encoder guessed from the last record's shape is taken only when its bytes, closing quote and colon are there.
+    const shapes = [
+      rec({ ab: 1, cd: { ef: "x" } }),
+      rec({ ab: 2, cd: { ef: "y" } }),
+      rec({ ba: 1, dc: { fe: "x" } }), // same lengths, other bytes
+      rec({ a: 1, cd: { e: "x" } }), // shorter
+      rec({ abc: 1, cd: { efg: "x" } }), // longer
+      rec({ "ab:": 1, cd: { ef: "x" } }), // a colon inside the key
+      rec({ ab: 1 }),
+      rec({ "abc:1": 1 }), // the guess's bytes, then not its closing quote but a colon
+      rec({ cd: { ef: "x" }, ab: 1 }), // swapped
+      rec({ ab: { cd: 1 }, cd: "ef" }), // a key of one object in another's place
+      JSON.stringify({ message: "first", "@timestamp": TS, ab: 1 }), // message and @timestamp swapped
+      rec({ host: { name: "h1", ab: 1 }, log: { level: "error" } }),
+      rec({ log: { level: "warn" }, host: { name: "h2" } }),
+      rec({ log: { levels: "warn", level: "fatal" } }),
+      rec({ ab: 1, cd: { ef: "x" } }),
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const text of shapes) {
+        const o = JSON.parse(text) as { host?: unknown; log?: unknown };
+        // At depth 1 an object host or log takes the general path (see DEPTH_1).
+        expect(accepted(text), text).toEqual(typeof o.host === "object" || typeof o.log === "object" ? ALL_BUT_DEPTH_1 : ALL);
+      }
+    }
+  });
+
+  it("reads a record shaped like the last one without looking a key up", () => {
+    const enc = new GelfBytesEncoder(MAPPINGS[0]!.mapping);
+    const fields = (enc as unknown as { fields: { lookup(...args: unknown[]): number } }).fields;
+    const lookup = fields.lookup.bind(fields);
+    let lookups = 0;
+    fields.lookup = (...args: unknown[]) => (lookups++, lookup(...args));
+    const one = Buffer.from(rec({ a: 1, b: { c: "x", d: { e: true } }, host: { name: "h" }, log: { level: "warn" } }));
+    const two = Buffer.from(rec({ a: 2, b: { c: "y", d: { e: false } }, host: { name: "h" }, log: { level: "info" } }));
+    expect(encode(enc, one, 0, one.length)).toBeDefined();
+    expect(lookups).toBe(11); // every key once: @timestamp, message, a, b, c, d, e, host, name, log, level
+    expect(encode(enc, two, 0, two.length)?.toString()).toBe(JSON.stringify(toGelf(JSON.parse(two.toString()), MAPPINGS[0]!.mapping)));
+    expect(lookups).toBe(11);
+  });
+
   it("keeps a bounded table of field names", () => {
     const enc = new GelfBytesEncoder(MAPPINGS[0]!.mapping);
     for (let i = 0; i < 25_000; i++) {
