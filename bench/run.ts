@@ -490,6 +490,7 @@ async function w4(file: string): Promise<void> {
         : { records: stallEnd.queueRecords, bytes: stallEnd.queueBytes, compressedRecords: stallEnd.queueCompressedRecords, compressedBytes: stallEnd.queueCompressedBytes },
     rssSeriesMB: series,
     deliveredDuringStall: stallEnd?.delivered,
+    hostTrace: stallEnd?.trace,
     deliveredAfter: m.done?.delivered,
     expected: SIZE,
   };

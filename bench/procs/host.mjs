@@ -67,10 +67,18 @@ agg.on("delivered", (e) => {
 // W4: queue depth over time, sampled in the host.
 let queuePeak = { records: 0, bytes: 0 };
 let queueTimer;
+/** W4: the stall's first seconds, every 50 ms: how the queue fills and packs, and the host's memory meanwhile. */
+const stallTrace = [];
+let traceUntil = 0;
 const sampleQueue = () => {
   const m = agg.metrics().sinks.out;
   if (m.queueRecords > queuePeak.records) queuePeak.records = m.queueRecords;
   if (m.queueBytes > queuePeak.bytes) queuePeak.bytes = m.queueBytes;
+  if (epochNow() < traceUntil) {
+    const u = process.memoryUsage();
+    const mb = (b) => Math.round((b / 2 ** 20) * 10) / 10;
+    stallTrace.push({ rss: mb(u.rss), ab: mb(u.arrayBuffers), heap: mb(u.heapTotal), queued: m.queueRecords, packed: m.queueCompressedRecords });
+  }
 };
 
 /** W4: where the host's memory is (MB): the V8 heap by space (committed), ArrayBuffers, and RSS. */
@@ -95,11 +103,12 @@ if (config.stall !== undefined) {
   await new Promise((resolve) => process.on("message", (m) => m.cmd === "go" && resolve()));
   queueTimer = setInterval(sampleQueue, 50);
   const stallStart = epochNow();
+  traceUntil = stallStart + 3_000;
   linkSync(config.stall.file, join(config.stall.dir, "data.log"));
   send({ event: "stall", phase: "start", at: stallStart });
   await new Promise((r) => setTimeout(r, config.stall.ms));
   const m = agg.metrics();
-  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, queueCompressedRecords: m.sinks.out.queueCompressedRecords, queueCompressedBytes: m.sinks.out.queueCompressedBytes, delivered, memory: memory() });
+  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, queueCompressedRecords: m.sinks.out.queueCompressedRecords, queueCompressedBytes: m.sinks.out.queueCompressedBytes, delivered, memory: memory(), trace: stallTrace });
   sink.unblock();
 } else {
   startHold = await timedStart(agg);
