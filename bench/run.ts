@@ -491,6 +491,7 @@ async function w4(file: string): Promise<void> {
     rssSeriesMB: series,
     deliveredDuringStall: stallEnd?.delivered,
     hostTrace: stallEnd?.trace,
+    hostResidentByMapping: { idle: stallEnd?.residentIdle, end: stallEnd?.residentEnd },
     deliveredAfter: m.done?.delivered,
     expected: SIZE,
   };

@@ -87,3 +87,33 @@ function threadCpu() {
     return undefined;
   }
 }
+
+/**
+ * W4: the host's resident memory by mapping (MB, from /proc/self/smaps): `file` (binaries and libraries), `[heap]`
+ * (malloc's main arena: ArrayBuffers' stores, zlib, compiler zones), and other anonymous mappings by size (V8's heap
+ * pages are the 256 KiB to 1 MiB ones). Undefined without /proc.
+ */
+export function residentByMapping() {
+  try {
+    const out = {};
+    let cur;
+    for (const line of readFileSync("/proc/self/smaps", "utf8").split("\n")) {
+      const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+      if (m !== null) {
+        const kib = (parseInt(m[2], 16) - parseInt(m[1], 16)) / 1024;
+        const name = m[3];
+        cur = name.startsWith("/") ? "file" : name !== "" ? name : kib >= 1024 ? "anon ≥ 1 MiB" : kib >= 256 ? "anon 256 KiB–1 MiB" : "anon < 256 KiB";
+        continue;
+      }
+      const rss = /^Rss:\s+(\d+) kB/.exec(line);
+      if (rss !== null && cur !== undefined) out[cur] = (out[cur] ?? 0) + Number(rss[1]) / 1024;
+    }
+    for (const k of Object.keys(out)) {
+      out[k] = Math.round(out[k] * 10) / 10;
+      if (out[k] === 0) delete out[k];
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}

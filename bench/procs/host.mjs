@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { getHeapSpaceStatistics } from "node:v8";
 import { epochNow } from "./lines.mjs";
-import { startHostImpact, ownCpu, timedStart } from "./host-impact.mjs";
+import { residentByMapping, startHostImpact, ownCpu, timedStart } from "./host-impact.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const lib = await import(pathToFileURL(config.lib).href);
@@ -102,13 +102,14 @@ if (config.stall !== undefined) {
   send({ event: "idle", memory: memory() });
   await new Promise((resolve) => process.on("message", (m) => m.cmd === "go" && resolve()));
   queueTimer = setInterval(sampleQueue, 50);
+  const residentIdle = residentByMapping();
   const stallStart = epochNow();
   traceUntil = stallStart + 3_000;
   linkSync(config.stall.file, join(config.stall.dir, "data.log"));
   send({ event: "stall", phase: "start", at: stallStart });
   await new Promise((r) => setTimeout(r, config.stall.ms));
   const m = agg.metrics();
-  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, queueCompressedRecords: m.sinks.out.queueCompressedRecords, queueCompressedBytes: m.sinks.out.queueCompressedBytes, delivered, memory: memory(), trace: stallTrace });
+  send({ event: "stall", phase: "end", at: epochNow(), queueRecords: m.sinks.out.queueRecords, queueBytes: m.sinks.out.queueBytes, queueCompressedRecords: m.sinks.out.queueCompressedRecords, queueCompressedBytes: m.sinks.out.queueCompressedBytes, delivered, memory: memory(), trace: stallTrace, residentIdle, residentEnd: residentByMapping() });
   sink.unblock();
 } else {
   startHold = await timedStart(agg);
