@@ -97,8 +97,15 @@ const stopped = new Promise((resolve) => process.on("message", (m) => m.cmd === 
 if (config.stall !== undefined) {
   // Nothing to read yet: the watched directory is empty, so the driver can measure the idle tree.
   mkdirSync(config.stall.dir, { recursive: true });
-  sink.block();
+  if (config.stall.warm === undefined) sink.block();
   await agg.start();
+  if (config.stall.warm !== undefined) {
+    // A host that has shipped before its sink stalls: the warm-up file goes through a healthy sink first.
+    linkSync(config.stall.warm.file, join(config.stall.dir, "warm.log"));
+    while (delivered < config.stall.warm.lines) await new Promise((r) => setTimeout(r, 20));
+    sink.block();
+    await new Promise((r) => setTimeout(r, 1_000));
+  }
   send({ event: "idle", memory: memory() });
   await new Promise((resolve) => process.on("message", (m) => m.cmd === "go" && resolve()));
   queueTimer = setInterval(sampleQueue, 50);
