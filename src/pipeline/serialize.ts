@@ -94,6 +94,20 @@ function errorFields(record: LogRecord): string[] | undefined {
 }
 
 /**
+ * `fields` with each top-level Error as `write()` ships it: `message` as the error's text, any other field as
+ * `errorObject()`. The same object when it holds none; a copy otherwise (the caller's object is not changed).
+ * Script collectors' `emit()` uses it, so an Error emitted there ships as it does through `write()`.
+ */
+export function withErrorsAsJson(fields: Record<string, unknown>): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const key of Object.keys(fields)) {
+    const value = fields[key];
+    if (value instanceof Error) (out ??= { ...fields })[key] = key === "message" ? errorLine(value) : errorObject(value);
+  }
+  return out ?? fields;
+}
+
+/**
  * An Error as what JSON would ship of it (its `toJSON()`, else its own enumerable fields: an fs error's `errno`,
  * `code`, `syscall`, `path`), plus ECS's `type` (its name), `message` and `stack_trace`.
  */

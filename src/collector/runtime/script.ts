@@ -13,7 +13,7 @@
 import { FrameType } from "../../channel/protocol.js";
 import { InvalidOptionError } from "../../errors.js";
 import { type CollectorContext, type CollectorDefinition, type CollectorLog, isCollectorDefinition } from "../../collector.js";
-import { describe, opaqueObject } from "../../pipeline/serialize.js";
+import { describe, opaqueObject, withErrorsAsJson } from "../../pipeline/serialize.js";
 import { errorText, safeText } from "../../util/text.js";
 import type { ScriptSpec } from "../../sources/specs.js";
 import { CheckpointStore } from "../checkpoint-store.js";
@@ -293,8 +293,9 @@ class ScriptEmitter {
       } else if (typeof input === "object" && input !== null && !Array.isArray(input)) {
         const fields = recordFields(input);
         if (typeof fields === "string") return this.invalid(fields);
-        // An object is read like a parsed JSON line (same extraction, same enrichment) whose text is empty.
-        json = JSON.stringify(buildRecord({ line: "", fields }, this.ctx));
+        // An object is read like a parsed JSON line (same extraction, same enrichment) whose text is empty. An Error in
+        // a top-level field ships as write() ships it, not as the {} JSON makes of it.
+        json = JSON.stringify(buildRecord({ line: "", fields: withErrorsAsJson(fields) }, this.ctx));
       } else {
         return this.invalid(`expected a record object or a string, got ${describe(input)}`);
       }

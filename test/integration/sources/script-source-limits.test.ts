@@ -161,6 +161,33 @@ describe("ScriptSource emit() of a record over the 16 MiB limit", () => {
   });
 });
 
+describe("ScriptSource emit() of a record with Errors in it", () => {
+  it("ships them as write() does: a message Error as its text, one in another field as its type, message, stack and own fields", async () => {
+    const module = collector(
+      "errors",
+      `  const cause = Object.assign(new Error("disk full"), { code: "ENOSPC", path: "/var/x" });
+  class Custom extends Error { toJSON() { return { custom: true }; } }
+  const record = { message: new TypeError("bad input"), error: cause, reason: new Custom("c"), plain: { nested: new Error("deep") } };
+  await emit(record);
+  await emit({ message: "after", unchanged: record.error instanceof Error });`,
+    );
+    const { mem, agg } = run("errors", module);
+    await agg.start();
+    await mem.waitForCount(2, { timeout: 20_000 });
+    await agg.stop({ timeoutMs: 10_000 });
+    const [r, after] = mem.records;
+    expect(r!.message).toBe("TypeError: bad input");
+    expect(r!.error).toMatchObject({ type: "Error", message: "disk full", code: "ENOSPC", path: "/var/x" });
+    expect((r!.error as { stack_trace?: string }).stack_trace).toMatch(/^Error: disk full\n\s+at /);
+    // A toJSON() decides its fields, as JSON.stringify would; ECS's are added beside them.
+    expect(r!.reason).toMatchObject({ custom: true, type: "Error", message: "c" });
+    // Only top-level fields, as write(): a nested Error is what JSON makes of it.
+    expect(r!.plain).toEqual({ nested: {} });
+    // The emitted object itself is not changed.
+    expect(after).toMatchObject({ message: "after", unchanged: true });
+  });
+});
+
 describe("ScriptSource emit() of objects whose JSON is not a record", () => {
   it("refuses them in the child (counted as invalidRecords, announced, never thrown); a toJSON returning an object is the record", async () => {
     const module = collector(
