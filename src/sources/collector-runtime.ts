@@ -552,10 +552,12 @@ export class CollectorRuntime implements SourceRuntime {
         error: this.collectorError("ERR_COLLECTOR_CRASHED", `collector "${this.name}" ${how} without saying why`, proc, processExit),
       });
     }
+    // What ended each time may be a command that exits 0 and is run again ("always"): not a crash. Say what the last did.
+    const last = exit.signal !== null ? `killed by ${exit.signal}` : `exit code ${exit.code}`;
     this.scheduleRestart(Date.now() - proc.startedAt, () =>
       this.collectorError(
         "ERR_COLLECTOR_FAILED",
-        `collector "${this.name}" crashed ${this.o.restart.maxRestarts + 1} times within ${this.o.restart.windowMs} ms; giving up`,
+        `collector "${this.name}" ended ${this.o.restart.maxRestarts + 1} times within ${this.o.restart.windowMs} ms (the last: ${last}); giving up`,
         proc,
         exit,
       ),

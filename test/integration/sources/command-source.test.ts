@@ -155,12 +155,17 @@ describe("CommandSource", () => {
       )
       .addSource(new CommandSource({ name: "steady", command: process.execPath, args: [fixture, "100", "0", "hold"], parser: "json" }))
       .addSink(mem);
-    const failed = new Promise<{ source: string; code: string; restarts: number | undefined }>((resolve) =>
-      agg.on("source:failed", (e) => resolve({ source: e.source, code: e.error.code, restarts: e.error.restarts })),
+    const failed = new Promise<{ source: string; code: string; restarts: number | undefined; message: string }>((resolve) =>
+      agg.on("source:failed", (e) => resolve({ source: e.source, code: e.error.code, restarts: e.error.restarts, message: e.error.message })),
     );
     await agg.start();
     const f = await failed;
-    expect(f).toEqual({ source: "looper", code: "ERR_COLLECTOR_FAILED", restarts: 3 });
+    expect(f).toEqual({
+      source: "looper",
+      code: "ERR_COLLECTOR_FAILED",
+      restarts: 3,
+      message: 'collector "looper" ended 4 times within 60000 ms (the last: exit code 2); giving up',
+    });
     expect(agg.metrics().sources.looper!.state).toBe("failed");
     await waitFor(() => mem.records.filter((r) => r.service?.name === "steady" && r.stream === "stdout").length === 100, {
       timeout: 20_000,
