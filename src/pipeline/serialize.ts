@@ -17,9 +17,16 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
     // checked and filled in below is what ships. The copy made then is serialized without it.
     const toJSON = (record as { toJSON?: unknown }).toJSON;
     if (typeof toJSON === "function") record = asObject(toJSON.call(record, ""), "toJSON() returned");
+    // An Error in a top-level field, before anything reads the fields: one in `@timestamp`, `log.level` or `host` is
+    // then an object like any other there (not a string spread into characters, nor a host with an inherited `name`).
+    const converted = withErrorsAsJson(record) as LogRecord;
+    const copied = converted !== record;
+    record = converted;
     const ts = record["@timestamp"];
     const needsTs = typeof ts !== "string" || parseTimestamp(ts) !== ts;
     const needsMessage = typeof record.message !== "string";
+    // A text that is no own enumerable field (an Error's, a class's getter) is not what JSON ships: it is copied.
+    const hiddenMessage = !needsMessage && !Object.prototype.propertyIsEnumerable.call(record, "message");
     // ECS's dotted key is the level too when there is no nested one (collectors read it so).
     // Not beside a `log` that is no object (a path, say), and not a null.
     const log: unknown = record.log;
@@ -31,13 +38,15 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
     // log.level is a keyword, rejects the whole record for) is moved to log.level_raw.
     const levelObject = level !== null && typeof level === "object";
     const needsLevel = dotted !== undefined || (level !== undefined && ((normalized !== undefined && normalized !== level) || levelObject));
-    const errors = errorFields(record);
     const ownToJSON = typeof (record as { toJSON?: unknown }).toJSON === "function";
     const host = record.host;
     const needsHost = hostName !== undefined && (host === undefined || (typeof host === "object" && host !== null && !Array.isArray(host) && host.name === undefined));
-    if (needsTs || needsMessage || needsLevel || ownToJSON || needsHost || errors !== undefined) {
+    if (needsTs || needsMessage || hiddenMessage || needsLevel || ownToJSON || needsHost) {
       // Copy rather than mutate the caller's object (a copy's own enumerable fields are what JSON.stringify reads).
-      record = { ...record };
+      // withErrorsAsJson() copied it already.
+      const text = record.message;
+      if (!copied) record = { ...record };
+      if (hiddenMessage) record.message = text;
       if (ownToJSON) delete (record as { toJSON?: unknown }).toJSON;
       if (needsTs) {
         const parsed = parseTimestamp(ts);
@@ -47,10 +56,7 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
       }
       if (needsMessage) {
         const m: unknown = record.message;
-        if (m instanceof Error) {
-          // An Error says what it is in its text ("Error: disk full"); as an object it has no enumerable fields.
-          record.message = errorLine(m);
-        } else if (m !== null && typeof m === "object") {
+        if (m !== null && typeof m === "object") {
           // An object or array is kept as `message_raw`, as collectors keep it: String() would make it "[object Object]".
           if (!("message_raw" in record)) record["message_raw"] = m;
           record.message = "";
@@ -67,8 +73,6 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
         } else log.level = level;
         record.log = log as LogRecord["log"];
       }
-      // An Error serializes as {} (its fields are not enumerable): one in a top-level field ships as ECS's error fields.
-      if (errors !== undefined) for (const key of errors) (record as Record<string, unknown>)[key] = errorObject((record as Record<string, Error>)[key]!);
     }
     const json = JSON.stringify(record);
     // Anything but an object here would reach sinks that expect one (GELF, pretty console) and fail every send.
@@ -82,15 +86,6 @@ export function serializeRecord(input: LogRecordInput, now?: string, hostName?: 
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-/** Top-level fields (other than `message`, which ships as the error's text) that hold an Error, if any. */
-function errorFields(record: LogRecord): string[] | undefined {
-  let out: string[] | undefined;
-  for (const key of Object.keys(record)) {
-    if (key !== "message" && (record as Record<string, unknown>)[key] instanceof Error) (out ??= []).push(key);
-  }
-  return out;
 }
 
 /**
@@ -117,13 +112,23 @@ function errorObject(error: Error): Record<string, unknown> {
     const toJSON = (error as { toJSON?: unknown }).toJSON;
     const own: unknown = typeof toJSON === "function" ? toJSON.call(error, "") : { ...error };
     if (isObject(own)) out = { ...own };
-    out.type ??= error.name;
-    out.message ??= error.message;
-    if (typeof error.stack === "string") out.stack_trace ??= error.stack;
   } catch {
-    // A getter or toJSON() that throws: what was read so far.
+    // A getter or toJSON() that throws: ECS's fields all the same.
   }
+  // Each on its own: a getter that throws loses its field only.
+  out.type ??= readSafely(() => error.name);
+  out.message ??= readSafely(() => error.message);
+  const stack = readSafely(() => error.stack);
+  if (typeof stack === "string") out.stack_trace ??= stack;
   return out;
+}
+
+function readSafely(read: () => unknown): unknown {
+  try {
+    return read();
+  } catch {
+    return undefined;
+  }
 }
 
 function asObject(value: unknown, what = "Expected a record object, got"): LogRecord {
@@ -164,6 +169,8 @@ function errorLine(error: Error): string {
   try {
     return String(error);
   } catch {
-    return "Error";
+    // A `name` or `message` getter that throws: the message alone when it can be read.
+    const message = readSafely(() => error.message);
+    return typeof message === "string" && message !== "" ? message : "Error";
   }
 }

@@ -283,6 +283,45 @@ describe("record intake", () => {
     await agg.stop();
   });
 
+  it("ships an Error in @timestamp, log.level or host as an object there, a record that is an Error with its message, and survives throwing getters", async () => {
+    const m = new MemorySink({ name: "m" });
+    const agg = new Aggregator({ hostName: "web-1", batch: { maxWaitMs: 0 } }).addSink(m);
+    await agg.start();
+    const err = (text: string): Error => Object.assign(new Error(text), { code: "E" });
+    const nameThrows = new Error("name throws");
+    Object.defineProperty(nameThrows, "name", { get: () => { throw new Error("no name"); } });
+    class Event {
+      get message(): string {
+        return "from a getter";
+      }
+    }
+    await agg.write([
+      { message: "a", "@timestamp": err("ts") },
+      { message: "b", "log.level": err("level") },
+      { message: "c", host: err("host") },
+      new Error("the record itself"),
+      new Event(),
+      { message: nameThrows, error: nameThrows },
+    ] as never);
+    await m.waitForCount(6);
+    const [a, b, c, d, e, f] = m.records;
+    const shipped = (text: string) => ({ type: "Error", message: text, code: "E", stack_trace: expect.stringContaining(`Error: ${text}`) });
+    // An unreadable timestamp is kept beside the one filled in, as for any other value; not a string spread into characters.
+    expect(a!["@timestamp"]).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(a!["@timestamp_raw"]).toEqual(shipped("ts"));
+    // An object level is moved aside, so Elasticsearch (log.level is a keyword) does not reject the record.
+    expect(b!.log).toEqual({ level_raw: shipped("level") });
+    expect(b!["log.level"]).toBeUndefined();
+    // The Error's inherited `name` no longer hides that the host has none.
+    expect(c!.host).toEqual({ ...shipped("host"), name: "web-1" });
+    expect(d!.message).toBe("the record itself");
+    expect(e!.message).toBe("from a getter");
+    expect(f!.message).toBe("name throws");
+    // Only the fields whose getters threw are missing (V8 formats the stack with the name, so it goes too).
+    expect(f!.error).toEqual({ message: "name throws" });
+    await agg.stop();
+  });
+
   it("hostName set on the Aggregator puts host.name on write()'s records that lack one; left unset, they ship as written", async () => {
     const m = new MemorySink({ name: "m" });
     const agg = new Aggregator({ hostName: "web-1", batch: { maxWaitMs: 0 } }).addSink(m);
