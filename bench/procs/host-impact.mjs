@@ -65,14 +65,14 @@ export async function timedStart(agg) {
 /** The host's own CPU (user+sys) since it started, and that of its reaped children (from /proc/self/stat). */
 export function ownCpu() {
   const u = process.cpuUsage();
-  return { hostSec: (u.user + u.system) / 1e6, threadSec: threadCpu() };
+  return { hostSec: (u.user + u.system) / 1e6 };
 }
 
 /**
  * CPU seconds per thread (from /proc/self/task): `main` is the event loop's thread, `others` the busiest of the rest
  * (V8's GC helpers, libuv's pool, the GELF UDP sender's worker), largest first. Undefined without /proc.
  */
-function threadCpu() {
+export function threadCpu() {
   try {
     const tick = 100; // USER_HZ on Linux
     const rows = readdirSync("/proc/self/task").map((tid) => {

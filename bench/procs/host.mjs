@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { getHeapSpaceStatistics } from "node:v8";
 import { epochNow } from "./lines.mjs";
-import { residentByMapping, startHostImpact, ownCpu, timedStart } from "./host-impact.mjs";
+import { ownCpu, residentByMapping, startHostImpact, threadCpu, timedStart } from "./host-impact.mjs";
 
 const config = JSON.parse(process.argv[2]);
 const lib = await import(pathToFileURL(config.lib).href);
@@ -132,7 +132,7 @@ await stopped;
 const impactResult = impact?.stop();
 clearInterval(queueTimer);
 // Per thread before stop() ends any worker thread the sinks run.
-const { threadSec } = ownCpu();
+const threadSec = threadCpu();
 const before = agg.metrics();
 const report = await agg.stop({ timeoutMs: 30_000 });
 send({

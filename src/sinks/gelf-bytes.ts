@@ -39,20 +39,20 @@ const FALSE = Buffer.from('"false"');
 /** What a path is to the standard fields (the general path's `skip` and level lookup), fixed by its keys. */
 const enum Kind {
   PLAIN = 0,
-  /** Top level: `message`, `@timestamp`, `host`, `error`, `log`. */
+  // Top level: `message`, `@timestamp`, `host`, `error`, `log`.
   MESSAGE = 1,
   TIMESTAMP = 2,
   HOST = 3,
   ERROR = 4,
   LOG = 5,
-  /** `host.name`, `error.stack_trace`, `log.level`, `log.syslog`. */
+  // Under those: `host.name`, `error.stack_trace`, `log.level`, `log.syslog`.
   HOST_NAME = 6,
   STACK_TRACE = 7,
   LOG_LEVEL = 8,
   LOG_SYSLOG = 9,
 }
 
-function kindOf(parentKind: number, parent: number, key: string): Kind {
+function kindOf(parentKind: Kind, parent: number, key: string): Kind {
   if (parent === ROOT) {
     if (key === "message") return Kind.MESSAGE;
     if (key === "@timestamp") return Kind.TIMESTAMP;
@@ -88,8 +88,7 @@ const NONE = -1;
  */
 class FieldTable {
   private parents: number[] = [];
-  /** The key's bytes per node (no quotes). */
-  keys: Buffer[] = [];
+  private keys: Buffer[] = [];
   /** Kind per node. */
   kinds: Kind[] = [];
   /**
@@ -97,8 +96,8 @@ class FieldTable {
    * (`after`) and of the first key of the object it holds (`first`), or NONE. Records of one source mostly repeat
    * their keys in one order, so the next key is most often the one these predict, and comparing its bytes is enough.
    */
-  after: number[] = [];
-  first: number[] = [];
+  private after: number[] = [];
+  private first: number[] = [];
   private hashes: number[] = [];
   private paths: string[] = [];
   /** `,"_name":` per node. */
@@ -129,6 +128,34 @@ class FieldTable {
       if (this.hashes[id] === h && this.parents[id] === parent && sameBytes(this.keys[id]!, src, s, e)) return id;
     }
     return -1;
+  }
+
+  /**
+   * The node the last record had for the key at `src[i]` (its opening quote) in the object of node `parent`, after
+   * the key of node `prev` (NONE: the object's first key), when the same key is there: its bytes, the closing quote
+   * and ':' before `end`. A stored key has no escapes or control characters, so the quote after the same bytes closes
+   * the key. NONE otherwise; `lookup` then reads the key and `remember` notes what came.
+   */
+  predict(parent: number, prev: number, src: Buffer, i: number, end: number): number {
+    const guess = prev === NONE ? this.first[parent]! : this.after[prev]!;
+    if (guess === NONE) return NONE;
+    const k = this.keys[guess]!;
+    const n = k.length;
+    const close = i + 1 + n;
+    if (close + 2 >= end || src[i] !== QUOTE || src[close] !== QUOTE || src[close + 1] !== COLON) return NONE;
+    for (let j = 0; j < n; j++) if (k[j] !== src[i + 1 + j]) return NONE;
+    return guess;
+  }
+
+  /** Node `node` came after the key of `prev` (NONE: first) in the object of node `parent`. */
+  remember(parent: number, prev: number, node: number): void {
+    if (prev === NONE) this.first[parent] = node;
+    else this.after[prev] = node;
+  }
+
+  /** Length of node `node`'s key in bytes. */
+  keyLength(node: number): number {
+    return this.keys[node]!.length;
   }
 
   /** Start over when full; only between records (node ids of the record being read must stay valid). */
@@ -388,24 +415,16 @@ export class GelfBytesEncoder {
    */
   private key(parent: number, prev: number, i: number, end: number): number {
     const t = this.fields;
-    const src = this.src;
-    const guess = prev === NONE ? t.first[parent]! : t.after[prev]!;
+    const guess = t.predict(parent, prev, this.src, i, end);
     if (guess !== NONE) {
-      // The key the last record had here: its bytes between quotes, then ':'. A stored key has no escapes or
-      // control characters, so the quote after the same bytes closes the key.
-      const k = t.keys[guess]!;
-      const close = i + 1 + k.length;
-      if (close + 2 < end && src[i] === QUOTE && src[close] === QUOTE && src[close + 1] === COLON && sameBytes(k, src, i + 1, close)) {
-        this.valueAt = close + 2;
-        return guess;
-      }
+      this.valueAt = i + t.keyLength(guess) + 3;
+      return guess;
     }
     const v = this.keyAt(i, end);
     if (v < 0) return -1;
-    const node = t.lookup(parent, src, i + 1, v - 2);
+    const node = t.lookup(parent, this.src, i + 1, v - 2);
     if (node < 0) return -1;
-    if (prev === NONE) t.first[parent] = node;
-    else t.after[prev] = node;
+    t.remember(parent, prev, node);
     this.valueAt = v;
     return node;
   }
