@@ -149,9 +149,9 @@ export class MemorySink implements Sink {
     this.slack = Math.max(1024, Math.floor(this.keep / 2));
     this.latency = options.latencyMs ?? 0;
     this.failures = options.failNext ?? 0;
-    // Batches leave at the end of the tick they were written in rather than up to a second later: once `await
-    // agg.write()` resolves, a test sees its records (and a "nothing was logged" assertion sees them too). Settings
-    // on the Aggregator or in addSink() still win over this suggestion.
+    // A batch leaves at the end of the tick it was written in (or when the send before it returns: concurrency 1)
+    // rather than up to a second later, so a test sees its records soon after `await agg.write()`; assert absence
+    // after stop(). Settings on the Aggregator or in addSink() still win over this suggestion.
     this.pipelineDefaults = { ...options.pipelineDefaults, batch: { maxWaitMs: 0, ...options.pipelineDefaults?.batch } };
     if (options.rejectWhen !== undefined) this.rejectWhen(options.rejectWhen);
   }
