@@ -75,21 +75,48 @@ export function encodeJson(type: FrameType, value: unknown): Buffer {
 
 export interface DecodedRecords {
   header: RecordsHeader;
-  /** Record i's JSON is `payload[starts[i]..ends[i])` as UTF-8 (offsets, not copies or views). */
+  /**
+   * Record i's JSON is `payload[starts[i]..ends[i])` as UTF-8 (offsets, not copies or views); for a payload in
+   * pieces, `bufs[i][starts[i]..ends[i])` instead.
+   */
   starts: Int32Array;
   ends: Int32Array;
+  /**
+   * For a payload in pieces: the buffer holding each record, the piece it lies in (consecutive records of a piece
+   * share it), or a copy of its own for one that crosses from a piece into the next. Undefined for one buffer.
+   */
+  bufs: Buffer[] | undefined;
 }
 
 export class ProtocolError extends Error {}
 
-export function decodeRecords(payload: Buffer): DecodedRecords {
-  if (payload.length < 8) throw new ProtocolError("RECORDS frame shorter than its header");
-  const count = payload.readUInt32BE(0);
-  const hdrLen = payload.readUInt32BE(4);
-  if (8 + hdrLen > payload.length) throw new ProtocolError("RECORDS header length exceeds the frame");
+const NO_BYTES = Buffer.alloc(0);
+
+/** The first `n` bytes of `pieces` (n ≤ their length) as one buffer: a view of the first piece if it holds them. */
+function prefix(pieces: readonly Buffer[], n: number): Buffer {
+  if (pieces[0]!.length >= n) return pieces[0]!;
+  const out = Buffer.allocUnsafe(n);
+  for (let i = 0, at = 0; at < n; i++) at += pieces[i]!.copy(out, at, 0, Math.min(pieces[i]!.length, n - at));
+  return out;
+}
+
+/**
+ * A RECORDS payload's records, from one buffer or from the pieces (in order, none empty) that make it up: the
+ * views of the pipe reads a frame arrived in (see FrameDecoder). The same records, offsets aside, and the same
+ * errors either way.
+ */
+export function decodeRecords(payload: Buffer | readonly Buffer[]): DecodedRecords {
+  const pieces = Buffer.isBuffer(payload) ? [payload] : payload;
+  let total = 0;
+  for (const p of pieces) total += p.length;
+  if (total < 8) throw new ProtocolError("RECORDS frame shorter than its header");
+  const fixed = prefix(pieces, 8);
+  const count = fixed.readUInt32BE(0);
+  const hdrLen = fixed.readUInt32BE(4);
+  if (8 + hdrLen > total) throw new ProtocolError("RECORDS header length exceeds the frame");
   let header: RecordsHeader;
   try {
-    header = JSON.parse(payload.toString("utf8", 8, 8 + hdrLen)) as RecordsHeader;
+    header = JSON.parse(prefix(pieces, 8 + hdrLen).toString("utf8", 8, 8 + hdrLen)) as RecordsHeader;
   } catch {
     throw new ProtocolError("RECORDS header is not JSON");
   }
@@ -97,20 +124,75 @@ export function decodeRecords(payload: Buffer): DecodedRecords {
     throw new ProtocolError("RECORDS header has no valid seq");
   }
   // A count larger than the bytes could hold is garbage: refuse it before allocating for it.
-  if (count > payload.length - 8 - hdrLen + 1) throw new ProtocolError(`RECORDS frame cannot hold ${count} records`);
+  if (count > total - 8 - hdrLen + 1) throw new ProtocolError(`RECORDS frame cannot hold ${count} records`);
   const starts = new Int32Array(count);
   const ends = new Int32Array(count);
-  let start = 8 + hdrLen;
-  for (let i = 0; i < count; i++) {
-    let end = payload.indexOf(10, start);
-    if (end < 0) end = payload.length;
-    if (i < count - 1 && end === payload.length) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
-    starts[i] = start;
-    ends[i] = end;
-    start = end + 1;
+  if (pieces.length === 1) {
+    const one = pieces[0]!;
+    let start = 8 + hdrLen;
+    for (let i = 0; i < count; i++) {
+      let end = one.indexOf(10, start);
+      if (end < 0) end = one.length;
+      if (i < count - 1 && end === one.length) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
+      starts[i] = start;
+      ends[i] = end;
+      start = end + 1;
+    }
+    if (count > 0 && start < one.length) throw new ProtocolError(`RECORDS frame holds more than ${count} records`);
+    return { header, starts, ends, bufs: undefined };
   }
-  if (count > 0 && start < payload.length) throw new ProtocolError(`RECORDS frame holds more than ${count} records`);
-  return { header, starts, ends };
+  const bufs = new Array<Buffer>(count);
+  // The read position: piece p at `at`; p === pieces.length once every byte is read.
+  let p = 0;
+  let at = 8 + hdrLen;
+  while (p < pieces.length && at >= pieces[p]!.length) at -= pieces[p++]!.length;
+  for (let i = 0; i < count; i++) {
+    if (p === pieces.length) {
+      // Nothing left: an empty last record (as from one buffer), or too few.
+      if (i < count - 1) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
+      bufs[i] = NO_BYTES;
+      continue;
+    }
+    const piece = pieces[p]!;
+    const nl = piece.indexOf(10, at);
+    if (nl >= 0) {
+      bufs[i] = piece;
+      starts[i] = at;
+      ends[i] = nl;
+      at = nl + 1;
+    } else if (p === pieces.length - 1) {
+      // The last record, to the end of the last piece.
+      if (i < count - 1) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
+      bufs[i] = piece;
+      starts[i] = at;
+      ends[i] = piece.length;
+      p = pieces.length;
+    } else {
+      // The record goes on into the next pieces, to a `\n` or to the end: copied into a buffer of its own.
+      let q = p + 1;
+      let cut = -1;
+      let len = piece.length - at;
+      for (; q < pieces.length; q++) {
+        cut = pieces[q]!.indexOf(10);
+        if (cut >= 0) break;
+        len += pieces[q]!.length;
+      }
+      if (q === pieces.length && i < count - 1) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
+      if (q < pieces.length) len += cut;
+      const own = Buffer.allocUnsafe(len);
+      let w = piece.copy(own, 0, at);
+      for (let k = p + 1; k < q; k++) w += pieces[k]!.copy(own, w);
+      if (q < pieces.length) pieces[q]!.copy(own, w, 0, cut);
+      bufs[i] = own;
+      starts[i] = 0;
+      ends[i] = len;
+      p = q;
+      at = cut + 1;
+    }
+    while (p < pieces.length && at >= pieces[p]!.length) at -= pieces[p++]!.length;
+  }
+  if (count > 0 && p < pieces.length) throw new ProtocolError(`RECORDS frame holds more than ${count} records`);
+  return { header, starts, ends, bufs };
 }
 
 /**
@@ -120,6 +202,12 @@ export function decodeRecords(payload: Buffer): DecodedRecords {
  * A frame inside one chunk comes out as a view of it. A frame spread over chunks (most large frames: pipe reads
  * end anywhere) is copied once into a buffer of its own size when its last byte arrives; the rest of the last
  * chunk stays a view. Nothing is concatenated while a frame is incomplete.
+ *
+ * `spread` lets the frames of one type skip that copy while its `when()` says so: they go to its `onPieces` as the
+ * views of the chunks they lie in, in order, none empty. The host takes RECORDS frames so while a sink of theirs is
+ * stalled and its queue packs records as they come: each record is then deflated at once and its bytes dropped,
+ * and a copy would only double what the fill allocates (and what the host's RSS peaks at). While every sink keeps
+ * up, a copy is what holds the records of a batch until it is delivered, and the reads die young.
  */
 export class FrameDecoder {
   private chunks: Buffer[] = [];
@@ -128,6 +216,7 @@ export class FrameDecoder {
   constructor(
     private readonly onFrame: (type: FrameType, payload: Buffer) => void,
     private readonly maxFrameBytes = MAX_FRAME_BYTES,
+    private readonly spread?: { readonly type: FrameType; when(): boolean; onPieces(pieces: Buffer[]): void },
   ) {}
 
   push(chunk: Buffer): void {
@@ -141,9 +230,35 @@ export class FrameDecoder {
       if (len > this.maxFrameBytes) throw new ProtocolError(`frame of ${len} bytes exceeds the ${this.maxFrameBytes}-byte limit`);
       if (!KNOWN.has(type)) throw new ProtocolError(`unknown frame type ${type}`);
       if (this.buffered < 5 + len) return;
+      if (this.spread !== undefined && type === this.spread.type && first.length < 5 + len && this.spread.when()) {
+        const pieces = this.takePieces(5 + len);
+        if (pieces.length > 1) {
+          this.spread.onPieces(pieces);
+          continue;
+        }
+        this.onFrame(type as FrameType, pieces[0] ?? first.subarray(0, 0));
+        continue;
+      }
       const frame = this.take(5 + len);
       this.onFrame(type as FrameType, frame.subarray(5));
     }
+  }
+
+  /** Remove the first `n` buffered bytes (a frame, n ≤ buffered) and return its payload's pieces, none empty. */
+  private takePieces(n: number): Buffer[] {
+    this.buffered -= n;
+    const out: Buffer[] = [];
+    let skip = 5;
+    while (n > 0) {
+      const c = this.chunks[0]!;
+      const end = Math.min(c.length, n);
+      if (end > skip) out.push(c.subarray(skip, end));
+      skip = Math.max(0, skip - end);
+      n -= end;
+      if (end === c.length) this.chunks.shift();
+      else this.chunks[0] = c.subarray(end);
+    }
+    return out;
   }
 
   /** The buffered byte at `k` (only for the 5-byte header, when it spans chunks). */

@@ -99,6 +99,15 @@ export class Router {
     this.enlist(p);
   }
 
+  /**
+   * Whether a lane of `p`'s packs what arrives for it (its sink is stalled: see WaitQueue.setPacking), so that its
+   * records leave their channel frames as soon as they are admitted.
+   */
+  packs(p: Producer): boolean {
+    for (const lane of (this.named.get(p)?.lanes ?? this.all).routes) if (lane.packing) return true;
+    return false;
+  }
+
   removeProducer(p: Producer): void {
     this.producers.delete(p);
     this.named.delete(p);

@@ -358,6 +358,11 @@ export class SinkPipeline {
     return this.sends.pending > 0 && (this.arrivedPastHot() || now - this.progressAt >= STALL_MS);
   }
 
+  /** Whether records past the hot ones are packed as they arrive (see WaitQueue.setPacking). */
+  get packing(): boolean {
+    return this.waiting.packing;
+  }
+
   /** More waits than the hot records (or their bytes). */
   private behind(): boolean {
     return this.waiting.length > this.hotRecords || this.waitingBytes > this.hotBytes;

@@ -270,7 +270,7 @@ export class CollectorRuntime implements SourceRuntime {
       }, this.o.startTimeoutMs);
       timer.unref();
 
-      const decoder = new FrameDecoder((type, payload) => {
+      const onFrame = (type: FrameType, payload: Buffer): void => {
         if (proc !== this.proc) return; // a late frame from an old incarnation
         switch (type) {
           case FrameType.READY:
@@ -340,6 +340,14 @@ export class CollectorRuntime implements SourceRuntime {
           default:
             throw new ProtocolError(`unexpected frame type ${type} from a collector`);
         }
+      };
+      // While a sink of this source packs what arrives, RECORDS spread over pipe reads stay in them (see FrameDecoder).
+      const decoder = new FrameDecoder(onFrame, undefined, {
+        type: FrameType.RECORDS,
+        when: () => this.host.router.packs(this),
+        onPieces: (pieces) => {
+          if (proc === this.proc) this.onRecords(pieces);
+        },
       });
       proc.channel.on("data", (chunk: Buffer) => {
         this.heard();
@@ -396,9 +404,9 @@ export class CollectorRuntime implements SourceRuntime {
     });
   }
 
-  private onRecords(payload: Buffer): void {
+  private onRecords(payload: Buffer | Buffer[]): void {
     // Throws ProtocolError on a malformed frame; the channel's data handler turns that into a restart.
-    const { header, starts, ends } = decodeRecords(payload);
+    const { header, starts, ends, bufs } = decodeRecords(payload);
     if (header.seq !== this.nextSeq) {
       throw new ProtocolError(`records out of sequence: expected seq ${this.nextSeq}, got ${header.seq}`);
     }
@@ -406,27 +414,33 @@ export class CollectorRuntime implements SourceRuntime {
     let bad = 0;
     let recordBytes = 0;
     const count = starts.length;
-    // One check of the frame's records (simdutf: far below a microsecond per KiB; not its binary header, which need
-    // not be UTF-8); record by record only if it fails.
-    const utf8 = count === 0 || isUtf8(payload.subarray(starts[0], ends[count - 1]));
-    for (let i = 0; i < count; i++) {
-      const start = starts[i]!;
-      const end = ends[i]!;
-      recordBytes += end - start;
-      // Records are built and serialized by our own collector code; a line that is not an object, or not UTF-8, is
-      // a bug or corruption: count it rather than ship garbage (and an entry's bytes must be its text's UTF-8).
-      if (
-        end - start < 2 ||
-        payload[start] !== 123 /* { */ ||
-        payload[end - 1] !== 125 /* } */ ||
-        (!utf8 && !isUtf8(payload.subarray(start, end)))
-      ) {
-        bad++;
-        target.settle(this.nextSeq + i);
-        continue;
+    for (let i = 0; i < count; ) {
+      // A run of records in one buffer: the frame, or one of the pipe reads it came in (see decodeRecords).
+      const buf = bufs === undefined ? (payload as Buffer) : bufs[i]!;
+      let to = count;
+      if (bufs !== undefined) for (to = i + 1; to < count && bufs[to] === buf; ) to++;
+      // One check of the run's records (simdutf: far below a microsecond per KiB; not the frame's binary header,
+      // which need not be UTF-8); record by record only if it fails.
+      const utf8 = isUtf8(buf.subarray(starts[i], ends[to - 1]));
+      for (; i < to; i++) {
+        const start = starts[i]!;
+        const end = ends[i]!;
+        recordBytes += end - start;
+        // Records are built and serialized by our own collector code; a line that is not an object, or not UTF-8,
+        // is a bug or corruption: count it rather than ship garbage (and an entry's bytes must be its text's UTF-8).
+        if (
+          end - start < 2 ||
+          buf[start] !== 123 /* { */ ||
+          buf[end - 1] !== 125 /* } */ ||
+          (!utf8 && !isUtf8(buf.subarray(start, end)))
+        ) {
+          bad++;
+          target.settle(this.nextSeq + i);
+          continue;
+        }
+        this.inbox.push(new Entry(buf, end - start, target, this.nextSeq + i, undefined, start));
+        this.inboxBytes += end - start;
       }
-      this.inbox.push(new Entry(payload, end - start, target, this.nextSeq + i, undefined, start));
-      this.inboxBytes += end - start;
     }
     this.nextSeq += count;
     this.emitted += count - bad;

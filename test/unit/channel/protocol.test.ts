@@ -1,5 +1,6 @@
 // The host–collector wire format: frames come out of FrameDecoder whole and in order however the pipe cuts the
-// bytes, and RECORDS payloads decode to exact record spans or a ProtocolError.
+// bytes (RECORDS frames, for the host, in the pieces the reads made), and RECORDS payloads decode to exact record
+// spans or a ProtocolError, from one buffer or from pieces.
 import { describe, expect, it } from "vitest";
 import { FrameDecoder, FrameType, ProtocolError, decodeRecords, encodeFrame, encodeJson } from "../../../src/channel/protocol.js";
 
@@ -96,5 +97,167 @@ describe("decodeRecords", () => {
     const notJson = recordsPayload(0, ["{}"]);
     notJson[8] = 0x7b + 1; // the header's opening brace
     expect(() => decodeRecords(notJson)).toThrow(/not JSON/);
+  });
+});
+
+/** Each record's text, from decodeRecords' offsets (and, for pieces, its buffers). */
+function texts(d: ReturnType<typeof decodeRecords>, payload: Buffer | Buffer[]): string[] {
+  return Array.from(d.starts, (s, i) => (d.bufs?.[i] ?? (payload as Buffer)).toString("utf8", s, d.ends[i]));
+}
+
+/** `buf` cut at `cuts` (ascending), empty pieces left out, each piece a view of it. */
+function cut(buf: Buffer, cuts: number[]): Buffer[] {
+  const out: Buffer[] = [];
+  let from = 0;
+  for (const c of [...cuts, buf.length]) {
+    if (c > from) out.push(buf.subarray(from, c));
+    from = Math.max(from, c);
+  }
+  return out;
+}
+
+/** The error decodeRecords throws for `payload`, or undefined. */
+function errorOf(payload: Buffer | Buffer[]): string | undefined {
+  try {
+    decodeRecords(payload);
+    return undefined;
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProtocolError);
+    return (error as Error).message;
+  }
+}
+
+describe("decodeRecords in pieces", () => {
+  const records = ['{"a":1}', '{"m":"Grüße 😀"}', "{}", '{"b":"' + "y".repeat(40) + '"}', '{"c":2}'];
+  const payload = Buffer.allocUnsafeSlow(recordsPayload(7, records).length);
+  recordsPayload(7, records).copy(payload);
+
+  it("gives the records of the whole payload for every cut and every pair of cuts", () => {
+    for (let i = 1; i < payload.length; i++) {
+      const d = decodeRecords(cut(payload, [i]));
+      expect(d.header.seq, `cut at ${i}`).toBe(7);
+      expect(texts(d, []), `cut at ${i}`).toEqual(records);
+      for (let j = i + 1; j < payload.length; j += 2) expect(texts(decodeRecords(cut(payload, [i, j])), []), `cuts at ${i}, ${j}`).toEqual(records);
+    }
+    // A byte a piece: every record crosses pieces.
+    expect(texts(decodeRecords(cut(payload, Array.from(payload, (_b, k) => k))), [])).toEqual(records);
+  });
+
+  it("leaves a record inside a piece where it is and copies only one that crosses into the next", () => {
+    const at = payload.indexOf('{"m"'); // the second record starts here: cut in its middle
+    const pieces = cut(payload, [at + 5]);
+    const d = decodeRecords(pieces);
+    expect(d.bufs![0]).toBe(pieces[0]); // inside the first piece: a view of the read, not a copy
+    expect(d.bufs![1]!.buffer).not.toBe(payload.buffer); // crosses: its own copy
+    expect(d.bufs![1]!.toString("utf8", d.starts[1], d.ends[1])).toBe(records[1]);
+    expect(d.bufs!.slice(2).every((b) => b === pieces[1])).toBe(true); // the last one too, though no \n ends it
+    expect(Array.from(d.starts.slice(2), (s) => pieces[1]!.toString("utf8", s, s + 1))).toEqual(["{", "{", "{"]);
+  });
+
+  it("refuses what the whole payload refuses, with the same error, however it is cut", () => {
+    const fewer = recordsPayload(0, ["{}", "{}"]);
+    fewer.writeUInt32BE(3, 0);
+    const more = recordsPayload(0, ["{}", "{}", "{}"]);
+    more.writeUInt32BE(2, 0);
+    const trailing = Buffer.concat([recordsPayload(0, ["{}", "{}"]), Buffer.from("\n{}")]);
+    const longHeader = recordsPayload(0, ["{}"]);
+    longHeader.writeUInt32BE(1000, 4);
+    const notJson = recordsPayload(0, ["{}"]);
+    notJson[8] = 0x7b + 1;
+    const countTooBig = recordsPayload(0, ["{}"]);
+    countTooBig.writeUInt32BE(1_000_000, 0);
+    const cases = { fewer, more, trailing, longHeader, notJson, countTooBig, empty: recordsPayload(0, []) };
+    for (const [name, whole] of Object.entries(cases)) {
+      const expected = errorOf(whole);
+      if (name !== "empty") expect(expected, name).toBeDefined();
+      for (let i = 1; i < whole.length; i++) expect(errorOf(cut(whole, [i])), `${name} cut at ${i}`).toBe(expected);
+    }
+  });
+
+  it("keeps an empty last record after a trailing newline, as the whole payload does", () => {
+    const whole = Buffer.concat([recordsPayload(0, ["{}", "{}"]), Buffer.from("\n")]);
+    whole.writeUInt32BE(3, 0);
+    expect(texts(decodeRecords(whole), whole)).toEqual(["{}", "{}", ""]);
+    for (let i = 1; i < whole.length; i++) expect(texts(decodeRecords(cut(whole, [i])), []), `cut at ${i}`).toEqual(["{}", "{}", ""]);
+  });
+});
+
+describe("FrameDecoder with RECORDS in pieces", () => {
+  const whole = Buffer.allocUnsafeSlow(STREAM.length); // its own ArrayBuffer: pieces are views of it
+  STREAM.copy(whole);
+
+  /** Each frame's type and payload (hex), and whether it came in pieces; every piece a view of `whole`. */
+  function decodePieces(chunks: Buffer[]): { frames: [FrameType, string][]; spread: number } {
+    const frames: [FrameType, string][] = [];
+    let spread = 0;
+    const d = new FrameDecoder((type, payload) => frames.push([type, payload.toString("hex")]), undefined, {
+      type: FrameType.RECORDS,
+      when: () => true,
+      onPieces(pieces) {
+        expect(pieces.length).toBeGreaterThan(1);
+        for (const p of pieces) {
+          expect(p.length).toBeGreaterThan(0);
+          expect(p.buffer).toBe(whole.buffer);
+        }
+        spread++;
+        frames.push([FrameType.RECORDS, Buffer.concat(pieces).toString("hex")]);
+      },
+    });
+    for (const c of chunks) d.push(c);
+    return { frames, spread };
+  }
+
+  it("hands a RECORDS frame spread over chunks out as views of them, and every other frame whole, for every cut", () => {
+    let spread = 0;
+    for (let i = 0; i <= whole.length; i++) {
+      const got = decodePieces([whole.subarray(0, i), whole.subarray(i)]);
+      expect(got.frames, `cut at ${i}`).toEqual(expected);
+      spread += got.spread;
+    }
+    expect(spread).toBeGreaterThan(0);
+    const bytewise = decodePieces(Array.from(whole, (_b, k) => whole.subarray(k, k + 1)));
+    expect(bytewise.frames).toEqual(expected);
+    expect(bytewise.spread).toBe(2); // both RECORDS frames, one byte a piece
+  });
+
+  it("decodes the records of a spread frame as those of the whole frame", () => {
+    const [, payload] = FRAMES[1]!;
+    const frame = encodeFrame(FrameType.RECORDS, payload);
+    const own = Buffer.allocUnsafeSlow(frame.length);
+    frame.copy(own);
+    for (let i = 6; i < own.length; i++) {
+      let got: string[] | undefined;
+      const d = new FrameDecoder(() => expect.fail("a spread RECORDS frame came whole"), undefined, {
+        type: FrameType.RECORDS,
+        when: () => true,
+        onPieces: (pieces) => (got = texts(decodeRecords(pieces), pieces)),
+      });
+      d.push(own.subarray(0, i));
+      d.push(own.subarray(i));
+      expect(got, `cut at ${i}`).toEqual(['{"a":1}', '{"m":"Grüße 😀"}', "{}"]);
+    }
+  });
+
+  it("copies a spread RECORDS frame whole while `when()` says no, and asks once per spread frame", () => {
+    let asked = 0;
+    let allow = false;
+    const whole: Buffer[] = [];
+    const pieced: Buffer[][] = [];
+    const d = new FrameDecoder((type, payload) => type === FrameType.RECORDS && whole.push(payload), undefined, {
+      type: FrameType.RECORDS,
+      when: () => (asked++, allow),
+      onPieces: (pieces) => pieced.push(pieces),
+    });
+    const frame = encodeFrame(FrameType.RECORDS, FRAMES[1]![1]);
+    d.push(frame.subarray(0, 20));
+    d.push(frame.subarray(20));
+    allow = true;
+    d.push(frame.subarray(0, 20));
+    d.push(frame.subarray(20));
+    d.push(frame); // inside one chunk: a view, not asked
+    expect(asked).toBe(2);
+    expect(whole.map((b) => b.toString("hex"))).toEqual([FRAMES[1]![1].toString("hex"), FRAMES[1]![1].toString("hex")]);
+    expect(pieced).toHaveLength(1);
+    expect(Buffer.concat(pieced[0]!).equals(FRAMES[1]![1])).toBe(true);
   });
 });

@@ -369,4 +369,25 @@ describe("Router", () => {
       expect(slow.out.accepted).toEqual(slow.texts);
     });
   });
+
+  it("packs(p) is whether a lane of p's own routes packs what arrives: fan-out lanes, or only the sinks it named", () => {
+    const packing = (on: boolean) => ({ blocks: true, options: {}, packing: on }) as unknown as SinkPipeline & { packing: boolean };
+    const a = packing(false);
+    const b = packing(false);
+    const other = packing(true);
+    const r = new Router();
+    r.setRoutes([a, b], new Map([["a", a], ["b", b], ["other", other]]));
+    const fanOut = producer("fan-out");
+    const namedB = producer("named-b");
+    const namedOther = producer("named-other");
+    r.addProducer(fanOut);
+    r.addProducer(namedB, ["b"]);
+    r.addProducer(namedOther, ["other"]);
+    expect([r.packs(fanOut), r.packs(namedB), r.packs(namedOther)]).toEqual([false, false, true]);
+    (b as { packing: boolean }).packing = true;
+    expect([r.packs(fanOut), r.packs(namedB), r.packs(namedOther)]).toEqual([true, true, true]);
+    (b as { packing: boolean }).packing = false;
+    (a as { packing: boolean }).packing = true;
+    expect([r.packs(fanOut), r.packs(namedB), r.packs(namedOther)]).toEqual([true, false, true]);
+  });
 });
