@@ -82,8 +82,9 @@ export interface DecodedRecords {
   starts: Int32Array;
   ends: Int32Array;
   /**
-   * For a payload in pieces: the buffer holding each record, the piece it lies in (consecutive records of a piece
-   * share it), or a copy of its own for one that crosses from a piece into the next. Undefined for one buffer.
+   * For a payload in pieces (an array, even of one): the buffer holding each record, the piece it lies in
+   * (consecutive records of a piece share it), or a copy of its own for one that crosses from a piece into the next.
+   * Undefined for a payload in one Buffer.
    */
   bufs: Buffer[] | undefined;
 }
@@ -127,46 +128,27 @@ export function decodeRecords(payload: Buffer | readonly Buffer[]): DecodedRecor
   if (count > total - 8 - hdrLen + 1) throw new ProtocolError(`RECORDS frame cannot hold ${count} records`);
   const starts = new Int32Array(count);
   const ends = new Int32Array(count);
-  if (pieces.length === 1) {
-    const one = pieces[0]!;
-    let start = 8 + hdrLen;
-    for (let i = 0; i < count; i++) {
-      let end = one.indexOf(10, start);
-      if (end < 0) end = one.length;
-      if (i < count - 1 && end === one.length) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
-      starts[i] = start;
-      ends[i] = end;
-      start = end + 1;
-    }
-    if (count > 0 && start < one.length) throw new ProtocolError(`RECORDS frame holds more than ${count} records`);
-    return { header, starts, ends, bufs: undefined };
-  }
-  const bufs = new Array<Buffer>(count);
+  const bufs = Buffer.isBuffer(payload) ? undefined : new Array<Buffer>(count);
   // The read position: piece p at `at`; p === pieces.length once every byte is read.
   let p = 0;
   let at = 8 + hdrLen;
   while (p < pieces.length && at >= pieces[p]!.length) at -= pieces[p++]!.length;
   for (let i = 0; i < count; i++) {
     if (p === pieces.length) {
-      // Nothing left: an empty last record (as from one buffer), or too few.
+      // Nothing left: an empty last record, or too few.
       if (i < count - 1) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
-      bufs[i] = NO_BYTES;
+      if (bufs !== undefined) bufs[i] = NO_BYTES;
       continue;
     }
     const piece = pieces[p]!;
     const nl = piece.indexOf(10, at);
-    if (nl >= 0) {
-      bufs[i] = piece;
+    if (nl >= 0 || p === pieces.length - 1) {
+      // To its `\n`, or the last record to the end of the last piece.
+      if (nl < 0 && i < count - 1) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
+      if (bufs !== undefined) bufs[i] = piece;
       starts[i] = at;
-      ends[i] = nl;
-      at = nl + 1;
-    } else if (p === pieces.length - 1) {
-      // The last record, to the end of the last piece.
-      if (i < count - 1) throw new ProtocolError(`RECORDS frame holds fewer than ${count} records`);
-      bufs[i] = piece;
-      starts[i] = at;
-      ends[i] = piece.length;
-      p = pieces.length;
+      ends[i] = nl >= 0 ? nl : piece.length;
+      at = nl >= 0 ? nl + 1 : piece.length;
     } else {
       // The record goes on into the next pieces, to a `\n` or to the end: copied into a buffer of its own.
       let q = p + 1;
@@ -183,7 +165,7 @@ export function decodeRecords(payload: Buffer | readonly Buffer[]): DecodedRecor
       let w = piece.copy(own, 0, at);
       for (let k = p + 1; k < q; k++) w += pieces[k]!.copy(own, w);
       if (q < pieces.length) pieces[q]!.copy(own, w, 0, cut);
-      bufs[i] = own;
+      bufs![i] = own;
       starts[i] = 0;
       ends[i] = len;
       p = q;

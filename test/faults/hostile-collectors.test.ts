@@ -180,4 +180,48 @@ describe("hostile collectors", () => {
     expect(drops).toEqual([expect.objectContaining({ reason: "unserializable", count: 1, source: "bytes", detail: expect.stringContaining("UTF-8") })]);
     expect(report.dropped).toEqual({ unserializable: 1 });
   });
+
+  it("the same while a stalled sink packs what arrives (frames taken in the pipe reads they came in)", async () => {
+    // Records of about 300 bytes in frames of up to 256 KiB: most frames arrive over several pipe reads, and past the
+    // first two batches every record comes while the stalled sink's queue packs.
+    const total = 30_000;
+    const bad = [12_000, 20_001, 29_998];
+    const corrupt = [
+      `import net from "node:net";`,
+      `const write = net.Socket.prototype.write;`,
+      `net.Socket.prototype.write = function (chunk, ...rest) {`,
+      `  if (Buffer.isBuffer(chunk) && chunk.includes("@@BAD@@")) {`,
+      `    chunk = Buffer.from(chunk);`,
+      `    for (let at = chunk.indexOf("@@BAD@@"); at >= 0; at = chunk.indexOf("@@BAD@@", at + 1)) chunk[at + 2] = 0xff;`,
+      `  }`,
+      `  return write.call(this, chunk, ...rest);`,
+      `};`,
+    ].join("\n");
+    const marked = JSON.stringify(bad);
+    const source = new CommandSource({
+      name: "bytes",
+      command: process.execPath,
+      args: ["-e", `const bad = new Set(${marked}); for (let i = 0; i < ${total}; i++) console.log(JSON.stringify({ msg: (bad.has(i) ? "@@BAD@@" : "ok ") + "x".repeat(250), i }))`],
+      parser: "json",
+      restartOnExit: "never",
+      execArgv: preload(corrupt),
+    });
+    const mem = new MemorySink({ name: "mem" }).block();
+    const agg = new Aggregator({ batch: { maxRecords: 500, maxWaitMs: 10 }, queue: { maxRecords: 40_000 } }).addSource(source).addSink(mem);
+    const drops: { reason: string; count: number; source?: string; detail?: string }[] = [];
+    agg.on("drop", (d) => drops.push(d));
+    await agg.start();
+    const dropped = () => drops.reduce((n, d) => n + d.count, 0);
+    await waitFor(() => agg.metrics().sinks.mem!.queueRecords + dropped() === total, {
+      timeout: 30_000,
+      message: () => `${total} records queued or dropped, got ${JSON.stringify(agg.metrics().sinks.mem)} and drops ${JSON.stringify(drops)}`,
+    });
+    expect(agg.metrics().sinks.mem!.queueCompressedRecords).toBeGreaterThan(25_000);
+    mem.unblock();
+    await mem.waitForCount(total - bad.length, { timeout: 30_000 });
+    const report = await agg.stop();
+    expect(mem.records.map((r) => r.i)).toEqual(Array.from({ length: total }, (_, i) => i).filter((i) => !bad.includes(i)));
+    expect(drops.every((d) => d.reason === "unserializable" && d.source === "bytes" && d.detail?.includes("UTF-8"))).toBe(true);
+    expect(report.dropped).toEqual({ unserializable: bad.length });
+  }, 60_000);
 });

@@ -154,6 +154,14 @@ describe("decodeRecords in pieces", () => {
     expect(Array.from(d.starts.slice(2), (s) => pieces[1]!.toString("utf8", s, s + 1))).toEqual(["{", "{", "{"]);
   });
 
+  it("gives each record's buffer for an array of one piece too, and none for one Buffer", () => {
+    const d = decodeRecords([payload]);
+    expect(d.bufs).toHaveLength(records.length);
+    expect(d.bufs!.every((b) => b === payload)).toBe(true);
+    expect(texts(d, [])).toEqual(records);
+    expect(decodeRecords(payload).bufs).toBeUndefined();
+  });
+
   it("refuses what the whole payload refuses, with the same error, however it is cut", () => {
     const fewer = recordsPayload(0, ["{}", "{}"]);
     fewer.writeUInt32BE(3, 0);
