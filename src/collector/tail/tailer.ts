@@ -94,7 +94,11 @@ interface Prefetch {
 
 interface Retired {
   hash: string;
+  /** Where its next line began: its copy is read from here. */
   offset: number;
+  /** Its key, and how far the sinks had settled its lines: its copy goes on under that key, from there. */
+  fileKey: string;
+  committed: number;
   at: number;
   path: string;
   /** Where the truncated file ended, as far as its last size showed. */
@@ -300,6 +304,10 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
   commit(fileKey: string, endOffset: number): boolean {
     const file = this.#byKey.get(fileKey);
     if (file !== undefined && endOffset > file.committed) file.committed = endOffset;
+    if (file === undefined) {
+      // Lines of a truncated file whose copy is not found yet: its copy starts from here (see #truncated).
+      for (const r of this.#retired) if (r.fileKey === fileKey && endOffset > r.committed) r.committed = endOffset;
+    }
     return this.#store?.commit(fileKey, endOffset) ?? file !== undefined;
   }
 
@@ -641,6 +649,8 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
       let offset: number;
       let reason: OpenReason;
       let fileKey: string | undefined;
+      /** The checkpoint to save: where reading starts, but for a copytruncate copy, what its original had settled. */
+      let committed: number | undefined;
       const born = bornOf(s);
       const entry = this.#store?.findByIdentity(device, inode);
       // Born after the file the entry saved: a new file on a reused inode, whatever its first bytes (a shared banner).
@@ -674,7 +684,11 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
           reason = "copytruncate-copy";
           this.#stats.copytruncateCopies++;
         } else if (copy !== undefined) {
+          // The original's lines go on in the copy at the same offsets: under its key, so the settling of those read
+          // before the truncation moves the copy's checkpoint, which starts where the original's was.
           offset = Math.min(copy.offset, size);
+          fileKey = copy.fileKey;
+          committed = Math.min(copy.committed, offset);
           // What the original held past the copy (written between the copy and the truncate) is lost all the same.
           if (copy.unread > 0) this.#lostUnread({ path: copy.path, unread: Math.max(0, copy.end - size) });
           reason = "copytruncate-copy";
@@ -727,12 +741,12 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
         partialSince: now,
         rotated: false,
         deleted: false,
-        committed: offset,
+        committed: committed ?? offset,
         lastSeen: now,
       };
       this.#files.set(id, file);
       this.#byKey.set(file.fileKey, file);
-      this.#upsertStore(file, offset);
+      this.#upsertStore(file, file.committed);
       keep = true;
       this.#stats.opened++;
       this.emit("open", { path: p, fileKey: file.fileKey, offset, reason });
@@ -943,6 +957,9 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     }
     if (size < file.assembler.position) {
       this.#truncated(file, size);
+      // What it holds now is known by its first bytes at once: a fingerprint left empty until the file next changed
+      // would match nothing at a restart, and its committed lines would be read again.
+      if (size > 0) await this.#checkFingerprint(file, handle, size);
     } else if (size !== file.lastSize || s.mtimeNs !== file.lastMtimeNs) {
       await this.#checkFingerprint(file, handle, size);
     }
@@ -1038,7 +1055,7 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     // without one (no fingerprint to know it by, or none found in time: #sweepRetired) those bytes are lost.
     const unread = Math.max(0, file.lastSize - previousOffset);
     if (file.fingerprint.bytes === this.#o.fingerprintBytes) {
-      this.#retired.push({ hash: file.fingerprint.hash, offset: lineStart, at: Date.now(), path: file.path, end: file.lastSize, unread });
+      this.#retired.push({ hash: file.fingerprint.hash, offset: lineStart, fileKey: file.fileKey, committed: file.committed, at: Date.now(), path: file.path, end: file.lastSize, unread });
       if (this.#retired.length > MAX_RETIRED) this.#lostUnread(this.#retired.shift()!);
     } else if (unread > 0) {
       this.#lostUnread({ path: file.path, unread });

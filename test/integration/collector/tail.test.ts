@@ -700,6 +700,76 @@ describe("FileTailer: rotation, truncation, deletion", () => {
     expect(tailer.stats()).toMatchObject({ truncations: 1, copytruncateCopies: 1, truncatedUnreadBytes: 0 });
   });
 
+  it("a copytruncate copy's checkpoint starts at what its original had settled, and moves as the rest settles", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    writeFileSync(file, numbered(1, 200));
+    const store = () => new CheckpointStore({ dir: cpDir, source: "s", flushIntervalMs: 0 });
+    const saved = () => JSON.parse(readFileSync(path.join(cpDir, "s.json"), "utf8")).files as { path: string; offset: number }[];
+    const first = await tail({ paths: ["app.log*"], checkpoints: store() });
+    await waitFor(() => first.lines.length === 200, { message: "200 lines" });
+    const at = (n: number) => first.lines[n - 1]!;
+    first.tailer.commit(at(50).fileKey, at(50).end); // the sinks settled lines 1 to 50 only
+    copyFileSync(file, `${file}.1`);
+    truncateSync(file, 0);
+    await waitFor(() => first.tailer.stats().copytruncateCopies === 1, { message: "the copy recognized" });
+    // Lines 1 to 200 were read from the original: the copy holds nothing new, and its checkpoint is line 50's end.
+    await passes(first.tailer, 3);
+    expect(first.lines).toHaveLength(200);
+    await first.tailer.flush();
+    expect(saved().find((e) => e.path === `${file}.1`)?.offset).toBe(at(50).end);
+    // Lines settled after the copy was found move its checkpoint: they came from the original, under its key.
+    first.tailer.commit(at(120).fileKey, at(120).end);
+    await first.tailer.flush();
+    expect(saved().find((e) => e.path === `${file}.1`)?.offset).toBe(at(120).end);
+    await first.tailer.stop(); // a crash now: lines 121 to 200 were read but never settled
+    const second = await tail({ paths: ["app.log*"], checkpoints: store() });
+    await waitFor(() => second.lines.length === 80, { message: () => `lines 121 to 200 again, got ${second.lines.length}` });
+    await passes(second.tailer, 5);
+    expect(second.texts()).toEqual(numbered(121, 200).trimEnd().split("\n"));
+  });
+
+  it("lines settled after the truncation and before the copy appears count for the copy's checkpoint", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    writeFileSync(file, numbered(1, 200));
+    const tailed = await tail({ paths: ["app.log*"], checkpoints: new CheckpointStore({ dir: cpDir, source: "s", flushIntervalMs: 0 }) });
+    await waitFor(() => tailed.lines.length === 200, { message: "200 lines" });
+    const at = (n: number) => tailed.lines[n - 1]!;
+    tailed.tailer.commit(at(50).fileKey, at(50).end);
+    truncateSync(file, 0);
+    await waitFor(() => tailed.tailer.stats().truncations === 1, { message: "the truncation seen" });
+    tailed.tailer.commit(at(150).fileKey, at(150).end); // its file now holds other content; the copy is not there yet
+    writeFileSync(`${file}.1`, numbered(1, 200)); // the copy, made by hand after the truncate
+    await waitFor(() => tailed.tailer.stats().copytruncateCopies === 1, { message: "the copy recognized" });
+    await tailed.tailer.flush();
+    const saved = JSON.parse(readFileSync(path.join(cpDir, "s.json"), "utf8")).files as { path: string; offset: number }[];
+    expect(saved.find((e) => e.path === `${file}.1`)?.offset).toBe(at(150).end);
+    expect(tailed.lines).toHaveLength(200);
+  });
+
+  it("a file truncated and written again before a poll gets the new content's fingerprint at once: a restart resumes", async () => {
+    const file = path.join(dir, "app.log");
+    const cpDir = path.join(dir, "cp");
+    writeFileSync(file, numbered(1, 50, "old"));
+    const store = () => new CheckpointStore({ dir: cpDir, source: "s", flushIntervalMs: 0 });
+    const first = await tail({ paths: ["app.log"], checkpoints: store() });
+    await waitFor(() => first.lines.length === 50, { message: "50 lines" });
+    first.tailer.pause();
+    writeFileSync(file, numbered(1, 3, "new")); // truncated and refilled, shorter than what was read, between polls
+    await passes(first.tailer, 3);
+    first.tailer.resume();
+    await waitFor(() => first.lines.length === 53, { message: "the 3 new lines" });
+    const last = first.lines.at(-1)!;
+    first.tailer.commit(last.fileKey, last.end);
+    await passes(first.tailer, 3); // the file does not change again
+    await first.tailer.stop();
+    const second = await tail({ paths: ["app.log"], checkpoints: store() });
+    await passes(second.tailer, 10);
+    expect(second.texts()).toEqual([]);
+    expect(second.tailer.stats()).toMatchObject({ resumedFromCheckpoint: 1, fingerprintMismatches: 0 });
+  });
+
   it("a new file with the same first kilobyte (a CSV header) but other lines is read at once, not held as a possible copy", async () => {
     const header = `${"col,".repeat(300)}end\n`; // 1,204 bytes: past fingerprintBytes
     const rows = (tag: string) => Array.from({ length: 50 }, (_, i) => `${tag},${i}`).join("\n") + "\n";
