@@ -260,6 +260,11 @@ export class DiskQueue {
     return this.readIdx < this.segments.length - 1 || this.readOffset < s.size;
   }
 
+  /** Whether a record of `bytes` fits in `maxBytes` at all, with nothing else queued (see hasRoom). */
+  fits(bytes: number): boolean {
+    return FRAME_HEAD + NAME_LEN + 128 + bytes + HEADER <= this.options.maxBytes;
+  }
+
   /**
    * Room to append a record of `bytes`, within `maxBytes` and the write backlog. Its frame is reckoned with the
    * longest source name there may be (names are at most 128 ASCII characters).
@@ -667,6 +672,7 @@ export class DiskQueue {
 
   private async deleteSettled(): Promise<void> {
     const w = this.acks.watermark;
+    let freed = false;
     // Those before the one being read: in order up to the watermark, and any other whose records all settled.
     for (let i = 0; i < this.readIdx && i < this.segments.length; ) {
       const s = this.segments[i]!;
@@ -677,6 +683,7 @@ export class DiskQueue {
       this.segments.splice(i, 1);
       this.readIdx--;
       this.diskBytes -= s.size;
+      freed = true;
       // Where its records were is no longer needed for `position` (they all settled): behind a record retried without
       // end, these offsets would otherwise pile up for every record read after it.
       if (s.endSeq > w) this.dropMarksOf(s.id);
@@ -690,6 +697,8 @@ export class DiskQueue {
         if (error.code !== "ENOENT") this.hooks.error(new DiskQueueError(`could not delete the settled disk queue segment ${s.path}: ${error.message}`, { cause: error }));
       });
     }
+    // Producers held back by a full queue (`block`) look again: nothing else tells them this room is there.
+    if (freed && !this.closed) this.hooks.roomAgain();
   }
 
   private dropMarksOf(segment: number): void {

@@ -265,7 +265,8 @@ export class SinkPipeline {
   hasRoom(bytes: number): boolean {
     const s = this.disk;
     if (s === undefined) return this.memoryRoom(bytes);
-    return bytes > this.options.queue.maxBytes || s.hasRoom(bytes);
+    // One that can never fit is dropped as `tooLarge` by accept(), so it never blocks either.
+    return bytes > this.options.queue.maxBytes || !s.fits(bytes) || s.hasRoom(bytes);
   }
 
   private memoryRoom(bytes: number): boolean {
@@ -300,6 +301,10 @@ export class SinkPipeline {
     const disk = this.disk;
     if (disk !== undefined) {
       this.counters.received++;
+      if (!disk.fits(entry.bytes)) {
+        this.dropOne(entry, "tooLarge", `record of ${entry.bytes} bytes does not fit in queue.disk.maxBytes ${this.options.queue.disk!.maxBytes}`);
+        return;
+      }
       if (disk.hasRoom(entry.bytes)) disk.append(entry);
       else if (force) this.enqueue(entry); // a dead letter: the disk is full or failing, so memory takes it
       else this.dropOne(entry, "queueFull", `disk queue full (${disk.bytes} bytes on disk)`);

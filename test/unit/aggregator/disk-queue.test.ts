@@ -247,6 +247,47 @@ describe("queue.disk", () => {
     expect(report.sinks.out).toMatchObject({ received: 30_000, delivered: 30_000, droppedTotal: 0, pending: 0 });
   });
 
+  it("room freed only by deleting settled segments lets blocked producers in (one batch delivers the whole disk)", async () => {
+    const dir = tempDir();
+    const sink = new MemorySink({ name: "out" });
+    // A batch large enough to take everything on disk at once: after its delivery nothing else is in flight, so
+    // only the deletion of the segments it emptied can wake the writer.
+    const agg = new Aggregator({ batch: { maxRecords: 100_000, maxBytes: 32 * 1024 * 1024, maxWaitMs: 200 } }).addSink(sink, {
+      queue: { maxRecords: 100_000, disk: { dir, maxBytes: 1024 * 1024, segmentBytes: 64 * 1024, fsync: false } },
+    });
+    await agg.start();
+    try {
+      const written = agg.write(
+        Array.from({ length: 3_000 }, (_, n) => ({ n, msg: "y".repeat(1_000) })),
+        { source: "app" },
+      );
+      await sink.waitForCount(3_000, { timeout: 20_000 });
+      await written;
+      expect(ns(sink)).toEqual(range(3_000));
+    } finally {
+      await agg.stop({ timeoutMs: 5_000 });
+    }
+  });
+
+  it("a record that can never fit in disk.maxBytes is dropped as tooLarge, counted, and blocks nothing behind it", async () => {
+    const dir = tempDir();
+    const sink = new MemorySink({ name: "out" });
+    const agg = new Aggregator({ batch: { maxRecords: 10, maxWaitMs: 5 } }).addSink(sink, {
+      queue: { disk: { dir, maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 } },
+    });
+    const drops: DropEvent[] = [];
+    agg.on("drop", (d) => drops.push(d));
+    await agg.start();
+    const written = [agg.write({ n: 0, msg: "x".repeat(1024 * 1024 + 10) }, { source: "app" }), agg.write({ n: 1 }, { source: "app" })];
+    await sink.waitForCount(1, { timeout: 10_000 });
+    await Promise.all(written);
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(ns(sink)).toEqual([1]);
+    expect(drops).toEqual([expect.objectContaining({ sink: "out", reason: "tooLarge", count: 1, detail: expect.stringContaining("queue.disk.maxBytes 1048576") })]);
+    expect(report.sinks.out).toMatchObject({ received: 2, delivered: 1, droppedTotal: 1, dropped: { tooLarge: 1 }, pending: 0 });
+    expect(report.timedOut).toBe(false);
+  });
+
   it("with dropNewest, a full disk queue drops what arrives, counted and announced", async () => {
     const dir = tempDir();
     const sink = new MemorySink({ name: "out" }).block();
