@@ -46,10 +46,21 @@ const SECRET_HEADER = /auth|key|token|secret|cookie|session|signature|password|c
 /** Query parameters of a sink's URL whose values are treated as secrets (signatures, keys, tokens, codes). */
 const SECRET_QUERY_KEY = /sig|key|token|secret|pass|pwd|auth|credential|code|session/i;
 
+/** Register the values of credential-named headers (see SECRET_HEADER). */
+function registerHeaders(headers: unknown): void {
+  if (typeof headers !== "object" || headers === null) return;
+  for (const [name, value] of Object.entries(headers)) {
+    if (!SECRET_HEADER.test(name)) continue;
+    registerSecret(value);
+    // "Bearer xyz", "ApiKey xyz": the credential after the scheme, on its own too.
+    if (typeof value === "string") registerSecret(/^\S+\s+(\S+)$/.exec(value)?.[1]);
+  }
+}
+
 /**
  * Register the credentials found in a sink's options: `auth` (password, apiKey, bearer; and the Basic and ApiKey
- * header values made of them), values of credential-named headers, passwords and secret-named query parameters in
- * URLs (`url`, `node`, `nodes`, `proxy`).
+ * header values made of them), values of credential-named headers (the options' own and a node object's),
+ * passwords and secret-named query parameters in URLs (`url`, `node`, `nodes`, `proxy`).
  */
 export function registerCredentials(options: unknown): void {
   if (typeof options !== "object" || options === null) return;
@@ -69,17 +80,11 @@ export function registerCredentials(options: unknown): void {
       if (typeof id === "string" && typeof api_key === "string") registerSecret(Buffer.from(`${id}:${api_key}`).toString("base64"));
     }
   }
-  const headers = o.headers;
-  if (typeof headers === "object" && headers !== null) {
-    for (const [name, value] of Object.entries(headers)) {
-      if (!SECRET_HEADER.test(name)) continue;
-      registerSecret(value);
-      // "Bearer xyz", "ApiKey xyz": the credential after the scheme, on its own too.
-      if (typeof value === "string") registerSecret(/^\S+\s+(\S+)$/.exec(value)?.[1]);
-    }
-  }
+  registerHeaders(o.headers);
   const urls = [o.url, o.proxy, ...(Array.isArray(o.node) ? o.node : [o.node]), ...(Array.isArray(o.nodes) ? o.nodes : [o.nodes])];
   for (const u of urls) {
+    // A node given as an object may carry headers of its own.
+    if (typeof u === "object" && u !== null && !(u instanceof URL)) registerHeaders((u as { headers?: unknown }).headers);
     const url = typeof u === "object" && u !== null && !(u instanceof URL) ? (u as { url?: unknown }).url : u;
     if (typeof url !== "string" && !(url instanceof URL)) continue;
     try {

@@ -293,6 +293,9 @@ describe("TLS verification by default", () => {
           name: "es",
           nodes: [{ url: new URL("https://127.0.0.1:9200") }, { url: new URL("https://127.0.0.1:9201"), tls: { rejectUnauthorized: false } } as never],
         }),
+      // The client hands `agent` to its HTTP library as it is (undici's `connect`, or node:https agent options).
+      () => new ElasticsearchSink({ name: "es", node: "https://127.0.0.1:9200", agent: { connect: { rejectUnauthorized: false } } as never }),
+      () => new ElasticsearchSink({ name: "es", node: "https://127.0.0.1:9200", agent: { rejectUnauthorized: false } as never }),
     ]) {
       expect(make).toThrow(expect.objectContaining({ code: "ERR_INVALID_OPTION", message: expect.stringMatching(/insecureSkipVerify/) }));
     }
@@ -520,6 +523,27 @@ describe("credentials", () => {
   // codes for sinks are therefore invisible to the host unless a sink throws (request-error.ts even says the code
   // "reaches the user through the engine's retry events"). Fix: emit `sink:error` once per send for the first outcome
   // error (or put `error` on RetryEvent/DropEvent/DeadLetterEvent), passing it through toSinkError() (it is redacted).
+  it("a credential header set on an ElasticsearchSink node object is redacted as one set on the sink", async () => {
+    // A gateway that refuses the request and quotes the key it got (as some do).
+    const rx = await HttpReceiver.start((req) => ({
+      status: 400,
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ error: { type: "illegal_argument_exception", reason: `unknown key ${String(req.headers["x-api-key"])}` }, status: 400 }),
+    }));
+    cleanups.push(() => rx.close());
+    for (const [secret, options] of [
+      ["k3y-top-0123456789", { node: `http://127.0.0.1:${rx.port}`, headers: { "x-api-key": "k3y-top-0123456789" } }],
+      ["k3y-node-0123456789", { node: { url: new URL(`http://127.0.0.1:${rx.port}`), headers: { "x-api-key": "k3y-node-0123456789" } } }],
+    ] as const) {
+      const sink = new ElasticsearchSink({ name: "es", index: "logs", verifyOnOpen: false, requestTimeoutMs: 5_000, ...options });
+      cleanups.push(() => sink.close());
+      const result = await sink.send(createBatch([{ message: "over a gateway" }]), { signal: signal() });
+      expect(deepText(result)).toContain("unknown key [redacted]");
+      expect(deepText(result)).not.toContain(secret);
+    }
+    expect(rx.requests.length).toBe(2);
+  });
+
   it("a sink's coded outcome error (ERR_SINK_AUTH on a 401) reaches the host in an event", async () => {
     const rx = await HttpReceiver.start(() => ({ status: 401, body: "" }));
     cleanups.push(() => rx.close());

@@ -155,6 +155,14 @@ export function resolveEsOptions(options: ElasticsearchSinkOptions): { resolved:
     return { ...rest, ...resolveTls(tls, "0.0.0.0") };
   };
   if (options.tls !== undefined) clientOptions.tls = tlsPolicy(options.tls);
+  // The client hands `agent` to its HTTP library as it is: a `rejectUnauthorized: false` there (or in its `connect`)
+  // would turn verification off behind the policy's back.
+  const agent = options.agent as { rejectUnauthorized?: unknown; connect?: { rejectUnauthorized?: unknown } } | undefined;
+  if (typeof agent === "object" && agent !== null && (agent.rejectUnauthorized === false || agent.connect?.rejectUnauthorized === false)) {
+    throw new InvalidOptionError(
+      "Expected `agent` to leave TLS verification on (set `tls.insecureSkipVerify: true` to turn it off), got `rejectUnauthorized: false` in it",
+    );
+  }
   // A node given as an object may carry its own `tls`: the same policy (else `rejectUnauthorized: false` there
   // would turn verification off without `insecureSkipVerify`).
   const nodeTls = (node: unknown): unknown => {
