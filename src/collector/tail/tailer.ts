@@ -481,8 +481,12 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     // Closed files whose path now leads elsewhere are no longer at that path.
     for (const file of [...this.#files.values()]) {
       if (file.handle !== undefined) continue;
-      if (file.currentPath !== undefined && pathOwner.get(file.currentPath) !== file.id) file.currentPath = undefined;
-      if (file.currentPath === undefined && now - file.lastSeen > FORGET_CLOSED_MS) this.#forget(file);
+      if (file.currentPath !== undefined && pathOwner.get(file.currentPath) !== file.id) {
+        const former = file.currentPath;
+        file.currentPath = undefined;
+        if (!file.deleted) await this.#followClosedRename(file, former);
+      }
+      if (file.currentPath === undefined && file.handle === undefined && now - file.lastSeen > FORGET_CLOSED_MS) this.#forget(file);
     }
     // Files held as possible copies that left their path: one no matched path leads to now was never read.
     for (const [id, p] of this.#heldVanished) {
@@ -776,6 +780,38 @@ export class FileTailer extends EventEmitter<FileTailerEvents> {
     } catch (error) {
       await handle.close().catch(() => undefined);
       this.#fsProblem(p, error);
+    }
+  }
+
+  /**
+   * A file closed for inactivity whose name now leads elsewhere, to a name the paths do not match (logrotate's
+   * `create` renamed it app.log.1 and made a new app.log): a writer that has not reopened yet still appends to it.
+   * Found in its directory by identity, it is opened there and read to its end, then closed after rotateWaitMs, as
+   * an open file renamed is. Not found (deleted, compressed, moved out): what was appended since it closed is lost,
+   * as it is for Filebeat's `close_inactive`.
+   */
+  async #followClosedRename(file: TrackedFile, former: string): Promise<void> {
+    const dir = path.dirname(former);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (let i = 0; i < names.length && i < RENAME_LOOKUP_LIMIT; i++) {
+      const q = path.join(dir, names[i]!);
+      if (q === former) continue;
+      let s;
+      try {
+        s = await stat(q, { bigint: true });
+      } catch {
+        continue;
+      }
+      if (identityKey(s.dev, s.ino) !== file.id || !s.isFile() || bornApart(file.born, bornOf(s))) continue;
+      if (this.#excluded(q)) return;
+      await this.#reopen(file, q);
+      if (file.handle !== undefined) this.#markRotated(file, q);
+      return;
     }
   }
 

@@ -454,6 +454,27 @@ describe("FileTailer: checkpoint failures and idle files", () => {
     expect(lines[1]).toMatchObject({ text: "two", offset: 4, fileKey: lines[0]!.fileKey });
     expect(events.slice(0, 2)).toEqual(["close inactive", "open reopen"]);
   });
+
+  it("a file closed for inactivity and then renamed to a name the paths do not match is read to its end there", async () => {
+    const file = path.join(dir, "app.log");
+    writeFileSync(file, "one\n");
+    const { tailer, texts, lines } = await tail({ paths: ["app.log"], closeInactiveMs: 50 });
+    const events: string[] = [];
+    tailer.on("close", (e) => events.push(`close ${e.reason}`));
+    await waitFor(() => events.includes("close inactive"), { message: "the idle file closed" });
+    // logrotate's `create`: the writer appends, the file is renamed and a new one made, and the writer, not having
+    // reopened yet, still appends to the old one.
+    appendFileSync(file, "two\n");
+    renameSync(file, `${file}.1`);
+    writeFileSync(file, "new\n");
+    appendFileSync(`${file}.1`, "three\n");
+    await waitFor(() => texts().includes("three") && texts().includes("new"), { message: () => `the rest of the renamed file and the new one, got ${JSON.stringify(texts())}` });
+    await waitFor(() => events.includes("close rotated"), { message: "the renamed file closed after rotateWaitMs" });
+    expect(texts().filter((t) => t !== "new")).toEqual(["one", "two", "three"]);
+    const old = lines.filter((l) => l.text !== "new");
+    expect(old.map((l) => [l.offset, l.fileKey])).toEqual([[0, old[0]!.fileKey], [4, old[0]!.fileKey], [8, old[0]!.fileKey]]);
+    expect(tailer.stats().rotations).toBe(1);
+  });
 });
 
 describe("FileTailer: flow control", () => {
