@@ -106,6 +106,11 @@ export class LineSplitter {
   #discarding = false;
   /** crIsLineEnd: the previous chunk ended in `\r`; the line ends there unless this chunk starts with `\n`. */
   #crHeld = false;
+  /**
+   * The previous chunk ended in `\r`, not yet in `pending`: half of a `\r\n` if this chunk starts with `\n`, else
+   * the line's content. Held apart so that it does not count toward maxLineBytes before the next byte tells.
+   */
+  #crOpen = false;
   readonly #lazy: boolean;
   /** lazyText: the chunk being pushed, when it is valid UTF-8 as a whole (its lines then need no check). */
   #validChunk: Buffer | undefined;
@@ -183,6 +188,11 @@ export class LineSplitter {
       pos = after;
       if (this.#halted) return this.#stopAt(pos);
     }
+    if (this.#crOpen && n > 0) {
+      this.#crOpen = false;
+      // Followed by `\n`, it is part of the terminator (the loop ends the line); else it is content.
+      if (chunk[0] !== 10 && !this.#appendOpenCR()) return this.#stopAt(0);
+    }
     // Next `\r` in the chunk, searched again only once passed (searching per line would be quadratic).
     let cr = -2;
     while (pos < n) {
@@ -204,15 +214,16 @@ export class LineSplitter {
         }
       }
       if (nl === -1) {
-        const at = this.#append(chunk, pos, n);
-        if (at < n) return this.#stopAt(at);
+        // A `\r` at the chunk's end waits for the next byte (see #crOpen).
+        const open = !this.#cr && chunk[n - 1] === 13;
+        const end = open ? n - 1 : n;
+        const at = this.#append(chunk, pos, end);
+        if (at < end) return this.#stopAt(at);
+        this.#crOpen = open;
         break;
       }
       let contentEnd = nl;
-      if (termLen === 1 && chunk[nl] === 10) {
-        if (nl > pos && chunk[nl - 1] === 13) contentEnd = nl - 1;
-        else if (nl === pos) this.#dropPendingCR();
-      }
+      if (termLen === 1 && chunk[nl] === 10 && nl > pos && chunk[nl - 1] === 13) contentEnd = nl - 1;
       const after = this.#base + nl + termLen;
       if (this.#lineStart === this.#base + pos && this.#pendingLen === 0 && !this.#discarding && contentEnd - pos <= this.#max) {
         this.#emit(chunk, pos, contentEnd, after, 0); // fast path: the whole line is in this chunk
@@ -237,6 +248,11 @@ export class LineSplitter {
 
   /** Emit a pending partial line (flagged UNTERMINATED). No-op when nothing is pending. */
   flush(): void {
+    if (this.#crOpen) {
+      // No `\n` came after it: content.
+      this.#crOpen = false;
+      this.#appendOpenCR();
+    }
     if (this.#crHeld) {
       this.#crHeld = false;
       this.#emitPending(this.#base, 0);
@@ -306,15 +322,16 @@ export class LineSplitter {
     this.#onLine(text, start, end, flags, buf, s, e);
   }
 
-  // `\r` at the end of the previous chunk and `\n` at the start of this one: the `\r` is part of the terminator.
-  #dropPendingCR(): void {
-    const last = this.#pending[this.#pending.length - 1];
-    if (last !== undefined && !this.#discarding && last[last.length - 1] === 13) {
-      this.#pending[this.#pending.length - 1] = last.subarray(0, last.length - 1);
-      this.#pendingLen--;
-    }
+  // The `\r` that ended the previous chunk is content (see #crOpen): append it. False when the handler halted on a
+  // piece emitted on the way (the `\r` is then still open, for the push to come again).
+  #appendOpenCR(): boolean {
+    if (this.#append(CR, 0, 1) === 1) return true;
+    this.#crOpen = true;
+    return false;
   }
 }
+
+const CR = Buffer.from([13]);
 
 // Largest cut <= limit that does not fall inside a UTF-8 sequence (looks back at most 3 continuation bytes).
 function charBoundary(buf: Buffer, start: number, limit: number): number {

@@ -184,6 +184,28 @@ describe("LineSplitter", () => {
     });
   });
 
+  it("lines about maxLineBytes long, ended by CRLF, LF or not at all: the same lines and flags whatever the chunking", () => {
+    // A `\r` at a chunk's end may be half of a `\r\n`: it must not count toward the limit before the next byte tells.
+    const bodies = [15, 16, 17, 32].map((n) => "a".repeat(n));
+    for (const overlong of ["split", "truncate"] as const) {
+      for (const [i, body] of bodies.entries()) {
+        for (const tail of ["\r\n", "\n", "\rb\n", "\r", "\r\r\n"]) {
+          const input = `x\n${body}${tail}next\n`;
+          const whole = split(input, { maxLineBytes: 16, overlong });
+          for (let chunkSize = 1; chunkSize <= input.length; chunkSize++) {
+            const got = split(input, { maxLineBytes: 16, overlong }, chunkSize);
+            expect(got.lines, `${overlong} body ${i} tail ${JSON.stringify(tail)} chunk ${chunkSize}`).toEqual(whole.lines);
+            expect(got.splitter.stats, `${overlong} body ${i} tail ${JSON.stringify(tail)} chunk ${chunkSize}`).toEqual(whole.splitter.stats);
+          }
+          expectTiling(whole.lines, Buffer.byteLength(input));
+        }
+      }
+    }
+    // The case itself: 16 bytes and CRLF, cut between `\r` and `\n`, is one whole line.
+    const cut = split(`${"a".repeat(16)}\r\nnext\n`, { maxLineBytes: 16 }, 17).lines;
+    expect(cut.map((l) => [l.text, l.start, l.end, l.flags])).toEqual([["a".repeat(16), 0, 18, 0], ["next", 18, 23, 0]]);
+  });
+
   it("tiles every fixture of the corpus exactly, whatever the chunk size", () => {
     for (const name of ["app.ndjson", "crlf.log", "java-trace.log", "go-panic.log", "nul-bytes.bin", "invalid-utf8.bin"]) {
       const buf = fixture(name);
