@@ -64,6 +64,8 @@ export class ElasticsearchSink implements Sink {
   #ceilingSetAt = 0;
   #openError: SinkError | undefined;
   #closed = false;
+  /** Aborted by close(): requests still in flight end at once, and their records come back as retry. */
+  readonly #closing = new AbortController();
 
   constructor(options: ElasticsearchSinkOptions) {
     const { resolved, clientOptions } = resolveEsOptions(options);
@@ -160,6 +162,9 @@ export class ElasticsearchSink implements Sink {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    // The client's close waits for the requests in flight: a server that never answers would hold it for
+    // requestTimeoutMs.
+    this.#closing.abort();
     if (this.#clientOptions === undefined) return; // the caller's client is the caller's to close
     const client = this.#client ?? (await this.#making?.catch(() => undefined));
     await client?.close();
@@ -465,10 +470,11 @@ export class ElasticsearchSink implements Sink {
       controller.abort();
     };
     const started = performance.now();
-    if (outer?.aborted === true) {
+    if (outer?.aborted === true || this.#closing.signal.aborted) {
       return { ok: false, ...classifyRequestError(undefined, this.name, "aborted") };
     }
     outer?.addEventListener("abort", onAbort, { once: true });
+    this.#closing.signal.addEventListener("abort", onAbort, { once: true });
     const timer = setTimeout(() => {
       why ??= "timeout";
       controller.abort();
@@ -485,6 +491,7 @@ export class ElasticsearchSink implements Sink {
     } finally {
       clearTimeout(timer);
       outer?.removeEventListener("abort", onAbort);
+      this.#closing.signal.removeEventListener("abort", onAbort);
     }
   }
 }

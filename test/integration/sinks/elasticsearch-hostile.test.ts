@@ -7,6 +7,7 @@ import type { ElasticsearchSinkOptions } from "../../../src/sinks/elasticsearch.
 import type { RecordOutcome } from "../../../src/sinks/sink.js";
 import { FakeElasticsearch } from "../../helpers/fake-elasticsearch.js";
 import type { RequestBehavior } from "../../helpers/fake-elasticsearch.js";
+import { waitFor } from "../../helpers/wait-for.js";
 import { deliverAll, sendRecords, ts } from "./elasticsearch-helpers.js";
 
 const cleanup: (() => Promise<void>)[] = [];
@@ -121,6 +122,21 @@ describe("ElasticsearchSink: open() and close()", () => {
     // The user's client still works after the sink closed.
     await expect(client.info()).resolves.toMatchObject({ cluster_name: "fake-cluster" });
     expect(fake.stored).toHaveLength(1);
+  });
+
+  it("close() ends a bulk request the server never answers: its records come back as retry, not after requestTimeoutMs", async () => {
+    const { fake, sink } = await setup({ requestTimeoutMs: 120_000, verifyOnOpen: false });
+    fake.behaviors.push({ kind: "hang" });
+    const sent = sendRecords(sink, records);
+    await waitFor(() => fake.bulkRequests === 1, { message: "the bulk request in flight" });
+    // Bounded far below requestTimeoutMs: before, close() waited for the client's pool, so for the request's timeout.
+    let closed = false;
+    void sink.close().then(() => (closed = true));
+    await waitFor(() => closed, { timeout: 10_000, message: "close() to return while the request hangs" });
+    const outcomes = await sent;
+    expect(outcomes).toHaveLength(records.length);
+    expect(outcomes.every((o) => o.status === "retry")).toBe(true);
+    expect(fake.stored).toHaveLength(0);
   });
 });
 
