@@ -106,6 +106,14 @@ interface ReadMark {
 const segmentName = (id: number): string => `${String(id).padStart(12, "0")}.seg`;
 const SEGMENT_FILE = /^(\d{12})\.seg$/;
 
+/**
+ * What a record of `bytes` may take on disk: its frame, reckoned with the longest source name there may be (names are
+ * at most 128 ASCII characters), and a segment header should it start a segment.
+ */
+function segmentBytesFor(bytes: number): number {
+  return FRAME_HEAD + NAME_LEN + 128 + bytes + HEADER;
+}
+
 export class DiskQueue {
   readonly path: string;
   private readonly segments: Segment[] = [];
@@ -262,17 +270,13 @@ export class DiskQueue {
 
   /** Whether a record of `bytes` fits in `maxBytes` at all, with nothing else queued (see hasRoom). */
   fits(bytes: number): boolean {
-    return FRAME_HEAD + NAME_LEN + 128 + bytes + HEADER <= this.options.maxBytes;
+    return segmentBytesFor(bytes) <= this.options.maxBytes;
   }
 
-  /**
-   * Room to append a record of `bytes`, within `maxBytes` and the write backlog. Its frame is reckoned with the
-   * longest source name there may be (names are at most 128 ASCII characters).
-   */
+  /** Room to append a record of `bytes`, within `maxBytes` and the write backlog. */
   hasRoom(bytes: number): boolean {
     if (this.closed || Date.now() < this.failedUntil) return false;
-    const frame = FRAME_HEAD + NAME_LEN + 128 + bytes;
-    return this.backlogBytes < BACKLOG_LIMIT && this.diskBytes + this.backlogBytes + frame + HEADER <= this.options.maxBytes;
+    return this.backlogBytes < BACKLOG_LIMIT && this.diskBytes + this.backlogBytes + segmentBytesFor(bytes) <= this.options.maxBytes;
   }
 
   /** Queue an entry for the disk; `persisted` (or `notPersisted`) tells when it is there. */

@@ -265,7 +265,7 @@ export class SinkPipeline {
   hasRoom(bytes: number): boolean {
     const s = this.disk;
     if (s === undefined) return this.memoryRoom(bytes);
-    // One that can never fit is dropped as `tooLarge` by accept(), so it never blocks either.
+    // One that can never fit is dropped as `tooLarge` by accept() (a dead letter goes to memory), so it never blocks.
     return bytes > this.options.queue.maxBytes || !s.fits(bytes) || s.hasRoom(bytes);
   }
 
@@ -301,7 +301,7 @@ export class SinkPipeline {
     const disk = this.disk;
     if (disk !== undefined) {
       this.counters.received++;
-      if (!disk.fits(entry.bytes)) {
+      if (!force && !disk.fits(entry.bytes)) {
         this.dropOne(entry, "tooLarge", `record of ${entry.bytes} bytes does not fit in queue.disk.maxBytes ${this.options.queue.disk!.maxBytes}`);
         return;
       }

@@ -288,6 +288,24 @@ describe("queue.disk", () => {
     expect(report.timedOut).toBe(false);
   });
 
+  it("a dead letter too large for the dead-letter sink's disk.maxBytes is kept in memory and delivered, not dropped", async () => {
+    const dir = tempDir();
+    const es = new MemorySink({ name: "es" }).rejectWhen((r) => r.n === 0, "mapping conflict");
+    const dlq = new MemorySink({ name: "dlq" });
+    const agg = new Aggregator({ batch: { maxRecords: 10, maxWaitMs: 5 } })
+      .addSink(es, { deadLetter: "dlq" })
+      .addSink(dlq, { queue: { disk: { dir, maxBytes: 1024 * 1024, segmentBytes: 64 * 1024 } } });
+    const drops: DropEvent[] = [];
+    agg.on("drop", (d) => drops.push(d));
+    await agg.start();
+    await agg.write({ n: 0, msg: "x".repeat(1024 * 1024 + 10) }, { source: "app" });
+    await dlq.waitForCount(1, { timeout: 10_000 });
+    const report = await agg.stop({ timeoutMs: 5_000 });
+    expect(ns(dlq)).toEqual([0]);
+    expect(drops).toEqual([]);
+    expect(report.sinks.es).toMatchObject({ deadLettered: 1, droppedTotal: 0 });
+  });
+
   it("with dropNewest, a full disk queue drops what arrives, counted and announced", async () => {
     const dir = tempDir();
     const sink = new MemorySink({ name: "out" }).block();
